@@ -1,0 +1,27 @@
+// Command ferryd is the Ferry storage provider daemon: it takes storage deals
+// from clients and gets their data into sectors.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-fil/ferry/build"
+)
+
+func main() {
+	app := &cli.App{
+		Name:     "ferryd",
+		Usage:    "the Ferry storage provider daemon",
+		Version:  build.Version,
+		Commands: []*cli.Command{
+			// Each command group lives in its own file.
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "ferryd:", err)
+		os.Exit(1)
+	}
+}
