@@ -1,6 +1,7 @@
 package main
 
 import (
+	_ "github.com/BurntSushi/toml"
 	_ "github.com/filecoin-project/go-address"
 	_ "github.com/filecoin-project/go-bitfield"
 	_ "github.com/filecoin-project/go-crypto"
@@ -21,6 +22,7 @@ import (
 	_ "github.com/supranational/blst/bindings/go"
 	_ "github.com/urfave/cli/v2"
 	_ "github.com/whyrusleeping/cbor-gen"
+	_ "golang.org/x/term"
 )
 
 func main() {}
