@@ -14,7 +14,6 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
-	"github.com/filecoin-project/go-state-types/builtin/v9/miner"
 	"github.com/filecoin-project/go-state-types/crypto"
 	"github.com/filecoin-project/go-state-types/network"
 	"github.com/ipfs/go-cid"
@@ -57,9 +56,9 @@ type Node interface {
 	// when the address is not a verified client.
 	StateVerifiedClientStatus(ctx context.Context, addr address.Address, tsk TipSetKey) (*abi.StoragePower, error)
 	// StateSectorPreCommitInfo returns a pre-committed sector, or nil.
-	StateSectorPreCommitInfo(ctx context.Context, maddr address.Address, n abi.SectorNumber, tsk TipSetKey) (*miner.SectorPreCommitOnChainInfo, error)
+	StateSectorPreCommitInfo(ctx context.Context, maddr address.Address, n abi.SectorNumber, tsk TipSetKey) (*SectorPreCommitOnChainInfo, error)
 	// StateSectorGetInfo returns a proven sector, or nil.
-	StateSectorGetInfo(ctx context.Context, maddr address.Address, n abi.SectorNumber, tsk TipSetKey) (*miner.SectorOnChainInfo, error)
+	StateSectorGetInfo(ctx context.Context, maddr address.Address, n abi.SectorNumber, tsk TipSetKey) (*SectorOnChainInfo, error)
 	// StateWaitMsg waits until the message is executed and has confidence
 	// epochs on top, searching back at most limit epochs (-1: no limit).
 	StateWaitMsg(ctx context.Context, msg cid.Cid, confidence uint64, limit abi.ChainEpoch, allowReplaced bool) (*MsgLookup, error)

@@ -4,7 +4,9 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	miner17 "github.com/filecoin-project/go-state-types/builtin/v17/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
+	"github.com/filecoin-project/go-state-types/builtin/v9/miner"
 	"github.com/filecoin-project/go-state-types/crypto"
 	"github.com/filecoin-project/go-state-types/exitcode"
 	"github.com/filecoin-project/go-state-types/proof"
@@ -165,3 +167,12 @@ type MessageSendSpec struct {
 	MsgUuid        uuid.UUID //nolint:revive // Lotus' JSON name
 	MaximizeFeeCap bool
 }
+
+// SectorPreCommitOnChainInfo is a pre-committed sector as Lotus returns it
+// from StateSectorPreCommitInfo (the v9 actors' shape, which Lotus keeps).
+type SectorPreCommitOnChainInfo = miner.SectorPreCommitOnChainInfo
+
+// SectorOnChainInfo is a proven sector as Lotus returns it from
+// StateSectorGetInfo: the newest actors' shape (with Flags and DailyFee),
+// which Lotus uses for every network version.
+type SectorOnChainInfo = miner17.SectorOnChainInfo
