@@ -1,0 +1,407 @@
+package piece
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+	"unsafe"
+
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/ipfs/go-cid"
+	"github.com/prysmaticlabs/gohashtree"
+)
+
+// Commitment is a piece commitment (CommP) with the sizes it was computed for.
+type Commitment struct {
+	// Root is the 32-byte root of the piece's merkle tree.
+	Root [32]byte
+	// PayloadSize is the number of payload bytes the piece holds.
+	PayloadSize uint64
+	// Size is the padded piece size the root was computed for.
+	Size abi.PaddedPieceSize
+}
+
+// CID returns the piece CID v1 (baga6ea4seaq…).
+func (c Commitment) CID() cid.Cid { return CIDv1(c.Root) }
+
+// CIDv2 returns the FRC-0069 piece CID v2, which also carries the sizes. It
+// returns cid.Undef if the sizes are inconsistent (a Commitment from Calc never is).
+func (c Commitment) CIDv2() cid.Cid {
+	v2, err := CIDv2(c.Root, c.PayloadSize, c.Size)
+	if err != nil {
+		return cid.Undef
+	}
+	return v2
+}
+
+const (
+	chunkLevel = 15                     // tree height of one worker job
+	chunkP     = NodeSize << chunkLevel // padded bytes per job (1 MiB)
+	chunkU     = chunkP / quadP * quadU // payload bytes per job
+)
+
+// chunk is a padded buffer and the scratch space to hash it.
+type chunk struct {
+	data    []byte
+	scratch [][32]byte
+}
+
+// Calc computes a piece commitment over what is written to it. It hashes
+// full 1 MiB subtrees on up to GOMAXPROCS goroutines while the writer pads the
+// next ones. A Calc is for one goroutine at a time; Written may be called
+// between writes. Call Sum or SumAs once all the payload is written; a Calc
+// that is dropped without Sum leaves no goroutine behind once its in-flight
+// subtrees are hashed.
+type Calc struct {
+	sink    io.Writer
+	cur     *chunk
+	fill    int // padded bytes in cur, always < chunkP between calls
+	carry   [quadU]byte
+	carryN  int
+	written uint64
+	err     error
+
+	free     chan *chunk // hashed chunks ready for reuse
+	nbuf     int         // chunks allocated so far
+	maxBuf   int
+	inFlight sync.WaitGroup
+	next     uint64 // index of the next chunk to dispatch
+
+	mu      sync.Mutex // guards the fields below, written by hashing goroutines
+	pending map[uint64][32]byte
+	merged  uint64 // chunks merged into stack, in order
+	stack   [maxLevel + 1][32]byte
+	present uint64 // bit l set: stack[l] holds a left subtree root of level l
+
+	done    bool
+	natural Commitment
+	sunk    abi.PaddedPieceSize // padded bytes written to sink
+}
+
+// NewCalc returns a Calc ready for writing.
+func NewCalc() *Calc { return NewCalcWithSink(nil) }
+
+// NewCalcWithSink returns a Calc that also writes every fr32-padded byte, in
+// order, to sink, including the zero fill up to the piece size at Sum or
+// SumAs. The sink sees the padded bytes in 1 MiB batches; a sink error stops
+// the Calc and is returned by Write and Sum.
+func NewCalcWithSink(sink io.Writer) *Calc {
+	n := runtime.GOMAXPROCS(0) + 1
+	return &Calc{
+		sink:    sink,
+		maxBuf:  n,
+		free:    make(chan *chunk, n),
+		pending: make(map[uint64][32]byte),
+	}
+}
+
+// Written returns the number of payload bytes written so far.
+func (c *Calc) Written() uint64 { return c.written }
+
+func newChunk() *chunk {
+	return &chunk{data: make([]byte, chunkP), scratch: make([][32]byte, chunkP/NodeSize/2)}
+}
+
+// getChunk returns a free chunk, allocating up to maxBuf and waiting for a
+// hashing goroutine to finish after that.
+func (c *Calc) getChunk() *chunk {
+	select {
+	case ch := <-c.free:
+		return ch
+	default:
+	}
+	if c.nbuf < c.maxBuf {
+		c.nbuf++
+		return newChunk()
+	}
+	return <-c.free
+}
+
+// Write pads and hashes p. It fails once the payload exceeds MaxPayload, after
+// Sum, or after a sink error.
+func (c *Calc) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	if c.done {
+		return 0, errors.New("commp: write after Sum")
+	}
+	if uint64(len(p)) > MaxPayload-c.written {
+		return 0, ErrPayloadTooLarge
+	}
+	if c.cur == nil {
+		c.cur = c.getChunk()
+	}
+	n := len(p)
+	if c.carryN > 0 {
+		k := copy(c.carry[c.carryN:], p)
+		c.carryN += k
+		p = p[k:]
+		if c.carryN < quadU {
+			c.written += uint64(n)
+			return n, nil
+		}
+		padQuad(c.cur.data[c.fill:c.fill+quadP], c.carry[:])
+		c.carryN = 0
+		c.fill += quadP
+		if err := c.maybeDispatch(); err != nil {
+			return n - len(p), err
+		}
+	}
+	for len(p) >= quadU {
+		q := min(len(p)/quadU, (chunkP-c.fill)/quadP)
+		Pad(c.cur.data[c.fill:], p[:q*quadU])
+		c.fill += q * quadP
+		p = p[q*quadU:]
+		if err := c.maybeDispatch(); err != nil {
+			return n - len(p), err
+		}
+	}
+	c.carryN = copy(c.carry[:], p)
+	c.written += uint64(n)
+	return n, nil
+}
+
+// maybeDispatch hands a full chunk to a hashing goroutine.
+func (c *Calc) maybeDispatch() error {
+	if c.fill < chunkP {
+		return nil
+	}
+	if c.sink != nil {
+		if _, err := c.sink.Write(c.cur.data); err != nil {
+			c.err = fmt.Errorf("commp: writing padded data to sink: %w", err)
+			return c.err
+		}
+		c.sunk += chunkP
+	}
+	ch, idx := c.cur, c.next
+	c.next++
+	c.inFlight.Add(1)
+	go func() {
+		defer c.inFlight.Done()
+		root := hashFull(ch)
+		c.free <- ch
+		c.merge(idx, root)
+	}()
+	c.cur, c.fill = c.getChunk(), 0
+	return nil
+}
+
+// merge records the root of chunk idx and folds every chunk now in order
+// into the stack.
+func (c *Calc) merge(idx uint64, root [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending[idx] = root
+	for {
+		r, ok := c.pending[c.merged]
+		if !ok {
+			return
+		}
+		delete(c.pending, c.merged)
+		c.merged++
+		c.push(r, chunkLevel)
+	}
+}
+
+// push adds the next subtree root of level l, combining equal levels.
+func (c *Calc) push(r [32]byte, l int) {
+	for c.present&(1<<l) != 0 {
+		r = hashPair(&c.stack[l], &r)
+		c.present &^= 1 << l
+		l++
+	}
+	c.stack[l] = r
+	c.present |= 1 << l
+}
+
+// asNodes views a byte slice of whole nodes as nodes.
+func asNodes(b []byte) [][32]byte {
+	return unsafe.Slice((*[32]byte)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/NodeSize)
+}
+
+// hashLayer hashes pairs of in into out and clears the top two bits of each.
+func hashLayer(out, in [][32]byte) {
+	gohashtree.HashChunks(out, in)
+	for i := range out[:len(in)/2] {
+		out[i][31] &= 0x3F
+	}
+}
+
+// hashFull returns the root of a full chunk.
+func hashFull(ch *chunk) [32]byte {
+	a, b := asNodes(ch.data), ch.scratch
+	n := len(a)
+	for n > 1 {
+		hashLayer(b, a[:n])
+		n /= 2
+		a, b = b, a
+	}
+	return a[0]
+}
+
+// hashPartial returns the level-`top` root of the n nodes at the start of ch's
+// data, zero-filled: an odd node is paired with the zero commitment of its
+// level. It overwrites ch.
+func hashPartial(ch *chunk, n, top int) [32]byte {
+	a, b := asNodes(ch.data), ch.scratch
+	for l := 0; l < top; l++ {
+		if n%2 == 1 {
+			a[n] = zeroComm[l]
+			n++
+		}
+		hashLayer(b, a[:n])
+		n /= 2
+		a, b = b, a
+	}
+	return a[0]
+}
+
+// Sum returns the commitment of the payload written, in the smallest piece
+// that holds it. It waits for the hashing goroutines. Further writes fail.
+func (c *Calc) Sum() (Commitment, error) {
+	return c.sum(0)
+}
+
+// SumAs returns the commitment of the payload written zero-filled to the padded
+// piece size size. It fails if the payload does not fit or size is invalid.
+func (c *Calc) SumAs(size abi.PaddedPieceSize) (Commitment, error) {
+	if err := ValidatePadded(size); err != nil {
+		return Commitment{}, fmt.Errorf("commp: %w", err)
+	}
+	return c.sum(size)
+}
+
+func (c *Calc) sum(size abi.PaddedPieceSize) (Commitment, error) {
+	if c.err != nil {
+		return Commitment{}, c.err
+	}
+	if !c.done {
+		if c.written == 0 {
+			return Commitment{}, ErrEmptyPayload
+		}
+		if err := c.finish(); err != nil {
+			return Commitment{}, err
+		}
+	}
+	nat := c.natural
+	if size == 0 {
+		size = nat.Size
+	}
+	if size < nat.Size {
+		return Commitment{}, fmt.Errorf("commp: payload of %d bytes needs a %d-byte piece, more than the declared %d", nat.PayloadSize, nat.Size, size)
+	}
+	if c.sink != nil {
+		if c.sunk > size {
+			return Commitment{}, fmt.Errorf("commp: sink already holds %d padded bytes, more than %d", c.sunk, size)
+		}
+		if err := c.fillSink(size); err != nil {
+			return Commitment{}, err
+		}
+	}
+	root, err := Raise(nat.Root, nat.Size, size)
+	if err != nil {
+		return Commitment{}, err
+	}
+	return Commitment{Root: root, PayloadSize: nat.PayloadSize, Size: size}, nil
+}
+
+// fillSink writes zeros to the sink up to size padded bytes.
+func (c *Calc) fillSink(size abi.PaddedPieceSize) error {
+	if c.sunk >= size {
+		return nil
+	}
+	zeros := make([]byte, min(uint64(size-c.sunk), chunkP))
+	for c.sunk < size {
+		n := min(uint64(size-c.sunk), uint64(len(zeros)))
+		if _, err := c.sink.Write(zeros[:n]); err != nil {
+			c.err = fmt.Errorf("commp: writing zero fill to sink: %w", err)
+			return c.err
+		}
+		c.sunk += abi.PaddedPieceSize(n)
+	}
+	return nil
+}
+
+// finish hashes the last partial chunk, waits for the others and folds the
+// stack into the natural-size root.
+func (c *Calc) finish() error {
+	c.done = true
+	if c.carryN > 0 {
+		clear(c.carry[c.carryN:])
+		padQuad(c.cur.data[c.fill:c.fill+quadP], c.carry[:])
+		c.carryN = 0
+		c.fill += quadP
+	}
+	// fill < chunkP here: full chunks were dispatched as soon as they filled.
+	if c.sink != nil && c.fill > 0 {
+		if _, err := c.sink.Write(c.cur.data[:c.fill]); err != nil {
+			c.err = fmt.Errorf("commp: writing padded data to sink: %w", err)
+			c.inFlight.Wait()
+			return c.err
+		}
+		c.sunk += abi.PaddedPieceSize(c.fill)
+	}
+	size := PaddedSizeFor(c.written)
+	top := level(size)
+	var partial [32]byte
+	if c.fill > 0 {
+		partial = hashPartial(c.cur, c.fill/NodeSize, min(top, chunkLevel))
+	}
+	c.inFlight.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var root [32]byte
+	if top < chunkLevel {
+		root = partial // no full chunk fits in a piece this small
+	} else {
+		if c.fill > 0 {
+			c.push(partial, chunkLevel)
+		}
+		root = c.fold(top)
+	}
+	c.natural = Commitment{Root: root, PayloadSize: c.written, Size: size}
+	c.cur = nil
+	return nil
+}
+
+// fold combines the stack into the root of a tree of height top, zero-filled.
+func (c *Calc) fold(top int) [32]byte {
+	if c.present&(1<<top) != 0 {
+		return c.stack[top]
+	}
+	var cur [32]byte
+	have := false
+	for l := chunkLevel; l < top; l++ {
+		switch {
+		case c.present&(1<<l) != 0 && have:
+			cur = hashPair(&c.stack[l], &cur)
+		case c.present&(1<<l) != 0:
+			cur = hashPair(&c.stack[l], &zeroComm[l])
+			have = true
+		case have:
+			cur = hashPair(&cur, &zeroComm[l])
+		}
+	}
+	return cur
+}
+
+// Raise returns the commitment of a piece of padded size from, with root c,
+// zero-padded to the larger padded size to.
+func Raise(c [32]byte, from, to abi.PaddedPieceSize) ([32]byte, error) {
+	if err := ValidatePadded(from); err != nil {
+		return c, fmt.Errorf("raising commitment: from: %w", err)
+	}
+	if err := ValidatePadded(to); err != nil {
+		return c, fmt.Errorf("raising commitment: to: %w", err)
+	}
+	if to < from {
+		return c, fmt.Errorf("raising commitment: target size %d smaller than piece size %d", to, from)
+	}
+	for l := level(from); l < level(to); l++ {
+		c = hashPair(&c, &zeroComm[l])
+	}
+	return c, nil
+}

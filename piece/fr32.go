@@ -1,0 +1,288 @@
+package piece
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/filecoin-project/go-state-types/abi"
+)
+
+// Fr32 moves each 127 payload bytes (1016 bits, least significant bit first)
+// into four 32-byte nodes of 254 bits each; the top two bits of every node are
+// zero so that each node is a valid BLS12-381 field element.
+
+const (
+	quadU = 127 // payload bytes per quad
+	quadP = 128 // padded bytes per quad
+)
+
+// node k of a quad starts at input bit 254·k, that is byte k·254/8 shifted
+// right by (254·k)%8 bits.
+var nodeShift = [4]uint{0, 6, 4, 2}
+var nodeStart = [4]int{0, 31, 63, 95}
+
+const topMask = uint64(0x3FFFFFFFFFFFFFFF)
+
+// Pad fr32-pads in into out. len(in) must be a multiple of 127 and len(out)
+// at least len(in)/127*128; it panics otherwise.
+func Pad(out, in []byte) {
+	if len(in)%quadU != 0 || len(out) < len(in)/quadU*quadP {
+		panic(fmt.Sprintf("piece.Pad: input %d bytes is not a multiple of 127 or output %d bytes too short", len(in), len(out)))
+	}
+	for len(in) >= quadU {
+		padQuad(out[:quadP:quadP], in[:quadU:quadU])
+		in, out = in[quadU:], out[quadP:]
+	}
+}
+
+func padQuad(out, in []byte) {
+	le := binary.LittleEndian
+	_ = out[127]
+	_ = in[126]
+	// Node 0: bytes 0..31 unchanged, top two bits cleared.
+	copy(out[0:31], in[0:31])
+	out[31] = in[31] & 0x3F
+	// Nodes 1 and 2: 32 bytes from an unaligned bit offset; every 64-bit word
+	// takes its high bits from the next input byte.
+	for k := 1; k <= 2; k++ {
+		s, b, o := nodeShift[k], nodeStart[k], 32*k
+		for w := 0; w < 4; w++ {
+			v := le.Uint64(in[b+8*w:])>>s | uint64(in[b+8*w+8])<<(64-s)
+			le.PutUint64(out[o+8*w:], v)
+		}
+		out[o+31] &= 0x3F
+	}
+	// Node 3: the last word has no following input byte.
+	for w := 0; w < 3; w++ {
+		v := le.Uint64(in[95+8*w:])>>2 | uint64(in[95+8*w+8])<<62
+		le.PutUint64(out[96+8*w:], v)
+	}
+	le.PutUint64(out[120:], le.Uint64(in[119:])>>2&topMask)
+}
+
+// Unpad reverses Pad: len(in) must be a multiple of 128 and len(out) at least
+// len(in)/128*127; it panics otherwise. The top two bits of every node are
+// ignored.
+func Unpad(out, in []byte) {
+	if len(in)%quadP != 0 || len(out) < len(in)/quadP*quadU {
+		panic(fmt.Sprintf("piece.Unpad: input %d bytes is not a multiple of 128 or output %d bytes too short", len(in), len(out)))
+	}
+	for len(in) >= quadP {
+		unpadQuad(out[:quadU:quadU], in[:quadP:quadP])
+		in, out = in[quadP:], out[quadU:]
+	}
+}
+
+func unpadQuad(out, in []byte) {
+	le := binary.LittleEndian
+	_ = out[126]
+	_ = in[127]
+	// Work on the 254-bit nodes as four words each, top bits cleared, and
+	// or them into the output at bit offsets 0, 254, 508, 762.
+	var acc [17]uint64 // 1016 bits = 127 bytes, plus one spare word
+	for k := 0; k < 4; k++ {
+		bit := 254 * k
+		wi, s := bit/64, uint(bit%64)
+		for w := 0; w < 4; w++ {
+			v := le.Uint64(in[32*k+8*w:])
+			if w == 3 {
+				v &= topMask
+			}
+			acc[wi+w] |= v << s
+			if s != 0 {
+				acc[wi+w+1] |= v >> (64 - s)
+			}
+		}
+	}
+	for w := 0; w < 15; w++ {
+		le.PutUint64(out[8*w:], acc[w])
+	}
+	// bytes 120..126
+	v := acc[15]
+	for i := 120; i < 127; i++ {
+		out[i] = byte(v)
+		v >>= 8
+	}
+}
+
+// ErrNotQuadAligned is returned when a padded stream does not end on a
+// 127-byte payload boundary.
+var ErrNotQuadAligned = errors.New("fr32: payload length is not a multiple of 127 bytes")
+
+const streamBuf = 127 * 8192 // ~1 MiB of payload per pad/unpad step
+
+// PadWriter fr32-pads what is written to it and writes the padded bytes to
+// the underlying writer. See NewPadWriter.
+type PadWriter struct {
+	w     io.Writer
+	in    []byte // pending payload, less than one buffer
+	out   []byte
+	err   error
+	total uint64
+}
+
+// NewPadWriter returns a writer that fr32-pads its input into w. Padded bytes
+// are written in large batches as whole 127-byte quads arrive; Close writes
+// what is pending and fails with ErrNotQuadAligned if the total written is not
+// a multiple of 127 bytes (pad the payload with zeros first, see NewInflator).
+// Close does not close w.
+func NewPadWriter(w io.Writer) io.WriteCloser {
+	return &PadWriter{w: w, in: make([]byte, 0, streamBuf), out: make([]byte, streamBuf/quadU*quadP)}
+}
+
+// Write implements io.Writer.
+func (p *PadWriter) Write(b []byte) (int, error) {
+	if p.err != nil {
+		return 0, p.err
+	}
+	n := 0
+	for len(b) > 0 {
+		c := copy(p.in[len(p.in):cap(p.in)], b)
+		p.in = p.in[:len(p.in)+c]
+		b = b[c:]
+		n += c
+		if len(p.in) == cap(p.in) {
+			if err := p.flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (p *PadWriter) flush() error {
+	whole := len(p.in) / quadU * quadU
+	if whole == 0 {
+		return nil
+	}
+	Pad(p.out, p.in[:whole])
+	if _, err := p.w.Write(p.out[:whole/quadU*quadP]); err != nil {
+		p.err = fmt.Errorf("fr32: writing padded data: %w", err)
+		return p.err
+	}
+	p.total += uint64(whole)
+	rest := copy(p.in, p.in[whole:])
+	p.in = p.in[:rest]
+	return nil
+}
+
+// Close flushes the pending quads. It fails if the payload written does not
+// end on a 127-byte boundary.
+func (p *PadWriter) Close() error {
+	if p.err != nil {
+		return p.err
+	}
+	if err := p.flush(); err != nil {
+		return err
+	}
+	if len(p.in) != 0 {
+		p.err = fmt.Errorf("%w (%d bytes written)", ErrNotQuadAligned, p.total+uint64(len(p.in)))
+		return p.err
+	}
+	p.err = errors.New("fr32: pad writer closed")
+	return nil
+}
+
+// unpadReader reads padded bytes and yields the payload.
+type unpadReader struct {
+	r   io.Reader
+	in  []byte
+	out []byte // unread payload
+	buf []byte
+	err error
+}
+
+// NewUnpadReader returns a reader of the payload held in the fr32-padded
+// stream r. The padded stream must be a whole number of 128-byte quads; a
+// trailing partial quad is an error (io.ErrUnexpectedEOF).
+func NewUnpadReader(r io.Reader) io.Reader {
+	return &unpadReader{r: r, in: make([]byte, streamBuf/quadU*quadP), buf: make([]byte, streamBuf)}
+}
+
+func (u *unpadReader) Read(p []byte) (int, error) {
+	for len(u.out) == 0 {
+		if u.err != nil {
+			return 0, u.err
+		}
+		n, err := io.ReadFull(u.r, u.in)
+		switch {
+		case err == io.EOF:
+			u.err = io.EOF
+		case err == io.ErrUnexpectedEOF:
+			if n%quadP != 0 {
+				u.err = fmt.Errorf("fr32: padded stream ends %d bytes into a 128-byte quad: %w", n%quadP, io.ErrUnexpectedEOF)
+			} else {
+				u.err = io.EOF
+			}
+		case err != nil:
+			u.err = fmt.Errorf("fr32: reading padded data: %w", err)
+		}
+		whole := n / quadP
+		Unpad(u.buf, u.in[:whole*quadP])
+		u.out = u.buf[:whole*quadU]
+	}
+	c := copy(p, u.out)
+	u.out = u.out[c:]
+	return c, nil
+}
+
+// UnpadRange returns a reader of payload bytes [unpaddedOffset,
+// unpaddedOffset+length) of the piece stored fr32-padded in r at padded offset
+// pieceOffset (for example inside an unsealed sector file). It reads only the
+// quads it needs. Reading past the end of r yields io.ErrUnexpectedEOF.
+func UnpadRange(r io.ReaderAt, pieceOffset abi.PaddedPieceSize, unpaddedOffset, length uint64) io.Reader {
+	firstQuad := unpaddedOffset / quadU
+	skip := unpaddedOffset % quadU
+	quads := (skip + length + quadU - 1) / quadU
+	start := int64(pieceOffset) + int64(firstQuad*quadP)
+	if length == 0 {
+		return eofReader{}
+	}
+	sr := io.NewSectionReader(r, start, int64(quads*quadP))
+	ur := NewUnpadReader(sr)
+	if skip > 0 {
+		ur = &skipReader{r: ur, skip: int64(skip)}
+	}
+	return io.LimitReader(&strictReader{r: ur, want: int64(skip + length), skip: int64(skip)}, int64(length))
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }
+
+// skipReader discards the first skip bytes of r.
+type skipReader struct {
+	r    io.Reader
+	skip int64
+}
+
+func (s *skipReader) Read(p []byte) (int, error) {
+	if s.skip > 0 {
+		if _, err := io.CopyN(io.Discard, s.r, s.skip); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		s.skip = 0
+	}
+	return s.r.Read(p)
+}
+
+// strictReader turns an early EOF into io.ErrUnexpectedEOF.
+type strictReader struct {
+	r          io.Reader
+	want, skip int64
+	got        int64
+}
+
+func (s *strictReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	s.got += int64(n)
+	if err == io.EOF && s.got+s.skip < s.want {
+		err = fmt.Errorf("fr32: padded data ends %d payload bytes early: %w", s.want-s.got-s.skip, io.ErrUnexpectedEOF)
+	}
+	return n, err
+}
