@@ -13,14 +13,15 @@ import (
 
 func main() {
 	app := &cli.App{
-		Name:     "ferry",
-		Usage:    "make Filecoin storage deals and get the data back",
-		Version:  build.Version,
+		Name:    "ferry",
+		Usage:   "make Filecoin storage deals and get the data back",
+		Version: build.Version,
 		Commands: []*cli.Command{
 			// Each command group lives in its own file.
+			carCmd,
 		},
 	}
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(interspersed(app, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "ferry:", err)
 		os.Exit(1)
 	}
