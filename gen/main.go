@@ -19,6 +19,10 @@ func main() {
 }
 
 func run() error {
+	// chain: Lotus' chain objects, tuple encoded like Lotus'.
+	if err := genChain(); err != nil {
+		return fmt.Errorf("chain: %w", err)
+	}
 	// wire: Boost's storage-market messages, map encoded like Boost's.
 	if err := cbg.WriteMapEncodersToFile("wire/types_cbor_gen.go", "wire",
 		wire.DealParams{},
