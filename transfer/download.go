@@ -1,0 +1,629 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultMaxConcurrent = 20
+	DefaultStallTimeout  = 5 * time.Minute
+	DefaultMaxRetries    = 10
+	DefaultBackoffMin    = time.Second
+	DefaultBackoffMax    = time.Minute
+	DefaultBufferSize    = 4 << 20
+
+	progressInterval = 100 * time.Millisecond
+)
+
+// Errors a Download may wrap; test them with errors.Is.
+var (
+	// ErrSizeMismatch: the server's size differs from the declared size, or
+	// the server sent more bytes than declared. Not retried.
+	ErrSizeMismatch = errors.New("transfer: server size differs from the declared size")
+	// ErrPrivateAddress: the URL leads to a loopback, private, link-local or
+	// otherwise non-public address and the Config does not allow those. Not
+	// retried.
+	ErrPrivateAddress = errors.New("transfer: refusing to connect to a non-public address")
+	// ErrStalled: an attempt received no bytes for the stall timeout. Retried.
+	ErrStalled = errors.New("transfer: stalled")
+	// ErrContentChanged: the server ignored a Range request and the bytes it
+	// sent from the start differ from the ones already on disk. Not retried.
+	ErrContentChanged = errors.New("transfer: content differs from the bytes already downloaded")
+)
+
+// StatusError is an HTTP response status that ended an attempt.
+type StatusError struct {
+	Code   int    // HTTP status code
+	Status string // status line text, such as "404 Not Found"
+}
+
+func (e *StatusError) Error() string { return "transfer: HTTP status " + e.Status }
+
+// retryable reports whether a later attempt may succeed: request timeouts,
+// rate limiting and server errors.
+func (e *StatusError) retryable() bool {
+	return e.Code == http.StatusRequestTimeout || e.Code == http.StatusTooManyRequests || e.Code >= 500
+}
+
+// Config sets the limits and policies of a Downloader. Zero fields take the
+// defaults documented on each.
+type Config struct {
+	// MaxConcurrent bounds the downloads running at once (default 20).
+	// Download waits for a slot, or for its context to end.
+	MaxConcurrent int
+	// MaxPerHost bounds the downloads running at once from one host
+	// (host:port of the URL); zero means only MaxConcurrent applies.
+	MaxPerHost int
+	// StallTimeout aborts and retries an attempt that receives no bytes for
+	// this long, waiting for the response headers included (default 5m).
+	StallTimeout time.Duration
+	// MaxRetries is how many failed attempts in a row, without a byte of
+	// progress between them, a Download makes before it gives up (default
+	// 10; negative: no retries). Progress resets the count.
+	MaxRetries int
+	// BackoffMin and BackoffMax bound the wait between attempts, which
+	// doubles after each failure without progress (defaults 1s and 1m),
+	// with jitter. A server's Retry-After is honoured up to BackoffMax.
+	BackoffMin, BackoffMax time.Duration
+	// AllowPrivateAddresses allows connecting to loopback, private (RFC 1918,
+	// RFC 4193), link-local and other non-public addresses. Keep it false on
+	// mainnet; the devnet and tests set it since everything is loopback.
+	AllowPrivateAddresses bool
+	// Client, when set, is used for requests as is: its transport is then
+	// responsible for the address policy, proxies and compression (Download
+	// asks for identity encoding). When nil, New builds a client whose
+	// dialer enforces AllowPrivateAddresses and which uses no proxy.
+	Client *http.Client
+	// BufferSize is the size of the one buffer each Download reads into and
+	// writes from (default 4 MiB).
+	BufferSize int
+}
+
+// Downloader runs HTTP downloads under the limits of its Config. It is safe
+// for concurrent use.
+type Downloader struct {
+	cfg    Config
+	client *http.Client
+	global chan struct{}
+
+	mu    sync.Mutex
+	hosts map[string]*hostSlots // guarded by mu
+}
+
+// hostSlots is the per-host semaphore, dropped when no download uses it.
+type hostSlots struct {
+	sem   chan struct{}
+	users int
+}
+
+// Request names what to download.
+type Request struct {
+	// URL is an absolute http or https URL.
+	URL string
+	// Headers are sent with every request (Boost clients put credentials
+	// here). Range and Accept-Encoding are set by the Downloader.
+	Headers map[string]string
+	// Size is the declared size in bytes: the server must agree and the file
+	// never grows beyond it.
+	Size uint64
+}
+
+// New returns a Downloader with cfg's zero fields set to their defaults.
+func New(cfg Config) *Downloader {
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = DefaultMaxConcurrent
+	}
+	if cfg.MaxPerHost < 0 {
+		cfg.MaxPerHost = 0
+	}
+	if cfg.StallTimeout <= 0 {
+		cfg.StallTimeout = DefaultStallTimeout
+	}
+	if cfg.MaxRetries == 0 {
+		cfg.MaxRetries = DefaultMaxRetries
+	} else if cfg.MaxRetries < 0 {
+		cfg.MaxRetries = 0
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = DefaultBackoffMin
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = DefaultBackoffMax
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		cfg.BackoffMax = cfg.BackoffMin
+	}
+	if cfg.BufferSize <= 0 {
+		cfg.BufferSize = DefaultBufferSize
+	}
+	client := cfg.Client
+	if client == nil {
+		client = &http.Client{Transport: newTransport(cfg)}
+	}
+	return &Downloader{
+		cfg:    cfg,
+		client: client,
+		global: make(chan struct{}, cfg.MaxConcurrent),
+		hosts:  make(map[string]*hostSlots),
+	}
+}
+
+// newTransport builds the default transport: the address policy at dial time,
+// no proxy, no transparent decompression.
+func newTransport(cfg Config) *http.Transport {
+	dialer := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	if !cfg.AllowPrivateAddresses {
+		dialer.Control = refusePrivate
+	}
+	perHost := cfg.MaxPerHost
+	if perHost == 0 {
+		perHost = cfg.MaxConcurrent
+	}
+	return &http.Transport{
+		Proxy:               nil,
+		DialContext:         dialer.DialContext,
+		TLSHandshakeTimeout: 30 * time.Second,
+		MaxIdleConns:        cfg.MaxConcurrent,
+		MaxIdleConnsPerHost: perHost,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ReadBufferSize:      64 << 10,
+	}
+}
+
+// CloseIdleConnections closes the kept-alive connections of the Downloader's
+// client; call it when the Downloader is no longer used.
+func (d *Downloader) CloseIdleConnections() { d.client.CloseIdleConnections() }
+
+// acquire takes a global slot and a slot for host, waiting for ctx at most.
+func (d *Downloader) acquire(ctx context.Context, host string) (release func(), err error) {
+	select {
+	case d.global <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for a download slot: %w", ctx.Err())
+	}
+	if d.cfg.MaxPerHost == 0 {
+		return func() { <-d.global }, nil
+	}
+	d.mu.Lock()
+	hs := d.hosts[host]
+	if hs == nil {
+		hs = &hostSlots{sem: make(chan struct{}, d.cfg.MaxPerHost)}
+		d.hosts[host] = hs
+	}
+	hs.users++
+	d.mu.Unlock()
+	drop := func() {
+		d.mu.Lock()
+		hs.users--
+		if hs.users == 0 {
+			delete(d.hosts, host)
+		}
+		d.mu.Unlock()
+	}
+	select {
+	case hs.sem <- struct{}{}:
+	case <-ctx.Done():
+		drop()
+		<-d.global
+		return nil, fmt.Errorf("waiting for a download slot for %s: %w", host, ctx.Err())
+	}
+	return func() {
+		<-hs.sem
+		drop()
+		<-d.global
+	}, nil
+}
+
+// hostKey is the host:port a URL connects to, for the per-host limit.
+func hostKey(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if strings.EqualFold(u.Scheme, "https") {
+			port = "443"
+		}
+	}
+	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+// Download fetches req into the file at path, resuming from what is already
+// there (Range: bytes=N-). Every byte from offset 0 is written to tee in
+// order, the existing prefix replayed from the file first, so tee can compute
+// CommP in the same pass; tee may be nil. progress, when not nil, is called
+// with the total bytes on disk at most every 100ms and once at the end. The
+// file is fsynced before Download returns nil.
+//
+// A server that answers a Range request with the whole file (200) is read
+// from the start: the bytes already on disk are compared with the ones
+// received, not rewritten, and a difference is ErrContentChanged. Nothing on
+// disk is ever truncated: a file longer than req.Size is an error.
+//
+// Errors are wrapped with the URL (credentials elided); ErrSizeMismatch,
+// ErrPrivateAddress, ErrContentChanged, client errors (*StatusError 4xx other
+// than 408 and 429) and local write or tee errors end the Download at once,
+// other failures are retried as Config says.
+func (d *Downloader) Download(ctx context.Context, req Request, path string, tee io.Writer, progress func(received uint64)) error {
+	if err := checkURL(req.URL); err != nil {
+		return fmt.Errorf("download: %w", err)
+	}
+	u, _ := url.Parse(req.URL) // checked above
+	name := u.Redacted()
+	if req.Size == 0 {
+		return fmt.Errorf("download %s: declared size is zero", name)
+	}
+	for k, v := range req.Headers {
+		if !validHeaderName(k) || !validHeaderValue(v) {
+			return fmt.Errorf("download %s: invalid header %q", name, k)
+		}
+	}
+	release, err := d.acquire(ctx, hostKey(u))
+	if err != nil {
+		return fmt.Errorf("download %s: %w", name, err)
+	}
+	defer release()
+
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("download %s: opening %s: %w", name, path, err)
+	}
+	s := &session{
+		d:        d,
+		req:      req,
+		name:     name,
+		f:        f,
+		tee:      tee,
+		buf:      make([]byte, d.cfg.BufferSize),
+		progress: progress,
+	}
+	err = s.run(ctx)
+	if cerr := f.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("download %s: closing %s: %w", name, path, cerr)
+	}
+	return err
+}
+
+// session is one Download call.
+type session struct {
+	d    *Downloader
+	req  Request
+	name string
+	f    *os.File
+	tee  io.Writer
+	buf  []byte
+	have uint64 // bytes on disk, all of them written to tee
+
+	progress     func(uint64)
+	lastProgress time.Time
+	retryAfter   time.Duration // from the last response, if it said so
+}
+
+func (s *session) run(ctx context.Context) error {
+	st, err := s.f.Stat()
+	if err != nil {
+		return fmt.Errorf("download %s: %w", s.name, err)
+	}
+	if st.Size() < 0 || uint64(st.Size()) > s.req.Size {
+		return fmt.Errorf("download %s: %s holds %d bytes, more than the declared size %d", s.name, s.f.Name(), st.Size(), s.req.Size)
+	}
+	if err := s.replay(ctx, uint64(st.Size())); err != nil {
+		return fmt.Errorf("download %s: %w", s.name, err)
+	}
+	s.report(true)
+
+	failures := 0
+	for s.have < s.req.Size {
+		before := s.have
+		s.retryAfter = 0
+		err := s.attempt(ctx)
+		if err == nil {
+			continue
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("download %s: %w", s.name, ctx.Err())
+		}
+		if isPermanent(err) {
+			return fmt.Errorf("download %s at byte %d: %w", s.name, s.have, err)
+		}
+		if s.have > before {
+			failures = 0
+		}
+		if failures >= s.d.cfg.MaxRetries {
+			return fmt.Errorf("download %s at byte %d: giving up after %d attempts without progress: %w", s.name, s.have, failures+1, err)
+		}
+		failures++
+		if err := s.wait(ctx, failures); err != nil {
+			return fmt.Errorf("download %s: %w", s.name, err)
+		}
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("download %s: syncing %s: %w", s.name, s.f.Name(), err)
+	}
+	s.report(true)
+	return nil
+}
+
+// replay writes the first n bytes of the file to tee.
+func (s *session) replay(ctx context.Context, n uint64) error {
+	if s.tee == nil {
+		s.have = n
+		return nil
+	}
+	for s.have < n {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		chunk := s.buf[:min(uint64(len(s.buf)), n-s.have)]
+		if _, err := s.f.ReadAt(chunk, int64(s.have)); err != nil {
+			return fmt.Errorf("replaying %s at byte %d: %w", s.f.Name(), s.have, err)
+		}
+		if _, err := s.tee.Write(chunk); err != nil {
+			return fmt.Errorf("replaying %s into tee: %w", s.f.Name(), err)
+		}
+		s.have += uint64(len(chunk))
+	}
+	return nil
+}
+
+// wait sleeps before attempt number failures+1.
+func (s *session) wait(ctx context.Context, failures int) error {
+	cfg := s.d.cfg
+	delay := cfg.BackoffMin << min(failures-1, 30)
+	if delay <= 0 || delay > cfg.BackoffMax {
+		delay = cfg.BackoffMax
+	}
+	delay = delay/2 + rand.N(delay/2+1) // jitter in [delay/2, delay]
+	if s.retryAfter > delay {
+		delay = min(s.retryAfter, cfg.BackoffMax)
+	}
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *session) report(force bool) {
+	if s.progress == nil {
+		return
+	}
+	now := time.Now()
+	if !force && now.Sub(s.lastProgress) < progressInterval {
+		return
+	}
+	s.lastProgress = now
+	s.progress(s.have)
+}
+
+// permanentError marks an error that another attempt would not fix.
+type permanentError struct{ err error }
+
+func (e permanentError) Error() string { return e.err.Error() }
+func (e permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return permanentError{err} }
+
+func isPermanent(err error) bool {
+	var p permanentError
+	if errors.As(err, &p) || errors.Is(err, ErrPrivateAddress) {
+		return true
+	}
+	var se *StatusError
+	if errors.As(err, &se) {
+		return !se.retryable()
+	}
+	var cv *tls.CertificateVerificationError
+	return errors.As(err, &cv)
+}
+
+// attempt makes one request and copies its body to the file and tee until
+// the declared size is reached or the attempt fails.
+func (s *session) attempt(ctx context.Context) error {
+	actx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stall := time.AfterFunc(s.d.cfg.StallTimeout, func() { cancel(ErrStalled) })
+	defer stall.Stop()
+	// cause turns an error seen after a stall into ErrStalled.
+	cause := func(err error) error {
+		if c := context.Cause(actx); errors.Is(c, ErrStalled) && ctx.Err() == nil {
+			return fmt.Errorf("%w: no bytes for %s", ErrStalled, s.d.cfg.StallTimeout)
+		}
+		return err
+	}
+
+	hreq, err := http.NewRequestWithContext(actx, http.MethodGet, s.req.URL, nil)
+	if err != nil {
+		return permanent(fmt.Errorf("building request: %w", err))
+	}
+	for k, v := range s.req.Headers {
+		hreq.Header.Set(k, v)
+	}
+	hreq.Header.Set("Accept-Encoding", "identity")
+	if s.have > 0 {
+		hreq.Header.Set("Range", "bytes="+strconv.FormatUint(s.have, 10)+"-")
+	}
+	resp, err := s.d.client.Do(hreq)
+	if err != nil {
+		return cause(err)
+	}
+	defer resp.Body.Close()
+
+	var skip uint64 // bytes at the start of the body already on disk
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if resp.ContentLength >= 0 && uint64(resp.ContentLength) != s.req.Size {
+			return permanent(fmt.Errorf("%w: Content-Length %d, declared %d", ErrSizeMismatch, resp.ContentLength, s.req.Size))
+		}
+		skip = s.have
+	case http.StatusPartialContent:
+		if s.have == 0 {
+			return permanent(fmt.Errorf("unasked-for partial content (Content-Range %q)", resp.Header.Get("Content-Range")))
+		}
+		start, end, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+		if err != nil {
+			return permanent(err)
+		}
+		if total >= 0 && uint64(total) != s.req.Size {
+			return permanent(fmt.Errorf("%w: Content-Range total %d, declared %d", ErrSizeMismatch, total, s.req.Size))
+		}
+		if start != s.have {
+			return permanent(fmt.Errorf("server sent range from byte %d, asked from %d", start, s.have))
+		}
+		if end >= s.req.Size {
+			return permanent(fmt.Errorf("%w: server sent a range up to byte %d, declared size %d", ErrSizeMismatch, end, s.req.Size))
+		}
+	case http.StatusRequestedRangeNotSatisfiable:
+		if _, _, total, err := parseContentRange(resp.Header.Get("Content-Range")); err == nil && total >= 0 {
+			return permanent(fmt.Errorf("%w: server has %d bytes, declared %d, range from %d not satisfiable", ErrSizeMismatch, total, s.req.Size, s.have))
+		}
+		return permanent(fmt.Errorf("range from byte %d not satisfiable: %w", s.have, &StatusError{Code: resp.StatusCode, Status: resp.Status}))
+	default:
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			if secs, err := strconv.Atoi(ra); err == nil && secs > 0 {
+				s.retryAfter = time.Duration(secs) * time.Second
+			}
+		}
+		return &StatusError{Code: resp.StatusCode, Status: resp.Status}
+	}
+
+	body := &stallReader{r: resp.Body, timer: stall, timeout: s.d.cfg.StallTimeout}
+	if skip > 0 {
+		if err := s.compareSkip(body, skip); err != nil {
+			return cause(err)
+		}
+	}
+	for s.have < s.req.Size {
+		want := min(uint64(len(s.buf)), s.req.Size-s.have)
+		n, rerr := io.ReadFull(body, s.buf[:want])
+		if n > 0 {
+			if err := s.write(s.buf[:n]); err != nil {
+				return err
+			}
+		}
+		switch {
+		case rerr == nil:
+		case errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF):
+			if s.have < s.req.Size {
+				return fmt.Errorf("server closed the body at byte %d of %d: %w", s.have, s.req.Size, io.ErrUnexpectedEOF)
+			}
+		default:
+			return cause(fmt.Errorf("reading body: %w", rerr))
+		}
+	}
+	// The declared size is on disk; a server that has more is wrong.
+	var extra [1]byte
+	if n, _ := io.ReadFull(body, extra[:]); n > 0 {
+		return permanent(fmt.Errorf("%w: server sent more than the declared %d bytes", ErrSizeMismatch, s.req.Size))
+	}
+	return nil
+}
+
+// write appends p to the file and to tee.
+func (s *session) write(p []byte) error {
+	if _, err := s.f.WriteAt(p, int64(s.have)); err != nil {
+		return permanent(fmt.Errorf("writing %s: %w", s.f.Name(), err))
+	}
+	if s.tee != nil {
+		if _, err := s.tee.Write(p); err != nil {
+			return permanent(fmt.Errorf("writing to tee: %w", err))
+		}
+	}
+	s.have += uint64(len(p))
+	s.report(false)
+	return nil
+}
+
+// compareSkip reads the first n bytes of a full response and checks that they
+// equal the file's first n bytes.
+func (s *session) compareSkip(body io.Reader, n uint64) error {
+	half := len(s.buf) / 2
+	got, disk := s.buf[:half], s.buf[half:2*half]
+	for off := uint64(0); off < n; {
+		k := min(uint64(half), n-off)
+		if _, err := io.ReadFull(body, got[:k]); err != nil {
+			return fmt.Errorf("reading the resent start of the body at byte %d: %w", off, err)
+		}
+		if _, err := s.f.ReadAt(disk[:k], int64(off)); err != nil {
+			return permanent(fmt.Errorf("reading %s at byte %d: %w", s.f.Name(), off, err))
+		}
+		if !bytes.Equal(got[:k], disk[:k]) {
+			return permanent(fmt.Errorf("%w: server ignored Range and resent different bytes near byte %d", ErrContentChanged, off))
+		}
+		off += k
+	}
+	return nil
+}
+
+// stallReader pushes the stall deadline back whenever bytes arrive.
+type stallReader struct {
+	r       io.Reader
+	timer   *time.Timer
+	timeout time.Duration
+}
+
+func (r *stallReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.timeout)
+	}
+	return n, err
+}
+
+// parseContentRange parses "bytes start-end/total" and "bytes */total";
+// total is -1 when the server wrote "*", start and end are zero for "*/total".
+func parseContentRange(v string) (start, end uint64, total int64, err error) {
+	rest, ok := strings.CutPrefix(v, "bytes ")
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range %q", v)
+	}
+	rng, tot, ok := strings.Cut(rest, "/")
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range %q", v)
+	}
+	total = -1
+	if tot != "*" {
+		t, err := strconv.ParseUint(tot, 10, 63)
+		if err != nil {
+			return 0, 0, 0, fmt.Errorf("bad Content-Range total in %q", v)
+		}
+		total = int64(t)
+	}
+	if rng == "*" {
+		if total < 0 {
+			return 0, 0, 0, fmt.Errorf("bad Content-Range %q", v)
+		}
+		return 0, 0, total, nil
+	}
+	a, b, ok := strings.Cut(rng, "-")
+	if !ok {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range %q", v)
+	}
+	if start, err = strconv.ParseUint(a, 10, 64); err != nil {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range start in %q", v)
+	}
+	if end, err = strconv.ParseUint(b, 10, 64); err != nil {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range end in %q", v)
+	}
+	if end < start || (total >= 0 && end >= uint64(total)) {
+		return 0, 0, 0, fmt.Errorf("bad Content-Range %q", v)
+	}
+	return start, end, total, nil
+}

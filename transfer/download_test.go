@@ -1,0 +1,754 @@
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// testData returns n reproducible pseudo-random bytes.
+func testData(seed uint64, n int) []byte {
+	b := make([]byte, n)
+	var key [32]byte
+	key[0] = byte(seed)
+	rand.NewChaCha8(key).Read(b)
+	return b
+}
+
+// testConfig is fast: small buffer, millisecond backoff, loopback allowed.
+func testConfig() Config {
+	return Config{
+		AllowPrivateAddresses: true,
+		BufferSize:            64 << 10,
+		BackoffMin:            time.Millisecond,
+		BackoffMax:            5 * time.Millisecond,
+		StallTimeout:          5 * time.Second,
+	}
+}
+
+// cutWriter sends at most left body bytes, then aborts the connection.
+type cutWriter struct {
+	http.ResponseWriter
+	left int
+}
+
+func (c *cutWriter) Write(p []byte) (int, error) {
+	if len(p) > c.left {
+		c.ResponseWriter.Write(p[:c.left])
+		c.ResponseWriter.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}
+	c.left -= len(p)
+	return c.ResponseWriter.Write(p)
+}
+
+// rangeServer serves data with Range support; the first len(cuts) responses
+// are cut after cuts[i] body bytes. It records every Range header it gets.
+type rangeServer struct {
+	data        []byte
+	cuts        []int
+	ignoreRange bool // answer every request with the whole body
+
+	mu       sync.Mutex
+	requests int
+	ranges   []string
+}
+
+func (s *rangeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	i := s.requests
+	s.requests++
+	s.ranges = append(s.ranges, r.Header.Get("Range"))
+	s.mu.Unlock()
+	if s.ignoreRange {
+		r.Header.Del("Range")
+	}
+	if i < len(s.cuts) {
+		w = &cutWriter{ResponseWriter: w, left: s.cuts[i]}
+	}
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(s.data))
+}
+
+func (s *rangeServer) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+type result struct {
+	err      error
+	tee      []byte
+	progress []uint64
+	file     []byte
+}
+
+func download(t *testing.T, d *Downloader, ctx context.Context, req Request, path string) result {
+	t.Helper()
+	var tee bytes.Buffer
+	var res result
+	res.err = d.Download(ctx, req, path, &tee, func(n uint64) { res.progress = append(res.progress, n) })
+	res.tee = tee.Bytes()
+	res.file, _ = os.ReadFile(path)
+	return res
+}
+
+func checkComplete(t *testing.T, res result, want []byte) {
+	t.Helper()
+	if res.err != nil {
+		t.Fatalf("Download: %v", res.err)
+	}
+	if !bytes.Equal(res.file, want) {
+		t.Fatalf("file has %d bytes, not the %d served", len(res.file), len(want))
+	}
+	if !bytes.Equal(res.tee, want) {
+		t.Fatalf("tee saw %d bytes, not the %d served", len(res.tee), len(want))
+	}
+	if len(res.progress) == 0 || res.progress[len(res.progress)-1] != uint64(len(want)) {
+		t.Fatalf("last progress %v, want %d", res.progress, len(want))
+	}
+	for i := 1; i < len(res.progress); i++ {
+		if res.progress[i] < res.progress[i-1] {
+			t.Fatalf("progress went backwards: %v", res.progress)
+		}
+	}
+}
+
+func TestPlain(t *testing.T) {
+	data := testData(1, 3<<20+12345)
+	srv := &rangeServer{data: data}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	d := New(testConfig())
+	defer d.CloseIdleConnections()
+	path := filepath.Join(t.TempDir(), "f")
+	res := download(t, d, context.Background(), Request{URL: ts.URL + "/x", Size: uint64(len(data))}, path)
+	checkComplete(t, res, data)
+	if srv.count() != 1 || srv.ranges[0] != "" {
+		t.Fatalf("requests %d ranges %q, want one without Range", srv.count(), srv.ranges)
+	}
+	// A second Download of a complete file makes no request and replays it.
+	res = download(t, d, context.Background(), Request{URL: ts.URL + "/x", Size: uint64(len(data))}, path)
+	checkComplete(t, res, data)
+	if srv.count() != 1 {
+		t.Fatalf("complete file fetched again: %d requests", srv.count())
+	}
+}
+
+func TestDropsMidBody(t *testing.T) {
+	data := testData(2, 2<<20+7)
+	srv := &rangeServer{data: data, cuts: []int{100_000, 0, 1, 65536, 700_000}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	d := New(testConfig())
+	defer d.CloseIdleConnections()
+	path := filepath.Join(t.TempDir(), "f")
+	res := download(t, d, context.Background(), Request{URL: ts.URL, Size: uint64(len(data))}, path)
+	checkComplete(t, res, data)
+	want := []string{"", "bytes=100000-", "bytes=100000-", "bytes=100001-", "bytes=165537-", "bytes=865537-"}
+	if fmt.Sprint(srv.ranges) != fmt.Sprint(want) {
+		t.Fatalf("ranges %q, want %q", srv.ranges, want)
+	}
+}
+
+func TestGivesUpWithoutProgress(t *testing.T) {
+	data := testData(3, 100_000)
+	srv := &rangeServer{data: data, cuts: []int{10, 0, 0, 0, 0, 0, 0}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.MaxRetries = 3
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	path := filepath.Join(t.TempDir(), "f")
+	res := download(t, d, context.Background(), Request{URL: ts.URL, Size: uint64(len(data))}, path)
+	if res.err == nil || !strings.Contains(res.err.Error(), "giving up") {
+		t.Fatalf("err = %v, want giving up", res.err)
+	}
+	// The first attempt made progress; then 3 retries without.
+	if srv.count() != 4 {
+		t.Fatalf("%d requests, want 4", srv.count())
+	}
+	if !bytes.Equal(res.file, data[:10]) || !bytes.Equal(res.tee, data[:10]) {
+		t.Fatalf("partial file %d bytes, tee %d, want 10", len(res.file), len(res.tee))
+	}
+}
+
+// The bytes are what the server sends; the caller's CommP check decides.
+func TestWrongBytes(t *testing.T) {
+	declared := testData(4, 1<<20)
+	served := testData(5, 1<<20)
+	srv := &rangeServer{data: served, cuts: []int{300_000}}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	d := New(testConfig())
+	defer d.CloseIdleConnections()
+	path := filepath.Join(t.TempDir(), "f")
+	res := download(t, d, context.Background(), Request{URL: ts.URL, Size: uint64(len(declared))}, path)
+	checkComplete(t, res, served)
+}
+
+func TestMoreBytesThanDeclared(t *testing.T) {
+	data := testData(6, 500_000)
+	size := uint64(len(data) - 1000)
+	cases := map[string]http.HandlerFunc{
+		"content-length": func(w http.ResponseWriter, r *http.Request) {
+			w.Write(data) // small enough to get a Content-Length
+		},
+		"chunked": func(w http.ResponseWriter, r *http.Request) {
+			for off := 0; off < len(data); off += 10_000 {
+				w.Write(data[off : off+10_000])
+				w.(http.Flusher).Flush()
+			}
+		},
+	}
+	for name, h := range cases {
+		t.Run(name, func(t *testing.T) {
+			var requests atomic.Int32
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				requests.Add(1)
+				h(w, r)
+			}))
+			defer ts.Close()
+			d := New(testConfig())
+			defer d.CloseIdleConnections()
+			path := filepath.Join(t.TempDir(), "f")
+			res := download(t, d, context.Background(), Request{URL: ts.URL, Size: size}, path)
+			if !errors.Is(res.err, ErrSizeMismatch) {
+				t.Fatalf("err = %v, want ErrSizeMismatch", res.err)
+			}
+			if uint64(len(res.file)) > size {
+				t.Fatalf("file has %d bytes, more than the declared %d", len(res.file), size)
+			}
+			if requests.Load() != 1 {
+				t.Fatalf("%d requests, want 1 (not retried)", requests.Load())
+			}
+		})
+	}
+}
+
+func TestWrongContentLength(t *testing.T) {
+	data := testData(7, 200_000)
+	srv := &rangeServer{data: data}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	d := New(testConfig())
+	defer d.CloseIdleConnections()
+	for _, size := range []uint64{uint64(len(data)) + 1, uint64(len(data)) - 1} {
+		path := filepath.Join(t.TempDir(), "f")
+		res := download(t, d, context.Background(), Request{URL: ts.URL, Size: size}, path)
+		if !errors.Is(res.err, ErrSizeMismatch) {
+			t.Fatalf("size %d: err = %v, want ErrSizeMismatch", size, res.err)
+		}
+		if len(res.file) != 0 {
+			t.Fatalf("size %d: wrote %d bytes before checking the size", size, len(res.file))
+		}
+	}
+	if srv.count() != 2 {
+		t.Fatalf("%d requests, want 2 (no retries)", srv.count())
+	}
+}
+
+// A partial file bigger than what the server has: the 416 names the size.
+func TestPartialBeyondServerSize(t *testing.T) {
+	data := testData(8, 1000)
+	srv := &rangeServer{data: data}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	d := New(testConfig())
+	defer d.CloseIdleConnections()
+	path := filepath.Join(t.TempDir(), "f")
+	prefix := testData(9, 1500)
+	os.WriteFile(path, prefix, 0o644)
+	res := download(t, d, context.Background(), Request{URL: ts.URL, Size: 2000}, path)
+	if !errors.Is(res.err, ErrSizeMismatch) {
+		t.Fatalf("err = %v, want ErrSizeMismatch", res.err)
+	}
+	if !bytes.Equal(res.file, prefix) {
+		t.Fatal("partial file changed")
+	}
+}
+
+func TestFileLongerThanSize(t *testing.T) {
+	srv := &rangeServer{data: testData(10, 100)}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	d := New(testConfig())
+	path := filepath.Join(t.TempDir(), "f")
+	prefix := testData(11, 150)
+	os.WriteFile(path, prefix, 0o644)
+	res := download(t, d, context.Background(), Request{URL: ts.URL, Size: 100}, path)
+	if res.err == nil || !bytes.Equal(res.file, prefix) || srv.count() != 0 {
+		t.Fatalf("err %v, file %d bytes, %d requests; want an error and the file untouched", res.err, len(res.file), srv.count())
+	}
+}
+
+func TestRangeUnsupported(t *testing.T) {
+	data := testData(12, 1<<20+99)
+	srv := &rangeServer{data: data, cuts: []int{400_000, 500_000}, ignoreRange: true}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	d := New(testConfig())
+	defer d.CloseIdleConnections()
+	path := filepath.Join(t.TempDir(), "f")
+	res := download(t, d, context.Background(), Request{URL: ts.URL, Size: uint64(len(data))}, path)
+	checkComplete(t, res, data)
+	if srv.count() != 3 || srv.ranges[1] != "bytes=400000-" {
+		t.Fatalf("requests %d, ranges %q", srv.count(), srv.ranges)
+	}
+
+	// The same, but the resent start differs from what is on disk.
+	changed := bytes.Clone(data)
+	changed[10] ^= 1
+	prefix := data[:300_000]
+	os.WriteFile(path, prefix, 0o644)
+	srv2 := &rangeServer{data: changed, ignoreRange: true}
+	ts2 := httptest.NewServer(srv2)
+	defer ts2.Close()
+	res = download(t, d, context.Background(), Request{URL: ts2.URL, Size: uint64(len(data))}, path)
+	if !errors.Is(res.err, ErrContentChanged) {
+		t.Fatalf("err = %v, want ErrContentChanged", res.err)
+	}
+	if !bytes.Equal(res.file, prefix) {
+		t.Fatal("partial file changed")
+	}
+}
+
+// blockServer sends data[:half] and then waits for the client to go away;
+// later requests are served normally.
+type blockServer struct {
+	rangeServer
+	half int
+}
+
+func (s *blockServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	first := s.requests == 0
+	s.mu.Unlock()
+	if !first {
+		s.rangeServer.ServeHTTP(w, r)
+		return
+	}
+	s.rangeServer.ServeHTTP(&blockWriter{ResponseWriter: w, left: s.half, done: r.Context().Done()}, r)
+}
+
+// blockWriter sends left bytes, then blocks until done.
+type blockWriter struct {
+	http.ResponseWriter
+	left int
+	done <-chan struct{}
+}
+
+func (b *blockWriter) Write(p []byte) (int, error) {
+	if len(p) >= b.left {
+		b.ResponseWriter.Write(p[:b.left])
+		b.ResponseWriter.(http.Flusher).Flush()
+		select {
+		case <-b.done:
+		case <-time.After(10 * time.Second):
+		}
+		panic(http.ErrAbortHandler)
+	}
+	b.left -= len(p)
+	return b.ResponseWriter.Write(p)
+}
+
+func waitSize(t *testing.T, path string, size int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if st, err := os.Stat(path); err == nil && st.Size() >= size {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never reached %d bytes", path, size)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestResumeAfterRestart(t *testing.T) {
+	data := testData(13, 2<<20)
+	half := 16 * 64 << 10 // a whole number of test buffers
+	srv := &blockServer{rangeServer: rangeServer{data: data}, half: half}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	path := filepath.Join(t.TempDir(), "f")
+	req := Request{URL: ts.URL, Size: uint64(len(data))}
+
+	d := New(testConfig())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan result)
+	go func() { done <- download(t, d, ctx, req, path) }()
+	waitSize(t, path, int64(half))
+	cancel()
+	res := <-done
+	if !errors.Is(res.err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", res.err)
+	}
+	d.CloseIdleConnections()
+
+	// A new Downloader, as after a restart, continues from the file.
+	d = New(testConfig())
+	defer d.CloseIdleConnections()
+	res = download(t, d, context.Background(), req, path)
+	checkComplete(t, res, data)
+	if res.progress[0] != uint64(half) {
+		t.Fatalf("first progress %d, want %d from the file", res.progress[0], half)
+	}
+	if got := srv.ranges[len(srv.ranges)-1]; got != fmt.Sprintf("bytes=%d-", half) {
+		t.Fatalf("resumed with Range %q", got)
+	}
+}
+
+func TestStall(t *testing.T) {
+	data := testData(14, 1<<20)
+	srv := &blockServer{rangeServer: rangeServer{data: data}, half: 128 << 10}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.StallTimeout = 50 * time.Millisecond
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	path := filepath.Join(t.TempDir(), "f")
+	res := download(t, d, context.Background(), Request{URL: ts.URL, Size: uint64(len(data))}, path)
+	checkComplete(t, res, data)
+	if srv.count() != 2 || srv.ranges[1] != "bytes=131072-" {
+		t.Fatalf("requests %d, ranges %q", srv.count(), srv.ranges)
+	}
+
+	// A server that never answers: ErrStalled once retries run out.
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+	cfg.MaxRetries = 1
+	d2 := New(cfg)
+	defer d2.CloseIdleConnections()
+	res = download(t, d2, context.Background(), Request{URL: hang.URL, Size: 10}, filepath.Join(t.TempDir(), "g"))
+	if !errors.Is(res.err, ErrStalled) {
+		t.Fatalf("err = %v, want ErrStalled", res.err)
+	}
+}
+
+// concurrency counts the requests in flight per server.
+type concurrency struct {
+	mu       sync.Mutex
+	now, max int
+}
+
+func (c *concurrency) wrap(data []byte, total *concurrency) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, x := range []*concurrency{c, total} {
+			x.mu.Lock()
+			x.now++
+			x.max = max(x.max, x.now)
+			x.mu.Unlock()
+		}
+		time.Sleep(30 * time.Millisecond)
+		for _, x := range []*concurrency{c, total} {
+			x.mu.Lock()
+			x.now--
+			x.mu.Unlock()
+		}
+		w.Write(data)
+	})
+}
+
+func runMany(t *testing.T, d *Downloader, urls []string, data []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	var wg sync.WaitGroup
+	errs := make([]error, len(urls))
+	for i, u := range urls {
+		wg.Go(func() {
+			errs[i] = d.Download(context.Background(), Request{URL: u, Size: uint64(len(data))}, filepath.Join(dir, fmt.Sprint(i)), nil, nil)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestConcurrencyLimit(t *testing.T) {
+	data := testData(15, 1000)
+	var c, total concurrency
+	ts := httptest.NewServer(c.wrap(data, &total))
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.MaxConcurrent = 3
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	urls := make([]string, 10)
+	for i := range urls {
+		urls[i] = ts.URL
+	}
+	runMany(t, d, urls, data)
+	if c.max > 3 || c.max < 2 {
+		t.Fatalf("%d requests at once, want 3 (at most)", c.max)
+	}
+}
+
+func TestPerHostLimit(t *testing.T) {
+	data := testData(16, 1000)
+	var a, b, total concurrency
+	tsA := httptest.NewServer(a.wrap(data, &total))
+	defer tsA.Close()
+	tsB := httptest.NewServer(b.wrap(data, &total))
+	defer tsB.Close()
+	cfg := testConfig()
+	cfg.MaxConcurrent = 10
+	cfg.MaxPerHost = 2
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	var urls []string
+	for range 6 {
+		urls = append(urls, tsA.URL, tsB.URL)
+	}
+	runMany(t, d, urls, data)
+	if a.max > 2 || b.max > 2 {
+		t.Fatalf("per host at once: %d and %d, want at most 2", a.max, b.max)
+	}
+	if total.max < 3 {
+		t.Fatalf("only %d requests at once over two hosts; the per-host limit acted globally", total.max)
+	}
+	d.mu.Lock()
+	left := len(d.hosts)
+	d.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d per-host semaphores left behind", left)
+	}
+}
+
+func TestWaitingForSlotRespectsContext(t *testing.T) {
+	release := make(chan struct{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		w.Write([]byte("x"))
+	}))
+	defer ts.Close()
+	defer close(release)
+	cfg := testConfig()
+	cfg.MaxConcurrent = 1
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	dir := t.TempDir()
+	first := make(chan error)
+	go func() {
+		first <- d.Download(context.Background(), Request{URL: ts.URL, Size: 1}, filepath.Join(dir, "a"), nil, nil)
+	}()
+	// Wait until the first holds the slot.
+	for len(d.global) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	err := d.Download(ctx, Request{URL: ts.URL, Size: 1}, filepath.Join(dir, "b"), nil, nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v, want DeadlineExceeded while waiting for a slot", err)
+	}
+	release <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPrivateAddressRefused(t *testing.T) {
+	srv := &rangeServer{data: testData(17, 100)}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.AllowPrivateAddresses = false
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	port := ts.URL[strings.LastIndexByte(ts.URL, ':'):]
+	for _, u := range []string{ts.URL, "http://localhost" + port} {
+		res := download(t, d, context.Background(), Request{URL: u, Size: 100}, filepath.Join(t.TempDir(), "f"))
+		if !errors.Is(res.err, ErrPrivateAddress) {
+			t.Fatalf("%s: err = %v, want ErrPrivateAddress", u, res.err)
+		}
+	}
+	if srv.count() != 0 {
+		t.Fatalf("server got %d requests", srv.count())
+	}
+}
+
+func TestPublicAddr(t *testing.T) {
+	for s, want := range map[string]bool{
+		"8.8.8.8": true, "1.1.1.1": true, "2606:4700::1111": true, "::ffff:8.8.8.8": true,
+		"127.0.0.1": false, "10.1.2.3": false, "172.16.0.1": false, "192.168.1.1": false,
+		"169.254.169.254": false, "0.0.0.0": false, "100.64.0.1": false, "198.18.0.1": false,
+		"224.0.0.1": false, "255.255.255.255": false, "::1": false, "::": false, "fe80::1": false,
+		"fd00::1": false, "::ffff:127.0.0.1": false, "::ffff:10.0.0.1": false, "64:ff9b::a00:1": false,
+		"2002:a00:1::": false, "2002:808:808::": true, "ff02::1": false,
+	} {
+		if got := publicAddr(netip.MustParseAddr(s)); got != want {
+			t.Errorf("publicAddr(%s) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func TestHeadersForwarded(t *testing.T) {
+	data := testData(18, 1000)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer secret" || r.Header.Get("X-Deal") != "42" {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		if r.Header.Get("Accept-Encoding") != "identity" {
+			http.Error(w, "want identity encoding", http.StatusBadRequest)
+			return
+		}
+		w.Write(data)
+	}))
+	defer ts.Close()
+	d := New(testConfig())
+	defer d.CloseIdleConnections()
+	req := Request{URL: ts.URL, Size: uint64(len(data)), Headers: map[string]string{"Authorization": "Bearer secret", "X-Deal": "42"}}
+	res := download(t, d, context.Background(), req, filepath.Join(t.TempDir(), "f"))
+	checkComplete(t, res, data)
+
+	// Without them: a 403, not retried.
+	req.Headers = nil
+	res = download(t, d, context.Background(), req, filepath.Join(t.TempDir(), "f"))
+	var se *StatusError
+	if !errors.As(res.err, &se) || se.Code != http.StatusForbidden {
+		t.Fatalf("err = %v, want a 403 StatusError", res.err)
+	}
+}
+
+func TestServerErrorsRetried(t *testing.T) {
+	data := testData(19, 1000)
+	var n atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch n.Add(1) {
+		case 1:
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+		case 2:
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+		default:
+			w.Write(data)
+		}
+	}))
+	defer ts.Close()
+	d := New(testConfig())
+	defer d.CloseIdleConnections()
+	res := download(t, d, context.Background(), Request{URL: ts.URL, Size: uint64(len(data))}, filepath.Join(t.TempDir(), "f"))
+	checkComplete(t, res, data)
+	if n.Load() != 3 {
+		t.Fatalf("%d requests, want 3", n.Load())
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	d := New(testConfig())
+	path := filepath.Join(t.TempDir(), "f")
+	for _, req := range []Request{
+		{URL: "ftp://example.com/x", Size: 1},
+		{URL: "example.com/x", Size: 1},
+		{URL: "http://example.com/x", Size: 0},
+		{URL: "http://example.com/x", Size: 1, Headers: map[string]string{"X": "a\r\nInjected: 1"}},
+	} {
+		if err := d.Download(context.Background(), req, path, nil, nil); err == nil {
+			t.Errorf("%+v: no error", req)
+		}
+	}
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatal("a refused request created the file")
+	}
+}
+
+func TestCancelPromptNoLeak(t *testing.T) {
+	data := testData(20, 1<<20)
+	srv := &blockServer{rangeServer: rangeServer{data: data}, half: 100_000}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	before := runtime.NumGoroutine()
+	d := New(testConfig())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	path := filepath.Join(t.TempDir(), "f")
+	go func() {
+		done <- d.Download(ctx, Request{URL: ts.URL, Size: uint64(len(data))}, path, nil, nil)
+	}()
+	for srv.count() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Download did not return after cancel")
+	}
+	d.CloseIdleConnections()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<16)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestParseContentRange(t *testing.T) {
+	for v, want := range map[string][3]int64{
+		"bytes 0-9/10":    {0, 9, 10},
+		"bytes 5-9/*":     {5, 9, -1},
+		"bytes */100":     {0, 0, 100},
+		"bytes 100-199/1": {-1},
+		"bytes 9-5/10":    {-1},
+		"bytes */*":       {-1},
+		"bits 0-9/10":     {-1},
+		"bytes 0-9":       {-1},
+		"bytes -9/10":     {-1},
+	} {
+		s, e, tot, err := parseContentRange(v)
+		if want[0] < 0 {
+			if err == nil {
+				t.Errorf("%q: no error", v)
+			}
+			continue
+		}
+		if err != nil || int64(s) != want[0] || int64(e) != want[1] || tot != want[2] {
+			t.Errorf("%q: %d %d %d %v, want %v", v, s, e, tot, err, want)
+		}
+	}
+}
+
+func FuzzParseContentRange(f *testing.F) {
+	for _, s := range []string{"bytes 0-9/10", "bytes 5-9/*", "bytes */100", "bytes 9-5/10", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		s, e, tot, err := parseContentRange(v)
+		if err != nil {
+			return
+		}
+		if v[len(v)-1] == '*' != (tot < 0) || (!strings.Contains(v, "*/") && e < s) || (tot >= 0 && e >= uint64(tot) && !strings.Contains(v, "*/")) {
+			t.Fatalf("%q: inconsistent %d %d %d", v, s, e, tot)
+		}
+	})
+}
