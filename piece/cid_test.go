@@ -1,0 +1,152 @@
+package piece
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+)
+
+func TestCIDRoundTrip(t *testing.T) {
+	root := ZeroCommitment(1 << 20)
+	v1 := CIDv1(root)
+	got, err := ParseCID(v1)
+	if err != nil || got != root {
+		t.Fatalf("ParseCID: %v", err)
+	}
+	for _, payload := range []uint64{0, 1, 1000, uint64((1 << 20) / 128 * 127)} {
+		v2, err := V1ToV2(v1, payload, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, p, s, err := V2ToV1(v2)
+		if err != nil || back != v1 || p != payload || s != 1<<20 {
+			t.Fatalf("V2ToV1(%s) = %s %d %d %v", v2, back, p, s, err)
+		}
+	}
+	if _, err := CIDv2(root, 1<<20, 1<<20); err == nil {
+		t.Error("CIDv2 with payload above capacity")
+	}
+	if _, err := CIDv2(root, 0, 1000); err == nil {
+		t.Error("CIDv2 with invalid size")
+	}
+}
+
+func TestParseCIDErrors(t *testing.T) {
+	root := ZeroCommitment(128)
+	sha, _ := multihash.Sum([]byte("x"), multihash.SHA2_256, -1)
+	trunc, _ := multihash.Encode(root[:], MhV1)
+	short, _ := multihash.Encode(root[:31], MhV1)
+	v2, _ := CIDv2(root, 5, 128)
+	for name, c := range map[string]cid.Cid{
+		"undef":       cid.Undef,
+		"raw sha256":  cid.NewCidV1(cid.Raw, sha),
+		"dag-pb v0":   cid.NewCidV0(sha),
+		"wrong hash":  cid.NewCidV1(cid.FilCommitmentUnsealed, sha),
+		"wrong codec": cid.NewCidV1(cid.FilCommitmentSealed, trunc),
+		"short":       cid.NewCidV1(cid.FilCommitmentUnsealed, short),
+		"v2":          v2,
+	} {
+		if _, err := ParseCID(c); !errors.Is(err, ErrNotPieceCID) {
+			t.Errorf("ParseCID(%s): %v", name, err)
+		}
+	}
+	v1 := CIDv1(root)
+	bad := func(digest []byte) cid.Cid {
+		mh, _ := multihash.Encode(digest, MhV2)
+		return cid.NewCidV1(cid.Raw, mh)
+	}
+	for name, c := range map[string]cid.Cid{
+		"v1":            v1,
+		"no root":       bad([]byte{0, 2}),
+		"height 1":      bad(append([]byte{0, 1}, root[:]...)),
+		"height 40":     bad(append([]byte{0, 40}, root[:]...)),
+		"padding > cap": bad(append([]byte{128, 1, 2}, root[:]...)),
+		"long root":     bad(append(append([]byte{0, 2}, root[:]...), 0)),
+	} {
+		if _, _, _, err := ParseCIDv2(c); !errors.Is(err, ErrNotPieceCID) {
+			t.Errorf("ParseCIDv2(%s): %v", name, err)
+		}
+	}
+}
+
+func FuzzParseCID(f *testing.F) {
+	root := ZeroCommitment(2048)
+	f.Add(CIDv1(root).Bytes())
+	v2, _ := CIDv2(root, 100, 2048)
+	f.Add(v2.Bytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, c, err := cid.CidFromBytes(b)
+		if err != nil {
+			return
+		}
+		if r, err := ParseCID(c); err == nil {
+			if CIDv1(r) != c {
+				t.Fatalf("v1 %s does not round-trip", c)
+			}
+		}
+		if r, p, s, err := ParseCIDv2(c); err == nil {
+			again, err := CIDv2(r, p, s)
+			if err != nil || !bytes.Equal(again.Bytes(), c.Bytes()) {
+				t.Fatalf("v2 %s does not round-trip: %v", c, err)
+			}
+		}
+	})
+}
+
+func FuzzFr32RoundTrip(f *testing.F) {
+	f.Add(bytes.Repeat([]byte{0xFF}, 127))
+	f.Add([]byte("hello"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		n := len(b) / 127 * 127
+		in := b[:n]
+		out := make([]byte, n/127*128)
+		Pad(out, in)
+		for i := 31; i < len(out); i += 32 {
+			if out[i]&0xC0 != 0 {
+				t.Fatal("node top bits set")
+			}
+		}
+		if !bytes.Equal(out, padBits(in)) {
+			t.Fatal("Pad differs from the bit definition")
+		}
+		back := make([]byte, n)
+		Unpad(back, out)
+		if !bytes.Equal(back, in) {
+			t.Fatal("round trip differs")
+		}
+		// Unpad of arbitrary padded bytes then Pad clears only the top bits.
+		m := len(b) / 128 * 128
+		un := make([]byte, m/128*127)
+		Unpad(un, b[:m])
+		re := make([]byte, m)
+		Pad(re, un)
+		for i := range re {
+			want := b[i]
+			if i%32 == 31 {
+				want &= 0x3F
+			}
+			if re[i] != want {
+				t.Fatalf("byte %d: %x, want %x", i, re[i], want)
+			}
+		}
+	})
+}
+
+func FuzzCommPOracle(f *testing.F) {
+	f.Add(bytes.Repeat([]byte{0xCC}, 127), uint16(7))
+	f.Add(bytes.Repeat([]byte{1}, 65), uint16(1))
+	f.Add(bytes.Repeat([]byte{2, 3}, 1000), uint16(300))
+	f.Fuzz(func(t *testing.T, b []byte, step uint16) {
+		if len(b) < 65 {
+			return
+		}
+		want, size := oracle(t, b)
+		got := ours(t, b, int(step)+1)
+		if got.Root != want || got.Size != size {
+			t.Fatalf("%d bytes: ours %x/%d, hashhash %x/%d", len(b), got.Root, got.Size, want, size)
+		}
+	})
+}
