@@ -1,0 +1,35 @@
+// Package devnet is an embedded Filecoin chain for development and tests:
+// ferryd runs it in-process by default and it serves the same API as a
+// Lotus full node (chain.Node, and JSON-RPC at /rpc/v1).
+//
+// What it does: one block per epoch every BlockTime with real block headers
+// (CIDs as Lotus computes them); a message pool that checks signatures,
+// nonces, balances and gas fields; execution with receipts and Filecoin's
+// exit codes; and the actor rules everything a storage deal touches:
+// accounts and sends, the storage market (escrow, PublishStorageDeals with
+// the v9+ per-deal validation, deal payments, timeouts with collateral
+// burnt, deal ends), the power actor's CreateMiner, the miner actor
+// (peer ID, multiaddrs, worker and control addresses, pre-commit with
+// CommD checked against the deals' pieces, prove-commit activating the
+// deals) and the verified registry (verifiers, DataCap). State, blocks,
+// messages and receipts are kept in a SQLite database in the state
+// directory, written in one transaction per block, so a restart (or a
+// kill -9) resumes at the last block.
+//
+// What it does not do: there is no consensus (one miner, no elections, no
+// null rounds, no forks); no proof of replication or of spacetime is
+// checked (ProveCommitSector accepts any non-empty proof bytes, and there
+// are no WindowPoSt deadlines or faults); gas is a fixed schedule with a
+// constant base fee, not mainnet's gas accounting; there are no pledges or
+// pre-commit deposits; state is a JSON snapshot, not a HAMT of actors, so
+// ParentStateRoot is a CID of that snapshot rather than a state tree root.
+// Messages are executed in the block that includes them, so the state of a
+// tipset includes the effects of its own messages, and MsgLookup reports
+// the including tipset.
+//
+// ID addresses: the system actors sit at their usual IDs (f00 system, f02
+// reward, f03 cron, f04 power, f05 market, f06 verified registry, f099
+// burnt funds), genesis accounts start at f0100, and actors created later
+// (accounts and miners alike) get IDs from f01000 upward, so the first actor
+// created after genesis, typically the provider's miner, is f01000.
+package devnet
