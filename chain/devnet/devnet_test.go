@@ -62,7 +62,7 @@ func TestSendCreatesAccountAndChargesGas(t *testing.T) {
 	spent := big.Sub(before, tn.balance(g))
 	burnt := tn.balance(idAddr(idBurnt))
 	tip := tn.balance(idAddr(idReward))
-	if !burnt.Equals(big.NewInt(gasSend*BaseFee)) {
+	if !burnt.Equals(big.NewInt(gasSend * BaseFee)) {
 		t.Fatalf("burnt %s, want %d", burnt, gasSend*BaseFee)
 	}
 	if !spent.Equals(big.Sum(big.NewInt(12345), burnt, tip)) {

@@ -29,8 +29,8 @@ const (
 
 // pooled is a pending message.
 type pooled struct {
-	smsg *chain.SignedMessage
-	cid  cid.Cid
+	smsg   *chain.SignedMessage
+	cid    cid.Cid
 	seq    uint64 // arrival order
 	sender uint64 // sender's actor ID
 }
