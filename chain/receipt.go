@@ -129,4 +129,3 @@ func readInt64(cr *cbg.CborReader) (int64, error) {
 		return 0, fmt.Errorf("want an integer, got CBOR major type %d", maj)
 	}
 }
-
