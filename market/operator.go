@@ -1,0 +1,295 @@
+package market
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/builtin/v9/miner"
+	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/db"
+)
+
+// DealInfo is one deal as the operator API shows it (JSON-friendly).
+type DealInfo struct {
+	UUID          string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	ClientPeer    string
+	Client        string
+	PieceCID      string
+	PieceSize     uint64
+	DataRoot      string
+	StartEpoch    int64
+	EndEpoch      int64
+	Verified      bool
+	IsOffline     bool
+	TransferSize  uint64
+	BytesReceived uint64
+	Checkpoint    string
+	Retry         string  `json:",omitempty"`
+	Retries       int     `json:",omitempty"`
+	Error         string  `json:",omitempty"`
+	PublishCID    string  `json:",omitempty"`
+	ChainDealID   uint64  `json:",omitempty"`
+	Sector        *uint64 `json:",omitempty"`
+	SealingState  string  `json:",omitempty"`
+	SignedCID     string
+}
+
+// DealLog is one line of a deal's log.
+type DealLog struct {
+	At   time.Time
+	Text string
+}
+
+// DealDetail is a deal with its log.
+type DealDetail struct {
+	DealInfo
+	Logs []DealLog
+}
+
+func (p *Provider) info(d *dealRow) DealInfo {
+	prop := &d.Proposal.Proposal
+	di := DealInfo{
+		UUID: d.UUID.String(), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, ClientPeer: d.ClientPeer,
+		Client: prop.Client.String(), PieceCID: prop.PieceCID.String(), PieceSize: uint64(prop.PieceSize),
+		DataRoot: cidString(d.DataRoot), StartEpoch: int64(prop.StartEpoch), EndEpoch: int64(prop.EndEpoch),
+		Verified: prop.VerifiedDeal, IsOffline: d.IsOffline, TransferSize: d.TransferSize, BytesReceived: p.received(d),
+		Checkpoint: d.Checkpoint, Retry: d.Retry, Retries: d.Retries, Error: d.Error, PublishCID: cidString(d.PublishCid),
+		ChainDealID: uint64(d.ChainDealID), SealingState: d.SealingState, SignedCID: d.SignedCID.String(),
+	}
+	if d.Sector >= 0 {
+		s := uint64(d.Sector)
+		di.Sector = &s
+	}
+	return di
+}
+
+// Deals lists every deal, newest first.
+func (p *Provider) Deals(ctx context.Context) ([]DealInfo, error) {
+	rows, err := p.d.DB.QueryContext(ctx, `SELECT `+dealColumns+` FROM market_deals ORDER BY created_at DESC`)
+	if err != nil {
+		return nil, fmt.Errorf("listing deals: %w", err)
+	}
+	defer rows.Close()
+	out := []DealInfo{}
+	for rows.Next() {
+		d, err := scanDeal(rows)
+		if err != nil {
+			return nil, fmt.Errorf("listing deals: %w", err)
+		}
+		out = append(out, p.info(d))
+	}
+	return out, rows.Err()
+}
+
+// Deal returns one deal with its log.
+func (p *Provider) Deal(ctx context.Context, id uuid.UUID) (*DealDetail, error) {
+	d, err := p.loadDeal(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	out := &DealDetail{DealInfo: p.info(d), Logs: []DealLog{}}
+	rows, err := p.d.DB.QueryContext(ctx, `SELECT at, text FROM market_deal_logs WHERE uuid = ? ORDER BY id`, id.String())
+	if err != nil {
+		return nil, fmt.Errorf("reading log of deal %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var at int64
+		var l DealLog
+		if err := rows.Scan(&at, &l.Text); err != nil {
+			return nil, fmt.Errorf("reading log of deal %s: %w", id, err)
+		}
+		l.At = time.Unix(0, at)
+		out.Logs = append(out.Logs, l)
+	}
+	return out, rows.Err()
+}
+
+// Retry resumes a deal that waits for an operator or for its automatic
+// retry, now. Failed deals cannot be retried.
+func (p *Provider) Retry(ctx context.Context, id uuid.UUID) error {
+	d, err := p.loadDeal(ctx, id)
+	if err != nil {
+		return err
+	}
+	switch d.Retry {
+	case RetryFatal:
+		return fmt.Errorf("deal %s has failed (%s) and cannot be retried", id, d.Error)
+	case RetryNone:
+		return fmt.Errorf("deal %s is not waiting for a retry (checkpoint %s)", id, d.Checkpoint)
+	}
+	err = db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = '', retries = 0, retry_after = 0, updated_at = ? WHERE uuid = ?`,
+			time.Now().UnixNano(), id.String()); err != nil {
+			return err
+		}
+		return addLog(ctx, tx, id, "retry requested by the operator")
+	})
+	if err != nil {
+		return fmt.Errorf("retrying deal %s: %w", id, err)
+	}
+	p.stopRunning(id) // a goroutine sleeping for its back-off restarts now
+	p.kick(id)
+	return nil
+}
+
+// Fail fails a deal for good at the operator's request, releasing its
+// funds, staging space and staging file. A deal already published stays
+// on chain; only its local processing stops.
+func (p *Provider) Fail(ctx context.Context, id uuid.UUID) error {
+	d, err := p.loadDeal(ctx, id)
+	if err != nil {
+		return err
+	}
+	if d.Checkpoint == Complete {
+		return fmt.Errorf("deal %s is complete and cannot be failed", id)
+	}
+	if d.Retry == RetryFatal {
+		return fmt.Errorf("deal %s has already failed", id)
+	}
+	p.stopRunning(id)
+	return p.failDeal(ctx, id, "failed by the operator")
+}
+
+// Cancel stops a deal that is not yet published (its transfer, or its wait
+// for data or for a publish batch) and fails it.
+func (p *Provider) Cancel(ctx context.Context, id uuid.UUID) error {
+	d, err := p.loadDeal(ctx, id)
+	if err != nil {
+		return err
+	}
+	if d.Retry == RetryFatal {
+		return fmt.Errorf("deal %s has already failed", id)
+	}
+	if d.Checkpoint != Accepted && d.Checkpoint != Transferred {
+		return fmt.Errorf("deal %s is past publishing (checkpoint %s) and can no longer be cancelled; use fail", id, d.Checkpoint)
+	}
+	p.stopRunning(id)
+	// The publisher may have taken the deal in the meantime: only a deal
+	// still before Published is cancelled.
+	var cp string
+	if err := p.d.DB.QueryRowContext(ctx, `SELECT checkpoint FROM market_deals WHERE uuid = ?`, id.String()).Scan(&cp); err != nil {
+		return fmt.Errorf("cancelling deal %s: %w", id, err)
+	}
+	if cp != Accepted && cp != Transferred {
+		return fmt.Errorf("deal %s was published while being cancelled", id)
+	}
+	return p.failDeal(ctx, id, "cancelled by the operator")
+}
+
+// stopRunning stops a deal's goroutine and waits for it to end.
+func (p *Provider) stopRunning(id uuid.UUID) {
+	for {
+		p.mu.Lock()
+		rd := p.running[id]
+		p.mu.Unlock()
+		if rd == nil {
+			return
+		}
+		rd.cancel()
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// ImportData gives an offline deal its data: the file's piece commitment
+// must match the proposal. The file is read where it is and not deleted.
+func (p *Provider) ImportData(ctx context.Context, id uuid.UUID, path string) error {
+	d, err := p.loadDeal(ctx, id)
+	if err != nil {
+		return err
+	}
+	if !d.IsOffline {
+		return fmt.Errorf("deal %s is not an offline deal", id)
+	}
+	if d.Retry == RetryFatal {
+		return fmt.Errorf("deal %s has failed (%s)", id, d.Error)
+	}
+	if d.Checkpoint != Accepted {
+		return fmt.Errorf("deal %s already has its data (checkpoint %s)", id, d.Checkpoint)
+	}
+	if err := p.importData(ctx, d, path); err != nil {
+		_ = addLog(ctx, p.d.DB, id, "import of %s refused: %v", path, err)
+		return fmt.Errorf("importing data of deal %s: %w", id, err)
+	}
+	p.kick(id)
+	return nil
+}
+
+// EnsureMinerAddrs makes the miner actor advertise id and addrs, sending
+// ChangePeerID and ChangeMultiaddrs from the worker (signed by sign) only
+// when they differ from what StateMinerInfo shows, and waiting for them to
+// execute.
+func EnsureMinerAddrs(ctx context.Context, node chain.Node, sign MessageSigner, maddr address.Address, id peer.ID, addrs []multiaddr.Multiaddr) error {
+	mi, err := node.StateMinerInfo(ctx, maddr, chain.TipSetKey{})
+	if err != nil {
+		return fmt.Errorf("reading miner %s info: %w", maddr, err)
+	}
+	send := func(method abi.MethodNum, params interface{ MarshalCBOR(w io.Writer) error }, what string) error {
+		var buf bytes.Buffer
+		if err := params.MarshalCBOR(&buf); err != nil {
+			return fmt.Errorf("encoding %s: %w", what, err)
+		}
+		msg, err := node.GasEstimateMessageGas(ctx, &chain.Message{To: maddr, From: mi.Worker, Value: abi.NewTokenAmount(0), Method: method, Params: buf.Bytes()}, nil, chain.TipSetKey{})
+		if err != nil {
+			return fmt.Errorf("estimating gas of %s: %w", what, err)
+		}
+		if msg.Nonce, err = node.MpoolGetNonce(ctx, mi.Worker); err != nil {
+			return fmt.Errorf("reading nonce of worker %s: %w", mi.Worker, err)
+		}
+		sm, c, err := sign(ctx, msg)
+		if err != nil {
+			return fmt.Errorf("signing %s: %w", what, err)
+		}
+		if _, err := node.MpoolPush(ctx, sm); err != nil {
+			return fmt.Errorf("sending %s to miner %s: %w", what, maddr, err)
+		}
+		lk, err := node.StateWaitMsg(ctx, c, 1, -1, true)
+		if err != nil {
+			return fmt.Errorf("waiting for %s message %s: %w", what, c, err)
+		}
+		if lk.Receipt.ExitCode != 0 {
+			return fmt.Errorf("%s message %s failed with exit code %d", what, c, lk.Receipt.ExitCode)
+		}
+		return nil
+	}
+	if mi.PeerId == nil || *mi.PeerId != id {
+		if err := send(builtin.MethodsMiner.ChangePeerID, &miner.ChangePeerIDParams{NewID: abi.PeerID(id)}, "ChangePeerID"); err != nil {
+			return err
+		}
+	}
+	want := make([]abi.Multiaddrs, len(addrs))
+	for i, a := range addrs {
+		want[i] = a.Bytes()
+	}
+	if !sameAddrs(mi.Multiaddrs, want) {
+		if err := send(builtin.MethodsMiner.ChangeMultiaddrs, &miner.ChangeMultiaddrsParams{NewMultiaddrs: want}, "ChangeMultiaddrs"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sameAddrs(a, b []abi.Multiaddrs) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,381 @@
+package market
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/piece"
+)
+
+// fatalError marks a failure that no retry can fix.
+type fatalError struct{ err error }
+
+func (e fatalError) Error() string { return e.err.Error() }
+func (e fatalError) Unwrap() error { return e.err }
+
+func fatalf(format string, args ...any) error { return fatalError{fmt.Errorf(format, args...)} }
+
+// errWait means the deal waits for something outside its goroutine (an
+// import, the publisher); the goroutine ends without error.
+var errWait = errors.New("waiting")
+
+// resume starts the goroutines of every unfinished deal.
+func (p *Provider) resume(ctx context.Context) error {
+	rows, err := p.d.DB.QueryContext(ctx, `SELECT uuid FROM market_deals WHERE retry IN ('', 'auto') AND checkpoint != ?`, Complete)
+	if err != nil {
+		return fmt.Errorf("market: listing unfinished deals: %w", err)
+	}
+	var ids []uuid.UUID
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			rows.Close()
+			return fmt.Errorf("market: listing unfinished deals: %w", err)
+		}
+		id, err := uuid.Parse(s)
+		if err != nil {
+			rows.Close()
+			return fmt.Errorf("market: deal row %q: %w", s, err)
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("market: listing unfinished deals: %w", err)
+	}
+	for _, id := range ids {
+		p.kick(id)
+	}
+	p.wakePublisher()
+	return nil
+}
+
+// kick runs a deal's pipeline goroutine unless one runs already.
+func (p *Provider) kick(id uuid.UUID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ctx == nil || p.ctx.Err() != nil {
+		return
+	}
+	if _, ok := p.running[id]; ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	rd := &runningDeal{cancel: cancel}
+	p.running[id] = rd
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer cancel()
+		p.run(ctx, id, rd)
+		p.mu.Lock()
+		delete(p.running, id)
+		p.mu.Unlock()
+	}()
+}
+
+// run advances one deal until it completes, fails, or waits.
+func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
+	for ctx.Err() == nil {
+		d, err := p.loadDeal(ctx, id)
+		if err != nil {
+			if ctx.Err() == nil {
+				p.d.Logf("market: %v", err)
+			}
+			return
+		}
+		switch d.Retry {
+		case RetryFatal, RetryManual:
+			return
+		case RetryAuto:
+			if wait := time.Until(d.RetryAfter); wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+			}
+		}
+		if d.Checkpoint == Complete {
+			return
+		}
+		err = p.step(ctx, d, rd)
+		if errors.Is(err, errWait) {
+			return
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return // shutting down or cancelled: the checkpoint stands
+			}
+			if herr := p.stepFailed(context.WithoutCancel(ctx), d, err); herr != nil {
+				p.d.Logf("market: deal %s: %v (recording the failure: %v)", id, err, herr)
+				return
+			}
+		}
+	}
+}
+
+// step does the work after the deal's current checkpoint.
+func (p *Provider) step(ctx context.Context, d *dealRow, rd *runningDeal) error {
+	switch d.Checkpoint {
+	case Accepted:
+		if d.IsOffline {
+			return errWait // ImportData continues it
+		}
+		return p.transfer(ctx, d, rd)
+	case Transferred:
+		return p.queueForPublish(ctx, d)
+	case Published:
+		return errWait // the publisher confirms it
+	case PublishConfirmed:
+		return p.addPiece(ctx, d)
+	case AddedPiece:
+		return p.index(ctx, d)
+	case IndexedAndAnnounced:
+		return p.awaitActive(ctx, d)
+	}
+	return fatalf("unknown checkpoint %q", d.Checkpoint)
+}
+
+// stepFailed records an error: fatal errors fail the deal and release what
+// it holds; others are retried with back-off, then left to an operator.
+func (p *Provider) stepFailed(ctx context.Context, d *dealRow, cause error) error {
+	var fe fatalError
+	if errors.As(cause, &fe) {
+		return p.failDeal(ctx, d.UUID, cause.Error())
+	}
+	retries := d.Retries + 1
+	state, after := RetryAuto, time.Now().Add(p.cfg.RetryBackoff<<min(retries-1, 10))
+	if retries > p.cfg.MaxAutoRetries {
+		state = RetryManual
+	}
+	err := db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = ?, retries = ?, retry_after = ?, error = ?, updated_at = ? WHERE uuid = ?`,
+			state, retries, after.UnixNano(), cause.Error(), time.Now().UnixNano(), d.UUID.String()); err != nil {
+			return err
+		}
+		return addLog(ctx, tx, d.UUID, "%s failed (attempt %d, next: %s): %v", nextStep(d.Checkpoint), retries, state, cause)
+	})
+	if err != nil {
+		return fmt.Errorf("recording failure of deal %s: %w", d.UUID, err)
+	}
+	p.d.Logf("market: deal %s: %s failed (attempt %d): %v", d.UUID, nextStep(d.Checkpoint), retries, cause)
+	return nil
+}
+
+// failDeal fails a deal for good and releases its tags and staging file.
+func (p *Provider) failDeal(ctx context.Context, id uuid.UUID, reason string) error {
+	var staging string
+	var owned bool
+	err := db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT staging_path, staging_owned FROM market_deals WHERE uuid = ?`, id.String()).Scan(&staging, &owned); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = 'fatal', error = ?, publish_queued = 0, updated_at = ? WHERE uuid = ?`,
+			reason, time.Now().UnixNano(), id.String()); err != nil {
+			return err
+		}
+		if err := releaseTagsTx(ctx, tx, id, true, true); err != nil {
+			return err
+		}
+		return addLog(ctx, tx, id, "failed: %s", reason)
+	})
+	if err != nil {
+		return fmt.Errorf("failing deal %s: %w", id, err)
+	}
+	if owned && staging != "" {
+		if err := os.Remove(staging); err != nil && !errors.Is(err, os.ErrNotExist) {
+			p.d.Logf("market: removing staging file of failed deal %s: %v", id, err)
+		}
+	}
+	p.d.Logf("market: deal %s failed: %s", id, reason)
+	return nil
+}
+
+func nextStep(cp string) string {
+	switch cp {
+	case Accepted:
+		return "transfer"
+	case Transferred:
+		return "publish"
+	case Published:
+		return "publish confirmation"
+	case PublishConfirmed:
+		return "add piece"
+	case AddedPiece:
+		return "index and announce"
+	case IndexedAndAnnounced:
+		return "sealing"
+	}
+	return cp
+}
+
+// transfer downloads the data while computing its piece commitment, and
+// checks it against the proposal.
+func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) error {
+	req, err := d.transferRequest()
+	if err != nil {
+		return fatalf("transfer parameters: %v", err)
+	}
+	if err := os.MkdirAll(p.cfg.StagingDir, 0o755); err != nil {
+		return fmt.Errorf("creating staging directory: %w", err)
+	}
+	calc := piece.NewCalc()
+	var lastSave time.Time
+	progress := func(n uint64) {
+		rd.received.Store(n)
+		if time.Since(lastSave) > 2*time.Second {
+			lastSave = time.Now()
+			_, _ = p.d.DB.ExecContext(ctx, `UPDATE market_deals SET bytes_received = ? WHERE uuid = ?`, int64(n), d.UUID.String())
+		}
+	}
+	if err := p.d.Downloader.Download(ctx, req, d.StagingPath, calc, progress); err != nil {
+		return fmt.Errorf("downloading %s: %w", req.URL, err)
+	}
+	return p.finishData(ctx, d, calc, d.StagingPath, true)
+}
+
+// finishData checks the commitment of the deal's data and records
+// Transferred.
+func (p *Provider) finishData(ctx context.Context, d *dealRow, calc *piece.Calc, path string, owned bool) error {
+	prop := &d.Proposal.Proposal
+	received := calc.Written()
+	comm, err := calc.SumAs(prop.PieceSize)
+	if err != nil {
+		return fatalf("computing the piece commitment of %d bytes for a %d-byte piece: %v", received, prop.PieceSize, err)
+	}
+	if !comm.CID().Equals(prop.PieceCID) {
+		return fatalf("the data's piece CID %s does not match the proposal's %s", comm.CID(), prop.PieceCID)
+	}
+	return p.setCheckpoint(ctx, d.UUID, Transferred, `bytes_received = ?, staging_path = ?, staging_owned = ?`, int64(received), path, owned)
+}
+
+// addPiece hands the piece to sealing, then frees the staging file.
+func (p *Provider) addPiece(ctx context.Context, d *dealRow) error {
+	prop := &d.Proposal.Proposal
+	head, err := p.d.Node.ChainHead(ctx)
+	if err != nil {
+		return fmt.Errorf("reading chain head: %w", err)
+	}
+	if head.Height() >= prop.StartEpoch {
+		return fatalf("the deal's start epoch %d passed (current epoch %d) before its piece was added to a sector", prop.StartEpoch, head.Height())
+	}
+	f, err := os.Open(d.StagingPath)
+	if err != nil {
+		return fmt.Errorf("opening staged data: %w", err)
+	}
+	defer f.Close()
+	pl, err := p.d.Sealer.AddPieceToAny(ctx, prop.PieceSize.Unpadded(), f, SealingDeal{
+		UUID: d.UUID, DealID: d.ChainDealID, PublishCid: d.PublishCid, Proposal: *prop, KeepUnsealed: d.KeepUnsealed,
+	})
+	if err != nil {
+		return fmt.Errorf("adding piece to a sector: %w", err)
+	}
+	err = db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
+		if err := p.setCheckpointTx(ctx, tx, d.UUID, AddedPiece, `sector = ?, sector_offset = ?`, int64(pl.Sector), int64(pl.Offset)); err != nil {
+			return err
+		}
+		return releaseTagsTx(ctx, tx, d.UUID, false, true)
+	})
+	if err != nil {
+		return err
+	}
+	if d.StagingOwned {
+		if err := os.Remove(d.StagingPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			p.d.Logf("market: removing staging file of deal %s: %v", d.UUID, err)
+		}
+	}
+	p.hook(d.UUID, AddedPiece)
+	return nil
+}
+
+// index indexes and announces the piece.
+func (p *Provider) index(ctx context.Context, d *dealRow) error {
+	if p.d.Indexer != nil {
+		prop := &d.Proposal.Proposal
+		err := p.d.Indexer.IndexAndAnnounce(ctx, IndexRequest{
+			DealUUID: d.UUID, PieceCID: prop.PieceCID, PieceSize: prop.PieceSize, ChainDealID: d.ChainDealID,
+			DataRoot: d.DataRoot, Sector: sectorNum(d.Sector), Offset: paddedSize(d.SectorOffset),
+			SkipIPNIAnnounce: d.SkipIPNI, KeepUnsealed: d.KeepUnsealed,
+		})
+		if err != nil {
+			return fmt.Errorf("indexing and announcing: %w", err)
+		}
+	}
+	return p.setCheckpoint(ctx, d.UUID, IndexedAndAnnounced, "")
+}
+
+// awaitActive follows sealing until the sector is proven and the deal is
+// active on chain.
+func (p *Provider) awaitActive(ctx context.Context, d *dealRow) error {
+	t := time.NewTicker(p.pollEvery)
+	defer t.Stop()
+	for {
+		_, state, err := p.d.Sealer.DealSectorState(ctx, d.UUID)
+		if err != nil {
+			return fmt.Errorf("reading sector state: %w", err)
+		}
+		if state != d.SealingState {
+			if _, err := p.d.DB.ExecContext(ctx, `UPDATE market_deals SET sealing_state = ?, updated_at = ? WHERE uuid = ?`,
+				state, time.Now().UnixNano(), d.UUID.String()); err != nil {
+				return fmt.Errorf("recording sealing state: %w", err)
+			}
+			d.SealingState = state
+		}
+		if state == ProvingState {
+			md, err := p.d.Node.StateMarketStorageDeal(ctx, d.ChainDealID, chain.TipSetKey{})
+			if err != nil {
+				return fmt.Errorf("reading chain deal %d: %w", d.ChainDealID, err)
+			}
+			if md.State.SectorStartEpoch > 0 {
+				return p.setCheckpoint(ctx, d.UUID, Complete, "")
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// importData reads an offline deal's file, checks its commitment and
+// continues the deal.
+func (p *Provider) importData(ctx context.Context, d *dealRow, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	if max := uint64(d.Proposal.Proposal.PieceSize.Unpadded()); uint64(st.Size()) > max {
+		return fmt.Errorf("%s is %d bytes, more than the deal's piece holds (%d)", path, st.Size(), max)
+	}
+	calc := piece.NewCalc()
+	if _, err := io.Copy(calc, f); err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	comm, err := calc.SumAs(d.Proposal.Proposal.PieceSize)
+	if err != nil {
+		return fmt.Errorf("computing the piece commitment of %s: %w", path, err)
+	}
+	if !comm.CID().Equals(d.Proposal.Proposal.PieceCID) {
+		return fmt.Errorf("the piece CID of %s is %s, the deal's is %s", path, comm.CID(), d.Proposal.Proposal.PieceCID)
+	}
+	return p.setCheckpoint(ctx, d.UUID, Transferred, `bytes_received = ?, transfer_size = ?, staging_path = ?, staging_owned = 0`,
+		st.Size(), st.Size(), path)
+}

@@ -1,0 +1,260 @@
+package market
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/wire"
+)
+
+// Deps are the parts the provider works with.
+type Deps struct {
+	// Node is the chain.
+	Node chain.Node
+	// DB is Ferry's database (db.Open), with the market migrations applied.
+	DB *sql.DB
+	// Host is the libp2p host the protocol handlers are registered on.
+	Host host.Host
+	// Sealer places pieces in sectors.
+	Sealer Sealer
+	// Downloader fetches online deals' data.
+	Downloader Downloader
+	// Indexer indexes and announces pieces; nil skips the step.
+	Indexer PieceIndexer
+	// SignMessage signs publish messages.
+	SignMessage MessageSigner
+	// Logf receives operational log lines; nil uses the standard logger.
+	Logf func(format string, args ...any)
+	// OnCheckpoint, when set, is called after a deal's checkpoint (or a
+	// publish batch's "PublishSigned"/"PublishPushed" state) is persisted.
+	// Fault-injection tests use it to kill the process at a chosen point.
+	OnCheckpoint func(id uuid.UUID, checkpoint string)
+}
+
+// Provider is the storage provider. Create it with New, then Start it.
+type Provider struct {
+	cfg Config
+	d   Deps
+
+	worker     address.Address
+	blockDelay time.Duration
+	pollEvery  time.Duration
+	ask        atomic.Pointer[wire.SignedStorageAsk]
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	running  map[uuid.UUID]*runningDeal // guarded by mu
+	started  bool                       // guarded by mu
+	askMu    sync.Mutex                 // serialises SetAsk
+	signMu   sync.Mutex                 // serialises nonce use of the worker
+	pubWake  chan struct{}
+	pubForce chan chan error
+}
+
+type runningDeal struct {
+	cancel   context.CancelFunc
+	received atomic.Uint64
+}
+
+// New checks the configuration and returns a provider that is not yet
+// serving; call Start.
+func New(cfg Config, d Deps) (*Provider, error) {
+	cfg.setDefaults()
+	switch {
+	case cfg.Miner == address.Undef:
+		return nil, errors.New("market: Config.Miner is not set")
+	case cfg.StagingDir == "":
+		return nil, errors.New("market: Config.StagingDir is not set")
+	case d.Node == nil || d.DB == nil:
+		return nil, errors.New("market: Deps.Node and Deps.DB are required")
+	case d.Sealer == nil || d.Downloader == nil || d.SignMessage == nil:
+		return nil, errors.New("market: Deps.Sealer, Deps.Downloader and Deps.SignMessage are required")
+	}
+	if d.Logf == nil {
+		d.Logf = log.Printf
+	}
+	return &Provider{
+		cfg:      cfg,
+		d:        d,
+		running:  make(map[uuid.UUID]*runningDeal),
+		pubWake:  make(chan struct{}, 1),
+		pubForce: make(chan chan error),
+	}, nil
+}
+
+// Start reads the miner's worker from the chain, makes the first ask if
+// there is none, registers the protocol handlers on the host (when one was
+// given), starts the publisher and resumes every unfinished deal. The
+// provider runs until ctx ends or Close is called.
+func (p *Provider) Start(ctx context.Context) error {
+	p.mu.Lock()
+	if p.started {
+		p.mu.Unlock()
+		return errors.New("market: provider already started")
+	}
+	p.started = true
+	p.mu.Unlock()
+
+	mi, err := p.d.Node.StateMinerInfo(ctx, p.cfg.Miner, chain.TipSetKey{})
+	if err != nil {
+		return fmt.Errorf("market: reading miner %s info: %w", p.cfg.Miner, err)
+	}
+	p.worker = mi.Worker
+	p.blockDelay = p.cfg.BlockDelay
+	if p.blockDelay == 0 {
+		v, err := p.d.Node.Version(ctx)
+		if err != nil {
+			return fmt.Errorf("market: reading block delay: %w", err)
+		}
+		p.blockDelay = time.Duration(v.BlockDelay) * time.Second
+		if p.blockDelay == 0 {
+			p.blockDelay = DefaultBlockDelay
+		}
+	}
+	p.pollEvery = p.cfg.PollInterval
+	if p.pollEvery == 0 {
+		p.pollEvery = p.blockDelay
+	}
+	if err := p.loadAsk(ctx); err != nil {
+		return err
+	}
+	if err := p.releaseStaleTags(ctx); err != nil {
+		return err
+	}
+
+	p.ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	go func() {
+		select {
+		case <-ctx.Done():
+			p.cancel()
+		case <-p.ctx.Done():
+		}
+	}()
+
+	if h := p.d.Host; h != nil {
+		h.SetStreamHandler(protocol.ID(wire.DealProtocolv121), p.handleDeal)
+		h.SetStreamHandler(protocol.ID(wire.DealProtocolv120), p.handleDeal)
+		h.SetStreamHandler(protocol.ID(wire.DealStatusProtocol), p.handleStatus)
+		h.SetStreamHandler(protocol.ID(wire.AskProtocol), p.handleAsk)
+		h.SetStreamHandler(protocol.ID(wire.TransportsProtocol), p.handleTransports)
+	}
+
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.publisher(p.ctx)
+	}()
+	if err := p.resume(p.ctx); err != nil {
+		p.Close()
+		return err
+	}
+	return nil
+}
+
+// Close removes the protocol handlers, stops the pipeline and waits for its
+// goroutines. Deals continue from their checkpoints at the next Start.
+func (p *Provider) Close() error {
+	if h := p.d.Host; h != nil {
+		for _, id := range []string{wire.DealProtocolv121, wire.DealProtocolv120, wire.DealStatusProtocol, wire.AskProtocol, wire.TransportsProtocol} {
+			h.RemoveStreamHandler(protocol.ID(id))
+		}
+	}
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.wg.Wait()
+	return nil
+}
+
+// serve runs one request/response exchange on a stream.
+func serve[Req any, PReq interface {
+	*Req
+	wire.Message
+}](p *Provider, s network.Stream, handle func(ctx context.Context, req *Req) wire.Message) {
+	defer s.Close()
+	_ = s.SetReadDeadline(time.Now().Add(p.cfg.ReadTimeout))
+	var req Req
+	if err := wire.Read(s, PReq(&req), 0); err != nil {
+		p.d.Logf("market: %s from %s: %v", s.Protocol(), s.Conn().RemotePeer(), err)
+		_ = s.Reset()
+		return
+	}
+	_ = s.SetReadDeadline(time.Time{})
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.ReadTimeout+p.cfg.WriteTimeout)
+	defer cancel()
+	resp := handle(ctx, &req)
+	_ = s.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
+	if err := wire.Write(s, resp); err != nil {
+		p.d.Logf("market: answering %s to %s: %v", s.Protocol(), s.Conn().RemotePeer(), err)
+		_ = s.Reset()
+	}
+}
+
+func (p *Provider) handleDeal(s network.Stream) {
+	peerID := s.Conn().RemotePeer().String()
+	serve[wire.DealParams](p, s, func(ctx context.Context, req *wire.DealParams) wire.Message {
+		resp := p.Propose(ctx, req, peerID)
+		return &resp
+	})
+}
+
+func (p *Provider) handleStatus(s network.Stream) {
+	serve[wire.DealStatusRequest](p, s, func(ctx context.Context, req *wire.DealStatusRequest) wire.Message {
+		resp := p.Status(ctx, req)
+		return &resp
+	})
+}
+
+func (p *Provider) handleAsk(s network.Stream) {
+	serve[wire.AskRequest](p, s, func(ctx context.Context, req *wire.AskRequest) wire.Message {
+		var resp wire.AskResponse
+		if req.Miner == p.cfg.Miner {
+			resp.Ask = p.ask.Load()
+		}
+		return &resp
+	})
+}
+
+func (p *Provider) handleTransports(s network.Stream) {
+	defer s.Close()
+	resp := wire.QueryResponse{Protocols: []wire.Protocol{}}
+	if len(p.cfg.RetrievalAddrs) > 0 {
+		resp.Protocols = append(resp.Protocols, wire.NewProtocol("http", p.cfg.RetrievalAddrs...))
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(p.cfg.WriteTimeout))
+	if err := wire.Write(s, &resp); err != nil {
+		p.d.Logf("market: answering transports query: %v", err)
+		_ = s.Reset()
+	}
+}
+
+// Propose validates and admits a deal proposal; it is what the deal
+// protocol handler runs, exported for in-process clients and benchmarks.
+// clientPeer is the proposing peer's ID (informational).
+func (p *Provider) Propose(ctx context.Context, params *wire.DealParams, clientPeer string) wire.DealResponse {
+	info, reason := p.validate(ctx, params)
+	if reason != "" {
+		return wire.DealResponse{Message: reason}
+	}
+	if reason := p.admit(ctx, info, clientPeer); reason != "" {
+		return wire.DealResponse{Message: reason}
+	}
+	p.kick(params.DealUUID)
+	return wire.DealResponse{Accepted: true}
+}

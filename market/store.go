@@ -1,0 +1,359 @@
+package market
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin/v9/market"
+	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/transfer"
+)
+
+// ErrUnknownDeal is returned for a deal UUID the provider does not know.
+var ErrUnknownDeal = errors.New("unknown deal")
+
+// dealRow is a market_deals row.
+type dealRow struct {
+	UUID           uuid.UUID
+	SignedCID      cid.Cid
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+	ClientPeer     string
+	ClientKey      address.Address
+	Proposal       market.ClientDealProposal
+	DataRoot       cid.Cid
+	IsOffline      bool
+	TransferType   string
+	TransferParams []byte
+	TransferSize   uint64
+	BytesReceived  uint64
+	StagingPath    string
+	StagingOwned   bool
+	KeepUnsealed   bool
+	SkipIPNI       bool
+	Checkpoint     string
+	Retry          string
+	Retries        int
+	RetryAfter     time.Time
+	Error          string
+	PublishQueued  int64
+	BatchID        sql.NullInt64
+	PublishCid     cid.Cid
+	ChainDealID    abi.DealID
+	Sector         int64
+	SectorOffset   uint64
+	SealingState   string
+}
+
+const dealColumns = `uuid, signed_proposal_cid, created_at, updated_at, client_peer, client_key, proposal,
+	data_root, is_offline, transfer_type, transfer_params, transfer_size, bytes_received, staging_path,
+	staging_owned, keep_unsealed, skip_ipni, checkpoint, retry, retries, retry_after, error, publish_queued,
+	batch_id, publish_cid, chain_deal_id, sector, sector_offset, sealing_state`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanDeal(s scanner) (*dealRow, error) {
+	var (
+		d                              dealRow
+		id, spc, ckey, root, pub       string
+		created, updated, retryAfter   int64
+		prop                           []byte
+		offline, owned, keep, skip     bool
+		tsize, recv, dealID, sectorOff int64
+	)
+	err := s.Scan(&id, &spc, &created, &updated, &d.ClientPeer, &ckey, &prop, &root, &offline, &d.TransferType,
+		&d.TransferParams, &tsize, &recv, &d.StagingPath, &owned, &keep, &skip, &d.Checkpoint, &d.Retry, &d.Retries,
+		&retryAfter, &d.Error, &d.PublishQueued, &d.BatchID, &pub, &dealID, &d.Sector, &sectorOff, &d.SealingState)
+	if err != nil {
+		return nil, err
+	}
+	if d.UUID, err = uuid.Parse(id); err != nil {
+		return nil, fmt.Errorf("deal row %q: %w", id, err)
+	}
+	if d.SignedCID, err = cid.Decode(spc); err != nil {
+		return nil, fmt.Errorf("deal %s signed proposal CID: %w", id, err)
+	}
+	if d.ClientKey, err = address.NewFromString(ckey); err != nil {
+		return nil, fmt.Errorf("deal %s client key: %w", id, err)
+	}
+	if err := d.Proposal.UnmarshalCBOR(bytes.NewReader(prop)); err != nil {
+		return nil, fmt.Errorf("deal %s proposal: %w", id, err)
+	}
+	if root != "" {
+		if d.DataRoot, err = cid.Decode(root); err != nil {
+			return nil, fmt.Errorf("deal %s data root: %w", id, err)
+		}
+	}
+	if pub != "" {
+		if d.PublishCid, err = cid.Decode(pub); err != nil {
+			return nil, fmt.Errorf("deal %s publish CID: %w", id, err)
+		}
+	}
+	d.CreatedAt, d.UpdatedAt, d.RetryAfter = time.Unix(0, created), time.Unix(0, updated), time.Unix(0, retryAfter)
+	d.IsOffline, d.StagingOwned, d.KeepUnsealed, d.SkipIPNI = offline, owned, keep, skip
+	d.TransferSize, d.BytesReceived, d.ChainDealID, d.SectorOffset = uint64(tsize), uint64(recv), abi.DealID(dealID), uint64(sectorOff)
+	return &d, nil
+}
+
+func (p *Provider) loadDeal(ctx context.Context, id uuid.UUID) (*dealRow, error) {
+	d, err := scanDeal(p.d.DB.QueryRowContext(ctx, `SELECT `+dealColumns+` FROM market_deals WHERE uuid = ?`, id.String()))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("deal %s: %w", id, ErrUnknownDeal)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading deal %s: %w", id, err)
+	}
+	return d, nil
+}
+
+// addLog appends a line to a deal's log, inside tx when given.
+func addLog(ctx context.Context, q interface {
+	ExecContext(context.Context, string, ...any) (sql.Result, error)
+}, id uuid.UUID, format string, args ...any) error {
+	_, err := q.ExecContext(ctx, `INSERT INTO market_deal_logs (uuid, at, text) VALUES (?, ?, ?)`,
+		id.String(), time.Now().UnixNano(), fmt.Sprintf(format, args...))
+	if err != nil {
+		return fmt.Errorf("writing log of deal %s: %w", id, err)
+	}
+	return nil
+}
+
+// setCheckpoint moves a deal to its next checkpoint, with more column
+// updates in the same statement, logs it and calls the OnCheckpoint hook.
+func (p *Provider) setCheckpoint(ctx context.Context, id uuid.UUID, cp string, extra string, args ...any) error {
+	err := db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
+		return p.setCheckpointTx(ctx, tx, id, cp, extra, args...)
+	})
+	if err != nil {
+		return err
+	}
+	p.hook(id, cp)
+	return nil
+}
+
+func (p *Provider) setCheckpointTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, cp string, extra string, args ...any) error {
+	q := `UPDATE market_deals SET checkpoint = ?, updated_at = ?, retry = '', retries = 0, error = ''`
+	if extra != "" {
+		q += ", " + extra
+	}
+	q += ` WHERE uuid = ?`
+	all := append([]any{cp, time.Now().UnixNano()}, args...)
+	all = append(all, id.String())
+	if _, err := tx.ExecContext(ctx, q, all...); err != nil {
+		return fmt.Errorf("recording checkpoint %s of deal %s: %w", cp, id, err)
+	}
+	return addLog(ctx, tx, id, "checkpoint %s", cp)
+}
+
+func (p *Provider) hook(id uuid.UUID, cp string) {
+	if p.d.OnCheckpoint != nil {
+		p.d.OnCheckpoint(id, cp)
+	}
+}
+
+// releaseTags drops a deal's funds and staging tags.
+func releaseTagsTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, funds, space bool) error {
+	if funds {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM market_funds_tags WHERE uuid = ?`, id.String()); err != nil {
+			return fmt.Errorf("releasing funds tag of deal %s: %w", id, err)
+		}
+	}
+	if space {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM market_space_tags WHERE uuid = ?`, id.String()); err != nil {
+			return fmt.Errorf("releasing staging tag of deal %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// releaseStaleTags drops the tags of deals that no longer need them: funds
+// once published on chain or failed, staging once the piece is in a sector
+// or the deal failed.
+func (p *Provider) releaseStaleTags(ctx context.Context) error {
+	_, err := p.d.DB.ExecContext(ctx, `DELETE FROM market_funds_tags WHERE uuid IN (SELECT uuid FROM market_deals
+		WHERE retry = 'fatal' OR checkpoint IN ('PublishConfirmed','AddedPiece','IndexedAndAnnounced','Complete'))`)
+	if err != nil {
+		return fmt.Errorf("market: releasing funds tags: %w", err)
+	}
+	_, err = p.d.DB.ExecContext(ctx, `DELETE FROM market_space_tags WHERE uuid IN (SELECT uuid FROM market_deals
+		WHERE retry = 'fatal' OR checkpoint IN ('AddedPiece','IndexedAndAnnounced','Complete'))`)
+	if err != nil {
+		return fmt.Errorf("market: releasing staging tags: %w", err)
+	}
+	return nil
+}
+
+// checkDuplicate rejects a proposal seen before or a UUID in use.
+func (p *Provider) checkDuplicate(ctx context.Context, info *proposalInfo) string {
+	var other string
+	err := p.d.DB.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE signed_proposal_cid = ?`, info.signedCID.String()).Scan(&other)
+	if err == nil {
+		return fmt.Sprintf("deal rejected: the proposal is identical to that of deal %s", other)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Sprintf("deal rejected: the provider cannot read its deals: %v", err)
+	}
+	err = p.d.DB.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE uuid = ?`, info.params.DealUUID.String()).Scan(&other)
+	if err == nil {
+		return fmt.Sprintf("deal rejected: the deal UUID %s is already in use", other)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Sprintf("deal rejected: the provider cannot read its deals: %v", err)
+	}
+	return ""
+}
+
+// admit records the deal with its funds and staging tags in one
+// transaction, after checking uniqueness, the provider's funds and the
+// staging space within it.
+func (p *Provider) admit(ctx context.Context, info *proposalInfo, clientPeer string) string {
+	params := info.params
+	prop := &params.ClientDealProposal.Proposal
+
+	// Chain reads happen before the transaction; the transaction compares
+	// them with everything already tagged.
+	mbal, err := p.d.Node.StateMarketBalance(ctx, p.cfg.Miner, chain.TipSetKey{})
+	if err != nil {
+		return fmt.Sprintf("deal rejected: the provider cannot read its market balance: %v", err)
+	}
+	escrowAvail := big.Sub(mbal.Escrow, mbal.Locked)
+	wbal, err := p.d.Node.WalletBalance(ctx, p.worker)
+	if err != nil {
+		return fmt.Sprintf("deal rejected: the provider cannot read its worker balance: %v", err)
+	}
+	fee := p.cfg.MaxPublishDealsFee
+	var space uint64
+	if !params.IsOffline {
+		space = params.Transfer.Size
+	}
+
+	var cbor bytes.Buffer
+	if err := params.ClientDealProposal.MarshalCBOR(&cbor); err != nil {
+		return fmt.Sprintf("deal rejected: the proposal cannot be encoded: %v", err)
+	}
+	id := params.DealUUID
+	staging := ""
+	if !params.IsOffline {
+		staging = filepath.Join(p.cfg.StagingDir, id.String()+".car")
+	}
+	var reason string
+	err = db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM market_deals WHERE signed_proposal_cid = ?`, info.signedCID.String()).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			reason = "deal rejected: the proposal is identical to that of an earlier deal"
+			return nil
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM market_deals WHERE uuid = ?`, id.String()).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			reason = fmt.Sprintf("deal rejected: the deal UUID %s is already in use", id)
+			return nil
+		}
+
+		collTagged, feeTagged := big.Zero(), big.Zero()
+		rows, err := tx.QueryContext(ctx, `SELECT collateral, publish_fee FROM market_funds_tags`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var c, f string
+			if err := rows.Scan(&c, &f); err != nil {
+				rows.Close()
+				return err
+			}
+			cb, err1 := big.FromString(c)
+			fb, err2 := big.FromString(f)
+			if err1 != nil || err2 != nil {
+				rows.Close()
+				return fmt.Errorf("corrupt funds tag %q/%q", c, f)
+			}
+			collTagged, feeTagged = big.Add(collTagged, cb), big.Add(feeTagged, fb)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if needColl := big.Add(collTagged, prop.ProviderCollateral); needColl.GreaterThan(escrowAvail) {
+			reason = fmt.Sprintf("deal rejected: the provider's available market escrow %s cannot cover this deal's collateral %s on top of the %s reserved for other deals",
+				escrowAvail, prop.ProviderCollateral, collTagged)
+			return nil
+		}
+		if needFee := big.Add(feeTagged, fee); needFee.GreaterThan(wbal) {
+			reason = fmt.Sprintf("deal rejected: the provider's worker balance %s cannot cover the publish fee %s on top of the %s reserved for other deals",
+				wbal, fee, feeTagged)
+			return nil
+		}
+		if p.cfg.StagingCapacity > 0 {
+			var used int64
+			if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0) FROM market_space_tags`).Scan(&used); err != nil {
+				return err
+			}
+			if uint64(used)+space > p.cfg.StagingCapacity {
+				reason = fmt.Sprintf("deal rejected: not enough staging space: %d bytes needed, %d of %d in use", space, used, p.cfg.StagingCapacity)
+				return nil
+			}
+		}
+
+		now := time.Now().UnixNano()
+		_, err = tx.ExecContext(ctx, `INSERT INTO market_deals (uuid, signed_proposal_cid, created_at, updated_at, client_peer,
+			client_key, proposal, piece_cid, piece_size, start_epoch, end_epoch, verified, data_root, is_offline,
+			transfer_type, transfer_params, transfer_size, staging_path, keep_unsealed, skip_ipni, checkpoint)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id.String(), info.signedCID.String(), now, now, clientPeer, info.clientKey.String(), cbor.Bytes(),
+			prop.PieceCID.String(), int64(prop.PieceSize), int64(prop.StartEpoch), int64(prop.EndEpoch), prop.VerifiedDeal,
+			cidString(params.DealDataRoot), params.IsOffline, params.Transfer.Type, params.Transfer.Params,
+			int64(params.Transfer.Size), staging, !params.RemoveUnsealedCopy, params.SkipIPNIAnnounce, Accepted)
+		if err != nil {
+			return fmt.Errorf("recording deal: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO market_funds_tags (uuid, collateral, publish_fee) VALUES (?, ?, ?)`,
+			id.String(), prop.ProviderCollateral.String(), fee.String()); err != nil {
+			return fmt.Errorf("tagging funds: %w", err)
+		}
+		if space > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO market_space_tags (uuid, bytes) VALUES (?, ?)`, id.String(), int64(space)); err != nil {
+				return fmt.Errorf("tagging staging space: %w", err)
+			}
+		}
+		return addLog(ctx, tx, id, "accepted from peer %s (offline %t, piece %s, %d bytes)", clientPeer, params.IsOffline, prop.PieceCID, prop.PieceSize)
+	})
+	if err != nil {
+		return fmt.Sprintf("deal rejected: the provider could not record the deal: %v", err)
+	}
+	if reason == "" {
+		p.hook(id, Accepted)
+	}
+	return reason
+}
+
+func cidString(c cid.Cid) string {
+	if !c.Defined() {
+		return ""
+	}
+	return c.String()
+}
+
+// transferRequest rebuilds the download request of a deal.
+func (d *dealRow) transferRequest() (TransferRequest, error) {
+	req, err := transfer.ParseHTTPParams(d.TransferParams)
+	if err != nil {
+		return TransferRequest{}, err
+	}
+	return TransferRequest{URL: req.URL, Headers: req.Headers, Size: d.TransferSize}, nil
+}
