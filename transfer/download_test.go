@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ferry-fil/ferry/piece"
 )
 
 // testData returns n reproducible pseudo-random bytes.
@@ -751,4 +754,63 @@ func FuzzParseContentRange(f *testing.F) {
 			t.Fatalf("%q: inconsistent %d %d %d", v, s, e, tot)
 		}
 	})
+}
+
+// BenchmarkDownload fetches a 128 MiB file from a loopback file server: plain
+// (io.Copy of the body into a file), Download without a tee, and Download
+// with piece.Calc as the tee. ferry-bench transfer runs the 1 GiB comparison.
+func BenchmarkDownload(b *testing.B) {
+	const size = 128 << 20
+	dir := b.TempDir()
+	src := filepath.Join(dir, "src")
+	os.Mkdir(src, 0o755)
+	if err := os.WriteFile(filepath.Join(src, "data"), testData(21, size), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ts := httptest.NewServer(http.FileServer(http.Dir(src)))
+	defer ts.Close()
+	url := ts.URL + "/data"
+	dst := filepath.Join(dir, "dst")
+
+	b.Run("plain", func(b *testing.B) {
+		b.SetBytes(size)
+		for b.Loop() {
+			os.Remove(dst)
+			resp, err := http.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f, _ := os.Create(dst)
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				b.Fatal(err)
+			}
+			resp.Body.Close()
+			f.Sync()
+			f.Close()
+		}
+	})
+	d := New(Config{AllowPrivateAddresses: true})
+	defer d.CloseIdleConnections()
+	for _, commp := range []bool{false, true} {
+		b.Run(map[bool]string{false: "download", true: "download+commp"}[commp], func(b *testing.B) {
+			b.SetBytes(size)
+			for b.Loop() {
+				os.Remove(dst)
+				var tee io.Writer
+				var calc *piece.Calc
+				if commp {
+					calc = piece.NewCalc()
+					tee = calc
+				}
+				if err := d.Download(context.Background(), Request{URL: url, Size: size}, dst, tee, nil); err != nil {
+					b.Fatal(err)
+				}
+				if calc != nil {
+					if _, err := calc.Sum(); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
 }

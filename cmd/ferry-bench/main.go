@@ -15,6 +15,7 @@ func main() {
 		Usage:    "measure Ferry against its references on this machine",
 		Commands: []*cli.Command{
 			// One subcommand per measured target, each in its own file.
+			transferCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
