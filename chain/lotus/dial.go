@@ -109,6 +109,9 @@ func multiaddrURL(s string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("multiaddr %q: %w", s, err)
 	}
+	if _, err := m.ValueForProtocol(ma.P_TCP); err != nil {
+		return "", fmt.Errorf("multiaddr %q: the API is served over TCP", s)
+	}
 	scheme := "http"
 	for _, p := range []struct {
 		code   int
