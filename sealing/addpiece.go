@@ -198,7 +198,7 @@ func (s *Sealing) addPiece(ctx context.Context, pl Placement, size abi.UnpaddedP
 			return s.failFile(f, pl, fmt.Errorf("adding piece of deal %s: zeroing filler in sector %d: %w", d.UUID, pl.Sector, err))
 		}
 	}
-	comm, err := writePadded(ctx, f, pl, size, data)
+	comm, err := writePadded(ctx, f, pl, size, data, s.writeBuf)
 	if err != nil {
 		return s.failFile(f, pl, fmt.Errorf("adding piece of deal %s to sector %d at %d: %w", d.UUID, pl.Sector, pl.Offset, err))
 	}
@@ -232,7 +232,7 @@ func (s *Sealing) addPiece(ctx context.Context, pl Placement, size abi.UnpaddedP
 func (s *Sealing) fail(pl Placement, cause error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := s.abandonPiece(context.Background(), pl, cause); err != nil {
+	if err := s.abandonPiece(context.Background(), pl); err != nil {
 		return fmt.Errorf("%w (and forgetting the placement failed: %v)", cause, err)
 	}
 	return cause
@@ -306,8 +306,8 @@ func (s *Sealing) openUnsealed(n abi.SectorNumber) (sectorFile, error) {
 // writePadded streams the payload through a commitment calculator whose
 // sink is the sector file at the piece's offset: one pass pads, writes and
 // hashes. It returns the commitment of the payload zero-filled to the piece.
-func writePadded(ctx context.Context, f sectorFile, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
-	bw := bufio.NewWriterSize(io.NewOffsetWriter(f, int64(pl.Offset)), writeBuffer)
+func writePadded(ctx context.Context, f sectorFile, pl Placement, size abi.UnpaddedPieceSize, data io.Reader, bufSize int) (piece.Commitment, error) {
+	bw := bufio.NewWriterSize(io.NewOffsetWriter(f, int64(pl.Offset)), bufSize)
 	calc := piece.NewCalcWithSink(bw)
 	buf := make([]byte, 1<<20)
 	n, err := io.CopyBuffer(calc, &ctxReader{ctx: ctx, r: io.LimitReader(data, int64(size)+1)}, buf)

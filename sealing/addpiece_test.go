@@ -96,13 +96,13 @@ func TestChoosePlacement(t *testing.T) {
 		want abi.SectorNumber // 0: none
 	}{
 		{"empty list", nil, 128, 0},
-		{"fits the only one", []openSector{{1, 0, 0}}, 1024, 1},
-		{"too big for any", []openSector{{1, 1152, 1}, {2, 1536, 1}}, 1024, 0},
+		{"fits the only one", []openSector{{1, 0, 0, false}}, 1024, 1},
+		{"too big for any", []openSector{{1, 1152, 1, false}, {2, 1536, 1, false}}, 1024, 0},
 		// used 128 needs 384 bytes of filler for a 512 piece; used 512 needs none
-		{"least padding wins", []openSector{{1, 128, 1}, {2, 512, 1}}, 512, 2},
-		{"tie goes to the older", []openSector{{3, 512, 1}, {2, 1536, 1}}, 512, 2},
-		{"full sector skipped", []openSector{{1, 2048, 2}, {2, 256, 1}}, 128, 2},
-		{"deal limit", []openSector{{1, 0, 256}}, 128, 0},
+		{"least padding wins", []openSector{{1, 128, 1, false}, {2, 512, 1, false}}, 512, 2},
+		{"tie goes to the older", []openSector{{3, 512, 1, false}, {2, 1536, 1, false}}, 512, 2},
+		{"full sector skipped", []openSector{{1, 2048, 2, false}, {2, 256, 1, false}}, 128, 2},
+		{"deal limit", []openSector{{1, 0, 256, false}}, 128, 0},
 	}
 	for _, c := range cases {
 		i := choosePlacement(c.open, ss, c.size)
@@ -219,6 +219,20 @@ func checkSector(t testing.TB, s *Sealing, n abi.SectorNumber) {
 	want := treeRoot(pieces, 0, abi.PaddedPieceSize(s.cfg.SectorSize))
 	if fileRoot.Root != want {
 		t.Fatalf("sector %d: tree over the file's bytes differs from the tree over its pieces", n)
+	}
+	// CommD from the deals alone (what the chain computes) is the same.
+	var deals []abi.PieceInfo
+	for _, p := range si.Pieces {
+		if p.Written && !p.Filler {
+			deals = append(deals, abi.PieceInfo{Size: p.Size, PieceCID: p.PieceCID})
+		}
+	}
+	commD, err := piece.CommD(abi.PaddedPieceSize(s.cfg.SectorSize), deals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if root, _ := piece.ParseCID(commD); root != fileRoot.Root {
+		t.Fatalf("sector %d: piece.CommD of its deals differs from the tree over the file", n)
 	}
 }
 
@@ -391,7 +405,7 @@ func TestAddPieceDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pl.Sector != 1 || pl.Offset != 4<<20 { // after the fillers that aligned the failed piece
+	if pl.Sector != 1 || pl.Offset != 2048 { // the failed piece and its fillers are forgotten
 		t.Fatalf("after a full disk the next piece went to %+v", pl)
 	}
 	checkPayload(t, readBack(t, s, first.cid), first)

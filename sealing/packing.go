@@ -1,10 +1,11 @@
 package sealing
 
 import (
-	"math/bits"
 	"sort"
 
 	"github.com/filecoin-project/go-state-types/abi"
+
+	"github.com/ferry-fil/ferry/piece"
 )
 
 // openSector is what packing needs to know of a sector open for deals.
@@ -12,6 +13,7 @@ type openSector struct {
 	Number abi.SectorNumber
 	Used   abi.PaddedPieceSize // padded bytes taken by pieces and fillers
 	Deals  int                 // deal pieces placed
+	Busy   bool                // a piece is being written (or its write was interrupted)
 }
 
 // choosePlacement picks the open sector for a piece of padded size size by
@@ -41,29 +43,24 @@ func choosePlacement(open []openSector, ssize abi.SectorSize, size abi.PaddedPie
 }
 
 // fillersBefore returns the zero pieces that align a piece of padded size
-// size placed after used bytes: one per set bit of (-used) mod size, lowest
-// first, as Lotus' GetRequiredPadding does.
+// size placed after used bytes (piece.Fillers: Lotus' GetRequiredPadding),
+// with their offsets.
 func fillersBefore(used, size abi.PaddedPieceSize) []span {
-	toFill := uint64(-used) % uint64(size)
-	return bitPieces(used, toFill)
+	return spansFrom(used, piece.Fillers(used, size))
 }
 
 // tailFillers returns the zero pieces that fill a sector from used to its
-// end, smallest first.
+// end, smallest first, with their offsets.
 func tailFillers(used abi.PaddedPieceSize, ssize abi.SectorSize) []span {
-	return bitPieces(used, uint64(ssize)-uint64(used))
+	return spansFrom(used, piece.TailFillers(used, abi.PaddedPieceSize(ssize)))
 }
 
-// bitPieces splits n bytes starting at off into power-of-two pieces, one per
-// set bit of n, lowest bit first. Each piece lands aligned to its own size
-// when off is aligned to n's lowest bit.
-func bitPieces(off abi.PaddedPieceSize, n uint64) []span {
+// spansFrom lays sizes out one after the other from off.
+func spansFrom(off abi.PaddedPieceSize, sizes []abi.PaddedPieceSize) []span {
 	var out []span
-	for n != 0 {
-		p := abi.PaddedPieceSize(1) << bits.TrailingZeros64(n)
-		out = append(out, span{Offset: off, Size: p})
-		off += p
-		n &^= uint64(p)
+	for _, sz := range sizes {
+		out = append(out, span{Offset: off, Size: sz})
+		off += sz
 	}
 	return out
 }

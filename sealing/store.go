@@ -77,10 +77,18 @@ func (s *Sealing) tryPlace(ctx context.Context, d Deal, size abi.PaddedPieceSize
 		if err != nil {
 			return err
 		}
-		i := choosePlacement(open, s.cfg.SectorSize, size)
+		// A sector takes one piece at a time: its offset is then final
+		// when recorded, and a failed piece is always the last one.
+		var free []openSector
+		for _, o := range open {
+			if !o.Busy && s.writing[o.Number] == 0 {
+				free = append(free, o)
+			}
+		}
+		i := choosePlacement(free, s.cfg.SectorSize, size)
 		var sec openSector
 		if i >= 0 {
-			sec = open[i]
+			sec = free[i]
 		} else {
 			n, err := s.newSectorTx(ctx, tx, len(open))
 			if err != nil {
@@ -121,7 +129,7 @@ func (s *Sealing) tryPlace(ctx context.Context, d Deal, size abi.PaddedPieceSize
 // openSectors lists the sectors taking pieces with their used space.
 func openSectors(ctx context.Context, tx *sql.Tx) ([]openSector, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT s.number, COALESCE(MAX(p.offset + p.size), 0),
-		COUNT(CASE WHEN p.kind = 'deal' THEN 1 END)
+		COUNT(CASE WHEN p.kind = 'deal' THEN 1 END), COUNT(CASE WHEN p.status = 'writing' THEN 1 END)
 		FROM sealing_sectors s LEFT JOIN sealing_pieces p ON p.sector = s.number
 		WHERE s.state IN `+openStatesSQL+` GROUP BY s.number ORDER BY s.number`)
 	if err != nil {
@@ -131,11 +139,11 @@ func openSectors(ctx context.Context, tx *sql.Tx) ([]openSector, error) {
 	var out []openSector
 	for rows.Next() {
 		var n, used int64
-		var deals int
-		if err := rows.Scan(&n, &used, &deals); err != nil {
+		var deals, writing int
+		if err := rows.Scan(&n, &used, &deals, &writing); err != nil {
 			return nil, fmt.Errorf("listing open sectors: %w", err)
 		}
-		out = append(out, openSector{Number: abi.SectorNumber(n), Used: abi.PaddedPieceSize(used), Deals: deals})
+		out = append(out, openSector{Number: abi.SectorNumber(n), Used: abi.PaddedPieceSize(used), Deals: deals, Busy: writing > 0})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing open sectors: %w", err)
@@ -214,31 +222,23 @@ func (s *Sealing) markDone(ctx context.Context, pl Placement) error {
 	return nil
 }
 
-// abandonPiece forgets a piece that failed to be written: the last piece of
-// the sector is removed, one with pieces after it becomes a zero filler. Its
-// fillers count as written (they were zeroed). Call with s.mu held, after
-// the range was zeroed.
-func (s *Sealing) abandonPiece(ctx context.Context, pl Placement, cause error) error {
+// abandonPiece forgets a piece that failed to be written, and the fillers
+// placed for it. A sector takes one piece at a time, so the failed piece is
+// the last one and the sector goes back to exactly where it was: the pieces
+// stay in order with alignment fillers only, as CommD computed from the
+// deals alone assumes. Call after the range was zeroed or never written.
+func (s *Sealing) abandonPiece(ctx context.Context, pl Placement) error {
 	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		var after int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sealing_pieces WHERE sector = ? AND offset > ?`,
 			int64(pl.Sector), int64(pl.Offset)).Scan(&after); err != nil {
 			return fmt.Errorf("abandoning piece in sector %d: %w", pl.Sector, err)
 		}
-		var err error
-		if after == 0 {
-			_, err = tx.ExecContext(ctx, `DELETE FROM sealing_pieces WHERE sector = ? AND offset = ?`, int64(pl.Sector), int64(pl.Offset))
-		} else {
-			_, err = tx.ExecContext(ctx, `UPDATE sealing_pieces SET kind = 'filler', status = 'done', piece_cid = ?,
-				deal_uuid = NULL, deal_id = NULL, publish_cid = '', proposal = NULL, error = ?
-				WHERE sector = ? AND offset = ?`, piece.CIDv1(piece.ZeroCommitment(pl.Size)).String(), cause.Error(),
-				int64(pl.Sector), int64(pl.Offset))
+		if after > 0 {
+			return fmt.Errorf("abandoning piece in sector %d at %d: %d pieces follow it", pl.Sector, pl.Offset, after)
 		}
-		if err != nil {
-			return fmt.Errorf("abandoning piece in sector %d: %w", pl.Sector, err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE sealing_pieces SET status = 'done'
-			WHERE sector = ? AND kind = 'filler' AND status = 'writing' AND offset < ?`, int64(pl.Sector), int64(pl.Offset)); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sealing_pieces WHERE sector = ? AND status = 'writing'
+			AND (offset = ? OR (kind = 'filler' AND offset < ?))`, int64(pl.Sector), int64(pl.Offset), int64(pl.Offset)); err != nil {
 			return fmt.Errorf("abandoning piece in sector %d: %w", pl.Sector, err)
 		}
 		return nil
