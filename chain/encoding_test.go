@@ -283,6 +283,24 @@ func TestLotusJSON(t *testing.T) {
 	}
 }
 
+func TestMessageSendSpecJSON(t *testing.T) {
+	// Lotus' documented example parameter of MpoolPushMessage.
+	in := `{"MaxFee":"0","MsgUuid":"07070707-0707-0707-0707-070707070707","MaximizeFeeCap":true}`
+	var s MessageSendSpec
+	if err := json.Unmarshal([]byte(in), &s); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := json.Marshal(&s)
+	if string(out) != in {
+		t.Fatalf("got %s", out)
+	}
+	v := APIVersion{Version: "1.28.0+mainnet", APIVersion: 0x020300, BlockDelay: 30}
+	out, _ = json.Marshal(v)
+	if string(out) != `{"Version":"1.28.0+mainnet","APIVersion":131840,"BlockDelay":30}` {
+		t.Fatalf("version %s", out)
+	}
+}
+
 func compact(b []byte) string {
 	var buf bytes.Buffer
 	_ = json.Compact(&buf, b)

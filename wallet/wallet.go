@@ -190,6 +190,12 @@ func (w *Wallet) Sign(addr address.Address, data []byte) (*crypto.Signature, err
 	return sig, nil
 }
 
+// Signer returns a function that signs with the key of addr, in the shape
+// chain.SignMessage takes.
+func (w *Wallet) Signer(addr address.Address) func(data []byte) (*crypto.Signature, error) {
+	return func(data []byte) (*crypto.Signature, error) { return w.Sign(addr, data) }
+}
+
 // Default returns the default address, or ErrNoDefault.
 func (w *Wallet) Default() (address.Address, error) {
 	w.mu.Lock()

@@ -242,6 +242,10 @@ func TestWallet(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	sigf := w.Signer(a2)
+	if sig, err := sigf([]byte("m")); err != nil || Verify(sig, a2, []byte("m")) != nil {
+		t.Fatalf("signer: %v", err)
+	}
 	if err := w.SetDefault(a2); err != nil {
 		t.Fatal(err)
 	}
@@ -349,4 +353,35 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 	})
+}
+
+func BenchmarkSignSecp256k1(b *testing.B) {
+	ki := specKey()
+	for i := 0; i < b.N; i++ {
+		if _, err := Sign(ki, []byte("ferry")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifySecp256k1(b *testing.B) {
+	ki := specKey()
+	a, _ := ki.Address()
+	sig, _ := Sign(ki, []byte("ferry"))
+	for i := 0; i < b.N; i++ {
+		if err := Verify(sig, a, []byte("ferry")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerifyBLS(b *testing.B) {
+	ki, _ := ImportKey(lotusBLSExport)
+	a, _ := ki.Address()
+	sig, _ := Sign(ki, []byte("ferry"))
+	for i := 0; i < b.N; i++ {
+		if err := Verify(sig, a, []byte("ferry")); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
