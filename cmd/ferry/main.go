@@ -19,6 +19,7 @@ func main() {
 		Commands: []*cli.Command{
 			// Each command group lives in its own file.
 			carCmd,
+			commpCmd,
 		},
 	}
 	if err := app.Run(interspersed(app, os.Args)); err != nil {
