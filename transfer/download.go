@@ -25,7 +25,11 @@ const (
 	DefaultMaxRetries    = 10
 	DefaultBackoffMin    = time.Second
 	DefaultBackoffMax    = time.Minute
-	DefaultBufferSize    = 4 << 20
+	DefaultBufferSize    = 1 << 20
+
+	// buffers is how many buffers of Config.BufferSize one Download uses:
+	// the network fills some while the file and tee take others.
+	buffers = 4
 
 	progressInterval = 100 * time.Millisecond
 )
@@ -89,8 +93,10 @@ type Config struct {
 	// asks for identity encoding). When nil, New builds a client whose
 	// dialer enforces AllowPrivateAddresses and which uses no proxy.
 	Client *http.Client
-	// BufferSize is the size of the one buffer each Download reads into and
-	// writes from (default 4 MiB).
+	// BufferSize is the size of each of the 4 buffers a Download cycles
+	// through: one goroutine reads the response into them while the
+	// Download's goroutine writes them to the file and the tee (default
+	// 1 MiB, so 4 MiB per running Download).
 	BufferSize int
 }
 
@@ -288,8 +294,11 @@ func (d *Downloader) Download(ctx context.Context, req Request, path string, tee
 		name:     name,
 		f:        f,
 		tee:      tee,
-		buf:      make([]byte, d.cfg.BufferSize),
+		bufs:     make([][]byte, buffers),
 		progress: progress,
+	}
+	for i := range s.bufs {
+		s.bufs[i] = make([]byte, d.cfg.BufferSize)
 	}
 	err = s.run(ctx)
 	if cerr := f.Close(); cerr != nil && err == nil {
@@ -305,8 +314,8 @@ type session struct {
 	name string
 	f    *os.File
 	tee  io.Writer
-	buf  []byte
-	have uint64 // bytes on disk, all of them written to tee
+	bufs [][]byte // buffers; bufs[0] and bufs[1] also serve replay and compareSkip
+	have uint64   // bytes on disk, all of them written to tee
 
 	progress     func(uint64)
 	lastProgress time.Time
@@ -368,7 +377,7 @@ func (s *session) replay(ctx context.Context, n uint64) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		chunk := s.buf[:min(uint64(len(s.buf)), n-s.have)]
+		chunk := s.bufs[0][:min(uint64(len(s.bufs[0])), n-s.have)]
 		if _, err := s.f.ReadAt(chunk, int64(s.have)); err != nil {
 			return fmt.Errorf("replaying %s at byte %d: %w", s.f.Name(), s.have, err)
 		}
@@ -510,30 +519,74 @@ func (s *session) attempt(ctx context.Context) error {
 			return cause(err)
 		}
 	}
-	for s.have < s.req.Size {
-		want := min(uint64(len(s.buf)), s.req.Size-s.have)
-		n, rerr := io.ReadFull(body, s.buf[:want])
-		if n > 0 {
-			if err := s.write(s.buf[:n]); err != nil {
+	// One goroutine reads the body into free buffers; this one writes them
+	// to the file and tee in order. On return, stop the reader (cancelling
+	// the request unblocks a read) and wait for it before the body closes.
+	free := make(chan []byte, len(s.bufs))
+	for _, b := range s.bufs {
+		free <- b
+	}
+	full := make(chan filled, len(s.bufs))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { s.pump(body, s.have, free, full, done) })
+	defer func() {
+		close(done)
+		cancel(nil)
+		wg.Wait()
+	}()
+	for c := range full {
+		if len(c.data) > 0 {
+			if err := s.write(c.data); err != nil {
 				return err
 			}
 		}
 		switch {
-		case rerr == nil:
-		case errors.Is(rerr, io.EOF) || errors.Is(rerr, io.ErrUnexpectedEOF):
-			if s.have < s.req.Size {
-				return fmt.Errorf("server closed the body at byte %d of %d: %w", s.have, s.req.Size, io.ErrUnexpectedEOF)
-			}
+		case c.err == nil:
+			free <- c.data[:cap(c.data)]
+		case isPermanent(c.err):
+			return c.err
+		case errors.Is(c.err, io.EOF) || errors.Is(c.err, io.ErrUnexpectedEOF):
+			return fmt.Errorf("server closed the body at byte %d of %d: %w", s.have, s.req.Size, io.ErrUnexpectedEOF)
 		default:
-			return cause(fmt.Errorf("reading body: %w", rerr))
+			return cause(fmt.Errorf("reading body: %w", c.err))
 		}
 	}
-	// The declared size is on disk; a server that has more is wrong.
-	var extra [1]byte
-	if n, _ := io.ReadFull(body, extra[:]); n > 0 {
-		return permanent(fmt.Errorf("%w: server sent more than the declared %d bytes", ErrSizeMismatch, s.req.Size))
-	}
 	return nil
+}
+
+// filled is a buffer read from the body, and the error that ended the read.
+type filled struct {
+	data []byte
+	err  error
+}
+
+// pump reads the body from offset off up to the declared size into buffers
+// taken from free and sends them on full, in order, until the size is
+// reached, a read fails or done is closed; it closes full when it returns.
+// Past the declared size it checks that the body has ended.
+func (s *session) pump(body io.Reader, off uint64, free <-chan []byte, full chan<- filled, done <-chan struct{}) {
+	defer close(full)
+	for off < s.req.Size {
+		var buf []byte
+		select {
+		case buf = <-free:
+		case <-done:
+			return
+		}
+		n, err := io.ReadFull(body, buf[:min(uint64(len(buf)), s.req.Size-off)])
+		off += uint64(n)
+		if err == nil && off == s.req.Size {
+			var extra [1]byte
+			if k, _ := io.ReadFull(body, extra[:]); k > 0 {
+				err = permanent(fmt.Errorf("%w: server sent more than the declared %d bytes", ErrSizeMismatch, s.req.Size))
+			}
+		}
+		full <- filled{buf[:n], err} // never blocks: full holds every buffer
+		if err != nil {
+			return
+		}
+	}
 }
 
 // write appends p to the file and to tee.
@@ -554,10 +607,9 @@ func (s *session) write(p []byte) error {
 // compareSkip reads the first n bytes of a full response and checks that they
 // equal the file's first n bytes.
 func (s *session) compareSkip(body io.Reader, n uint64) error {
-	half := len(s.buf) / 2
-	got, disk := s.buf[:half], s.buf[half:2*half]
+	got, disk := s.bufs[0], s.bufs[1]
 	for off := uint64(0); off < n; {
-		k := min(uint64(half), n-off)
+		k := min(uint64(len(got)), n-off)
 		if _, err := io.ReadFull(body, got[:k]); err != nil {
 			return fmt.Errorf("reading the resent start of the body at byte %d: %w", off, err)
 		}
