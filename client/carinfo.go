@@ -105,3 +105,27 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// PieceCIDFor returns the CAR's piece CID in a piece of padded size size
+// (at least PieceSize): the commitment zero-extended as the market does
+// for a padded piece.
+func (i CARInfo) PieceCIDFor(size abi.PaddedPieceSize) (cid.Cid, error) {
+	if size == i.PieceSize {
+		return i.PieceCID, nil
+	}
+	if err := piece.ValidatePadded(size); err != nil {
+		return cid.Undef, err
+	}
+	if size < i.PieceSize {
+		return cid.Undef, fmt.Errorf("the %d-byte CAR needs a piece of at least %d bytes, not %d", i.Size, i.PieceSize, size)
+	}
+	root, err := piece.ParseCID(i.PieceCID)
+	if err != nil {
+		return cid.Undef, err
+	}
+	raised, err := piece.Raise(root, i.PieceSize, size)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("extending the piece to %d bytes: %w", size, err)
+	}
+	return piece.CIDv1(raised), nil
+}

@@ -3,8 +3,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -18,11 +21,20 @@ func main() {
 		Version: build.Version,
 		Commands: []*cli.Command{
 			// Each command group lives in its own file.
+			initCmd,
+			walletCmd,
 			carCmd,
 			commpCmd,
+			providerCmd,
+			dealCmd,
+			dealStatusCmd,
 		},
 	}
-	if err := app.Run(interspersed(app, os.Args)); err != nil {
+	// Ctrl-C cancels the running command cleanly (servers stop, streams close).
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := app.RunContext(ctx, interspersed(app, os.Args))
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferry:", err)
 		os.Exit(1)
 	}

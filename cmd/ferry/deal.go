@@ -1,0 +1,428 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/wire"
+)
+
+var dealCmd = &cli.Command{
+	Name:      "deal",
+	Usage:     "propose a storage deal to a provider",
+	ArgsUsage: "[FILE.car]",
+	Description: "With Boost's flags: --provider, --http-url, --commp, --car-size, --piece-size,\n" +
+		"--payload-cid. Given a CAR file, the last four are computed from it (and checked\n" +
+		"when also given). With --serve, ferry serves the file over HTTP itself, proposes\n" +
+		"with that URL and stays up until the provider has the data.\n\n" +
+		"Defaults: --duration 518400 epochs (180 days); --start-epoch chain head + 5760\n" +
+		"(two days, Boost's default); --storage-price the provider's ask (verified price\n" +
+		"for --verified) in attoFIL per GiB per epoch, times the piece size, rounded up;\n" +
+		"--provider-collateral the chain's minimum for the piece size.\n\n" +
+		"Prints the deal UUID. A rejected deal exits non-zero with the provider's reason.",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "provider", Usage: "the storage provider's miner address (f0…)", Required: true},
+		&cli.StringFlag{Name: "http-url", Usage: "URL the provider downloads the CAR file from"},
+		&cli.StringSliceFlag{Name: "http-headers", Usage: "HTTP headers for the download, Key=Value (repeatable)"},
+		&cli.StringFlag{Name: "commp", Usage: "piece CID (CommP) of the CAR file"},
+		&cli.Uint64Flag{Name: "car-size", Usage: "size of the CAR file in bytes"},
+		&cli.Uint64Flag{Name: "piece-size", Usage: "padded piece size of the CAR file"},
+		&cli.StringFlag{Name: "payload-cid", Usage: "root CID of the CAR file"},
+		&cli.Int64Flag{Name: "duration", Usage: "deal duration in epochs", Value: int64(client.DefaultDuration)},
+		&cli.Int64Flag{Name: "start-epoch", Usage: "epoch by which the deal must be sealed (default: head + 5760)"},
+		&cli.StringFlag{Name: "storage-price", Usage: "price in attoFIL per GiB per epoch (default: the provider's ask)"},
+		&cli.StringFlag{Name: "provider-collateral", Usage: "provider collateral in attoFIL (default: the chain's minimum)"},
+		&cli.BoolFlag{Name: "verified", Usage: "make a verified deal (uses DataCap)"},
+		&cli.BoolFlag{Name: "remove-unsealed-copy", Usage: "ask the provider to keep no unsealed copy"},
+		&cli.BoolFlag{Name: "skip-ipni-announce", Usage: "ask the provider not to announce the deal to IPNI"},
+		&cli.BoolFlag{Name: "offline", Usage: "offline deal: the provider imports the data itself"},
+		&cli.BoolFlag{Name: "serve", Usage: "serve FILE.car over HTTP and wait until the provider has it"},
+		&cli.StringFlag{Name: "serve-addr", Usage: "address to serve on with --serve (default: a free loopback port, or ServeAddr in the config)"},
+		&cli.DurationFlag{Name: "transfer-timeout", Usage: "with --serve, give up waiting after this long (0: no limit)"},
+		walletFlag, repoFlag, jsonFlag,
+	},
+	Action: dealAction,
+}
+
+// dealOutput is what `ferry deal` prints.
+type dealOutput struct {
+	DealUUID           string
+	Accepted           bool
+	Message            string `json:",omitempty"`
+	Provider           string
+	Client             string
+	PayloadCID         string
+	PieceCID           string
+	PieceSize          uint64
+	CARSize            uint64
+	URL                string `json:",omitempty"`
+	StartEpoch         int64
+	EndEpoch           int64
+	PricePerEpoch      string
+	ProviderCollateral string
+	SignedProposalCID  string
+	Status             string `json:",omitempty"`
+	BytesReceived      uint64 `json:",omitempty"`
+}
+
+func dealAction(c *cli.Context) error {
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	req, err := dealRequestFromFlags(c, r)
+	if err != nil {
+		return err
+	}
+	serve := c.Bool("serve")
+	var fsrv *client.FileServer
+	if serve {
+		addr := c.String("serve-addr")
+		if addr == "" {
+			addr = r.Config.ServeAddr
+		}
+		if fsrv, err = client.ServeFile(c.Args().First(), addr); err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = fsrv.Close(ctx)
+		}()
+		req.HTTPURL = fsrv.URL
+	}
+
+	n, closer, err := dialChain(c, r)
+	if err != nil {
+		return err
+	}
+	defer closer()
+	h, err := client.NewHost()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+
+	res, err := client.MakeDeal(c.Context, n, h, r.Wallet, req)
+	if res == nil {
+		return err
+	}
+	p := res.Proposal.Proposal
+	out := dealOutput{
+		DealUUID: res.DealUUID.String(), Accepted: res.Accepted, Message: res.Message,
+		Provider: p.Provider.String(), Client: p.Client.String(), PayloadCID: req.PayloadCID.String(),
+		PieceCID: p.PieceCID.String(), PieceSize: uint64(p.PieceSize), CARSize: req.CARSize, URL: req.HTTPURL,
+		StartEpoch: int64(p.StartEpoch), EndEpoch: int64(p.EndEpoch),
+		PricePerEpoch: p.StoragePricePerEpoch.String(), ProviderCollateral: p.ProviderCollateral.String(),
+		SignedProposalCID: res.SignedProposalCID.String(),
+	}
+	human := func(w io.Writer) {
+		fmt.Fprintf(w, "deal UUID:            %s\n", out.DealUUID)
+		fmt.Fprintf(w, "provider:             %s\n", out.Provider)
+		fmt.Fprintf(w, "client:               %s\n", out.Client)
+		fmt.Fprintf(w, "payload CID:          %s\n", out.PayloadCID)
+		fmt.Fprintf(w, "piece CID:            %s (%s piece, %d-byte CAR)\n", out.PieceCID, humanBytes(int64(out.PieceSize)), out.CARSize)
+		if out.URL != "" {
+			fmt.Fprintf(w, "url:                  %s\n", out.URL)
+		}
+		fmt.Fprintf(w, "epochs:               %d … %d\n", out.StartEpoch, out.EndEpoch)
+		fmt.Fprintf(w, "price per epoch:      %s attoFIL\n", out.PricePerEpoch)
+		fmt.Fprintf(w, "provider collateral:  %s FIL\n", client.FormatFIL(p.ProviderCollateral))
+		fmt.Fprintf(w, "signed proposal CID:  %s\n", out.SignedProposalCID)
+		if out.Accepted {
+			fmt.Fprintln(w, "accepted by the provider")
+		}
+	}
+	if err != nil { // rejected
+		if c.Bool("json") {
+			_ = printResult(c, out, human)
+		}
+		return err
+	}
+	if !serve {
+		return printResult(c, out, human)
+	}
+	if !c.Bool("json") {
+		human(c.App.Writer)
+	}
+
+	// --serve: stay up until the provider has the data.
+	ctx := c.Context
+	if d := c.Duration("transfer-timeout"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
+	}
+	prov, err := client.LookupProvider(ctx, n, req.Provider)
+	if err != nil {
+		return err
+	}
+	sw := &client.StatusWatcher{Host: h, Provider: prov, Wallet: r.Wallet, Client: req.Client, DealUUID: res.DealUUID}
+	prog := newProgress(c.Bool("json"))
+	final, err := sw.WaitTransferred(ctx, func(s *wire.DealStatusResponse) {
+		st := ""
+		if s.DealStatus != nil {
+			st = s.DealStatus.Status
+		}
+		prog.show("transfer: %s / %s received (status %s, %s served)", humanBytes(int64(s.NBytesReceived)), humanBytes(int64(req.CARSize)), st, humanBytes(fsrv.Served()))
+	})
+	prog.done()
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("deal %s: the provider did not get the data within %s (%s served so far)", res.DealUUID, c.Duration("transfer-timeout"), humanBytes(fsrv.Served()))
+		}
+		return fmt.Errorf("deal %s: waiting for the transfer: %w", res.DealUUID, err)
+	}
+	out.BytesReceived = final.NBytesReceived
+	if final.DealStatus != nil {
+		out.Status = final.DealStatus.Status
+	}
+	if c.Bool("json") {
+		return printResult(c, out, human)
+	}
+	fmt.Fprintf(c.App.Writer, "the provider has the data (status %s); follow the deal with:\n  ferry deal-status --provider %s --deal-uuid %s --watch\n", out.Status, out.Provider, out.DealUUID)
+	return nil
+}
+
+// dealRequestFromFlags turns the flags (and the CAR file, when given) into
+// a request.
+func dealRequestFromFlags(c *cli.Context, r *client.Repo) (client.DealRequest, error) {
+	var req client.DealRequest
+	var err error
+	if req.Provider, err = parseMiner(c.String("provider")); err != nil {
+		return req, err
+	}
+	if req.Client, err = clientAddress(c, r); err != nil {
+		return req, err
+	}
+	if c.NArg() > 1 {
+		return req, fmt.Errorf("deal: at most one CAR file")
+	}
+	if c.IsSet("payload-cid") {
+		if req.PayloadCID, err = cid.Parse(c.String("payload-cid")); err != nil {
+			return req, fmt.Errorf("--payload-cid %q: %w", c.String("payload-cid"), err)
+		}
+	}
+	if c.IsSet("commp") {
+		if req.PieceCID, err = cid.Parse(c.String("commp")); err != nil {
+			return req, fmt.Errorf("--commp %q: %w", c.String("commp"), err)
+		}
+	}
+	req.CARSize = c.Uint64("car-size")
+	req.PieceSize = abi.PaddedPieceSize(c.Uint64("piece-size"))
+	req.Duration = abi.ChainEpoch(c.Int64("duration"))
+	req.StartEpoch = abi.ChainEpoch(c.Int64("start-epoch"))
+	if c.IsSet("storage-price") {
+		v, err := big.FromString(c.String("storage-price"))
+		if err != nil {
+			return req, fmt.Errorf("--storage-price %q is not an attoFIL integer", c.String("storage-price"))
+		}
+		req.PricePerGiBEpoch = &v
+	}
+	if c.IsSet("provider-collateral") {
+		v, err := big.FromString(c.String("provider-collateral"))
+		if err != nil {
+			return req, fmt.Errorf("--provider-collateral %q is not an attoFIL integer", c.String("provider-collateral"))
+		}
+		req.ProviderCollateral = &v
+	}
+	req.Verified = c.Bool("verified")
+	req.RemoveUnsealedCopy = c.Bool("remove-unsealed-copy")
+	req.SkipIPNIAnnounce = c.Bool("skip-ipni-announce")
+	req.Offline = c.Bool("offline")
+	req.HTTPURL = c.String("http-url")
+	if req.HTTPHeaders, err = client.ParseHTTPHeaders(c.StringSlice("http-headers")); err != nil {
+		return req, fmt.Errorf("--http-headers: %w", err)
+	}
+	if c.Bool("serve") {
+		if c.NArg() != 1 {
+			return req, fmt.Errorf("--serve needs the CAR file to serve")
+		}
+		if req.HTTPURL != "" || req.Offline {
+			return req, fmt.Errorf("--serve chooses the URL itself: drop --http-url / --offline")
+		}
+	}
+	if c.NArg() == 0 {
+		return req, req.Validate()
+	}
+
+	path := c.Args().First()
+	prog := newProgress(c.Bool("json"))
+	info, err := client.InspectCAR(c.Context, path, func(n int64) { prog.show("computing CommP: %s read", humanBytes(n)) })
+	prog.done()
+	if err != nil {
+		return req, err
+	}
+	if req.PayloadCID.Defined() && req.PayloadCID != info.Root {
+		return req, fmt.Errorf("the root of %s is %s, not --payload-cid %s", path, info.Root, req.PayloadCID)
+	}
+	req.PayloadCID = info.Root
+	if req.CARSize != 0 && req.CARSize != info.Size {
+		return req, fmt.Errorf("%s is %d bytes, not --car-size %d", path, info.Size, req.CARSize)
+	}
+	req.CARSize = info.Size
+	if req.PieceSize == 0 {
+		req.PieceSize = info.PieceSize
+	}
+	pc, err := info.PieceCIDFor(req.PieceSize)
+	if err != nil {
+		return req, fmt.Errorf("--piece-size: %w", err)
+	}
+	if req.PieceCID.Defined() && req.PieceCID != pc {
+		return req, fmt.Errorf("the piece CID of %s is %s, not --commp %s", path, pc, req.PieceCID)
+	}
+	req.PieceCID = pc
+	if c.Bool("serve") {
+		// The URL is known once the server listens; validate the rest.
+		req.HTTPURL = "http://127.0.0.1/"
+		err = req.Validate()
+		req.HTTPURL = ""
+		return req, err
+	}
+	return req, req.Validate()
+}
+
+var dealStatusCmd = &cli.Command{
+	Name:  "deal-status",
+	Usage: "ask a provider for a deal's status",
+	Flags: []cli.Flag{
+		&cli.StringFlag{Name: "provider", Usage: "the storage provider's miner address (f0…)", Required: true},
+		&cli.StringFlag{Name: "deal-uuid", Usage: "the deal's UUID", Required: true},
+		&cli.BoolFlag{Name: "watch", Usage: "follow the deal until it completes or fails"},
+		&cli.DurationFlag{Name: "interval", Usage: "time between polls with --watch", Value: 2 * time.Second},
+		walletFlag, repoFlag, jsonFlag,
+	},
+	Action: dealStatusAction,
+}
+
+// statusOutput is what `ferry deal-status` prints.
+type statusOutput struct {
+	DealUUID          string
+	Status            string
+	SealingStatus     string `json:",omitempty"`
+	Error             string `json:",omitempty"`
+	ChainDealID       uint64 `json:",omitempty"`
+	PublishCid        string `json:",omitempty"`
+	SignedProposalCID string `json:",omitempty"`
+	PieceCID          string `json:",omitempty"`
+	IsOffline         bool
+	TransferSize      uint64
+	NBytesReceived    uint64
+}
+
+func toStatusOutput(r *wire.DealStatusResponse) statusOutput {
+	o := statusOutput{DealUUID: uuid.UUID(r.DealUUID).String(), Error: r.Error, IsOffline: r.IsOffline, TransferSize: r.TransferSize, NBytesReceived: r.NBytesReceived}
+	if s := r.DealStatus; s != nil {
+		o.Status, o.SealingStatus, o.ChainDealID = s.Status, s.SealingStatus, uint64(s.ChainDealID)
+		if s.Error != "" {
+			o.Error = s.Error
+		}
+		if s.PublishCid != nil {
+			o.PublishCid = s.PublishCid.String()
+		}
+		if s.SignedProposalCid.Defined() {
+			o.SignedProposalCID = s.SignedProposalCid.String()
+		}
+		if s.Proposal.PieceCID.Defined() {
+			o.PieceCID = s.Proposal.PieceCID.String()
+		}
+	}
+	return o
+}
+
+func printStatus(w io.Writer, o statusOutput) {
+	fmt.Fprintf(w, "deal %s: %s", o.DealUUID, o.Status)
+	if o.SealingStatus != "" {
+		fmt.Fprintf(w, ", sealing: %s", o.SealingStatus)
+	}
+	if o.TransferSize > 0 && o.Status == "Accepted" {
+		fmt.Fprintf(w, ", transfer %s / %s", humanBytes(int64(o.NBytesReceived)), humanBytes(int64(o.TransferSize)))
+	}
+	if o.ChainDealID != 0 {
+		fmt.Fprintf(w, ", chain deal %d", o.ChainDealID)
+	}
+	if o.Error != "" {
+		fmt.Fprintf(w, ", error: %s", o.Error)
+	}
+	fmt.Fprintln(w)
+}
+
+func dealStatusAction(c *cli.Context) error {
+	id, err := uuid.Parse(c.String("deal-uuid"))
+	if err != nil {
+		return fmt.Errorf("--deal-uuid %q: %w", c.String("deal-uuid"), err)
+	}
+	miner, err := parseMiner(c.String("provider"))
+	if err != nil {
+		return err
+	}
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	addr, err := clientAddress(c, r)
+	if err != nil {
+		return err
+	}
+	n, closer, err := dialChain(c, r)
+	if err != nil {
+		return err
+	}
+	defer closer()
+	p, err := client.LookupProvider(c.Context, n, miner)
+	if err != nil {
+		return err
+	}
+	h, err := client.NewHost()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	sw := &client.StatusWatcher{Host: h, Provider: p, Wallet: r.Wallet, Client: addr, DealUUID: id, Interval: c.Duration("interval")}
+	if !c.Bool("watch") {
+		resp, err := sw.Poll(c.Context)
+		if err != nil {
+			return err
+		}
+		o := toStatusOutput(resp)
+		if resp.Error != "" {
+			if c.Bool("json") {
+				_ = printResult(c, o, nil)
+			}
+			return fmt.Errorf("deal %s: provider says: %s", id, resp.Error)
+		}
+		return printResult(c, o, func(w io.Writer) { printStatus(w, o) })
+	}
+	var last statusOutput
+	final, err := sw.WaitComplete(c.Context, func(resp *wire.DealStatusResponse) {
+		o := toStatusOutput(resp)
+		changed := o.Status != last.Status || o.SealingStatus != last.SealingStatus || o.Error != last.Error
+		last = o
+		if !changed {
+			return
+		}
+		if c.Bool("json") {
+			_ = printResult(c, o, nil)
+			return
+		}
+		fmt.Fprintf(c.App.Writer, "%s  ", time.Now().Format("15:04:05"))
+		printStatus(c.App.Writer, o)
+	})
+	if err != nil {
+		return fmt.Errorf("deal %s: %w", id, err)
+	}
+	if !c.Bool("json") {
+		fmt.Fprintf(c.App.Writer, "deal %s is complete (chain deal %d)\n", id, final.DealStatus.ChainDealID)
+	}
+	return nil
+}
