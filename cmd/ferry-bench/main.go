@@ -16,6 +16,7 @@ func main() {
 		Commands: []*cli.Command{
 			// One subcommand per measured target, each in its own file.
 			transferCommand(),
+			commpCommand(),
 			indexCommand(),
 		},
 	}
