@@ -89,6 +89,9 @@ func (p *mpool) check(st *state, sm *chain.SignedMessage, c cid.Cid, mcid cid.Ci
 	if m.Value.GreaterThan(totalFilecoin) {
 		return 0, fmt.Errorf("message value %s exceeds the total FIL supply", m.Value)
 	}
+	if !methodExists(st, m.To, m.Method) {
+		return 0, fmt.Errorf("actor %s has no method %d", m.To, m.Method)
+	}
 	if need := gasUsed(m); m.GasLimit < need {
 		return 0, fmt.Errorf("gas limit %d is below the %d gas this message uses", m.GasLimit, need)
 	}
@@ -103,9 +106,6 @@ func (p *mpool) check(st *state, sm *chain.SignedMessage, c cid.Cid, mcid cid.Ci
 	}
 	if size := 100 + len(m.Params) + len(sm.Signature.Data); size > MaxMessageSize {
 		return 0, fmt.Errorf("message is about %d bytes, more than %d", size, MaxMessageSize)
-	}
-	if !methodExists(st, m.To, m.Method) {
-		return 0, fmt.Errorf("actor %s has no method %d", m.To, m.Method)
 	}
 
 	id, from, ok := st.actor(m.From)
