@@ -565,14 +565,21 @@ type filled struct {
 // taken from free and sends them on full, in order, until the size is
 // reached, a read fails or done is closed; it closes full when it returns.
 // Past the declared size it checks that the body has ended.
-func (s *session) pump(body io.Reader, off uint64, free <-chan []byte, full chan<- filled, done <-chan struct{}) {
+// Waiting for a free buffer does not count towards the stall timeout.
+func (s *session) pump(body *stallReader, off uint64, free <-chan []byte, full chan<- filled, done <-chan struct{}) {
 	defer close(full)
 	for off < s.req.Size {
 		var buf []byte
 		select {
 		case buf = <-free:
-		case <-done:
-			return
+		default:
+			body.timer.Stop()
+			select {
+			case buf = <-free:
+			case <-done:
+				return
+			}
+			body.timer.Reset(body.timeout)
 		}
 		n, err := io.ReadFull(body, buf[:min(uint64(len(buf)), s.req.Size-off)])
 		off += uint64(n)

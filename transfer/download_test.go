@@ -814,3 +814,35 @@ func BenchmarkDownload(b *testing.B) {
 		})
 	}
 }
+
+// slowWriter takes its time over every write.
+type slowWriter struct {
+	bytes.Buffer
+	delay time.Duration
+}
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(w.delay)
+	return w.Buffer.Write(p)
+}
+
+// Time the file and tee take does not count as the server stalling.
+func TestSlowTeeIsNotAStall(t *testing.T) {
+	data := testData(22, 6*64<<10) // two more buffers than the Download has
+	srv := &rangeServer{data: data}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.StallTimeout = 100 * time.Millisecond
+	cfg.MaxRetries = -1
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	tee := &slowWriter{delay: 2 * cfg.StallTimeout}
+	path := filepath.Join(t.TempDir(), "f")
+	if err := d.Download(context.Background(), Request{URL: ts.URL, Size: uint64(len(data))}, path, tee, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(tee.Bytes(), data) || srv.count() != 1 {
+		t.Fatalf("tee %d bytes, %d requests", tee.Len(), srv.count())
+	}
+}

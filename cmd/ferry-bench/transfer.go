@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -82,21 +83,25 @@ func benchTransfer(ctx context.Context, size uint64, rounds int, dir string) err
 	dst := filepath.Join(dir, "dst")
 	defer os.Remove(dst)
 
+	var cpuPlain, cpuOurs []float64 // process CPU seconds per run
 	plain := func() (time.Duration, error) {
 		os.Remove(dst)
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		err := plainDownload(ctx, url, dst)
-		return time.Since(start), err
+		el := time.Since(start)
+		cpuPlain = append(cpuPlain, cpuTime()-cpu)
+		return el, err
 	}
 	ours := func() (time.Duration, error) {
 		os.Remove(dst)
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		calc := piece.NewCalc()
 		if err := d.Download(ctx, transfer.Request{URL: url, Size: size}, dst, calc, nil); err != nil {
 			return 0, err
 		}
 		got, err := calc.Sum()
 		el := time.Since(start)
+		cpuOurs = append(cpuOurs, cpuTime()-cpu)
 		if err != nil {
 			return 0, err
 		}
@@ -155,11 +160,14 @@ func benchTransfer(ctx context.Context, size uint64, rounds int, dir string) err
 			i, p, o, tBare[i], tCommP[i])
 	}
 	mp, mo := median(tPlain), median(tOurs)
-	fmt.Printf("file %d bytes, %d rounds, GOMAXPROCS %d\n", size, rounds, runtime.GOMAXPROCS(0))
+	fmt.Printf("file %d bytes, %d rounds, GOMAXPROCS %d, load average %s\n", size, rounds, runtime.GOMAXPROCS(0), loadAvg())
 	fmt.Printf("plain HTTP download (io.Copy to file + fsync): median %7.1f MB/s\n", mp)
 	fmt.Printf("transfer.Download + piece.Calc tee:            median %7.1f MB/s\n", mo)
 	fmt.Printf("ratio %.2f (target >= 0.80)\n", mo/mp)
 	fmt.Printf("parts: Download without tee median %7.1f MB/s, CommP alone from the page cache median %7.1f MB/s\n", median(tBare), median(tCommP))
+	gib := float64(size) / (1 << 30)
+	cp, co := median(cpuPlain)/gib, median(cpuOurs)/gib
+	fmt.Printf("CPU time (user+sys, client and loopback server) per GiB: plain median %.2f s, Download+CommP median %.2f s\n", cp, co)
 	fmt.Printf("memory: max Go heap in use after a run %.1f MiB, peak RSS %.1f MiB\n", float64(maxHeap)/(1<<20), peakRSS()/(1<<20))
 	return nil
 }
@@ -241,6 +249,28 @@ func heapInUse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
+}
+
+// cpuTime is the process's user and system CPU time in seconds.
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// loadAvg is the first three fields of /proc/loadavg, or "unknown".
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // peakRSS is the process's maximum resident set size in bytes (Linux
