@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -264,14 +265,16 @@ func hostKey(u *url.URL) string {
 // ErrPrivateAddress, ErrContentChanged, client errors (*StatusError 4xx other
 // than 408 and 429) and local write or tee errors end the Download at once,
 // other failures are retried as Config says.
+//
+// Two Downloads must not write the same path at the same time.
 func (d *Downloader) Download(ctx context.Context, req Request, path string, tee io.Writer, progress func(received uint64)) error {
 	if err := checkURL(req.URL); err != nil {
 		return fmt.Errorf("download: %w", err)
 	}
 	u, _ := url.Parse(req.URL) // checked above
 	name := u.Redacted()
-	if req.Size == 0 {
-		return fmt.Errorf("download %s: declared size is zero", name)
+	if req.Size == 0 || req.Size > math.MaxInt64 {
+		return fmt.Errorf("download %s: declared size %d out of range", name, req.Size)
 	}
 	for k, v := range req.Headers {
 		if !validHeaderName(k) || !validHeaderValue(v) {
@@ -340,6 +343,9 @@ func (s *session) run(ctx context.Context) error {
 		before := s.have
 		s.retryAfter = 0
 		err := s.attempt(ctx)
+		if s.have > before {
+			failures = 0
+		}
 		if err == nil {
 			continue
 		}
@@ -348,9 +354,6 @@ func (s *session) run(ctx context.Context) error {
 		}
 		if isPermanent(err) {
 			return fmt.Errorf("download %s at byte %d: %w", s.name, s.have, err)
-		}
-		if s.have > before {
-			failures = 0
 		}
 		if failures >= s.d.cfg.MaxRetries {
 			return fmt.Errorf("download %s at byte %d: giving up after %d attempts without progress: %w", s.name, s.have, failures+1, err)
@@ -475,7 +478,8 @@ func (s *session) attempt(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 
-	var skip uint64 // bytes at the start of the body already on disk
+	var skip uint64     // bytes at the start of the body already on disk
+	var rangeEnd uint64 // for a partial response, the offset after its last byte
 	switch resp.StatusCode {
 	case http.StatusOK:
 		if resp.ContentLength >= 0 && uint64(resp.ContentLength) != s.req.Size {
@@ -483,9 +487,6 @@ func (s *session) attempt(ctx context.Context) error {
 		}
 		skip = s.have
 	case http.StatusPartialContent:
-		if s.have == 0 {
-			return permanent(fmt.Errorf("unasked-for partial content (Content-Range %q)", resp.Header.Get("Content-Range")))
-		}
 		start, end, total, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil {
 			return permanent(err)
@@ -499,6 +500,7 @@ func (s *session) attempt(ctx context.Context) error {
 		if end >= s.req.Size {
 			return permanent(fmt.Errorf("%w: server sent a range up to byte %d, declared size %d", ErrSizeMismatch, end, s.req.Size))
 		}
+		rangeEnd = end + 1
 	case http.StatusRequestedRangeNotSatisfiable:
 		if _, _, total, err := parseContentRange(resp.Header.Get("Content-Range")); err == nil && total >= 0 {
 			return permanent(fmt.Errorf("%w: server has %d bytes, declared %d, range from %d not satisfiable", ErrSizeMismatch, total, s.req.Size, s.have))
@@ -546,6 +548,10 @@ func (s *session) attempt(ctx context.Context) error {
 			free <- c.data[:cap(c.data)]
 		case isPermanent(c.err):
 			return c.err
+		case (errors.Is(c.err, io.EOF) || errors.Is(c.err, io.ErrUnexpectedEOF)) && s.have == rangeEnd:
+			// The server sent less than asked, but all it said it would
+			// (some cap the length of a range): ask for the next part.
+			return nil
 		case errors.Is(c.err, io.EOF) || errors.Is(c.err, io.ErrUnexpectedEOF):
 			return fmt.Errorf("server closed the body at byte %d of %d: %w", s.have, s.req.Size, io.ErrUnexpectedEOF)
 		default:

@@ -846,3 +846,28 @@ func TestSlowTeeIsNotAStall(t *testing.T) {
 		t.Fatalf("tee %d bytes, %d requests", tee.Len(), srv.count())
 	}
 }
+
+// A server that caps every range is followed part by part, without retries.
+func TestCappedRanges(t *testing.T) {
+	data := testData(23, 1<<20+5)
+	const limit = 100_000
+	var ranges []string
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := 0
+		fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &start)
+		end := min(start+limit, len(data)) - 1
+		r.Header.Set("Range", fmt.Sprintf("bytes=%d-%d", start, end))
+		ranges = append(ranges, r.Header.Get("Range"))
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
+	}))
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.MaxRetries = -1
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	res := download(t, d, context.Background(), Request{URL: ts.URL, Size: uint64(len(data))}, filepath.Join(t.TempDir(), "f"))
+	checkComplete(t, res, data)
+	if len(ranges) != (len(data)+limit-1)/limit {
+		t.Fatalf("%d requests: %q", len(ranges), ranges)
+	}
+}
