@@ -357,8 +357,14 @@ func CheckEscrow(ctx context.Context, n chain.Node, client address.Address, need
 	avail := big.Sub(mb.Escrow, mb.Locked)
 	if avail.LessThan(need) {
 		short := big.Sub(need, avail)
-		return fmt.Errorf("%w: %s has %s FIL available, the deal needs %s FIL: run `ferry market add-balance %s`",
-			ErrInsufficientEscrow, client, FormatFIL(avail), FormatFIL(need), FormatFIL(short))
+		return fmt.Errorf("%w: %s has %s available, the deal needs %s: run `ferry market add-balance %s`",
+			ErrInsufficientEscrow, client, chain.FormatFIL(avail), chain.FormatFIL(need), FILNumber(short))
 	}
 	return nil
+}
+
+// FILNumber prints an attoFIL amount as a plain number of FIL, as
+// chain.ParseFIL reads it back ("1.5").
+func FILNumber(a big.Int) string {
+	return strings.TrimSuffix(chain.FormatFIL(a), " FIL")
 }

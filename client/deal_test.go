@@ -190,33 +190,6 @@ func TestPricePerEpoch(t *testing.T) {
 	}
 }
 
-func TestFIL(t *testing.T) {
-	for _, tc := range []struct{ in, atto, out string }{
-		{"1", "1000000000000000000", "1"},
-		{"0.5", "500000000000000000", "0.5"},
-		{"2.25fil", "2250000000000000000", "2.25"},
-		{"100 attofil", "100", "0.0000000000000001"},
-		{"0.000000000000000001", "1", "0.000000000000000001"},
-		{"0", "0", "0"},
-	} {
-		v, err := ParseFIL(tc.in)
-		if err != nil {
-			t.Fatalf("ParseFIL(%q): %v", tc.in, err)
-		}
-		if v.String() != tc.atto || FormatFIL(v) != tc.out {
-			t.Errorf("ParseFIL(%q) = %s (%s), want %s (%s)", tc.in, v, FormatFIL(v), tc.atto, tc.out)
-		}
-	}
-	for _, bad := range []string{"", "x", "-1", "1e5", "1/2", "0.0000000000000000001", "fil"} {
-		if _, err := ParseFIL(bad); err == nil {
-			t.Errorf("ParseFIL(%q) accepted", bad)
-		}
-	}
-	if FormatFIL(big.NewInt(-1500000000000000000)) != "-1.5" {
-		t.Error("negative formatting")
-	}
-}
-
 func TestInspectCAR(t *testing.T) {
 	dir := t.TempDir()
 	data := randomBytes(5, 400_000)

@@ -13,6 +13,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/client"
 	"github.com/ferry-fil/ferry/wire"
 )
@@ -137,7 +138,7 @@ func dealAction(c *cli.Context) error {
 		}
 		fmt.Fprintf(w, "epochs:               %d … %d\n", out.StartEpoch, out.EndEpoch)
 		fmt.Fprintf(w, "price per epoch:      %s attoFIL\n", out.PricePerEpoch)
-		fmt.Fprintf(w, "provider collateral:  %s FIL\n", client.FormatFIL(p.ProviderCollateral))
+		fmt.Fprintf(w, "provider collateral:  %s\n", chain.FormatFIL(p.ProviderCollateral))
 		fmt.Fprintf(w, "signed proposal CID:  %s\n", out.SignedProposalCID)
 		if out.Accepted {
 			fmt.Fprintln(w, "accepted by the provider")

@@ -25,6 +25,8 @@ func main() {
 			walletCmd,
 			carCmd,
 			commpCmd,
+			marketCmd,
+			devnetCmd,
 			providerCmd,
 			dealCmd,
 			dealStatusCmd,

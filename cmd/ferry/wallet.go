@@ -10,6 +10,7 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/client"
 	"github.com/ferry-fil/ferry/wallet"
 )
@@ -139,8 +140,8 @@ func walletBalance(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("wallet balance of %s: %w", a, err)
 	}
-	out := map[string]string{"Address": a.String(), "Balance": bal.String(), "FIL": client.FormatFIL(bal)}
-	return printResult(c, out, func(w io.Writer) { fmt.Fprintf(w, "%s FIL\n", client.FormatFIL(bal)) })
+	out := map[string]string{"Address": a.String(), "Balance": bal.String(), "FIL": client.FILNumber(bal)}
+	return printResult(c, out, func(w io.Writer) { fmt.Fprintln(w, chain.FormatFIL(bal)) })
 }
 
 func walletDefault(c *cli.Context) error {

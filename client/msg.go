@@ -1,0 +1,183 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/builtin/v9/market"
+	"github.com/filecoin-project/go-state-types/exitcode"
+	"github.com/ipfs/go-cid"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/wallet"
+)
+
+// MessageConfidence is how many epochs WaitMessage waits on top of the one
+// that executed the message.
+const MessageConfidence = 1
+
+// ExitError is a message that executed with a non-zero exit code.
+type ExitError struct {
+	// Message is the executed message's CID.
+	Message cid.Cid
+	// ExitCode is the receipt's exit code.
+	ExitCode exitcode.ExitCode
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("message %s failed with exit code %d (%s)", e.Message, int64(e.ExitCode), e.ExitCode)
+}
+
+// SendMessage fills in msg's nonce (MpoolGetNonce) and gas
+// (GasEstimateMessageGas), signs it with the client wallet's key of
+// msg.From and pushes it (MpoolPush). It returns the signed message's CID.
+func SendMessage(ctx context.Context, n chain.Node, w *wallet.Wallet, msg *chain.Message) (cid.Cid, error) {
+	if has, err := w.Has(msg.From); err != nil || !has {
+		return cid.Undef, fmt.Errorf("sending from %s: its key is not in the client keystore", msg.From)
+	}
+	nonce, err := n.MpoolGetNonce(ctx, msg.From)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("reading the nonce of %s: %w", msg.From, err)
+	}
+	msg.Nonce = nonce
+	est, err := n.GasEstimateMessageGas(ctx, msg, nil, chain.EmptyTSK)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("estimating gas: %w", err)
+	}
+	msg.GasLimit, msg.GasFeeCap, msg.GasPremium = est.GasLimit, est.GasFeeCap, est.GasPremium
+	sm, err := chain.SignMessage(msg, w.Signer(msg.From))
+	if err != nil {
+		return cid.Undef, err
+	}
+	c, err := n.MpoolPush(ctx, sm)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("pushing the message: %w", err)
+	}
+	return c, nil
+}
+
+// WaitMessage waits until the message is executed and returns its lookup;
+// a non-zero exit code is an *ExitError.
+func WaitMessage(ctx context.Context, n chain.Node, c cid.Cid) (*chain.MsgLookup, error) {
+	ml, err := n.StateWaitMsg(ctx, c, MessageConfidence, -1, true)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for message %s: %w", c, err)
+	}
+	if ml.Receipt.ExitCode != exitcode.Ok {
+		return ml, &ExitError{Message: ml.Message, ExitCode: ml.Receipt.ExitCode}
+	}
+	return ml, nil
+}
+
+// AddBalanceMessage is the message that moves amount from addr into addr's
+// storage market escrow.
+func AddBalanceMessage(addr address.Address, amount abi.TokenAmount) (*chain.Message, error) {
+	var params bytes.Buffer
+	if err := addr.MarshalCBOR(&params); err != nil {
+		return nil, fmt.Errorf("encoding AddBalance params: %w", err)
+	}
+	return &chain.Message{
+		To: builtin.StorageMarketActorAddr, From: addr, Value: amount,
+		Method: builtin.MethodsMarket.AddBalance, Params: params.Bytes(),
+		GasFeeCap: big.Zero(), GasPremium: big.Zero(),
+	}, nil
+}
+
+// WithdrawBalanceMessage is the message that moves amount from addr's
+// market escrow back to addr.
+func WithdrawBalanceMessage(addr address.Address, amount abi.TokenAmount) (*chain.Message, error) {
+	var params bytes.Buffer
+	p := market.WithdrawBalanceParams{ProviderOrClientAddress: addr, Amount: amount}
+	if err := p.MarshalCBOR(&params); err != nil {
+		return nil, fmt.Errorf("encoding WithdrawBalance params: %w", err)
+	}
+	return &chain.Message{
+		To: builtin.StorageMarketActorAddr, From: addr, Value: big.Zero(),
+		Method: builtin.MethodsMarket.WithdrawBalance, Params: params.Bytes(),
+		GasFeeCap: big.Zero(), GasPremium: big.Zero(),
+	}, nil
+}
+
+// ErrNotDevnet is returned by FundFromDevnet on any chain that is not a
+// ferry devnet.
+var ErrNotDevnet = fmt.Errorf("not a ferry devnet")
+
+// FundFromDevnet sends amount to addr from the node's default wallet (the
+// devnet's genesis key) with MpoolPushMessage, which needs a token with the
+// sign permission. It refuses unless Version reports a ferry devnet, so it
+// can never spend real funds.
+func FundFromDevnet(ctx context.Context, n chain.Node, addr address.Address, amount abi.TokenAmount) (cid.Cid, error) {
+	v, err := n.Version(ctx)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("reading the chain version: %w", err)
+	}
+	if !strings.Contains(v.Version, DevnetVersionTag) {
+		return cid.Undef, fmt.Errorf("%w: the chain reports version %q; `ferry devnet fund` only works on the devnet ferryd runs", ErrNotDevnet, v.Version)
+	}
+	from, err := n.WalletDefaultAddress(ctx)
+	if err != nil {
+		return cid.Undef, tokenHint(fmt.Errorf("reading the devnet's default wallet: %w", err))
+	}
+	msg := &chain.Message{To: addr, From: from, Value: amount, Method: builtin.MethodSend, GasFeeCap: big.Zero(), GasPremium: big.Zero()}
+	sm, err := n.MpoolPushMessage(ctx, msg, nil)
+	if err != nil {
+		return cid.Undef, tokenHint(fmt.Errorf("sending funds from %s: %w", from, err))
+	}
+	return sm.Cid()
+}
+
+// tokenHint adds what to do to an error caused by a missing API token.
+func tokenHint(err error) error {
+	s := err.Error()
+	if strings.Contains(s, "permission") || strings.Contains(s, "401") {
+		return fmt.Errorf("%w: this needs the devnet's admin token (export FULLNODE_API_INFO as `ferryd run` prints it, or set %s)", err, EnvAPIToken)
+	}
+	return err
+}
+
+// AddBalance sends amount from addr, a client wallet address, into its
+// market escrow, after checking the wallet holds it.
+func AddBalance(ctx context.Context, n chain.Node, w *wallet.Wallet, addr address.Address, amount abi.TokenAmount) (cid.Cid, error) {
+	if amount.Sign() <= 0 {
+		return cid.Undef, fmt.Errorf("amount %s is not positive", chain.FormatFIL(amount))
+	}
+	bal, err := n.WalletBalance(ctx, addr)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("reading the balance of %s: %w", addr, err)
+	}
+	if bal.LessThan(amount) {
+		return cid.Undef, fmt.Errorf("%s holds %s, less than the %s to add (plus gas)", addr, chain.FormatFIL(bal), chain.FormatFIL(amount))
+	}
+	msg, err := AddBalanceMessage(addr, amount)
+	if err != nil {
+		return cid.Undef, err
+	}
+	return SendMessage(ctx, n, w, msg)
+}
+
+// WithdrawBalance sends amount from addr's market escrow back to addr,
+// after checking that much is available (not locked by deals). The market
+// actor itself would quietly withdraw less.
+func WithdrawBalance(ctx context.Context, n chain.Node, w *wallet.Wallet, addr address.Address, amount abi.TokenAmount) (cid.Cid, error) {
+	if amount.Sign() <= 0 {
+		return cid.Undef, fmt.Errorf("amount %s is not positive", chain.FormatFIL(amount))
+	}
+	mb, err := n.StateMarketBalance(ctx, addr, chain.EmptyTSK)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("reading the market balance of %s: %w", addr, err)
+	}
+	if avail := big.Sub(mb.Escrow, mb.Locked); avail.LessThan(amount) {
+		return cid.Undef, fmt.Errorf("%s has %s available in escrow (%s locked), less than the %s to withdraw", addr, chain.FormatFIL(avail), chain.FormatFIL(mb.Locked), chain.FormatFIL(amount))
+	}
+	msg, err := WithdrawBalanceMessage(addr, amount)
+	if err != nil {
+		return cid.Undef, err
+	}
+	return SendMessage(ctx, n, w, msg)
+}
