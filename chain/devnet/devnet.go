@@ -52,6 +52,10 @@ type Config struct {
 	// Logf receives rare operational messages (a block that could not be
 	// written). Nil means the standard logger.
 	Logf func(format string, args ...any)
+	// Secret, when set, signs and checks the API tokens instead of the
+	// secret made at genesis, so an embedding daemon can issue one token
+	// for its own API and the chain's.
+	Secret []byte
 }
 
 // ErrClosed is returned by Mine after Close.
@@ -157,6 +161,9 @@ func (d *Devnet) load(ctx context.Context) error {
 		return errors.New("chain database has no API secret")
 	}
 	d.secret = secret
+	if len(d.cfg.Secret) > 0 {
+		d.secret = d.cfg.Secret
+	}
 	snap, err := d.store.snapshot(ctx, h)
 	if err != nil {
 		return err
@@ -215,6 +222,10 @@ func (d *Devnet) makeGenesis(ctx context.Context) error {
 	if _, err := rand.Read(d.secret); err != nil {
 		return fmt.Errorf("making the API secret: %w", err)
 	}
+	meta := d.secret
+	if len(d.cfg.Secret) > 0 {
+		d.secret = d.cfg.Secret
+	}
 
 	s := newState()
 	s.NextID = firstGenesisAccountID
@@ -252,7 +263,7 @@ func (d *Devnet) makeGenesis(ctx context.Context) error {
 	}
 	err = d.store.writeBlock(ctx, &blockWrite{
 		height: 0, cid: ts.Cids()[0], header: hdr, snapshot: snap,
-		meta: map[string][]byte{"genesis": gen.Bytes(), "root": root.Bytes(), "secret": d.secret, "receipts": receipts.Bytes()},
+		meta: map[string][]byte{"genesis": gen.Bytes(), "root": root.Bytes(), "secret": meta, "receipts": receipts.Bytes()},
 	})
 	if err != nil {
 		return err
@@ -476,3 +487,6 @@ func (d *Devnet) rollback(cause error) error {
 func (d *Devnet) newVM(s *state) *vm {
 	return &vm{st: s, policy: d.policy, verify: wallet.Verify, commD: piece.CommD}
 }
+
+// Policy returns the chain parameters in force.
+func (d *Devnet) Policy() Policy { return d.policy }

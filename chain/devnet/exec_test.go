@@ -2,6 +2,7 @@ package devnet
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
 
@@ -16,9 +17,9 @@ import (
 )
 
 // gasFields fills a message's gas as GasEstimateMessageGas does.
-func gasFields(t *testing.T, d *Devnet, m *chain.Message) *chain.Message {
+func gasFields(t testing.TB, d *Devnet, m *chain.Message) *chain.Message {
 	t.Helper()
-	out, err := d.GasEstimateMessageGas(t.Context(), m, nil, chain.EmptyTSK)
+	out, err := d.GasEstimateMessageGas(context.Background(), m, nil, chain.EmptyTSK)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func execDirect(t *testing.T, tn *testNet, m *chain.Message) (chain.MessageRecei
 
 // onlyGasChanged checks that between two states only the sender's nonce and
 // balance, the burnt funds and the reward actor changed.
-func onlyGasChanged(t *testing.T, before, after *state, sender uint64, nonceMoved bool) {
+func onlyGasChanged(t testing.TB, before, after *state, sender uint64, nonceMoved bool) {
 	t.Helper()
 	for id, b := range before.Actors {
 		a := after.Actors[id]

@@ -21,7 +21,7 @@ import (
 
 // testNet is a devnet with manual mining and a wallet of test keys.
 type testNet struct {
-	t   *testing.T
+	t   testing.TB
 	d   *Devnet
 	w   *wallet.Wallet
 	dir string
@@ -31,7 +31,7 @@ type testNet struct {
 // testPolicy makes deals short enough to live through in a test.
 var testPolicy = Policy{MinDealDuration: 10, MaxDealDuration: 1000, PreCommitChallengeDelay: 2, MaxProveCommitDuration: 30, DealUpdatesInterval: 5}
 
-func newTestNet(t *testing.T) *testNet {
+func newTestNet(t testing.TB) *testNet {
 	t.Helper()
 	dir := t.TempDir()
 	w, err := wallet.Open(dir + "/wallet")
@@ -201,7 +201,7 @@ func (tn *testNet) checkSupply() {
 	}
 }
 
-func mustCid(t *testing.T, sm *chain.SignedMessage) cid.Cid {
+func mustCid(t testing.TB, sm *chain.SignedMessage) cid.Cid {
 	t.Helper()
 	c, err := sm.Cid()
 	if err != nil {

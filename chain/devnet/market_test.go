@@ -32,7 +32,7 @@ type dealEnv struct {
 	seq                   int
 }
 
-func newDealEnv(t *testing.T) *dealEnv {
+func newDealEnv(t testing.TB) *dealEnv {
 	tn := newTestNet(t)
 	e := &dealEnv{testNet: tn, owner: tn.newKey(), worker: tn.newKey(), client: tn.newKey()}
 	for _, a := range []address.Address{e.owner, e.worker, e.client} {
@@ -284,7 +284,7 @@ func TestVerifiedDealUsesDataCap(t *testing.T) {
 }
 
 // sealedCID makes a replica commitment CID.
-func sealedCID(t *testing.T, n int) cid.Cid {
+func sealedCID(t testing.TB, n int) cid.Cid {
 	root := sha256.Sum256([]byte(fmt.Sprint("sealed", n)))
 	root[31] &= 0x3f
 	c, err := commcid.ReplicaCommitmentV1ToCID(root[:])
