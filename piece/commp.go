@@ -267,6 +267,9 @@ func (c *Calc) Sum() (Commitment, error) {
 
 // SumAs returns the commitment of the payload written zero-filled to the padded
 // piece size size. It fails if the payload does not fit or size is invalid.
+// Sum and SumAs may be called again after the first call (the hashing is done
+// once); with a sink, each call extends the sink's zero fill to its size and a
+// size smaller than what the sink already holds is an error.
 func (c *Calc) SumAs(size abi.PaddedPieceSize) (Commitment, error) {
 	if err := ValidatePadded(size); err != nil {
 		return Commitment{}, fmt.Errorf("commp: %w", err)
