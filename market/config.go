@@ -11,6 +11,7 @@ package market
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
+	"github.com/filecoin-project/go-state-types/crypto"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multiaddr"
@@ -201,10 +203,27 @@ type PieceIndexer interface {
 	IndexAndAnnounce(ctx context.Context, d IndexRequest) error
 }
 
-// MessageSigner signs a chain message with its From key (through
-// node.WalletSign) and returns the signed message and its CID as the chain
-// will know it.
+// MessageSigner signs a chain message with its From key and returns the
+// signed message and its CID. NodeSigner is the usual one.
 type MessageSigner func(ctx context.Context, msg *chain.Message) (*chain.SignedMessage, cid.Cid, error)
+
+// NodeSigner signs messages with the node's wallet (WalletSign) the way
+// Lotus does (chain.SignMessage).
+func NodeSigner(node chain.Node) MessageSigner {
+	return func(ctx context.Context, msg *chain.Message) (*chain.SignedMessage, cid.Cid, error) {
+		sm, err := chain.SignMessage(msg, func(data []byte) (*crypto.Signature, error) {
+			return node.WalletSign(ctx, msg.From, data)
+		})
+		if err != nil {
+			return nil, cid.Undef, err
+		}
+		c, err := sm.Cid()
+		if err != nil {
+			return nil, cid.Undef, fmt.Errorf("signed message CID: %w", err)
+		}
+		return sm, c, nil
+	}
+}
 
 func (c *Config) setDefaults() {
 	if c.ExpectedSealDuration == 0 {

@@ -229,10 +229,11 @@ func (p *Provider) ImportData(ctx context.Context, id uuid.UUID, path string) er
 }
 
 // EnsureMinerAddrs makes the miner actor advertise id and addrs, sending
-// ChangePeerID and ChangeMultiaddrs from the worker (signed by sign) only
-// when they differ from what StateMinerInfo shows, and waiting for them to
-// execute.
-func EnsureMinerAddrs(ctx context.Context, node chain.Node, sign MessageSigner, maddr address.Address, id peer.ID, addrs []multiaddr.Multiaddr) error {
+// ChangePeerID and ChangeMultiaddrs from the worker (signed with the node's
+// wallet) only when they differ from what StateMinerInfo shows, and waiting
+// for them to execute.
+func EnsureMinerAddrs(ctx context.Context, node chain.Node, maddr address.Address, id peer.ID, addrs []multiaddr.Multiaddr) error {
+	sign := NodeSigner(node)
 	mi, err := node.StateMinerInfo(ctx, maddr, chain.TipSetKey{})
 	if err != nil {
 		return fmt.Errorf("reading miner %s info: %w", maddr, err)

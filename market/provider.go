@@ -34,7 +34,7 @@ type Deps struct {
 	Downloader Downloader
 	// Indexer indexes and announces pieces; nil skips the step.
 	Indexer PieceIndexer
-	// SignMessage signs publish messages.
+	// SignMessage signs publish messages; nil is NodeSigner(Node).
 	SignMessage MessageSigner
 	// Logf receives operational log lines; nil uses the standard logger.
 	Logf func(format string, args ...any)
@@ -83,8 +83,11 @@ func New(cfg Config, d Deps) (*Provider, error) {
 		return nil, errors.New("market: Config.StagingDir is not set")
 	case d.Node == nil || d.DB == nil:
 		return nil, errors.New("market: Deps.Node and Deps.DB are required")
-	case d.Sealer == nil || d.Downloader == nil || d.SignMessage == nil:
-		return nil, errors.New("market: Deps.Sealer, Deps.Downloader and Deps.SignMessage are required")
+	case d.Sealer == nil || d.Downloader == nil:
+		return nil, errors.New("market: Deps.Sealer and Deps.Downloader are required")
+	}
+	if d.SignMessage == nil {
+		d.SignMessage = NodeSigner(d.Node)
 	}
 	if d.Logf == nil {
 		d.Logf = log.Printf

@@ -203,7 +203,7 @@ func (p *Provider) publishBatch(ctx context.Context, ids []uuid.UUID) error {
 	if err != nil {
 		return fmt.Errorf("signing publish message: %w", err)
 	}
-	sjson, err := json.Marshal(smsg)
+	sjson, err := smsg.Serialize()
 	if err != nil {
 		return fmt.Errorf("encoding signed publish message: %w", err)
 	}
@@ -254,7 +254,8 @@ type batchRow struct {
 
 func (p *Provider) loadBatch(ctx context.Context, id int64) (*batchRow, error) {
 	var b batchRow
-	var c, sm, ds string
+	var c, ds string
+	var sm []byte
 	b.id = id
 	err := p.d.DB.QueryRowContext(ctx, `SELECT msg_cid, signed_msg, deals, state FROM market_publish_batches WHERE id = ?`, id).Scan(&c, &sm, &ds, &b.state)
 	if err != nil {
@@ -263,7 +264,7 @@ func (p *Provider) loadBatch(ctx context.Context, id int64) (*batchRow, error) {
 	if b.cid, err = cid.Decode(c); err != nil {
 		return nil, fmt.Errorf("publish batch %d: %w", id, err)
 	}
-	if err := json.Unmarshal([]byte(sm), &b.smsg); err != nil {
+	if err := b.smsg.UnmarshalCBOR(bytes.NewReader(sm)); err != nil {
 		return nil, fmt.Errorf("publish batch %d message: %w", id, err)
 	}
 	var ss []string

@@ -64,7 +64,7 @@ CREATE TABLE market_publish_batches (
     id         INTEGER PRIMARY KEY AUTOINCREMENT,
     created_at INTEGER NOT NULL,
     msg_cid    TEXT    NOT NULL,
-    signed_msg BLOB    NOT NULL, -- JSON of the chain.SignedMessage
+    signed_msg BLOB    NOT NULL, -- CBOR of the chain.SignedMessage
     deals      TEXT    NOT NULL, -- JSON list of deal UUIDs in proposal order
     state      TEXT    NOT NULL, -- signed, pushed, landed, failed
     error      TEXT    NOT NULL DEFAULT ''

@@ -1,0 +1,631 @@
+package market
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-bitfield"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin/v9/market"
+	"github.com/filecoin-project/go-state-types/crypto"
+	"github.com/filecoin-project/go-state-types/exitcode"
+	"github.com/filecoin-project/go-state-types/network"
+	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/piece"
+	"github.com/ferry-fil/ferry/wallet"
+	"github.com/ferry-fil/ferry/wire"
+)
+
+// fakeChain is a chain.Node for tests. What must survive a killed process
+// (nonces, executed messages, deals) is saved to a JSON file in its dir.
+type fakeChain struct {
+	mu   sync.Mutex
+	path string
+	st   fakeChainState
+
+	height     abi.ChainEpoch
+	keys       map[address.Address]wallet.KeyInfo
+	accounts   map[address.Address]address.Address
+	market     map[address.Address]chain.MarketBalance
+	walletBal  abi.TokenAmount
+	dataCap    map[address.Address]abi.StoragePower
+	collMin    abi.TokenAmount
+	worker     address.Address
+	rejectNext int // the next publish marks its deal at this index invalid (-1: none)
+}
+
+type fakeChainState struct {
+	Nonce      uint64
+	Msgs       map[string]*fakeMsg
+	NextDealID abi.DealID
+	Deals      map[abi.DealID]bool
+}
+
+type fakeMsg struct {
+	Method   abi.MethodNum
+	Deals    int
+	Return   []byte
+	ExitCode int
+	Pushes   int
+	Height   abi.ChainEpoch
+}
+
+var testMiner = mustID(1000)
+
+func mustID(n uint64) address.Address {
+	a, err := address.NewIDAddress(n)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
+func newFakeChain(t testing.TB, dir string, workerKey wallet.KeyInfo) *fakeChain {
+	t.Helper()
+	fc := &fakeChain{
+		path:       filepath.Join(dir, "fakechain.json"),
+		height:     100,
+		keys:       map[address.Address]wallet.KeyInfo{},
+		accounts:   map[address.Address]address.Address{},
+		market:     map[address.Address]chain.MarketBalance{},
+		walletBal:  chain.FIL(100),
+		dataCap:    map[address.Address]abi.StoragePower{},
+		collMin:    big.NewInt(10),
+		rejectNext: -1,
+		st:         fakeChainState{Msgs: map[string]*fakeMsg{}, NextDealID: 1, Deals: map[abi.DealID]bool{}},
+	}
+	wa, err := workerKey.Address()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.worker = wa
+	fc.keys[wa] = workerKey
+	fc.market[testMiner] = chain.MarketBalance{Escrow: chain.FIL(10), Locked: big.Zero()}
+	if b, err := os.ReadFile(fc.path); err == nil {
+		if err := json.Unmarshal(b, &fc.st); err != nil {
+			t.Fatalf("fake chain state: %v", err)
+		}
+	}
+	return fc
+}
+
+func (fc *fakeChain) saveLocked() {
+	b, err := json.Marshal(fc.st)
+	if err != nil {
+		panic(err)
+	}
+	tmp := fc.path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		panic(err)
+	}
+	if err := os.Rename(tmp, fc.path); err != nil {
+		panic(err)
+	}
+}
+
+func (fc *fakeChain) addClient(t testing.TB, id address.Address, ki wallet.KeyInfo, escrow abi.TokenAmount) address.Address {
+	key, err := ki.Address()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.accounts[id] = key
+	fc.market[id] = chain.MarketBalance{Escrow: escrow, Locked: big.Zero()}
+	return key
+}
+
+func (fc *fakeChain) setHeight(h abi.ChainEpoch) {
+	fc.mu.Lock()
+	fc.height = h
+	fc.mu.Unlock()
+}
+
+func (fc *fakeChain) publishMsgs() (msgs, pushes int) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	for _, m := range fc.st.Msgs {
+		if m.Method == 4 {
+			msgs++
+			pushes += m.Pushes
+		}
+	}
+	return
+}
+
+func (fc *fakeChain) Version(context.Context) (chain.APIVersion, error) {
+	return chain.APIVersion{Version: "fake", BlockDelay: 30}, nil
+}
+
+func (fc *fakeChain) ChainHead(context.Context) (*chain.TipSet, error) {
+	fc.mu.Lock()
+	h := fc.height
+	fc.mu.Unlock()
+	c, _ := cid.Prefix{Version: 1, Codec: cid.DagCBOR, MhType: 0x12, MhLength: -1}.Sum([]byte(fmt.Sprint(h)))
+	return chain.NewTipSet([]*chain.BlockHeader{{Height: h, Miner: testMiner}}, []cid.Cid{c})
+}
+
+func (fc *fakeChain) ChainGetTipSetByHeight(ctx context.Context, h abi.ChainEpoch, _ chain.TipSetKey) (*chain.TipSet, error) {
+	return fc.ChainHead(ctx)
+}
+
+func (fc *fakeChain) StateNetworkVersion(context.Context, chain.TipSetKey) (network.Version, error) {
+	return network.Version21, nil
+}
+
+func (fc *fakeChain) StateLookupID(_ context.Context, a address.Address, _ chain.TipSetKey) (address.Address, error) {
+	return a, nil
+}
+
+func (fc *fakeChain) StateAccountKey(_ context.Context, a address.Address, _ chain.TipSetKey) (address.Address, error) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if a.Protocol() != address.ID {
+		return a, nil
+	}
+	k, ok := fc.accounts[a]
+	if !ok {
+		return address.Undef, fmt.Errorf("actor %s not found", a)
+	}
+	return k, nil
+}
+
+func (fc *fakeChain) StateMinerInfo(_ context.Context, m address.Address, _ chain.TipSetKey) (chain.MinerInfo, error) {
+	return chain.MinerInfo{Owner: fc.worker, Worker: fc.worker, SectorSize: 2048}, nil
+}
+
+func (fc *fakeChain) StateMarketBalance(_ context.Context, a address.Address, _ chain.TipSetKey) (chain.MarketBalance, error) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	b, ok := fc.market[a]
+	if !ok {
+		return chain.MarketBalance{Escrow: big.Zero(), Locked: big.Zero()}, nil
+	}
+	return b, nil
+}
+
+func (fc *fakeChain) StateMarketStorageDeal(_ context.Context, id abi.DealID, _ chain.TipSetKey) (*chain.MarketDeal, error) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if !fc.st.Deals[id] {
+		return nil, fmt.Errorf("deal %d not found", id)
+	}
+	return &chain.MarketDeal{State: chain.MarketDealState{SectorStartEpoch: fc.height, LastUpdatedEpoch: -1, SlashEpoch: -1}}, nil
+}
+
+func (fc *fakeChain) StateDealProviderCollateralBounds(context.Context, abi.PaddedPieceSize, bool, chain.TipSetKey) (chain.DealCollateralBounds, error) {
+	return chain.DealCollateralBounds{Min: fc.collMin, Max: big.Mul(fc.collMin, big.NewInt(100))}, nil
+}
+
+func (fc *fakeChain) StateVerifiedClientStatus(_ context.Context, a address.Address, _ chain.TipSetKey) (*abi.StoragePower, error) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if dc, ok := fc.dataCap[a]; ok {
+		return &dc, nil
+	}
+	return nil, nil
+}
+
+func (fc *fakeChain) StateSectorPreCommitInfo(context.Context, address.Address, abi.SectorNumber, chain.TipSetKey) (*chain.SectorPreCommitOnChainInfo, error) {
+	return nil, nil
+}
+
+func (fc *fakeChain) StateSectorGetInfo(context.Context, address.Address, abi.SectorNumber, chain.TipSetKey) (*chain.SectorOnChainInfo, error) {
+	return nil, nil
+}
+
+func (fc *fakeChain) lookup(c cid.Cid) *chain.MsgLookup {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	m, ok := fc.st.Msgs[c.String()]
+	if !ok {
+		return nil
+	}
+	return &chain.MsgLookup{Message: c, Receipt: chain.MessageReceipt{ExitCode: exitcode.ExitCode(m.ExitCode), Return: m.Return}, Height: m.Height}
+}
+
+func (fc *fakeChain) StateWaitMsg(ctx context.Context, c cid.Cid, _ uint64, _ abi.ChainEpoch, _ bool) (*chain.MsgLookup, error) {
+	for {
+		if l := fc.lookup(c); l != nil {
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+func (fc *fakeChain) StateSearchMsg(_ context.Context, _ chain.TipSetKey, c cid.Cid, _ abi.ChainEpoch, _ bool) (*chain.MsgLookup, error) {
+	return fc.lookup(c), nil
+}
+
+func (fc *fakeChain) WalletBalance(context.Context, address.Address) (big.Int, error) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	return fc.walletBal, nil
+}
+
+func (fc *fakeChain) WalletSign(_ context.Context, a address.Address, data []byte) (*crypto.Signature, error) {
+	fc.mu.Lock()
+	ki, ok := fc.keys[a]
+	fc.mu.Unlock()
+	if !ok {
+		return nil, fmt.Errorf("no key for %s", a)
+	}
+	return wallet.Sign(ki, data)
+}
+
+func (fc *fakeChain) WalletHas(_ context.Context, a address.Address) (bool, error) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	_, ok := fc.keys[a]
+	return ok, nil
+}
+
+func (fc *fakeChain) WalletDefaultAddress(context.Context) (address.Address, error) { return fc.worker, nil }
+
+func (fc *fakeChain) MpoolGetNonce(context.Context, address.Address) (uint64, error) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	return fc.st.Nonce, nil
+}
+
+// MpoolPush checks the signature and executes the message at once.
+func (fc *fakeChain) MpoolPush(_ context.Context, sm *chain.SignedMessage) (cid.Cid, error) {
+	c, err := sm.Cid()
+	if err != nil {
+		return cid.Undef, err
+	}
+	mc, err := sm.Message.Cid()
+	if err != nil {
+		return cid.Undef, err
+	}
+	if err := wallet.Verify(&sm.Signature, sm.Message.From, mc.Bytes()); err != nil {
+		return cid.Undef, fmt.Errorf("bad message signature: %w", err)
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if m, ok := fc.st.Msgs[c.String()]; ok {
+		m.Pushes++
+		fc.saveLocked()
+		return c, nil
+	}
+	if sm.Message.Nonce != fc.st.Nonce {
+		return cid.Undef, fmt.Errorf("nonce %d, expected %d", sm.Message.Nonce, fc.st.Nonce)
+	}
+	fc.st.Nonce++
+	m := &fakeMsg{Method: sm.Message.Method, Pushes: 1, Height: fc.height}
+	if sm.Message.Method == 4 {
+		var params market.PublishStorageDealsParams
+		if err := params.UnmarshalCBOR(bytes.NewReader(sm.Message.Params)); err != nil {
+			return cid.Undef, err
+		}
+		m.Deals = len(params.Deals)
+		var ret market.PublishStorageDealsReturn
+		var valid []uint64
+		for i := range params.Deals {
+			if i == fc.rejectNext {
+				continue
+			}
+			valid = append(valid, uint64(i))
+			ret.IDs = append(ret.IDs, fc.st.NextDealID)
+			fc.st.Deals[fc.st.NextDealID] = true
+			fc.st.NextDealID++
+		}
+		fc.rejectNext = -1
+		ret.ValidDeals = bitfield.NewFromSet(valid)
+		var buf bytes.Buffer
+		if err := ret.MarshalCBOR(&buf); err != nil {
+			return cid.Undef, err
+		}
+		m.Return = buf.Bytes()
+	}
+	fc.st.Msgs[c.String()] = m
+	fc.saveLocked()
+	return c, nil
+}
+
+func (fc *fakeChain) MpoolPushMessage(context.Context, *chain.Message, *chain.MessageSendSpec) (*chain.SignedMessage, error) {
+	return nil, errors.New("fake chain: MpoolPushMessage not used by the market")
+}
+
+func (fc *fakeChain) GasEstimateMessageGas(_ context.Context, m *chain.Message, _ *chain.MessageSendSpec, _ chain.TipSetKey) (*chain.Message, error) {
+	out := *m
+	out.GasLimit = 1_000_000
+	out.GasFeeCap = big.NewInt(100)
+	out.GasPremium = big.NewInt(10)
+	return &out, nil
+}
+
+// fakeSealer records placements in a JSON file so they survive a kill.
+type fakeSealer struct {
+	mu    sync.Mutex
+	path  string
+	st    fakeSealerState
+	fail  error
+	state string
+}
+
+type fakeSealerState struct {
+	Placed map[string]abi.SectorNumber
+	Writes map[string]int // completed writes per deal (idempotent calls do not write)
+}
+
+func newFakeSealer(t testing.TB, dir string) *fakeSealer {
+	s := &fakeSealer{path: filepath.Join(dir, "fakesealer.json"), state: ProvingState,
+		st: fakeSealerState{Placed: map[string]abi.SectorNumber{}, Writes: map[string]int{}}}
+	if b, err := os.ReadFile(s.path); err == nil {
+		if err := json.Unmarshal(b, &s.st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s
+}
+
+func (s *fakeSealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d SealingDeal) (Placement, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.fail != nil {
+		return Placement{}, s.fail
+	}
+	if n, ok := s.st.Placed[d.UUID.String()]; ok {
+		return Placement{Sector: n, Size: size.Padded()}, nil
+	}
+	calc := piece.NewCalc()
+	if _, err := io.Copy(calc, io.LimitReader(data, int64(size))); err != nil {
+		return Placement{}, err
+	}
+	comm, err := calc.SumAs(size.Padded())
+	if err != nil {
+		return Placement{}, err
+	}
+	if !comm.CID().Equals(d.Proposal.PieceCID) {
+		return Placement{}, fmt.Errorf("fake sealer: commP mismatch")
+	}
+	n := abi.SectorNumber(len(s.st.Placed) + 1)
+	s.st.Placed[d.UUID.String()] = n
+	s.st.Writes[d.UUID.String()]++
+	b, _ := json.Marshal(s.st)
+	if err := os.WriteFile(s.path, b, 0o644); err != nil {
+		return Placement{}, err
+	}
+	return Placement{Sector: n, Size: size.Padded()}, nil
+}
+
+func (s *fakeSealer) DealSectorState(_ context.Context, id uuid.UUID) (abi.SectorNumber, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n, ok := s.st.Placed[id.String()]
+	if !ok {
+		return 0, "", errors.New("unknown deal")
+	}
+	return n, s.state, nil
+}
+
+// fakeDownloader copies from files named by "http://fake/<name>" URLs in its
+// source directory, resuming like transfer.Downloader.
+type fakeDownloader struct {
+	srcDir string
+	mu     sync.Mutex
+	calls  int
+	block  chan struct{} // when set, downloads wait for it
+}
+
+func (f *fakeDownloader) Download(ctx context.Context, req TransferRequest, path string, tee io.Writer, progress func(uint64)) error {
+	f.mu.Lock()
+	f.calls++
+	block := f.block
+	f.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	name := filepath.Base(req.URL)
+	src, err := os.Open(filepath.Join(f.srcDir, name))
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	defer dst.Close()
+	n, err := io.Copy(tee, dst)
+	if err != nil {
+		return err
+	}
+	if _, err := src.Seek(n, io.SeekStart); err != nil {
+		return err
+	}
+	m, err := io.Copy(io.MultiWriter(dst, tee), io.LimitReader(src, int64(req.Size)-n))
+	if err != nil {
+		return err
+	}
+	progress(uint64(n + m))
+	if uint64(n+m) != req.Size {
+		return fmt.Errorf("got %d bytes, want %d", n+m, req.Size)
+	}
+	return dst.Sync()
+}
+
+type fakeIndexer struct {
+	mu    sync.Mutex
+	calls map[uuid.UUID]int
+}
+
+func (f *fakeIndexer) IndexAndAnnounce(_ context.Context, r IndexRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.calls == nil {
+		f.calls = map[uuid.UUID]int{}
+	}
+	f.calls[r.DealUUID]++
+	return nil
+}
+
+// harness is a provider over fakes in one directory.
+type harness struct {
+	t        testing.TB
+	dir      string
+	fc       *fakeChain
+	sealer   *fakeSealer
+	dl       *fakeDownloader
+	idx      *fakeIndexer
+	p        *Provider
+	cfg      Config
+	clientID address.Address
+	clientKI wallet.KeyInfo
+	deps     Deps
+}
+
+// Deterministic keys so a re-executed child sees the same chain.
+func testKey(t testing.TB, seed byte) wallet.KeyInfo {
+	return wallet.KeyInfo{Type: wallet.TypeSecp256k1, PrivateKey: bytes.Repeat([]byte{seed}, 32)}
+}
+
+func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
+	t.Helper()
+	h := &harness{t: t, dir: dir, clientID: mustID(1001), clientKI: testKey(t, 2)}
+	h.fc = newFakeChain(t, dir, testKey(t, 1))
+	h.fc.addClient(t, h.clientID, h.clientKI, chain.FIL(1000))
+	h.sealer = newFakeSealer(t, dir)
+	h.dl = &fakeDownloader{srcDir: filepath.Join(dir, "src")}
+	h.idx = &fakeIndexer{}
+	if err := os.MkdirAll(h.dl.srcDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sqldb, err := db.Open(context.Background(), filepath.Join(dir, "ferry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sqldb.Close() })
+	h.cfg = Config{
+		Miner:                 testMiner,
+		StagingDir:            filepath.Join(dir, "staging"),
+		BlockDelay:            30 * time.Second,
+		PollInterval:          10 * time.Millisecond,
+		PublishMsgPeriod:      50 * time.Millisecond,
+		MaxDealsPerPublishMsg: 4,
+		RetryBackoff:          10 * time.Millisecond,
+		MaxAutoRetries:        2,
+		MaxPublishDealsFee:    big.NewInt(1000),
+	}
+	if mod != nil {
+		mod(&h.cfg)
+	}
+	h.deps = Deps{Node: h.fc, DB: sqldb, Sealer: h.sealer, Downloader: h.dl, Indexer: h.idx,
+		Logf: func(f string, a ...any) { t.Logf(f, a...) }}
+	return h
+}
+
+func (h *harness) start() {
+	h.t.Helper()
+	p, err := New(h.cfg, h.deps)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := p.Start(context.Background()); err != nil {
+		h.t.Fatal(err)
+	}
+	h.p = p
+	h.t.Cleanup(func() { p.Close() })
+}
+
+// payload makes deterministic deal data, stores it as a download source and
+// returns its piece CID and padded size.
+func (h *harness) payload(name string, n int, seed int64) (cid.Cid, abi.PaddedPieceSize) {
+	b := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(b)
+	if err := os.WriteFile(filepath.Join(h.dl.srcDir, name), b, 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+	size := abi.PaddedPieceSize(128)
+	for uint64(size.Unpadded()) < uint64(n) {
+		size *= 2
+	}
+	calc := piece.NewCalc()
+	calc.Write(b)
+	comm, err := calc.SumAs(size)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return comm.CID(), size
+}
+
+var testRoot = func() cid.Cid {
+	c, _ := cid.Decode("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi")
+	return c
+}()
+
+// deal makes signed, valid DealParams for the data stored under name.
+func (h *harness) deal(name string, n int, seed int64, mod func(*market.DealProposal, *wire.DealParams)) *wire.DealParams {
+	h.t.Helper()
+	pc, size := h.payload(name, n, seed)
+	label, _ := market.NewLabelFromString("label " + name)
+	head := h.fc.height
+	prop := market.DealProposal{
+		PieceCID: pc, PieceSize: size, Client: h.clientID, Provider: testMiner, Label: label,
+		StartEpoch: head + 2880 + 200, EndEpoch: head + 2880 + 200 + MinDealDuration,
+		StoragePricePerEpoch: big.NewInt(1000), ProviderCollateral: big.NewInt(10), ClientCollateral: big.Zero(),
+	}
+	params := &wire.DealParams{
+		DealUUID:     uuid.New(),
+		DealDataRoot: testRoot,
+		Transfer: wire.Transfer{Type: "http", Size: uint64(n),
+			Params: []byte(fmt.Sprintf(`{"URL":"http://fake.example/%s","Headers":{}}`, name))},
+	}
+	if mod != nil {
+		mod(&prop, params)
+	}
+	h.sign(&prop, params)
+	return params
+}
+
+func (h *harness) sign(prop *market.DealProposal, params *wire.DealParams) {
+	var buf bytes.Buffer
+	if err := prop.MarshalCBOR(&buf); err != nil {
+		h.t.Fatal(err)
+	}
+	sig, err := wallet.Sign(h.clientKI, buf.Bytes())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	params.ClientDealProposal = market.ClientDealProposal{Proposal: *prop, ClientSignature: *sig}
+}
+
+func (h *harness) waitFor(id uuid.UUID, want func(*DealInfo) bool, what string) *DealInfo {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		d, err := h.p.Deal(context.Background(), id)
+		if err == nil && want(&d.DealInfo) {
+			return &d.DealInfo
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	d, err := h.p.Deal(context.Background(), id)
+	h.t.Fatalf("deal %s never reached %s: %+v %v", id, what, d, err)
+	return nil
+}

@@ -1,0 +1,440 @@
+package market
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin/v9/market"
+	"github.com/filecoin-project/go-state-types/crypto"
+	"github.com/google/uuid"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/wallet"
+	"github.com/ferry-fil/ferry/wire"
+)
+
+func tagCounts(t *testing.T, h *harness) (funds, space int) {
+	t.Helper()
+	if err := h.deps.DB.QueryRow(`SELECT count(*) FROM market_funds_tags`).Scan(&funds); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.deps.DB.QueryRow(`SELECT count(*) FROM market_space_tags`).Scan(&space); err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+func complete(d *DealInfo) bool { return d.Checkpoint == Complete }
+func failed(d *DealInfo) bool   { return d.Retry == RetryFatal }
+
+func TestDealCompletes(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	h.start()
+	params := h.deal("a.car", 1500, 1, nil)
+	resp := h.p.Propose(context.Background(), params, "peerA")
+	if !resp.Accepted {
+		t.Fatalf("rejected: %s", resp.Message)
+	}
+	d := h.waitFor(params.DealUUID, complete, Complete)
+	if d.ChainDealID == 0 || d.PublishCID == "" || d.Sector == nil || d.BytesReceived != 1500 {
+		t.Fatalf("complete deal lacks its facts: %+v", d)
+	}
+	if msgs, pushes := h.fc.publishMsgs(); msgs != 1 || pushes != 1 {
+		t.Fatalf("%d publish messages pushed %d times, want 1 and 1", msgs, pushes)
+	}
+	if n := h.sealer.st.Writes[params.DealUUID.String()]; n != 1 {
+		t.Fatalf("piece written %d times", n)
+	}
+	if h.idx.calls[params.DealUUID] != 1 {
+		t.Fatalf("indexer called %d times", h.idx.calls[params.DealUUID])
+	}
+	if f, s := tagCounts(t, h); f != 0 || s != 0 {
+		t.Fatalf("tags left: funds %d, space %d", f, s)
+	}
+	if _, err := os.Stat(filepath.Join(h.cfg.StagingDir, params.DealUUID.String()+".car")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("staging file not removed: %v", err)
+	}
+	detail, err := h.p.Deal(context.Background(), params.DealUUID)
+	if err != nil || len(detail.Logs) < 7 {
+		t.Fatalf("deal log: %v %+v", err, detail)
+	}
+
+	// The same proposal again, and the same UUID with another proposal.
+	if r := h.p.Propose(context.Background(), params, "peerA"); r.Accepted || !strings.Contains(r.Message, "identical") {
+		t.Fatalf("duplicate proposal: %+v", r)
+	}
+	again := h.deal("b.car", 1000, 2, nil)
+	again.DealUUID = params.DealUUID
+	if r := h.p.Propose(context.Background(), again, "peerA"); r.Accepted || !strings.Contains(r.Message, "already in use") {
+		t.Fatalf("duplicate UUID: %+v", r)
+	}
+}
+
+func TestRejections(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) {
+		c.PieceCIDBlocklist = nil
+	})
+	h.fc.dataCap[h.clientID] = abi.NewStoragePower(512)
+	h.start()
+	other := testKey(t, 9)
+	blocked, _ := h.payload("blocked.car", 1000, 77)
+	h.p.cfg.PieceCIDBlocklist = append(h.p.cfg.PieceCIDBlocklist, blocked)
+
+	type mod = func(*market.DealProposal, *wire.DealParams)
+	cases := []struct {
+		name string
+		mod  mod
+		post func(*wire.DealParams)
+		want string
+	}{
+		{"missing proposal", nil, func(d *wire.DealParams) { d.ClientDealProposal = market.ClientDealProposal{} }, "PieceCID is undefined"},
+		{"bad signature", nil, func(d *wire.DealParams) { d.ClientDealProposal.Proposal.StoragePricePerEpoch = big.NewInt(1001) }, "invalid client signature"},
+		{"signature by another key", nil, func(d *wire.DealParams) {
+			sig, _ := wallet.Sign(other, []byte("x"))
+			d.ClientDealProposal.ClientSignature = *sig
+		}, "invalid client signature"},
+		{"wrong provider", func(p *market.DealProposal, _ *wire.DealParams) { p.Provider = mustID(1234) }, nil, "is for provider"},
+		// A label over 256 bytes cannot be built or decoded with
+		// go-state-types' DealLabel; validate checks it all the same.
+		{"bad piece size", func(p *market.DealProposal, _ *wire.DealParams) { p.PieceSize = 3000 }, nil, "invalid piece size"},
+		{"not a piece CID", func(p *market.DealProposal, _ *wire.DealParams) { p.PieceCID = testRoot }, nil, "not a piece commitment CID"},
+		{"end before start", func(p *market.DealProposal, _ *wire.DealParams) { p.EndEpoch = p.StartEpoch }, nil, "is not after the start epoch"},
+		{"start passed", func(p *market.DealProposal, _ *wire.DealParams) { p.StartEpoch = 50 }, nil, "has already passed"},
+		{"too short", func(p *market.DealProposal, _ *wire.DealParams) { p.EndEpoch = p.StartEpoch + 1000 }, nil, "outside the market's bounds"},
+		{"ends too late", func(p *market.DealProposal, _ *wire.DealParams) {
+			p.StartEpoch = 100 + MaxSectorExpirationExtension - MinDealDuration + 10
+			p.EndEpoch = p.StartEpoch + MinDealDuration
+		}, nil, "epochs past the current epoch"},
+		{"collateral low", func(p *market.DealProposal, _ *wire.DealParams) { p.ProviderCollateral = big.NewInt(9) }, nil, "provider collateral 9 is outside"},
+		{"collateral high", func(p *market.DealProposal, _ *wire.DealParams) { p.ProviderCollateral = big.NewInt(21) }, nil, "provider collateral 21 is outside"},
+		{"price low", func(p *market.DealProposal, _ *wire.DealParams) { p.StoragePricePerEpoch = big.NewInt(1) }, nil, "less than the asking price"},
+		{"client escrow", func(p *market.DealProposal, _ *wire.DealParams) { p.ClientCollateral = chain.FIL(2000) }, nil, "available market escrow"},
+		{"verified without enough DataCap", func(p *market.DealProposal, _ *wire.DealParams) { p.VerifiedDeal = true }, nil, "DataCap 512 is less than"},
+		{"blocked piece", func(p *market.DealProposal, _ *wire.DealParams) { p.PieceCID = blocked }, nil, "is blocked"},
+		{"start too soon", func(p *market.DealProposal, _ *wire.DealParams) { p.StartEpoch = 200 }, nil, "is too soon"},
+		{"start too late", func(p *market.DealProposal, _ *wire.DealParams) {
+			p.StartEpoch = 100 + 15*2880
+			p.EndEpoch = p.StartEpoch + MinDealDuration
+		}, nil, "too far in the future"},
+		{"transfer type", func(_ *market.DealProposal, d *wire.DealParams) { d.Transfer.Type = "graphsync" }, nil, `transfer type "graphsync"`},
+		{"transfer params", func(_ *market.DealProposal, d *wire.DealParams) { d.Transfer.Params = []byte(`{"URL":"ftp://x"}`) }, nil, "http transfer params"},
+		{"transfer too big", func(_ *market.DealProposal, d *wire.DealParams) { d.Transfer.Size = 5000 }, nil, "more than the piece holds"},
+		{"missing UUID", func(_ *market.DealProposal, d *wire.DealParams) { d.DealUUID = uuid.Nil }, nil, "UUID is missing"},
+	}
+	for i, c := range cases {
+		params := h.deal("r.car", 1000, int64(100+i), c.mod)
+		if c.post != nil {
+			c.post(params)
+		}
+		r := h.p.Propose(context.Background(), params, "p")
+		if r.Accepted || !strings.Contains(r.Message, c.want) {
+			t.Errorf("%s: got %+v, want a rejection containing %q", c.name, r, c.want)
+		}
+	}
+	if f, s := tagCounts(t, h); f != 0 || s != 0 {
+		t.Fatalf("rejections left tags: funds %d, space %d", f, s)
+	}
+
+	// Policy switches.
+	h.p.cfg.RejectOnline = true
+	if r := h.p.Propose(context.Background(), h.deal("o.car", 1000, 300, nil), "p"); r.Accepted || !strings.Contains(r.Message, "online deals") {
+		t.Errorf("online deal with RejectOnline: %+v", r)
+	}
+	h.p.cfg.RejectOnline = false
+	h.p.cfg.RejectUnverified = true
+	if r := h.p.Propose(context.Background(), h.deal("o.car", 1000, 301, nil), "p"); r.Accepted || !strings.Contains(r.Message, "unverified deals") {
+		t.Errorf("unverified deal with RejectUnverified: %+v", r)
+	}
+	h.p.cfg.RejectUnverified = false
+	h.p.cfg.MaxPieceSize = 1024
+	if r := h.p.Propose(context.Background(), h.deal("o.car", 1500, 302, nil), "p"); r.Accepted || !strings.Contains(r.Message, "provider's maximum") {
+		t.Errorf("piece above MaxPieceSize: %+v", r)
+	}
+}
+
+func encodeCBOR(t *testing.T, m interface{ MarshalCBOR(io.Writer) error }) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := m.MarshalCBOR(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestFilterCommand(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) {
+		c.FilterCommand = []string{"sh", "-c", `grep -q '"IsOffline":true' && exit 0; echo "only offline deals today"; exit 1`}
+	})
+	h.start()
+	r := h.p.Propose(context.Background(), h.deal("f.car", 1000, 1, nil), "p")
+	if r.Accepted || r.Message != "deal rejected by filter: only offline deals today" {
+		t.Fatalf("filter rejection: %+v", r)
+	}
+	off := h.deal("g.car", 1000, 2, func(_ *market.DealProposal, d *wire.DealParams) { d.IsOffline, d.Transfer = true, wire.Transfer{} })
+	if r := h.p.Propose(context.Background(), off, "p"); !r.Accepted {
+		t.Fatalf("filter should accept offline deal: %+v", r)
+	}
+
+	h.p.cfg.FilterCommand = []string{"sleep", "5"}
+	h.p.cfg.FilterTimeout = 50 * 1e6
+	if r := h.p.Propose(context.Background(), h.deal("h.car", 1000, 3, nil), "p"); r.Accepted || !strings.Contains(r.Message, "did not answer within") {
+		t.Fatalf("slow filter: %+v", r)
+	}
+}
+
+// TestAdmissionRace has many proposals race for funds and staging space
+// that only a few can have.
+func TestAdmissionRace(t *testing.T) {
+	for _, kind := range []string{"funds", "space"} {
+		t.Run(kind, func(t *testing.T) {
+			const room = 3
+			h := newHarness(t, t.TempDir(), func(c *Config) {
+				if kind == "space" {
+					c.StagingCapacity = room * 1000
+				}
+			})
+			if kind == "funds" {
+				// Collateral 10 per deal: escrow for exactly `room` deals.
+				h.fc.market[testMiner] = chain.MarketBalance{Escrow: big.NewInt(room*10 + 5), Locked: big.Zero()}
+			}
+			h.dl.block = make(chan struct{}) // keep deals (and their tags) in flight
+			h.start()
+			const n = 24
+			deals := make([]*wire.DealParams, n)
+			for i := range deals {
+				deals[i] = h.deal("race.car", 1000, 5, func(p *market.DealProposal, _ *wire.DealParams) {
+					p.StartEpoch += abi.ChainEpoch(i) // distinct proposals
+					p.EndEpoch += abi.ChainEpoch(i)
+				})
+			}
+			var wg sync.WaitGroup
+			results := make([]wire.DealResponse, n)
+			for i := range deals {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					results[i] = h.p.Propose(context.Background(), deals[i], "p")
+				}()
+			}
+			wg.Wait()
+			accepted := 0
+			for _, r := range results {
+				if r.Accepted {
+					accepted++
+				} else if !strings.Contains(r.Message, map[string]string{"funds": "available market escrow", "space": "not enough staging space"}[kind]) {
+					t.Errorf("unexpected rejection: %s", r.Message)
+				}
+			}
+			if accepted != room {
+				t.Fatalf("%d deals accepted, room for %d", accepted, room)
+			}
+			close(h.dl.block)
+		})
+	}
+}
+
+func TestCommPMismatchFailsDeal(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	h.start()
+	params := h.deal("m.car", 1500, 1, nil)
+	// The served data differs from what the client committed to.
+	if err := os.WriteFile(filepath.Join(h.dl.srcDir, "m.car"), make([]byte, 1500), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.p.Propose(context.Background(), params, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	d := h.waitFor(params.DealUUID, failed, "failure")
+	if !strings.Contains(d.Error, "does not match the proposal's") {
+		t.Fatalf("error %q", d.Error)
+	}
+	if f, s := tagCounts(t, h); f != 0 || s != 0 {
+		t.Fatalf("tags left: funds %d, space %d", f, s)
+	}
+	if _, err := os.Stat(filepath.Join(h.cfg.StagingDir, params.DealUUID.String()+".car")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("staging file kept: %v", err)
+	}
+}
+
+func TestOfflineImport(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	h.start()
+	params := h.deal("off.car", 1200, 1, func(_ *market.DealProposal, d *wire.DealParams) { d.IsOffline, d.Transfer = true, wire.Transfer{} })
+	if r := h.p.Propose(context.Background(), params, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	ctx := context.Background()
+	wrong := filepath.Join(h.dir, "wrong.car")
+	os.WriteFile(wrong, make([]byte, 1200), 0o644)
+	if err := h.p.ImportData(ctx, params.DealUUID, wrong); err == nil || !strings.Contains(err.Error(), "the deal's is") {
+		t.Fatalf("import of wrong data: %v", err)
+	}
+	if err := h.p.ImportData(ctx, params.DealUUID, filepath.Join(h.dir, "missing")); err == nil {
+		t.Fatal("import of a missing file succeeded")
+	}
+	good := filepath.Join(h.dl.srcDir, "off.car")
+	if err := h.p.ImportData(ctx, params.DealUUID, good); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor(params.DealUUID, complete, Complete)
+	if _, err := os.Stat(good); err != nil {
+		t.Fatalf("imported file was removed: %v", err)
+	}
+	if err := h.p.ImportData(ctx, params.DealUUID, good); err == nil {
+		t.Fatal("second import accepted")
+	}
+}
+
+func TestBatchWithInvalidDeal(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 3; c.PublishMsgPeriod = 1e12 })
+	h.fc.rejectNext = 1
+	h.start()
+	var ids []uuid.UUID
+	for i := 0; i < 3; i++ {
+		params := h.deal(fmt.Sprintf("b%d.car", i), 1000, int64(9+i), nil)
+		if r := h.p.Propose(context.Background(), params, "p"); !r.Accepted {
+			t.Fatal(r.Message)
+		}
+		ids = append(ids, params.DealUUID)
+	}
+	var fails, done int
+	for _, id := range ids {
+		d := h.waitFor(id, func(d *DealInfo) bool { return complete(d) || failed(d) }, "an end")
+		if failed(d) {
+			fails++
+			if !strings.Contains(d.Error, "market actor rejected") {
+				t.Errorf("error %q", d.Error)
+			}
+		} else {
+			done++
+		}
+	}
+	if msgs, _ := h.fc.publishMsgs(); msgs != 1 || fails != 1 || done != 2 {
+		t.Fatalf("%d messages, %d failed, %d complete", msgs, fails, done)
+	}
+}
+
+func TestPublishNowAndOperator(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.PublishMsgPeriod = 1e12; c.MaxDealsPerPublishMsg = 8 })
+	h.start()
+	ctx := context.Background()
+	a := h.deal("a.car", 1000, 1, nil)
+	b := h.deal("b.car", 1000, 2, nil)
+	for _, d := range []*wire.DealParams{a, b} {
+		if r := h.p.Propose(ctx, d, "p"); !r.Accepted {
+			t.Fatal(r.Message)
+		}
+	}
+	h.waitFor(a.DealUUID, func(d *DealInfo) bool { return d.Checkpoint == Transferred }, Transferred)
+	h.waitFor(b.DealUUID, func(d *DealInfo) bool { return d.Checkpoint == Transferred }, Transferred)
+	if err := h.p.Cancel(ctx, b.DealUUID); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.p.PublishNow(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor(a.DealUUID, complete, Complete)
+	if d := h.waitFor(b.DealUUID, failed, "failure"); d.Error != "cancelled by the operator" {
+		t.Fatalf("cancelled deal error %q", d.Error)
+	}
+	if err := h.p.Cancel(ctx, a.DealUUID); err == nil {
+		t.Fatal("cancelled a complete deal")
+	}
+	if err := h.p.Retry(ctx, b.DealUUID); err == nil {
+		t.Fatal("retried a failed deal")
+	}
+	list, err := h.p.Deals(ctx)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("Deals: %v %d", err, len(list))
+	}
+	if _, err := h.p.Deal(ctx, uuid.New()); !errors.Is(err, ErrUnknownDeal) {
+		t.Fatalf("unknown deal: %v", err)
+	}
+}
+
+func TestRetryAndStartEpochPassed(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	h.sealer.fail = errors.New("sealer offline")
+	h.start()
+	ctx := context.Background()
+	params := h.deal("s.car", 1000, 1, nil)
+	if r := h.p.Propose(ctx, params, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	d := h.waitFor(params.DealUUID, func(d *DealInfo) bool { return d.Retry == RetryManual }, "manual retry")
+	if !strings.Contains(d.Error, "sealer offline") || d.Checkpoint != PublishConfirmed {
+		t.Fatalf("deal after failures: %+v", d)
+	}
+	// The start epoch passes while it waits: the retry fails it for good.
+	h.fc.setHeight(params.ClientDealProposal.Proposal.StartEpoch)
+	h.sealer.mu.Lock()
+	h.sealer.fail = nil
+	h.sealer.mu.Unlock()
+	if err := h.p.Retry(ctx, params.DealUUID); err != nil {
+		t.Fatal(err)
+	}
+	d = h.waitFor(params.DealUUID, failed, "failure")
+	if !strings.Contains(d.Error, "passed (current epoch") {
+		t.Fatalf("error %q", d.Error)
+	}
+	if f, s := tagCounts(t, h); f != 0 || s != 0 {
+		t.Fatalf("tags left: funds %d, space %d", f, s)
+	}
+}
+
+func TestStatusAndAsk(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	h.start()
+	ctx := context.Background()
+	params := h.deal("st.car", 1000, 1, nil)
+	if r := h.p.Propose(ctx, params, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	h.waitFor(params.DealUUID, complete, Complete)
+	sig, err := wallet.Sign(h.clientKI, wire.StatusSigningBytes(params.DealUUID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := h.p.Status(ctx, &wire.DealStatusRequest{DealUUID: params.DealUUID, Signature: *sig})
+	if resp.Error != "" || resp.DealStatus == nil || resp.DealStatus.Status != Complete || resp.DealStatus.PublishCid == nil ||
+		resp.DealStatus.ChainDealID == 0 || resp.NBytesReceived != 1000 || resp.TransferSize != 1000 || resp.DealStatus.SealingStatus != ProvingState {
+		t.Fatalf("status: %+v %+v", resp, resp.DealStatus)
+	}
+	other, _ := wallet.Sign(testKey(t, 7), wire.StatusSigningBytes(params.DealUUID))
+	if r := h.p.Status(ctx, &wire.DealStatusRequest{DealUUID: params.DealUUID, Signature: *other}); r.Error != "signature verification failed" || r.DealStatus != nil {
+		t.Fatalf("bad signature: %+v", r)
+	}
+	if r := h.p.Status(ctx, &wire.DealStatusRequest{DealUUID: uuid.New(), Signature: crypto.Signature{Type: crypto.SigTypeSecp256k1}}); r.Error == "" {
+		t.Fatal("unknown deal gave no error")
+	}
+
+	ask, err := h.p.Ask(ctx)
+	if err != nil || !ask.Ask.Price.Equals(DefaultAskPrice()) {
+		t.Fatalf("default ask: %+v %v", ask, err)
+	}
+	na, err := h.p.SetAsk(ctx, AskParams{Price: big.NewInt(7), VerifiedPrice: big.NewInt(1), MinPieceSize: 256, MaxPieceSize: 1 << 20})
+	if err != nil || na.Ask.SeqNo != ask.Ask.SeqNo+1 {
+		t.Fatalf("SetAsk: %+v %v", na, err)
+	}
+	b := encodeCBOR(t, na.Ask)
+	if err := wallet.Verify(na.Signature, h.fc.worker, b); err != nil {
+		t.Fatalf("ask signature: %v", err)
+	}
+	// It persists: a new provider over the same DB serves it.
+	h.p.Close()
+	h.start()
+	got, _ := h.p.Ask(ctx)
+	if !got.Ask.Price.Equals(big.NewInt(7)) || got.Ask.SeqNo != na.Ask.SeqNo {
+		t.Fatalf("ask after restart: %+v", got.Ask)
+	}
+}
