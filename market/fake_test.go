@@ -280,7 +280,9 @@ func (fc *fakeChain) WalletHas(_ context.Context, a address.Address) (bool, erro
 	return ok, nil
 }
 
-func (fc *fakeChain) WalletDefaultAddress(context.Context) (address.Address, error) { return fc.worker, nil }
+func (fc *fakeChain) WalletDefaultAddress(context.Context) (address.Address, error) {
+	return fc.worker, nil
+}
 
 func (fc *fakeChain) MpoolGetNonce(context.Context, address.Address) (uint64, error) {
 	fc.mu.Lock()

@@ -3,9 +3,9 @@ package market
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
