@@ -92,7 +92,7 @@ func ensureDevnetMiner(ctx context.Context, sqldb *sql.DB, node chain.Node, w *w
 	if bal, err := node.WalletBalance(ctx, worker); err != nil {
 		return address.Undef, address.Undef, fmt.Errorf("reading worker balance: %w", err)
 	} else if bal.LessThan(devnetWorkerFunds) {
-		logf("funding worker %s with %s FIL from the devnet genesis account", worker, chain.FormatFIL(devnetWorkerFunds))
+		logf("funding worker %s with %s from the devnet genesis account", worker, chain.FormatFIL(devnetWorkerFunds))
 		if _, err := pushAndWait(ctx, node, &chain.Message{From: genesis, To: worker, Value: devnetWorkerFunds}); err != nil {
 			return address.Undef, address.Undef, fmt.Errorf("funding the worker: %w", err)
 		}

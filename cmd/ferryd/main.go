@@ -13,11 +13,14 @@ import (
 
 func main() {
 	app := &cli.App{
-		Name:     "ferryd",
-		Usage:    "the Ferry storage provider daemon",
-		Version:  build.Version,
+		Name:    "ferryd",
+		Usage:   "the Ferry storage provider daemon",
+		Version: build.Version,
+		Flags:   []cli.Flag{repoFlag},
 		Commands: []*cli.Command{
 			// Each command group lives in its own file.
+			runCmd,
+			infoCmd,
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

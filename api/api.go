@@ -1,0 +1,81 @@
+// Package api is ferryd's operator API: the methods behind `ferryd deal`,
+// `ferryd sectors`, `ferryd ask`, `ferryd index` and `ferryd info`, served
+// over JSON-RPC (namespace "Ferry", path /rpc/v0) as lotus-miner serves its
+// own. The running daemon writes its address to <repo>/api and an admin
+// token to <repo>/token; Dial reads both.
+package api
+
+import (
+	"context"
+
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
+
+	"github.com/ferry-fil/ferry/market"
+	"github.com/ferry-fil/ferry/sealing"
+	"github.com/ferry-fil/ferry/wire"
+)
+
+// Ferry is what the operator API offers.
+type Ferry interface {
+	// Info describes the provider: miner, peer, addresses, chain head.
+	Info(ctx context.Context) (Info, error)
+
+	// DealList lists every deal, newest first.
+	DealList(ctx context.Context) ([]market.DealInfo, error)
+	// DealShow returns one deal with its log.
+	DealShow(ctx context.Context, id uuid.UUID) (*market.DealDetail, error)
+	// DealRetry resumes a deal waiting for an operator.
+	DealRetry(ctx context.Context, id uuid.UUID) error
+	// DealFail fails a deal for good, releasing its funds and space.
+	DealFail(ctx context.Context, id uuid.UUID) error
+	// DealCancel stops a deal that is still transferring.
+	DealCancel(ctx context.Context, id uuid.UUID) error
+	// DealImportData gives an offline deal its data from a file on the
+	// daemon's machine.
+	DealImportData(ctx context.Context, id uuid.UUID, path string) error
+	// PublishNow publishes the deals waiting for a batch at once.
+	PublishNow(ctx context.Context) error
+
+	// AskGet returns the signed storage ask.
+	AskGet(ctx context.Context) (*wire.SignedStorageAsk, error)
+	// AskSet replaces the storage ask.
+	AskSet(ctx context.Context, ask market.AskParams) (*wire.SignedStorageAsk, error)
+
+	// SectorsList lists the sectors.
+	SectorsList(ctx context.Context) ([]sealing.SectorInfo, error)
+	// SectorsStatus returns one sector with its pieces.
+	SectorsStatus(ctx context.Context, n abi.SectorNumber) (sealing.SectorInfo, error)
+
+	// IndexList lists the indexed pieces.
+	IndexList(ctx context.Context) ([]PieceIndexInfo, error)
+	// IndexRebuild re-indexes a piece from its unsealed copy.
+	IndexRebuild(ctx context.Context, piece cid.Cid) (int, error)
+	// IndexAnnounce (re)announces a piece to IPNI.
+	IndexAnnounce(ctx context.Context, piece cid.Cid) (cid.Cid, error)
+}
+
+// Info describes a running ferryd.
+type Info struct {
+	Version      string
+	Miner        string
+	Worker       string
+	SectorSize   abi.SectorSize
+	PeerID       string
+	Addresses    []string // libp2p multiaddrs with /p2p/
+	RetrievalURL string
+	ChainMode    string // "devnet" or "lotus"
+	ChainHead    abi.ChainEpoch
+	MarketEscrow big.Int
+	MarketLocked big.Int
+	WorkerFunds  big.Int
+}
+
+// PieceIndexInfo is one indexed piece.
+type PieceIndexInfo struct {
+	PieceCID  string
+	Blocks    int
+	Announced bool
+}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+
+	"github.com/urfave/cli/v2"
+)
+
+var repoFlag = &cli.StringFlag{
+	Name:    "repo",
+	Usage:   "the provider's repo directory",
+	EnvVars: []string{"FERRY_REPO"},
+	Value:   "~/.ferry",
+}
+
+var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}
+
+// repoDir returns the --repo directory with ~ expanded.
+func repoDir(cctx *cli.Context) string {
+	dir := cctx.String("repo")
+	if len(dir) > 0 && dir[0] == '~' {
+		if home, err := os.UserHomeDir(); err == nil {
+			dir = filepath.Join(home, dir[1:])
+		}
+	}
+	return dir
+}
+
+// printJSON writes v as indented JSON on stdout.
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

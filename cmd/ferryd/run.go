@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-fil/ferry/api"
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/node"
+)
+
+var runCmd = &cli.Command{
+	Name:  "run",
+	Usage: "run the provider (the embedded devnet chain by default)",
+	Description: `Starts everything ferryd does: the chain (the embedded devnet unless
+config.toml says Chain.Mode = "lotus"), the deal protocols on libp2p, sealing,
+the piece index and the HTTP server for retrievals. On first start it creates
+the repo, its config.toml with every default, a worker key and, on the devnet,
+a funded miner. Stop it with Ctrl-C; it resumes every deal where it stopped.`,
+	Action: func(cctx *cli.Context) error {
+		ctx, stop := signal.NotifyContext(cctx.Context, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		n, err := node.Start(ctx, repoDir(cctx), node.Options{})
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		printStarted(n)
+		<-ctx.Done()
+		fmt.Fprintln(os.Stderr, "ferryd: stopping")
+		return nil
+	},
+}
+
+// printStarted tells the operator where everything is.
+func printStarted(n *node.Node) {
+	token, _ := os.ReadFile(n.Repo.Path("token"))
+	fmt.Printf("ferryd %s is running\n", n.Config.Chain.Mode)
+	fmt.Printf("  miner       %s (worker %s)\n", n.Miner, n.Worker)
+	fmt.Printf("  peer        %s\n", n.Host.ID())
+	for _, a := range n.Host.Addrs() {
+		fmt.Printf("  libp2p      %s\n", a)
+	}
+	fmt.Printf("  retrieval   %s\n", n.RetrievalURL())
+	if n.Devnet != nil {
+		fmt.Printf("  chain API   http://%s/rpc/v1\n", n.Config.Chain.DevnetListen)
+		fmt.Printf("\nClients on this machine find the devnet by themselves; elsewhere:\n")
+		fmt.Printf("  export FULLNODE_API_INFO=%s:%s\n", token, apiInfoAddr(n.Config.Chain.DevnetListen))
+	}
+}
+
+// apiInfoAddr writes host:port as the multiaddr FULLNODE_API_INFO uses.
+func apiInfoAddr(hostport string) string {
+	host, port := hostport, ""
+	for i := len(hostport) - 1; i >= 0; i-- {
+		if hostport[i] == ':' {
+			host, port = hostport[:i], hostport[i+1:]
+			break
+		}
+	}
+	return fmt.Sprintf("/ip4/%s/tcp/%s/http", host, port)
+}
+
+var infoCmd = &cli.Command{
+	Name:  "info",
+	Usage: "show the miner, peer ID, addresses, funds and chain head",
+	Flags: []cli.Flag{jsonFlag},
+	Action: func(cctx *cli.Context) error {
+		f, closer, err := dial(cctx)
+		if err != nil {
+			return err
+		}
+		defer closer()
+		info, err := f.Info(cctx.Context)
+		if err != nil {
+			return err
+		}
+		if cctx.Bool("json") {
+			return printJSON(info)
+		}
+		fmt.Printf("Miner:          %s (%s sectors)\n", info.Miner, info.SectorSize.ShortString())
+		fmt.Printf("Worker:         %s (%s)\n", info.Worker, chain.FormatFIL(info.WorkerFunds))
+		fmt.Printf("Market escrow:  %s (locked %s)\n", chain.FormatFIL(info.MarketEscrow), chain.FormatFIL(info.MarketLocked))
+		fmt.Printf("Peer ID:        %s\n", info.PeerID)
+		for _, a := range info.Addresses {
+			fmt.Printf("Address:        %s\n", a)
+		}
+		fmt.Printf("Retrieval:      %s\n", info.RetrievalURL)
+		fmt.Printf("Chain:          %s, head %d\n", info.ChainMode, info.ChainHead)
+		fmt.Printf("Version:        %s\n", info.Version)
+		return nil
+	},
+}
+
+// dial connects to the running daemon of the repo.
+func dial(cctx *cli.Context) (api.Ferry, func(), error) {
+	f, closer, err := api.Dial(cctx.Context, repoDir(cctx))
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { closer() }, nil
+}

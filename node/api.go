@@ -1,0 +1,113 @@
+package node
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/ferry-fil/ferry/api"
+	"github.com/ferry-fil/ferry/build"
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/market"
+	"github.com/ferry-fil/ferry/sealing"
+	"github.com/ferry-fil/ferry/wire"
+)
+
+// nodeAPI serves the operator API from the node's parts.
+type nodeAPI struct{ n *Node }
+
+var _ api.Ferry = (*nodeAPI)(nil)
+
+func (a *nodeAPI) Info(ctx context.Context) (api.Info, error) {
+	n := a.n
+	info := api.Info{
+		Version:      build.Version,
+		Miner:        n.Miner.String(),
+		Worker:       n.Worker.String(),
+		PeerID:       n.Host.ID().String(),
+		RetrievalURL: n.RetrievalURL(),
+		ChainMode:    n.Config.Chain.Mode,
+	}
+	for _, m := range n.announceAddrs() {
+		info.Addresses = append(info.Addresses, m.String()+"/p2p/"+peer.ID(n.Host.ID()).String())
+	}
+	head, err := n.Chain.ChainHead(ctx)
+	if err != nil {
+		return info, fmt.Errorf("reading the chain head: %w", err)
+	}
+	info.ChainHead = head.Height()
+	mi, err := n.Chain.StateMinerInfo(ctx, n.Miner, chain.EmptyTSK)
+	if err != nil {
+		return info, fmt.Errorf("reading miner %s: %w", n.Miner, err)
+	}
+	info.SectorSize = mi.SectorSize
+	bal, err := n.Chain.StateMarketBalance(ctx, n.Miner, chain.EmptyTSK)
+	if err != nil {
+		return info, fmt.Errorf("reading the market balance: %w", err)
+	}
+	info.MarketEscrow, info.MarketLocked = bal.Escrow, bal.Locked
+	if info.WorkerFunds, err = n.Chain.WalletBalance(ctx, n.Worker); err != nil {
+		return info, fmt.Errorf("reading the worker balance: %w", err)
+	}
+	return info, nil
+}
+
+func (a *nodeAPI) DealList(ctx context.Context) ([]market.DealInfo, error) {
+	return a.n.Provider.Deals(ctx)
+}
+
+func (a *nodeAPI) DealShow(ctx context.Context, id uuid.UUID) (*market.DealDetail, error) {
+	return a.n.Provider.Deal(ctx, id)
+}
+
+func (a *nodeAPI) DealRetry(ctx context.Context, id uuid.UUID) error {
+	return a.n.Provider.Retry(ctx, id)
+}
+
+func (a *nodeAPI) DealFail(ctx context.Context, id uuid.UUID) error {
+	return a.n.Provider.Fail(ctx, id)
+}
+
+func (a *nodeAPI) DealCancel(ctx context.Context, id uuid.UUID) error {
+	return a.n.Provider.Cancel(ctx, id)
+}
+
+func (a *nodeAPI) DealImportData(ctx context.Context, id uuid.UUID, path string) error {
+	return a.n.Provider.ImportData(ctx, id, path)
+}
+
+func (a *nodeAPI) PublishNow(ctx context.Context) error {
+	return a.n.Provider.PublishNow(ctx)
+}
+
+func (a *nodeAPI) AskGet(ctx context.Context) (*wire.SignedStorageAsk, error) {
+	return a.n.Provider.Ask(ctx)
+}
+
+func (a *nodeAPI) AskSet(ctx context.Context, ask market.AskParams) (*wire.SignedStorageAsk, error) {
+	return a.n.Provider.SetAsk(ctx, ask)
+}
+
+func (a *nodeAPI) SectorsList(ctx context.Context) ([]sealing.SectorInfo, error) {
+	return a.n.Sealing.Sectors(ctx)
+}
+
+func (a *nodeAPI) SectorsStatus(ctx context.Context, num abi.SectorNumber) (sealing.SectorInfo, error) {
+	return a.n.Sealing.Sector(ctx, num)
+}
+
+func (a *nodeAPI) IndexList(ctx context.Context) ([]api.PieceIndexInfo, error) {
+	return nil, fmt.Errorf("the piece index is not wired yet")
+}
+
+func (a *nodeAPI) IndexRebuild(ctx context.Context, piece cid.Cid) (int, error) {
+	return 0, fmt.Errorf("the piece index is not wired yet")
+}
+
+func (a *nodeAPI) IndexAnnounce(ctx context.Context, piece cid.Cid) (cid.Cid, error) {
+	return cid.Undef, fmt.Errorf("the piece index is not wired yet")
+}
