@@ -143,7 +143,7 @@ func (c *Calc) Write(p []byte) (int, error) {
 			c.written += uint64(n)
 			return n, nil
 		}
-		padQuad(c.cur.data[c.fill:c.fill+quadP], c.carry[:])
+		padQuad((*[quadP]byte)(c.cur.data[c.fill:]), &c.carry)
 		c.carryN = 0
 		c.fill += quadP
 		if err := c.maybeDispatch(); err != nil {
@@ -334,7 +334,7 @@ func (c *Calc) finish() error {
 	c.done = true
 	if c.carryN > 0 {
 		clear(c.carry[c.carryN:])
-		padQuad(c.cur.data[c.fill:c.fill+quadP], c.carry[:])
+		padQuad((*[quadP]byte)(c.cur.data[c.fill:]), &c.carry)
 		c.carryN = 0
 		c.fill += quadP
 	}

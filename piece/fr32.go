@@ -18,12 +18,7 @@ const (
 	quadP = 128 // padded bytes per quad
 )
 
-// node k of a quad starts at input bit 254·k, that is byte k·254/8 shifted
-// right by (254·k)%8 bits.
-var nodeShift = [4]uint{0, 6, 4, 2}
-var nodeStart = [4]int{0, 31, 63, 95}
-
-const topMask = uint64(0x3FFFFFFFFFFFFFFF)
+const topMask = uint64(0x3FFFFFFFFFFFFFFF) // clears bits 254 and 255 of a node
 
 // Pad fr32-pads in into out. len(in) must be a multiple of 127 and len(out)
 // at least len(in)/127*128; it panics otherwise.
@@ -32,33 +27,34 @@ func Pad(out, in []byte) {
 		panic(fmt.Sprintf("piece.Pad: input %d bytes is not a multiple of 127 or output %d bytes too short", len(in), len(out)))
 	}
 	for len(in) >= quadU {
-		padQuad(out[:quadP:quadP], in[:quadU:quadU])
+		padQuad((*[quadP]byte)(out), (*[quadU]byte)(in))
 		in, out = in[quadU:], out[quadP:]
 	}
 }
 
-func padQuad(out, in []byte) {
+// padQuad pads one quad. Node k starts at input bit 254·k: byte 0, 31, 63,
+// 95 shifted right by 0, 6, 4, 2 bits; each output word takes its high bits
+// from the next input word.
+func padQuad(out *[quadP]byte, in *[quadU]byte) {
 	le := binary.LittleEndian
-	_ = out[127]
-	_ = in[126]
-	// Node 0: bytes 0..31 unchanged, top two bits cleared.
-	copy(out[0:31], in[0:31])
-	out[31] = in[31] & 0x3F
-	// Nodes 1 and 2: 32 bytes from an unaligned bit offset; every 64-bit word
-	// takes its high bits from the next input byte.
-	for k := 1; k <= 2; k++ {
-		s, b, o := nodeShift[k], nodeStart[k], 32*k
-		for w := 0; w < 4; w++ {
-			v := le.Uint64(in[b+8*w:])>>s | uint64(in[b+8*w+8])<<(64-s)
-			le.PutUint64(out[o+8*w:], v)
-		}
-		out[o+31] &= 0x3F
-	}
-	// Node 3: the last word has no following input byte.
-	for w := 0; w < 3; w++ {
-		v := le.Uint64(in[95+8*w:])>>2 | uint64(in[95+8*w+8])<<62
-		le.PutUint64(out[96+8*w:], v)
-	}
+	le.PutUint64(out[0:], le.Uint64(in[0:]))
+	le.PutUint64(out[8:], le.Uint64(in[8:]))
+	le.PutUint64(out[16:], le.Uint64(in[16:]))
+	le.PutUint64(out[24:], le.Uint64(in[24:])&topMask)
+
+	le.PutUint64(out[32:], le.Uint64(in[31:])>>6|le.Uint64(in[39:])<<58)
+	le.PutUint64(out[40:], le.Uint64(in[39:])>>6|le.Uint64(in[47:])<<58)
+	le.PutUint64(out[48:], le.Uint64(in[47:])>>6|le.Uint64(in[55:])<<58)
+	le.PutUint64(out[56:], (le.Uint64(in[55:])>>6|le.Uint64(in[63:])<<58)&topMask)
+
+	le.PutUint64(out[64:], le.Uint64(in[63:])>>4|le.Uint64(in[71:])<<60)
+	le.PutUint64(out[72:], le.Uint64(in[71:])>>4|le.Uint64(in[79:])<<60)
+	le.PutUint64(out[80:], le.Uint64(in[79:])>>4|le.Uint64(in[87:])<<60)
+	le.PutUint64(out[88:], (le.Uint64(in[87:])>>4|le.Uint64(in[95:])<<60)&topMask)
+
+	le.PutUint64(out[96:], le.Uint64(in[95:])>>2|le.Uint64(in[103:])<<62)
+	le.PutUint64(out[104:], le.Uint64(in[103:])>>2|le.Uint64(in[111:])<<62)
+	le.PutUint64(out[112:], le.Uint64(in[111:])>>2|le.Uint64(in[119:])<<62)
 	le.PutUint64(out[120:], le.Uint64(in[119:])>>2&topMask)
 }
 
@@ -70,41 +66,36 @@ func Unpad(out, in []byte) {
 		panic(fmt.Sprintf("piece.Unpad: input %d bytes is not a multiple of 128 or output %d bytes too short", len(in), len(out)))
 	}
 	for len(in) >= quadP {
-		unpadQuad(out[:quadU:quadU], in[:quadP:quadP])
+		unpadQuad((*[quadU]byte)(out), (*[quadP]byte)(in))
 		in, out = in[quadP:], out[quadU:]
 	}
 }
 
-func unpadQuad(out, in []byte) {
+// unpadQuad reverses padQuad: the 254-bit nodes are concatenated again.
+func unpadQuad(out *[quadU]byte, in *[quadP]byte) {
 	le := binary.LittleEndian
-	_ = out[126]
-	_ = in[127]
-	// Work on the 254-bit nodes as four words each, top bits cleared, and
-	// or them into the output at bit offsets 0, 254, 508, 762.
-	var acc [17]uint64 // 1016 bits = 127 bytes, plus one spare word
-	for k := 0; k < 4; k++ {
-		bit := 254 * k
-		wi, s := bit/64, uint(bit%64)
-		for w := 0; w < 4; w++ {
-			v := le.Uint64(in[32*k+8*w:])
-			if w == 3 {
-				v &= topMask
-			}
-			acc[wi+w] |= v << s
-			if s != 0 {
-				acc[wi+w+1] |= v >> (64 - s)
-			}
-		}
-	}
-	for w := 0; w < 15; w++ {
-		le.PutUint64(out[8*w:], acc[w])
-	}
-	// bytes 120..126
-	v := acc[15]
-	for i := 120; i < 127; i++ {
-		out[i] = byte(v)
-		v >>= 8
-	}
+	a3 := le.Uint64(in[24:]) & topMask
+	b0, b1, b2, b3 := le.Uint64(in[32:]), le.Uint64(in[40:]), le.Uint64(in[48:]), le.Uint64(in[56:])&topMask
+	c0, c1, c2, c3 := le.Uint64(in[64:]), le.Uint64(in[72:]), le.Uint64(in[80:]), le.Uint64(in[88:])&topMask
+	d0, d1, d2, d3 := le.Uint64(in[96:]), le.Uint64(in[104:]), le.Uint64(in[112:]), le.Uint64(in[120:])&topMask
+	le.PutUint64(out[0:], le.Uint64(in[0:]))
+	le.PutUint64(out[8:], le.Uint64(in[8:]))
+	le.PutUint64(out[16:], le.Uint64(in[16:]))
+	le.PutUint64(out[24:], a3|b0<<62)
+	le.PutUint64(out[32:], b0>>2|b1<<62)
+	le.PutUint64(out[40:], b1>>2|b2<<62)
+	le.PutUint64(out[48:], b2>>2|b3<<62)
+	le.PutUint64(out[56:], b3>>2|c0<<60)
+	le.PutUint64(out[64:], c0>>4|c1<<60)
+	le.PutUint64(out[72:], c1>>4|c2<<60)
+	le.PutUint64(out[80:], c2>>4|c3<<60)
+	le.PutUint64(out[88:], c3>>4|d0<<58)
+	le.PutUint64(out[96:], d0>>6|d1<<58)
+	le.PutUint64(out[104:], d1>>6|d2<<58)
+	w14 := d2>>6 | d3<<58
+	le.PutUint64(out[112:], w14)
+	// The last 7 bytes: write the word ending at byte 126, overlapping byte 119.
+	le.PutUint64(out[119:], w14>>56|(d3>>6)<<8)
 }
 
 // ErrNotQuadAligned is returned when a padded stream does not end on a

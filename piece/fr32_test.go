@@ -169,3 +169,21 @@ func TestSizes(t *testing.T) {
 		t.Error("ValidateUnpadded")
 	}
 }
+
+func BenchmarkPad(b *testing.B) {
+	in := randBytes(1, 127*8192)
+	out := make([]byte, 128*8192)
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		Pad(out, in)
+	}
+}
+
+func BenchmarkUnpad(b *testing.B) {
+	in := randBytes(1, 128*8192)
+	out := make([]byte, 127*8192)
+	b.SetBytes(int64(len(out)))
+	for b.Loop() {
+		Unpad(out, in)
+	}
+}
