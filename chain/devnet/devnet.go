@@ -462,7 +462,7 @@ func (d *Devnet) mineLocked(ctx context.Context) (*chain.TipSet, error) {
 		return nil, d.rollback(err)
 	}
 	for _, p := range picked {
-		delete(d.pool.bySender[p.sender], p.smsg.Message.Nonce)
+		d.pool.remove(p.sender, p.smsg.Message.Nonce)
 	}
 	for _, c := range d.pool.prune(d.st) {
 		_ = d.store.poolRemove(context.WithoutCancel(ctx), c)

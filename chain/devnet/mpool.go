@@ -38,10 +38,13 @@ type pooled struct {
 // mpool holds messages waiting to be included, by sender ID and nonce.
 type mpool struct {
 	bySender map[uint64]map[uint64]*pooled
+	cost     map[uint64]abi.TokenAmount // per sender: sum of maxCost of its pending messages
 	seq      uint64
 }
 
-func newMpool() *mpool { return &mpool{bySender: map[uint64]map[uint64]*pooled{}} }
+func newMpool() *mpool {
+	return &mpool{bySender: map[uint64]map[uint64]*pooled{}, cost: map[uint64]abi.TokenAmount{}}
+}
 
 // nextNonce is the sender's state nonce plus its consecutive pending
 // messages.
@@ -58,13 +61,29 @@ func (p *mpool) nextNonce(st *state, id uint64) uint64 {
 // pendingCost sums value + gas limit × fee cap of the sender's pending
 // messages, except the one with nonce skip.
 func (p *mpool) pendingCost(id uint64, skip uint64) abi.TokenAmount {
-	t := big.Zero()
-	for n, m := range p.bySender[id] {
-		if n != skip {
-			t = big.Add(t, maxCost(&m.smsg.Message))
-		}
+	t, ok := p.cost[id]
+	if !ok {
+		return big.Zero()
+	}
+	if m, ok := p.bySender[id][skip]; ok {
+		t = big.Sub(t, maxCost(&m.smsg.Message))
 	}
 	return t
+}
+
+// remove drops the pending message of sender id with nonce n.
+func (p *mpool) remove(id, n uint64) {
+	m, ok := p.bySender[id][n]
+	if !ok {
+		return
+	}
+	delete(p.bySender[id], n)
+	if len(p.bySender[id]) == 0 {
+		delete(p.bySender, id)
+		delete(p.cost, id)
+		return
+	}
+	p.cost[id] = big.Sub(p.cost[id], maxCost(&m.smsg.Message))
 }
 
 func maxCost(m *chain.Message) abi.TokenAmount {
@@ -159,7 +178,18 @@ func (p *mpool) add(id uint64, sm *chain.SignedMessage, c cid.Cid) *pooled {
 	}
 	p.seq++
 	old := p.bySender[id][sm.Message.Nonce]
+	if old != nil {
+		p.remove(id, sm.Message.Nonce)
+		if p.bySender[id] == nil {
+			p.bySender[id] = map[uint64]*pooled{}
+		}
+	}
 	p.bySender[id][sm.Message.Nonce] = &pooled{smsg: sm, cid: c, seq: p.seq, sender: id}
+	cur, ok := p.cost[id]
+	if !ok {
+		cur = big.Zero()
+	}
+	p.cost[id] = big.Add(cur, maxCost(&sm.Message))
 	return old
 }
 
@@ -215,11 +245,8 @@ func (p *mpool) prune(st *state) []cid.Cid {
 		for n, m := range byNonce {
 			if !ok || n < a.Nonce {
 				dropped = append(dropped, m.cid)
-				delete(byNonce, n)
+				p.remove(id, n)
 			}
-		}
-		if len(byNonce) == 0 {
-			delete(p.bySender, id)
 		}
 	}
 	return dropped

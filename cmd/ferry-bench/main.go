@@ -11,13 +11,14 @@ import (
 
 func main() {
 	app := &cli.App{
-		Name:     "ferry-bench",
-		Usage:    "measure Ferry against its references on this machine",
+		Name:  "ferry-bench",
+		Usage: "measure Ferry against its references on this machine",
 		Commands: []*cli.Command{
 			// One subcommand per measured target, each in its own file.
 			transferCommand(),
 			commpCommand(),
 			indexCommand(),
+			devnetCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
