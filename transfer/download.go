@@ -252,7 +252,8 @@ func hostKey(u *url.URL) string {
 // Download fetches req into the file at path, resuming from what is already
 // there (Range: bytes=N-). Every byte from offset 0 is written to tee in
 // order, the existing prefix replayed from the file first, so tee can compute
-// CommP in the same pass; tee may be nil. progress, when not nil, is called
+// CommP in the same pass; tee may be nil. Give each call a fresh tee: a
+// failed call leaves its tee partway. progress, when not nil, is called
 // with the total bytes on disk at most every 100ms and once at the end. The
 // file is fsynced before Download returns nil.
 //

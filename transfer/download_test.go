@@ -871,3 +871,38 @@ func TestCappedRanges(t *testing.T) {
 		t.Fatalf("%d requests: %q", len(ranges), ranges)
 	}
 }
+
+// Cancelling during the backoff between attempts ends the Download at once.
+func TestCancelDuringBackoff(t *testing.T) {
+	var requests atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Retry-After", "3600")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.BackoffMin, cfg.BackoffMax = time.Hour, time.Hour
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- d.Download(ctx, Request{URL: ts.URL, Size: 10}, filepath.Join(t.TempDir(), "f"), nil, nil)
+	}()
+	for requests.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Download kept waiting after cancel")
+	}
+	if requests.Load() != 1 {
+		t.Fatalf("%d requests", requests.Load())
+	}
+}
