@@ -361,6 +361,8 @@ func (d *Devnet) StateWaitMsg(ctx context.Context, msg cid.Cid, confidence uint6
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("waiting for message %s: %w", msg, ctx.Err())
+		case <-d.closedCh:
+			return nil, fmt.Errorf("waiting for message %s: %w", msg, ErrClosed)
 		case <-ch:
 		}
 	}

@@ -83,9 +83,10 @@ type Devnet struct {
 	headCh   chan struct{} // closed and replaced at each new head
 	cache    *stateCache
 
-	cancel context.CancelFunc
-	done   chan struct{}
-	closed bool
+	cancel   context.CancelFunc
+	done     chan struct{}
+	closed   bool
+	closedCh chan struct{} // closed by Close, to wake waiters
 }
 
 var _ chain.Node = (*Devnet)(nil)
@@ -113,6 +114,7 @@ func Open(ctx context.Context, cfg Config) (*Devnet, error) {
 	d := &Devnet{
 		cfg: cfg, policy: cfg.Policy.withDefaults(), store: st, logf: cfg.Logf,
 		pool: newMpool(), headCh: make(chan struct{}), cache: &stateCache{},
+		closedCh: make(chan struct{}),
 	}
 	if d.logf == nil {
 		d.logf = log.Printf
@@ -360,6 +362,7 @@ func (d *Devnet) Close() error {
 		return nil
 	}
 	d.closed = true
+	close(d.closedCh)
 	d.mu.Unlock()
 	d.cancel()
 	<-d.done

@@ -122,3 +122,26 @@ func TestBlockProductionLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCloseWakesWaiters(t *testing.T) {
+	tn := newTestNet(t)
+	sm, err := tn.d.MpoolPushMessage(tn.ctx, &chain.Message{From: tn.d.GenesisAddress(), To: tn.newKey(), Value: big.NewInt(1)}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := tn.d.StateWaitMsg(context.Background(), mustCid(t, sm), 0, -1, false)
+		done <- err
+	}()
+	time.Sleep(10 * time.Millisecond)
+	if err := tn.d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("StateWaitMsg returned no error after Close")
+	}
+	if _, err := tn.d.Mine(tn.ctx); err == nil {
+		t.Fatal("Mine after Close succeeded")
+	}
+}

@@ -505,3 +505,24 @@ func TestMinerInfoAndChanges(t *testing.T) {
 		}
 	}
 }
+
+func TestPreCommitExpires(t *testing.T) {
+	e := newDealEnv(t).funded()
+	p := e.proposal()
+	ret := decodePublish(t, e.publish(e.sign(p, e.client)))
+	if r := e.precommit(1, ret.IDs, e.commD(p), p.EndEpoch+5); r.ExitCode != exitcode.Ok {
+		t.Fatalf("pre-commit: exit %d", r.ExitCode)
+	}
+	pc, _ := e.d.StateSectorPreCommitInfo(e.ctx, e.maddr, 1, chain.EmptyTSK)
+	e.mineUntil(pc.PreCommitEpoch + testPolicy.MaxProveCommitDuration + 1)
+	if pc, err := e.d.StateSectorPreCommitInfo(e.ctx, e.maddr, 1, chain.EmptyTSK); err != nil || pc != nil {
+		t.Fatalf("pre-commit still there: %+v, %v", pc, err)
+	}
+	if r := e.prove(1); r.ExitCode != exitcode.ErrNotFound {
+		t.Fatalf("proving an expired pre-commit: exit %d", r.ExitCode)
+	}
+	// The deal is free to go into another sector.
+	if r := e.precommit(2, ret.IDs, e.commD(p), p.EndEpoch+5); r.ExitCode != exitcode.Ok {
+		t.Fatalf("pre-commit again: exit %d", r.ExitCode)
+	}
+}

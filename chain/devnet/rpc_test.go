@@ -52,6 +52,14 @@ func TestRPCEndToEnd(t *testing.T) {
 			if head.Key() != local.Key() {
 				t.Fatalf("tipset over RPC %s, locally %s", head.Key(), local.Key())
 			}
+			// Lotus recomputes block CIDs from the decoded headers: they
+			// must match the tipset's CIDs.
+			if c, err := head.Blocks()[0].Cid(); err != nil || c != head.Cids()[0] {
+				t.Fatalf("decoded header CID %s, tipset says %s (%v)", c, head.Cids()[0], err)
+			}
+			if p := head.Blocks()[0]; p.Ticket == nil || p.ElectionProof == nil || p.BlockSig == nil || !p.ParentStateRoot.Defined() {
+				t.Fatalf("header fields missing: %+v", p)
+			}
 			g, err := n.WalletDefaultAddress(ctx)
 			if err != nil || g != d.GenesisAddress() {
 				t.Fatalf("default address %s, %v", g, err)
