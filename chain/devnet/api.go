@@ -1,7 +1,6 @@
 package devnet
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"github.com/filecoin-project/go-state-types/builtin"
 	"github.com/filecoin-project/go-state-types/builtin/v9/verifreg"
 	"github.com/filecoin-project/go-state-types/crypto"
-	"github.com/filecoin-project/go-state-types/exitcode"
 	"github.com/filecoin-project/go-state-types/network"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -559,28 +557,9 @@ func (d *Devnet) Send(ctx context.Context, from, to address.Address, amount abi.
 // real AddVerifiedClient message from the verified registry root key. It
 // waits for the message and returns an error if it failed.
 func (d *Devnet) GrantDataCap(ctx context.Context, addr address.Address, amount abi.StoragePower) error {
-	var params bytes.Buffer
-	p := verifreg.AddVerifiedClientParams{Address: addr, Allowance: amount}
-	if err := p.MarshalCBOR(&params); err != nil {
-		return fmt.Errorf("granting DataCap: %w", err)
-	}
-	sm, err := d.MpoolPushMessage(ctx, &chain.Message{
-		From: d.root, To: idAddr(idVerifreg), Value: big.Zero(),
-		Method: builtin.MethodsVerifiedRegistry.AddVerifiedClient, Params: params.Bytes(),
-	}, nil)
-	if err != nil {
-		return fmt.Errorf("granting DataCap: %w", err)
-	}
-	c, err := sm.Cid()
-	if err != nil {
-		return fmt.Errorf("granting DataCap: %w", err)
-	}
-	l, err := d.StateWaitMsg(ctx, c, 0, -1, false)
-	if err != nil {
-		return fmt.Errorf("granting DataCap: %w", err)
-	}
-	if l.Receipt.ExitCode != exitcode.Ok {
-		return fmt.Errorf("granting DataCap: AddVerifiedClient failed with exit code %d", l.Receipt.ExitCode)
+	p := &verifreg.AddVerifiedClientParams{Address: addr, Allowance: amount}
+	if _, err := d.callAndWait(ctx, d.root, idAddr(idVerifreg), builtin.MethodsVerifiedRegistry.AddVerifiedClient, big.Zero(), p); err != nil {
+		return fmt.Errorf("granting DataCap to %s: %w", addr, err)
 	}
 	return nil
 }

@@ -145,3 +145,42 @@ func TestCloseWakesWaiters(t *testing.T) {
 		t.Fatal("Mine after Close succeeded")
 	}
 }
+
+func TestHelpersWithBlockProduction(t *testing.T) {
+	w, err := wallet.Open(t.TempDir() + "/w")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(context.Background(), Config{Dir: t.TempDir(), BlockTime: time.Millisecond, Wallet: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	owner, _ := w.New(wallet.TypeBLS)
+	if err := d.Fund(ctx, owner, big.NewInt(fil)); err != nil {
+		t.Fatal(err)
+	}
+	maddr, err := d.CreateMiner(ctx, owner, owner, 8<<20, []byte("peer"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mi, err := d.StateMinerInfo(ctx, maddr, chain.EmptyTSK)
+	if err != nil || mi.SectorSize != 8<<20 || mi.Owner != mi.Worker {
+		t.Fatalf("miner info %+v, %v", mi, err)
+	}
+	if _, err := d.CreateMiner(ctx, owner, owner, 4096, nil, nil); err == nil {
+		t.Fatal("miner with a 4 KiB sector size created")
+	}
+	if err := d.GrantDataCap(ctx, owner, big.NewInt(1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	dc, _ := d.StateVerifiedClientStatus(ctx, owner, chain.EmptyTSK)
+	if dc == nil || !dc.Equals(big.NewInt(1<<20)) {
+		t.Fatalf("DataCap %v", dc)
+	}
+	if err := d.GrantDataCap(ctx, owner, big.NewInt(-1)); err == nil {
+		t.Fatal("negative grant accepted")
+	}
+}

@@ -27,6 +27,36 @@
 // tipset includes the effects of its own messages, and MsgLookup reports
 // the including tipset.
 //
+// Gas: each message uses a fixed amount of gas that depends only on the
+// message (500,000 for a Send, 2,000,000 for an actor method, plus 2,000 per
+// byte of params); the base fee is a constant 100 attoFIL; GasUsed×BaseFee
+// is burnt (to f099) and GasLimit×GasPremium (capped at GasFeeCap−BaseFee)
+// goes to the reward actor f02; unused gas is not charged.
+// GasEstimateMessageGas returns that gas × 1.25, a premium of 1,000 and a
+// fee cap of 4×BaseFee + premium. Messages may be up to 512 KiB (Lotus:
+// 64 KiB) so that a PublishStorageDeals of a few hundred deals fits.
+//
+// Market and miner policy: deal durations 518,400…3,680,640 epochs; minimum
+// provider collateral is Filecoin's formula (1% of circulating supply ×
+// size / max(network power, baseline)) with a fixed circulating supply of
+// 500,000,000 FIL and baseline of 2 EiB, i.e. about 2.17 million attoFIL
+// per padded byte (ProviderCollateralBounds); the maximum is the total FIL
+// supply. Pre-commits can be proven PreCommitChallengeDelay epochs after
+// they land (5 on the devnet) and expire, unproven, after 30 days. Payments
+// to providers are settled every 100 epochs and at the deal's end. Policy
+// lets tests shorten all of these.
+//
+// Keys: the genesis account (1,000,000,000 FIL) is created at first start
+// in Config.Wallet, the wallet the node "holds" (WalletSign and
+// MpoolPushMessage sign with it); the verified registry root key (which
+// GrantDataCap uses) lives in the devnet's own keystore in Dir/keystore.
+// Open a devnet again with the same wallet.
+//
+// Persistence: Dir/chain.db (SQLite, WAL) keeps every block header, every
+// executed message with its receipt, the state after each of the last 300
+// blocks, and the pending message pool; pending messages still valid are
+// put back in the pool at restart.
+//
 // ID addresses: the system actors sit at their usual IDs (f00 system, f02
 // reward, f03 cron, f04 power, f05 market, f06 verified registry, f099
 // burnt funds), genesis accounts start at f0100, and actors created later
