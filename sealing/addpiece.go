@@ -1,7 +1,7 @@
 package sealing
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,10 +13,6 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/piece"
 )
-
-// writeBuffer is the size of the buffered writer between the commitment
-// calculator and the sector file.
-const writeBuffer = 4 << 20
 
 // AddPieceToAny places a deal's piece in a sector and writes it: data is the
 // piece's payload, at most size bytes (the unpadded piece size; a shorter
@@ -198,7 +194,7 @@ func (s *Sealing) addPiece(ctx context.Context, pl Placement, size abi.UnpaddedP
 			return s.failFile(f, pl, fmt.Errorf("adding piece of deal %s: zeroing filler in sector %d: %w", d.UUID, pl.Sector, err))
 		}
 	}
-	comm, err := writePadded(ctx, f, pl, size, data, s.writeBuf)
+	comm, err := writePadded(ctx, f, pl, size, data)
 	if err != nil {
 		return s.failFile(f, pl, fmt.Errorf("adding piece of deal %s to sector %d at %d: %w", d.UUID, pl.Sector, pl.Offset, err))
 	}
@@ -303,12 +299,36 @@ func (s *Sealing) openUnsealed(n abi.SectorNumber) (sectorFile, error) {
 	return f, nil
 }
 
+// WritePadded is the AddPiece work on its own: it streams at most
+// size.Unpadded() payload bytes from data through a commitment calculator
+// whose sink is w at padded offset offset, so one pass fr32-pads, writes
+// (zero-filling to the piece size) and hashes. It returns the commitment of
+// the payload zero-filled to the padded piece size. It does not sync.
+func WritePadded(ctx context.Context, w io.WriterAt, offset, size abi.PaddedPieceSize, data io.Reader) (piece.Commitment, error) {
+	if err := piece.ValidatePadded(size); err != nil {
+		return piece.Commitment{}, err
+	}
+	return writePadded(ctx, w, Placement{Offset: offset, Size: size}, size.Unpadded(), data)
+}
+
 // writePadded streams the payload through a commitment calculator whose
 // sink is the sector file at the piece's offset: one pass pads, writes and
 // hashes. It returns the commitment of the payload zero-filled to the piece.
-func writePadded(ctx context.Context, f sectorFile, pl Placement, size abi.UnpaddedPieceSize, data io.Reader, bufSize int) (piece.Commitment, error) {
-	bw := bufio.NewWriterSize(io.NewOffsetWriter(f, int64(pl.Offset)), bufSize)
-	calc := piece.NewCalcWithSink(bw)
+// The calculator hands its sink whole 1 MiB batches of padded bytes, large
+// enough to write straight through without another buffer and its copy.
+//
+// Batches that are all zeros (the fill after a short payload, zero runs in
+// the payload) are skipped when w is a sector file: its piece range is made
+// a hole first, so they read as zeros and the file stays sparse.
+func writePadded(ctx context.Context, f io.WriterAt, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
+	sink := &holeWriter{w: f, off: int64(pl.Offset)}
+	if sf, ok := f.(sectorFile); ok {
+		if err := zeroRange(sf, int64(pl.Offset), int64(pl.Size)); err != nil {
+			return piece.Commitment{}, fmt.Errorf("clearing the piece range: %w", err)
+		}
+		sink.zeros = make([]byte, 1<<20)
+	}
+	calc := piece.NewCalcWithSink(sink)
 	buf := make([]byte, 1<<20)
 	n, err := io.CopyBuffer(calc, &ctxReader{ctx: ctx, r: io.LimitReader(data, int64(size)+1)}, buf)
 	if err != nil {
@@ -323,10 +343,25 @@ func writePadded(ctx context.Context, f sectorFile, pl Placement, size abi.Unpad
 	if err != nil {
 		return piece.Commitment{}, fmt.Errorf("computing piece commitment: %w", err)
 	}
-	if err := bw.Flush(); err != nil {
-		return piece.Commitment{}, fmt.Errorf("writing piece data: %w", err)
-	}
 	return comm, nil
+}
+
+// holeWriter writes sequentially at off; with zeros set it skips batches
+// that are all zeros, leaving the (already zeroed) range as it is.
+type holeWriter struct {
+	w     io.WriterAt
+	off   int64
+	zeros []byte
+}
+
+func (h *holeWriter) Write(p []byte) (int, error) {
+	if len(p) <= len(h.zeros) && bytes.Equal(p, h.zeros[:len(p)]) {
+		h.off += int64(len(p))
+		return len(p), nil
+	}
+	n, err := h.w.WriteAt(p, h.off)
+	h.off += int64(n)
+	return n, err
 }
 
 // ctxReader stops reading once ctx ends.

@@ -61,7 +61,6 @@ func TestCrashChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := openTestSealing(t, dir, crashConfig(), &fakeNode{height: 10})
-	s.writeBuf = 64 << 10 // let the padded bytes reach the file before the kill
 	p := makePiece(t, plan.Seed, plan.Payload, plan.Size)
 	r := &killingReader{r: bytes.NewReader(p.data), after: int64(plan.Payload / 2)}
 	s.AddPieceToAny(context.Background(), p.size, r, plan.Deal)

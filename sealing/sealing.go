@@ -67,7 +67,6 @@ type Sealing struct {
 
 	openFile openFunc // opens unsealed files; tests inject failures here
 	now      func() time.Time
-	writeBuf int // bytes buffered between the commitment calculator and the file
 
 	sem  chan struct{} // bounds concurrent AddPiece writes
 	wake chan struct{} // nudges Run
@@ -103,7 +102,6 @@ func New(cfg Config, sqldb *sql.DB, node chain.Node, maddr address.Address, seal
 		sealer:   sealer,
 		openFile: osOpen,
 		now:      time.Now,
-		writeBuf: writeBuffer,
 		sem:      make(chan struct{}, cfg.AddPieceConcurrency),
 		wake:     make(chan struct{}, 1),
 		changed:  make(chan struct{}),

@@ -18,7 +18,9 @@ func main() {
 			transferCommand(),
 			commpCommand(),
 			indexCommand(),
+			retrievalCommand(),
 			devnetCommand(),
+			addPieceCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

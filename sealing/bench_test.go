@@ -1,0 +1,58 @@
+package sealing
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/filecoin-project/go-state-types/abi"
+
+	"github.com/ferry-fil/ferry/piece"
+)
+
+const benchPiece = abi.PaddedPieceSize(64 << 20)
+
+func benchPayload(b *testing.B) []byte {
+	data := make([]byte, benchPiece.Unpadded())
+	rand.New(rand.NewSource(1)).Read(data)
+	return data
+}
+
+// BenchmarkAddPiece measures the fused AddPiece work: fr32 padding, the
+// write into a sector file and CommP, in one pass (no fsync).
+func BenchmarkAddPiece(b *testing.B) {
+	data := benchPayload(b)
+	var f sectorFile
+	f, err := os.Create(filepath.Join(b.TempDir(), "unsealed"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		if _, err := WritePadded(context.Background(), f, 0, benchPiece, bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCommPOnly is the reference: the plain CommP pass of `ferry commp`.
+func BenchmarkCommPOnly(b *testing.B) {
+	data := benchPayload(b)
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for range b.N {
+		c := piece.NewCalc()
+		if _, err := io.Copy(c, bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.SumAs(benchPiece); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
