@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/filecoin-project/go-state-types/abi"
@@ -51,7 +52,7 @@ type chunk struct {
 // Calc computes a piece commitment over what is written to it. It hashes
 // full 1 MiB subtrees on up to GOMAXPROCS goroutines while the writer pads the
 // next ones. A Calc is for one goroutine at a time; Written may be called
-// between writes. Call Sum or SumAs once all the payload is written; a Calc
+// from any goroutine. Call Sum or SumAs once all the payload is written; a Calc
 // that is dropped without Sum leaves no goroutine behind once its in-flight
 // subtrees are hashed.
 type Calc struct {
@@ -60,7 +61,7 @@ type Calc struct {
 	fill    int // padded bytes in cur, always < chunkP between calls
 	carry   [quadU]byte
 	carryN  int
-	written uint64
+	written atomic.Uint64 // payload bytes; atomic so progress can be read from elsewhere
 	err     error
 
 	free     chan *chunk // hashed chunks ready for reuse
@@ -97,8 +98,9 @@ func NewCalcWithSink(sink io.Writer) *Calc {
 	}
 }
 
-// Written returns the number of payload bytes written so far.
-func (c *Calc) Written() uint64 { return c.written }
+// Written returns the number of payload bytes written so far. It is safe to
+// call from another goroutine, for example to show progress.
+func (c *Calc) Written() uint64 { return c.written.Load() }
 
 func newChunk() *chunk {
 	return &chunk{data: make([]byte, chunkP), scratch: make([][32]byte, chunkP/NodeSize/2)}
@@ -128,7 +130,7 @@ func (c *Calc) Write(p []byte) (int, error) {
 	if c.done {
 		return 0, errors.New("commp: write after Sum")
 	}
-	if uint64(len(p)) > MaxPayload-c.written {
+	if uint64(len(p)) > MaxPayload-c.written.Load() {
 		return 0, ErrPayloadTooLarge
 	}
 	if c.cur == nil {
@@ -140,7 +142,7 @@ func (c *Calc) Write(p []byte) (int, error) {
 		c.carryN += k
 		p = p[k:]
 		if c.carryN < quadU {
-			c.written += uint64(n)
+			c.written.Add(uint64(n))
 			return n, nil
 		}
 		padQuad((*[quadP]byte)(c.cur.data[c.fill:]), &c.carry)
@@ -160,7 +162,7 @@ func (c *Calc) Write(p []byte) (int, error) {
 		}
 	}
 	c.carryN = copy(c.carry[:], p)
-	c.written += uint64(n)
+	c.written.Add(uint64(n))
 	return n, nil
 }
 
@@ -282,7 +284,7 @@ func (c *Calc) sum(size abi.PaddedPieceSize) (Commitment, error) {
 		return Commitment{}, c.err
 	}
 	if !c.done {
-		if c.written == 0 {
+		if c.written.Load() == 0 {
 			return Commitment{}, ErrEmptyPayload
 		}
 		if err := c.finish(); err != nil {
@@ -347,7 +349,7 @@ func (c *Calc) finish() error {
 		}
 		c.sunk += abi.PaddedPieceSize(c.fill)
 	}
-	size := PaddedSizeFor(c.written)
+	size := PaddedSizeFor(c.written.Load())
 	top := level(size)
 	var partial [32]byte
 	if c.fill > 0 {
@@ -365,7 +367,7 @@ func (c *Calc) finish() error {
 		}
 		root = c.fold(top)
 	}
-	c.natural = Commitment{Root: root, PayloadSize: c.written, Size: size}
+	c.natural = Commitment{Root: root, PayloadSize: c.written.Load(), Size: size}
 	c.cur = nil
 	return nil
 }
