@@ -45,7 +45,29 @@ func TestCalcWrittenAndNoLeak(t *testing.T) {
 	before := runtime.NumGoroutine()
 	c := NewCalc()
 	p := randBytes(2, 5*chunkU+3)
-	c.Write(p)
+	stop := make(chan struct{})
+	polled := make(chan uint64)
+	go func() { // progress readers poll Written while the writer writes
+		var last uint64
+		for {
+			select {
+			case <-stop:
+				polled <- last
+				return
+			default:
+				if w := c.Written(); w < last {
+					panic("Written went backwards")
+				} else {
+					last = w
+				}
+			}
+		}
+	}()
+	for q := p; len(q) > 0; q = q[min(len(q), 100000):] {
+		c.Write(q[:min(len(q), 100000)])
+	}
+	close(stop)
+	<-polled
 	if c.Written() != uint64(len(p)) {
 		t.Fatalf("Written %d", c.Written())
 	}

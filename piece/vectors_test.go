@@ -14,7 +14,10 @@ import (
 	"testing"
 )
 
-var long = flag.Bool("long", os.Getenv("FERRY_LONG_TESTS") != "", "run the slow tests (all of hashhash's random.txt, up to 64 GiB)")
+var (
+	long    = flag.Bool("long", os.Getenv("FERRY_LONG_TESTS") != "", "run the slow tests (all of hashhash's random.txt, up to 64 GiB)")
+	longMax = flag.Int64("long.max", 0, "with -long, skip vectors with payloads above this many bytes (0: no limit)")
+)
 
 // seededReader yields the stream go-fil-commp-hashhash's vectors were made
 // from: math/rand seeded 1337, each Uint32 written little-endian.
@@ -99,6 +102,9 @@ func TestHashhashRandomVectors(t *testing.T) {
 	vs := hashhashVectors(t)
 	for i, v := range vs {
 		if !*long && v.payload >= 16<<20 && !(v.payload < 64<<20 && i%3 == 0) {
+			continue
+		}
+		if *long && *longMax > 0 && v.payload > *longMax {
 			continue
 		}
 		if raceEnabled && !*long && v.payload > 2<<20 {
