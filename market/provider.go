@@ -63,6 +63,7 @@ type Provider struct {
 	started  bool                       // guarded by mu
 	askMu    sync.Mutex                 // serialises SetAsk
 	signMu   sync.Mutex                 // serialises nonce use of the worker
+	admitMu  sync.Mutex                 // one admission transaction at a time in this process
 	pubWake  chan struct{}
 	pubForce chan chan error
 }

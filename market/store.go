@@ -249,6 +249,11 @@ func (p *Provider) admit(ctx context.Context, info *proposalInfo, clientPeer str
 		staging = filepath.Join(p.cfg.StagingDir, id.String()+".car")
 	}
 	var reason string
+	// The transaction is what makes admission atomic (also against other
+	// processes); the mutex only spares this process' admissions SQLite's
+	// busy-wait sleeps when they queue for the write lock.
+	p.admitMu.Lock()
+	defer p.admitMu.Unlock()
 	err = db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM market_deals WHERE signed_proposal_cid = ?`, info.signedCID.String()).Scan(&n); err != nil {
@@ -266,27 +271,8 @@ func (p *Provider) admit(ctx context.Context, info *proposalInfo, clientPeer str
 			return nil
 		}
 
-		collTagged, feeTagged := big.Zero(), big.Zero()
-		rows, err := tx.QueryContext(ctx, `SELECT collateral, publish_fee FROM market_funds_tags`)
+		collTagged, feeTagged, err := fundsTagged(ctx, tx)
 		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var c, f string
-			if err := rows.Scan(&c, &f); err != nil {
-				rows.Close()
-				return err
-			}
-			cb, err1 := big.FromString(c)
-			fb, err2 := big.FromString(f)
-			if err1 != nil || err2 != nil {
-				rows.Close()
-				return fmt.Errorf("corrupt funds tag %q/%q", c, f)
-			}
-			collTagged, feeTagged = big.Add(collTagged, cb), big.Add(feeTagged, fb)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
 			return err
 		}
 		if needColl := big.Add(collTagged, prop.ProviderCollateral); needColl.GreaterThan(escrowAvail) {
@@ -322,8 +308,13 @@ func (p *Provider) admit(ctx context.Context, info *proposalInfo, clientPeer str
 		if err != nil {
 			return fmt.Errorf("recording deal: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO market_funds_tags (uuid, collateral, publish_fee) VALUES (?, ?, ?)`,
-			id.String(), prop.ProviderCollateral.String(), fee.String()); err != nil {
+		cn, ca, err1 := splitAtto(prop.ProviderCollateral)
+		fn, fa, err2 := splitAtto(fee)
+		if err := errors.Join(err1, err2); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO market_funds_tags (uuid, collateral_nano, collateral_atto, fee_nano, fee_atto) VALUES (?, ?, ?, ?, ?)`,
+			id.String(), cn, ca, fn, fa); err != nil {
 			return fmt.Errorf("tagging funds: %w", err)
 		}
 		if space > 0 {
@@ -356,4 +347,30 @@ func (d *dealRow) transferRequest() (TransferRequest, error) {
 		return TransferRequest{}, err
 	}
 	return TransferRequest{URL: req.URL, Headers: req.Headers, Size: d.TransferSize}, nil
+}
+
+var nano = big.NewInt(1_000_000_000)
+
+// splitAtto splits an attoFIL amount into nanoFIL and the attoFIL rest.
+func splitAtto(a big.Int) (nanoPart, attoPart int64, err error) {
+	if a.Int == nil || a.Sign() < 0 {
+		return 0, 0, fmt.Errorf("amount %v cannot be tagged", a)
+	}
+	q, r := big.Div(a, nano), big.Mod(a, nano)
+	if !q.IsInt64() {
+		return 0, 0, fmt.Errorf("amount %s is too large to tag", a)
+	}
+	return q.Int64(), r.Int64(), nil
+}
+
+// fundsTagged sums the collateral and publish fees reserved by tags.
+func fundsTagged(ctx context.Context, tx *sql.Tx) (coll, fee big.Int, err error) {
+	var cn, ca, fn, fa int64
+	err = tx.QueryRowContext(ctx, `SELECT coalesce(sum(collateral_nano), 0), coalesce(sum(collateral_atto), 0),
+		coalesce(sum(fee_nano), 0), coalesce(sum(fee_atto), 0) FROM market_funds_tags`).Scan(&cn, &ca, &fn, &fa)
+	if err != nil {
+		return big.Zero(), big.Zero(), fmt.Errorf("summing funds tags: %w", err)
+	}
+	join := func(n, a int64) big.Int { return big.Add(big.Mul(big.NewInt(n), nano), big.NewInt(a)) }
+	return join(cn, ca), join(fn, fa), nil
 }

@@ -44,13 +44,16 @@ CREATE INDEX market_deals_active ON market_deals (retry, checkpoint);
 CREATE INDEX market_deals_publish ON market_deals (publish_queued);
 
 -- Tags reserve what an accepted deal will need until it no longer needs it:
--- provider collateral and the publish fee (attoFIL, decimal text: they do
--- not fit in 64 bits) until the publish message lands, staging bytes until
--- the piece is in a sector.
+-- provider collateral and the publish fee until the publish message lands,
+-- staging bytes until the piece is in a sector. attoFIL amounts do not fit
+-- in 64 bits, so each is split into nanoFIL and the attoFIL remainder
+-- (amount = nano * 10^9 + atto); both columns sum exactly in SQL.
 CREATE TABLE market_funds_tags (
-    uuid        TEXT PRIMARY KEY REFERENCES market_deals (uuid),
-    collateral  TEXT NOT NULL,
-    publish_fee TEXT NOT NULL
+    uuid            TEXT    PRIMARY KEY REFERENCES market_deals (uuid),
+    collateral_nano INTEGER NOT NULL,
+    collateral_atto INTEGER NOT NULL,
+    fee_nano        INTEGER NOT NULL,
+    fee_atto        INTEGER NOT NULL
 );
 CREATE TABLE market_space_tags (
     uuid  TEXT    PRIMARY KEY REFERENCES market_deals (uuid),
