@@ -415,7 +415,6 @@ func (d *Devnet) mineLocked(ctx context.Context) (*chain.TipSet, error) {
 	h := parent.Height() + 1
 	picked := d.pool.selectMessages(d.st)
 	v := d.newVM(d.st)
-	d.st.Height = h
 	msgs := make([]executed, 0, len(picked))
 	cids := make([]cid.Cid, 0, len(picked))
 	rs := make([]chain.MessageReceipt, 0, len(picked))
@@ -457,8 +456,14 @@ func (d *Devnet) mineLocked(ctx context.Context) (*chain.TipSet, error) {
 		return nil, d.rollback(err)
 	}
 	receipts := receiptsRoot(rs)
+	// An unchanged state (an empty block without cron work) is not stored
+	// again.
+	stored := snap
+	if bytes.Equal(snap, d.snap) {
+		stored = nil
+	}
 	err = d.store.writeBlock(context.WithoutCancel(ctx), &blockWrite{
-		height: h, cid: ts.Cids()[0], header: hdr, msgs: msgs, snapshot: snap,
+		height: h, cid: ts.Cids()[0], header: hdr, msgs: msgs, snapshot: stored,
 		meta: map[string][]byte{"receipts": receipts.Bytes()},
 	})
 	if err != nil {

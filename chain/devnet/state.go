@@ -49,7 +49,6 @@ const (
 // state is the whole devnet state: actors, market, verified registry. It is
 // kept in memory and written as one JSON snapshot per block.
 type state struct {
-	Height     abi.ChainEpoch
 	NextID     uint64
 	NextDealID abi.DealID
 	Actors     map[uint64]*actorState

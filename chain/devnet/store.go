@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_ucid ON messages (ucid);
 CREATE TABLE IF NOT EXISTS states (
 	height   INTEGER PRIMARY KEY,
-	snapshot BLOB NOT NULL
+	snapshot BLOB  -- NULL: unchanged since the previous stored snapshot
 );
 CREATE TABLE IF NOT EXISTS mpool (
 	cid TEXT PRIMARY KEY,
@@ -96,7 +96,7 @@ type blockWrite struct {
 	cid      cid.Cid
 	header   []byte
 	msgs     []executed
-	snapshot []byte
+	snapshot []byte // nil when unchanged since the previous block
 	meta     map[string][]byte
 }
 
@@ -144,7 +144,10 @@ func (s *store) writeBlock(ctx context.Context, w *blockWrite) error {
 	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO states (height, snapshot) VALUES (?, ?)`, int64(w.height), w.snapshot); err != nil {
 		return fmt.Errorf("writing state at %d: %w", w.height, err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM states WHERE height < ?`, int64(w.height)-keepStates); err != nil {
+	// Drop old states, but keep the stored snapshot the kept ones refer to.
+	cutoff := int64(w.height) - keepStates
+	if _, err := tx.ExecContext(ctx, `DELETE FROM states WHERE height < ? AND height <>
+		(SELECT MAX(height) FROM states WHERE height <= ? AND snapshot IS NOT NULL)`, cutoff, cutoff); err != nil {
 		return fmt.Errorf("pruning states: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -198,7 +201,8 @@ func (s *store) heightOf(ctx context.Context, c cid.Cid) (abi.ChainEpoch, bool, 
 // snapshot returns the state after the block at height h, if still kept.
 func (s *store) snapshot(ctx context.Context, h abi.ChainEpoch) ([]byte, error) {
 	var b []byte
-	err := s.db.QueryRowContext(ctx, `SELECT snapshot FROM states WHERE height = ?`, int64(h)).Scan(&b)
+	err := s.db.QueryRowContext(ctx, `SELECT s.snapshot FROM states s WHERE EXISTS (SELECT 1 FROM states WHERE height = ?)
+		AND s.height = (SELECT MAX(height) FROM states WHERE height <= ? AND snapshot IS NOT NULL)`, int64(h), int64(h)).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("the state at epoch %d is no longer kept (the devnet keeps the last %d)", h, keepStates)
 	}
