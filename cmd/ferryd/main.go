@@ -21,6 +21,7 @@ func main() {
 			// Each command group lives in its own file.
 			runCmd,
 			infoCmd,
+			sectorsCmd,
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

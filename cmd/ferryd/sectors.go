@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -16,70 +14,57 @@ import (
 
 // sectorsAPI is what `ferryd sectors` needs; *sealing.Sealing has it, and so
 // can a client of the running daemon's API.
-type sectorsAPI interface {
-	Sectors(ctx context.Context) ([]sealing.SectorInfo, error)
-	Sector(ctx context.Context, n abi.SectorNumber) (sealing.SectorInfo, error)
-}
-
-// sectorsCommand returns `ferryd sectors list|status N`; open gives the
-// sealing subsystem (or the daemon's API) to ask.
-func sectorsCommand(open func(cctx *cli.Context) (sectorsAPI, error)) *cli.Command {
-	jsonFlag := &cli.BoolFlag{Name: "json", Usage: "print JSON"}
-	return &cli.Command{
-		Name:  "sectors",
-		Usage: "inspect sectors",
-		Subcommands: []*cli.Command{{
-			Name:  "list",
-			Usage: "list sectors with their state and use",
-			Flags: []cli.Flag{jsonFlag},
-			Action: func(cctx *cli.Context) error {
-				api, err := open(cctx)
-				if err != nil {
-					return err
-				}
-				ss, err := api.Sectors(cctx.Context)
-				if err != nil {
-					return err
-				}
-				if cctx.Bool("json") {
-					return writeJSON(cctx.App.Writer, ss)
-				}
-				return printSectors(cctx.App.Writer, ss)
-			},
-		}, {
-			Name:      "status",
-			Usage:     "show one sector and its pieces",
-			ArgsUsage: "<sector number>",
-			Flags:     []cli.Flag{jsonFlag},
-			Action: func(cctx *cli.Context) error {
-				if cctx.NArg() != 1 {
-					return fmt.Errorf("usage: ferryd sectors status <sector number>")
-				}
-				n, err := strconv.ParseUint(cctx.Args().First(), 10, 64)
-				if err != nil {
-					return fmt.Errorf("sector number %q: %w", cctx.Args().First(), err)
-				}
-				api, err := open(cctx)
-				if err != nil {
-					return err
-				}
-				si, err := api.Sector(cctx.Context, abi.SectorNumber(n))
-				if err != nil {
-					return err
-				}
-				if cctx.Bool("json") {
-					return writeJSON(cctx.App.Writer, si)
-				}
-				return printSector(cctx.App.Writer, si)
-			},
-		}},
-	}
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// sectorsCmd is `ferryd sectors list|status N`.
+var sectorsCmd = &cli.Command{
+	Name:  "sectors",
+	Usage: "inspect sectors",
+	Subcommands: []*cli.Command{{
+		Name:  "list",
+		Usage: "list sectors with their state and use",
+		Flags: []cli.Flag{jsonFlag},
+		Action: func(cctx *cli.Context) error {
+			f, closer, err := dial(cctx)
+			if err != nil {
+				return err
+			}
+			defer closer()
+			ss, err := f.SectorsList(cctx.Context)
+			if err != nil {
+				return err
+			}
+			if cctx.Bool("json") {
+				return printJSON(ss)
+			}
+			return printSectors(cctx.App.Writer, ss)
+		},
+	}, {
+		Name:      "status",
+		Usage:     "show one sector and its pieces",
+		ArgsUsage: "<sector number>",
+		Flags:     []cli.Flag{jsonFlag},
+		Action: func(cctx *cli.Context) error {
+			if cctx.NArg() != 1 {
+				return fmt.Errorf("usage: ferryd sectors status <sector number>")
+			}
+			n, err := strconv.ParseUint(cctx.Args().First(), 10, 64)
+			if err != nil {
+				return fmt.Errorf("sector number %q: %w", cctx.Args().First(), err)
+			}
+			f, closer, err := dial(cctx)
+			if err != nil {
+				return err
+			}
+			defer closer()
+			si, err := f.SectorsStatus(cctx.Context, abi.SectorNumber(n))
+			if err != nil {
+				return err
+			}
+			if cctx.Bool("json") {
+				return printJSON(si)
+			}
+			return printSector(cctx.App.Writer, si)
+		},
+	}},
 }
 
 func printSectors(w io.Writer, ss []sealing.SectorInfo) error {
