@@ -128,6 +128,7 @@ func Open(ctx context.Context, cfg Config) (*Devnet, error) {
 		st.close()
 		return nil, fmt.Errorf("devnet: %w", err)
 	}
+
 	runCtx, cancel := context.WithCancel(context.Background())
 	d.cancel, d.done = cancel, make(chan struct{})
 	go d.run(runCtx)

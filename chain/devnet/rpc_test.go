@@ -165,6 +165,22 @@ func TestRPCEndToEnd(t *testing.T) {
 	})
 }
 
+func TestConfigSecret(t *testing.T) {
+	secret := []byte("a secret shared with the operator API")
+	d, err := Open(context.Background(), Config{Dir: t.TempDir(), BlockTime: -1, Secret: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	tok, err := d.Token(lotus.PermRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyToken(secret, tok); err != nil {
+		t.Fatalf("token not signed with Config.Secret: %v", err)
+	}
+}
+
 func TestTokenRoundTrip(t *testing.T) {
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	tok, err := MintToken(secret, lotus.PermRead, lotus.PermSign)
