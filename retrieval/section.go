@@ -3,55 +3,146 @@ package retrieval
 import (
 	"errors"
 	"io"
+	"net/http"
 )
 
 // sectionBuf is how much of the piece one read of the unsealed copy asks
 // for: few large reads keep fr32 unpadding and system calls cheap.
 const sectionBuf = 1 << 20
 
+// readAhead is how many chunks a long read keeps ready ahead of the writer.
+const readAhead = 2
+
 // sectionReader is an io.ReadSeeker over [off, off+size) of r that reads r
-// in sectionBuf-sized calls, whatever size the caller reads in.
+// in sectionBuf-sized calls, whatever size the caller reads in. Once a
+// caller has read two chunks in a row (a long download rather than a small
+// range), a goroutine reads and unpads the next chunks while the current one
+// is sent. Close stops it.
 type sectionReader struct {
 	r         io.ReaderAt
 	off, size int64
 	pos       int64
-	buf       []byte
-	bufPos    int64 // section offset of buf[0]
+	cur       []byte
+	curPos    int64 // section offset of cur[0]
+	seq       int   // chunks read in a row without seeking
+	pf        *prefetcher
 }
 
 func newSectionReader(r io.ReaderAt, off, size int64) *sectionReader {
 	return &sectionReader{r: r, off: off, size: size}
 }
 
+type chunk struct {
+	pos int64
+	b   []byte
+	err error
+}
+
+type prefetcher struct {
+	ch   chan chunk
+	free chan []byte
+	stop chan struct{}
+	done chan struct{}
+}
+
+func (s *sectionReader) startPrefetch(from int64) {
+	p := &prefetcher{
+		ch:   make(chan chunk, readAhead),
+		free: make(chan []byte, readAhead+2),
+		stop: make(chan struct{}),
+		done: make(chan struct{}),
+	}
+	s.pf = p
+	go func() {
+		defer close(p.done)
+		defer close(p.ch)
+		for pos := from; pos < s.size; {
+			var buf []byte
+			select {
+			case buf = <-p.free:
+			default:
+				buf = make([]byte, sectionBuf)
+			}
+			n := min(int64(sectionBuf), s.size-pos)
+			k, err := s.r.ReadAt(buf[:n], s.off+pos)
+			if int64(k) == n {
+				err = nil
+			} else if err == nil || errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			select {
+			case p.ch <- chunk{pos, buf[:k], err}:
+			case <-p.stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+			pos += int64(k)
+		}
+	}()
+}
+
+func (s *sectionReader) stopPrefetch() {
+	if s.pf != nil {
+		close(s.pf.stop)
+		<-s.pf.done
+		s.pf = nil
+	}
+}
+
+// recycle hands the current buffer back to the prefetcher.
+func (s *sectionReader) recycle() {
+	if s.pf != nil && cap(s.cur) == sectionBuf {
+		select {
+		case s.pf.free <- s.cur[:cap(s.cur)]:
+		default:
+		}
+	}
+	s.cur = nil
+}
+
+// fill makes cur hold the chunk at pos.
+func (s *sectionReader) fill() error {
+	if s.pf != nil {
+		c, ok := <-s.pf.ch
+		if ok && c.pos == s.pos {
+			s.recycle()
+			s.cur, s.curPos = c.b, c.pos
+			return c.err
+		}
+		s.stopPrefetch()
+	}
+	buf := s.cur[:cap(s.cur)]
+	if cap(buf) < sectionBuf {
+		buf = make([]byte, sectionBuf)
+	}
+	n := min(int64(sectionBuf), s.size-s.pos)
+	k, err := s.r.ReadAt(buf[:n], s.off+s.pos)
+	s.cur, s.curPos = buf[:k], s.pos
+	if int64(k) == n {
+		err = nil
+	} else if err == nil || errors.Is(err, io.EOF) {
+		err = io.ErrUnexpectedEOF
+	}
+	if err == nil {
+		if s.seq++; s.seq >= 2 && s.pos+n < s.size {
+			s.startPrefetch(s.pos + n)
+		}
+	}
+	return err
+}
+
 func (s *sectionReader) Read(p []byte) (int, error) {
 	if s.pos >= s.size {
 		return 0, io.EOF
 	}
-	if s.pos < s.bufPos || s.pos >= s.bufPos+int64(len(s.buf)) {
-		if len(p) >= sectionBuf {
-			// Large reads go straight through.
-			want := min(int64(len(p)), s.size-s.pos)
-			n, err := s.r.ReadAt(p[:want], s.off+s.pos)
-			s.pos += int64(n)
-			if n > 0 && errors.Is(err, io.EOF) {
-				err = nil
-			}
-			return n, err
-		}
-		if cap(s.buf) == 0 {
-			s.buf = make([]byte, sectionBuf)
-		}
-		want := min(int64(sectionBuf), s.size-s.pos)
-		n, err := s.r.ReadAt(s.buf[:want], s.off+s.pos)
-		s.buf, s.bufPos = s.buf[:n], s.pos
-		if n == 0 {
-			if err == nil || errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
+	if s.pos < s.curPos || s.pos >= s.curPos+int64(len(s.cur)) {
+		if err := s.fill(); err != nil && len(s.cur) == 0 {
 			return 0, err
 		}
 	}
-	n := copy(p, s.buf[s.pos-s.bufPos:])
+	n := copy(p, s.cur[s.pos-s.curPos:])
 	s.pos += int64(n)
 	return n, nil
 }
@@ -69,6 +160,72 @@ func (s *sectionReader) Seek(offset int64, whence int) (int64, error) {
 	if offset < 0 {
 		return 0, errors.New("seek: negative position")
 	}
+	if offset != s.pos {
+		s.seq = 0
+		s.stopPrefetch()
+	}
 	s.pos = offset
 	return offset, nil
+}
+
+// Close stops the read-ahead goroutine, if any.
+func (s *sectionReader) Close() error {
+	s.stopPrefetch()
+	return nil
+}
+
+// chunkWriter lets http.ServeContent hand the section to the connection a
+// whole chunk per Write instead of through a 32 KiB copy buffer.
+type chunkWriter struct {
+	http.ResponseWriter
+	s *sectionReader
+}
+
+// ReadFrom writes src to the response. When src is (a limit on) the
+// section reader, chunks go out as they are, without a copy.
+func (w chunkWriter) ReadFrom(src io.Reader) (int64, error) {
+	lr, ok := src.(*io.LimitedReader)
+	if !ok || lr.R != io.Reader(w.s) {
+		return io.Copy(writerOnly{w.ResponseWriter}, src)
+	}
+	var total int64
+	for lr.N > 0 {
+		b, err := w.s.next(lr.N)
+		if len(b) > 0 {
+			n, werr := w.ResponseWriter.Write(b)
+			total += int64(n)
+			lr.N -= int64(n)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+type writerOnly struct{ io.Writer }
+
+// next returns up to max bytes at the current position, straight from the
+// current chunk, and advances past them.
+func (s *sectionReader) next(max int64) ([]byte, error) {
+	if s.pos >= s.size {
+		return nil, io.EOF
+	}
+	if s.pos < s.curPos || s.pos >= s.curPos+int64(len(s.cur)) {
+		if err := s.fill(); err != nil && len(s.cur) == 0 {
+			return nil, err
+		}
+	}
+	b := s.cur[s.pos-s.curPos:]
+	if int64(len(b)) > max {
+		b = b[:max]
+	}
+	s.pos += int64(len(b))
+	return b, nil
 }

@@ -137,7 +137,9 @@ func (s *Server) servePiece(w http.ResponseWriter, r *http.Request) {
 	h.Set("ETag", `"`+c.String()+`"`)
 	h.Set("Cache-Control", "public, max-age=29030400, immutable")
 	h.Set("X-Content-Type-Options", "nosniff")
-	http.ServeContent(w, r, "", time.Time{}, newSectionReader(sec.pr, sec.off, sec.size))
+	sr := newSectionReader(sec.pr, sec.off, sec.size)
+	defer sr.Close()
+	http.ServeContent(chunkWriter{w, sr}, r, "", time.Time{}, sr)
 }
 
 func pieceError(w http.ResponseWriter, c cid.Cid, err error) {

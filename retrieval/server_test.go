@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	car "github.com/ipld/go-car/v2"
 	"github.com/ipfs/go-cid"
+	car "github.com/ipld/go-car/v2"
 	"github.com/multiformats/go-multihash"
 
 	"github.com/ferry-fil/ferry/index"

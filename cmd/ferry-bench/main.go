@@ -18,6 +18,8 @@ func main() {
 			transferCommand(),
 			commpCommand(),
 			indexCommand(),
+			acceptCommand(),
+			retrievalCommand(),
 			devnetCommand(),
 			addPieceCommand(),
 		},
