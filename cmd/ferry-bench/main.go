@@ -18,7 +18,6 @@ func main() {
 			transferCommand(),
 			commpCommand(),
 			indexCommand(),
-			acceptCommand(),
 			retrievalCommand(),
 			devnetCommand(),
 			addPieceCommand(),
