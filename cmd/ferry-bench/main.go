@@ -18,6 +18,7 @@ func main() {
 			transferCommand(),
 			commpCommand(),
 			indexCommand(),
+\t		acceptCommand(),
 			retrievalCommand(),
 			devnetCommand(),
 			addPieceCommand(),
