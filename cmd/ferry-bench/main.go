@@ -18,7 +18,7 @@ func main() {
 			transferCommand(),
 			commpCommand(),
 			indexCommand(),
-\t		acceptCommand(),
+			acceptCommand(),
 			retrievalCommand(),
 			devnetCommand(),
 			addPieceCommand(),
