@@ -42,7 +42,9 @@
 // 500,000,000 FIL and baseline of 2 EiB, i.e. about 2.17 million attoFIL
 // per padded byte (ProviderCollateralBounds); the maximum is the total FIL
 // supply. Pre-commits can be proven PreCommitChallengeDelay epochs after
-// they land (5 on the devnet) and expire, unproven, after 30 days. Payments
+// they land (5 on the devnet) and expire, unproven, after 30 days; a sector
+// must expire at least 180 days after the latest activation its pre-commit
+// allows (pre-commit epoch + 30 days), as in the actors. Payments
 // to providers are settled every 100 epochs and at the deal's end. Policy
 // lets tests shorten all of these.
 //

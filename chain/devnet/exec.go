@@ -71,6 +71,10 @@ type Policy struct {
 	// MaxProveCommitDuration is how long a pre-commit waits for its proof
 	// before it expires (default 30 days + the challenge delay).
 	MaxProveCommitDuration abi.ChainEpoch
+	// MinSectorExpiration is the shortest sector lifetime, counted from the
+	// latest activation a pre-commit allows (pre-commit epoch +
+	// MaxProveCommitDuration), as the actors count it (default 180 days).
+	MinSectorExpiration abi.ChainEpoch
 	// DealUpdatesInterval is how often, in epochs, an active deal's
 	// payments are settled (default 100; always at the end too).
 	DealUpdatesInterval abi.ChainEpoch
@@ -90,6 +94,9 @@ func (p Policy) withDefaults() Policy {
 	}
 	if p.MaxProveCommitDuration == 0 {
 		p.MaxProveCommitDuration = 30*epochsInDay + p.PreCommitChallengeDelay
+	}
+	if p.MinSectorExpiration == 0 {
+		p.MinSectorExpiration = 180 * epochsInDay
 	}
 	if p.DealUpdatesInterval == 0 {
 		p.DealUpdatesInterval = 100

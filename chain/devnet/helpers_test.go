@@ -29,7 +29,7 @@ type testNet struct {
 }
 
 // testPolicy makes deals short enough to live through in a test.
-var testPolicy = Policy{MinDealDuration: 10, MaxDealDuration: 1000, PreCommitChallengeDelay: 2, MaxProveCommitDuration: 30, DealUpdatesInterval: 5}
+var testPolicy = Policy{MinDealDuration: 10, MaxDealDuration: 1000, PreCommitChallengeDelay: 2, MaxProveCommitDuration: 30, MinSectorExpiration: 20, DealUpdatesInterval: 5}
 
 func newTestNet(t testing.TB) *testNet {
 	t.Helper()

@@ -354,6 +354,9 @@ func TestDealLifecycle(t *testing.T) {
 	if r := e.precommit(1, []abi.DealID{id1}, e.commD(p1), p1.EndEpoch-1); r.ExitCode != exitcode.ErrIllegalArgument {
 		t.Fatalf("sector expiring before the deal: exit %d", r.ExitCode)
 	}
+	if r := e.precommit(1, nil, nil, e.height()+testPolicy.MaxProveCommitDuration+testPolicy.MinSectorExpiration); r.ExitCode != exitcode.ErrIllegalArgument {
+		t.Fatalf("sector living less than the minimum: exit %d", r.ExitCode)
+	}
 	if r := e.precommit(1, []abi.DealID{id1, 999}, e.commD(p1), exp); r.ExitCode != exitcode.ErrNotFound {
 		t.Fatalf("unknown deal: exit %d", r.ExitCode)
 	}

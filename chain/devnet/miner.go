@@ -293,8 +293,14 @@ func (v *vm) preCommit(c *call, infos []miner.SectorPreCommitInfo, fillCommD boo
 		if info.SealRandEpoch < c.epoch-maxPreCommitRandLookback {
 			return abort(exitcode.ErrIllegalArgument, "sector %d: seal randomness epoch %d is older than %d epochs", n, info.SealRandEpoch, maxPreCommitRandLookback)
 		}
-		if info.Expiration <= c.epoch || info.Expiration > c.epoch+maxSectorExpiration {
-			return abort(exitcode.ErrIllegalArgument, "sector %d: expiration %d out of range", n, info.Expiration)
+		// The sector must live MinSectorExpiration after the latest
+		// activation this pre-commit allows.
+		if minExp := c.epoch + v.policy.MaxProveCommitDuration + v.policy.MinSectorExpiration; info.Expiration < minExp {
+			return abort(exitcode.ErrIllegalArgument, "sector %d: expiration %d is before %d (now + max prove-commit duration %d + min sector lifetime %d)",
+				n, info.Expiration, minExp, v.policy.MaxProveCommitDuration, v.policy.MinSectorExpiration)
+		}
+		if info.Expiration > c.epoch+maxSectorExpiration {
+			return abort(exitcode.ErrIllegalArgument, "sector %d: expiration %d is more than %d epochs away", n, info.Expiration, maxSectorExpiration)
 		}
 		pieces := make([]abi.PieceInfo, 0, len(info.DealIDs))
 		var total abi.PaddedPieceSize
