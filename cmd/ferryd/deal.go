@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/google/uuid"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/market"
+	"github.com/ferry-fil/ferry/wire"
+)
+
+// dealAPI is what the deal, publish, ask and import-data commands need from
+// the running daemon (api.Ferry has it).
+type dealAPI interface {
+	DealList(ctx context.Context) ([]market.DealInfo, error)
+	DealShow(ctx context.Context, id uuid.UUID) (*market.DealDetail, error)
+	DealRetry(ctx context.Context, id uuid.UUID) error
+	DealFail(ctx context.Context, id uuid.UUID) error
+	DealCancel(ctx context.Context, id uuid.UUID) error
+	DealImportData(ctx context.Context, id uuid.UUID, path string) error
+	PublishNow(ctx context.Context) error
+	AskGet(ctx context.Context) (*wire.SignedStorageAsk, error)
+	AskSet(ctx context.Context, ask market.AskParams) (*wire.SignedStorageAsk, error)
+}
+
+// withDealAPI runs fn with a client of the running daemon.
+func withDealAPI(cctx *cli.Context, fn func(a dealAPI) error) error {
+	f, closer, err := dial(cctx)
+	if err != nil {
+		return err
+	}
+	defer closer()
+	return fn(f)
+}
+
+// dealUUIDArg parses the command's single deal UUID argument.
+func dealUUIDArg(cctx *cli.Context, usage string) (uuid.UUID, error) {
+	if cctx.NArg() != 1 {
+		return uuid.Nil, fmt.Errorf("usage: %s", usage)
+	}
+	id, err := uuid.Parse(cctx.Args().First())
+	if err != nil {
+		return uuid.Nil, fmt.Errorf("deal UUID %q: %w", cctx.Args().First(), err)
+	}
+	return id, nil
+}
+
+// dealAction is a command acting on one deal.
+func dealAction(name, usage string, do func(a dealAPI, ctx context.Context, id uuid.UUID) error, done string) *cli.Command {
+	return &cli.Command{
+		Name:      name,
+		Usage:     usage,
+		ArgsUsage: "<deal UUID>",
+		Action: func(cctx *cli.Context) error {
+			id, err := dealUUIDArg(cctx, "ferryd deal "+name+" <deal UUID>")
+			if err != nil {
+				return err
+			}
+			return withDealAPI(cctx, func(a dealAPI) error {
+				if err := do(a, cctx.Context, id); err != nil {
+					return err
+				}
+				fmt.Fprintf(cctx.App.Writer, "deal %s %s\n", id, done)
+				return nil
+			})
+		},
+	}
+}
+
+// dealCmd is `ferryd deal list|show|retry|fail|cancel`.
+var dealCmd = &cli.Command{
+	Name:  "deal",
+	Usage: "inspect and steer storage deals",
+	Subcommands: []*cli.Command{{
+		Name:  "list",
+		Usage: "list deals, newest first",
+		Flags: []cli.Flag{jsonFlag},
+		Action: func(cctx *cli.Context) error {
+			return withDealAPI(cctx, func(a dealAPI) error {
+				ds, err := a.DealList(cctx.Context)
+				if err != nil {
+					return err
+				}
+				if cctx.Bool("json") {
+					return printJSON(ds)
+				}
+				return printDeals(cctx.App.Writer, ds)
+			})
+		},
+	}, {
+		Name:      "show",
+		Usage:     "show one deal with its log",
+		ArgsUsage: "<deal UUID>",
+		Flags:     []cli.Flag{jsonFlag},
+		Action: func(cctx *cli.Context) error {
+			id, err := dealUUIDArg(cctx, "ferryd deal show <deal UUID>")
+			if err != nil {
+				return err
+			}
+			return withDealAPI(cctx, func(a dealAPI) error {
+				d, err := a.DealShow(cctx.Context, id)
+				if err != nil {
+					return err
+				}
+				if cctx.Bool("json") {
+					return printJSON(d)
+				}
+				return printDeal(cctx.App.Writer, d)
+			})
+		},
+	},
+		dealAction("retry", "retry a deal waiting for an operator, now", dealAPI.DealRetry, "resumed"),
+		dealAction("fail", "fail a deal for good, releasing its funds, staging space and data", dealAPI.DealFail, "failed"),
+		dealAction("cancel", "cancel a deal that is not yet published", dealAPI.DealCancel, "cancelled"),
+	},
+}
+
+// publishCmd is `ferryd publish now`.
+var publishCmd = &cli.Command{
+	Name:  "publish",
+	Usage: "publish deals on chain",
+	Subcommands: []*cli.Command{{
+		Name:  "now",
+		Usage: "publish the deals waiting for a batch without waiting for it to fill",
+		Action: func(cctx *cli.Context) error {
+			return withDealAPI(cctx, func(a dealAPI) error {
+				if err := a.PublishNow(cctx.Context); err != nil {
+					return err
+				}
+				fmt.Fprintln(cctx.App.Writer, "published the waiting deals")
+				return nil
+			})
+		},
+	}},
+}
+
+// importDataCmd is `ferryd import-data <deal UUID> <file>`.
+var importDataCmd = &cli.Command{
+	Name:      "import-data",
+	Usage:     "give an offline deal its data (the file's piece CID must match the deal's)",
+	ArgsUsage: "<deal UUID> <file>",
+	Action: func(cctx *cli.Context) error {
+		if cctx.NArg() != 2 {
+			return fmt.Errorf("usage: ferryd import-data <deal UUID> <file>")
+		}
+		id, err := uuid.Parse(cctx.Args().Get(0))
+		if err != nil {
+			return fmt.Errorf("deal UUID %q: %w", cctx.Args().Get(0), err)
+		}
+		path, err := filepath.Abs(cctx.Args().Get(1))
+		if err != nil {
+			return fmt.Errorf("file %q: %w", cctx.Args().Get(1), err)
+		}
+		return withDealAPI(cctx, func(a dealAPI) error {
+			if err := a.DealImportData(cctx.Context, id, path); err != nil {
+				return err
+			}
+			fmt.Fprintf(cctx.App.Writer, "deal %s: data imported from %s\n", id, path)
+			return nil
+		})
+	},
+}
+
+// askCmd is `ferryd ask get|set`.
+var askCmd = &cli.Command{
+	Name:  "ask",
+	Usage: "show or change the storage ask",
+	Subcommands: []*cli.Command{{
+		Name:  "get",
+		Usage: "show the signed storage ask",
+		Flags: []cli.Flag{jsonFlag},
+		Action: func(cctx *cli.Context) error {
+			return withDealAPI(cctx, func(a dealAPI) error {
+				ask, err := a.AskGet(cctx.Context)
+				if err != nil {
+					return err
+				}
+				if cctx.Bool("json") {
+					return printJSON(ask)
+				}
+				return printAsk(cctx.App.Writer, ask)
+			})
+		},
+	}, {
+		Name:  "set",
+		Usage: "replace the storage ask",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "price", Usage: "attoFIL per GiB per epoch (or FIL with a \"FIL\" suffix)", Required: true},
+			&cli.StringFlag{Name: "verified-price", Usage: "price for verified deals, same units", Required: true},
+			&cli.StringFlag{Name: "min-piece-size", Value: "256B", Usage: "smallest padded piece (B, KiB, MiB, GiB)"},
+			&cli.StringFlag{Name: "max-piece-size", Value: "32GiB", Usage: "largest padded piece (B, KiB, MiB, GiB)"},
+			&cli.Int64Flag{Name: "duration", Value: 0, Usage: "epochs the ask stays valid (0: one year)"},
+		},
+		Action: func(cctx *cli.Context) error {
+			price, err := parseAttoFIL(cctx.String("price"))
+			if err != nil {
+				return fmt.Errorf("--price: %w", err)
+			}
+			vprice, err := parseAttoFIL(cctx.String("verified-price"))
+			if err != nil {
+				return fmt.Errorf("--verified-price: %w", err)
+			}
+			minSize, err := parsePieceSize(cctx.String("min-piece-size"))
+			if err != nil {
+				return fmt.Errorf("--min-piece-size: %w", err)
+			}
+			maxSize, err := parsePieceSize(cctx.String("max-piece-size"))
+			if err != nil {
+				return fmt.Errorf("--max-piece-size: %w", err)
+			}
+			return withDealAPI(cctx, func(a dealAPI) error {
+				ask, err := a.AskSet(cctx.Context, market.AskParams{
+					Price: price, VerifiedPrice: vprice, MinPieceSize: minSize, MaxPieceSize: maxSize,
+					Duration: abi.ChainEpoch(cctx.Int64("duration")),
+				})
+				if err != nil {
+					return err
+				}
+				return printAsk(cctx.App.Writer, ask)
+			})
+		},
+	}},
+}
+
+// parseAttoFIL reads "123" as attoFIL and "0.5FIL" / "0.5 FIL" as FIL.
+func parseAttoFIL(s string) (abi.TokenAmount, error) {
+	s = strings.TrimSpace(s)
+	if f, ok := strings.CutSuffix(strings.ToUpper(s), "FIL"); ok {
+		return chain.ParseFIL(strings.TrimSpace(f))
+	}
+	v, err := big.FromString(s)
+	if err != nil {
+		return big.Int{}, fmt.Errorf("%q is not an attoFIL amount", s)
+	}
+	if v.Sign() < 0 {
+		return big.Int{}, fmt.Errorf("%q is negative", s)
+	}
+	return v, nil
+}
+
+// parsePieceSize reads a padded piece size such as "2KiB" or "32GiB".
+func parsePieceSize(s string) (abi.PaddedPieceSize, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   uint64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+	mult := uint64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	var n uint64
+	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || n == 0 {
+		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	p := abi.PaddedPieceSize(n * mult)
+	if err := p.Validate(); err != nil {
+		return 0, fmt.Errorf("%d bytes is not a padded piece size: %w", p, err)
+	}
+	return p, nil
+}
+
+func printDeals(w io.Writer, ds []market.DealInfo) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "UUID\tCREATED\tCHECKPOINT\tPIECE SIZE\tCHAIN ID\tSECTOR\tSTATE")
+	for _, d := range ds {
+		sector := "-"
+		if d.Sector != nil {
+			sector = fmt.Sprint(*d.Sector)
+		}
+		state := d.SealingState
+		switch d.Retry {
+		case market.RetryFatal:
+			state = "failed: " + d.Error
+		case market.RetryAuto, market.RetryManual:
+			state = fmt.Sprintf("retry %s: %s", d.Retry, d.Error)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", d.UUID, d.CreatedAt.Format(time.DateTime), d.Checkpoint, d.PieceSize, d.ChainDealID, sector, state)
+	}
+	return tw.Flush()
+}
+
+func printDeal(w io.Writer, d *market.DealDetail) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	row("UUID", d.UUID)
+	row("Checkpoint", d.Checkpoint)
+	if d.Retry != "" {
+		row("Retry", d.Retry)
+	}
+	if d.Error != "" {
+		row("Error", d.Error)
+	}
+	row("Client", fmt.Sprintf("%s (peer %s)", d.Client, d.ClientPeer))
+	row("Piece", fmt.Sprintf("%s (%d bytes)", d.PieceCID, d.PieceSize))
+	row("Data root", d.DataRoot)
+	row("Epochs", fmt.Sprintf("%d to %d", d.StartEpoch, d.EndEpoch))
+	row("Verified", d.Verified)
+	if d.IsOffline {
+		row("Transfer", "offline")
+	} else {
+		row("Transfer", fmt.Sprintf("%d of %d bytes", d.BytesReceived, d.TransferSize))
+	}
+	if d.PublishCID != "" {
+		row("Publish message", d.PublishCID)
+	}
+	if d.ChainDealID != 0 {
+		row("Chain deal ID", d.ChainDealID)
+	}
+	if d.Sector != nil {
+		row("Sector", fmt.Sprintf("%d (%s)", *d.Sector, d.SealingState))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w, "Log:")
+	for _, l := range d.Logs {
+		fmt.Fprintf(w, "  %s  %s\n", l.At.Format("2006-01-02 15:04:05.000"), l.Text)
+	}
+	return nil
+}
+
+func printAsk(w io.Writer, a *wire.SignedStorageAsk) error {
+	if a == nil || a.Ask == nil {
+		_, err := fmt.Fprintln(w, "no storage ask")
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Miner:\t%s\n", a.Ask.Miner)
+	fmt.Fprintf(tw, "Price:\t%s attoFIL/GiB/epoch\n", a.Ask.Price)
+	fmt.Fprintf(tw, "Verified price:\t%s attoFIL/GiB/epoch\n", a.Ask.VerifiedPrice)
+	fmt.Fprintf(tw, "Piece sizes:\t%d to %d bytes\n", a.Ask.MinPieceSize, a.Ask.MaxPieceSize)
+	fmt.Fprintf(tw, "Valid:\tepochs %d to %d\n", a.Ask.Timestamp, a.Ask.Expiry)
+	fmt.Fprintf(tw, "SeqNo:\t%d\n", a.Ask.SeqNo)
+	return tw.Flush()
+}

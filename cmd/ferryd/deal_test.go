@@ -1,0 +1,55 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/filecoin-project/go-state-types/abi"
+
+	"github.com/ferry-fil/ferry/market"
+)
+
+func TestParseAskValues(t *testing.T) {
+	for in, want := range map[string]string{"50000000": "50000000", "0.5FIL": "500000000000000000", "1 fil": "1000000000000000000"} {
+		got, err := parseAttoFIL(in)
+		if err != nil || got.String() != want {
+			t.Errorf("parseAttoFIL(%q) = %v, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "x", "1.5"} {
+		if _, err := parseAttoFIL(bad); err == nil {
+			t.Errorf("parseAttoFIL(%q) accepted", bad)
+		}
+	}
+	for in, want := range map[string]abi.PaddedPieceSize{"256B": 256, "2KiB": 2048, "32GiB": 32 << 30, "128": 128} {
+		got, err := parsePieceSize(in)
+		if err != nil || got != want {
+			t.Errorf("parsePieceSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"3KiB", "0", "64B", "big"} {
+		if _, err := parsePieceSize(bad); err == nil {
+			t.Errorf("parsePieceSize(%q) accepted", bad)
+		}
+	}
+}
+
+func TestPrintDeals(t *testing.T) {
+	var buf bytes.Buffer
+	s := uint64(3)
+	err := printDeals(&buf, []market.DealInfo{
+		{UUID: "a", CreatedAt: time.Unix(0, 0), Checkpoint: market.AddedPiece, PieceSize: 2048, ChainDealID: 7, Sector: &s, SealingState: "WaitDeals"},
+		{UUID: "b", CreatedAt: time.Unix(0, 0), Checkpoint: market.Accepted, Retry: market.RetryFatal, Error: "cancelled by the operator"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"AddedPiece", "WaitDeals", "failed: cancelled by the operator", "2048"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
