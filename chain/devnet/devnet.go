@@ -429,11 +429,16 @@ func (d *Devnet) mineLocked(ctx context.Context) (*chain.TipSet, error) {
 		cids = append(cids, p.cid)
 		rs = append(rs, r)
 	}
-	v.marketCron(h)
-	v.minerCron(h)
-	snap, err := d.st.encode()
-	if err != nil {
-		return nil, d.rollback(err)
+	changed := v.marketCron(h)
+	changed = v.minerCron(h) || changed
+	// Without messages or cron work the state is the parent's: skip
+	// encoding it again.
+	snap := d.snap
+	if len(picked) > 0 || changed {
+		var err error
+		if snap, err = d.st.encode(); err != nil {
+			return nil, d.rollback(err)
+		}
 	}
 	pb := parent.Blocks()[0]
 	bh := &chain.BlockHeader{

@@ -308,8 +308,9 @@ func inRange(x, min, max abi.TokenAmount) bool {
 // marketCron processes the deals at the end of an epoch: unactivated deals
 // past their start time out (client funds unlocked, provider collateral
 // burnt), active deals are paid every DealUpdatesInterval epochs, and ended
-// deals are paid up, their collaterals unlocked and removed.
-func (v *vm) marketCron(epoch abi.ChainEpoch) {
+// deals are paid up, their collaterals unlocked and removed. It reports
+// whether it changed anything.
+func (v *vm) marketCron(epoch abi.ChainEpoch) (changed bool) {
 	s := v.st
 	for _, id := range s.sortedDealIDs() {
 		d := s.Market.Deals[id]
@@ -327,6 +328,7 @@ func (v *vm) marketCron(epoch abi.ChainEpoch) {
 			pe.Balance = big.Sub(pe.Balance, p.ProviderCollateral)
 			s.transfer(idMarket, idBurnt, p.ProviderCollateral)
 			v.removeDeal(id)
+			changed = true
 			continue
 		}
 		if epoch < p.StartEpoch {
@@ -337,6 +339,7 @@ func (v *vm) marketCron(epoch abi.ChainEpoch) {
 			ce.Locked = big.Sub(ce.Locked, p.ClientCollateral)
 			pe.Locked = big.Sub(pe.Locked, p.ProviderCollateral)
 			v.removeDeal(id)
+			changed = true
 			continue
 		}
 		last := d.LastUpdatedEpoch
@@ -345,8 +348,10 @@ func (v *vm) marketCron(epoch abi.ChainEpoch) {
 		}
 		if epoch-last >= v.policy.DealUpdatesInterval {
 			v.settle(d, epoch, ce, pe)
+			changed = true
 		}
 	}
+	return changed
 }
 
 // settle pays the provider for the epochs since the last payment, up to to.

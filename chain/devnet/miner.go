@@ -408,8 +408,9 @@ func (v *vm) minerProveCommitSector(c *call) ([]byte, error) {
 	return nil, nil
 }
 
-// minerCron expires pre-commits that were never proven.
-func (v *vm) minerCron(epoch abi.ChainEpoch) {
+// minerCron expires pre-commits that were never proven; it reports whether
+// it changed anything.
+func (v *vm) minerCron(epoch abi.ChainEpoch) (changed bool) {
 	s := v.st
 	for _, id := range s.sortedActorIDs() {
 		m := s.Actors[id].Miner
@@ -426,6 +427,8 @@ func (v *vm) minerCron(epoch abi.ChainEpoch) {
 				}
 			}
 			delete(m.PreCommits, n)
+			changed = true
 		}
 	}
+	return changed
 }
