@@ -17,6 +17,7 @@ import (
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/filecoin-project/go-state-types/crypto"
 	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/wallet"
@@ -129,6 +130,7 @@ func TestRejections(t *testing.T) {
 		{"transfer type", func(_ *market.DealProposal, d *wire.DealParams) { d.Transfer.Type = "graphsync" }, nil, `transfer type "graphsync"`},
 		{"transfer params", func(_ *market.DealProposal, d *wire.DealParams) { d.Transfer.Params = []byte(`{"URL":"ftp://x"}`) }, nil, "http transfer params"},
 		{"transfer too big", func(_ *market.DealProposal, d *wire.DealParams) { d.Transfer.Size = 5000 }, nil, "more than the piece holds"},
+		{"missing data root", func(_ *market.DealProposal, d *wire.DealParams) { d.DealDataRoot = cid.Undef }, nil, "data root CID is missing"},
 		{"missing UUID", func(_ *market.DealProposal, d *wire.DealParams) { d.DealUUID = uuid.Nil }, nil, "UUID is missing"},
 	}
 	for i, c := range cases {

@@ -302,6 +302,13 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow) error {
 
 // index indexes and announces the piece.
 func (p *Provider) index(ctx context.Context, d *dealRow) error {
+	// A crash between AddedPiece and the removal of the staging file leaves
+	// the file behind: remove it now.
+	if d.StagingOwned && d.StagingPath != "" {
+		if err := os.Remove(d.StagingPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			p.d.Logf("market: removing staging file of deal %s: %v", d.UUID, err)
+		}
+	}
 	if p.d.Indexer != nil {
 		prop := &d.Proposal.Proposal
 		err := p.d.Indexer.IndexAndAnnounce(ctx, IndexRequest{

@@ -385,15 +385,15 @@ func (p *Provider) settleBatch(ctx context.Context, id int64) error {
 	var confirmed, invalid []uuid.UUID
 	err = db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
 		for i, d := range b.deals {
-			var cp string
-			if err := tx.QueryRowContext(ctx, `SELECT checkpoint FROM market_deals WHERE uuid = ?`, d.String()).Scan(&cp); err != nil {
+			var cp, retry string
+			if err := tx.QueryRowContext(ctx, `SELECT checkpoint, retry FROM market_deals WHERE uuid = ?`, d.String()).Scan(&cp, &retry); err != nil {
 				return err
 			}
 			if err := releaseTagsTx(ctx, tx, d, true, false); err != nil {
 				return err
 			}
-			if cp != Published {
-				continue
+			if cp != Published || retry == RetryFatal {
+				continue // failed by an operator meanwhile, or already confirmed
 			}
 			id, ok := dealID[i]
 			if !ok {

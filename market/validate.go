@@ -179,6 +179,8 @@ func (p *Provider) policy(info *proposalInfo) string {
 	params := info.params
 	prop := &params.ClientDealProposal.Proposal
 	switch {
+	case !params.DealDataRoot.Defined():
+		return "deal rejected: the deal data root CID is missing"
 	case params.IsOffline && p.cfg.RejectOffline:
 		return "deal rejected: this provider does not accept offline deals"
 	case !params.IsOffline && p.cfg.RejectOnline:
