@@ -314,7 +314,8 @@ func (d *Devnet) StateSectorGetInfo(ctx context.Context, maddr address.Address, 
 
 // StateSearchMsg looks an executed message up without waiting. The lookup
 // reports the tipset that included the message (whose state has its
-// effects).
+// effects). With allowReplaced, a pool message replaced by another with the
+// same sender and nonce is found as its replacement.
 func (d *Devnet) StateSearchMsg(ctx context.Context, from chain.TipSetKey, msg cid.Cid, limit abi.ChainEpoch, allowReplaced bool) (*chain.MsgLookup, error) {
 	var top abi.ChainEpoch
 	if from.IsEmpty() {
@@ -329,8 +330,16 @@ func (d *Devnet) StateSearchMsg(ctx context.Context, from chain.TipSetKey, msg c
 		top = ts.Height()
 	}
 	f, err := d.store.findMessage(ctx, msg)
-	if err != nil || f == nil {
+	if err != nil {
 		return nil, err
+	}
+	if f == nil && allowReplaced {
+		if f, err = d.store.findReplacement(ctx, msg); err != nil {
+			return nil, err
+		}
+	}
+	if f == nil {
+		return nil, nil
 	}
 	if f.height > top || (limit >= 0 && f.height < top-limit) {
 		return nil, nil
@@ -339,7 +348,9 @@ func (d *Devnet) StateSearchMsg(ctx context.Context, from chain.TipSetKey, msg c
 	if err != nil {
 		return nil, err
 	}
-	return &chain.MsgLookup{Message: msg, Receipt: f.receipt, TipSet: ts.Key(), Height: f.height}, nil
+	// Message is the CID that was executed: the one asked for, or the
+	// message that replaced it.
+	return &chain.MsgLookup{Message: f.cid, Receipt: f.receipt, TipSet: ts.Key(), Height: f.height}, nil
 }
 
 // StateWaitMsg waits until the message is executed and confidence more
@@ -462,8 +473,10 @@ func (d *Devnet) push(ctx context.Context, smsg *chain.SignedMessage, persist bo
 			return cid.Undef, fmt.Errorf("mpool push %s: %w", c, err)
 		}
 	}
-	if old := d.pool.add(id, smsg, c); old != nil && persist {
-		_ = d.store.poolRemove(ctx, old.cid)
+	if old := d.pool.add(id, smsg, c); old != nil && !old.cid.Equals(c) {
+		if err := d.store.poolReplaced(ctx, old.cid, id, smsg.Message.Nonce); err != nil {
+			d.logf("devnet: %v", err)
+		}
 	}
 	return c, nil
 }

@@ -425,7 +425,7 @@ func (d *Devnet) mineLocked(ctx context.Context) (*chain.TipSet, error) {
 		if err != nil {
 			return nil, d.rollback(fmt.Errorf("message CID: %w", err))
 		}
-		msgs = append(msgs, executed{smsg: p.smsg, cid: p.cid, ucid: ucid, receipt: r})
+		msgs = append(msgs, executed{smsg: p.smsg, cid: p.cid, ucid: ucid, sender: p.sender, receipt: r})
 		cids = append(cids, p.cid)
 		rs = append(rs, r)
 	}

@@ -165,6 +165,14 @@ func TestMpoolNonceGapAndReplace(t *testing.T) {
 	if l, _ := tn.d.StateSearchMsg(tn.ctx, chain.EmptyTSK, mustCid(t, m0), -1, false); l != nil {
 		t.Fatal("the replaced message was executed")
 	}
+	// Asked to, the search finds the replacement.
+	l, err := tn.d.StateSearchMsg(tn.ctx, chain.EmptyTSK, mustCid(t, m0), -1, true)
+	if err != nil || l == nil || l.Message != mustCid(t, m0b) {
+		t.Fatalf("replaced message lookup %+v, %v; want the replacement %s", l, err, mustCid(t, m0b))
+	}
+	if l, err := tn.d.StateWaitMsg(tn.ctx, mustCid(t, m0), 0, -1, true); err != nil || l.Message != mustCid(t, m0b) {
+		t.Fatalf("waiting for a replaced message: %+v, %v", l, err)
+	}
 }
 
 // execDirect applies a message in the VM without the pool, as a block

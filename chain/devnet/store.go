@@ -39,6 +39,11 @@ CREATE TABLE IF NOT EXISTS messages (
 	gas_used  INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS messages_ucid ON messages (ucid);
+CREATE TABLE IF NOT EXISTS replaced (  -- pool messages replaced by another with the same nonce
+	cid    TEXT PRIMARY KEY,
+	sender INTEGER NOT NULL,
+	nonce  INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS states (
 	height   INTEGER PRIMARY KEY,
 	snapshot BLOB  -- NULL: unchanged since the previous stored snapshot
@@ -65,6 +70,24 @@ func openStore(ctx context.Context, path string) (*store, error) {
 		db.Close()
 		return nil, fmt.Errorf("creating devnet schema in %s: %w", path, err)
 	}
+	// Columns added after the first version of the schema.
+	for _, col := range []string{"sender", "nonce"} {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = ?`, col).Scan(&n); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("reading devnet schema in %s: %w", path, err)
+		}
+		if n == 0 {
+			if _, err := db.ExecContext(ctx, `ALTER TABLE messages ADD COLUMN `+col+` INTEGER`); err != nil {
+				db.Close()
+				return nil, fmt.Errorf("updating devnet schema in %s: %w", path, err)
+			}
+		}
+	}
+	if _, err := db.ExecContext(ctx, `CREATE INDEX IF NOT EXISTS messages_sender_nonce ON messages (sender, nonce)`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("updating devnet schema in %s: %w", path, err)
+	}
 	return &store{db: db}, nil
 }
 
@@ -87,6 +110,7 @@ type executed struct {
 	smsg    *chain.SignedMessage
 	cid     cid.Cid // signed CID
 	ucid    cid.Cid
+	sender  uint64 // sender's actor ID
 	receipt chain.MessageReceipt
 }
 
@@ -117,7 +141,7 @@ func (s *store) writeBlock(ctx context.Context, w *blockWrite) error {
 		return fmt.Errorf("writing block %d: %w", w.height, err)
 	}
 	if len(w.msgs) > 0 {
-		ins, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO messages (cid, ucid, height, idx, msg, exit_code, ret, gas_used) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		ins, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO messages (cid, ucid, height, idx, msg, exit_code, ret, gas_used, sender, nonce) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			return fmt.Errorf("writing block %d messages: %w", w.height, err)
 		}
@@ -133,7 +157,7 @@ func (s *store) writeBlock(ctx context.Context, w *blockWrite) error {
 				return fmt.Errorf("encoding message %s: %w", m.cid, err)
 			}
 			if _, err := ins.ExecContext(ctx, m.cid.String(), m.ucid.String(), int64(w.height), i, buf.Bytes(),
-				int64(m.receipt.ExitCode), m.receipt.Return, m.receipt.GasUsed); err != nil {
+				int64(m.receipt.ExitCode), m.receipt.Return, m.receipt.GasUsed, int64(m.sender), int64(m.smsg.Message.Nonce)); err != nil {
 				return fmt.Errorf("writing message %s: %w", m.cid, err)
 			}
 			if _, err := del.ExecContext(ctx, m.cid.String()); err != nil {
@@ -239,6 +263,47 @@ func (s *store) findMessage(ctx context.Context, c cid.Cid) (*found, error) {
 	return &found{cid: c, height: abi.ChainEpoch(h), receipt: chain.MessageReceipt{
 		ExitCode: exitcode.ExitCode(code), Return: ret, GasUsed: gas,
 	}}, nil
+}
+
+// findReplacement looks up the executed message that replaced the pool
+// message c (same sender and nonce), if any.
+func (s *store) findReplacement(ctx context.Context, c cid.Cid) (*found, error) {
+	var sender, nonce int64
+	err := s.db.QueryRowContext(ctx, `SELECT sender, nonce FROM replaced WHERE cid = ?`, c.String()).Scan(&sender, &nonce)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up replaced message %s: %w", c, err)
+	}
+	var (
+		sc      string
+		h, code int64
+		ret     []byte
+		gas     int64
+	)
+	err = s.db.QueryRowContext(ctx, `SELECT cid, height, exit_code, ret, gas_used FROM messages WHERE sender = ? AND nonce = ?`, sender, nonce).Scan(&sc, &h, &code, &ret, &gas)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up the replacement of %s: %w", c, err)
+	}
+	rc, err := cid.Decode(sc)
+	if err != nil {
+		return nil, fmt.Errorf("decoding message CID %q: %w", sc, err)
+	}
+	return &found{cid: rc, height: abi.ChainEpoch(h), receipt: chain.MessageReceipt{
+		ExitCode: exitcode.ExitCode(code), Return: ret, GasUsed: gas,
+	}}, nil
+}
+
+// poolReplaced records that pool message c (of sender, nonce) was replaced.
+func (s *store) poolReplaced(ctx context.Context, c cid.Cid, sender, nonce uint64) error {
+	if _, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO replaced (cid, sender, nonce) VALUES (?, ?, ?)`, c.String(), int64(sender), int64(nonce)); err != nil {
+		return fmt.Errorf("recording replaced message %s: %w", c, err)
+	}
+	return s.poolRemove(ctx, c)
 }
 
 // poolAdd remembers a pending message, so that a restart keeps it.
