@@ -290,7 +290,7 @@ func requireNoValue(c *call) error {
 	return nil
 }
 
-// resolveOrCreateAccount returns the ID of addr, creating an account for a
+// resolveAccount returns the ID of addr, creating an account for a
 // key address that has none (as a send to it would). The creation happens
 // only when commit is called, so that a failing method leaves no trace.
 func (s *state) resolveAccount(a address.Address) (id uint64, create func() uint64, err error) {
