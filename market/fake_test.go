@@ -586,9 +586,13 @@ func (h *harness) deal(name string, n int, seed int64, mod func(*market.DealProp
 	h.t.Helper()
 	pc, size := h.payload(name, n, seed)
 	label, _ := market.NewLabelFromString("label " + name)
-	head := h.fc.height
+	ts, err := h.deps.Node.ChainHead(context.Background())
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	head := ts.Height()
 	prop := market.DealProposal{
-		PieceCID: pc, PieceSize: size, Client: h.clientID, Provider: testMiner, Label: label,
+		PieceCID: pc, PieceSize: size, Client: h.clientID, Provider: h.cfg.Miner, Label: label,
 		StartEpoch: head + 2880 + 200, EndEpoch: head + 2880 + 200 + MinDealDuration,
 		StoragePricePerEpoch: big.NewInt(1000), ProviderCollateral: big.NewInt(10), ClientCollateral: big.Zero(),
 	}

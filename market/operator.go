@@ -41,7 +41,7 @@ type DealInfo struct {
 	Retries       int     `json:",omitempty"`
 	Error         string  `json:",omitempty"`
 	PublishCID    string  `json:",omitempty"`
-	ChainDealID   uint64  `json:",omitempty"`
+	ChainDealID   uint64  // valid from PublishConfirmed on (0 is a valid deal ID)
 	Sector        *uint64 `json:",omitempty"`
 	SealingState  string  `json:",omitempty"`
 	SignedCID     string

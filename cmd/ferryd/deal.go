@@ -317,7 +317,9 @@ func printDeal(w io.Writer, d *market.DealDetail) error {
 	if d.PublishCID != "" {
 		row("Publish message", d.PublishCID)
 	}
-	if d.ChainDealID != 0 {
+	switch d.Checkpoint {
+	case market.Accepted, market.Transferred, market.Published:
+	default:
 		row("Chain deal ID", d.ChainDealID)
 	}
 	if d.Sector != nil {

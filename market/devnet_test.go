@@ -1,0 +1,192 @@
+package market
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/builtin/v9/market"
+	"github.com/filecoin-project/go-state-types/builtin/v9/power"
+	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+	cbg "github.com/whyrusleeping/cbor-gen"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/chain/devnet"
+	"github.com/ferry-fil/ferry/wallet"
+	"github.com/ferry-fil/ferry/wire"
+)
+
+func devnetExec(t *testing.T, node chain.Node, from, to address.Address, method abi.MethodNum, value abi.TokenAmount, params cbg.CBORMarshaler) []byte {
+	t.Helper()
+	ctx := context.Background()
+	var p []byte
+	if params != nil {
+		var buf bytes.Buffer
+		if err := params.MarshalCBOR(&buf); err != nil {
+			t.Fatal(err)
+		}
+		p = buf.Bytes()
+	}
+	sm, err := node.MpoolPushMessage(ctx, &chain.Message{From: from, To: to, Method: method, Value: value, Params: p}, nil)
+	if err != nil {
+		t.Fatalf("pushing message: %v", err)
+	}
+	c, err := sm.Cid()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := node.StateWaitMsg(ctx, c, 1, -1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lk.Receipt.ExitCode != 0 {
+		t.Fatalf("message %d to %s failed: exit %d", method, to, lk.Receipt.ExitCode)
+	}
+	return lk.Receipt.Return
+}
+
+// TestDevnetPublish runs the provider against the embedded devnet chain:
+// real signature checks against chain accounts, real collateral bounds and
+// balances, PublishStorageDeals executed by the market actor with the deal
+// IDs read from its return, and the miner's peer ID and addresses.
+func TestDevnetPublish(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a devnet")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	w, err := wallet.Open(dir + "/wallet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dn, err := devnet.Open(ctx, devnet.Config{Dir: dir + "/devnet", BlockTime: 20 * time.Millisecond, Wallet: w, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dn.Close() })
+
+	worker, err := w.New(wallet.TypeBLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devnetExec(t, dn, dn.GenesisAddress(), worker, 0, chain.FIL(1000), nil)
+	postProof, err := abi.RegisteredSealProof_StackedDrg2KiBV1_1.RegisteredWindowPoStProof()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ret := devnetExec(t, dn, worker, builtin.StoragePowerActorAddr, builtin.MethodsPower.CreateMiner, big.Zero(),
+		&power.CreateMinerParams{Owner: worker, Worker: worker, WindowPoStProofType: postProof, Peer: []byte("x")})
+	var cm power.CreateMinerReturn
+	if err := cm.UnmarshalCBOR(bytes.NewReader(ret)); err != nil {
+		t.Fatal(err)
+	}
+	maddr := cm.IDAddress
+	devnetExec(t, dn, worker, builtin.StorageMarketActorAddr, builtin.MethodsMarket.AddBalance, chain.FIL(10), &maddr)
+
+	clientKey, err := w.New(wallet.TypeSecp256k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devnetExec(t, dn, dn.GenesisAddress(), clientKey, 0, chain.FIL(100), nil)
+	devnetExec(t, dn, clientKey, builtin.StorageMarketActorAddr, builtin.MethodsMarket.AddBalance, chain.FIL(50), &clientKey)
+	clientID, err := dn.StateLookupID(ctx, clientKey, chain.TipSetKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ki, err := w.Export(clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The miner's peer ID and addresses, written once.
+	pid, err := peer.Decode("12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs := []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/127.0.0.1/tcp/24001")}
+	if err := EnsureMinerAddrs(ctx, dn, maddr, pid, addrs); err != nil {
+		t.Fatal(err)
+	}
+	mi, err := dn.StateMinerInfo(ctx, maddr, chain.TipSetKey{})
+	if err != nil || mi.PeerId == nil || *mi.PeerId != pid || len(mi.Multiaddrs) != 1 || !bytes.Equal(mi.Multiaddrs[0], addrs[0].Bytes()) {
+		t.Fatalf("miner info after EnsureMinerAddrs: %+v %v", mi, err)
+	}
+	nonce, _ := dn.MpoolGetNonce(ctx, worker)
+	if err := EnsureMinerAddrs(ctx, dn, maddr, pid, addrs); err != nil {
+		t.Fatal(err)
+	}
+	if n2, _ := dn.MpoolGetNonce(ctx, worker); n2 != nonce {
+		t.Fatalf("EnsureMinerAddrs sent messages although nothing changed (nonce %d → %d)", nonce, n2)
+	}
+
+	h := newHarness(t, dir, func(c *Config) {
+		c.Miner = maddr
+		c.MaxDealsPerPublishMsg = 2
+		c.PublishConfidence = 1
+		c.MaxPublishDealsFee = chain.FIL(1)
+	})
+	h.deps.Node = dn
+	h.clientID, h.clientKI = clientID, ki
+	h.sealer.state = "WaitDeals" // the fake sealer never proves: stop before Complete
+	h.start()
+
+	bounds, err := dn.StateDealProviderCollateralBounds(ctx, 2048, false, chain.TipSetKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		params := h.deal("d"+string(rune('a'+i))+".car", 1500+i, int64(i), func(p *market.DealProposal, _ *wire.DealParams) {
+			p.ProviderCollateral = bounds.Min
+		})
+		if r := h.p.Propose(ctx, params, "devnet"); !r.Accepted {
+			t.Fatalf("deal %d rejected by the provider: %s", i, r.Message)
+		}
+	}
+	for _, d := range mustDeals(t, h) {
+		h.waitFor(uuidOf(t, d.UUID), func(d *DealInfo) bool { return d.Checkpoint == IndexedAndAnnounced || failed(d) }, IndexedAndAnnounced)
+	}
+	list, err := h.p.Deals(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range list {
+		if d.Checkpoint != IndexedAndAnnounced {
+			t.Fatalf("deal after publish: %+v", d)
+		}
+		md, err := dn.StateMarketStorageDeal(ctx, abi.DealID(d.ChainDealID), chain.TipSetKey{})
+		if err != nil {
+			t.Fatalf("chain deal %d: %v", d.ChainDealID, err)
+		}
+		if md.Proposal.PieceCID.String() != d.PieceCID || md.Proposal.Provider != maddr {
+			t.Fatalf("chain deal %d is %s, provider's deal %s has %s", d.ChainDealID, md.Proposal.PieceCID, d.UUID, d.PieceCID)
+		}
+	}
+	if list[0].PublishCID != list[1].PublishCID {
+		t.Fatalf("two deals of one batch published by different messages %s and %s", list[0].PublishCID, list[1].PublishCID)
+	}
+}
+
+func mustDeals(t *testing.T, h *harness) []DealInfo {
+	t.Helper()
+	ds, err := h.p.Deals(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ds
+}
+
+func uuidOf(t *testing.T, s string) uuid.UUID {
+	t.Helper()
+	id, err := uuid.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
