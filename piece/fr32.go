@@ -189,27 +189,53 @@ type unpadReader struct {
 // stream r. The padded stream must be a whole number of 128-byte quads; a
 // trailing partial quad is an error (io.ErrUnexpectedEOF).
 func NewUnpadReader(r io.Reader) io.Reader {
-	return &unpadReader{r: r, in: make([]byte, streamBuf/quadU*quadP), buf: make([]byte, streamBuf)}
+	return newUnpadReader(r, streamBuf/quadU)
+}
+
+// newUnpadReader reads up to quads quads per read of r; the payload buffer
+// is only allocated if a caller reads less than a quad's payload at a time.
+func newUnpadReader(r io.Reader, quads int) *unpadReader {
+	return &unpadReader{r: r, in: make([]byte, quads*quadP)}
+}
+
+// note records the outcome of filling in with n bytes.
+func (u *unpadReader) note(n int, err error) {
+	switch {
+	case err == io.EOF:
+		u.err = io.EOF
+	case err == io.ErrUnexpectedEOF:
+		if n%quadP != 0 {
+			u.err = fmt.Errorf("fr32: padded stream ends %d bytes into a 128-byte quad: %w", n%quadP, io.ErrUnexpectedEOF)
+		} else {
+			u.err = io.EOF
+		}
+	case err != nil:
+		u.err = fmt.Errorf("fr32: reading padded data: %w", err)
+	}
 }
 
 func (u *unpadReader) Read(p []byte) (int, error) {
+	if len(u.out) == 0 && u.err == nil && len(p) >= quadU {
+		// Room for whole quads: unpad straight into p, no copy.
+		k := min(len(p)/quadU, len(u.in)/quadP)
+		n, err := io.ReadFull(u.r, u.in[:k*quadP])
+		u.note(n, err)
+		whole := n / quadP
+		Unpad(p, u.in[:whole*quadP])
+		if whole > 0 {
+			return whole * quadU, nil
+		}
+		return 0, u.err
+	}
 	for len(u.out) == 0 {
 		if u.err != nil {
 			return 0, u.err
 		}
-		n, err := io.ReadFull(u.r, u.in)
-		switch {
-		case err == io.EOF:
-			u.err = io.EOF
-		case err == io.ErrUnexpectedEOF:
-			if n%quadP != 0 {
-				u.err = fmt.Errorf("fr32: padded stream ends %d bytes into a 128-byte quad: %w", n%quadP, io.ErrUnexpectedEOF)
-			} else {
-				u.err = io.EOF
-			}
-		case err != nil:
-			u.err = fmt.Errorf("fr32: reading padded data: %w", err)
+		if u.buf == nil {
+			u.buf = make([]byte, len(u.in)/quadP*quadU)
 		}
+		n, err := io.ReadFull(u.r, u.in)
+		u.note(n, err)
 		whole := n / quadP
 		Unpad(u.buf, u.in[:whole*quadP])
 		u.out = u.buf[:whole*quadU]
@@ -232,7 +258,7 @@ func UnpadRange(r io.ReaderAt, pieceOffset abi.PaddedPieceSize, unpaddedOffset, 
 		return eofReader{}
 	}
 	sr := io.NewSectionReader(r, start, int64(quads*quadP))
-	ur := NewUnpadReader(sr)
+	var ur io.Reader = newUnpadReader(sr, int(min(quads, streamBuf/quadU)))
 	if skip > 0 {
 		ur = &skipReader{r: ur, skip: int64(skip)}
 	}
