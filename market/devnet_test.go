@@ -3,6 +3,7 @@ package market
 import (
 	"bytes"
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
+	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wallet"
 	"github.com/ferry-fil/ferry/wire"
 )
@@ -61,50 +63,8 @@ func TestDevnetPublish(t *testing.T) {
 		t.Skip("runs a devnet")
 	}
 	ctx := context.Background()
-	dir := t.TempDir()
-	w, err := wallet.Open(dir + "/wallet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dn, err := devnet.Open(ctx, devnet.Config{Dir: dir + "/devnet", BlockTime: 20 * time.Millisecond, Wallet: w, Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dn.Close() })
-
-	worker, err := w.New(wallet.TypeBLS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	devnetExec(t, dn, dn.GenesisAddress(), worker, 0, chain.FIL(1000), nil)
-	postProof, err := abi.RegisteredSealProof_StackedDrg2KiBV1_1.RegisteredWindowPoStProof()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ret := devnetExec(t, dn, worker, builtin.StoragePowerActorAddr, builtin.MethodsPower.CreateMiner, big.Zero(),
-		&power.CreateMinerParams{Owner: worker, Worker: worker, WindowPoStProofType: postProof, Peer: []byte("x")})
-	var cm power.CreateMinerReturn
-	if err := cm.UnmarshalCBOR(bytes.NewReader(ret)); err != nil {
-		t.Fatal(err)
-	}
-	maddr := cm.IDAddress
-	devnetExec(t, dn, worker, builtin.StorageMarketActorAddr, builtin.MethodsMarket.AddBalance, chain.FIL(10), &maddr)
-
-	clientKey, err := w.New(wallet.TypeSecp256k1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	devnetExec(t, dn, dn.GenesisAddress(), clientKey, 0, chain.FIL(100), nil)
-	devnetExec(t, dn, clientKey, builtin.StorageMarketActorAddr, builtin.MethodsMarket.AddBalance, chain.FIL(50), &clientKey)
-	clientID, err := dn.StateLookupID(ctx, clientKey, chain.TipSetKey{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ki, err := w.Export(clientKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-
+	h, dn, worker := devnetHarness(t, ctx)
+	maddr := h.cfg.Miner
 	// The miner's peer ID and addresses, written once.
 	pid, err := peer.Decode("12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf")
 	if err != nil {
@@ -126,14 +86,6 @@ func TestDevnetPublish(t *testing.T) {
 		t.Fatalf("EnsureMinerAddrs sent messages although nothing changed (nonce %d → %d)", nonce, n2)
 	}
 
-	h := newHarness(t, dir, func(c *Config) {
-		c.Miner = maddr
-		c.MaxDealsPerPublishMsg = 2
-		c.PublishConfidence = 1
-		c.MaxPublishDealsFee = chain.FIL(1)
-	})
-	h.deps.Node = dn
-	h.clientID, h.clientKI = clientID, ki
 	h.sealer.state = "WaitDeals" // the fake sealer never proves: stop before Complete
 	h.start()
 
@@ -189,4 +141,135 @@ func uuidOf(t *testing.T, s string) uuid.UUID {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// sealingAdapter gives the real sealing subsystem the market's Sealer shape
+// (node does the same).
+type sealingAdapter struct{ s *sealing.Sealing }
+
+func (a sealingAdapter) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d SealingDeal) (Placement, error) {
+	p, err := a.s.AddPieceToAny(ctx, size, data, sealing.Deal{UUID: d.UUID, DealID: d.DealID, PublishCid: d.PublishCid, Proposal: d.Proposal, KeepUnsealed: d.KeepUnsealed})
+	return Placement{Sector: p.Sector, Offset: p.Offset, Size: p.Size}, err
+}
+
+func (a sealingAdapter) DealSectorState(ctx context.Context, id uuid.UUID) (abi.SectorNumber, string, error) {
+	return a.s.DealSectorState(ctx, id)
+}
+
+// TestDevnetComplete takes one deal all the way to Complete with the devnet
+// chain and the real sealing subsystem (devnet sealer): the sector is
+// proven and the chain shows the deal active.
+func TestDevnetComplete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a devnet and sealing")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h, dn, _ := devnetHarness(t, ctx)
+	s, err := sealing.New(sealing.Config{
+		Dir: h.dir + "/sectors", SectorSize: 2048, WaitDealsDelay: 50 * time.Millisecond,
+		StartEpochSealingBuffer: 30, PreCommitChallengeDelay: 5, PollInterval: 20 * time.Millisecond,
+	}, h.deps.DB, dn, h.cfg.Miner, sealing.NewDevnetSealer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	h.deps.Sealer = sealingAdapter{s}
+	h.cfg.MaxDealsPerPublishMsg = 1
+	h.start()
+
+	bounds, err := dn.StateDealProviderCollateralBounds(ctx, 2048, false, chain.TipSetKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := h.deal("full.car", 2000, 7, func(p *market.DealProposal, _ *wire.DealParams) {
+		p.ProviderCollateral = bounds.Min
+		// Long enough that the sector's minimum lifetime (max prove-commit
+		// duration + 180 days) ends before the deal does.
+		p.EndEpoch = p.StartEpoch + 700_000
+	})
+	if r := h.p.Propose(ctx, params, "devnet"); !r.Accepted {
+		t.Fatalf("rejected: %s", r.Message)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		d, err := h.p.Deal(ctx, params.DealUUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Checkpoint == Complete {
+			md, err := dn.StateMarketStorageDeal(ctx, abi.DealID(d.ChainDealID), chain.TipSetKey{})
+			if err != nil || md.State.SectorStartEpoch <= 0 {
+				t.Fatalf("complete deal not active on chain: %+v %v", md, err)
+			}
+			return
+		}
+		if d.Retry == RetryFatal || time.Now().After(deadline) || d.SealingState == "PreCommitFailed" {
+			var serr string
+			_ = h.deps.DB.QueryRow(`SELECT last_error FROM sealing_sectors WHERE number = ?`, *d.Sector).Scan(&serr)
+			t.Fatalf("deal did not complete: %+v (sector error: %s)", d.DealInfo, serr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// devnetHarness makes a devnet with a funded miner and client and a harness
+// whose provider uses it.
+func devnetHarness(t *testing.T, ctx context.Context) (*harness, *devnet.Devnet, address.Address) {
+	t.Helper()
+	dir := t.TempDir()
+	w, err := wallet.Open(dir + "/wallet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dn, err := devnet.Open(ctx, devnet.Config{Dir: dir + "/devnet", BlockTime: 20 * time.Millisecond, Wallet: w, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dn.Close() })
+
+	worker, err := w.New(wallet.TypeBLS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devnetExec(t, dn, dn.GenesisAddress(), worker, 0, chain.FIL(1000), nil)
+	postProof, err := abi.RegisteredSealProof_StackedDrg2KiBV1_1.RegisteredWindowPoStProof()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ret := devnetExec(t, dn, worker, builtin.StoragePowerActorAddr, builtin.MethodsPower.CreateMiner, big.Zero(),
+		&power.CreateMinerParams{Owner: worker, Worker: worker, WindowPoStProofType: postProof, Peer: []byte("x")})
+	var cm power.CreateMinerReturn
+	if err := cm.UnmarshalCBOR(bytes.NewReader(ret)); err != nil {
+		t.Fatal(err)
+	}
+	maddr := cm.IDAddress
+	devnetExec(t, dn, worker, builtin.StorageMarketActorAddr, builtin.MethodsMarket.AddBalance, chain.FIL(10), &maddr)
+
+	clientKey, err := w.New(wallet.TypeSecp256k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devnetExec(t, dn, dn.GenesisAddress(), clientKey, 0, chain.FIL(100), nil)
+	devnetExec(t, dn, clientKey, builtin.StorageMarketActorAddr, builtin.MethodsMarket.AddBalance, chain.FIL(50), &clientKey)
+	clientID, err := dn.StateLookupID(ctx, clientKey, chain.TipSetKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ki, err := w.Export(clientKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	h := newHarness(t, dir, func(c *Config) {
+		c.Miner = maddr
+		c.MaxDealsPerPublishMsg = 2
+		c.PublishConfidence = 1
+		c.MaxPublishDealsFee = chain.FIL(1)
+	})
+	h.deps.Node = dn
+	h.clientID, h.clientKI = clientID, ki
+	return h, dn, worker
 }
