@@ -131,7 +131,10 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.a.Close() })
-	e.mux.Handle("/ipni/v1/ad/", e.a.Handler())
+	// Serve whichever announcer the test currently uses.
+	e.mux.Handle("/ipni/v1/ad/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.a.Handler().ServeHTTP(w, r)
+	}))
 	return e
 }
 
@@ -325,9 +328,6 @@ func TestAnnounceSyncRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a2.Close()
-	e.mux = http.NewServeMux()
-	e.srv.Config.Handler = e.mux
-	e.mux.Handle("/ipni/v1/ad/", a2.Handler())
 	e.a = a2
 	ads, _ = syncChain(t, e)
 	if len(ads) != 4 {
