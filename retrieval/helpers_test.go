@@ -104,6 +104,9 @@ type memSource struct {
 	pieces   map[cid.Cid][]byte
 	sealed   map[cid.Cid]bool // known but without an unsealed copy
 	openings int
+	// likeSealing answers ErrNoUnsealedCopy for unknown pieces too, as
+	// sealing.ReadPiece does.
+	likeSealing bool
 }
 
 type memPiece struct{ *bytes.Reader }
@@ -118,6 +121,9 @@ func (m *memSource) ReadPiece(ctx context.Context, pc cid.Cid) (index.PieceReade
 		return nil, fmt.Errorf("piece %s: %w", pc, index.ErrNoUnsealedCopy)
 	}
 	b, ok := m.pieces[pc]
+	if !ok && m.likeSealing {
+		return nil, fmt.Errorf("piece %s: %w", pc, index.ErrNoUnsealedCopy)
+	}
 	if !ok {
 		return nil, fmt.Errorf("piece %s: %w", pc, index.ErrNotFound)
 	}

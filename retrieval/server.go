@@ -49,6 +49,7 @@ const (
 type Directory interface {
 	PiecesContaining(ctx context.Context, mh multihash.Multihash) ([]index.Location, error)
 	FindSegment(ctx context.Context, subPieceCid cid.Cid) ([]index.SegmentInfo, error)
+	Piece(ctx context.Context, pieceCid cid.Cid) (index.PieceInfo, error)
 }
 
 // Server is the HTTP retrieval handler.
@@ -85,13 +86,15 @@ type pieceSection struct {
 }
 
 // openPiece opens pieceCid directly or as a verified data segment of an
-// aggregate.
+// aggregate. A piece neither the source nor the directory knows gives
+// index.ErrNotFound; one the directory knows but the source cannot read
+// gives the source's error (index.ErrNoUnsealedCopy, normally).
 func (s *Server) openPiece(ctx context.Context, pc cid.Cid) (pieceSection, error) {
 	pr, err := s.src.ReadPiece(ctx, pc)
 	if err == nil {
 		return pieceSection{pr, 0, pr.Size()}, nil
 	}
-	if !errors.Is(err, index.ErrNotFound) {
+	if !errors.Is(err, index.ErrNotFound) && !errors.Is(err, index.ErrNoUnsealedCopy) {
 		return pieceSection{}, err
 	}
 	segs, serr := s.dir.FindSegment(ctx, pc)
@@ -105,6 +108,13 @@ func (s *Server) openPiece(ctx context.Context, pc cid.Cid) (pieceSection, error
 			continue
 		}
 		return pieceSection{apr, int64(sg.Offset), int64(sg.Size)}, nil
+	}
+	if len(segs) == 0 && errors.Is(err, index.ErrNoUnsealedCopy) {
+		// The source says "no copy" for pieces it never had too: only a
+		// piece the directory knows is called gone.
+		if _, perr := s.dir.Piece(ctx, pc); errors.Is(perr, index.ErrNotFound) {
+			return pieceSection{}, fmt.Errorf("piece %s: %w", pc, index.ErrNotFound)
+		}
 	}
 	return pieceSection{}, err
 }

@@ -106,6 +106,17 @@ func TestServePiece(t *testing.T) {
 	if resp.StatusCode != http.StatusGone || !strings.Contains(string(body), "no unsealed copy") {
 		t.Fatalf("sealed only: %s %q", resp.Status, body)
 	}
+	// A source that cannot tell unknown from unsealed-copy-gone: the
+	// directory decides.
+	f.src.likeSealing = true
+	resp, _ = do(t, "GET", u, nil)
+	if resp.StatusCode != http.StatusGone {
+		t.Fatalf("indexed, sealed only: %s", resp.Status)
+	}
+	resp, _ = do(t, "GET", f.srv.URL+"/piece/"+other.String(), nil)
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown to both: %s", resp.Status)
+	}
 }
 
 func TestFetchPiece(t *testing.T) {

@@ -71,6 +71,9 @@ func (noSegments) PiecesContaining(context.Context, multihash.Multihash) ([]inde
 	return nil, nil
 }
 func (noSegments) FindSegment(context.Context, cid.Cid) ([]index.SegmentInfo, error) { return nil, nil }
+func (noSegments) Piece(_ context.Context, c cid.Cid) (index.PieceInfo, error) {
+	return index.PieceInfo{}, index.ErrNotFound
+}
 
 func benchRetrieval(ctx context.Context, size abi.PaddedPieceSize, rounds int, dir string) error {
 	if err := piece.ValidatePadded(size); err != nil {
