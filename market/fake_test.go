@@ -47,7 +47,8 @@ type fakeChain struct {
 	dataCap    map[address.Address]abi.StoragePower
 	collMin    abi.TokenAmount
 	worker     address.Address
-	rejectNext int // the next publish marks its deal at this index invalid (-1: none)
+	rejectNext int  // the next publish marks its deal at this index invalid (-1: none)
+	stealNonce bool // another message takes the nonce of the next publish
 }
 
 type fakeChainState struct {
@@ -309,6 +310,11 @@ func (fc *fakeChain) MpoolPush(_ context.Context, sm *chain.SignedMessage) (cid.
 		m.Pushes++
 		fc.saveLocked()
 		return c, nil
+	}
+	if fc.stealNonce && sm.Message.Method == 4 {
+		fc.stealNonce = false
+		fc.st.Nonce++
+		fc.st.Msgs["other"] = &fakeMsg{Method: 99, Pushes: 1}
 	}
 	if sm.Message.Nonce != fc.st.Nonce {
 		return cid.Undef, fmt.Errorf("nonce %d, expected %d", sm.Message.Nonce, fc.st.Nonce)

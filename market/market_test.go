@@ -440,3 +440,23 @@ func TestStatusAndAsk(t *testing.T) {
 		t.Fatalf("ask after restart: %+v", got.Ask)
 	}
 }
+
+// TestPublishNonceTaken: another message takes the nonce of a signed publish
+// message; the deals are re-queued and published by a new message.
+func TestPublishNonceTaken(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	h.fc.stealNonce = true
+	h.start()
+	params := h.deal("n.car", 1000, 1, nil)
+	if r := h.p.Propose(context.Background(), params, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	h.waitFor(params.DealUUID, complete, Complete)
+	if msgs, pushes := h.fc.publishMsgs(); msgs != 1 || pushes != 1 {
+		t.Fatalf("%d publish messages landed (%d pushes), want 1", msgs, pushes)
+	}
+	var failedBatches int
+	if err := h.deps.DB.QueryRow(`SELECT count(*) FROM market_publish_batches WHERE state = 'failed'`).Scan(&failedBatches); err != nil || failedBatches != 1 {
+		t.Fatalf("%d abandoned batches (%v), want 1", failedBatches, err)
+	}
+}

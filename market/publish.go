@@ -338,6 +338,15 @@ func (p *Provider) settleBatch(ctx context.Context, id int64) error {
 		}
 		if found == nil {
 			if _, err := p.d.Node.MpoolPush(ctx, &b.smsg); err != nil && !alreadyKnown(err) {
+				// Refused: if another message took its nonce (the worker is
+				// shared with sealing), this one can never land and the
+				// deals go back to the queue to be signed again.
+				next, nerr := p.d.Node.MpoolGetNonce(ctx, b.smsg.Message.From)
+				if nerr == nil && next > b.smsg.Message.Nonce {
+					if again, serr := p.d.Node.StateSearchMsg(ctx, chain.TipSetKey{}, b.cid, -1, true); serr == nil && again == nil {
+						return p.requeueBatch(ctx, b, fmt.Sprintf("push refused (%v) and nonce %d taken by another message", err, b.smsg.Message.Nonce))
+					}
+				}
 				return fmt.Errorf("pushing publish message %s: %w", b.cid, err)
 			}
 		}
@@ -428,4 +437,34 @@ func (p *Provider) settleBatch(ctx context.Context, id int64) error {
 func alreadyKnown(err error) bool {
 	s := err.Error()
 	return strings.Contains(s, "already in mpool") || strings.Contains(s, "already known") || strings.Contains(s, "already exists")
+}
+
+// requeueBatch abandons a batch whose message can never land and puts its
+// deals back in the publish queue.
+func (p *Provider) requeueBatch(ctx context.Context, b *batchRow, reason string) error {
+	now := time.Now().UnixNano()
+	err := db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE market_publish_batches SET state = ?, error = ? WHERE id = ?`, batchFailed, reason, b.id); err != nil {
+			return err
+		}
+		for _, d := range b.deals {
+			res, err := tx.ExecContext(ctx, `UPDATE market_deals SET checkpoint = ?, publish_queued = ?, batch_id = NULL, publish_cid = '', updated_at = ?
+				WHERE uuid = ? AND checkpoint = ? AND retry != 'fatal'`, Transferred, now, now, d.String(), Published)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n > 0 {
+				if err := addLog(ctx, tx, d, "publish message %s abandoned (%s); back in the publish queue", b.cid, reason); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("re-queueing deals of publish batch %d: %w", b.id, err)
+	}
+	p.d.Logf("market: publish message %s abandoned: %s", b.cid, reason)
+	p.wakePublisher()
+	return nil
 }
