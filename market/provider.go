@@ -179,9 +179,13 @@ func (p *Provider) Close() error {
 			h.RemoveStreamHandler(protocol.ID(id))
 		}
 	}
+	// Cancelling under mu orders it with kick's check-and-Add, so no
+	// goroutine is added once Wait has begun.
+	p.mu.Lock()
 	if p.cancel != nil {
 		p.cancel()
 	}
+	p.mu.Unlock()
 	p.wg.Wait()
 	return nil
 }
