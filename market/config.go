@@ -153,18 +153,18 @@ type Sealer interface {
 // SealingDeal is what AddPieceToAny is told about a deal (the same fields
 // as sealing.Deal; node adapts one to the other).
 type SealingDeal struct {
-	UUID         uuid.UUID
-	DealID       abi.DealID
-	PublishCid   cid.Cid
-	Proposal     market.DealProposal
-	KeepUnsealed bool
+	UUID         uuid.UUID           // the deal's UUID
+	DealID       abi.DealID          // chain deal ID
+	PublishCid   cid.Cid             // the PublishStorageDeals message
+	Proposal     market.DealProposal // as published
+	KeepUnsealed bool                // keep an unsealed copy after proving
 }
 
 // Placement is where a piece went (sealing.Placement).
 type Placement struct {
-	Sector abi.SectorNumber
-	Offset abi.PaddedPieceSize
-	Size   abi.PaddedPieceSize
+	Sector abi.SectorNumber    // the sector holding the piece
+	Offset abi.PaddedPieceSize // padded offset in the sector
+	Size   abi.PaddedPieceSize // padded piece size
 }
 
 // ProvingState is the sector state in which a deal's sector is proven.
@@ -172,9 +172,9 @@ const ProvingState = "Proving"
 
 // TransferRequest names what to download (transfer.Request).
 type TransferRequest struct {
-	URL     string
-	Headers map[string]string
-	Size    uint64
+	URL     string            // absolute http(s) URL
+	Headers map[string]string // sent with every request
+	Size    uint64            // bytes to download, never more
 }
 
 // Downloader fetches deal data into a staging file, resuming from what the
@@ -186,15 +186,15 @@ type Downloader interface {
 // IndexRequest is what the indexer is told about a deal whose piece is in a
 // sector.
 type IndexRequest struct {
-	DealUUID         uuid.UUID
-	PieceCID         cid.Cid
-	PieceSize        abi.PaddedPieceSize
-	ChainDealID      abi.DealID
-	DataRoot         cid.Cid
-	Sector           abi.SectorNumber
-	Offset           abi.PaddedPieceSize
-	SkipIPNIAnnounce bool
-	KeepUnsealed     bool
+	DealUUID         uuid.UUID           // the deal
+	PieceCID         cid.Cid             // its piece (v1 CID)
+	PieceSize        abi.PaddedPieceSize // padded piece size
+	ChainDealID      abi.DealID          // chain deal ID
+	DataRoot         cid.Cid             // root CID of the payload (CAR root)
+	Sector           abi.SectorNumber    // where the piece was placed
+	Offset           abi.PaddedPieceSize // padded offset in the sector
+	SkipIPNIAnnounce bool                // index but do not announce
+	KeepUnsealed     bool                // the client asked to keep an unsealed copy
 }
 
 // PieceIndexer indexes a piece's blocks and announces it to IPNI; it must

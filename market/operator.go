@@ -20,7 +20,10 @@ import (
 	"github.com/ferry-fil/ferry/db"
 )
 
-// DealInfo is one deal as the operator API shows it (JSON-friendly).
+// DealInfo is one deal as the operator API shows it (JSON-friendly). Sizes
+// are bytes, epochs chain epochs; Checkpoint is the last step finished,
+// Retry/Retries/Error describe a pending retry or a failure, and Sector and
+// SealingState appear once the piece is in a sector.
 type DealInfo struct {
 	UUID          string
 	CreatedAt     time.Time
