@@ -7,8 +7,10 @@ import (
 )
 
 // sectionBuf is how much of the piece one read of the unsealed copy asks
-// for: few large reads keep fr32 unpadding and system calls cheap.
-const sectionBuf = 1 << 20
+// for: few large reads keep fr32 unpadding and system calls cheap. It is a
+// whole number of 127-byte fr32 quads (~1 MiB), so reads that start on a
+// quad stay on quads and are unpadded straight into our buffer.
+const sectionBuf = 127 << 13
 
 // readAhead is how many chunks a long read keeps ready ahead of the writer.
 const readAhead = 2
