@@ -119,17 +119,30 @@ func (s *sectionReader) fill() error {
 	if cap(buf) < sectionBuf {
 		buf = make([]byte, sectionBuf)
 	}
-	n := min(int64(sectionBuf), s.size-s.pos)
-	k, err := s.r.ReadAt(buf[:n], s.off+s.pos)
-	s.cur, s.curPos = buf[:k], s.pos
+	// Start on a quad of the piece, so this chunk and the next ones unpad
+	// without a copy.
+	start := s.pos - (s.off+s.pos)%127
+	if start < 0 {
+		start = s.pos
+	}
+	n := min(int64(sectionBuf), s.size-start)
+	k, err := s.r.ReadAt(buf[:n], s.off+start)
+	s.cur, s.curPos = buf[:k], start
 	if int64(k) == n {
 		err = nil
 	} else if err == nil || errors.Is(err, io.EOF) {
 		err = io.ErrUnexpectedEOF
 	}
+	if s.pos >= start+int64(k) {
+		s.cur = s.cur[:0]
+		if err == nil {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
 	if err == nil {
-		if s.seq++; s.seq >= 2 && s.pos+n < s.size {
-			s.startPrefetch(s.pos + n)
+		if s.seq++; s.seq >= 2 && start+n < s.size {
+			s.startPrefetch(start + n)
 		}
 	}
 	return err
