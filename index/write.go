@@ -49,7 +49,7 @@ func (s *Service) IndexPiece(ctx context.Context, pieceCid cid.Cid, r io.ReaderA
 	defer w.close()
 	var res Result
 	if len(segs) == 0 {
-		blocks, roots, err := w.scanCAR(ctx, io.NewSectionReader(r, 0, size), 0)
+		blocks, roots, err := w.scanCAR(ctx, newChunkReader(r, 0, size, nil), 0)
 		if err != nil {
 			return res, w.fail(ctx, fmt.Errorf("indexing piece %s: %w", pieceCid, err))
 		}
@@ -227,7 +227,10 @@ func (w *run) flush(ctx context.Context) error {
 // scanCAR reads the CAR in r, recording each block at base plus its
 // section's offset in r.
 func (w *run) scanCAR(ctx context.Context, r io.Reader, base uint64) (int64, []cid.Cid, error) {
-	br, err := car.NewBlockReader(bufio.NewReaderSize(r, readBuf),
+	if _, ok := r.(*chunkReader); !ok {
+		r = bufio.NewReaderSize(r, readBuf)
+	}
+	br, err := car.NewBlockReader(r,
 		car.ZeroLengthSectionAsEOF(true), car.MaxAllowedHeaderSize(maxHeader))
 	if err != nil {
 		return 0, nil, fmt.Errorf("reading CAR header: %w", err)
@@ -261,13 +264,13 @@ func (w *run) scanCAR(ctx context.Context, r io.Reader, base uint64) (int64, []c
 func (w *run) scanSegment(ctx context.Context, r io.ReaderAt, size int64, seg Segment) (SegmentInfo, []cid.Cid, error) {
 	si := SegmentInfo{SubPieceCID: seg.PieceCID(), Offset: seg.UnpaddedOffset(), Size: seg.UnpaddedSize()}
 	end := min(int64(si.Offset+si.Size), size)
-	sr := io.NewSectionReader(r, int64(si.Offset), max(0, end-int64(si.Offset)))
 	calc := piece.NewCalc()
-	blocks, roots, carErr := w.scanCAR(ctx, io.TeeReader(sr, calc), si.Offset)
+	cr := newChunkReader(r, int64(si.Offset), end-int64(si.Offset), calc)
+	blocks, roots, carErr := w.scanCAR(ctx, cr, si.Offset)
 	if ctx.Err() != nil {
 		return si, nil, ctx.Err()
 	}
-	if _, err := io.Copy(calc, sr); err != nil {
+	if err := cr.drain(); err != nil {
 		return si, nil, fmt.Errorf("reading data segment %s: %w", si.SubPieceCID, err)
 	}
 	comm, err := calc.SumAs(seg.PaddedPieceSize())
