@@ -227,6 +227,14 @@ func (s *Server) serveIPFS(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, fmt.Sprintf("dag-scope %q is not one of all, entity, block", sc), http.StatusBadRequest)
 			return
 		}
+		if v := r.URL.Query().Get("car-version"); v != "" && v != "1" {
+			http.Error(w, fmt.Sprintf("car-version %q is not served: only 1", v), http.StatusBadRequest)
+			return
+		}
+		if o := r.URL.Query().Get("car-order"); o != "" && o != "dfs" && o != "unk" {
+			http.Error(w, fmt.Sprintf("car-order %q is not served: only dfs", o), http.StatusBadRequest)
+			return
+		}
 		if r.URL.Query().Has("entity-bytes") {
 			http.Error(w, "entity-bytes is not supported by this gateway", http.StatusNotImplemented)
 			return

@@ -169,6 +169,9 @@ func TestServeRawBlock(t *testing.T) {
 		{"/ipfs/" + f.dag.L1.c.String() + "?format=tar", nil, 400},
 		{"/ipfs/" + f.dag.L1.c.String() + "?format=car&dag-scope=most", nil, 400},
 		{"/ipfs/" + f.dag.D.c.String() + "/a?format=car", nil, http.StatusNotImplemented},
+		{"/ipfs/" + f.dag.D.c.String() + "?format=car&car-version=2", nil, 400},
+		{"/ipfs/" + f.dag.D.c.String() + "?format=car&car-order=weird", nil, 400},
+		{"/ipfs/" + f.dag.D.c.String() + "?format=car&entity-bytes=0:10", nil, http.StatusNotImplemented},
 	} {
 		resp, body := do(t, "GET", f.srv.URL+c.path, c.hdr)
 		if resp.StatusCode != c.code || len(body) == 0 {
