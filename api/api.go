@@ -52,7 +52,7 @@ type Ferry interface {
 	// IndexList lists the indexed pieces.
 	IndexList(ctx context.Context) ([]PieceIndexInfo, error)
 	// IndexRebuild re-indexes a piece from its unsealed copy.
-	IndexRebuild(ctx context.Context, piece cid.Cid) (int, error)
+	IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error)
 	// IndexAnnounce (re)announces a piece to IPNI.
 	IndexAnnounce(ctx context.Context, piece cid.Cid) (cid.Cid, error)
 }
@@ -76,6 +76,9 @@ type Info struct {
 // PieceIndexInfo is one indexed piece.
 type PieceIndexInfo struct {
 	PieceCID  string
-	Blocks    int
-	Announced bool
+	State     string // "indexing", "indexed" or "failed"
+	Blocks    int64
+	Aggregate bool   // an FRC-0058 aggregate whose sub-pieces are indexed too
+	Announced bool   // advertised to IPNI
+	Error     string `json:",omitempty"`
 }

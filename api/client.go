@@ -37,7 +37,7 @@ type Methods struct {
 	SectorsList    func(ctx context.Context) ([]sealing.SectorInfo, error)                         `perm:"read"`
 	SectorsStatus  func(ctx context.Context, n abi.SectorNumber) (sealing.SectorInfo, error)       `perm:"read"`
 	IndexList      func(ctx context.Context) ([]PieceIndexInfo, error)                             `perm:"read"`
-	IndexRebuild   func(ctx context.Context, piece cid.Cid) (int, error)                           `perm:"admin"`
+	IndexRebuild   func(ctx context.Context, piece cid.Cid) (int64, error)                         `perm:"admin"`
 	IndexAnnounce  func(ctx context.Context, piece cid.Cid) (cid.Cid, error)                       `perm:"admin"`
 }
 

@@ -81,7 +81,7 @@ func (s *Struct) IndexList(ctx context.Context) ([]PieceIndexInfo, error) {
 }
 
 // IndexRebuild calls the daemon.
-func (s *Struct) IndexRebuild(ctx context.Context, piece cid.Cid) (int, error) {
+func (s *Struct) IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error) {
 	return s.Internal.IndexRebuild(ctx, piece)
 }
 

@@ -43,7 +43,7 @@ func (a downloaderAdapter) Download(ctx context.Context, req market.TransferRequ
 }
 
 // marketConfig turns the config file's market section into market.Config.
-func (n *Node) marketConfig() (market.Config, error) {
+func (n *Node) marketConfig(retrieval ma.Multiaddr) (market.Config, error) {
 	c := n.Config.Market
 	capacity, err := parseBytes(c.StagingCapacity)
 	if err != nil {
@@ -64,10 +64,6 @@ func (n *Node) marketConfig() (market.Config, error) {
 	var filter []string
 	if c.Filter != "" {
 		filter = []string{"/bin/sh", "-c", c.Filter}
-	}
-	retrieval, err := httpMultiaddr(n.Config.HTTP.Listen)
-	if err != nil {
-		return market.Config{}, fmt.Errorf("HTTP.Listen: %w", err)
 	}
 	cfg := market.Config{
 		Miner:                   n.Miner,

@@ -101,13 +101,31 @@ func (a *nodeAPI) SectorsStatus(ctx context.Context, num abi.SectorNumber) (seal
 }
 
 func (a *nodeAPI) IndexList(ctx context.Context) ([]api.PieceIndexInfo, error) {
-	return nil, fmt.Errorf("the piece index is not wired yet")
+	pieces, err := a.n.Index.Pieces(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.PieceIndexInfo, 0, len(pieces))
+	for _, p := range pieces {
+		pi := api.PieceIndexInfo{PieceCID: p.PieceCID.String(), State: p.State, Blocks: p.Blocks, Aggregate: p.Aggregate, Error: p.Error}
+		if a.n.IPNI != nil {
+			if pi.Announced, err = a.n.IPNI.IsAnnounced(ctx, p.PieceCID); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, pi)
+	}
+	return out, nil
 }
 
-func (a *nodeAPI) IndexRebuild(ctx context.Context, piece cid.Cid) (int, error) {
-	return 0, fmt.Errorf("the piece index is not wired yet")
+func (a *nodeAPI) IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error) {
+	res, err := a.n.Index.Rebuild(ctx, piece)
+	return res.Blocks, err
 }
 
 func (a *nodeAPI) IndexAnnounce(ctx context.Context, piece cid.Cid) (cid.Cid, error) {
-	return cid.Undef, fmt.Errorf("the piece index is not wired yet")
+	if a.n.IPNI == nil {
+		return cid.Undef, fmt.Errorf("IPNI is off (IPNI.Enable in config.toml)")
+	}
+	return a.n.IPNI.AnnouncePiece(ctx, piece)
 }

@@ -31,6 +31,9 @@ import (
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/chain/lotus"
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/index"
+	"github.com/ferry-fil/ferry/ipni"
+	"github.com/ferry-fil/ferry/retrieval"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/transfer"
@@ -51,6 +54,8 @@ type Node struct {
 	Worker   address.Address
 	Sealing  *sealing.Sealing
 	Provider *market.Provider
+	Index    *index.Service
+	IPNI     *ipni.Announcer // nil when IPNI is off
 
 	logf    func(string, ...any)
 	cancel  context.CancelFunc
@@ -169,6 +174,10 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	}
 
 	// Sealing.
+	var policy devnet.Policy // zero on the real network: sealing's defaults are the network's
+	if n.Devnet != nil {
+		policy = n.Devnet.Policy()
+	}
 	n.Sealing, err = sealing.New(sealing.Config{
 		Dir:                       repo.Path("sectors"),
 		SectorSize:                sectorSize,
@@ -177,7 +186,9 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		WaitDealsDelay:            cfg.Sealing.WaitDealsDelay.Std(),
 		StartEpochSealingBuffer:   abi.ChainEpoch(cfg.Sealing.StartEpochSealingBuffer),
 		AddPieceConcurrency:       cfg.Sealing.AddPieceConcurrency,
-		PreCommitChallengeDelay:   n.challengeDelay(),
+		PreCommitChallengeDelay:   policy.PreCommitChallengeDelay,
+		MaxProveCommitDuration:    policy.MaxProveCommitDuration,
+		MinSectorExpiration:       policy.MinSectorExpiration,
 		PollInterval:              cfg.Chain.DevnetBlockTime.Std(),
 	}, n.DB, n.Chain, n.Miner, sealing.NewDevnetSealer())
 	if err != nil {
@@ -191,8 +202,31 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		}
 	}()
 
+	// The piece index and IPNI.
+	src := pieceSource(n.Sealing)
+	n.Index = index.New(n.DB, src)
+	retrievalAddr, err := httpMultiaddr(cfg.HTTP.Listen)
+	if err != nil {
+		return n, fmt.Errorf("HTTP.Listen: %w", err)
+	}
+	if cfg.HTTP.PublicURL != "" {
+		if retrievalAddr, err = ipni.HTTPMultiaddr(cfg.HTTP.PublicURL); err != nil {
+			return n, fmt.Errorf("HTTP.PublicURL: %w", err)
+		}
+	}
+	if cfg.IPNI.Enable {
+		n.IPNI, err = ipni.New(n.DB, n.Index, ipni.Config{
+			PrivKey:        key,
+			RetrievalAddrs: []ma.Multiaddr{retrievalAddr},
+			AnnounceURLs:   cfg.IPNI.IndexerURLs,
+		})
+		if err != nil {
+			return n, fmt.Errorf("starting IPNI: %w", err)
+		}
+	}
+
 	// The market.
-	mcfg, err := n.marketConfig()
+	mcfg, err := n.marketConfig(retrievalAddr)
 	if err != nil {
 		return n, err
 	}
@@ -201,6 +235,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		DB:         n.DB,
 		Host:       n.Host,
 		Sealer:     sealerAdapter{n.Sealing},
+		Indexer:    indexer{idx: n.Index, ann: n.IPNI},
 		Downloader: downloaderAdapter{transfer.New(transfer.Config{
 			MaxConcurrent:         cfg.Transfer.MaxConcurrent,
 			MaxPerHost:            cfg.Transfer.MaxPerHost,
@@ -222,6 +257,12 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 
 	// Retrieval and IPNI over HTTP.
 	mux := http.NewServeMux()
+	rh := retrieval.New(n.Index, src).Handler()
+	mux.Handle("/piece/", rh)
+	mux.Handle("/ipfs/", rh)
+	if n.IPNI != nil {
+		mux.Handle("/ipni/v1/ad/", n.IPNI.Handler())
+	}
 	if err := n.serve(cfg.HTTP.Listen, mux, "retrieval HTTP"); err != nil {
 		return n, err
 	}
@@ -231,14 +272,6 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		return n, err
 	}
 	return n, nil
-}
-
-// challengeDelay is the pre-commit seed delay of the chain in use.
-func (n *Node) challengeDelay() abi.ChainEpoch {
-	if n.Devnet != nil {
-		return n.Devnet.Policy().PreCommitChallengeDelay
-	}
-	return 150
 }
 
 // announceAddrs are the multiaddrs written to the miner actor.

@@ -29,6 +29,13 @@ type Config struct {
 	// AddPieceConcurrency bounds the AddPiece writes running at once, across
 	// sectors (default 4). Writes into one sector are always serialised.
 	AddPieceConcurrency int
+	// MaxProveCommitDuration is how long after its pre-commit a sector may
+	// still be proven (default 30 days + 150 epochs, the network's value).
+	MaxProveCommitDuration abi.ChainEpoch
+	// MinSectorExpiration is the shortest sector lifetime the miner actor
+	// accepts, counted from the latest possible activation (default 180
+	// days).
+	MinSectorExpiration abi.ChainEpoch
 	// PreCommitChallengeDelay is the number of epochs between a pre-commit's
 	// inclusion and its interactive seed (default 150, the network's value;
 	// the devnet uses fewer).
@@ -71,6 +78,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PreCommitChallengeDelay <= 0 {
 		c.PreCommitChallengeDelay = DefaultPreCommitChallengeDelay
+	}
+	if c.MaxProveCommitDuration <= 0 {
+		c.MaxProveCommitDuration = 30*2880 + 150
+	}
+	if c.MinSectorExpiration <= 0 {
+		c.MinSectorExpiration = 180 * 2880
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = DefaultPollInterval

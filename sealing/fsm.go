@@ -24,9 +24,6 @@ import (
 	"github.com/ferry-fil/ferry/piece"
 )
 
-// minSectorLifetime is the actors' MinSectorExpiration (180 days of epochs).
-const minSectorLifetime = abi.ChainEpoch(518400)
-
 // Run drives every sector through its states until ctx ends, resuming the
 // sectors persisted by an earlier run. It returns nil when ctx ends.
 func (s *Sealing) Run(ctx context.Context) error {
@@ -375,7 +372,10 @@ func (s *Sealing) handleSubmitPreCommit(ctx context.Context, r *sectorRow) error
 		return err
 	}
 	var dealIDs []abi.DealID
-	exp := h + s.cfg.PreCommitChallengeDelay + minSectorLifetime + 2880
+	// The miner actor wants the sector to live at least MinSectorExpiration
+	// past the latest possible activation (now + MaxProveCommitDuration); a
+	// day of margin covers the time the message waits to be included.
+	exp := h + s.cfg.MaxProveCommitDuration + s.cfg.MinSectorExpiration + 2880
 	for _, p := range r.Pieces {
 		if !p.Filler {
 			dealIDs = append(dealIDs, p.DealID)

@@ -21,7 +21,12 @@ func main() {
 			// Each command group lives in its own file.
 			runCmd,
 			infoCmd,
+			dealCmd,
+			publishCmd,
+			importDataCmd,
+			askCmd,
 			sectorsCmd,
+			indexCmd,
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
