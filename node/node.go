@@ -33,8 +33,8 @@ import (
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/ipni"
-	"github.com/ferry-fil/ferry/retrieval"
 	"github.com/ferry-fil/ferry/market"
+	"github.com/ferry-fil/ferry/retrieval"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/transfer"
 	"github.com/ferry-fil/ferry/wallet"
@@ -231,11 +231,11 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		return n, err
 	}
 	n.Provider, err = market.New(mcfg, market.Deps{
-		Node:       n.Chain,
-		DB:         n.DB,
-		Host:       n.Host,
-		Sealer:     sealerAdapter{n.Sealing},
-		Indexer:    indexer{idx: n.Index, ann: n.IPNI},
+		Node:    n.Chain,
+		DB:      n.DB,
+		Host:    n.Host,
+		Sealer:  sealerAdapter{n.Sealing},
+		Indexer: indexer{idx: n.Index, ann: n.IPNI},
 		Downloader: downloaderAdapter{transfer.New(transfer.Config{
 			MaxConcurrent:         cfg.Transfer.MaxConcurrent,
 			MaxPerHost:            cfg.Transfer.MaxPerHost,
