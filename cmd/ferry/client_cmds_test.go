@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/ferry-fil/ferry/internal/cliutil"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -27,7 +29,7 @@ func runClient(t *testing.T, args ...string) (string, error) {
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := app.RunContext(ctx, interspersed(app, append([]string{"ferry"}, args...)))
+	err := app.RunContext(ctx, cliutil.Interspersed(app, append([]string{"ferry"}, args...)))
 	return out.String(), err
 }
 

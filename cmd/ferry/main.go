@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/build"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 )
 
 func main() {
@@ -34,7 +35,7 @@ func main() {
 	}
 	// Ctrl-C cancels the running command cleanly (servers stop, streams close).
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.RunContext(ctx, interspersed(app, os.Args))
+	err := app.RunContext(ctx, cliutil.Interspersed(app, os.Args))
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ferry:", err)

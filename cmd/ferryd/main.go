@@ -9,6 +9,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/build"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 )
 
 func main() {
@@ -29,7 +30,7 @@ func main() {
 			indexCmd,
 		},
 	}
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(cliutil.Interspersed(app, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "ferryd:", err)
 		os.Exit(1)
 	}

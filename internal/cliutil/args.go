@@ -1,4 +1,5 @@
-package main
+// Package cliutil holds what ferry and ferryd share on the command line.
+package cliutil
 
 import (
 	"strings"
@@ -6,10 +7,10 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// interspersed rewrites args so that flags given after positional arguments
+// Interspersed rewrites args so that flags given after positional arguments
 // (`ferry car create DIR -o out.car`) come before them, which is the only
 // order urfave/cli v2 parses. Everything after "--" stays positional.
-func interspersed(app *cli.App, args []string) []string {
+func Interspersed(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}

@@ -1,4 +1,4 @@
-package main
+package cliutil
 
 import (
 	"reflect"
@@ -23,8 +23,8 @@ func TestInterspersed(t *testing.T) {
 		{[]string{"ferry", "car"}, []string{"ferry", "car"}},
 		{[]string{"ferry"}, []string{"ferry"}},
 	} {
-		if got := interspersed(app, tc.in); !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("interspersed(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := Interspersed(app, tc.in); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("Interspersed(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
