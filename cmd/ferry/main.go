@@ -31,6 +31,7 @@ func main() {
 			providerCmd,
 			dealCmd,
 			dealStatusCmd,
+			retrieveCmd,
 		},
 	}
 	// Ctrl-C cancels the running command cleanly (servers stop, streams close).
