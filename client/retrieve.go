@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,11 +53,18 @@ func HTTPURL(a multiaddr.Multiaddr) (string, error) {
 	if tls {
 		scheme = "https"
 	}
-	_, hp, err := manet.DialArgs(hostPort)
+	network, hp, err := manet.DialArgs(hostPort)
 	if err != nil {
 		return "", fmt.Errorf("transport address %s: %w", a, err)
 	}
-	return scheme + "://" + hp, nil
+	if !strings.HasPrefix(network, "tcp") {
+		return "", fmt.Errorf("transport address %s: HTTP is served over TCP", a)
+	}
+	u := scheme + "://" + hp
+	if pu, err := url.Parse(u); err != nil || pu.Host != hp || pu.Port() == "" {
+		return "", fmt.Errorf("transport address %s: %q is not a usable host and port", a, hp)
+	}
+	return u, nil
 }
 
 // HTTPBaseURL picks the first usable address of the "http" transport in a

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -415,4 +416,27 @@ func TestProviderHTTPURL(t *testing.T) {
 	if _, err := ProviderHTTPURL(ctx, h, p); !errors.Is(err, ErrNoHTTPTransport) || !strings.Contains(err.Error(), "f01000") {
 		t.Fatalf("no transports: %v", err)
 	}
+}
+
+// FuzzHTTPBaseURL feeds arbitrary bytes as an "http" transport address, as
+// a provider's transports answer carries them: any URL returned must be an
+// http(s) URL with a host.
+func FuzzHTTPBaseURL(f *testing.F) {
+	for _, s := range []string{"/ip4/127.0.0.1/tcp/7777/http", "/dns/example.com/tcp/443/tls/http", "/ip6/::1/tcp/80/https"} {
+		f.Add(multiaddr.StringCast(s).Bytes())
+	}
+	f.Add([]byte{0xff, 0x01})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		u, err := HTTPBaseURL(&wire.QueryResponse{Protocols: []wire.Protocol{{Name: "http", Addresses: [][]byte{b}}}})
+		if err != nil {
+			if !errors.Is(err, ErrNoHTTPTransport) {
+				t.Fatalf("error %v does not wrap ErrNoHTTPTransport", err)
+			}
+			return
+		}
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || pu.Path != "" {
+			t.Fatalf("%x gave URL %q (%v)", b, u, err)
+		}
+	})
 }
