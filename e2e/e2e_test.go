@@ -176,19 +176,11 @@ func TestQuickStart(t *testing.T) {
 	os.WriteFile(filepath.Join(data, "big.bin"), big, 0o644)
 	os.WriteFile(filepath.Join(data, "hello.txt"), []byte("hello, ferry\n"), 0o644)
 
-	var info struct{ Miner string }
-	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "info", "--json")), &info); err != nil {
-		t.Fatal(err)
-	}
-
-	e.must(e.ferry, "init")
-	addr := strings.TrimSpace(e.must(e.ferry, "wallet", "default"))
-	e.must(e.ferry, "devnet", "fund", addr, "100")
-	e.must(e.ferry, "market", "add-balance", "10")
+	miner, addr := e.fundClient()
 	carPath := filepath.Join(t.TempDir(), "data.car")
 	root := strings.TrimSpace(e.must(e.ferry, "car", "create", data, "-o", carPath))
 
-	out := e.must(e.ferry, "deal", "--provider", info.Miner, carPath, "--serve", "--json")
+	out := e.must(e.ferry, "deal", "--provider", miner, carPath, "--serve", "--json")
 	var deal struct {
 		DealUUID string
 		PieceCID string
@@ -199,28 +191,10 @@ func TestQuickStart(t *testing.T) {
 	if deal.DealUUID == "" || deal.PieceCID == "" {
 		t.Fatalf("ferry deal --json gave %q", out)
 	}
-	e.must(e.ferry, "deal-status", "--provider", info.Miner, "--deal-uuid", deal.DealUUID, "--watch")
+	e.must(e.ferry, "deal-status", "--provider", miner, "--deal-uuid", deal.DealUUID, "--watch")
 
 	// The provider's view.
-	var shown struct {
-		Checkpoint  string
-		ChainDealID uint64
-		Sector      *uint64
-		PieceCID    string
-	}
-	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "deal", "show", deal.DealUUID, "--json")), &shown); err != nil {
-		t.Fatal(err)
-	}
-	if shown.Checkpoint != "Complete" || shown.Sector == nil || shown.PieceCID != deal.PieceCID {
-		t.Fatalf("provider shows the deal as %+v", shown)
-	}
-	var sector struct{ State string }
-	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "sectors", "status", fmt.Sprint(*shown.Sector), "--json")), &sector); err != nil {
-		t.Fatal(err)
-	}
-	if sector.State != "Proving" {
-		t.Fatalf("sector %d is %s, want Proving", *shown.Sector, sector.State)
-	}
+	shown := e.checkComplete(deal.DealUUID, deal.PieceCID)
 
 	// The chain's view, through Lotus' API.
 	ctx := context.Background()
@@ -246,10 +220,163 @@ func TestQuickStart(t *testing.T) {
 	if label, err := md.Proposal.Label.ToString(); err != nil || label != root {
 		t.Fatalf("chain deal %d has label %q (%v), want the payload CID %s", shown.ChainDealID, label, err, root)
 	}
+	// The data comes back: the payload as files, and the piece with its
+	// commitment checked.
+	back := filepath.Join(t.TempDir(), "back")
+	e.must(e.ferry, "retrieve", "--provider", miner, root, "-o", back, "--extract")
+	for name, want := range map[string][]byte{"big.bin": big, "hello.txt": []byte("hello, ferry\n")} {
+		got, err := os.ReadFile(filepath.Join(back, name))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("retrieved %s differs from the original (%d bytes, %v)", name, len(got), err)
+		}
+	}
+	pieceOut := filepath.Join(t.TempDir(), "piece")
+	e.must(e.ferry, "retrieve", "--provider", miner, "--piece", deal.PieceCID, "-o", pieceOut)
+	car, _ := os.ReadFile(carPath)
+	gotPiece, _ := os.ReadFile(pieceOut)
+	if len(gotPiece) < len(car) || !bytes.Equal(gotPiece[:len(car)], car) {
+		t.Fatalf("retrieved piece does not start with the CAR")
+	}
+
 	client, _ := address.NewFromString(addr)
 	if ka, err := node.StateAccountKey(ctx, md.Proposal.Client, chain.EmptyTSK); err != nil || ka != client {
 		t.Fatalf("chain deal client %s resolves to %s (%v), want %s", md.Proposal.Client, ka, err, client)
 	}
+}
+
+// fundClient makes the client repo, funds its wallet and escrow, and returns
+// the provider's miner address and the client's wallet address.
+func (e *env) fundClient() (miner, addr string) {
+	var info struct{ Miner string }
+	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "info", "--json")), &info); err != nil {
+		e.t.Fatal(err)
+	}
+	e.must(e.ferry, "init")
+	addr = strings.TrimSpace(e.must(e.ferry, "wallet", "default"))
+	e.must(e.ferry, "devnet", "fund", addr, "100")
+	e.must(e.ferry, "market", "add-balance", "10")
+	return info.Miner, addr
+}
+
+// dealView is what `ferryd deal show --json` says of a deal.
+type dealView struct {
+	Checkpoint  string
+	ChainDealID uint64
+	Sector      *uint64
+	PieceCID    string
+	PublishCID  string
+	Error       string
+}
+
+// checkComplete asserts the provider has the deal Complete in a proving
+// sector.
+func (e *env) checkComplete(uuid, pieceCID string) dealView {
+	e.t.Helper()
+	var shown dealView
+	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "deal", "show", uuid, "--json")), &shown); err != nil {
+		e.t.Fatal(err)
+	}
+	if shown.Checkpoint != "Complete" || shown.Sector == nil || shown.PieceCID != pieceCID {
+		e.t.Fatalf("provider shows the deal as %+v", shown)
+	}
+	var sector struct{ State string }
+	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "sectors", "status", fmt.Sprint(*shown.Sector), "--json")), &sector); err != nil {
+		e.t.Fatal(err)
+	}
+	if sector.State != "Proving" {
+		e.t.Fatalf("sector %d is %s, want Proving", *shown.Sector, sector.State)
+	}
+	return shown
+}
+
+// TestKilledDaemonResumes kills ferryd with SIGKILL while an offline deal is
+// on its way, restarts it, and checks the deal still completes, published
+// once. It also covers offline deals and `ferryd import-data`.
+func TestKilledDaemonResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	e := newEnv(t)
+	e.start()
+	miner, _ := e.fundClient()
+
+	data := t.TempDir()
+	payload := make([]byte, 1<<20+777)
+	rand.Read(payload)
+	os.WriteFile(filepath.Join(data, "file.bin"), payload, 0o644)
+	carPath := filepath.Join(t.TempDir(), "offline.car")
+	e.must(e.ferry, "car", "create", data, "-o", carPath)
+
+	var deal struct{ DealUUID, PieceCID string }
+	out := e.must(e.ferry, "deal", "--provider", miner, "--offline", carPath, "--json")
+	if err := json.Unmarshal([]byte(lastJSON(out)), &deal); err != nil {
+		t.Fatalf("reading ferry deal --json output %q: %v", out, err)
+	}
+	// A wrong file is refused and changes nothing.
+	wrong := filepath.Join(t.TempDir(), "wrong.car")
+	os.WriteFile(wrong, payload[:4096], 0o644)
+	if _, err := e.run(e.ferryd, "--repo", e.repo, "import-data", deal.DealUUID, wrong); err == nil {
+		t.Fatalf("import-data accepted a file whose piece CID is not the deal's")
+	}
+	e.must(e.ferryd, "--repo", e.repo, "import-data", deal.DealUUID, carPath)
+
+	// Kill the daemon as soon as the deal is past the transfer, restart it.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var v dealView
+		if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "deal", "show", deal.DealUUID, "--json")), &v); err != nil {
+			t.Fatal(err)
+		}
+		if v.Checkpoint != "Accepted" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deal stuck at %+v", v)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e.daemon.Process.Kill()
+	e.daemon.Wait()
+	e.daemon = nil
+	os.Remove(filepath.Join(e.repo, "api")) // a killed daemon leaves it behind
+	e.start()
+
+	e.must(e.ferry, "deal-status", "--provider", miner, "--deal-uuid", deal.DealUUID, "--watch")
+	shown := e.checkComplete(deal.DealUUID, deal.PieceCID)
+	if shown.PublishCID == "" {
+		t.Fatalf("complete deal has no publish message: %+v", shown)
+	}
+	// Published once: exactly one deal on chain carries this piece.
+	if n := e.chainDealsWithPiece(deal.PieceCID); n != 1 {
+		t.Fatalf("%d deals on chain carry piece %s, want 1", n, deal.PieceCID)
+	}
+}
+
+// chainDealsWithPiece counts the deals on chain (IDs from 0 until the first
+// unknown one) whose piece is pieceCID, through Lotus' API.
+func (e *env) chainDealsWithPiece(pieceCID string) int {
+	e.t.Helper()
+	ctx := context.Background()
+	url, token, err := lotus.ParseAPIInfo(e.apiInfo)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	node, closer, err := lotus.Dial(ctx, url, token)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer closer()
+	n := 0
+	for id := abi.DealID(0); id < 1000; id++ {
+		md, err := node.StateMarketStorageDeal(ctx, id, chain.EmptyTSK)
+		if err != nil {
+			break
+		}
+		if md.Proposal.PieceCID.String() == pieceCID {
+			n++
+		}
+	}
+	return n
 }
 
 // lastJSON returns the last top-level JSON object in out.
