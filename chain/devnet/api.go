@@ -235,13 +235,7 @@ func (d *Devnet) StateMarketStorageDeal(ctx context.Context, dealID abi.DealID, 
 	if !ok {
 		return nil, fmt.Errorf("deal %d not found", dealID)
 	}
-	md := &chain.MarketDeal{Proposal: ds.Proposal, State: chain.MarketDealState{
-		SectorStartEpoch: ds.SectorStartEpoch, LastUpdatedEpoch: ds.LastUpdatedEpoch, SlashEpoch: ds.SlashEpoch,
-	}}
-	if ds.SectorStartEpoch >= 0 {
-		md.State.SectorNumber = ds.SectorNumber
-	}
-	return md, nil
+	return marketDeal(ds), nil
 }
 
 // StateDealProviderCollateralBounds returns ProviderCollateralBounds(size).

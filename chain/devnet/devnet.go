@@ -61,7 +61,7 @@ type Config struct {
 // ErrClosed is returned by Mine after Close.
 var ErrClosed = errors.New("devnet is closed")
 
-// Devnet is the embedded chain. It implements chain.Node.
+// Devnet is the embedded chain. It implements chain.FullNode.
 type Devnet struct {
 	cfg      Config
 	policy   Policy

@@ -10,13 +10,14 @@ import (
 	"github.com/ferry-fil/ferry/chain/lotus"
 )
 
-// Handler serves the Lotus full-node JSON-RPC API at /rpc/v1 (HTTP POST
-// and websocket, namespace "Filecoin"). Bearer tokens minted by Token carry
+// Handler serves the Lotus full-node JSON-RPC API (chain.FullNode) at
+// /rpc/v1 (HTTP POST and websocket, namespace "Filecoin"; ChainNotify
+// needs the websocket). Bearer tokens minted by Token carry
 // the permissions; a request without a token may call the read methods, as
 // on Lotus.
 func (d *Devnet) Handler() http.Handler {
 	rpc := jsonrpc.NewServer()
-	rpc.Register("Filecoin", lotus.Permissioned(d))
+	rpc.Register("Filecoin", lotus.PermissionedFull(d))
 	mux := http.NewServeMux()
 	mux.Handle("/rpc/v1", &auth.Handler{
 		Verify: func(ctx context.Context, token string) ([]auth.Permission, error) {

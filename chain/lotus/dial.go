@@ -26,14 +26,15 @@ const apiPath = "/rpc/v1"
 // wss://, e.g. "ws://127.0.0.1:1234/rpc/v1"). A non-empty token is sent as
 // "Authorization: Bearer <token>". Over http(s) each call is one request and
 // nothing is sent until the first call; over ws(s) the connection is opened
-// now. Call the closer when done.
-func Dial(ctx context.Context, url string, token string) (chain.Node, jsonrpc.ClientCloser, error) {
+// now. Call the closer when done. The result serves chain.FullNode; its
+// ChainNotify needs a ws(s) URL.
+func Dial(ctx context.Context, url string, token string) (chain.FullNode, jsonrpc.ClientCloser, error) {
 	header := http.Header{}
 	if token != "" {
 		header.Set("Authorization", "Bearer "+token)
 	}
-	var s NodeStruct
-	closer, err := jsonrpc.NewMergeClient(ctx, url, "Filecoin", []interface{}{&s.Internal}, header)
+	var s FullNodeStruct
+	closer, err := jsonrpc.NewMergeClient(ctx, url, "Filecoin", s.internals(), header)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to Lotus API at %s: %w", url, err)
 	}
@@ -139,7 +140,7 @@ func multiaddrURL(s string) (string, error) {
 }
 
 // FromEnv dials the node named by FULLNODE_API_INFO.
-func FromEnv(ctx context.Context) (chain.Node, jsonrpc.ClientCloser, error) {
+func FromEnv(ctx context.Context) (chain.FullNode, jsonrpc.ClientCloser, error) {
 	info := os.Getenv(EnvAPIInfo)
 	if info == "" {
 		return nil, nil, fmt.Errorf("%s is not set", EnvAPIInfo)
