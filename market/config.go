@@ -129,6 +129,11 @@ type Config struct {
 	// PollInterval is how often sealing and chain state are checked while
 	// a deal waits for its sector; 0 is BlockDelay.
 	PollInterval time.Duration
+	// DealEndCheckInterval is how often Complete deals are looked up on
+	// chain to notice a slashed or removed deal; 0 is 10×PollInterval.
+	// Expiry (the head passing a deal's end epoch) is noticed every
+	// PollInterval from the chain head alone.
+	DealEndCheckInterval time.Duration
 	// MaxAutoRetries is how many times a failing step is retried
 	// automatically before it waits for an operator.
 	MaxAutoRetries int
@@ -202,6 +207,34 @@ type IndexRequest struct {
 type PieceIndexer interface {
 	IndexAndAnnounce(ctx context.Context, d IndexRequest) error
 }
+
+// RemoveRequest is what a PieceRemover is told when a Complete deal ended
+// on chain.
+type RemoveRequest struct {
+	IndexRequest
+	// EndReason is why the deal ended: EndExpired, EndSlashed or EndRemoved.
+	EndReason string
+	// KeepIndex: another deal of this provider that has not ended holds the
+	// same piece in a sector, so the piece stays in the index.
+	KeepIndex bool
+	// KeepAnnounced: such a deal also asked for an IPNI announcement, so the
+	// piece's advertisement stays.
+	KeepAnnounced bool
+}
+
+// PieceRemover is implemented by a PieceIndexer that also takes pieces out
+// of the index and IPNI when their deal ends. It is called once per ended
+// deal (again after a crash during the call), so it must be idempotent.
+type PieceRemover interface {
+	RemovePiece(ctx context.Context, r RemoveRequest) error
+}
+
+// Reasons a Complete deal ended, as DealInfo.Ended reports them.
+const (
+	EndExpired = "expired" // the chain head passed the deal's end epoch
+	EndSlashed = "slashed" // the chain shows a slash epoch
+	EndRemoved = "removed" // the chain dropped the deal before its end epoch
+)
 
 // MessageSigner signs a chain message with its From key and returns the
 // signed message and its CID. NodeSigner is the usual one.

@@ -49,6 +49,7 @@ type fakeChain struct {
 	worker     address.Address
 	rejectNext int  // the next publish marks its deal at this index invalid (-1: none)
 	stealNonce bool // another message takes the nonce of the next publish
+	slashed    map[abi.DealID]abi.ChainEpoch
 }
 
 type fakeChainState struct {
@@ -89,6 +90,7 @@ func newFakeChain(t testing.TB, dir string, workerKey wallet.KeyInfo) *fakeChain
 		dataCap:    map[address.Address]abi.StoragePower{},
 		collMin:    big.NewInt(10),
 		rejectNext: -1,
+		slashed:    map[abi.DealID]abi.ChainEpoch{},
 		st:         fakeChainState{Msgs: map[string]*fakeMsg{}, NextDealID: 1, Deals: map[abi.DealID]bool{}},
 	}
 	wa, err := workerKey.Address()
@@ -136,6 +138,21 @@ func (fc *fakeChain) setHeight(h abi.ChainEpoch) {
 	fc.mu.Lock()
 	fc.height = h
 	fc.mu.Unlock()
+}
+
+// slash gives a deal a slash epoch.
+func (fc *fakeChain) slash(id abi.DealID, at abi.ChainEpoch) {
+	fc.mu.Lock()
+	fc.slashed[id] = at
+	fc.mu.Unlock()
+}
+
+// dropDeal removes a deal from the chain, as the market actor's cron does.
+func (fc *fakeChain) dropDeal(id abi.DealID) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	delete(fc.st.Deals, id)
+	fc.saveLocked()
 }
 
 func (fc *fakeChain) publishMsgs() (msgs, pushes int) {
@@ -207,7 +224,11 @@ func (fc *fakeChain) StateMarketStorageDeal(_ context.Context, id abi.DealID, _ 
 	if !fc.st.Deals[id] {
 		return nil, fmt.Errorf("deal %d not found", id)
 	}
-	return &chain.MarketDeal{State: chain.MarketDealState{SectorStartEpoch: fc.height, LastUpdatedEpoch: -1, SlashEpoch: -1}}, nil
+	slash, ok := fc.slashed[id]
+	if !ok {
+		slash = -1
+	}
+	return &chain.MarketDeal{State: chain.MarketDealState{SectorStartEpoch: fc.height, LastUpdatedEpoch: -1, SlashEpoch: slash}}, nil
 }
 
 func (fc *fakeChain) StateDealProviderCollateralBounds(context.Context, abi.PaddedPieceSize, bool, chain.TipSetKey) (chain.DealCollateralBounds, error) {
@@ -479,8 +500,40 @@ func (f *fakeDownloader) Download(ctx context.Context, req TransferRequest, path
 }
 
 type fakeIndexer struct {
-	mu    sync.Mutex
-	calls map[uuid.UUID]int
+	mu       sync.Mutex
+	calls    map[uuid.UUID]int
+	removals []RemoveRequest
+	logPath  string // when set, each removal is also appended to this file
+}
+
+// RemovePiece records the removal.
+func (f *fakeIndexer) RemovePiece(_ context.Context, r RemoveRequest) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removals = append(f.removals, r)
+	if f.logPath == "" {
+		return nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	lf, err := os.OpenFile(f.logPath, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := lf.Write(append(b, '\n')); err != nil {
+		lf.Close()
+		return err
+	}
+	return lf.Close()
+}
+
+// removed returns a copy of the removals so far.
+func (f *fakeIndexer) removed() []RemoveRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]RemoveRequest(nil), f.removals...)
 }
 
 func (f *fakeIndexer) IndexAndAnnounce(_ context.Context, r IndexRequest) error {

@@ -23,7 +23,9 @@ import (
 // DealInfo is one deal as the operator API shows it (JSON-friendly). Sizes
 // are bytes, epochs chain epochs; Checkpoint is the last step finished,
 // Retry/Retries/Error describe a pending retry or a failure, and Sector and
-// SealingState appear once the piece is in a sector.
+// SealingState appear once the piece is in a sector. Ended and EndedAt
+// appear once a Complete deal ended on chain (its checkpoint stays
+// Complete).
 type DealInfo struct {
 	UUID          string
 	CreatedAt     time.Time
@@ -48,6 +50,8 @@ type DealInfo struct {
 	Sector        *uint64 `json:",omitempty"`
 	SealingState  string  `json:",omitempty"`
 	SignedCID     string
+	Ended         string     `json:",omitempty"` // EndExpired, EndSlashed or EndRemoved
+	EndedAt       *time.Time `json:",omitempty"` // when the provider noticed the end
 }
 
 // DealLog is one line of a deal's log.
@@ -75,6 +79,10 @@ func (p *Provider) info(d *dealRow) DealInfo {
 	if d.Sector >= 0 {
 		s := uint64(d.Sector)
 		di.Sector = &s
+	}
+	if !d.EndedAt.IsZero() {
+		at := d.EndedAt
+		di.Ended, di.EndedAt = d.EndReason, &at
 	}
 	return di
 }

@@ -39,7 +39,8 @@ type Deps struct {
 	// Logf receives operational log lines; nil uses the standard logger.
 	Logf func(format string, args ...any)
 	// OnCheckpoint, when set, is called after a deal's checkpoint (or a
-	// publish batch's "PublishSigned"/"PublishPushed" state) is persisted.
+	// publish batch's "PublishSigned"/"PublishPushed" state, or a deal's
+	// "Ended" and "PieceReleased" steps after Complete) is persisted.
 	// Fault-injection tests use it to kill the process at a chosen point.
 	OnCheckpoint func(id uuid.UUID, checkpoint string)
 }
@@ -52,6 +53,7 @@ type Provider struct {
 	worker     address.Address
 	blockDelay time.Duration
 	pollEvery  time.Duration
+	endEvery   time.Duration
 	ask        atomic.Pointer[wire.SignedStorageAsk]
 
 	ctx    context.Context
@@ -135,6 +137,10 @@ func (p *Provider) Start(ctx context.Context) error {
 	if p.pollEvery == 0 {
 		p.pollEvery = p.blockDelay
 	}
+	p.endEvery = p.cfg.DealEndCheckInterval
+	if p.endEvery == 0 {
+		p.endEvery = 10 * p.pollEvery
+	}
 	if err := p.loadAsk(ctx); err != nil {
 		return err
 	}
@@ -163,6 +169,11 @@ func (p *Provider) Start(ctx context.Context) error {
 	go func() {
 		defer p.wg.Done()
 		p.publisher(p.ctx)
+	}()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		p.watchEnds(p.ctx)
 	}()
 	if err := p.resume(p.ctx); err != nil {
 		p.Close()

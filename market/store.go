@@ -55,12 +55,15 @@ type dealRow struct {
 	Sector         int64
 	SectorOffset   uint64
 	SealingState   string
+	EndedAt        time.Time // zero while the deal is active
+	EndReason      string    // why the deal ended: EndExpired, EndSlashed or EndRemoved
+	PieceReleased  bool      // the end's piece removal was done
 }
 
 const dealColumns = `uuid, signed_proposal_cid, created_at, updated_at, client_peer, client_key, proposal,
 	data_root, is_offline, transfer_type, transfer_params, transfer_size, bytes_received, staging_path,
 	staging_owned, keep_unsealed, skip_ipni, checkpoint, retry, retries, retry_after, error, publish_queued,
-	batch_id, publish_cid, chain_deal_id, sector, sector_offset, sealing_state`
+	batch_id, publish_cid, chain_deal_id, sector, sector_offset, sealing_state, ended_at, end_reason, piece_released`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -69,13 +72,15 @@ func scanDeal(s scanner) (*dealRow, error) {
 		d                              dealRow
 		id, spc, ckey, root, pub       string
 		created, updated, retryAfter   int64
+		endedAt                        int64
 		prop                           []byte
 		offline, owned, keep, skip     bool
 		tsize, recv, dealID, sectorOff int64
 	)
 	err := s.Scan(&id, &spc, &created, &updated, &d.ClientPeer, &ckey, &prop, &root, &offline, &d.TransferType,
 		&d.TransferParams, &tsize, &recv, &d.StagingPath, &owned, &keep, &skip, &d.Checkpoint, &d.Retry, &d.Retries,
-		&retryAfter, &d.Error, &d.PublishQueued, &d.BatchID, &pub, &dealID, &d.Sector, &sectorOff, &d.SealingState)
+		&retryAfter, &d.Error, &d.PublishQueued, &d.BatchID, &pub, &dealID, &d.Sector, &sectorOff, &d.SealingState,
+		&endedAt, &d.EndReason, &d.PieceReleased)
 	if err != nil {
 		return nil, err
 	}
@@ -102,6 +107,9 @@ func scanDeal(s scanner) (*dealRow, error) {
 		}
 	}
 	d.CreatedAt, d.UpdatedAt, d.RetryAfter = time.Unix(0, created), time.Unix(0, updated), time.Unix(0, retryAfter)
+	if endedAt != 0 {
+		d.EndedAt = time.Unix(0, endedAt)
+	}
 	d.IsOffline, d.StagingOwned, d.KeepUnsealed, d.SkipIPNI = offline, owned, keep, skip
 	d.TransferSize, d.BytesReceived, d.ChainDealID, d.SectorOffset = uint64(tsize), uint64(recv), abi.DealID(dealID), uint64(sectorOff)
 	return &d, nil

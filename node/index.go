@@ -48,3 +48,25 @@ func (i indexer) IndexAndAnnounce(ctx context.Context, d market.IndexRequest) er
 	}
 	return nil
 }
+
+var _ market.PieceRemover = indexer{}
+
+// RemovePiece is the pipeline's step after a deal ended on chain: withdraw
+// the piece's IPNI advertisement unless another active deal still wants it
+// announced, and drop the piece from the index once no active deal holds
+// it. A piece that was never announced (the deal skipped IPNI, or another
+// deal's end removed it already) has nothing to withdraw.
+func (i indexer) RemovePiece(ctx context.Context, r market.RemoveRequest) error {
+	if i.ann != nil && !r.KeepAnnounced {
+		if _, err := i.ann.RemovePiece(ctx, r.PieceCID); err != nil && !errors.Is(err, ipni.ErrNotAnnounced) {
+			return fmt.Errorf("withdrawing piece %s from IPNI: %w", r.PieceCID, err)
+		}
+	}
+	if r.KeepIndex {
+		return nil
+	}
+	if err := i.idx.RemovePiece(ctx, r.PieceCID); err != nil {
+		return fmt.Errorf("removing piece %s from the index: %w", r.PieceCID, err)
+	}
+	return nil
+}
