@@ -1,0 +1,106 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/multiformats/go-multiaddr"
+	"github.com/multiformats/go-multihash"
+
+	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/index"
+	"github.com/ferry-fil/ferry/internal/carv1"
+	"github.com/ferry-fil/ferry/ipni"
+	"github.com/ferry-fil/ferry/market"
+	"github.com/ferry-fil/ferry/piece"
+)
+
+// TestIndexerRemovePiece runs the end-of-deal removal over the real index
+// and IPNI announcer: nothing while other deals want the piece announced,
+// a removal ad once none does, the index entry once no deal holds it, and
+// repeated calls are harmless.
+func TestIndexerRemovePiece(t *testing.T) {
+	ctx := context.Background()
+	sqldb, err := db.Open(ctx, filepath.Join(t.TempDir(), "ferry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqldb.Close()
+	key, _, err := crypto.GenerateEd25519Key(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx := index.New(sqldb, nil)
+	ann, err := ipni.New(sqldb, idx, ipni.Config{PrivKey: key,
+		RetrievalAddrs: []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/127.0.0.1/tcp/7777/http")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ann.Close()
+
+	var car bytes.Buffer
+	for i := 0; i < 3; i++ {
+		data := []byte{'b', byte(i)}
+		mh, _ := multihash.Sum(data, multihash.SHA2_256, -1)
+		c := cid.NewCidV1(cid.Raw, mh)
+		if i == 0 {
+			carv1.WriteHeader(&car, []cid.Cid{c})
+		}
+		carv1.WriteBlock(&car, c, data)
+	}
+	calc := piece.NewCalc()
+	calc.Write(car.Bytes())
+	comm, err := calc.Sum()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := comm.CID()
+	if _, err := idx.IndexCAR(ctx, pc, bytes.NewReader(car.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ann.AnnouncePiece(ctx, pc); err != nil {
+		t.Fatal(err)
+	}
+
+	ix := indexer{idx: idx, ann: ann}
+	check := func(step string, wantAds int, wantRm, wantIndexed bool) {
+		t.Helper()
+		ads, err := ann.Ads(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		indexed, err := idx.IsIndexed(ctx, pc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ads) != wantAds || ads[len(ads)-1].IsRm != wantRm || indexed != wantIndexed {
+			t.Fatalf("%s: %d ads (last removal %t), indexed %t; want %d, %t, %t",
+				step, len(ads), ads[len(ads)-1].IsRm, indexed, wantAds, wantRm, wantIndexed)
+		}
+	}
+	req := market.RemoveRequest{IndexRequest: market.IndexRequest{PieceCID: pc}, EndReason: market.EndExpired}
+
+	req.KeepIndex, req.KeepAnnounced = true, true
+	if err := ix.RemovePiece(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	check("other deals announce the piece", 1, false, true)
+
+	req.KeepAnnounced = false
+	if err := ix.RemovePiece(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	check("other deals hold the piece unannounced", 2, true, true)
+
+	req.KeepIndex = false
+	for i := 0; i < 2; i++ {
+		if err := ix.RemovePiece(ctx, req); err != nil {
+			t.Fatalf("removal %d of a piece no longer announced: %v", i, err)
+		}
+		check("no deal holds the piece", 2, true, false)
+	}
+}
