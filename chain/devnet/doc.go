@@ -59,6 +59,20 @@
 // blocks, and the pending message pool; pending messages still valid are
 // put back in the pool at restart.
 //
+// API: besides chain.Node the devnet serves chain.FullNode, the read
+// methods Lotus' tools and Boost's client call (ChainNotify over the
+// websocket only). StateNetworkName is "ferry-devnet". StateGetActor
+// reports legacy code CIDs, raw CIDs whose identity multihash holds
+// "fil/7/<name>" (see CodeCID), since the devnet runs no actor bytecode and
+// so has no manifest; an actor's Head is a CID of its devnet state record.
+// Miner power is the size of the proven, unexpired sectors (quality
+// adjusted power equals raw power); StateMinerAvailableBalance is the
+// whole miner balance (nothing is locked); proving deadlines use
+// Filecoin's WindowPoSt parameters with the miner's ID as the period
+// offset, but no WindowPoSt is checked; StateCirculatingSupply is the fixed
+// 500,000,000 FIL of the collateral formula; the gas estimates are the
+// fixed schedule above.
+//
 // ID addresses: the system actors sit at their usual IDs (f00 system, f02
 // reward, f03 cron, f04 power, f05 market, f06 verified registry, f099
 // burnt funds), genesis accounts start at f0100, and actors created later
