@@ -287,3 +287,18 @@ func FuzzParseAPIInfo(f *testing.F) {
 		}
 	})
 }
+
+func TestFullNotSupported(t *testing.T) {
+	var s FullNodeStruct
+	ctx := context.Background()
+	if _, err := s.ChainNotify(ctx); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("ChainNotify: %v", err)
+	}
+	if _, err := s.StateMinerPower(ctx, address.Undef, chain.EmptyTSK); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("StateMinerPower: %v", err)
+	}
+	// The embedded Node methods report it too.
+	if _, err := s.ChainHead(ctx); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("ChainHead: %v", err)
+	}
+}
