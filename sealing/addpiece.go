@@ -321,13 +321,37 @@ func WritePadded(ctx context.Context, w io.WriterAt, offset, size abi.PaddedPiec
 // the payload) are skipped when w is a sector file: its piece range is made
 // a hole first, so they read as zeros and the file stays sparse.
 func writePadded(ctx context.Context, f io.WriterAt, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
-	sink := &holeWriter{w: f, off: int64(pl.Offset)}
+	var sink io.Writer = &holeWriter{w: f, off: int64(pl.Offset)}
+	var direct *directWriter
 	if sf, ok := f.(sectorFile); ok {
 		if err := zeroRange(sf, int64(pl.Offset), int64(pl.Size)); err != nil {
 			return piece.Commitment{}, fmt.Errorf("clearing the piece range: %w", err)
 		}
-		sink.zeros = make([]byte, 1<<20)
+		sink.(*holeWriter).zeros = make([]byte, 1<<20)
+		// Large pieces of a real file go around the page cache; any
+		// trouble opening the file that way leaves the buffered path,
+		// which reports real errors itself.
+		if named, ok := f.(interface{ Name() string }); ok && int64(pl.Size)%directAlign == 0 {
+			if dw, err := newDirectWriter(named.Name(), int64(pl.Offset)); err == nil {
+				direct, sink = dw, dw
+			}
+		}
 	}
+	comm, err := hashInto(ctx, sink, pl, size, data)
+	if direct != nil {
+		if cerr := direct.Close(f); cerr != nil && err == nil {
+			err = fmt.Errorf("writing piece data: %w", cerr)
+		}
+	}
+	if err != nil {
+		return piece.Commitment{}, err
+	}
+	return comm, nil
+}
+
+// hashInto streams the payload through a commitment calculator writing its
+// padded bytes to sink.
+func hashInto(ctx context.Context, sink io.Writer, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
 	calc := piece.NewCalcWithSink(sink)
 	buf := make([]byte, 1<<20)
 	n, err := io.CopyBuffer(calc, &ctxReader{ctx: ctx, r: io.LimitReader(data, int64(size)+1)}, buf)

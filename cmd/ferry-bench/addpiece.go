@@ -51,11 +51,6 @@ func runAddPieceBench(ctx context.Context, dir string, size int64, rounds int) e
 		return err
 	}
 	ps := piece.PaddedSizeFor(uint64(size))
-	dst, err := os.Create(filepath.Join(tmp, "unsealed"))
-	if err != nil {
-		return fmt.Errorf("creating sector file: %w", err)
-	}
-	defer dst.Close()
 
 	var plain, fused, syncs []time.Duration
 	var rootPlain, rootFused [32]byte
@@ -66,7 +61,20 @@ func runAddPieceBench(ctx context.Context, dir string, size int64, rounds int) e
 			return err
 		}
 		plain, rootPlain = append(plain, d), root
+		// Each round writes into fresh, empty sector space, as AddPiece
+		// does: a new sparse file.
+		dstPath := filepath.Join(tmp, "unsealed")
+		os.Remove(dstPath)
+		dst, err := os.Create(dstPath)
+		if err != nil {
+			return fmt.Errorf("creating sector file: %w", err)
+		}
+		if err := dst.Truncate(int64(ps)); err != nil {
+			dst.Close()
+			return fmt.Errorf("sizing sector file: %w", err)
+		}
 		d, s, root, err := timeAddPiece(ctx, src, dst, ps)
+		dst.Close()
 		if err != nil {
 			return err
 		}
