@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
 )
@@ -19,15 +20,21 @@ import (
 // names the directory to work in.
 const crashEnv = "FERRY_SEALING_CRASH_DIR"
 
-// killingReader SIGKILLs its own process once after bytes were read.
+// killingReader SIGKILLs its own process once after bytes were read and,
+// when written is set, once some of them are in the file (writes are
+// asynchronous with O_DIRECT), so the crash is mid-write.
 type killingReader struct {
-	r     io.Reader
-	after int64
-	n     int64
+	r       io.Reader
+	after   int64
+	n       int64
+	written func() bool
 }
 
 func (k *killingReader) Read(p []byte) (int, error) {
 	if k.n >= k.after {
+		for deadline := time.Now().Add(10 * time.Second); k.written != nil && !k.written() && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond)
+		}
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // never returns: the signal is on its way
 	}
@@ -62,7 +69,19 @@ func TestCrashChild(t *testing.T) {
 	}
 	s := openTestSealing(t, dir, crashConfig(), &fakeNode{height: 10})
 	p := makePiece(t, plan.Seed, plan.Payload, plan.Size)
-	r := &killingReader{r: bytes.NewReader(p.data), after: int64(plan.Payload / 2)}
+	// The victim piece goes to the second half of sector 1 (the first
+	// half holds the small first piece).
+	written := func() bool {
+		f, err := os.Open(s.unsealedPath(1))
+		if err != nil {
+			return false
+		}
+		defer f.Close()
+		b := make([]byte, 1<<20)
+		f.ReadAt(b, int64(plan.Size))
+		return bytes.Count(b, []byte{0}) != len(b)
+	}
+	r := &killingReader{r: bytes.NewReader(p.data), after: int64(plan.Payload / 2), written: written}
 	s.AddPieceToAny(context.Background(), p.size, r, plan.Deal)
 	t.Fatal("AddPieceToAny returned although the process was killed mid-write")
 }
