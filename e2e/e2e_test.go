@@ -379,6 +379,71 @@ func (e *env) chainDealsWithPiece(pieceCID string) int {
 	return n
 }
 
+// TestLotusMode runs a deal through a ferryd whose chain is a Lotus node:
+// Chain.Mode = "lotus", reached only through Lotus' JSON-RPC API. The
+// "Lotus node" is a first ferryd's devnet, which holds the miner's worker
+// key in its wallet as a Lotus node would; the second ferryd takes over
+// that miner (writing its own peer ID to the chain) and runs the deal.
+func TestLotusMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	chainNode := newEnv(t)
+	chainNode.start()
+	var info struct{ Miner string }
+	if err := json.Unmarshal([]byte(chainNode.must(chainNode.ferryd, "--repo", chainNode.repo, "info", "--json")), &info); err != nil {
+		t.Fatal(err)
+	}
+
+	e := newEnv(t)
+	cfg := fmt.Sprintf(`
+[Chain]
+Mode = "lotus"
+LotusAPIInfo = %q
+Miner = %q
+[Libp2p]
+ListenAddresses = ["/ip4/127.0.0.1/tcp/%d"]
+[HTTP]
+Listen = "127.0.0.1:%d"
+[API]
+Listen = "127.0.0.1:%d"
+[Sealing]
+WaitDealsDelay = "3s"
+[Market]
+PublishMsgPeriod = "2s"
+`, chainNode.apiInfo, info.Miner, freePort(t), e.retrievalPort, freePort(t))
+	if err := os.WriteFile(filepath.Join(e.repo, "config.toml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.start()
+	e.apiInfo = chainNode.apiInfo // the client uses the same chain
+	var info2 struct{ Miner, PeerID, ChainMode string }
+	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "info", "--json")), &info2); err != nil {
+		t.Fatal(err)
+	}
+	if info2.ChainMode != "lotus" || info2.Miner != info.Miner {
+		t.Fatalf("second ferryd says %+v", info2)
+	}
+
+	miner, _ := e.fundClient()
+	data := t.TempDir()
+	payload := make([]byte, 700_000)
+	rand.Read(payload)
+	os.WriteFile(filepath.Join(data, "f.bin"), payload, 0o644)
+	carPath := filepath.Join(t.TempDir(), "lotus.car")
+	e.must(e.ferry, "car", "create", data, "-o", carPath)
+	var deal struct{ DealUUID, PieceCID string }
+	out := e.must(e.ferry, "deal", "--provider", miner, carPath, "--serve", "--json")
+	if err := json.Unmarshal([]byte(lastJSON(out)), &deal); err != nil {
+		t.Fatalf("reading ferry deal --json output %q: %v", out, err)
+	}
+	e.must(e.ferry, "deal-status", "--provider", miner, "--deal-uuid", deal.DealUUID, "--watch")
+	e.checkComplete(deal.DealUUID, deal.PieceCID)
+	if n := e.chainDealsWithPiece(deal.PieceCID); n != 1 {
+		t.Fatalf("%d deals on chain carry piece %s, want 1", n, deal.PieceCID)
+	}
+}
+
 // lastJSON returns the last top-level JSON object in out.
 func lastJSON(out string) string {
 	i := strings.LastIndex(out, "\n{")
