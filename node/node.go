@@ -171,6 +171,11 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 			return n, fmt.Errorf("reading miner %s: %w", n.Miner, err)
 		}
 		n.Worker, sectorSize = mi.Worker, mi.SectorSize
+		// Say plainly what network mode does not do yet.
+		logf("warning: the only sealer back end is the devnet's (no proof of replication); pre-commits on a real network will fail until a lotus-miner back end is configured")
+		if cfg.Transfer.AllowPrivateAddresses {
+			logf("warning: Transfer.AllowPrivateAddresses is on: clients can make ferryd download from loopback and private addresses; turn it off on a public network")
+		}
 	}
 
 	// Sealing.

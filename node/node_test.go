@@ -1,0 +1,143 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// testRepo writes a config for a fast devnet on free ports.
+func testRepo(t *testing.T) string {
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+[Chain]
+DevnetBlockTime = "50ms"
+DevnetListen = "127.0.0.1:%d"
+DevnetSectorSize = "2KiB"
+[Libp2p]
+ListenAddresses = ["/ip4/127.0.0.1/tcp/%d"]
+[HTTP]
+Listen = "127.0.0.1:%d"
+[API]
+Listen = "127.0.0.1:%d"
+`, freePort(t), freePort(t), freePort(t), freePort(t))
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestStartStopRestart starts a devnet ferryd, stops it, and starts it again
+// on the same repo: the same miner and peer identity come back, the api
+// file exists only while it runs, and stopping leaves no goroutines behind.
+func TestStartStopRestart(t *testing.T) {
+	ctx := context.Background()
+	dir := testRepo(t)
+	before := runtime.NumGoroutine()
+
+	n, err := Start(ctx, dir, Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	miner, peerID := n.Miner, n.Host.ID()
+	if _, err := os.Stat(filepath.Join(dir, "api")); err != nil {
+		t.Fatalf("no api file while running: %v", err)
+	}
+	info, err := (&nodeAPI{n: n}).Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Miner != miner.String() || info.SectorSize != 2048 || info.MarketEscrow.Sign() <= 0 {
+		t.Fatalf("Info = %+v", info)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "api")); !os.IsNotExist(err) {
+		t.Fatalf("api file left after Close: %v", err)
+	}
+
+	n, err = Start(ctx, dir, Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	if n.Miner != miner || n.Host.ID() != peerID {
+		t.Fatalf("restart changed miner %s→%s or peer %s→%s", miner, n.Miner, peerID, n.Host.ID())
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+
+	// Goroutines wind down (libp2p and HTTP keep-alives take a moment).
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before+2 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if after := runtime.NumGoroutine(); after > before+2 {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("%d goroutines before Start, %d after Close:\n%s", before, after, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// TestStartRefusesBadConfig: a broken config.toml is refused with the
+// setting named, and nothing is started.
+func TestStartRefusesBadConfig(t *testing.T) {
+	for name, cfg := range map[string]string{
+		"unknown setting": "[Chain]\nBlockTme = \"1s\"\n",
+		"bad mode":        "[Chain]\nMode = \"mainnet\"\n",
+		"bad duration":    "[Chain]\nDevnetBlockTime = \"soon\"\n",
+		"bad sector size": "[Chain]\nDevnetSectorSize = \"3MiB\"\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600)
+			n, err := Start(context.Background(), dir, Options{Logf: t.Logf})
+			if err == nil {
+				n.Close()
+				t.Fatal("started with a bad config")
+			}
+			if !strings.Contains(err.Error(), "config") && !strings.Contains(err.Error(), "sector size") {
+				t.Fatalf("error does not say what is wrong: %v", err)
+			}
+		})
+	}
+}
+
+// TestStartRefusesBusyPort: a port in use is a clear error, and what was
+// started before it is stopped again.
+func TestStartRefusesBusyPort(t *testing.T) {
+	dir := testRepo(t)
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", cfg.Chain.DevnetListen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	n, err := Start(context.Background(), dir, Options{Logf: t.Logf})
+	if err == nil {
+		n.Close()
+		t.Fatal("started although the devnet port is taken")
+	}
+	if !strings.Contains(err.Error(), cfg.Chain.DevnetListen) {
+		t.Fatalf("error does not name the port: %v", err)
+	}
+}
