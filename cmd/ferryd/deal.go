@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/ferry-fil/ferry/api"
 	"io"
 	"path/filepath"
 	"strings"
@@ -19,30 +20,6 @@ import (
 	"github.com/ferry-fil/ferry/wire"
 )
 
-// dealAPI is what the deal, publish, ask and import-data commands need from
-// the running daemon (api.Ferry has it).
-type dealAPI interface {
-	DealList(ctx context.Context) ([]market.DealInfo, error)
-	DealShow(ctx context.Context, id uuid.UUID) (*market.DealDetail, error)
-	DealRetry(ctx context.Context, id uuid.UUID) error
-	DealFail(ctx context.Context, id uuid.UUID) error
-	DealCancel(ctx context.Context, id uuid.UUID) error
-	DealImportData(ctx context.Context, id uuid.UUID, path string) error
-	PublishNow(ctx context.Context) error
-	AskGet(ctx context.Context) (*wire.SignedStorageAsk, error)
-	AskSet(ctx context.Context, ask market.AskParams) (*wire.SignedStorageAsk, error)
-}
-
-// withDealAPI runs fn with a client of the running daemon.
-func withDealAPI(cctx *cli.Context, fn func(a dealAPI) error) error {
-	f, closer, err := dial(cctx)
-	if err != nil {
-		return err
-	}
-	defer closer()
-	return fn(f)
-}
-
 // dealUUIDArg parses the command's single deal UUID argument.
 func dealUUIDArg(cctx *cli.Context, usage string) (uuid.UUID, error) {
 	if cctx.NArg() != 1 {
@@ -56,7 +33,7 @@ func dealUUIDArg(cctx *cli.Context, usage string) (uuid.UUID, error) {
 }
 
 // dealAction is a command acting on one deal.
-func dealAction(name, usage string, do func(a dealAPI, ctx context.Context, id uuid.UUID) error, done string) *cli.Command {
+func dealAction(name, usage string, do func(a api.Ferry, ctx context.Context, id uuid.UUID) error, done string) *cli.Command {
 	return &cli.Command{
 		Name:      name,
 		Usage:     usage,
@@ -66,7 +43,7 @@ func dealAction(name, usage string, do func(a dealAPI, ctx context.Context, id u
 			if err != nil {
 				return err
 			}
-			return withDealAPI(cctx, func(a dealAPI) error {
+			return withAPI(cctx, func(a api.Ferry) error {
 				if err := do(a, cctx.Context, id); err != nil {
 					return err
 				}
@@ -86,7 +63,7 @@ var dealCmd = &cli.Command{
 		Usage: "list deals, newest first",
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(cctx *cli.Context) error {
-			return withDealAPI(cctx, func(a dealAPI) error {
+			return withAPI(cctx, func(a api.Ferry) error {
 				ds, err := a.DealList(cctx.Context)
 				if err != nil {
 					return err
@@ -107,7 +84,7 @@ var dealCmd = &cli.Command{
 			if err != nil {
 				return err
 			}
-			return withDealAPI(cctx, func(a dealAPI) error {
+			return withAPI(cctx, func(a api.Ferry) error {
 				d, err := a.DealShow(cctx.Context, id)
 				if err != nil {
 					return err
@@ -119,9 +96,9 @@ var dealCmd = &cli.Command{
 			})
 		},
 	},
-		dealAction("retry", "retry a deal waiting for an operator, now", dealAPI.DealRetry, "resumed"),
-		dealAction("fail", "fail a deal for good, releasing its funds, staging space and data", dealAPI.DealFail, "failed"),
-		dealAction("cancel", "cancel a deal that is not yet published", dealAPI.DealCancel, "cancelled"),
+		dealAction("retry", "retry a deal waiting for an operator, now", api.Ferry.DealRetry, "resumed"),
+		dealAction("fail", "fail a deal for good, releasing its funds, staging space and data", api.Ferry.DealFail, "failed"),
+		dealAction("cancel", "cancel a deal that is not yet published", api.Ferry.DealCancel, "cancelled"),
 	},
 }
 
@@ -133,7 +110,7 @@ var publishCmd = &cli.Command{
 		Name:  "now",
 		Usage: "publish the deals waiting for a batch without waiting for it to fill",
 		Action: func(cctx *cli.Context) error {
-			return withDealAPI(cctx, func(a dealAPI) error {
+			return withAPI(cctx, func(a api.Ferry) error {
 				if err := a.PublishNow(cctx.Context); err != nil {
 					return err
 				}
@@ -161,7 +138,7 @@ var importDataCmd = &cli.Command{
 		if err != nil {
 			return fmt.Errorf("file %q: %w", cctx.Args().Get(1), err)
 		}
-		return withDealAPI(cctx, func(a dealAPI) error {
+		return withAPI(cctx, func(a api.Ferry) error {
 			if err := a.DealImportData(cctx.Context, id, path); err != nil {
 				return err
 			}
@@ -180,7 +157,7 @@ var askCmd = &cli.Command{
 		Usage: "show the signed storage ask",
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(cctx *cli.Context) error {
-			return withDealAPI(cctx, func(a dealAPI) error {
+			return withAPI(cctx, func(a api.Ferry) error {
 				ask, err := a.AskGet(cctx.Context)
 				if err != nil {
 					return err
@@ -218,7 +195,7 @@ var askCmd = &cli.Command{
 			if err != nil {
 				return fmt.Errorf("--max-piece-size: %w", err)
 			}
-			return withDealAPI(cctx, func(a dealAPI) error {
+			return withAPI(cctx, func(a api.Ferry) error {
 				ask, err := a.AskSet(cctx.Context, market.AskParams{
 					Price: price, VerifiedPrice: vprice, MinPieceSize: minSize, MaxPieceSize: maxSize,
 					Duration: abi.ChainEpoch(cctx.Int64("duration")),

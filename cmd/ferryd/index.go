@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/ferry-fil/ferry/api"
 	"os"
 	"text/tabwriter"
 
@@ -18,24 +19,21 @@ var indexCmd = &cli.Command{
 		Usage: "list indexed pieces, their blocks and whether IPNI has them",
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(cctx *cli.Context) error {
-			f, closer, err := dial(cctx)
-			if err != nil {
-				return err
-			}
-			defer closer()
-			pieces, err := f.IndexList(cctx.Context)
-			if err != nil {
-				return err
-			}
-			if cctx.Bool("json") {
-				return printJSON(pieces)
-			}
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PIECE CID\tSTATE\tBLOCKS\tAGGREGATE\tANNOUNCED\tERROR")
-			for _, p := range pieces {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%v\t%s\n", p.PieceCID, p.State, p.Blocks, p.Aggregate, p.Announced, p.Error)
-			}
-			return tw.Flush()
+			return withAPI(cctx, func(f api.Ferry) error {
+				pieces, err := f.IndexList(cctx.Context)
+				if err != nil {
+					return err
+				}
+				if cctx.Bool("json") {
+					return printJSON(pieces)
+				}
+				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "PIECE CID\tSTATE\tBLOCKS\tAGGREGATE\tANNOUNCED\tERROR")
+				for _, p := range pieces {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%v\t%s\n", p.PieceCID, p.State, p.Blocks, p.Aggregate, p.Announced, p.Error)
+				}
+				return tw.Flush()
+			})
 		},
 	}, {
 		Name:      "rebuild",
@@ -46,17 +44,14 @@ var indexCmd = &cli.Command{
 			if err != nil {
 				return err
 			}
-			f, closer, err := dial(cctx)
-			if err != nil {
-				return err
-			}
-			defer closer()
-			n, err := f.IndexRebuild(cctx.Context, pc)
-			if err != nil {
-				return err
-			}
-			fmt.Printf("indexed %d blocks of %s\n", n, pc)
-			return nil
+			return withAPI(cctx, func(f api.Ferry) error {
+				n, err := f.IndexRebuild(cctx.Context, pc)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("indexed %d blocks of %s\n", n, pc)
+				return nil
+			})
 		},
 	}, {
 		Name:      "announce",
@@ -67,17 +62,14 @@ var indexCmd = &cli.Command{
 			if err != nil {
 				return err
 			}
-			f, closer, err := dial(cctx)
-			if err != nil {
-				return err
-			}
-			defer closer()
-			ad, err := f.IndexAnnounce(cctx.Context, pc)
-			if err != nil {
-				return err
-			}
-			fmt.Printf("%s is advertised in %s\n", pc, ad)
-			return nil
+			return withAPI(cctx, func(f api.Ferry) error {
+				ad, err := f.IndexAnnounce(cctx.Context, pc)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("%s is advertised in %s\n", pc, ad)
+				return nil
+			})
 		},
 	}},
 }

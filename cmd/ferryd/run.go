@@ -70,37 +70,35 @@ var infoCmd = &cli.Command{
 	Usage: "show the miner, peer ID, addresses, funds and chain head",
 	Flags: []cli.Flag{jsonFlag},
 	Action: func(cctx *cli.Context) error {
-		f, closer, err := dial(cctx)
-		if err != nil {
-			return err
-		}
-		defer closer()
-		info, err := f.Info(cctx.Context)
-		if err != nil {
-			return err
-		}
-		if cctx.Bool("json") {
-			return printJSON(info)
-		}
-		fmt.Printf("Miner:          %s (%s sectors)\n", info.Miner, info.SectorSize.ShortString())
-		fmt.Printf("Worker:         %s (%s)\n", info.Worker, chain.FormatFIL(info.WorkerFunds))
-		fmt.Printf("Market escrow:  %s (locked %s)\n", chain.FormatFIL(info.MarketEscrow), chain.FormatFIL(info.MarketLocked))
-		fmt.Printf("Peer ID:        %s\n", info.PeerID)
-		for _, a := range info.Addresses {
-			fmt.Printf("Address:        %s\n", a)
-		}
-		fmt.Printf("Retrieval:      %s\n", info.RetrievalURL)
-		fmt.Printf("Chain:          %s, head %d\n", info.ChainMode, info.ChainHead)
-		fmt.Printf("Version:        %s\n", info.Version)
-		return nil
+		return withAPI(cctx, func(f api.Ferry) error {
+			info, err := f.Info(cctx.Context)
+			if err != nil {
+				return err
+			}
+			if cctx.Bool("json") {
+				return printJSON(info)
+			}
+			fmt.Printf("Miner:          %s (%s sectors)\n", info.Miner, info.SectorSize.ShortString())
+			fmt.Printf("Worker:         %s (%s)\n", info.Worker, chain.FormatFIL(info.WorkerFunds))
+			fmt.Printf("Market escrow:  %s (locked %s)\n", chain.FormatFIL(info.MarketEscrow), chain.FormatFIL(info.MarketLocked))
+			fmt.Printf("Peer ID:        %s\n", info.PeerID)
+			for _, a := range info.Addresses {
+				fmt.Printf("Address:        %s\n", a)
+			}
+			fmt.Printf("Retrieval:      %s\n", info.RetrievalURL)
+			fmt.Printf("Chain:          %s, head %d\n", info.ChainMode, info.ChainHead)
+			fmt.Printf("Version:        %s\n", info.Version)
+			return nil
+		})
 	},
 }
 
-// dial connects to the running daemon of the repo.
-func dial(cctx *cli.Context) (api.Ferry, func(), error) {
+// withAPI runs fn with a client of the daemon running on the repo.
+func withAPI(cctx *cli.Context, fn func(a api.Ferry) error) error {
 	f, closer, err := api.Dial(cctx.Context, repoDir(cctx))
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	return f, func() { closer() }, nil
+	defer closer()
+	return fn(f)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/ferry-fil/ferry/api"
 	"io"
 	"strconv"
 	"text/tabwriter"
@@ -12,8 +13,6 @@ import (
 	"github.com/ferry-fil/ferry/sealing"
 )
 
-// sectorsAPI is what `ferryd sectors` needs; *sealing.Sealing has it, and so
-// can a client of the running daemon's API.
 // sectorsCmd is `ferryd sectors list|status N`.
 var sectorsCmd = &cli.Command{
 	Name:  "sectors",
@@ -23,19 +22,16 @@ var sectorsCmd = &cli.Command{
 		Usage: "list sectors with their state and use",
 		Flags: []cli.Flag{jsonFlag},
 		Action: func(cctx *cli.Context) error {
-			f, closer, err := dial(cctx)
-			if err != nil {
-				return err
-			}
-			defer closer()
-			ss, err := f.SectorsList(cctx.Context)
-			if err != nil {
-				return err
-			}
-			if cctx.Bool("json") {
-				return printJSON(ss)
-			}
-			return printSectors(cctx.App.Writer, ss)
+			return withAPI(cctx, func(f api.Ferry) error {
+				ss, err := f.SectorsList(cctx.Context)
+				if err != nil {
+					return err
+				}
+				if cctx.Bool("json") {
+					return printJSON(ss)
+				}
+				return printSectors(cctx.App.Writer, ss)
+			})
 		},
 	}, {
 		Name:      "status",
@@ -50,19 +46,16 @@ var sectorsCmd = &cli.Command{
 			if err != nil {
 				return fmt.Errorf("sector number %q: %w", cctx.Args().First(), err)
 			}
-			f, closer, err := dial(cctx)
-			if err != nil {
-				return err
-			}
-			defer closer()
-			si, err := f.SectorsStatus(cctx.Context, abi.SectorNumber(n))
-			if err != nil {
-				return err
-			}
-			if cctx.Bool("json") {
-				return printJSON(si)
-			}
-			return printSector(cctx.App.Writer, si)
+			return withAPI(cctx, func(f api.Ferry) error {
+				si, err := f.SectorsStatus(cctx.Context, abi.SectorNumber(n))
+				if err != nil {
+					return err
+				}
+				if cctx.Bool("json") {
+					return printJSON(si)
+				}
+				return printSector(cctx.App.Writer, si)
+			})
 		},
 	}},
 }
