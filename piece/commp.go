@@ -43,6 +43,33 @@ const (
 	chunkU     = chunkP / quadP * quadU // payload bytes per job
 )
 
+// ChunkSize is the size of the buffers a ChunkSink lends a Calc: the padded
+// bytes of one hashing job.
+const ChunkSize = chunkP
+
+// ChunkSink takes a Calc's padded bytes without a copy: the Calc pads into
+// buffers the sink lends it and hands each back once it is hashed. A sink
+// that writes the bytes to disk can so own buffers aligned for direct I/O.
+type ChunkSink interface {
+	// Buffer returns a buffer of ChunkSize bytes for the Calc to pad into;
+	// it may wait until one is free. The Calc owns the buffer until it
+	// passes it to WriteChunk; it may drop it unwritten after an error. An
+	// error stops the Calc.
+	Buffer() ([]byte, error)
+	// WriteChunk takes back a buffer from Buffer holding the padded bytes
+	// at offset off from the start of the piece: b[:len(b)] is padded data,
+	// len(b) is ChunkSize except for the last chunk, and off is a multiple
+	// of ChunkSize. It is called from the hashing goroutines, so several
+	// calls may run at once and offsets come in any order; it should not
+	// wait long (a Calc's goroutines end only once it returns). The Calc
+	// does not touch b afterwards. An error stops the Calc.
+	WriteChunk(b []byte, off uint64) error
+	// WriteZeros records that the n padded bytes at offset off are zeros:
+	// the fill up to the piece size at Sum or SumAs. It is called after
+	// every WriteChunk has returned.
+	WriteZeros(off, n uint64) error
+}
+
 // chunk is a padded buffer and the scratch space to hash it.
 type chunk struct {
 	data    []byte
@@ -57,6 +84,7 @@ type chunk struct {
 // subtrees are hashed.
 type Calc struct {
 	sink    io.Writer
+	csink   ChunkSink
 	cur     *chunk
 	fill    int // padded bytes in cur, always < chunkP between calls
 	carry   [quadU]byte
@@ -71,6 +99,7 @@ type Calc struct {
 	next     uint64 // index of the next chunk to dispatch
 
 	mu      sync.Mutex // guards the fields below, written by hashing goroutines
+	sinkErr error      // the first error of csink.WriteChunk
 	pending map[uint64][32]byte
 	merged  uint64 // chunks merged into stack, in order
 	stack   [maxLevel + 1][32]byte
@@ -98,27 +127,68 @@ func NewCalcWithSink(sink io.Writer) *Calc {
 	}
 }
 
+// NewCalcWithChunkSink returns a Calc that pads into buffers lent by sink
+// and hands each to sink.WriteChunk once it is hashed; the zero fill up to
+// the piece size at Sum or SumAs goes to sink.WriteZeros. The padded bytes
+// are never copied. A sink error stops the Calc and is returned by Write or
+// Sum. Once Sum or SumAs returns, error or not, the Calc makes no more calls
+// to sink.
+func NewCalcWithChunkSink(sink ChunkSink) *Calc {
+	// One more chunk than without a sink: a chunk also waits for its
+	// WriteChunk.
+	n := runtime.GOMAXPROCS(0) + 2
+	return &Calc{
+		csink:   sink,
+		maxBuf:  n,
+		free:    make(chan *chunk, n),
+		pending: make(map[uint64][32]byte),
+	}
+}
+
 // Written returns the number of payload bytes written so far. It is safe to
 // call from another goroutine, for example to show progress.
 func (c *Calc) Written() uint64 { return c.written.Load() }
 
-func newChunk() *chunk {
-	return &chunk{data: make([]byte, chunkP), scratch: make([][32]byte, chunkP/NodeSize/2)}
+// scratchNodes is the scratch space to hash a chunk without writing to its
+// data: the layers above the leaves take turns between two halves of it.
+const scratchNodes = chunkP / NodeSize / 4 * 3
+
+func newChunk(withData bool) *chunk {
+	ch := &chunk{scratch: make([][32]byte, scratchNodes)}
+	if withData {
+		ch.data = make([]byte, chunkP)
+	}
+	return ch
 }
 
 // getChunk returns a free chunk, allocating up to maxBuf and waiting for a
-// hashing goroutine to finish after that.
-func (c *Calc) getChunk() *chunk {
+// hashing goroutine to finish after that. With a chunk sink the chunk's
+// data is a buffer from the sink.
+func (c *Calc) getChunk() (*chunk, error) {
+	var ch *chunk
 	select {
-	case ch := <-c.free:
-		return ch
+	case ch = <-c.free:
 	default:
+		if c.nbuf < c.maxBuf {
+			c.nbuf++
+			ch = newChunk(c.csink == nil)
+		} else {
+			ch = <-c.free
+		}
 	}
-	if c.nbuf < c.maxBuf {
-		c.nbuf++
-		return newChunk()
+	if c.csink != nil {
+		b, err := c.csink.Buffer()
+		if err == nil && len(b) != chunkP {
+			err = fmt.Errorf("buffer of %d bytes, want %d", len(b), chunkP)
+		}
+		if err != nil {
+			c.free <- ch
+			c.err = fmt.Errorf("commp: getting a buffer from the sink: %w", err)
+			return nil, c.err
+		}
+		ch.data = b
 	}
-	return <-c.free
+	return ch, nil
 }
 
 // Write pads and hashes p. It fails once the payload exceeds MaxPayload, after
@@ -134,7 +204,11 @@ func (c *Calc) Write(p []byte) (int, error) {
 		return 0, ErrPayloadTooLarge
 	}
 	if c.cur == nil {
-		c.cur = c.getChunk()
+		ch, err := c.getChunk()
+		if err != nil {
+			return 0, err
+		}
+		c.cur = ch
 	}
 	n := len(p)
 	if c.carryN > 0 {
@@ -176,6 +250,14 @@ func (c *Calc) maybeDispatch() error {
 			c.err = fmt.Errorf("commp: writing padded data to sink: %w", err)
 			return c.err
 		}
+	}
+	if c.csink != nil {
+		if err := c.firstSinkErr(); err != nil {
+			c.err = err
+			return err
+		}
+	}
+	if c.sink != nil || c.csink != nil {
 		c.sunk += chunkP
 	}
 	ch, idx := c.cur, c.next
@@ -184,11 +266,41 @@ func (c *Calc) maybeDispatch() error {
 	go func() {
 		defer c.inFlight.Done()
 		root := hashFull(ch)
+		c.handOver(ch, idx*chunkP)
 		c.free <- ch
 		c.merge(idx, root)
 	}()
-	c.cur, c.fill = c.getChunk(), 0
+	c.cur, c.fill = nil, 0
+	next, err := c.getChunk()
+	if err != nil {
+		return err
+	}
+	c.cur = next
 	return nil
+}
+
+// handOver gives a hashed chunk's data to the chunk sink, if there is one,
+// recording its error. It runs on a hashing goroutine.
+func (c *Calc) handOver(ch *chunk, off uint64) {
+	if c.csink == nil {
+		return
+	}
+	b := ch.data
+	ch.data = nil
+	if err := c.csink.WriteChunk(b, off); err != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.sinkErr == nil {
+			c.sinkErr = fmt.Errorf("commp: writing padded data to sink: %w", err)
+		}
+	}
+}
+
+// firstSinkErr returns the first error of the chunk sink's WriteChunk.
+func (c *Calc) firstSinkErr() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.sinkErr
 }
 
 // merge records the root of chunk idx and folds every chunk now in order
@@ -232,31 +344,35 @@ func hashLayer(out, in [][32]byte) {
 	}
 }
 
-// hashFull returns the root of a full chunk.
+// hashFull returns the root of a full chunk. It only reads the chunk's data,
+// so a sink may write the data out while it is hashed.
 func hashFull(ch *chunk) [32]byte {
-	a, b := asNodes(ch.data), ch.scratch
-	n := len(a)
-	for n > 1 {
-		hashLayer(b, a[:n])
-		n /= 2
-		a, b = b, a
-	}
-	return a[0]
+	return hashPartial(ch, chunkP/NodeSize, chunkLevel)
 }
 
 // hashPartial returns the level-`top` root of the n nodes at the start of ch's
 // data, zero-filled: an odd node is paired with the zero commitment of its
-// level. It overwrites ch.
+// level. It reads ch.data[:n*NodeSize] and writes only ch.scratch: the first
+// layer above the leaves goes to the scratch's first two thirds, and from
+// there the layers take turns between its last third and its first.
 func hashPartial(ch *chunk, n, top int) [32]byte {
-	a, b := asNodes(ch.data), ch.scratch
+	leaves := chunkP / NodeSize
+	lo, hi := ch.scratch[:leaves/2], ch.scratch[leaves/2:]
+	a, b := asNodes(ch.data), lo
 	for l := 0; l < top; l++ {
 		if n%2 == 1 {
+			// Never at the leaves: a chunk holds whole 4-node quads,
+			// so a[n] is always in the scratch.
 			a[n] = zeroComm[l]
 			n++
 		}
 		hashLayer(b, a[:n])
 		n /= 2
-		a, b = b, a
+		if l == 0 {
+			a, b = lo, hi
+		} else {
+			a, b = b, a
+		}
 	}
 	return a[0]
 }
@@ -281,6 +397,7 @@ func (c *Calc) SumAs(size abi.PaddedPieceSize) (Commitment, error) {
 
 func (c *Calc) sum(size abi.PaddedPieceSize) (Commitment, error) {
 	if c.err != nil {
+		c.inFlight.Wait() // no sink calls after Sum returns
 		return Commitment{}, c.err
 	}
 	if !c.done {
@@ -298,7 +415,7 @@ func (c *Calc) sum(size abi.PaddedPieceSize) (Commitment, error) {
 	if size < nat.Size {
 		return Commitment{}, fmt.Errorf("commp: payload of %d bytes needs a %d-byte piece, more than the declared %d", nat.PayloadSize, nat.Size, size)
 	}
-	if c.sink != nil {
+	if c.sink != nil || c.csink != nil {
 		if c.sunk > size {
 			return Commitment{}, fmt.Errorf("commp: sink already holds %d padded bytes, more than %d", c.sunk, size)
 		}
@@ -316,6 +433,14 @@ func (c *Calc) sum(size abi.PaddedPieceSize) (Commitment, error) {
 // fillSink writes zeros to the sink up to size padded bytes.
 func (c *Calc) fillSink(size abi.PaddedPieceSize) error {
 	if c.sunk >= size {
+		return nil
+	}
+	if c.csink != nil {
+		if err := c.csink.WriteZeros(uint64(c.sunk), uint64(size-c.sunk)); err != nil {
+			c.err = fmt.Errorf("commp: writing zero fill to sink: %w", err)
+			return c.err
+		}
+		c.sunk = size
 		return nil
 	}
 	zeros := make([]byte, min(uint64(size-c.sunk), chunkP))
@@ -355,9 +480,21 @@ func (c *Calc) finish() error {
 	if c.fill > 0 {
 		partial = hashPartial(c.cur, c.fill/NodeSize, min(top, chunkLevel))
 	}
+	if c.csink != nil && c.cur != nil {
+		if c.fill > 0 {
+			c.cur.data = c.cur.data[:c.fill]
+			c.handOver(c.cur, c.next*chunkP)
+			c.sunk += abi.PaddedPieceSize(c.fill)
+		}
+		// else the buffer goes back unwritten, which a sink allows.
+	}
 	c.inFlight.Wait()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.sinkErr != nil {
+		c.err = c.sinkErr
+		return c.err
+	}
 	var root [32]byte
 	if top < chunkLevel {
 		root = partial // no full chunk fits in a piece this small

@@ -314,32 +314,38 @@ func WritePadded(ctx context.Context, w io.WriterAt, offset, size abi.PaddedPiec
 // writePadded streams the payload through a commitment calculator whose
 // sink is the sector file at the piece's offset: one pass pads, writes and
 // hashes. It returns the commitment of the payload zero-filled to the piece.
-// The calculator hands its sink whole 1 MiB batches of padded bytes, large
-// enough to write straight through without another buffer and its copy.
+// With O_DIRECT the calculator pads straight into the direct writer's
+// aligned buffers (no copy); otherwise it hands its sink 1 MiB batches.
 //
 // Batches that are all zeros (the fill after a short payload, zero runs in
 // the payload) are skipped when w is a sector file: its piece range is made
 // a hole first, so they read as zeros and the file stays sparse.
 func writePadded(ctx context.Context, f io.WriterAt, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
-	var sink io.Writer = &holeWriter{w: f, off: int64(pl.Offset)}
+	hole := &holeWriter{w: f, off: int64(pl.Offset)}
 	var direct *directWriter
 	if sf, ok := f.(sectorFile); ok {
 		if err := zeroRange(sf, int64(pl.Offset), int64(pl.Size)); err != nil {
 			return piece.Commitment{}, fmt.Errorf("clearing the piece range: %w", err)
 		}
-		sink.(*holeWriter).zeros = make([]byte, 1<<20)
+		hole.zeros = make([]byte, 1<<20)
 		// Large pieces of a real file go around the page cache; any
 		// trouble opening the file that way leaves the buffered path,
 		// which reports real errors itself.
 		if named, ok := f.(interface{ Name() string }); ok && int64(pl.Size)%directAlign == 0 {
-			if dw, err := newDirectWriter(named.Name(), int64(pl.Offset)); err == nil {
-				direct, sink = dw, dw
+			if dw, err := newDirectWriter(named.Name(), int64(pl.Offset), int64(pl.Size)); err == nil {
+				direct = dw
 			}
 		}
 	}
-	comm, err := hashInto(ctx, sink, pl, size, data)
+	var calc *piece.Calc
 	if direct != nil {
-		if cerr := direct.Close(f); cerr != nil && err == nil {
+		calc = piece.NewCalcWithChunkSink(direct)
+	} else {
+		calc = piece.NewCalcWithSink(hole)
+	}
+	comm, err := hashInto(ctx, calc, pl, size, data)
+	if direct != nil {
+		if cerr := direct.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("writing piece data: %w", cerr)
 		}
 	}
@@ -349,10 +355,9 @@ func writePadded(ctx context.Context, f io.WriterAt, pl Placement, size abi.Unpa
 	return comm, nil
 }
 
-// hashInto streams the payload through a commitment calculator writing its
-// padded bytes to sink.
-func hashInto(ctx context.Context, sink io.Writer, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
-	calc := piece.NewCalcWithSink(sink)
+// hashInto streams the payload through calc, whose sink writes the padded
+// bytes.
+func hashInto(ctx context.Context, calc *piece.Calc, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
 	buf := make([]byte, 1<<20)
 	n, err := io.CopyBuffer(calc, &ctxReader{ctx: ctx, r: io.LimitReader(data, int64(size)+1)}, buf)
 	if err != nil {

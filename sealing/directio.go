@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 	"unsafe"
+
+	"github.com/ferry-fil/ferry/piece"
 )
 
 // Writing a piece through the page cache costs more CPU than hashing it on
@@ -17,29 +19,34 @@ import (
 // for file systems without O_DIRECT and for pieces too small to align.
 
 const (
-	directAlign   = 4096    // offsets, lengths and buffers of O_DIRECT I/O
-	directBufSize = 1 << 20 // one write
-	directWriters = 2       // writes in flight: the device is faster with a queue
-	directBuffers = 2 * directWriters
+	directAlign   = 4096            // offsets, lengths and buffers of O_DIRECT I/O
+	directBufSize = piece.ChunkSize // one write
+	directWriters = 2               // writes in flight: the device is faster with a queue
+	directBuffers = 8               // the calculator's chunks and the writes in flight
 )
 
 // errDirectUnsupported: the file system or platform has no O_DIRECT.
 var errDirectUnsupported = errors.New("O_DIRECT is not supported here")
 
-// directWriter writes a piece's padded bytes sequentially from off with
-// O_DIRECT. Whole buffers of zeros are skipped: the piece range was made a
-// hole first. Close waits for the writes and reports the first error.
+// directWriter writes a piece's padded bytes with O_DIRECT, as the chunk
+// sink of a piece.Calc: the calculator pads straight into the writer's
+// aligned buffers, so the bytes are not copied on their way to the disk.
+// The piece's range must read as zeros before (a hole): chunks of zeros and
+// the zero fill are not written. Close waits for the writes and reports the
+// first error.
 type directWriter struct {
 	f     *os.File
-	off   int64 // file offset of the next byte written to cur
-	cur   []byte
+	base  int64 // file offset of the piece
+	size  int64 // piece size
 	free  chan []byte
 	jobs  chan directJob
 	done  chan struct{}
 	zeros []byte
 
-	mu  sync.Mutex
-	err error // the first write error
+	mu     sync.Mutex
+	lent   int   // buffers allocated
+	err    error // the first write error
+	closed bool
 }
 
 type directJob struct {
@@ -47,11 +54,11 @@ type directJob struct {
 	off int64
 }
 
-// newDirectWriter opens path for direct writes starting at off, which must
-// be aligned.
-func newDirectWriter(path string, off int64) (*directWriter, error) {
-	if off%directAlign != 0 {
-		return nil, fmt.Errorf("offset %d is not %d-aligned", off, directAlign)
+// newDirectWriter opens path for direct writes of a piece of size bytes at
+// offset off, both aligned.
+func newDirectWriter(path string, off, size int64) (*directWriter, error) {
+	if off%directAlign != 0 || size%directAlign != 0 {
+		return nil, fmt.Errorf("piece of %d bytes at offset %d is not %d-aligned", size, off, directAlign)
 	}
 	f, err := openDirect(path)
 	if err != nil {
@@ -59,16 +66,13 @@ func newDirectWriter(path string, off int64) (*directWriter, error) {
 	}
 	w := &directWriter{
 		f:     f,
-		off:   off,
+		base:  off,
+		size:  size,
 		free:  make(chan []byte, directBuffers),
 		jobs:  make(chan directJob, directBuffers),
 		done:  make(chan struct{}),
 		zeros: make([]byte, directBufSize),
 	}
-	for i := 0; i < directBuffers; i++ {
-		w.free <- alignedBuffer(directBufSize)
-	}
-	w.cur = (<-w.free)[:0]
 	var wg sync.WaitGroup
 	for i := 0; i < directWriters; i++ {
 		wg.Add(1)
@@ -101,7 +105,7 @@ func (w *directWriter) loop() {
 				w.setErr(err)
 			}
 		}
-		w.free <- j.buf[:0]
+		w.free <- j.buf[:cap(j.buf)]
 	}
 }
 
@@ -119,56 +123,73 @@ func (w *directWriter) setErr(err error) {
 	}
 }
 
-// Write copies p into the current buffer, handing full buffers to the
-// writer goroutine.
-func (w *directWriter) Write(p []byte) (int, error) {
-	if err := w.firstErr(); err != nil {
-		return 0, err
+// Buffer lends an aligned buffer of directBufSize bytes, waiting for a
+// write to finish when all are lent.
+func (w *directWriter) Buffer() ([]byte, error) {
+	w.mu.Lock()
+	err, alloc := w.err, w.lent < directBuffers
+	if err == nil && alloc {
+		w.lent++
 	}
-	n := len(p)
-	for len(p) > 0 {
-		k := copy(w.cur[len(w.cur):cap(w.cur)], p)
-		w.cur = w.cur[:len(w.cur)+k]
-		p = p[k:]
-		if len(w.cur) == cap(w.cur) {
-			w.submit()
-		}
+	w.mu.Unlock()
+	if err != nil {
+		return nil, err
 	}
-	return n, nil
+	select {
+	case b := <-w.free:
+		return b, nil
+	default:
+	}
+	if alloc {
+		return alignedBuffer(directBufSize), nil
+	}
+	return <-w.free, nil
 }
 
-// submit hands the current buffer to the writer (or skips it when it is all
-// zeros) and takes a free one.
-func (w *directWriter) submit() {
-	buf := w.cur
-	w.off += int64(len(buf))
-	if bytes.Equal(buf, w.zeros[:len(buf)]) {
-		w.cur = buf[:0]
-		return
+// WriteChunk queues b for writing at piece offset off, or takes it back
+// at once when it is all zeros. A last chunk that is not a whole number of
+// aligned blocks is written up to the next block boundary with zeros, which
+// stays inside the (aligned) piece and its zero fill.
+func (w *directWriter) WriteChunk(b []byte, off uint64) error {
+	n := (len(b) + directAlign - 1) / directAlign * directAlign
+	if off > uint64(w.size) || int64(off)+int64(n) > w.size || n > cap(b) {
+		w.free <- b[:cap(b)]
+		return fmt.Errorf("%d padded bytes at offset %d do not fit the %d-byte piece", len(b), off, w.size)
 	}
-	w.jobs <- directJob{buf: buf, off: w.off - int64(len(buf))}
-	w.cur = (<-w.free)[:0]
+	if bytes.Equal(b, w.zeros[:len(b)]) {
+		w.free <- b[:cap(b)]
+		return nil
+	}
+	clear(b[len(b):n])
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		return errors.New("direct writer: write after Close")
+	}
+	// Never waits: the channel holds every buffer there is.
+	w.jobs <- directJob{buf: b[:n], off: w.base + int64(off)}
+	return nil
 }
 
-// Close writes what is left, waits for every write and closes the direct
-// file descriptor. A tail that is not a whole number of aligned blocks is
-// written through tail (the buffered descriptor).
-func (w *directWriter) Close(tail interface {
-	WriteAt([]byte, int64) (int, error)
-}) error {
-	rest := w.cur
-	aligned := len(rest) - len(rest)%directAlign
-	if aligned > 0 {
-		w.cur = rest[:aligned]
-		w.submit()
-		rest = rest[aligned:]
+// WriteZeros checks that the zero fill is inside the piece; its range is
+// a hole already.
+func (w *directWriter) WriteZeros(off, n uint64) error {
+	if off > uint64(w.size) || n > uint64(w.size)-off {
+		return fmt.Errorf("%d bytes of zero fill at offset %d do not fit the %d-byte piece", n, off, w.size)
 	}
-	close(w.jobs)
+	return nil
+}
+
+// Close waits for every write and closes the direct file descriptor.
+func (w *directWriter) Close() error {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.jobs)
+	}
+	w.mu.Unlock()
 	<-w.done
 	err := w.firstErr()
-	if err == nil && len(rest) > 0 && !bytes.Equal(rest, w.zeros[:len(rest)]) {
-		_, err = tail.WriteAt(rest, w.off)
-	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
 	}

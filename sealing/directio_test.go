@@ -19,57 +19,73 @@ func TestDirectWriter(t *testing.T) {
 	if err := f.Truncate(8 << 20); err != nil {
 		t.Fatal(err)
 	}
-	const off = 1 << 20
-	w, err := newDirectWriter(path, off)
+	const off, size = 1 << 20, 4 << 20
+	w, err := newDirectWriter(path, off, size)
 	if errors.Is(err, errDirectUnsupported) {
 		t.Skip(err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Random bytes, a buffer's worth of zeros (skipped), more bytes and a
-	// tail that is not a whole block, written in odd-sized pieces.
-	want := make([]byte, 0, 4<<20)
+	// Random chunks, a chunk of zeros (skipped) and a last chunk that is
+	// not a whole block, handed back out of order.
 	r := rand.New(rand.NewSource(1))
-	chunk := func(n int, zero bool) []byte {
-		b := make([]byte, n)
-		if !zero {
-			r.Read(b)
-		}
-		return b
-	}
-	want = append(want, chunk(directBufSize+12345, false)...)
-	want = append(want, chunk(2*directBufSize-12345, true)...)
-	want = append(want, chunk(directBufSize+100, false)...)
-	for p := want; len(p) > 0; {
-		n := min(len(p), 1+r.Intn(300000))
-		if _, err := w.Write(p[:n]); err != nil {
+	want := make([]byte, size)
+	lens := []int{directBufSize, directBufSize, directBufSize, 12345}
+	order := []int{2, 0, 3, 1}
+	for _, i := range order {
+		b, err := w.Buffer()
+		if err != nil {
 			t.Fatal(err)
 		}
-		p = p[n:]
+		if len(b) != directBufSize {
+			t.Fatalf("buffer of %d bytes", len(b))
+		}
+		r.Read(b) // garbage past the chunk's length must not reach the file
+		b = b[:lens[i]]
+		if i == 1 {
+			clear(b)
+		}
+		copy(want[i*directBufSize:], b)
+		if err := w.WriteChunk(b, uint64(i*directBufSize)); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := w.Close(f); err != nil {
+	if err := w.WriteZeros(3*directBufSize+12345, directBufSize-12345); err != nil {
 		t.Fatal(err)
 	}
-	got := make([]byte, len(want))
-	if _, err := f.ReadAt(got, off); err != nil {
+	if err := w.WriteZeros(3*directBufSize, 2*directBufSize); err == nil {
+		t.Fatal("zero fill past the piece accepted")
+	}
+	b, _ := w.Buffer()
+	if err := w.WriteChunk(b, size); err == nil {
+		t.Fatal("chunk past the piece accepted")
+	}
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(got, want) {
+	got := make([]byte, 8<<20)
+	if _, err := f.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got[off:off+size], want) {
 		t.Fatal("bytes read back differ from those written")
 	}
-	// Nothing before the offset was touched.
-	head := make([]byte, off)
-	f.ReadAt(head, 0)
-	if !bytes.Equal(head, make([]byte, off)) {
-		t.Fatal("bytes before the offset were written")
+	if !bytes.Equal(got[:off], make([]byte, off)) || !bytes.Equal(got[off+size:], make([]byte, len(got)-off-size)) {
+		t.Fatal("bytes outside the piece were written")
+	}
+	if err := w.WriteChunk(bytes.Repeat([]byte{1}, directAlign), 0); err == nil {
+		t.Fatal("write after Close accepted")
 	}
 }
 
-func TestDirectWriterRefusesUnalignedOffset(t *testing.T) {
+func TestDirectWriterRefusesUnaligned(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sector")
 	os.WriteFile(path, nil, 0o644)
-	if _, err := newDirectWriter(path, 100); err == nil {
+	if _, err := newDirectWriter(path, 100, 1<<20); err == nil {
 		t.Fatal("unaligned offset accepted")
+	}
+	if _, err := newDirectWriter(path, 0, 2048); err == nil {
+		t.Fatal("unaligned size accepted")
 	}
 }
