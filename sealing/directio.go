@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"sync"
 	"unsafe"
 
@@ -21,8 +22,9 @@ import (
 const (
 	directAlign   = 4096            // offsets, lengths and buffers of O_DIRECT I/O
 	directBufSize = piece.ChunkSize // one write
-	directWriters = 2               // writes in flight: the device is faster with a queue
-	directBuffers = 8               // the calculator's chunks and the writes in flight
+	directWriters = 1               // writing goroutines
+	directBatch   = 8               // most chunks in one (vectored) write
+	directBuffers = 16              // the calculator's chunks and those queued or being written
 )
 
 // errDirectUnsupported: the file system or platform has no O_DIRECT.
@@ -98,14 +100,48 @@ func alignedBuffer(n int) []byte {
 	return b[skip : skip+n : skip+n]
 }
 
+// loop writes the queued chunks. It takes every chunk waiting (up to
+// directBatch, never waiting for more) and writes each run of adjacent ones
+// with one vectored write: when the CPUs are busy hashing, fewer and larger
+// writes keep the device fed (on our 2-core VM, beside two busy cores, 1 MiB
+// writes ran at 785 MiB/s and 8 MiB ones at 1029 MiB/s). The batches grow by
+// themselves when the device falls behind.
 func (w *directWriter) loop() {
+	batch := make([]directJob, 0, directBatch)
+	bufs := make([][]byte, 0, directBatch)
 	for j := range w.jobs {
-		if w.firstErr() == nil {
-			if _, err := w.f.WriteAt(j.buf, j.off); err != nil {
-				w.setErr(err)
+		batch = append(batch[:0], j)
+	more:
+		for len(batch) < directBatch {
+			select {
+			case j, ok := <-w.jobs:
+				if !ok {
+					break more
+				}
+				batch = append(batch, j)
+			default:
+				break more
 			}
 		}
-		w.free <- j.buf[:cap(j.buf)]
+		sort.Slice(batch, func(a, b int) bool { return batch[a].off < batch[b].off })
+		for len(batch) > 0 {
+			bufs = append(bufs[:0], batch[0].buf)
+			end := batch[0].off + int64(len(batch[0].buf))
+			k := 1
+			for ; k < len(batch) && batch[k].off == end; k++ {
+				bufs = append(bufs, batch[k].buf)
+				end += int64(len(batch[k].buf))
+			}
+			if w.firstErr() == nil {
+				if err := writevAt(w.f, bufs, batch[0].off); err != nil {
+					w.setErr(err)
+				}
+			}
+			for _, j := range batch[:k] {
+				w.free <- j.buf[:cap(j.buf)]
+			}
+			batch = batch[k:]
+		}
 	}
 }
 
