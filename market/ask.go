@@ -145,7 +145,11 @@ func (p *Provider) Status(ctx context.Context, req *wire.DealStatusRequest) wire
 func (p *Provider) received(d *dealRow) uint64 {
 	p.mu.Lock()
 	rd := p.running[d.UUID]
+	imported := p.imports[d.UUID]
 	p.mu.Unlock()
+	if imported != nil && d.Checkpoint == Accepted {
+		return imported.Load()
+	}
 	if rd != nil && d.Checkpoint == Accepted {
 		if n := rd.received.Load(); n > d.BytesReceived {
 			return n

@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
@@ -294,6 +296,96 @@ func TestOfflineImport(t *testing.T) {
 	}
 	if err := h.p.ImportData(ctx, params.DealUUID, good); err == nil {
 		t.Fatal("second import accepted")
+	}
+}
+
+// TestImportProgress: while import-data hashes the file, the deal's bytes
+// received (what the status protocol and `ferryd deal show` report) grow.
+// A FIFO as the file lets the test hold the import half way.
+func TestImportProgress(t *testing.T) {
+	// The batch waits for PublishNow, so nothing reads the FIFO again
+	// before the test swaps it for a plain file (imports are read in place).
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 8; c.PublishMsgPeriod = 1e12 })
+	h.start()
+	params := h.deal("prog.car", 300000, 7, func(p *market.DealProposal, d *wire.DealParams) {
+		p.StoragePricePerEpoch = big.NewInt(100000) // a 512 KiB piece asks more than the default
+		d.IsOffline, d.Transfer = true, wire.Transfer{}
+	})
+	if r := h.p.Propose(context.Background(), params, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	data, err := os.ReadFile(filepath.Join(h.dl.srcDir, "prog.car"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(h.dir, "import.fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- h.p.ImportData(context.Background(), params.DealUUID, fifo) }()
+	// Opening the write end without a reader fails (ENXIO) rather than
+	// blocking, so an import that ends early cannot hang the test.
+	var w *os.File
+	for w == nil {
+		select {
+		case err := <-done:
+			t.Fatalf("import ended before reading the file: %v", err)
+		default:
+		}
+		if f, err := os.OpenFile(fifo, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+			w = f
+		} else {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	half := len(data) / 2
+	if _, err := w.Write(data[:half]); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		d, err := h.p.Deal(context.Background(), params.DealUUID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.BytesReceived >= uint64(half) {
+			if d.Checkpoint != Accepted {
+				t.Fatalf("deal moved on before the import finished: %s", d.Checkpoint)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bytes received stayed at %d during the import (%d written)", d.BytesReceived, half)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	w.Write(data[half:])
+	w.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(fifo)
+	if err := os.WriteFile(fifo, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The deal joins the batch queue on its own goroutine: publish until
+	// it has.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if err := h.p.PublishNow(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := h.p.Deal(context.Background(), params.DealUUID); err == nil && d.Checkpoint != Transferred {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the deal never left Transferred")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	d := h.waitFor(params.DealUUID, complete, Complete)
+	if d.BytesReceived != uint64(len(data)) {
+		t.Fatalf("bytes received %d after the import, want %d", d.BytesReceived, len(data))
 	}
 }
 

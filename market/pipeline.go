@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -372,8 +373,24 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 	if max := uint64(d.Proposal.Proposal.PieceSize.Unpadded()); uint64(st.Size()) > max {
 		return fmt.Errorf("%s is %d bytes, more than the deal's piece holds (%d)", path, st.Size(), max)
 	}
+	// The bytes hashed so far are the deal's NBytesReceived while the
+	// import runs, so the status APIs (and ferryd import-data) show it.
+	var hashed atomic.Uint64
+	p.mu.Lock()
+	if p.imports[d.UUID] != nil {
+		p.mu.Unlock()
+		return fmt.Errorf("an import of deal %s is already running", d.UUID)
+	}
+	p.imports[d.UUID] = &hashed
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.imports, d.UUID)
+		p.mu.Unlock()
+	}()
 	calc := piece.NewCalc()
-	if _, err := io.Copy(calc, f); err != nil {
+	if _, err := io.Copy(io.MultiWriter(calc, countingWriter{&hashed}), &ctxReader{ctx: ctx, r: f}); err != nil {
+		calc.Sum() // releases the calculator's goroutines
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	comm, err := calc.SumAs(d.Proposal.Proposal.PieceSize)
@@ -384,5 +401,26 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 		return fmt.Errorf("the piece CID of %s is %s, the deal's is %s", path, comm.CID(), d.Proposal.Proposal.PieceCID)
 	}
 	return p.setCheckpoint(ctx, d.UUID, Transferred, `bytes_received = ?, transfer_size = ?, staging_path = ?, staging_owned = 0`,
-		st.Size(), st.Size(), path)
+		int64(hashed.Load()), int64(hashed.Load()), path)
+}
+
+// countingWriter adds the length of every write to n.
+type countingWriter struct{ n *atomic.Uint64 }
+
+func (c countingWriter) Write(p []byte) (int, error) {
+	c.n.Add(uint64(len(p)))
+	return len(p), nil
+}
+
+// ctxReader stops reading once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

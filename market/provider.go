@@ -61,11 +61,12 @@ type Provider struct {
 	wg     sync.WaitGroup
 
 	mu       sync.Mutex
-	running  map[uuid.UUID]*runningDeal // guarded by mu
-	started  bool                       // guarded by mu
-	askMu    sync.Mutex                 // serialises SetAsk
-	signMu   sync.Mutex                 // serialises nonce use of the worker
-	admitMu  sync.Mutex                 // one admission transaction at a time in this process
+	running  map[uuid.UUID]*runningDeal   // guarded by mu
+	imports  map[uuid.UUID]*atomic.Uint64 // bytes hashed by a running import-data; guarded by mu
+	started  bool                         // guarded by mu
+	askMu    sync.Mutex                   // serialises SetAsk
+	signMu   sync.Mutex                   // serialises nonce use of the worker
+	admitMu  sync.Mutex                   // one admission transaction at a time in this process
 	pubWake  chan struct{}
 	pubForce chan chan error
 }
@@ -99,6 +100,7 @@ func New(cfg Config, d Deps) (*Provider, error) {
 		cfg:      cfg,
 		d:        d,
 		running:  make(map[uuid.UUID]*runningDeal),
+		imports:  make(map[uuid.UUID]*atomic.Uint64),
 		pubWake:  make(chan struct{}, 1),
 		pubForce: make(chan chan error),
 	}, nil

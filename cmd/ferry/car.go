@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
 	"os"
 
@@ -37,12 +38,12 @@ func carCreate(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return fmt.Errorf("car create: give at least one PATH to import")
 	}
-	p := newProgress(c.Bool("quiet"))
+	p := cliutil.NewProgress(c.Bool("quiet"))
 	res, err := client.CreateCAR(c.Context, c.Args().Slice(), c.String("output"), client.CAROptions{
 		ChunkSize: c.Int64("chunk-size"),
-		Progress:  func(n int64) { p.show("imported %s", humanBytes(n)) },
+		Progress:  func(n int64) { p.Show("imported %s", cliutil.HumanBytes(n)) },
 	})
-	p.done()
+	p.Done()
 	if err != nil {
 		return fmt.Errorf("car create: %w", err)
 	}
@@ -55,6 +56,6 @@ func carCreate(c *cli.Context) error {
 	}{res.Root.String(), c.String("output"), res.Size, res.Blocks, res.DataBytes}
 	return printResult(c, out, func(w io.Writer) {
 		fmt.Fprintln(w, res.Root)
-		fmt.Fprintf(os.Stderr, "wrote %s: %s, %d blocks, %s of data\n", out.CAR, humanBytes(res.Size), res.Blocks, humanBytes(res.DataBytes))
+		fmt.Fprintf(os.Stderr, "wrote %s: %s, %d blocks, %s of data\n", out.CAR, cliutil.HumanBytes(res.Size), res.Blocks, cliutil.HumanBytes(res.DataBytes))
 	})
 }

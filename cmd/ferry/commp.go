@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
 	"os"
 
@@ -44,11 +45,11 @@ func runCommP(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("commp: %w", err)
 	}
-	prog := newProgress(c.Bool("quiet") || st.Size() < progressFrom)
+	prog := cliutil.NewProgress(c.Bool("quiet") || st.Size() < progressFrom)
 	cm, err := piece.FromFile(c.Context, path, func(done, total uint64) {
-		prog.show("commp %s / %s (%d%%)", humanBytes(int64(done)), humanBytes(int64(total)), done*100/max(total, 1))
+		prog.Show("commp %s / %s (%d%%)", cliutil.HumanBytes(int64(done)), cliutil.HumanBytes(int64(total)), done*100/max(total, 1))
 	})
-	prog.done()
+	prog.Done()
 	if err != nil {
 		return err
 	}
@@ -64,8 +65,8 @@ func runCommP(c *cli.Context) error {
 	return printResult(c, res, func(w io.Writer) {
 		fmt.Fprintf(w, "Piece CID:     %s\n", res.PieceCID)
 		fmt.Fprintf(w, "Piece CID v2:  %s\n", res.PieceCIDv2)
-		fmt.Fprintf(w, "Payload size:  %d bytes (%s)\n", res.PayloadSize, humanBytes(int64(res.PayloadSize)))
-		fmt.Fprintf(w, "Piece size:    %d bytes (%s padded)\n", res.PieceSize, humanBytes(int64(res.PieceSize)))
+		fmt.Fprintf(w, "Payload size:  %d bytes (%s)\n", res.PayloadSize, cliutil.HumanBytes(int64(res.PayloadSize)))
+		fmt.Fprintf(w, "Piece size:    %d bytes (%s padded)\n", res.PieceSize, cliutil.HumanBytes(int64(res.PieceSize)))
 		if res.RootCID != "" {
 			fmt.Fprintf(w, "Root CID:      %s\n", res.RootCID)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
 	"time"
 
@@ -132,7 +133,7 @@ func dealAction(c *cli.Context) error {
 		fmt.Fprintf(w, "provider:             %s\n", out.Provider)
 		fmt.Fprintf(w, "client:               %s\n", out.Client)
 		fmt.Fprintf(w, "payload CID:          %s\n", out.PayloadCID)
-		fmt.Fprintf(w, "piece CID:            %s (%s piece, %d-byte CAR)\n", out.PieceCID, humanBytes(int64(out.PieceSize)), out.CARSize)
+		fmt.Fprintf(w, "piece CID:            %s (%s piece, %d-byte CAR)\n", out.PieceCID, cliutil.HumanBytes(int64(out.PieceSize)), out.CARSize)
 		if out.URL != "" {
 			fmt.Fprintf(w, "url:                  %s\n", out.URL)
 		}
@@ -169,18 +170,18 @@ func dealAction(c *cli.Context) error {
 		return err
 	}
 	sw := &client.StatusWatcher{Host: h, Provider: prov, Wallet: r.Wallet, Client: req.Client, DealUUID: res.DealUUID}
-	prog := newProgress(c.Bool("json"))
+	prog := cliutil.NewProgress(c.Bool("json"))
 	final, err := sw.WaitTransferred(ctx, func(s *wire.DealStatusResponse) {
 		st := ""
 		if s.DealStatus != nil {
 			st = s.DealStatus.Status
 		}
-		prog.show("transfer: %s / %s received (status %s, %s served)", humanBytes(int64(s.NBytesReceived)), humanBytes(int64(req.CARSize)), st, humanBytes(fsrv.Served()))
+		prog.Show("transfer: %s / %s received (status %s, %s served)", cliutil.HumanBytes(int64(s.NBytesReceived)), cliutil.HumanBytes(int64(req.CARSize)), st, cliutil.HumanBytes(fsrv.Served()))
 	})
-	prog.done()
+	prog.Done()
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("deal %s: the provider did not get the data within %s (%s served so far)", res.DealUUID, c.Duration("transfer-timeout"), humanBytes(fsrv.Served()))
+			return fmt.Errorf("deal %s: the provider did not get the data within %s (%s served so far)", res.DealUUID, c.Duration("transfer-timeout"), cliutil.HumanBytes(fsrv.Served()))
 		}
 		return fmt.Errorf("deal %s: waiting for the transfer: %w", res.DealUUID, err)
 	}
@@ -258,9 +259,9 @@ func dealRequestFromFlags(c *cli.Context, r *client.Repo) (client.DealRequest, e
 	}
 
 	path := c.Args().First()
-	prog := newProgress(c.Bool("json"))
-	info, err := client.InspectCAR(c.Context, path, func(n int64) { prog.show("computing CommP: %s read", humanBytes(n)) })
-	prog.done()
+	prog := cliutil.NewProgress(c.Bool("json"))
+	info, err := client.InspectCAR(c.Context, path, func(n int64) { prog.Show("computing CommP: %s read", cliutil.HumanBytes(n)) })
+	prog.Done()
 	if err != nil {
 		return req, err
 	}
@@ -347,7 +348,7 @@ func printStatus(w io.Writer, o statusOutput) {
 		fmt.Fprintf(w, ", sealing: %s", o.SealingStatus)
 	}
 	if o.TransferSize > 0 && o.Status == "Accepted" {
-		fmt.Fprintf(w, ", transfer %s / %s", humanBytes(int64(o.NBytesReceived)), humanBytes(int64(o.TransferSize)))
+		fmt.Fprintf(w, ", transfer %s / %s", cliutil.HumanBytes(int64(o.NBytesReceived)), cliutil.HumanBytes(int64(o.TransferSize)))
 	}
 	if o.ChainDealID != 0 {
 		fmt.Fprintf(w, ", chain deal %d", o.ChainDealID)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -87,7 +88,7 @@ func providerInfo(c *cli.Context) error {
 			}
 			fmt.Fprintf(w, "owner:       %s\n", out.Owner)
 			fmt.Fprintf(w, "worker:      %s\n", out.Worker)
-			fmt.Fprintf(w, "sector size: %s\n", humanBytes(int64(out.SectorSize)))
+			fmt.Fprintf(w, "sector size: %s\n", cliutil.HumanBytes(int64(out.SectorSize)))
 		})
 	})
 }
@@ -102,7 +103,7 @@ func providerAsk(c *cli.Context) error {
 			fmt.Fprintf(w, "miner:           %s\n", ask.Miner)
 			fmt.Fprintf(w, "price:           %s attoFIL/GiB/epoch\n", ask.Price)
 			fmt.Fprintf(w, "verified price:  %s attoFIL/GiB/epoch\n", ask.VerifiedPrice)
-			fmt.Fprintf(w, "piece sizes:     %s … %s\n", humanBytes(int64(ask.MinPieceSize)), humanBytes(int64(ask.MaxPieceSize)))
+			fmt.Fprintf(w, "piece sizes:     %s … %s\n", cliutil.HumanBytes(int64(ask.MinPieceSize)), cliutil.HumanBytes(int64(ask.MaxPieceSize)))
 			fmt.Fprintf(w, "valid:           epochs %d … %d (seq %d)\n", ask.Timestamp, ask.Expiry, ask.SeqNo)
 		})
 	})

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
 
 	"github.com/ipfs/go-cid"
@@ -81,10 +82,10 @@ func retrieveAction(c *cli.Context) error {
 	}
 	req.Source = c.String("provider")
 
-	prog := newProgress(c.Bool("quiet") || c.Bool("json"))
-	req.Progress = func(n int64) { prog.show("retrieving %s: %s received", req.CID, humanBytes(n)) }
+	prog := cliutil.NewProgress(c.Bool("quiet") || c.Bool("json"))
+	req.Progress = func(n int64) { prog.Show("retrieving %s: %s received", req.CID, cliutil.HumanBytes(n)) }
 	res, err := client.Retrieve(c.Context, req)
-	prog.done()
+	prog.Done()
 	if err != nil {
 		return err
 	}
@@ -96,6 +97,6 @@ func retrieveAction(c *cli.Context) error {
 		case req.Extract:
 			what = "files"
 		}
-		fmt.Fprintf(w, "retrieved %s (%s, %s verified) from %s into %s\n", res.CID, what, humanBytes(res.Bytes), res.URL, res.Out)
+		fmt.Fprintf(w, "retrieved %s (%s, %s verified) from %s into %s\n", res.CID, what, cliutil.HumanBytes(res.Bytes), res.URL, res.Out)
 	})
 }

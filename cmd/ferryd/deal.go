@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"github.com/ferry-fil/ferry/api"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
@@ -139,11 +141,32 @@ var importDataCmd = &cli.Command{
 			return fmt.Errorf("file %q: %w", cctx.Args().Get(1), err)
 		}
 		return withAPI(cctx, func(a api.Ferry) error {
-			if err := a.DealImportData(cctx.Context, id, path); err != nil {
-				return err
+			// The daemon hashes the whole file before it answers; show
+			// how far it got (the deal's bytes received) meanwhile.
+			prog := cliutil.NewProgress(false)
+			var size int64
+			if st, err := os.Stat(path); err == nil {
+				size = st.Size()
 			}
-			fmt.Fprintf(cctx.App.Writer, "deal %s: data imported from %s\n", id, path)
-			return nil
+			done := make(chan error, 1)
+			go func() { done <- a.DealImportData(cctx.Context, id, path) }()
+			tick := time.NewTicker(500 * time.Millisecond)
+			defer tick.Stop()
+			for {
+				select {
+				case err := <-done:
+					prog.Done()
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(cctx.App.Writer, "deal %s: data imported from %s\n", id, path)
+					return nil
+				case <-tick.C:
+					if d, err := a.DealShow(cctx.Context, id); err == nil {
+						prog.Show("checking %s: %s of %s", filepath.Base(path), cliutil.HumanBytes(int64(d.BytesReceived)), cliutil.HumanBytes(size))
+					}
+				}
+			}
 		})
 	},
 }
