@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -93,6 +94,9 @@ func (e *env) start() {
 	e.daemonLog = new(bytes.Buffer)
 	e.daemon = exec.Command(e.ferryd, "--repo", e.repo, "run")
 	e.daemon.Stdout, e.daemon.Stderr = e.daemonLog, e.daemonLog
+	// If the test binary dies (a timeout panic), the daemon dies with it
+	// instead of holding its ports.
+	e.daemon.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := e.daemon.Start(); err != nil {
 		t.Fatal(err)
 	}
