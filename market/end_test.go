@@ -68,6 +68,7 @@ func TestDealEndExpired(t *testing.T) {
 		t.Fatalf("ended deal: %+v", d)
 	}
 	rs := h.waitRemovals(1)
+	h.waitReleased(a.DealUUID) // the release is recorded, with its log, after the removal
 	r := rs[0]
 	if r.DealUUID != a.DealUUID || !r.PieceCID.Equals(a.ClientDealProposal.Proposal.PieceCID) || r.EndReason != EndExpired ||
 		r.KeepIndex || r.KeepAnnounced || r.ChainDealID != abi.DealID(d.ChainDealID) {
