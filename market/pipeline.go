@@ -67,7 +67,10 @@ func (p *Provider) kick(id uuid.UUID) {
 	if p.ctx == nil || p.ctx.Err() != nil {
 		return
 	}
-	if _, ok := p.running[id]; ok {
+	if rd, ok := p.running[id]; ok {
+		// The goroutine may be past its last look at the deal (returning
+		// errWait, say); it runs once more rather than miss the change.
+		rd.again = true
 		return
 	}
 	ctx, cancel := context.WithCancel(p.ctx)
@@ -77,10 +80,18 @@ func (p *Provider) kick(id uuid.UUID) {
 	go func() {
 		defer p.wg.Done()
 		defer cancel()
-		p.run(ctx, id, rd)
-		p.mu.Lock()
-		delete(p.running, id)
-		p.mu.Unlock()
+		for {
+			p.run(ctx, id, rd)
+			p.mu.Lock()
+			if rd.again && ctx.Err() == nil {
+				rd.again = false
+				p.mu.Unlock()
+				continue
+			}
+			delete(p.running, id)
+			p.mu.Unlock()
+			return
+		}
 	}()
 }
 

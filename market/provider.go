@@ -74,6 +74,7 @@ type Provider struct {
 type runningDeal struct {
 	cancel   context.CancelFunc
 	received atomic.Uint64
+	again    bool // kicked while running: run once more before exiting (guarded by Provider.mu)
 }
 
 // New checks the configuration and returns a provider that is not yet
