@@ -12,9 +12,10 @@ import (
 )
 
 // memChunkSink lends a few buffers and keeps what it is handed in a byte
-// slice. A buffer handed back is scribbled over before it is lent again, so
-// a Calc that touched a buffer after WriteChunk would get a wrong root or
-// wrong bytes.
+// slice. It checks that chunks come in order and are not changed between
+// WriteChunk and Release, and scribbles over a released buffer before
+// lending it again, so a Calc that read a buffer after releasing it would
+// get a wrong root.
 type memChunkSink struct {
 	maxBufs int
 
@@ -27,12 +28,16 @@ type memChunkSink struct {
 	chunks   int
 	failAt   int // WriteChunk number that fails; 0 never
 	bufErr   error
+	held     map[*byte][]byte // buffers handed over and not released: a copy of their bytes
+	given    int // Buffer calls that returned a buffer
+	released int
+	misuse   error // the first breach of the ChunkSink contract
 }
 
 var errChunkSink = errors.New("chunk sink broke")
 
 func newMemChunkSink(maxBufs int) *memChunkSink {
-	return &memChunkSink{maxBufs: maxBufs, free: make(chan []byte, maxBufs)}
+	return &memChunkSink{maxBufs: maxBufs, free: make(chan []byte, maxBufs), held: make(map[*byte][]byte)}
 }
 
 func (s *memChunkSink) Buffer() ([]byte, error) {
@@ -41,6 +46,7 @@ func (s *memChunkSink) Buffer() ([]byte, error) {
 		s.mu.Unlock()
 		return nil, s.bufErr
 	}
+	s.given++
 	if s.lent < s.maxBufs {
 		s.lent++
 		s.mu.Unlock()
@@ -50,26 +56,60 @@ func (s *memChunkSink) Buffer() ([]byte, error) {
 	return <-s.free, nil
 }
 
+func (s *memChunkSink) fail(format string, args ...any) {
+	if s.misuse == nil {
+		s.misuse = fmt.Errorf(format, args...)
+	}
+}
+
 func (s *memChunkSink) WriteChunk(b []byte, off uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.chunks++
 	if s.failAt != 0 && s.chunks >= s.failAt {
-		s.free <- b[:cap(b)]
 		return errChunkSink
 	}
 	if off%ChunkSize != 0 || len(b) > ChunkSize || len(b) == 0 {
+		s.fail("bad chunk: %d bytes at %d", len(b), off)
 		return fmt.Errorf("bad chunk: %d bytes at %d", len(b), off)
 	}
-	if end := off + uint64(len(b)); end > uint64(len(s.out)) {
-		s.out = append(s.out, make([]byte, end-uint64(len(s.out)))...)
+	if off != uint64(len(s.out)) {
+		s.fail("chunk at %d, data ends at %d: out of order", off, len(s.out))
 	}
-	copy(s.out[off:], b)
-	b = b[:cap(b)]
+	s.out = append(s.out, b...)
+	s.held[&b[:1][0]] = append([]byte(nil), b...)
+	return nil
+}
+
+func (s *memChunkSink) Release(b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.released++
+	if len(b) != ChunkSize {
+		s.fail("released a buffer of %d bytes", len(b))
+	}
+	if c, ok := s.held[&b[0]]; ok {
+		if !bytes.Equal(b[:len(c)], c) {
+			s.fail("a buffer changed between WriteChunk and Release")
+		}
+		delete(s.held, &b[0])
+	}
 	for i := range b {
 		b[i] = 0xa5
 	}
 	s.free <- b
+}
+
+// check reports a breach of the contract, or a buffer not released.
+func (s *memChunkSink) check() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.misuse != nil {
+		return s.misuse
+	}
+	if s.released != s.given {
+		return fmt.Errorf("%d buffers lent, %d released", s.given, s.released)
+	}
 	return nil
 }
 
@@ -120,6 +160,9 @@ func TestCalcChunkSink(t *testing.T) {
 			if got != want {
 				t.Fatalf("%d bytes, %d buffers: commitment %+v, want %+v", n, bufs, got, want)
 			}
+			if err := sink.check(); err != nil {
+				t.Fatalf("%d bytes, %d buffers: %v", n, bufs, err)
+			}
 			if !bytes.Equal(sink.padded(), plain.Bytes()) {
 				t.Fatalf("%d bytes, %d buffers: chunk sink holds %d bytes unlike the writer sink's %d", n, bufs, len(sink.padded()), plain.Len())
 			}
@@ -152,6 +195,9 @@ func TestCalcChunkSinkErrors(t *testing.T) {
 	if !errors.Is(serr, errChunkSink) || (werr != nil && !errors.Is(werr, errChunkSink)) {
 		t.Fatalf("Write: %v, Sum: %v", werr, serr)
 	}
+	if err := sink.check(); err != nil {
+		t.Fatalf("after a failing WriteChunk: %v", err)
+	}
 	// The last partial chunk failing fails Sum.
 	sink = newMemChunkSink(4)
 	sink.failAt = 1
@@ -159,6 +205,9 @@ func TestCalcChunkSinkErrors(t *testing.T) {
 	c.Write([]byte("tiny"))
 	if _, err := c.Sum(); !errors.Is(err, errChunkSink) {
 		t.Fatalf("Sum with failing sink: %v", err)
+	}
+	if err := sink.check(); err != nil {
+		t.Fatalf("after a failing last chunk: %v", err)
 	}
 	// Buffer failing stops the Calc at once.
 	sink = newMemChunkSink(4)
@@ -181,6 +230,7 @@ type shortBufferSink struct{}
 
 func (shortBufferSink) Buffer() ([]byte, error)             { return make([]byte, 4096), nil }
 func (shortBufferSink) WriteChunk(b []byte, _ uint64) error { return nil }
+func (shortBufferSink) Release(b []byte)                    {}
 func (shortBufferSink) WriteZeros(_, _ uint64) error        { return nil }
 
 // TestHashLeavesData checks that hashing a chunk leaves its data as it was,

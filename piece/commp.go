@@ -48,25 +48,30 @@ const (
 const ChunkSize = chunkP
 
 // ChunkSink takes a Calc's padded bytes without a copy: the Calc pads into
-// buffers the sink lends it and hands each back once it is hashed. A sink
-// that writes the bytes to disk can so own buffers aligned for direct I/O.
+// buffers the sink lends it and hands each over as soon as it is padded, so
+// the sink writes a chunk while the Calc hashes it. A sink that writes the
+// bytes to disk can so own buffers aligned for direct I/O.
 type ChunkSink interface {
 	// Buffer returns a buffer of ChunkSize bytes for the Calc to pad into;
-	// it may wait until one is free. The Calc owns the buffer until it
-	// passes it to WriteChunk; it may drop it unwritten after an error. An
-	// error stops the Calc.
+	// it may wait until one is free (Release). An error stops the Calc.
 	Buffer() ([]byte, error)
-	// WriteChunk takes back a buffer from Buffer holding the padded bytes
+	// WriteChunk hands over a buffer from Buffer holding the padded bytes
 	// at offset off from the start of the piece: b[:len(b)] is padded data,
 	// len(b) is ChunkSize except for the last chunk, and off is a multiple
-	// of ChunkSize. It is called from the hashing goroutines, so several
-	// calls may run at once and offsets come in any order; it should not
-	// wait long (a Calc's goroutines end only once it returns). The Calc
-	// does not touch b afterwards. An error stops the Calc.
+	// of ChunkSize. It is called from the goroutine writing to the Calc,
+	// in order of offset, and should not wait long. The Calc goes on
+	// reading b until it releases it: the sink may read b (write it out)
+	// but must not change it before Release. An error stops the Calc.
 	WriteChunk(b []byte, off uint64) error
+	// Release gives a buffer back for good: the Calc is done hashing a
+	// chunk passed to WriteChunk, or drops a buffer unwritten (after an
+	// error, or an empty last chunk). It is called from the hashing
+	// goroutines, so several calls may run at once. Once Sum or SumAs
+	// returns, every buffer the Calc got is released.
+	Release(b []byte)
 	// WriteZeros records that the n padded bytes at offset off are zeros:
 	// the fill up to the piece size at Sum or SumAs. It is called after
-	// every WriteChunk has returned.
+	// every WriteChunk.
 	WriteZeros(off, n uint64) error
 }
 
@@ -99,7 +104,6 @@ type Calc struct {
 	next     uint64 // index of the next chunk to dispatch
 
 	mu      sync.Mutex // guards the fields below, written by hashing goroutines
-	sinkErr error      // the first error of csink.WriteChunk
 	pending map[uint64][32]byte
 	merged  uint64 // chunks merged into stack, in order
 	stack   [maxLevel + 1][32]byte
@@ -128,15 +132,13 @@ func NewCalcWithSink(sink io.Writer) *Calc {
 }
 
 // NewCalcWithChunkSink returns a Calc that pads into buffers lent by sink
-// and hands each to sink.WriteChunk once it is hashed; the zero fill up to
-// the piece size at Sum or SumAs goes to sink.WriteZeros. The padded bytes
-// are never copied. A sink error stops the Calc and is returned by Write or
-// Sum. Once Sum or SumAs returns, error or not, the Calc makes no more calls
-// to sink.
+// and hands each to sink.WriteChunk as soon as it is full, hashing it
+// meanwhile; the zero fill up to the piece size at Sum or SumAs goes to
+// sink.WriteZeros. The padded bytes are never copied. A sink error stops the
+// Calc and is returned by Write or Sum. Once Sum or SumAs returns, error or
+// not, the Calc makes no more calls to sink.
 func NewCalcWithChunkSink(sink ChunkSink) *Calc {
-	// One more chunk than without a sink: a chunk also waits for its
-	// WriteChunk.
-	n := runtime.GOMAXPROCS(0) + 2
+	n := runtime.GOMAXPROCS(0) + 1
 	return &Calc{
 		csink:   sink,
 		maxBuf:  n,
@@ -251,26 +253,26 @@ func (c *Calc) maybeDispatch() error {
 			return c.err
 		}
 	}
-	if c.csink != nil {
-		if err := c.firstSinkErr(); err != nil {
-			c.err = err
-			return err
-		}
-	}
 	if c.sink != nil || c.csink != nil {
 		c.sunk += chunkP
 	}
 	ch, idx := c.cur, c.next
+	c.cur, c.fill = nil, 0
+	if c.csink != nil {
+		if err := c.csink.WriteChunk(ch.data, idx*chunkP); err != nil {
+			c.drop(ch)
+			c.err = fmt.Errorf("commp: writing padded data to sink: %w", err)
+			return c.err
+		}
+	}
 	c.next++
 	c.inFlight.Add(1)
 	go func() {
 		defer c.inFlight.Done()
 		root := hashFull(ch)
-		c.handOver(ch, idx*chunkP)
-		c.free <- ch
+		c.drop(ch)
 		c.merge(idx, root)
 	}()
-	c.cur, c.fill = nil, 0
 	next, err := c.getChunk()
 	if err != nil {
 		return err
@@ -279,28 +281,13 @@ func (c *Calc) maybeDispatch() error {
 	return nil
 }
 
-// handOver gives a hashed chunk's data to the chunk sink, if there is one,
-// recording its error. It runs on a hashing goroutine.
-func (c *Calc) handOver(ch *chunk, off uint64) {
-	if c.csink == nil {
-		return
+// drop releases a chunk's sink buffer, if it has one, and frees the chunk.
+func (c *Calc) drop(ch *chunk) {
+	if c.csink != nil && ch.data != nil {
+		c.csink.Release(ch.data[:cap(ch.data)])
+		ch.data = nil
 	}
-	b := ch.data
-	ch.data = nil
-	if err := c.csink.WriteChunk(b, off); err != nil {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.sinkErr == nil {
-			c.sinkErr = fmt.Errorf("commp: writing padded data to sink: %w", err)
-		}
-	}
-}
-
-// firstSinkErr returns the first error of the chunk sink's WriteChunk.
-func (c *Calc) firstSinkErr() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.sinkErr
+	c.free <- ch
 }
 
 // merge records the root of chunk idx and folds every chunk now in order
@@ -397,6 +384,10 @@ func (c *Calc) SumAs(size abi.PaddedPieceSize) (Commitment, error) {
 
 func (c *Calc) sum(size abi.PaddedPieceSize) (Commitment, error) {
 	if c.err != nil {
+		if c.cur != nil {
+			c.drop(c.cur)
+			c.cur = nil
+		}
 		c.inFlight.Wait() // no sink calls after Sum returns
 		return Commitment{}, c.err
 	}
@@ -481,20 +472,22 @@ func (c *Calc) finish() error {
 		partial = hashPartial(c.cur, c.fill/NodeSize, min(top, chunkLevel))
 	}
 	if c.csink != nil && c.cur != nil {
+		var err error
 		if c.fill > 0 {
-			c.cur.data = c.cur.data[:c.fill]
-			c.handOver(c.cur, c.next*chunkP)
+			err = c.csink.WriteChunk(c.cur.data[:c.fill], c.next*chunkP)
 			c.sunk += abi.PaddedPieceSize(c.fill)
 		}
-		// else the buffer goes back unwritten, which a sink allows.
+		c.drop(c.cur)
+		c.cur = nil
+		if err != nil {
+			c.err = fmt.Errorf("commp: writing padded data to sink: %w", err)
+			c.inFlight.Wait()
+			return c.err
+		}
 	}
 	c.inFlight.Wait()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.sinkErr != nil {
-		c.err = c.sinkErr
-		return c.err
-	}
 	var root [32]byte
 	if top < chunkLevel {
 		root = partial // no full chunk fits in a piece this small

@@ -28,9 +28,11 @@ func TestDirectWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Random chunks, a chunk of zeros (skipped) and a last chunk that is
-	// not a whole block, handed back out of order.
+	// not a whole block, handed over out of order; the "hash" releases
+	// each buffer after Close, so a buffer must wait for both.
 	r := rand.New(rand.NewSource(1))
 	want := make([]byte, size)
+	var hashing [][]byte
 	lens := []int{directBufSize, directBufSize, directBufSize, 12345}
 	order := []int{2, 0, 3, 1}
 	for _, i := range order {
@@ -50,6 +52,7 @@ func TestDirectWriter(t *testing.T) {
 		if err := w.WriteChunk(b, uint64(i*directBufSize)); err != nil {
 			t.Fatal(err)
 		}
+		hashing = append(hashing, b)
 	}
 	if err := w.WriteZeros(3*directBufSize+12345, directBufSize-12345); err != nil {
 		t.Fatal(err)
@@ -61,8 +64,18 @@ func TestDirectWriter(t *testing.T) {
 	if err := w.WriteChunk(b, size); err == nil {
 		t.Fatal("chunk past the piece accepted")
 	}
+	w.Release(b)
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
+	}
+	if n := len(w.free); n != 1 {
+		t.Fatalf("%d buffers free before their hashes ended, want the 1 dropped", n)
+	}
+	for _, b := range hashing {
+		w.Release(b)
+	}
+	if len(w.free) != w.lent || len(w.refs) != 0 {
+		t.Fatalf("%d of %d buffers free, %d still counted", len(w.free), w.lent, len(w.refs))
 	}
 	got := make([]byte, 8<<20)
 	if _, err := f.ReadAt(got, 0); err != nil {

@@ -27,7 +27,7 @@ func addPieceCommand() *cli.Command {
 		Name:  "addpiece",
 		Usage: "AddPiece (fr32 + write + CommP in one pass) against a plain CommP pass on the same file",
 		Flags: []cli.Flag{
-			&cli.Int64Flag{Name: "size", Value: 1 << 30, Usage: "payload bytes of the random test file"},
+			&cli.Int64Flag{Name: "size", Value: 1 << 30 / 128 * 127, Usage: "payload bytes of the random test file (the default fills a 1 GiB piece)"},
 			&cli.StringFlag{Name: "dir", Usage: "directory for the test file and the sector file (default: the system temp dir)"},
 			&cli.IntFlag{Name: "rounds", Value: 3, Usage: "alternating rounds of each; the median is reported"},
 		},
