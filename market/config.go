@@ -212,7 +212,8 @@ type PieceIndexer interface {
 // on chain.
 type RemoveRequest struct {
 	IndexRequest
-	// EndReason is why the deal ended: EndExpired, EndSlashed or EndRemoved.
+	// EndReason is why the deal ended: EndExpired, EndSlashed or EndRemoved,
+	// or EndFailed for a deal failed after its piece reached a sector.
 	EndReason string
 	// KeepIndex: another deal of this provider that has not ended holds the
 	// same piece in a sector, so the piece stays in the index.
@@ -235,6 +236,12 @@ const (
 	EndSlashed = "slashed" // the chain shows a slash epoch
 	EndRemoved = "removed" // the chain dropped the deal before its end epoch
 )
+
+// EndFailed is the RemoveRequest.EndReason of a deal that failed (an
+// operator's fail, activation that never came) after its piece was added
+// to a sector and maybe indexed and announced: it no longer holds the
+// piece. Such a deal did not end on chain, so DealInfo.Ended stays empty.
+const EndFailed = "failed"
 
 // MessageSigner signs a chain message with its From key and returns the
 // signed message and its CID. NodeSigner is the usual one.

@@ -22,7 +22,9 @@ import (
 // notice slashing, or a deal the chain dropped. An ended deal is recorded
 // first (ended_at, end_reason), then its piece is released through the
 // indexer's PieceRemover and piece_released is set, so a restart between
-// the two finishes the release and never repeats a finished one.
+// the two finishes the release and never repeats a finished one. A deal
+// that fails after AddedPiece releases its piece the same way: nothing will
+// keep the piece for it any more.
 
 // watchEnds runs end checks until ctx ends.
 func (p *Provider) watchEnds(ctx context.Context) {
@@ -172,9 +174,11 @@ func (p *Provider) recordEnd(ctx context.Context, id uuid.UUID, reason string, e
 	return nil
 }
 
-// releaseEnded releases the piece of every ended deal not yet released.
+// releaseEnded releases the piece of every ended deal, and every deal
+// failed after AddedPiece, not yet released.
 func (p *Provider) releaseEnded(ctx context.Context) error {
-	rows, err := p.d.DB.QueryContext(ctx, `SELECT uuid FROM market_deals WHERE ended_at != 0 AND piece_released = 0`)
+	rows, err := p.d.DB.QueryContext(ctx, `SELECT uuid FROM market_deals WHERE piece_released = 0
+		AND (ended_at != 0 OR (retry = ? AND checkpoint IN (?, ?, ?)))`, RetryFatal, AddedPiece, IndexedAndAnnounced, Complete)
 	if err != nil {
 		return fmt.Errorf("listing ended deals: %w", err)
 	}
@@ -208,8 +212,8 @@ func (p *Provider) releaseEnded(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// releasePiece tells the indexer that an ended deal no longer holds its
-// piece, with whether other deals still do, then records it.
+// releasePiece tells the indexer that an ended or failed deal no longer
+// holds its piece, with whether other deals still do, then records it.
 func (p *Provider) releasePiece(ctx context.Context, id uuid.UUID) error {
 	d, err := p.loadDeal(ctx, id)
 	if err != nil {
@@ -228,13 +232,17 @@ func (p *Provider) releasePiece(ctx context.Context, id uuid.UUID) error {
 		if err != nil {
 			return fmt.Errorf("finding other deals of piece %s: %w", prop.PieceCID, err)
 		}
+		reason := d.EndReason
+		if reason == "" {
+			reason = EndFailed
+		}
 		req := RemoveRequest{
 			IndexRequest: IndexRequest{
 				DealUUID: d.UUID, PieceCID: prop.PieceCID, PieceSize: prop.PieceSize, ChainDealID: d.ChainDealID,
 				DataRoot: d.DataRoot, Sector: sectorNum(d.Sector), Offset: paddedSize(d.SectorOffset),
 				SkipIPNIAnnounce: d.SkipIPNI, KeepUnsealed: d.KeepUnsealed,
 			},
-			EndReason: d.EndReason, KeepIndex: holders > 0, KeepAnnounced: announcing > 0,
+			EndReason: reason, KeepIndex: holders > 0, KeepAnnounced: announcing > 0,
 		}
 		if err := rm.RemovePiece(ctx, req); err != nil {
 			return fmt.Errorf("removing piece %s of ended deal %s: %w", prop.PieceCID, id, err)

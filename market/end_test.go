@@ -282,3 +282,51 @@ func runChild(t *testing.T, dir, test, crashAt string) error {
 	}
 	return err
 }
+
+// A deal failed after its piece reached a sector releases the piece as an
+// ended deal does; one failed before that asks for nothing.
+func TestFailedDealReleasesPiece(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	h.sealer.mu.Lock()
+	h.sealer.state = "PreCommit1" // the deals wait for activation
+	h.sealer.mu.Unlock()
+	h.start()
+	ctx := context.Background()
+
+	a := h.deal("a.car", 1500, 1, nil)
+	if r := h.p.Propose(ctx, a, "peerA"); !r.Accepted {
+		t.Fatalf("rejected: %s", r.Message)
+	}
+	h.waitFor(a.DealUUID, func(d *DealInfo) bool { return d.Checkpoint == IndexedAndAnnounced }, IndexedAndAnnounced)
+
+	h.dl.mu.Lock()
+	h.dl.block = make(chan struct{}) // b stays in its transfer
+	h.dl.mu.Unlock()
+	b := h.deal("b.car", 1500, 2, nil)
+	if r := h.p.Propose(ctx, b, "peerA"); !r.Accepted {
+		t.Fatalf("rejected: %s", r.Message)
+	}
+	if err := h.p.Fail(ctx, b.DealUUID); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.p.Fail(ctx, a.DealUUID); err != nil {
+		t.Fatal(err)
+	}
+	rs := h.waitRemovals(1)
+	h.waitReleased(a.DealUUID)
+	if r := rs[0]; r.DealUUID != a.DealUUID || r.EndReason != EndFailed || r.KeepIndex || r.KeepAnnounced {
+		t.Fatalf("removal request: %+v", r)
+	}
+	detail, err := h.p.Deal(ctx, a.DealUUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if detail.Ended != "" || !hasLog(detail, "piece removed from the index and IPNI") {
+		t.Fatalf("failed deal: ended %q, logs %+v", detail.Ended, detail.Logs)
+	}
+	time.Sleep(20 * h.cfg.PollInterval) // passes that must not release again, nor b
+	if rs := h.idx.removed(); len(rs) != 1 {
+		t.Fatalf("removals: %+v", rs)
+	}
+	close(h.dl.block)
+}
