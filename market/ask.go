@@ -142,6 +142,20 @@ func (p *Provider) Status(ctx context.Context, req *wire.DealStatusRequest) wire
 	return resp
 }
 
+// addedBytes is how much of a deal's data AddPiece has read, while it runs.
+func (p *Provider) addedBytes(d *dealRow) uint64 {
+	if d.Checkpoint != PublishConfirmed {
+		return 0
+	}
+	p.mu.Lock()
+	rd := p.running[d.UUID]
+	p.mu.Unlock()
+	if rd == nil {
+		return 0
+	}
+	return rd.added.Load()
+}
+
 func (p *Provider) received(d *dealRow) uint64 {
 	p.mu.Lock()
 	rd := p.running[d.UUID]

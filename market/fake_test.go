@@ -391,6 +391,7 @@ type fakeSealer struct {
 	st    fakeSealerState
 	fail  error
 	state string
+	hold  chan struct{} // when set, AddPieceToAny waits for it after reading the data
 }
 
 type fakeSealerState struct {
@@ -421,6 +422,13 @@ func (s *fakeSealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSi
 	calc := piece.NewCalc()
 	if _, err := io.Copy(calc, io.LimitReader(data, int64(size))); err != nil {
 		return Placement{}, err
+	}
+	if s.hold != nil {
+		select {
+		case <-s.hold:
+		case <-ctx.Done():
+			return Placement{}, ctx.Err()
+		}
 	}
 	comm, err := calc.SumAs(size.Padded())
 	if err != nil {

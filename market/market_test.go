@@ -389,6 +389,26 @@ func TestImportProgress(t *testing.T) {
 	}
 }
 
+// AddPiece reports how much of the staged data it has read while it runs.
+func TestAddPieceProgress(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	h.sealer.hold = make(chan struct{})
+	h.start()
+	params := h.deal("add.car", 1500, 3, nil)
+	if r := h.p.Propose(context.Background(), params, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	d := h.waitFor(params.DealUUID, func(d *DealInfo) bool { return d.AddPieceBytes > 0 }, "AddPiece progress")
+	if d.Checkpoint != PublishConfirmed || d.AddPieceBytes != 1500 {
+		t.Fatalf("during AddPiece: checkpoint %s, %d bytes added, want all 1500", d.Checkpoint, d.AddPieceBytes)
+	}
+	close(h.sealer.hold)
+	d = h.waitFor(params.DealUUID, complete, Complete)
+	if d.AddPieceBytes != 0 {
+		t.Fatalf("AddPiece progress %d once the piece is in a sector", d.AddPieceBytes)
+	}
+}
+
 func TestBatchWithInvalidDeal(t *testing.T) {
 	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 3; c.PublishMsgPeriod = 1e12 })
 	h.fc.rejectNext = 1

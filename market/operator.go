@@ -41,6 +41,7 @@ type DealInfo struct {
 	IsOffline     bool
 	TransferSize  uint64
 	BytesReceived uint64
+	AddPieceBytes uint64 `json:",omitempty"` // at PublishConfirmed: staged bytes AddPiece has read into a sector so far
 	Checkpoint    string
 	Retry         string  `json:",omitempty"`
 	Retries       int     `json:",omitempty"`
@@ -75,6 +76,7 @@ func (p *Provider) info(d *dealRow) DealInfo {
 		Verified: prop.VerifiedDeal, IsOffline: d.IsOffline, TransferSize: d.TransferSize, BytesReceived: p.received(d),
 		Checkpoint: d.Checkpoint, Retry: d.Retry, Retries: d.Retries, Error: d.Error, PublishCID: cidString(d.PublishCid),
 		ChainDealID: uint64(d.ChainDealID), SealingState: d.SealingState, SignedCID: d.SignedCID.String(),
+		AddPieceBytes: p.addedBytes(d),
 	}
 	if d.Sector >= 0 {
 		s := uint64(d.Sector)

@@ -151,7 +151,7 @@ func (p *Provider) step(ctx context.Context, d *dealRow, rd *runningDeal) error 
 	case Published:
 		return errWait // the publisher confirms it
 	case PublishConfirmed:
-		return p.addPiece(ctx, d)
+		return p.addPiece(ctx, d, rd)
 	case AddedPiece:
 		return p.index(ctx, d)
 	case IndexedAndAnnounced:
@@ -274,7 +274,7 @@ func (p *Provider) finishData(ctx context.Context, d *dealRow, calc *piece.Calc,
 }
 
 // addPiece hands the piece to sealing, then frees the staging file.
-func (p *Provider) addPiece(ctx context.Context, d *dealRow) error {
+func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) error {
 	prop := &d.Proposal.Proposal
 	head, err := p.d.Node.ChainHead(ctx)
 	if err != nil {
@@ -288,7 +288,9 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow) error {
 		return fmt.Errorf("opening staged data: %w", err)
 	}
 	defer f.Close()
-	pl, err := p.d.Sealer.AddPieceToAny(ctx, prop.PieceSize.Unpadded(), f, SealingDeal{
+	rd.added.Store(0)
+	data := &countingReader{r: f, n: &rd.added}
+	pl, err := p.d.Sealer.AddPieceToAny(ctx, prop.PieceSize.Unpadded(), data, SealingDeal{
 		UUID: d.UUID, DealID: d.ChainDealID, PublishCid: d.PublishCid, Proposal: *prop, KeepUnsealed: d.KeepUnsealed,
 	})
 	if err != nil {
@@ -310,6 +312,18 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow) error {
 	}
 	p.hook(d.UUID, AddedPiece)
 	return nil
+}
+
+// countingReader counts the bytes read through it, for progress.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(uint64(n))
+	return n, err
 }
 
 // index indexes and announces the piece.

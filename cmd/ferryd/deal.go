@@ -317,6 +317,13 @@ func printDeal(w io.Writer, d *market.DealDetail) error {
 	if d.PublishCID != "" {
 		row("Publish message", d.PublishCID)
 	}
+	if d.Checkpoint == market.PublishConfirmed && d.AddPieceBytes > 0 {
+		of := ""
+		if d.TransferSize > 0 {
+			of = " of " + cliutil.HumanBytes(int64(d.TransferSize))
+		}
+		row("Adding piece", cliutil.HumanBytes(int64(d.AddPieceBytes))+of+" written into a sector")
+	}
 	switch d.Checkpoint {
 	case market.Accepted, market.Transferred, market.Published:
 	default:
