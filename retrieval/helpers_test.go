@@ -27,11 +27,6 @@ import (
 	"github.com/ferry-fil/ferry/piece"
 )
 
-type blk struct {
-	c    cid.Cid
-	data []byte
-}
-
 // dag is a small mixed DAG:
 //
 //	C (dag-cbor) → D (UnixFS dir) → F (UnixFS file) → L1, L2 (raw)

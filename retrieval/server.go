@@ -4,9 +4,11 @@
 // The server answers
 //
 //	GET|HEAD /piece/{pieceCid}  the piece's bytes (fr32 removed), with Range
-//	GET|HEAD /ipfs/{cid}        an IPFS trustless gateway: one block
+//	GET|HEAD /ipfs/{cid}[/{path}] an IPFS trustless gateway: one block
 //	                            (application/vnd.ipld.raw) or a CAR of the
-//	                            DAG (application/vnd.ipld.car)
+//	                            DAG (application/vnd.ipld.car), with paths
+//	                            through UnixFS directories (HAMT-sharded
+//	                            too), dag-scope and entity-bytes
 //
 // from the piece directory (package index) and reads of the unsealed copies.
 // FetchPiece and FetchCAR are the matching clients: they check the piece
@@ -16,10 +18,12 @@ package retrieval
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -33,7 +37,6 @@ import (
 	"github.com/multiformats/go-multihash"
 
 	"github.com/ferry-fil/ferry/index"
-	"github.com/ferry-fil/ferry/internal/carv1"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -66,9 +69,7 @@ func New(dir Directory, src index.PieceSource) *Server {
 	s := &Server{dir: dir, src: src, mux: http.NewServeMux()}
 	s.mux.HandleFunc("GET /piece/{cid}", s.servePiece)
 	s.mux.HandleFunc("GET /ipfs/{cid}", s.serveIPFS)
-	s.mux.HandleFunc("GET /ipfs/{cid}/{path...}", func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "paths under a CID are not supported by this gateway: ask for the CID itself", http.StatusNotImplemented)
-	})
+	s.mux.HandleFunc("GET /ipfs/{cid}/{path...}", s.serveIPFS)
 	return s
 }
 
@@ -76,7 +77,20 @@ func New(dir Directory, src index.PieceSource) *Server {
 func (s *Server) Handler() http.Handler { return s }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The mux would redirect a content path with "." or ".." segments or
+	// doubled slashes to a cleaned one; they name nothing in UnixFS, so
+	// they are refused here instead.
+	if rest, ok := strings.CutPrefix(r.URL.EscapedPath(), "/ipfs/"); ok {
+		if _, p, ok := strings.Cut(rest, "/"); ok {
+			if _, err := splitContentPath(p); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
 
 // pieceSection is the part of an open piece that holds the requested piece:
 // all of it, or a data segment of an aggregate.
@@ -212,14 +226,23 @@ func (s *Server) serveIPFS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("bad CID %q: %v", r.PathValue("cid"), err), http.StatusBadRequest)
 		return
 	}
+	var segs []string
+	if _, p, ok := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), "/ipfs/"), "/"); ok {
+		if segs, err = splitContentPath(p); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+	}
 	format, code, err := requestFormat(r)
 	if err != nil {
 		http.Error(w, err.Error(), code)
 		return
 	}
+	q := r.URL.Query()
 	scope := scopeAll
+	var eb *entityBytes
 	if format == formatCAR {
-		switch sc := r.URL.Query().Get("dag-scope"); sc {
+		switch sc := q.Get("dag-scope"); sc {
 		case "", scopeAll:
 		case scopeEntity, scopeBlock:
 			scope = sc
@@ -227,18 +250,30 @@ func (s *Server) serveIPFS(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, fmt.Sprintf("dag-scope %q is not one of all, entity, block", sc), http.StatusBadRequest)
 			return
 		}
-		if v := r.URL.Query().Get("car-version"); v != "" && v != "1" {
+		if v := q.Get("car-version"); v != "" && v != "1" {
 			http.Error(w, fmt.Sprintf("car-version %q is not served: only 1", v), http.StatusBadRequest)
 			return
 		}
-		if o := r.URL.Query().Get("car-order"); o != "" && o != "dfs" && o != "unk" {
+		if o := q.Get("car-order"); o != "" && o != "dfs" && o != "unk" {
 			http.Error(w, fmt.Sprintf("car-order %q is not served: only dfs", o), http.StatusBadRequest)
 			return
 		}
-		if r.URL.Query().Has("entity-bytes") {
-			http.Error(w, "entity-bytes is not supported by this gateway", http.StatusNotImplemented)
-			return
+		if q.Has("entity-bytes") {
+			v, err := parseEntityBytes(q.Get("entity-bytes"))
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			// entity-bytes implies dag-scope=entity.
+			if sc := q.Get("dag-scope"); sc != "" && sc != scopeEntity {
+				http.Error(w, fmt.Sprintf("entity-bytes implies dag-scope=entity, not %s", sc), http.StatusBadRequest)
+				return
+			}
+			scope, eb = scopeEntity, &v
 		}
+	} else if q.Has("entity-bytes") {
+		http.Error(w, "entity-bytes is only served with CAR responses (format=car)", http.StatusBadRequest)
+		return
 	}
 	l := newLoader(s.dir, s.src)
 	defer l.close()
@@ -247,20 +282,55 @@ func (s *Server) serveIPFS(w http.ResponseWriter, r *http.Request) {
 		blockError(w, c, err)
 		return
 	}
+	res, err := resolvePath(r.Context(), l, c, data, segs)
+	if err != nil {
+		pathError(w, c, err)
+		return
+	}
+	t := res.terminal
+	plan := carPlan{root: c, visited: res.visited, terminal: t, scope: scope}
+	if eb != nil && unixfsFileLike(t.c, t.data) {
+		size, err := fileSize(t.c, t.data)
+		if err != nil {
+			http.Error(w, fmt.Sprintf("reading %s: %v", t.c, err), http.StatusInternalServerError)
+			return
+		}
+		start, end, empty, outside := eb.resolve(size)
+		switch {
+		case outside && size > 0:
+			http.Error(w, fmt.Sprintf("entity-bytes %s starts at or past the end of %s (%d bytes)", eb, t.c, size), http.StatusBadRequest)
+			return
+		case empty:
+			// No byte of the file in range: the root block alone, from
+			// which the client can learn the file's size.
+			plan.scope = scopeBlock
+		default:
+			plan.rng = &byteRange{start, end}
+		}
+	}
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "public, max-age=29030400, immutable")
-	h.Set("X-Ipfs-Path", "/ipfs/"+c.String())
+	ipfsPath := "/ipfs/" + c.String()
+	if len(segs) > 0 {
+		ipfsPath += "/" + escapePath(segs)
+		roots := make([]string, len(res.roots))
+		for i, rc := range res.roots {
+			roots[i] = rc.String()
+		}
+		h.Set("X-Ipfs-Roots", strings.Join(roots, ","))
+	}
+	h.Set("X-Ipfs-Path", ipfsPath)
 	h.Add("Vary", "Accept")
 	if format == formatRaw {
 		h.Set("Content-Type", RawContentType)
-		h.Set("ETag", `"`+c.String()+`.raw"`)
-		h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", c.String()+".bin"))
-		http.ServeContent(w, r, "", time.Time{}, strings.NewReader(string(data)))
+		h.Set("ETag", `"`+t.c.String()+`.raw"`)
+		h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", t.c.String()+".bin"))
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(t.data))
 		return
 	}
 	h.Set("Content-Type", CARContentType+"; version=1; order=dfs; dups=n")
-	h.Set("ETag", fmt.Sprintf(`"%s.car.%s"`, c, scope))
+	h.Set("ETag", carETag(c, segs, scope, eb))
 	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", c.String()+".car"))
 	if r.Method == http.MethodHead {
 		return
@@ -269,13 +339,46 @@ func (s *Server) serveIPFS(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 	http.NewResponseController(w).Flush()
 	bw := bufio.NewWriterSize(w, 256<<10)
-	if err := writeDAG(r.Context(), bw, l, c, data, scope); err != nil {
+	if err := writeCAR(r.Context(), bw, l, plan); err != nil {
 		// The status is sent: cutting the stream is the only way to
 		// tell the client the CAR is incomplete.
 		panic(http.ErrAbortHandler)
 	}
 	if err := bw.Flush(); err != nil {
 		panic(http.ErrAbortHandler)
+	}
+}
+
+// carETag names a CAR response: the root, the scope, a hash of the path
+// and the requested entity bytes, so that different requests never share
+// one.
+func carETag(root cid.Cid, segs []string, scope string, eb *entityBytes) string {
+	tag := fmt.Sprintf("%s.car.%s", root, scope)
+	if len(segs) > 0 {
+		sum := sha256.Sum256([]byte(escapePath(segs)))
+		tag += ".path-" + hex.EncodeToString(sum[:8])
+	}
+	if eb != nil {
+		tag += ".bytes-" + eb.String()
+	}
+	return `"` + tag + `"`
+}
+
+// pathError answers a failure to resolve a content path.
+func pathError(w http.ResponseWriter, root cid.Cid, err error) {
+	switch {
+	case errors.Is(err, errNoSuchName):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	case errors.Is(err, errNotDirectory), errors.Is(err, errBadPath):
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	case errors.Is(err, ErrBlockNotFound):
+		http.Error(w, fmt.Sprintf("a block on the path under %s is not stored here: %v", root, err), http.StatusNotFound)
+	case errors.Is(err, index.ErrNoUnsealedCopy):
+		http.Error(w, fmt.Sprintf("a block on the path under %s has no unsealed copy to serve: %v", root, err), http.StatusGone)
+	case errors.Is(err, index.ErrNotFound):
+		http.Error(w, err.Error(), http.StatusNotFound)
+	default:
+		http.Error(w, fmt.Sprintf("resolving a path under %s: %v", root, err), http.StatusInternalServerError)
 	}
 }
 
@@ -290,57 +393,6 @@ func blockError(w http.ResponseWriter, c cid.Cid, err error) {
 	default:
 		http.Error(w, fmt.Sprintf("reading %s: %v", c, err), http.StatusInternalServerError)
 	}
-}
-
-// writeDAG writes a CARv1 of the DAG under root in depth-first order, each
-// block once. rootData is root's block, already loaded.
-func writeDAG(ctx context.Context, w io.Writer, l *blockLoader, root cid.Cid, rootData []byte, scope string) error {
-	if _, err := carv1.WriteHeader(w, []cid.Cid{root}); err != nil {
-		return err
-	}
-	if _, err := carv1.WriteBlock(w, root, rootData); err != nil {
-		return err
-	}
-	if scope == scopeBlock || (scope == scopeEntity && !unixfsFileLike(root, rootData)) {
-		return nil
-	}
-	seen := map[cid.Cid]struct{}{root: {}}
-	var stack []cid.Cid
-	push := func(c cid.Cid, data []byte) error {
-		ls, err := links(c, data)
-		if err != nil {
-			return err
-		}
-		for i := len(ls) - 1; i >= 0; i-- {
-			stack = append(stack, ls[i])
-		}
-		return nil
-	}
-	if err := push(root, rootData); err != nil {
-		return err
-	}
-	for len(stack) > 0 {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		c := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		if _, ok := seen[c]; ok || isIdentity(c) {
-			continue
-		}
-		seen[c] = struct{}{}
-		data, err := l.load(ctx, c)
-		if err != nil {
-			return err
-		}
-		if _, err := carv1.WriteBlock(w, c, data); err != nil {
-			return err
-		}
-		if err := push(c, data); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // unixfsFileLike reports whether the entity of a block is its whole DAG: a

@@ -168,10 +168,13 @@ func TestServeRawBlock(t *testing.T) {
 		{"/ipfs/" + f.dag.L1.c.String(), map[string]string{"Accept": "text/html"}, http.StatusNotAcceptable},
 		{"/ipfs/" + f.dag.L1.c.String() + "?format=tar", nil, 400},
 		{"/ipfs/" + f.dag.L1.c.String() + "?format=car&dag-scope=most", nil, 400},
-		{"/ipfs/" + f.dag.D.c.String() + "/a?format=car", nil, http.StatusNotImplemented},
+		{"/ipfs/" + f.dag.D.c.String() + "/nope?format=car", nil, http.StatusNotFound},
+		{"/ipfs/" + f.dag.D.c.String() + "/a/x?format=car", nil, http.StatusBadRequest},
+		{"/ipfs/" + f.dag.C.c.String() + "/dir?format=car", nil, http.StatusBadRequest},
 		{"/ipfs/" + f.dag.D.c.String() + "?format=car&car-version=2", nil, 400},
 		{"/ipfs/" + f.dag.D.c.String() + "?format=car&car-order=weird", nil, 400},
-		{"/ipfs/" + f.dag.D.c.String() + "?format=car&entity-bytes=0:10", nil, http.StatusNotImplemented},
+		{"/ipfs/" + f.dag.D.c.String() + "?format=car&entity-bytes=10", nil, http.StatusBadRequest},
+		{"/ipfs/" + f.dag.F.c.String() + "?format=raw&entity-bytes=0:10", nil, http.StatusBadRequest},
 	} {
 		resp, body := do(t, "GET", f.srv.URL+c.path, c.hdr)
 		if resp.StatusCode != c.code || len(body) == 0 {
@@ -219,6 +222,14 @@ func TestServeCAR(t *testing.T) {
 		{d.D.c, "?format=car&dag-scope=entity", []blk{d.D}},
 		{d.F.c, "?format=car&dag-scope=entity", []blk{d.F, d.L1, d.L2}},
 		{d.L3.c, "?format=car", []blk{d.L3}},
+		{d.D.c, "/a?format=car", []blk{d.D, d.F, d.L1, d.L2}},
+		{d.D.c, "/a?format=car&dag-scope=block", []blk{d.D, d.F}},
+		{d.D.c, "/b?format=car&dag-scope=entity", []blk{d.D, d.L3}},
+		// A directory has no bytes: entity-bytes is ignored.
+		{d.D.c, "?format=car&entity-bytes=0:10", []blk{d.D}},
+		// The file's first 10 bytes are all in L1.
+		{d.D.c, "/a?format=car&entity-bytes=0:10", []blk{d.D, d.F, d.L1}},
+		{d.F.c, "?format=car&entity-bytes=-5:*", []blk{d.F, d.L2}},
 	} {
 		resp, body := do(t, "GET", f.srv.URL+"/ipfs/"+c.root.String()+c.query, nil)
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), CARContentType) {
