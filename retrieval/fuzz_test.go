@@ -3,6 +3,7 @@ package retrieval
 import (
 	"bytes"
 	"io"
+	"math"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -62,6 +63,42 @@ func FuzzParseSection(f *testing.F) {
 		got, err := parseSection(data, size, b.c)
 		if err == nil && !bytes.Equal(got, b.data) {
 			t.Fatalf("accepted data %q for %s", got, b.c)
+		}
+	})
+}
+
+// FuzzEntityBytes parses arbitrary entity-bytes values and resolves them
+// against arbitrary entity sizes: an error or a range inside the entity,
+// never a panic.
+func FuzzEntityBytes(f *testing.F) {
+	for _, s := range []string{"0:*", "10:20", "-1024:*", "499:-1000", "5:2", "abc", ""} {
+		f.Add(s, uint64(1234))
+	}
+	f.Fuzz(func(t *testing.T, s string, size uint64) {
+		r, err := parseEntityBytes(s)
+		if err != nil {
+			return
+		}
+		again, err := parseEntityBytes(r.String())
+		if err != nil || again != r {
+			t.Fatalf("%q parsed as %s, which parses as %+v (%v)", s, r, again, err)
+		}
+		start, end, empty, outside := r.resolve(size)
+		if outside && !empty {
+			t.Fatalf("%s of %d: outside but not empty", r, size)
+		}
+		if empty {
+			return
+		}
+		if start > end || end >= size {
+			t.Fatalf("%s of %d: range %d-%d", r, size, start, end)
+		}
+		if r.from >= 0 && start != uint64(r.from) {
+			t.Fatalf("%s of %d: starts at %d", r, size, start)
+		}
+		// Sizes past int64 are no real entity's: resolve caps them.
+		if r.toEnd && size <= math.MaxInt64 && end != size-1 {
+			t.Fatalf("%s of %d: ends at %d", r, size, end)
 		}
 	})
 }

@@ -127,7 +127,8 @@ func (m *memSource) ReadPiece(ctx context.Context, pc cid.Cid) (index.PieceReade
 
 type fixture struct {
 	dag     dag
-	payload []byte // unpadded piece
+	tree    *unixfsTree // in the same piece as dag
+	payload []byte      // unpadded piece
 	pc      cid.Cid
 	idx     *index.Service
 	src     *memSource
@@ -138,8 +139,8 @@ type fixture struct {
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{dag: makeDAG(t), src: &memSource{pieces: map[cid.Cid][]byte{}, sealed: map[cid.Cid]bool{}}}
-	carBytes := carOf(t, f.dag.C.c, f.dag.all())
+	f := &fixture{dag: makeDAG(t), tree: makeTree(t), src: &memSource{pieces: map[cid.Cid][]byte{}, sealed: map[cid.Cid]bool{}}}
+	carBytes := carOf(t, f.dag.C.c, append(f.dag.all(), f.tree.blocks()...))
 	calc := piece.NewCalc()
 	calc.Write(carBytes)
 	comm, err := calc.Sum()
