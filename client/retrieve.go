@@ -121,6 +121,10 @@ type RetrieveRequest struct {
 	CID cid.Cid
 	// Piece fetches the piece's bytes (/piece/{cid}) instead of a DAG.
 	Piece bool
+	// Path is a UnixFS path under a payload CID ("dir/file.txt"): the file
+	// or directory it names is retrieved instead of the whole DAG. The
+	// path is resolved over blocks the client checks itself.
+	Path string
 	// Out is the file (or, with Extract, the file or directory) to write.
 	// It must not exist.
 	Out string
@@ -170,6 +174,9 @@ func Retrieve(ctx context.Context, req RetrieveRequest) (*RetrieveResult, error)
 	if req.Piece && req.Extract {
 		return nil, errors.New("retrieval: a piece cannot be extracted; retrieve its payload CID instead")
 	}
+	if req.Piece && strings.Trim(req.Path, "/") != "" {
+		return nil, errors.New("retrieval: a piece has no paths; give its payload CID with the path")
+	}
 	if req.Piece {
 		if _, err := pieceCIDCheck(req.CID); err != nil {
 			return nil, fmt.Errorf("retrieval: %s: %w", req.CID, err)
@@ -198,6 +205,14 @@ func Retrieve(ctx context.Context, req RetrieveRequest) (*RetrieveResult, error)
 			return nil, &VerificationError{Source: source, Err: err}
 		}
 		return nil, fmt.Errorf("retrieval from %s: %w", source, err)
+	}
+	if !req.Piece && strings.Trim(req.Path, "/") != "" {
+		c, err := retrieval.ResolvePath(ctx, req.BaseURL, req.CID, req.Path, opts...)
+		if err != nil {
+			return fail(err)
+		}
+		req.CID = c
+		res.CID = c.String()
 	}
 
 	if !req.Extract {

@@ -318,6 +318,53 @@ func TestRetrieveExtract(t *testing.T) {
 	}
 }
 
+// A path under the payload CID retrieves only what it names.
+func TestRetrievePath(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	f := newRetrievalFixture(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "sub")
+	res, err := Retrieve(ctx, RetrieveRequest{BaseURL: f.srv.URL, CID: f.root, Path: "/sub/", Out: out, Extract: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, filepath.Join(f.dir, "sub"), out)
+	if res.CID == f.root.String() {
+		t.Fatalf("result names the root, not the path's CID: %+v", res)
+	}
+	out = filepath.Join(dir, "small.txt")
+	if _, err := Retrieve(ctx, RetrieveRequest{BaseURL: f.srv.URL, CID: f.root, Path: "sub/small.txt", Out: out, Extract: true}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "hello ferry\n" {
+		t.Fatalf("small.txt: %q, %v", b, err)
+	}
+	// A CAR of a big file holds that file's blocks only.
+	whole := filepath.Join(dir, "whole.car")
+	if _, err := Retrieve(ctx, RetrieveRequest{BaseURL: f.srv.URL, CID: f.root, Out: whole}); err != nil {
+		t.Fatal(err)
+	}
+	part := filepath.Join(dir, "big.car")
+	pres, err := Retrieve(ctx, RetrieveRequest{BaseURL: f.srv.URL, CID: f.root, Path: "big.bin", Out: part})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wres, _ := os.Stat(whole)
+	if pres.Bytes <= 50_000 || pres.Bytes >= wres.Size() {
+		t.Fatalf("CAR of big.bin: %d bytes, the whole DAG's %d", pres.Bytes, wres.Size())
+	}
+	if _, err := Retrieve(ctx, RetrieveRequest{BaseURL: f.srv.URL, CID: f.root, Path: "sub/missing", Out: filepath.Join(dir, "m")}); err == nil || !strings.Contains(err.Error(), "404") {
+		t.Fatalf("missing name: %v", err)
+	}
+	if _, err := Retrieve(ctx, RetrieveRequest{BaseURL: f.srv.URL, CID: f.pieceCid, Piece: true, Path: "x", Out: filepath.Join(dir, "p")}); err == nil {
+		t.Fatal("a path under a piece was accepted")
+	}
+	if l := leftovers(t, dir); len(l) != 4 {
+		t.Fatalf("files left: %v", l)
+	}
+}
+
 func TestRetrieveErrors(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

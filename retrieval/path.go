@@ -80,9 +80,15 @@ type resolved struct {
 	terminal blk
 }
 
+// blockSource loads verified blocks: the server's blockLoader, or the
+// blocks a client received.
+type blockSource interface {
+	load(ctx context.Context, c cid.Cid) ([]byte, error)
+}
+
 // resolvePath walks segs from root (whose block is rootData) through
 // UnixFS directories, plain or HAMT-sharded.
-func resolvePath(ctx context.Context, l *blockLoader, root cid.Cid, rootData []byte, segs []string) (resolved, error) {
+func resolvePath(ctx context.Context, l blockSource, root cid.Cid, rootData []byte, segs []string) (resolved, error) {
 	res := resolved{roots: []cid.Cid{root}}
 	seen := map[cid.Cid]struct{}{}
 	visit := func(c cid.Cid, data []byte) {
@@ -115,7 +121,7 @@ func resolvePath(ctx context.Context, l *blockLoader, root cid.Cid, rootData []b
 
 // lookupName finds the entry name in the directory dir. visit is told of
 // every block loaded on the way (HAMT shards).
-func lookupName(ctx context.Context, l *blockLoader, dir blk, name string, visit func(cid.Cid, []byte)) (cid.Cid, error) {
+func lookupName(ctx context.Context, l blockSource, dir blk, name string, visit func(cid.Cid, []byte)) (cid.Cid, error) {
 	if dir.c.Type() != cid.DagProtobuf {
 		return cid.Undef, fmt.Errorf("%w: %s is not UnixFS (codec 0x%x)", errNotDirectory, dir.c, dir.c.Type())
 	}
@@ -152,10 +158,10 @@ func lookupName(ctx context.Context, l *blockLoader, dir blk, name string, visit
 // errReadOnly is what loaderDAG answers to writes.
 var errReadOnly = errors.New("retrieval: the block loader is read-only")
 
-// loaderDAG is a read-only ipld.DAGService over a blockLoader, for the
+// loaderDAG is a read-only ipld.DAGService over a blockSource, for the
 // HAMT code. It tells visit of every block it loads.
 type loaderDAG struct {
-	l     *blockLoader
+	l     blockSource
 	visit func(cid.Cid, []byte)
 }
 

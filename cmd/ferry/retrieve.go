@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
+	"strings"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -17,11 +18,13 @@ import (
 var retrieveCmd = &cli.Command{
 	Name:      "retrieve",
 	Usage:     "get data back from a provider over HTTP, verified",
-	ArgsUsage: "[PAYLOADCID]",
+	ArgsUsage: "[PAYLOADCID[/PATH]]",
 	Description: "With --piece PIECECID, fetches the piece's bytes (/piece/{cid}) and checks their\n" +
 		"commitment. With a payload CID, fetches the whole DAG as a CAR (/ipfs/{cid}),\n" +
 		"checking every block's hash and that no block is missing, and writes the CAR,\n" +
-		"or with --extract the files and folders it holds.\n\n" +
+		"or with --extract the files and folders it holds. PAYLOADCID/PATH (or\n" +
+		"/ipfs/PAYLOADCID/PATH) fetches only the file or folder the UnixFS path names;\n" +
+		"the path is walked over blocks checked here, not taken on the provider's word.\n\n" +
 		"The provider's HTTP address comes from its retrieval transports (found through\n" +
 		"the chain and asked over libp2p); --url gives it directly, and then --provider\n" +
 		"is not needed.\n\n" +
@@ -54,9 +57,12 @@ func retrieveAction(c *cli.Context) error {
 		if c.NArg() > 1 {
 			return fmt.Errorf("one payload CID, not %d arguments", c.NArg())
 		}
-		if req.CID, err = cid.Decode(c.Args().First()); err != nil {
-			return fmt.Errorf("payload CID %q: %w", c.Args().First(), err)
+		arg := strings.TrimPrefix(c.Args().First(), "/ipfs/")
+		root, path, _ := strings.Cut(arg, "/")
+		if req.CID, err = cid.Decode(root); err != nil {
+			return fmt.Errorf("payload CID %q: %w", root, err)
 		}
+		req.Path = path
 	default:
 		return errors.New("nothing to retrieve: give a payload CID or --piece PIECECID")
 	}

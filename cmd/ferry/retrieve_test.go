@@ -178,8 +178,19 @@ func TestRetrieveCommand(t *testing.T) {
 			}
 		}
 	}
+	// One file by its path, in both spellings.
+	for i, arg := range []string{s.root.String() + "/d/e/c.txt", "/ipfs/" + s.root.String() + "/d/e/c.txt"} {
+		one := filepath.Join(out, fmt.Sprintf("c%d.txt", i))
+		if _, err := runClient(t, "retrieve", "--url", s.url, arg, "-o", one, "--extract"); err != nil {
+			t.Fatal(err)
+		}
+		want, _ := os.ReadFile(filepath.Join(s.files, "d/e/c.txt"))
+		if b, err := os.ReadFile(one); err != nil || !bytes.Equal(b, want) {
+			t.Fatalf("%s: %q, %v", arg, b, err)
+		}
+	}
 	names := dirNames(t, out)
-	if strings.Join(names, " ") != "files files.car from-car piece.bin" {
+	if strings.Join(names, " ") != "c0.txt c1.txt files files.car from-car piece.bin" {
 		t.Fatalf("output folder holds %v", names)
 	}
 
