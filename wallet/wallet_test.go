@@ -385,3 +385,30 @@ func BenchmarkVerifyBLS(b *testing.B) {
 		}
 	}
 }
+
+// FuzzImportKey feeds ImportKey what a user may paste: a key that imports
+// must export to the same key and import again to the same address.
+func FuzzImportKey(f *testing.F) {
+	f.Add(lotusBLSExport)
+	f.Add(ExportKey(specKey()))
+	f.Add("7b2254797065223a22626c73222c22507269766174654b6579223a22227d") // {"Type":"bls","PrivateKey":""}
+	f.Add("not hex")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		ki, err := ImportKey(s)
+		if err != nil {
+			return
+		}
+		a, err := ki.Address()
+		if err != nil {
+			t.Fatalf("imported key has no address: %v", err)
+		}
+		again, err := ImportKey(ExportKey(ki))
+		if err != nil {
+			t.Fatalf("re-importing the export: %v", err)
+		}
+		if b, _ := again.Address(); b != a {
+			t.Fatalf("address %s after a round trip, was %s", b, a)
+		}
+	})
+}
