@@ -134,6 +134,12 @@ type Config struct {
 	// Expiry (the head passing a deal's end epoch) is noticed every
 	// PollInterval from the chain head alone.
 	DealEndCheckInterval time.Duration
+	// EndChecksPerPass bounds the deals looked up on chain each
+	// DealEndCheckInterval, the ones checked longest ago first, so a
+	// provider with many deals spreads the lookups over several passes
+	// instead of asking the node for every deal at once; 0 is
+	// DefaultEndChecksPerPass.
+	EndChecksPerPass int
 	// MaxAutoRetries is how many times a failing step is retried
 	// automatically before it waits for an operator.
 	MaxAutoRetries int
@@ -265,7 +271,15 @@ func NodeSigner(node chain.Node) MessageSigner {
 	}
 }
 
+// DefaultEndChecksPerPass is the default EndChecksPerPass: at the default
+// interval (ten 30-second epochs), 100,000 deals are each looked up about
+// every eight hours, at about 3 lookups a second.
+const DefaultEndChecksPerPass = 1000
+
 func (c *Config) setDefaults() {
+	if c.EndChecksPerPass <= 0 {
+		c.EndChecksPerPass = DefaultEndChecksPerPass
+	}
 	if c.ExpectedSealDuration == 0 {
 		c.ExpectedSealDuration = DefaultExpectedSealDuration
 	}

@@ -17,14 +17,15 @@ import (
 
 // After Complete the provider keeps watching its deals until they end on
 // chain. Every PollInterval it reads the chain head and marks the deals
-// whose end epoch it passed as expired (one SQL query, no chain reads);
-// every DealEndCheckInterval it also looks each active deal up on chain to
-// notice slashing, or a deal the chain dropped. An ended deal is recorded
-// first (ended_at, end_reason), then its piece is released through the
-// indexer's PieceRemover and piece_released is set, so a restart between
-// the two finishes the release and never repeats a finished one. A deal
-// that fails after AddedPiece releases its piece the same way: nothing will
-// keep the piece for it any more.
+// whose end epoch it passed as expired (one indexed SQL query, no chain
+// reads); every DealEndCheckInterval it also looks up on chain the
+// EndChecksPerPass active deals checked longest ago, to notice slashing or
+// a deal the chain dropped. An ended deal is recorded first (ended_at,
+// end_reason), then its piece is released through the indexer's
+// PieceRemover and piece_released is set, so a restart between the two
+// finishes the release and never repeats a finished one. A deal that fails
+// after AddedPiece releases its piece the same way: nothing will keep the
+// piece for it any more.
 
 // watchEnds runs end checks until ctx ends.
 func (p *Provider) watchEnds(ctx context.Context) {
@@ -63,7 +64,7 @@ func (p *Provider) checkEnds(ctx context.Context, full bool) error {
 		return fmt.Errorf("reading chain head: %w", err)
 	}
 	now := head.Height()
-	expired, err := p.watchedDeals(ctx, `end_epoch <= ?`, int64(now))
+	expired, err := p.watchedDeals(ctx, sqlExpiredDeals, int64(now))
 	if err != nil {
 		return err
 	}
@@ -73,15 +74,19 @@ func (p *Provider) checkEnds(ctx context.Context, full bool) error {
 		}
 	}
 	if full {
-		active, err := p.watchedDeals(ctx, `end_epoch > ?`, int64(now))
+		active, err := p.watchedDeals(ctx, sqlDealsToCheck, p.cfg.EndChecksPerPass)
 		if err != nil {
 			return err
 		}
 		var errs []error
+		var checked []uuid.UUID
 		for _, w := range active {
 			reason, err := p.chainEnd(ctx, w.dealID, head.Key())
-			if err == nil && reason != "" {
-				err = p.recordEnd(ctx, w.id, reason, now)
+			if err == nil {
+				checked = append(checked, w.id)
+				if reason != "" {
+					err = p.recordEnd(ctx, w.id, reason, now)
+				}
 			}
 			if err != nil {
 				if ctx.Err() != nil {
@@ -90,6 +95,9 @@ func (p *Provider) checkEnds(ctx context.Context, full bool) error {
 				errs = append(errs, err) // the other deals are still checked
 			}
 		}
+		if err := p.markEndChecked(ctx, checked); err != nil {
+			errs = append(errs, err)
+		}
 		if err := errors.Join(errs...); err != nil {
 			return errors.Join(err, p.releaseEnded(ctx))
 		}
@@ -97,10 +105,49 @@ func (p *Provider) checkEnds(ctx context.Context, full bool) error {
 	return p.releaseEnded(ctx)
 }
 
-// watchedDeals lists Complete deals not yet ended that match cond.
-func (p *Provider) watchedDeals(ctx context.Context, cond string, args ...any) ([]watchedDeal, error) {
-	rows, err := p.d.DB.QueryContext(ctx, `SELECT uuid, chain_deal_id FROM market_deals
-		WHERE checkpoint = ? AND ended_at = 0 AND `+cond, append([]any{Complete}, args...)...)
+// markEndChecked records that the deals were just looked up on chain.
+func (p *Provider) markEndChecked(ctx context.Context, ids []uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	err := db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET end_checked_at = ? WHERE uuid = ?`, now, id.String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording deal end checks: %w", err)
+	}
+	return nil
+}
+
+// The watcher's queries; the indexes of migration 0032 serve them (a test
+// checks the plans).
+const (
+	// sqlExpiredDeals lists the Complete deals not yet ended whose end
+	// epoch the head (?) reached.
+	sqlExpiredDeals = `SELECT uuid, chain_deal_id FROM market_deals
+		WHERE checkpoint = 'Complete' AND ended_at = 0 AND end_epoch <= ? ORDER BY end_epoch`
+	// sqlDealsToCheck lists up to ? Complete deals not yet ended, those
+	// looked up on chain longest ago first. (The deals past their end
+	// epoch were marked expired just before.)
+	sqlDealsToCheck = `SELECT uuid, chain_deal_id FROM market_deals
+		WHERE checkpoint = 'Complete' AND ended_at = 0 ORDER BY end_checked_at LIMIT ?`
+	// sqlUnreleased lists the deals that ended, or failed after AddedPiece,
+	// whose piece is not yet released. Its first two terms are those of the
+	// partial index market_deals_unreleased, written alike so SQLite uses it.
+	sqlUnreleased = `SELECT uuid FROM market_deals WHERE piece_released = 0
+		AND (ended_at != 0 OR retry = 'fatal')
+		AND (ended_at != 0 OR checkpoint IN ('AddedPiece', 'IndexedAndAnnounced', 'Complete'))`
+)
+
+// watchedDeals runs one of the watcher's queries of deals to watch.
+func (p *Provider) watchedDeals(ctx context.Context, query string, args ...any) ([]watchedDeal, error) {
+	rows, err := p.d.DB.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing active deals: %w", err)
 	}
@@ -177,8 +224,7 @@ func (p *Provider) recordEnd(ctx context.Context, id uuid.UUID, reason string, e
 // releaseEnded releases the piece of every ended deal, and every deal
 // failed after AddedPiece, not yet released.
 func (p *Provider) releaseEnded(ctx context.Context) error {
-	rows, err := p.d.DB.QueryContext(ctx, `SELECT uuid FROM market_deals WHERE piece_released = 0
-		AND (ended_at != 0 OR (retry = ? AND checkpoint IN (?, ?, ?)))`, RetryFatal, AddedPiece, IndexedAndAnnounced, Complete)
+	rows, err := p.d.DB.QueryContext(ctx, sqlUnreleased)
 	if err != nil {
 		return fmt.Errorf("listing ended deals: %w", err)
 	}

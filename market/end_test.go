@@ -138,6 +138,7 @@ func TestDealEndSlashedOrRemoved(t *testing.T) {
 	h := newHarness(t, t.TempDir(), func(c *Config) {
 		c.MaxDealsPerPublishMsg = 1
 		c.DealEndCheckInterval = 30 * time.Millisecond
+		c.EndChecksPerPass = 1 // one lookup a pass: the passes take turns
 	})
 	h.start()
 	a := h.completeDeal(h.deal("a.car", 1500, 1, nil))
@@ -329,4 +330,35 @@ func TestFailedDealReleasesPiece(t *testing.T) {
 		t.Fatalf("removals: %+v", rs)
 	}
 	close(h.dl.block)
+}
+
+// The watcher's queries read indexes, not every deal.
+func TestDealEndQueriesUseIndexes(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	for _, c := range []struct {
+		query, index string
+		args         []any
+	}{
+		{sqlExpiredDeals, "market_deals_expiry", []any{100}},
+		{sqlDealsToCheck, "market_deals_end_check", []any{10}},
+		{sqlUnreleased, "market_deals_unreleased", nil},
+	} {
+		rows, err := h.deps.DB.Query("EXPLAIN QUERY PLAN "+c.query, c.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if !strings.Contains(strings.Join(plan, "; "), c.index) {
+			t.Errorf("query %q: plan %q does not use %s", c.query, plan, c.index)
+		}
+	}
 }
