@@ -23,8 +23,8 @@ type Ferry interface {
 	// Info describes the provider: miner, peer, addresses, chain head.
 	Info(ctx context.Context) (Info, error)
 
-	// DealList lists every deal, newest first.
-	DealList(ctx context.Context) ([]market.DealInfo, error)
+	// DealList lists the deals the filter selects, newest first.
+	DealList(ctx context.Context, f market.DealFilter) ([]market.DealInfo, error)
 	// DealShow returns one deal with its log.
 	DealShow(ctx context.Context, id uuid.UUID) (*market.DealDetail, error)
 	// DealRetry resumes a deal waiting for an operator.

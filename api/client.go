@@ -25,7 +25,7 @@ import (
 // it needs. It is both the JSON-RPC client and the server's proxy.
 type Methods struct {
 	Info           func(ctx context.Context) (Info, error)                                         `perm:"read"`
-	DealList       func(ctx context.Context) ([]market.DealInfo, error)                            `perm:"read"`
+	DealList       func(ctx context.Context, f market.DealFilter) ([]market.DealInfo, error)                            `perm:"read"`
 	DealShow       func(ctx context.Context, id uuid.UUID) (*market.DealDetail, error)             `perm:"read"`
 	DealRetry      func(ctx context.Context, id uuid.UUID) error                                   `perm:"admin"`
 	DealFail       func(ctx context.Context, id uuid.UUID) error                                   `perm:"admin"`

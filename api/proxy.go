@@ -21,8 +21,8 @@ func (s *Struct) Info(ctx context.Context) (Info, error) {
 }
 
 // DealList calls the daemon.
-func (s *Struct) DealList(ctx context.Context) ([]market.DealInfo, error) {
-	return s.Internal.DealList(ctx)
+func (s *Struct) DealList(ctx context.Context, f market.DealFilter) ([]market.DealInfo, error) {
+	return s.Internal.DealList(ctx, f)
 }
 
 // DealShow calls the daemon.

@@ -290,6 +290,20 @@ func (e *env) checkComplete(uuid, pieceCID string) dealView {
 	if sector.State != "Proving" {
 		e.t.Fatalf("sector %d is %s, want Proving", *shown.Sector, sector.State)
 	}
+	var listed []struct{ UUID string }
+	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "deal", "list", "--state", "complete", "--json")), &listed); err != nil {
+		e.t.Fatal(err)
+	}
+	found := false
+	for _, d := range listed {
+		found = found || d.UUID == uuid
+	}
+	if !found {
+		e.t.Fatalf("deal list --state complete lacks %s: %+v", uuid, listed)
+	}
+	if out, err := e.run(e.ferryd, "--repo", e.repo, "deal", "list", "--state", "stuck"); err == nil {
+		e.t.Fatalf("an unknown state was accepted: %s", out)
+	}
 	return shown
 }
 

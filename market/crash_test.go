@@ -39,7 +39,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	h.start()
 	ctx := context.Background()
-	deals, err := h.p.Deals(ctx)
+	deals, err := h.p.Deals(ctx, DealFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestCrashChild(t *testing.T) {
 		if r := h.p.Propose(ctx, params, "crash-test"); !r.Accepted {
 			t.Fatal(r.Message)
 		}
-		deals, _ = h.p.Deals(ctx)
+		deals, _ = h.p.Deals(ctx, DealFilter{})
 	}
 	id := uuid.MustParse(deals[0].UUID)
 	h.waitFor(id, complete, Complete)

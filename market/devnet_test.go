@@ -104,7 +104,7 @@ func TestDevnetPublish(t *testing.T) {
 	for _, d := range mustDeals(t, h) {
 		h.waitFor(uuidOf(t, d.UUID), func(d *DealInfo) bool { return d.Checkpoint == IndexedAndAnnounced || failed(d) }, IndexedAndAnnounced)
 	}
-	list, err := h.p.Deals(ctx)
+	list, err := h.p.Deals(ctx, DealFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestDevnetPublish(t *testing.T) {
 
 func mustDeals(t *testing.T, h *harness) []DealInfo {
 	t.Helper()
-	ds, err := h.p.Deals(context.Background())
+	ds, err := h.p.Deals(context.Background(), DealFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}

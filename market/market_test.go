@@ -467,7 +467,7 @@ func TestPublishNowAndOperator(t *testing.T) {
 	if err := h.p.Retry(ctx, b.DealUUID); err == nil {
 		t.Fatal("retried a failed deal")
 	}
-	list, err := h.p.Deals(ctx)
+	list, err := h.p.Deals(ctx, DealFilter{})
 	if err != nil || len(list) != 2 {
 		t.Fatalf("Deals: %v %d", err, len(list))
 	}
@@ -570,5 +570,69 @@ func TestPublishNonceTaken(t *testing.T) {
 	var failedBatches int
 	if err := h.deps.DB.QueryRow(`SELECT count(*) FROM market_publish_batches WHERE state = 'failed'`).Scan(&failedBatches); err != nil || failedBatches != 1 {
 		t.Fatalf("%d abandoned batches (%v), want 1", failedBatches, err)
+	}
+}
+
+func TestDealListFilter(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	h.start()
+	ctx := context.Background()
+	done := h.deal("done.car", 1500, 1, nil)
+	if r := h.p.Propose(ctx, done, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	h.waitFor(done.DealUUID, complete, Complete)
+	h.dl.mu.Lock()
+	h.dl.block = make(chan struct{}) // the next deals stay in their transfer
+	h.dl.mu.Unlock()
+	defer close(h.dl.block)
+	var waiting []*wire.DealParams
+	for i := 0; i < 3; i++ {
+		params := h.deal(fmt.Sprintf("w%d.car", i), 1500, int64(10+i), nil)
+		if r := h.p.Propose(ctx, params, "p"); !r.Accepted {
+			t.Fatal(r.Message)
+		}
+		waiting = append(waiting, params)
+		time.Sleep(2 * time.Millisecond) // distinct creation times
+	}
+	if err := h.p.Cancel(ctx, waiting[0].DealUUID); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(ds []DealInfo) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.UUID)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		f    DealFilter
+		want []*wire.DealParams
+	}{
+		{DealFilter{}, []*wire.DealParams{waiting[2], waiting[1], waiting[0], done}},
+		{DealFilter{State: StateActive}, []*wire.DealParams{waiting[2], waiting[1]}},
+		{DealFilter{State: StateFailed}, []*wire.DealParams{waiting[0]}},
+		{DealFilter{State: StateComplete}, []*wire.DealParams{done}},
+		{DealFilter{State: StateEnded}, nil},
+		{DealFilter{Limit: 2}, []*wire.DealParams{waiting[2], waiting[1]}},
+		{DealFilter{Limit: 2, Offset: 2}, []*wire.DealParams{waiting[0], done}},
+		{DealFilter{Offset: 3}, []*wire.DealParams{done}},
+	} {
+		got, err := h.p.Deals(ctx, c.f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, p := range c.want {
+			want = append(want, p.DealUUID.String())
+		}
+		if fmt.Sprint(ids(got)) != fmt.Sprint(want) {
+			t.Errorf("%+v: %v, want %v", c.f, ids(got), want)
+		}
+	}
+	for _, f := range []DealFilter{{State: "stuck"}, {Limit: -1}, {Offset: -2}} {
+		if _, err := h.p.Deals(ctx, f); err == nil {
+			t.Errorf("%+v accepted", f)
+		}
 	}
 }

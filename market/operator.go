@@ -89,9 +89,50 @@ func (p *Provider) info(d *dealRow) DealInfo {
 	return di
 }
 
-// Deals lists every deal, newest first.
-func (p *Provider) Deals(ctx context.Context) ([]DealInfo, error) {
-	rows, err := p.d.DB.QueryContext(ctx, `SELECT `+dealColumns+` FROM market_deals ORDER BY created_at DESC`)
+// Deal states a DealFilter selects.
+const (
+	StateActive   = "active"   // in the pipeline: neither Complete nor failed
+	StateFailed   = "failed"   // failed for good
+	StateComplete = "complete" // Complete and not ended on chain
+	StateEnded    = "ended"    // ended on chain after Complete
+)
+
+// DealFilter selects the deals Deals lists.
+type DealFilter struct {
+	// State is StateActive, StateFailed, StateComplete, StateEnded, or ""
+	// for every deal.
+	State string
+	// Limit bounds how many deals are listed; 0 lists them all.
+	Limit int
+	// Offset skips that many of the matching deals, newest first, for
+	// paging.
+	Offset int
+}
+
+// Deals lists the deals f selects, newest first.
+func (p *Provider) Deals(ctx context.Context, f DealFilter) ([]DealInfo, error) {
+	var where string
+	switch f.State {
+	case "":
+	case StateActive:
+		where = `WHERE retry != 'fatal' AND checkpoint != 'Complete'`
+	case StateFailed:
+		where = `WHERE retry = 'fatal'`
+	case StateComplete:
+		where = `WHERE checkpoint = 'Complete' AND ended_at = 0`
+	case StateEnded:
+		where = `WHERE ended_at != 0`
+	default:
+		return nil, fmt.Errorf("listing deals: state %q is not one of %s, %s, %s, %s", f.State, StateActive, StateFailed, StateComplete, StateEnded)
+	}
+	if f.Limit < 0 || f.Offset < 0 {
+		return nil, fmt.Errorf("listing deals: negative limit %d or offset %d", f.Limit, f.Offset)
+	}
+	limit := f.Limit
+	if limit == 0 {
+		limit = -1 // SQLite: no limit
+	}
+	rows, err := p.d.DB.QueryContext(ctx, `SELECT `+dealColumns+` FROM market_deals `+where+` ORDER BY created_at DESC LIMIT ? OFFSET ?`, limit, f.Offset)
 	if err != nil {
 		return nil, fmt.Errorf("listing deals: %w", err)
 	}

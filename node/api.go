@@ -56,8 +56,8 @@ func (a *nodeAPI) Info(ctx context.Context) (api.Info, error) {
 	return info, nil
 }
 
-func (a *nodeAPI) DealList(ctx context.Context) ([]market.DealInfo, error) {
-	return a.n.Provider.Deals(ctx)
+func (a *nodeAPI) DealList(ctx context.Context, f market.DealFilter) ([]market.DealInfo, error) {
+	return a.n.Provider.Deals(ctx, f)
 }
 
 func (a *nodeAPI) DealShow(ctx context.Context, id uuid.UUID) (*market.DealDetail, error) {

@@ -63,17 +63,29 @@ var dealCmd = &cli.Command{
 	Subcommands: []*cli.Command{{
 		Name:  "list",
 		Usage: "list deals, newest first",
-		Flags: []cli.Flag{jsonFlag},
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state", Usage: "only deals that are active (in the pipeline), failed, complete or ended"},
+			&cli.IntFlag{Name: "limit", Value: 100, Usage: "list at most this many deals; 0 for all"},
+			&cli.IntFlag{Name: "offset", Usage: "skip this many deals, newest first"},
+			jsonFlag,
+		},
 		Action: func(cctx *cli.Context) error {
+			f := market.DealFilter{State: cctx.String("state"), Limit: cctx.Int("limit"), Offset: cctx.Int("offset")}
 			return withAPI(cctx, func(a api.Ferry) error {
-				ds, err := a.DealList(cctx.Context)
+				ds, err := a.DealList(cctx.Context, f)
 				if err != nil {
 					return err
 				}
 				if cctx.Bool("json") {
 					return printJSON(ds)
 				}
-				return printDeals(cctx.App.Writer, ds)
+				if err := printDeals(cctx.App.Writer, ds); err != nil {
+					return err
+				}
+				if f.Limit > 0 && len(ds) == f.Limit {
+					fmt.Fprintf(cctx.App.ErrWriter, "(the newest %d from offset %d; --offset %d for more, --limit 0 for all)\n", f.Limit, f.Offset, f.Offset+f.Limit)
+				}
+				return nil
 			})
 		},
 	}, {
