@@ -30,12 +30,6 @@ type fakeNode struct {
 	height abi.ChainEpoch
 }
 
-func (f *fakeNode) setHeight(h abi.ChainEpoch) {
-	f.mu.Lock()
-	f.height = h
-	f.mu.Unlock()
-}
-
 func (f *fakeNode) ChainHead(ctx context.Context) (*chain.TipSet, error) {
 	f.mu.Lock()
 	h := f.height

@@ -1,8 +1,6 @@
 package sealing
 
 import (
-	"sort"
-
 	"github.com/filecoin-project/go-state-types/abi"
 
 	"github.com/ferry-fil/ferry/piece"
@@ -63,9 +61,4 @@ func spansFrom(off abi.PaddedPieceSize, sizes []abi.PaddedPieceSize) []span {
 		off += sz
 	}
 	return out
-}
-
-// sortSpans orders spans by offset.
-func sortSpans(s []span) {
-	sort.Slice(s, func(i, j int) bool { return s[i].Offset < s[j].Offset })
 }

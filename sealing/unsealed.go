@@ -151,34 +151,6 @@ func writeTrailer(f sectorFile, ssize abi.SectorSize, spans []span) error {
 	return nil
 }
 
-// createUnsealed creates an empty sparse unsealed file of a sector: ssize
-// bytes of hole and an empty trailer. An existing file is left as it is.
-func createUnsealed(open openFunc, path string, ssize abi.SectorSize) error {
-	f, err := open(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
-	if errors.Is(err, os.ErrExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("creating unsealed file: %w", err)
-	}
-	if err := f.Truncate(int64(ssize)); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("sizing unsealed file: %w", err)
-	}
-	if err := writeTrailer(f, ssize, nil); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("new unsealed file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("syncing new unsealed file: %w", err)
-	}
-	return f.Close()
-}
-
 // zeroRange makes [off, off+n) of f read as zeros: it punches a hole where
 // the file system can, keeping the file sparse, and writes zeros otherwise.
 func zeroRange(f sectorFile, off, n int64) error {

@@ -33,8 +33,6 @@ const (
 	gasMethod = 2_000_000
 	// gasPerParamByte is added per byte of params.
 	gasPerParamByte = 2_000
-	// gasPerDeal is added per deal of a PublishStorageDeals.
-	gasPerDeal = 1_000_000
 )
 
 // gasUsed is what executing m costs on the devnet: a fixed schedule, so that
