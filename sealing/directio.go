@@ -38,13 +38,14 @@ var errDirectUnsupported = errors.New("O_DIRECT is not supported here")
 // the zero fill are not written. Close waits for the writes and reports the
 // first error.
 type directWriter struct {
-	f     *os.File
-	base  int64 // file offset of the piece
-	size  int64 // piece size
-	free  chan []byte
-	jobs  chan directJob
-	done  chan struct{}
-	zeros []byte
+	f      *os.File
+	writev func(f *os.File, bufs [][]byte, off int64) error // writevAt; tests inject failures
+	base   int64                                            // file offset of the piece
+	size   int64                                            // piece size
+	free   chan []byte
+	jobs   chan directJob
+	done   chan struct{}
+	zeros  []byte
 
 	mu     sync.Mutex
 	lent   int           // buffers allocated
@@ -69,14 +70,15 @@ func newDirectWriter(path string, off, size int64) (*directWriter, error) {
 		return nil, err
 	}
 	w := &directWriter{
-		f:     f,
-		base:  off,
-		size:  size,
-		free:  make(chan []byte, directBuffers),
-		jobs:  make(chan directJob, directBuffers),
-		done:  make(chan struct{}),
-		zeros: make([]byte, directBufSize),
-		refs:  make(map[*byte]int),
+		f:      f,
+		writev: writevAt,
+		base:   off,
+		size:   size,
+		free:   make(chan []byte, directBuffers),
+		jobs:   make(chan directJob, directBuffers),
+		done:   make(chan struct{}),
+		zeros:  make([]byte, directBufSize),
+		refs:   make(map[*byte]int),
 	}
 	var wg sync.WaitGroup
 	for i := 0; i < directWriters; i++ {
@@ -135,7 +137,7 @@ func (w *directWriter) loop() {
 				end += int64(len(batch[k].buf))
 			}
 			if w.firstErr() == nil {
-				if err := writevAt(w.f, bufs, batch[0].off); err != nil {
+				if err := w.writev(w.f, bufs, batch[0].off); err != nil {
 					w.setErr(err)
 				}
 			}

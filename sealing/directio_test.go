@@ -3,10 +3,17 @@ package sealing
 import (
 	"bytes"
 	"errors"
+	"io"
 	"math/rand"
 	"os"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 	"testing"
+
+	"github.com/filecoin-project/go-state-types/abi"
+
+	"github.com/ferry-fil/ferry/piece"
 )
 
 func TestDirectWriter(t *testing.T) {
@@ -100,5 +107,40 @@ func TestDirectWriterRefusesUnaligned(t *testing.T) {
 	}
 	if _, err := newDirectWriter(path, 0, 2048); err == nil {
 		t.Fatal("unaligned size accepted")
+	}
+}
+
+// A failing write (a full disk) stops the Calc feeding the writer: the
+// error reaches Write or Sum and Close, and nothing waits forever.
+func TestDirectWriterFullDisk(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sector")
+	const size = 32 << 20
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := newDirectWriter(path, 0, size)
+	if errors.Is(err, errDirectUnsupported) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var writes atomic.Int32
+	w.writev = func(f *os.File, bufs [][]byte, off int64) error {
+		if writes.Add(1) > 2 {
+			return &os.PathError{Op: "write", Path: f.Name(), Err: syscall.ENOSPC}
+		}
+		return writevAt(f, bufs, off)
+	}
+	c := piece.NewCalcWithChunkSink(w)
+	data := make([]byte, abi.PaddedPieceSize(size).Unpadded())
+	rand.New(rand.NewSource(2)).Read(data)
+	_, werr := io.Copy(c, bytes.NewReader(data))
+	_, serr := c.SumAs(size)
+	if !errors.Is(werr, syscall.ENOSPC) && !errors.Is(serr, syscall.ENOSPC) {
+		t.Fatalf("Write: %v, Sum: %v; want ENOSPC", werr, serr)
+	}
+	if err := w.Close(); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Close: %v, want ENOSPC", err)
 	}
 }
