@@ -606,7 +606,7 @@ func (s *session) pump(body *stallReader, off uint64, free <-chan []byte, full c
 // write appends p to the file and to tee.
 func (s *session) write(p []byte) error {
 	if _, err := s.f.WriteAt(p, int64(s.have)); err != nil {
-		return permanent(fmt.Errorf("writing %s: %w", s.f.Name(), err))
+		return permanent(err) // a *PathError: "write PATH: no space left on device"
 	}
 	if s.tee != nil {
 		if _, err := s.tee.Write(p); err != nil {

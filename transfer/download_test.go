@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -905,4 +906,31 @@ func TestCancelDuringBackoff(t *testing.T) {
 	if requests.Load() != 1 {
 		t.Fatalf("%d requests", requests.Load())
 	}
+}
+
+// A full disk ends the download at once with the device's error, not
+// after the retries meant for the network.
+func TestDiskFull(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full here")
+	}
+	data := testData(3, 1<<20)
+	srv := &rangeServer{data: data}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	d := New(testConfig())
+	defer d.CloseIdleConnections()
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.Symlink("/dev/full", path); err != nil {
+		t.Fatal(err)
+	}
+	// Not download(): reading /dev/full back never ends.
+	err := d.Download(context.Background(), Request{URL: ts.URL, Size: uint64(len(data))}, path, nil, nil)
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("err = %v, want ENOSPC", err)
+	}
+	if n := srv.count(); n != 1 {
+		t.Fatalf("%d requests: a full disk was retried", n)
+	}
+	t.Log(err)
 }
