@@ -51,6 +51,9 @@ type Ferry interface {
 
 	// IndexList lists the indexed pieces.
 	IndexList(ctx context.Context) ([]PieceIndexInfo, error)
+	// IndexStatus describes one piece of the index, with the progress of
+	// an indexing run under way.
+	IndexStatus(ctx context.Context, piece cid.Cid) (PieceIndexInfo, error)
 	// IndexRebuild re-indexes a piece from its unsealed copy.
 	IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error)
 	// IndexAnnounce (re)announces a piece to IPNI.
@@ -81,4 +84,8 @@ type PieceIndexInfo struct {
 	Aggregate bool   // an FRC-0058 aggregate whose sub-pieces are indexed too
 	Announced bool   // advertised to IPNI
 	Error     string `json:",omitempty"`
+	// BytesRead of BytesTotal: how far an indexing run under way has read
+	// (BytesTotal is 0 when unknown).
+	BytesRead  int64 `json:",omitempty"`
+	BytesTotal int64 `json:",omitempty"`
 }

@@ -25,7 +25,7 @@ import (
 // it needs. It is both the JSON-RPC client and the server's proxy.
 type Methods struct {
 	Info           func(ctx context.Context) (Info, error)                                         `perm:"read"`
-	DealList       func(ctx context.Context, f market.DealFilter) ([]market.DealInfo, error)                            `perm:"read"`
+	DealList       func(ctx context.Context, f market.DealFilter) ([]market.DealInfo, error)       `perm:"read"`
 	DealShow       func(ctx context.Context, id uuid.UUID) (*market.DealDetail, error)             `perm:"read"`
 	DealRetry      func(ctx context.Context, id uuid.UUID) error                                   `perm:"admin"`
 	DealFail       func(ctx context.Context, id uuid.UUID) error                                   `perm:"admin"`
@@ -37,6 +37,7 @@ type Methods struct {
 	SectorsList    func(ctx context.Context) ([]sealing.SectorInfo, error)                         `perm:"read"`
 	SectorsStatus  func(ctx context.Context, n abi.SectorNumber) (sealing.SectorInfo, error)       `perm:"read"`
 	IndexList      func(ctx context.Context) ([]PieceIndexInfo, error)                             `perm:"read"`
+	IndexStatus    func(ctx context.Context, piece cid.Cid) (PieceIndexInfo, error)                `perm:"read"`
 	IndexRebuild   func(ctx context.Context, piece cid.Cid) (int64, error)                         `perm:"admin"`
 	IndexAnnounce  func(ctx context.Context, piece cid.Cid) (cid.Cid, error)                       `perm:"admin"`
 }

@@ -80,6 +80,11 @@ func (s *Struct) IndexList(ctx context.Context) ([]PieceIndexInfo, error) {
 	return s.Internal.IndexList(ctx)
 }
 
+// IndexStatus calls the daemon.
+func (s *Struct) IndexStatus(ctx context.Context, piece cid.Cid) (PieceIndexInfo, error) {
+	return s.Internal.IndexStatus(ctx, piece)
+}
+
 // IndexRebuild calls the daemon.
 func (s *Struct) IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error) {
 	return s.Internal.IndexRebuild(ctx, piece)

@@ -304,6 +304,14 @@ func (e *env) checkComplete(uuid, pieceCID string) dealView {
 	if out, err := e.run(e.ferryd, "--repo", e.repo, "deal", "list", "--state", "stuck"); err == nil {
 		e.t.Fatalf("an unknown state was accepted: %s", out)
 	}
+	// The piece's index, rebuilt from the unsealed copy, as an operator would.
+	if out := e.must(e.ferryd, "--repo", e.repo, "index", "rebuild", pieceCID); !strings.HasPrefix(out, "indexed ") {
+		e.t.Fatalf("index rebuild printed %q", out)
+	}
+	var st struct{ State string }
+	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "index", "status", pieceCID, "--json")), &st); err != nil || st.State != "indexed" {
+		e.t.Fatalf("index status after the rebuild: %+v, %v", st, err)
+	}
 	return shown
 }
 

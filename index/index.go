@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ipfs/go-cid"
@@ -73,6 +75,10 @@ type PieceInfo struct {
 	Aggregate bool
 	IndexedAt time.Time
 	Error     string
+	// BytesRead and BytesTotal show an indexing run of this Service under
+	// way: the payload bytes read so far and those to read (0 when the
+	// length of a stream is unknown).
+	BytesRead, BytesTotal int64
 }
 
 // SegmentInfo is a data segment of an aggregate piece: the sub-piece CID and
@@ -99,6 +105,69 @@ type Service struct {
 	src PieceSource
 	// BatchSize is how many rows are sorted and written per transaction.
 	batch int
+
+	mu      sync.Mutex
+	running map[cid.Cid]*progress // the indexing runs under way
+}
+
+// progress is how far an indexing run has read.
+type progress struct {
+	read  atomic.Int64
+	total int64
+}
+
+// track records an indexing run of pieceCid over total bytes; the returned
+// function ends it.
+func (s *Service) track(pieceCid cid.Cid, total int64) (*progress, func()) {
+	p := &progress{total: total}
+	s.mu.Lock()
+	s.running[pieceCid] = p
+	s.mu.Unlock()
+	return p, func() {
+		s.mu.Lock()
+		if s.running[pieceCid] == p {
+			delete(s.running, pieceCid)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// withProgress adds the progress of a run under way to pi.
+func (s *Service) withProgress(pi PieceInfo) PieceInfo {
+	if pi.State != stateIndexing {
+		return pi
+	}
+	s.mu.Lock()
+	p := s.running[pi.PieceCID]
+	s.mu.Unlock()
+	if p != nil {
+		pi.BytesRead, pi.BytesTotal = p.read.Load(), p.total
+	}
+	return pi
+}
+
+// countingReaderAt counts the bytes read through it.
+type countingReaderAt struct {
+	r io.ReaderAt
+	n *atomic.Int64
+}
+
+func (c countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := c.r.ReadAt(p, off)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // Option configures a Service.
@@ -117,7 +186,7 @@ func WithBatchSize(n int) Option {
 // New returns the piece directory kept in sqldb (opened with db.Open). src
 // is used by Rebuild; it may be nil when Rebuild is not needed.
 func New(sqldb *sql.DB, src PieceSource, opts ...Option) *Service {
-	s := &Service{db: sqldb, src: src, batch: 100_000}
+	s := &Service{db: sqldb, src: src, batch: 100_000, running: map[cid.Cid]*progress{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -153,7 +222,7 @@ func (s *Service) Piece(ctx context.Context, pieceCid cid.Cid) (PieceInfo, error
 	if err != nil {
 		return PieceInfo{}, fmt.Errorf("looking up piece %s: %w", pieceCid, err)
 	}
-	return pi, nil
+	return s.withProgress(pi), nil
 }
 
 // Pieces lists every piece in the directory.
@@ -169,7 +238,7 @@ func (s *Service) Pieces(ctx context.Context) ([]PieceInfo, error) {
 		if err != nil {
 			return nil, fmt.Errorf("listing pieces: %w", err)
 		}
-		out = append(out, pi)
+		out = append(out, s.withProgress(pi))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing pieces: %w", err)

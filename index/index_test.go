@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -260,4 +261,57 @@ func BenchmarkIndex(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(100_000*b.N)/b.Elapsed().Seconds(), "blocks/s")
+}
+
+// gatedReaderAt lets reads through until one starts at gateAt or later
+// (but before tail, where the data segment index is looked for first),
+// which waits for open to close.
+type gatedReaderAt struct {
+	r      io.ReaderAt
+	gateAt int64
+	tail   int64
+	open   chan struct{}
+	once   sync.Once
+	held   chan struct{}
+}
+
+func (g *gatedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= g.gateAt && off < g.tail {
+		g.once.Do(func() { close(g.held) })
+		<-g.open
+	}
+	return g.r.ReadAt(p, off)
+}
+
+// An indexing run shows how far it has read while it runs.
+func TestIndexProgress(t *testing.T) {
+	ctx := context.Background()
+	s := New(openDB(t), nil)
+	carBytes, _ := makeCAR(t, 30000, 4) // several reads of the indexer
+	pc, payload := pieceOf(t, carBytes)
+	n := int64(len(payload))
+	g := &gatedReaderAt{r: bytes.NewReader(payload), gateAt: n / 2, tail: n - 64<<10, open: make(chan struct{}), held: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.IndexPiece(ctx, pc, g, int64(len(payload)))
+		done <- err
+	}()
+	<-g.held
+	pi, err := s.Piece(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pi.State != stateIndexing || pi.BytesRead < n/4 || pi.BytesRead >= g.tail || pi.BytesTotal != n {
+		t.Fatalf("while indexing: %+v (gate at %d of %d)", pi, g.gateAt, len(payload))
+	}
+	if list, err := s.Pieces(ctx); err != nil || len(list) != 1 || list[0].BytesRead != pi.BytesRead {
+		t.Fatalf("Pieces while indexing: %+v, %v", list, err)
+	}
+	close(g.open)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if pi, err = s.Piece(ctx, pc); err != nil || pi.State != stateIndexed || pi.BytesRead != 0 || pi.BytesTotal != 0 {
+		t.Fatalf("after indexing: %+v, %v", pi, err)
+	}
 }

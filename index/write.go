@@ -38,6 +38,9 @@ func (s *Service) IndexPiece(ctx context.Context, pieceCid cid.Cid, r io.ReaderA
 	if _, err := piece.ParseCID(pieceCid); err != nil {
 		return Result{}, fmt.Errorf("indexing: %w", err)
 	}
+	prog, done := s.track(pieceCid, size)
+	defer done()
+	r = countingReaderAt{r: r, n: &prog.read}
 	segs, err := ReadSegmentIndex(r, size)
 	if err != nil {
 		return Result{}, fmt.Errorf("indexing piece %s: %w", pieceCid, err)
@@ -80,6 +83,9 @@ func (s *Service) IndexCAR(ctx context.Context, pieceCid cid.Cid, r io.Reader) (
 	if _, err := piece.ParseCID(pieceCid); err != nil {
 		return Result{}, fmt.Errorf("indexing: %w", err)
 	}
+	prog, done := s.track(pieceCid, 0)
+	defer done()
+	r = countingReader{r: r, n: &prog.read}
 	w, err := s.begin(ctx, pieceCid)
 	if err != nil {
 		return Result{}, err

@@ -12,6 +12,7 @@ import (
 	"github.com/ferry-fil/ferry/api"
 	"github.com/ferry-fil/ferry/build"
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wire"
@@ -107,15 +108,33 @@ func (a *nodeAPI) IndexList(ctx context.Context) ([]api.PieceIndexInfo, error) {
 	}
 	out := make([]api.PieceIndexInfo, 0, len(pieces))
 	for _, p := range pieces {
-		pi := api.PieceIndexInfo{PieceCID: p.PieceCID.String(), State: p.State, Blocks: p.Blocks, Aggregate: p.Aggregate, Error: p.Error}
-		if a.n.IPNI != nil {
-			if pi.Announced, err = a.n.IPNI.IsAnnounced(ctx, p.PieceCID); err != nil {
-				return nil, err
-			}
+		pi, err := a.pieceIndexInfo(ctx, p)
+		if err != nil {
+			return nil, err
 		}
 		out = append(out, pi)
 	}
 	return out, nil
+}
+
+func (a *nodeAPI) IndexStatus(ctx context.Context, piece cid.Cid) (api.PieceIndexInfo, error) {
+	p, err := a.n.Index.Piece(ctx, piece)
+	if err != nil {
+		return api.PieceIndexInfo{}, err
+	}
+	return a.pieceIndexInfo(ctx, p)
+}
+
+func (a *nodeAPI) pieceIndexInfo(ctx context.Context, p index.PieceInfo) (api.PieceIndexInfo, error) {
+	pi := api.PieceIndexInfo{PieceCID: p.PieceCID.String(), State: p.State, Blocks: p.Blocks, Aggregate: p.Aggregate, Error: p.Error,
+		BytesRead: p.BytesRead, BytesTotal: p.BytesTotal}
+	if a.n.IPNI != nil {
+		var err error
+		if pi.Announced, err = a.n.IPNI.IsAnnounced(ctx, p.PieceCID); err != nil {
+			return api.PieceIndexInfo{}, err
+		}
+	}
+	return pi, nil
 }
 
 func (a *nodeAPI) IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error) {

@@ -29,7 +29,7 @@ type memChunkSink struct {
 	failAt   int // WriteChunk number that fails; 0 never
 	bufErr   error
 	held     map[*byte][]byte // buffers handed over and not released: a copy of their bytes
-	given    int // Buffer calls that returned a buffer
+	given    int              // Buffer calls that returned a buffer
 	released int
 	misuse   error // the first breach of the ChunkSink contract
 }

@@ -2,13 +2,13 @@ package main
 
 import (
 	"fmt"
-	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
 	"os"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 )
 
 var carCmd = &cli.Command{

@@ -3,12 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
 	"os"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/piece/carroot"
 )

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/wire"
 )
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 )
 
 var providerCmd = &cli.Command{

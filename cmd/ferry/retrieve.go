@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
 	"strings"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 )
 
 var retrieveCmd = &cli.Command{

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/ferry-fil/ferry/api"
-	"github.com/ferry-fil/ferry/internal/cliutil"
 	"io"
 	"os"
 	"path/filepath"
@@ -17,7 +15,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-fil/ferry/api"
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/wire"
 )

@@ -2,15 +2,18 @@ package main
 
 import (
 	"fmt"
-	"github.com/ferry-fil/ferry/api"
 	"os"
 	"text/tabwriter"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-fil/ferry/api"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 )
 
-// indexCmd is `ferryd index list|rebuild|announce`.
+// indexCmd is `ferryd index list|status|rebuild|announce`.
 var indexCmd = &cli.Command{
 	Name:  "index",
 	Usage: "the piece index and IPNI announcements",
@@ -30,7 +33,40 @@ var indexCmd = &cli.Command{
 				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "PIECE CID\tSTATE\tBLOCKS\tAGGREGATE\tANNOUNCED\tERROR")
 				for _, p := range pieces {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%v\t%s\n", p.PieceCID, p.State, p.Blocks, p.Aggregate, p.Announced, p.Error)
+					state := p.State
+					if p.BytesTotal > 0 {
+						state += fmt.Sprintf(" (%d%%)", p.BytesRead*100/p.BytesTotal)
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%v\t%s\n", p.PieceCID, state, p.Blocks, p.Aggregate, p.Announced, p.Error)
+				}
+				return tw.Flush()
+			})
+		},
+	}, {
+		Name:      "status",
+		Usage:     "show one piece of the index, with the progress of an indexing run",
+		ArgsUsage: "<piece CID>",
+		Flags:     []cli.Flag{jsonFlag},
+		Action: func(cctx *cli.Context) error {
+			pc, err := pieceArg(cctx)
+			if err != nil {
+				return err
+			}
+			return withAPI(cctx, func(f api.Ferry) error {
+				st, err := f.IndexStatus(cctx.Context, pc)
+				if err != nil {
+					return err
+				}
+				if cctx.Bool("json") {
+					return printJSON(st)
+				}
+				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintf(tw, "Piece:\t%s\nState:\t%s\nBlocks:\t%d\nAggregate:\t%v\nAnnounced:\t%v\n", st.PieceCID, st.State, st.Blocks, st.Aggregate, st.Announced)
+				if st.BytesTotal > 0 {
+					fmt.Fprintf(tw, "Read:\t%s of %s\n", cliutil.HumanBytes(st.BytesRead), cliutil.HumanBytes(st.BytesTotal))
+				}
+				if st.Error != "" {
+					fmt.Fprintf(tw, "Error:\t%s\n", st.Error)
 				}
 				return tw.Flush()
 			})
@@ -45,7 +81,29 @@ var indexCmd = &cli.Command{
 				return err
 			}
 			return withAPI(cctx, func(f api.Ferry) error {
+				// The rebuild runs in one call; another shows its progress.
+				prog := cliutil.NewProgress(false)
+				stop := make(chan struct{})
+				shown := make(chan struct{})
+				go func() {
+					defer close(shown)
+					t := time.NewTicker(500 * time.Millisecond)
+					defer t.Stop()
+					for {
+						select {
+						case <-stop:
+							return
+						case <-t.C:
+						}
+						if st, err := f.IndexStatus(cctx.Context, pc); err == nil && st.BytesTotal > 0 {
+							prog.Show("indexing %s: %s of %s read", pc, cliutil.HumanBytes(st.BytesRead), cliutil.HumanBytes(st.BytesTotal))
+						}
+					}
+				}()
 				n, err := f.IndexRebuild(cctx.Context, pc)
+				close(stop)
+				<-shown
+				prog.Done()
 				if err != nil {
 					return err
 				}

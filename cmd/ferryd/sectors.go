@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"github.com/ferry-fil/ferry/api"
 	"io"
 	"strconv"
 	"text/tabwriter"
@@ -10,6 +9,7 @@ import (
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-fil/ferry/api"
 	"github.com/ferry-fil/ferry/sealing"
 )
 
