@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/api"
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/internal/procs"
 	"github.com/ferry-fil/ferry/node"
 )
 
@@ -22,6 +24,7 @@ the piece index and the HTTP server for retrievals. On first start it creates
 the repo, its config.toml with every default, a worker key and, on the devnet,
 a funded miner. Stop it with Ctrl-C; it resumes every deal where it stopped.`,
 	Action: func(cctx *cli.Context) error {
+		runtime.GOMAXPROCS(procs.Ferryd()) // a spare P for the sector writer
 		ctx, stop := signal.NotifyContext(cctx.Context, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		n, err := node.Start(ctx, repoDir(cctx), node.Options{})
