@@ -83,6 +83,8 @@ func (n *Node) marketConfig(retrieval ma.Multiaddr) (market.Config, error) {
 		MaxDealsPerPublishMsg:   c.MaxDealsPerPublishMsg,
 		MaxPublishDealsFee:      fee,
 		RetrievalAddrs:          []ma.Multiaddr{retrieval},
+		DealEndCheckInterval:    c.DealEndCheckInterval.Std(),
+		EndChecksPerPass:        c.EndChecksPerPass,
 	}
 	if n.Devnet != nil {
 		cfg.PublishConfidence = 1

@@ -88,6 +88,11 @@ type MarketConfig struct {
 	StagingCapacity         string // bytes, e.g. "100GiB"
 	Filter                  string // external filter command
 	FilterTimeout           Duration
+	// After Complete, deals are looked up on chain to notice slashing:
+	// EndChecksPerPass of them (longest unchecked first) every
+	// DealEndCheckInterval. Expiry needs no lookup.
+	DealEndCheckInterval Duration
+	EndChecksPerPass     int
 }
 
 // TransferConfig sets deal data downloads.
@@ -136,6 +141,8 @@ func DefaultConfig() Config {
 			MaxPublishDealsFee:      "0.05",
 			StagingCapacity:         "100GiB",
 			FilterTimeout:           Duration(10 * time.Second),
+			DealEndCheckInterval:    Duration(5 * time.Minute),
+			EndChecksPerPass:        1000,
 		},
 		Transfer: TransferConfig{
 			MaxConcurrent:         20,
