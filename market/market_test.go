@@ -636,3 +636,44 @@ func TestDealListFilter(t *testing.T) {
 		}
 	}
 }
+
+// A kick that comes while the deal's goroutine is on its way out (it has
+// just stopped to wait for the publisher) is not lost: the goroutine runs
+// the deal once more and it completes without a restart.
+func TestKickWhileStopping(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	params := h.deal("k.car", 1500, 5, nil)
+	confirmed := make(chan struct{})
+	var once sync.Once
+	var p *Provider
+	h.deps.OnCheckpoint = func(id uuid.UUID, cp string) {
+		if id != params.DealUUID {
+			return
+		}
+		switch cp {
+		case PublishConfirmed:
+			close(confirmed) // the publisher kicks the deal right after this
+		case "Waiting":
+			once.Do(func() {
+				// Hold the goroutine that waits at Published until the
+				// publisher's kick has found it still registered.
+				<-confirmed
+				for {
+					p.mu.Lock()
+					kicked := p.running[id] != nil && p.running[id].again
+					p.mu.Unlock()
+					if kicked {
+						return
+					}
+					time.Sleep(time.Millisecond)
+				}
+			})
+		}
+	}
+	h.start()
+	p = h.p
+	if r := h.p.Propose(context.Background(), params, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	h.waitFor(params.DealUUID, complete, Complete)
+}

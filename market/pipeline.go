@@ -124,6 +124,7 @@ func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 		}
 		err = p.step(ctx, d, rd)
 		if errors.Is(err, errWait) {
+			p.hook(id, "Waiting")
 			return
 		}
 		if err != nil {

@@ -40,8 +40,10 @@ type Deps struct {
 	Logf func(format string, args ...any)
 	// OnCheckpoint, when set, is called after a deal's checkpoint (or a
 	// publish batch's "PublishSigned"/"PublishPushed" state, or a deal's
-	// "Ended" and "PieceReleased" steps after Complete) is persisted.
-	// Fault-injection tests use it to kill the process at a chosen point.
+	// "Ended" and "PieceReleased" steps after Complete) is persisted, and
+	// with "Waiting" when a deal's goroutine stops to wait for an import or
+	// the publisher. Fault-injection tests use it to kill the process, or
+	// hold a goroutine, at a chosen point.
 	OnCheckpoint func(id uuid.UUID, checkpoint string)
 }
 
