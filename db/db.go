@@ -78,3 +78,24 @@ func InTx(ctx context.Context, sqldb *sql.DB, fn func(tx *sql.Tx) error) error {
 	}
 	return nil
 }
+
+// CountBy runs query, which must select a text key and a count (for
+// example `SELECT state, count(*) FROM t GROUP BY state`), and returns the
+// counts by key.
+func CountBy(ctx context.Context, sqldb *sql.DB, query string, args ...any) (map[string]int64, error) {
+	rows, err := sqldb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var key string
+		var n int64
+		if err := rows.Scan(&key, &n); err != nil {
+			return nil, err
+		}
+		out[key] = n
+	}
+	return out, rows.Err()
+}

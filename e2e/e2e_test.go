@@ -10,7 +10,9 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +62,7 @@ type env struct {
 	daemonLog     *bytes.Buffer
 	apiInfo       string
 	retrievalPort int
+	apiPort       int
 }
 
 func newEnv(t *testing.T) *env {
@@ -67,6 +70,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, ferryd: ferryd, ferry: ferry, repo: t.TempDir(), client: t.TempDir()}
 	e.chainPort = freePort(t)
 	e.retrievalPort = freePort(t)
+	e.apiPort = freePort(t)
 	cfg := fmt.Sprintf(`
 [Chain]
 DevnetBlockTime = "200ms"
@@ -81,7 +85,7 @@ Listen = "127.0.0.1:%d"
 WaitDealsDelay = "3s"
 [Market]
 PublishMsgPeriod = "2s"
-`, e.chainPort, freePort(t), e.retrievalPort, freePort(t))
+`, e.chainPort, freePort(t), e.retrievalPort, e.apiPort)
 	if err := os.WriteFile(filepath.Join(e.repo, "config.toml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -304,6 +308,21 @@ func (e *env) checkComplete(uuid, pieceCID string) dealView {
 	if out, err := e.run(e.ferryd, "--repo", e.repo, "deal", "list", "--state", "stuck"); err == nil {
 		e.t.Fatalf("an unknown state was accepted: %s", out)
 	}
+	// Prometheus sees the deal, its sector and its piece.
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", e.apiPort))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for _, want := range []string{`ferry_deals{checkpoint="Complete",state="complete"}`, `ferry_sectors{state="Proving"}`, `ferry_index_pieces{state="indexed"}`} {
+		if !bytes.Contains(metrics, []byte(want)) {
+			e.t.Fatalf("/metrics lacks %s:\n%s", want, metrics)
+		}
+	}
 	// The piece's index, rebuilt from the unsealed copy, as an operator would.
 	if out := e.must(e.ferryd, "--repo", e.repo, "index", "rebuild", pieceCID); !strings.HasPrefix(out, "indexed ") {
 		e.t.Fatalf("index rebuild printed %q", out)
@@ -437,7 +456,7 @@ Listen = "127.0.0.1:%d"
 WaitDealsDelay = "3s"
 [Market]
 PublishMsgPeriod = "2s"
-`, chainNode.apiInfo, info.Miner, freePort(t), e.retrievalPort, freePort(t))
+`, chainNode.apiInfo, info.Miner, freePort(t), e.retrievalPort, e.apiPort)
 	if err := os.WriteFile(filepath.Join(e.repo, "config.toml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

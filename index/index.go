@@ -25,6 +25,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
+	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -477,4 +478,14 @@ func (s *Service) Rebuild(ctx context.Context, pieceCid cid.Cid) (Result, error)
 	}
 	defer pr.Close()
 	return s.IndexPiece(ctx, pieceCid, pr, pr.Size())
+}
+
+// PieceCounts counts the pieces of the directory in each state
+// ("indexing", "indexed", "failed"), for metrics.
+func (s *Service) PieceCounts(ctx context.Context) (map[string]int64, error) {
+	counts, err := db.CountBy(ctx, s.db, `SELECT state, count(*) FROM index_pieces GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("counting pieces: %w", err)
+	}
+	return counts, nil
 }

@@ -630,6 +630,15 @@ func TestDealListFilter(t *testing.T) {
 			t.Errorf("%+v: %v, want %v", c.f, ids(got), want)
 		}
 	}
+	counts, err := h.p.DealCounts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(counts) != fmt.Sprint([]DealCount{
+		{StateActive, Accepted, 2}, {StateComplete, Complete, 1}, {StateFailed, Accepted, 1},
+	}) {
+		t.Errorf("deal counts %v", counts)
+	}
 	for _, f := range []DealFilter{{State: "stuck"}, {Limit: -1}, {Offset: -2}} {
 		if _, err := h.p.Deals(ctx, f); err == nil {
 			t.Errorf("%+v accepted", f)

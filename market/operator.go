@@ -348,3 +348,34 @@ func sameAddrs(a, b []abi.Multiaddrs) bool {
 	}
 	return true
 }
+
+// DealCount is how many deals are in one state and checkpoint.
+type DealCount struct {
+	State      string // StateActive, StateFailed, StateComplete or StateEnded
+	Checkpoint string
+	N          int64
+}
+
+// DealCounts counts the deals by state and checkpoint, for metrics.
+func (p *Provider) DealCounts(ctx context.Context) ([]DealCount, error) {
+	rows, err := p.d.DB.QueryContext(ctx, `SELECT CASE
+			WHEN retry = 'fatal' THEN ?
+			WHEN ended_at != 0 THEN ?
+			WHEN checkpoint = 'Complete' THEN ?
+			ELSE ? END AS state, checkpoint, count(*)
+		FROM market_deals GROUP BY state, checkpoint ORDER BY state, checkpoint`,
+		StateFailed, StateEnded, StateComplete, StateActive)
+	if err != nil {
+		return nil, fmt.Errorf("counting deals: %w", err)
+	}
+	defer rows.Close()
+	var out []DealCount
+	for rows.Next() {
+		var c DealCount
+		if err := rows.Scan(&c.State, &c.Checkpoint, &c.N); err != nil {
+			return nil, fmt.Errorf("counting deals: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

@@ -319,7 +319,8 @@ func (n *Node) serve(addr string, h http.Handler, what string) error {
 	return nil
 }
 
-// serveAPI serves the operator API and writes the api and token files.
+// serveAPI serves the operator API (and /metrics) and writes the api and
+// token files.
 func (n *Node) serveAPI(secret []byte) error {
 	rpc := jsonrpc.NewServer()
 	rpc.Register("Ferry", api.Permissioned(&nodeAPI{n: n}))
@@ -330,6 +331,9 @@ func (n *Node) serveAPI(secret []byte) error {
 		},
 		Next: rpc.ServeHTTP,
 	})
+	// Counts only, no secrets: served without a token, as Prometheus
+	// scrapes (the listener is loopback unless the operator opens it).
+	mux.Handle("/metrics", n.metricsHandler())
 	if err := n.serve(n.Config.API.Listen, mux, "operator API"); err != nil {
 		return err
 	}

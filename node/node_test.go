@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 func freePort(t *testing.T) int {
@@ -139,5 +143,44 @@ func TestStartRefusesBusyPort(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), cfg.Chain.DevnetListen) {
 		t.Fatalf("error does not name the port: %v", err)
+	}
+}
+
+// /metrics on the operator API answers without a token, in Prometheus' text
+// format, with the node's figures read from the database.
+func TestMetrics(t *testing.T) {
+	ctx := context.Background()
+	n, err := Start(ctx, testRepo(t), Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	resp, err := http.Get("http://" + n.Config.API.Listen + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s", resp.Status)
+	}
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("parsing the metrics: %v", err)
+	}
+	for _, name := range []string{"ferry_metrics_errors", "go_goroutines", "process_resident_memory_bytes"} {
+		if families[name] == nil {
+			t.Errorf("no %s", name)
+		}
+	}
+	for _, m := range families["ferry_metrics_errors"].GetMetric() {
+		if m.GetGauge().GetValue() != 0 {
+			t.Errorf("a part failed: %v", m)
+		}
+	}
+	// The devnet miner's start-up leaves no deals and no sectors: their
+	// families appear once there is something to count.
+	if f := families["ferry_deals"]; f != nil && len(f.GetMetric()) != 0 {
+		t.Errorf("deals on a fresh node: %v", f)
 	}
 }

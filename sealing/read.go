@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -264,4 +265,13 @@ func (s *Sealing) fillPieces(ctx context.Context, si *SectorInfo) error {
 		return fmt.Errorf("listing pieces of sector %d: %w", si.Number, err)
 	}
 	return nil
+}
+
+// SectorCounts counts the sectors in each state, for metrics.
+func (s *Sealing) SectorCounts(ctx context.Context) (map[string]int64, error) {
+	counts, err := db.CountBy(ctx, s.db, `SELECT state, count(*) FROM sealing_sectors GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("counting sectors: %w", err)
+	}
+	return counts, nil
 }
