@@ -15,6 +15,7 @@ import (
 	"github.com/ipfs/go-cid"
 	car "github.com/ipld/go-car/v2"
 
+	"github.com/ferry-fil/ferry/internal/iocount"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -40,7 +41,7 @@ func (s *Service) IndexPiece(ctx context.Context, pieceCid cid.Cid, r io.ReaderA
 	}
 	prog, done := s.track(pieceCid, size)
 	defer done()
-	r = countingReaderAt{r: r, n: &prog.read}
+	r = iocount.ReaderAt{R: r, N: &prog.read}
 	segs, err := ReadSegmentIndex(r, size)
 	if err != nil {
 		return Result{}, fmt.Errorf("indexing piece %s: %w", pieceCid, err)
@@ -85,7 +86,7 @@ func (s *Service) IndexCAR(ctx context.Context, pieceCid cid.Cid, r io.Reader) (
 	}
 	prog, done := s.track(pieceCid, 0)
 	defer done()
-	r = countingReader{r: r, n: &prog.read}
+	r = iocount.Reader{R: r, N: &prog.read}
 	w, err := s.begin(ctx, pieceCid)
 	if err != nil {
 		return Result{}, err

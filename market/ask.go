@@ -153,7 +153,7 @@ func (p *Provider) addedBytes(d *dealRow) uint64 {
 	if rd == nil {
 		return 0
 	}
-	return rd.added.Load()
+	return uint64(rd.added.Load())
 }
 
 func (p *Provider) received(d *dealRow) uint64 {

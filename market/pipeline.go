@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/internal/iocount"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -290,7 +291,7 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	}
 	defer f.Close()
 	rd.added.Store(0)
-	data := &countingReader{r: f, n: &rd.added}
+	data := iocount.Reader{R: f, N: &rd.added}
 	pl, err := p.d.Sealer.AddPieceToAny(ctx, prop.PieceSize.Unpadded(), data, SealingDeal{
 		UUID: d.UUID, DealID: d.ChainDealID, PublishCid: d.PublishCid, Proposal: *prop, KeepUnsealed: d.KeepUnsealed,
 	})
@@ -313,18 +314,6 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	}
 	p.hook(d.UUID, AddedPiece)
 	return nil
-}
-
-// countingReader counts the bytes read through it, for progress.
-type countingReader struct {
-	r io.Reader
-	n *atomic.Uint64
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n.Add(uint64(n))
-	return n, err
 }
 
 // index indexes and announces the piece.

@@ -76,8 +76,8 @@ type Provider struct {
 type runningDeal struct {
 	cancel   context.CancelFunc
 	received atomic.Uint64
-	added    atomic.Uint64 // staged bytes AddPiece has read so far
-	again    bool          // kicked while running: run once more before exiting (guarded by Provider.mu)
+	added    atomic.Int64 // staged bytes AddPiece has read so far
+	again    bool         // kicked while running: run once more before exiting (guarded by Provider.mu)
 }
 
 // New checks the configuration and returns a provider that is not yet
