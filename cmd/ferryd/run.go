@@ -49,6 +49,7 @@ func printStarted(n *node.Node) {
 		fmt.Printf("  libp2p      %s\n", a)
 	}
 	fmt.Printf("  retrieval   %s\n", n.RetrievalURL())
+	fmt.Printf("  operator    http://%s/rpc/v0 (metrics at /metrics)\n", n.Config.API.Listen)
 	if n.Devnet != nil {
 		fmt.Printf("  chain API   http://%s/rpc/v1\n", n.Config.Chain.DevnetListen)
 		fmt.Printf("\nClients on this machine find the devnet by themselves; elsewhere:\n")
