@@ -65,6 +65,23 @@ func (e *StatusError) retryable() bool {
 	return e.Code == http.StatusRequestTimeout || e.Code == http.StatusTooManyRequests || e.Code >= 500
 }
 
+// IsPermanent reports whether err, returned by Download or CheckURL, is one
+// no retry can fix: the server's size differs from the declared one (or its
+// body is longer), the URL is invalid or leads to a non-public address, the
+// content changed under a resumed download, the server broke the Range
+// protocol, or an HTTP status of 4xx other than 408 and 429. Everything else
+// — server errors, resets, stalls, a full disk — may pass, and a later
+// Download resumes from the bytes on disk.
+func IsPermanent(err error) bool {
+	var p permanentError
+	if errors.As(err, &p) || errors.Is(err, ErrSizeMismatch) || errors.Is(err, ErrPrivateAddress) ||
+		errors.Is(err, ErrContentChanged) || errors.Is(err, ErrInvalidURL) {
+		return true
+	}
+	var se *StatusError
+	return errors.As(err, &se) && !se.retryable()
+}
+
 // Config sets the limits and policies of a Downloader. Zero fields take the
 // defaults documented on each.
 type Config struct {
@@ -128,6 +145,9 @@ type Request struct {
 	// Size is the declared size in bytes: the server must agree and the file
 	// never grows beyond it.
 	Size uint64
+	// Client names who the download is for: the deal client's peer ID or
+	// wallet address.
+	Client string
 }
 
 // New returns a Downloader with cfg's zero fields set to their defaults.
@@ -177,13 +197,14 @@ func newTransport(cfg Config) *http.Transport {
 	if !cfg.AllowPrivateAddresses {
 		dialer.Control = refusePrivate
 	}
+	dial := dialContext(dialer)
 	perHost := cfg.MaxPerHost
 	if perHost == 0 {
 		perHost = cfg.MaxConcurrent
 	}
 	return &http.Transport{
 		Proxy:               nil,
-		DialContext:         dialer.DialContext,
+		DialContext:         dial,
 		TLSHandshakeTimeout: 30 * time.Second,
 		MaxIdleConns:        cfg.MaxConcurrent,
 		MaxIdleConnsPerHost: perHost,
@@ -262,18 +283,17 @@ func hostKey(u *url.URL) string {
 // received, not rewritten, and a difference is ErrContentChanged. Nothing on
 // disk is ever truncated: a file longer than req.Size is an error.
 //
-// Errors are wrapped with the URL (credentials elided); ErrSizeMismatch,
-// ErrPrivateAddress, ErrContentChanged, client errors (*StatusError 4xx other
-// than 408 and 429) and local write or tee errors end the Download at once,
-// other failures are retried as Config says.
+// Errors are wrapped with the URL as Redact shows it. Permanent errors
+// (IsPermanent), local write or tee errors and TLS certificate errors end the
+// Download at once; other failures are retried as Config says.
 //
 // Two Downloads must not write the same path at the same time.
 func (d *Downloader) Download(ctx context.Context, req Request, path string, tee io.Writer, progress func(received uint64)) error {
-	if err := checkURL(req.URL); err != nil {
+	u, err := parseURL(req.URL)
+	if err != nil {
 		return fmt.Errorf("download: %w", err)
 	}
-	u, _ := url.Parse(req.URL) // checked above
-	name := u.Redacted()
+	name := Redact(req.URL)
 	if req.Size == 0 || req.Size > math.MaxInt64 {
 		return fmt.Errorf("download %s: declared size %d out of range", name, req.Size)
 	}
@@ -353,7 +373,7 @@ func (s *session) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("download %s: %w", s.name, ctx.Err())
 		}
-		if isPermanent(err) {
+		if final(err) {
 			return fmt.Errorf("download %s at byte %d: %w", s.name, s.have, err)
 		}
 		if failures >= s.d.cfg.MaxRetries {
@@ -434,17 +454,21 @@ func (e permanentError) Unwrap() error { return e.err }
 
 func permanent(err error) error { return permanentError{err} }
 
-func isPermanent(err error) bool {
-	var p permanentError
-	if errors.As(err, &p) || errors.Is(err, ErrPrivateAddress) {
-		return true
-	}
-	var se *StatusError
-	if errors.As(err, &se) {
-		return !se.retryable()
-	}
+// localError marks a failure of this machine (the file, the tee): the
+// network is not to blame, so the Download stops instead of retrying, but
+// the error is not permanent.
+type localError struct{ err error }
+
+func (e localError) Error() string { return e.err.Error() }
+func (e localError) Unwrap() error { return e.err }
+
+// final reports whether err ends a Download without another attempt:
+// permanent errors, local errors and a certificate the server will present
+// again.
+func final(err error) bool {
+	var l localError
 	var cv *tls.CertificateVerificationError
-	return errors.As(err, &cv)
+	return IsPermanent(err) || errors.As(err, &l) || errors.As(err, &cv)
 }
 
 // attempt makes one request and copies its body to the file and tee until
@@ -475,6 +499,10 @@ func (s *session) attempt(ctx context.Context) error {
 	}
 	resp, err := s.d.client.Do(hreq)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = Redact(ue.URL) // the request's URL, or a redirect's
+		}
 		return cause(err)
 	}
 	defer resp.Body.Close()
@@ -547,7 +575,7 @@ func (s *session) attempt(ctx context.Context) error {
 		switch {
 		case c.err == nil:
 			free <- c.data[:cap(c.data)]
-		case isPermanent(c.err):
+		case final(c.err):
 			return c.err
 		case (errors.Is(c.err, io.EOF) || errors.Is(c.err, io.ErrUnexpectedEOF)) && s.have == rangeEnd:
 			// The server sent less than asked, but all it said it would
@@ -606,11 +634,11 @@ func (s *session) pump(body *stallReader, off uint64, free <-chan []byte, full c
 // write appends p to the file and to tee.
 func (s *session) write(p []byte) error {
 	if _, err := s.f.WriteAt(p, int64(s.have)); err != nil {
-		return permanent(err) // a *PathError: "write PATH: no space left on device"
+		return localError{err} // a *PathError: "write PATH: no space left on device"
 	}
 	if s.tee != nil {
 		if _, err := s.tee.Write(p); err != nil {
-			return permanent(fmt.Errorf("writing to tee: %w", err))
+			return localError{fmt.Errorf("writing to tee: %w", err)}
 		}
 	}
 	s.have += uint64(len(p))
@@ -628,7 +656,7 @@ func (s *session) compareSkip(body io.Reader, n uint64) error {
 			return fmt.Errorf("reading the resent start of the body at byte %d: %w", off, err)
 		}
 		if _, err := s.f.ReadAt(disk[:k], int64(off)); err != nil {
-			return permanent(fmt.Errorf("reading %s at byte %d: %w", s.f.Name(), off, err))
+			return localError{fmt.Errorf("reading %s at byte %d: %w", s.f.Name(), off, err)}
 		}
 		if !bytes.Equal(got[:k], disk[:k]) {
 			return permanent(fmt.Errorf("%w: server ignored Range and resent different bytes near byte %d", ErrContentChanged, off))

@@ -603,6 +603,9 @@ func TestPublicAddr(t *testing.T) {
 		"224.0.0.1": false, "255.255.255.255": false, "::1": false, "::": false, "fe80::1": false,
 		"fd00::1": false, "::ffff:127.0.0.1": false, "::ffff:10.0.0.1": false, "64:ff9b::a00:1": false,
 		"2002:a00:1::": false, "2002:808:808::": true, "ff02::1": false,
+		"192.0.2.1": false, "198.51.100.7": false, "203.0.113.9": false, "::7f00:1": false, "::808:808": false,
+		"::ffff:0:7f00:1": false, "64:ff9b:1::1": false, "100::1": false, "2001:db8::1": false, "fec0::1": false,
+		"fe80::1%eth0": false, "64:ff9b::808:808": true, "203.0.114.1": true,
 	} {
 		if got := publicAddr(netip.MustParseAddr(s)); got != want {
 			t.Errorf("publicAddr(%s) = %v, want %v", s, got, want)
