@@ -283,6 +283,12 @@ func hostKey(u *url.URL) string {
 // received, not rewritten, and a difference is ErrContentChanged. Nothing on
 // disk is ever truncated: a file longer than req.Size is an error.
 //
+// Download succeeds only once a response of this call has ended exactly at
+// the declared size, so a server that sends more than declared fails every
+// Download, not only the first. A file already holding req.Size bytes is
+// therefore confirmed with a request for its last byte (Range: bytes=N-1-),
+// whose answer must show the declared size and the same byte.
+//
 // Errors are wrapped with the URL as Redact shows it. Permanent errors
 // (IsPermanent), local write or tee errors and TLS certificate errors end the
 // Download at once; other failures are retried as Config says.
@@ -338,7 +344,7 @@ type session struct {
 	name string
 	f    *os.File
 	tee  io.Writer
-	bufs [][]byte // buffers; bufs[0] and bufs[1] also serve replay and compareSkip
+	bufs [][]byte // buffers; bufs[0] and bufs[1] also serve replay and compare
 	have uint64   // bytes on disk, all of them written to tee
 
 	progress     func(uint64)
@@ -360,7 +366,7 @@ func (s *session) run(ctx context.Context) error {
 	s.report(true)
 
 	failures := 0
-	for s.have < s.req.Size {
+	for {
 		before := s.have
 		s.retryAfter = 0
 		err := s.attempt(ctx)
@@ -368,7 +374,10 @@ func (s *session) run(ctx context.Context) error {
 			failures = 0
 		}
 		if err == nil {
-			continue
+			if s.have == s.req.Size {
+				break // the response ended at the declared size
+			}
+			continue // a partial response: ask for the rest
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("download %s: %w", s.name, ctx.Err())
@@ -494,8 +503,11 @@ func (s *session) attempt(ctx context.Context) error {
 		hreq.Header.Set(k, v)
 	}
 	hreq.Header.Set("Accept-Encoding", "identity")
-	if s.have > 0 {
-		hreq.Header.Set("Range", "bytes="+strconv.FormatUint(s.have, 10)+"-")
+	// Ask from the first byte not on disk; for a complete file, from its
+	// last byte, so that the answer confirms the size.
+	from := min(s.have, s.req.Size-1)
+	if from > 0 {
+		hreq.Header.Set("Range", "bytes="+strconv.FormatUint(from, 10)+"-")
 	}
 	resp, err := s.d.client.Do(hreq)
 	if err != nil {
@@ -507,34 +519,33 @@ func (s *session) attempt(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 
-	var skip uint64     // bytes at the start of the body already on disk
+	var start uint64    // the offset of the body's first byte
 	var rangeEnd uint64 // for a partial response, the offset after its last byte
 	switch resp.StatusCode {
 	case http.StatusOK:
 		if resp.ContentLength >= 0 && uint64(resp.ContentLength) != s.req.Size {
 			return permanent(fmt.Errorf("%w: Content-Length %d, declared %d", ErrSizeMismatch, resp.ContentLength, s.req.Size))
 		}
-		skip = s.have
 	case http.StatusPartialContent:
-		start, end, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+		first, end, total, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil {
 			return permanent(err)
 		}
 		if total >= 0 && uint64(total) != s.req.Size {
 			return permanent(fmt.Errorf("%w: Content-Range total %d, declared %d", ErrSizeMismatch, total, s.req.Size))
 		}
-		if start != s.have {
-			return permanent(fmt.Errorf("server sent range from byte %d, asked from %d", start, s.have))
+		if first != from {
+			return permanent(fmt.Errorf("server sent range from byte %d, asked from %d", first, from))
 		}
 		if end >= s.req.Size {
 			return permanent(fmt.Errorf("%w: server sent a range up to byte %d, declared size %d", ErrSizeMismatch, end, s.req.Size))
 		}
-		rangeEnd = end + 1
+		start, rangeEnd = first, end+1
 	case http.StatusRequestedRangeNotSatisfiable:
 		if _, _, total, err := parseContentRange(resp.Header.Get("Content-Range")); err == nil && total >= 0 {
-			return permanent(fmt.Errorf("%w: server has %d bytes, declared %d, range from %d not satisfiable", ErrSizeMismatch, total, s.req.Size, s.have))
+			return permanent(fmt.Errorf("%w: server has %d bytes, declared %d, range from %d not satisfiable", ErrSizeMismatch, total, s.req.Size, from))
 		}
-		return permanent(fmt.Errorf("range from byte %d not satisfiable: %w", s.have, &StatusError{Code: resp.StatusCode, Status: resp.Status}))
+		return permanent(fmt.Errorf("range from byte %d not satisfiable: %w", from, &StatusError{Code: resp.StatusCode, Status: resp.Status}))
 	default:
 		if ra := resp.Header.Get("Retry-After"); ra != "" {
 			if secs, err := strconv.Atoi(ra); err == nil && secs > 0 {
@@ -545,8 +556,8 @@ func (s *session) attempt(ctx context.Context) error {
 	}
 
 	body := &stallReader{r: resp.Body, timer: stall, timeout: s.d.cfg.StallTimeout}
-	if skip > 0 {
-		if err := s.compareSkip(body, skip); err != nil {
+	if start < s.have {
+		if err := s.compare(body, start, s.have-start); err != nil {
 			return cause(err)
 		}
 	}
@@ -557,7 +568,7 @@ func (s *session) attempt(ctx context.Context) error {
 	for _, b := range s.bufs {
 		free <- b
 	}
-	full := make(chan filled, len(s.bufs))
+	full := make(chan filled, len(s.bufs)+1) // every buffer and the final check
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { s.pump(body, s.have, free, full, done) })
@@ -599,8 +610,9 @@ type filled struct {
 // pump reads the body from offset off up to the declared size into buffers
 // taken from free and sends them on full, in order, until the size is
 // reached, a read fails or done is closed; it closes full when it returns.
-// Past the declared size it checks that the body has ended.
-// Waiting for a free buffer does not count towards the stall timeout.
+// At the declared size it checks that the body ends there, and sends an
+// error if it does not. Waiting for a free buffer does not count towards
+// the stall timeout.
 func (s *session) pump(body *stallReader, off uint64, free <-chan []byte, full chan<- filled, done <-chan struct{}) {
 	defer close(full)
 	for off < s.req.Size {
@@ -618,16 +630,18 @@ func (s *session) pump(body *stallReader, off uint64, free <-chan []byte, full c
 		}
 		n, err := io.ReadFull(body, buf[:min(uint64(len(buf)), s.req.Size-off)])
 		off += uint64(n)
-		if err == nil && off == s.req.Size {
-			var extra [1]byte
-			if k, _ := io.ReadFull(body, extra[:]); k > 0 {
-				err = permanent(fmt.Errorf("%w: server sent more than the declared %d bytes", ErrSizeMismatch, s.req.Size))
-			}
-		}
 		full <- filled{buf[:n], err} // never blocks: full holds every buffer
 		if err != nil {
 			return
 		}
+	}
+	var extra [1]byte
+	switch k, err := io.ReadFull(body, extra[:]); {
+	case k > 0:
+		full <- filled{err: permanent(fmt.Errorf("%w: server sent more than the declared %d bytes", ErrSizeMismatch, s.req.Size))}
+	case !errors.Is(err, io.EOF):
+		// Not knowing where the body ends, the size is not confirmed.
+		full <- filled{err: fmt.Errorf("checking that the body ends at the declared %d bytes: %w", s.req.Size, err)}
 	}
 }
 
@@ -646,20 +660,20 @@ func (s *session) write(p []byte) error {
 	return nil
 }
 
-// compareSkip reads the first n bytes of a full response and checks that they
-// equal the file's first n bytes.
-func (s *session) compareSkip(body io.Reader, n uint64) error {
+// compare reads the next n bytes of body, which start at offset start of
+// the data, and checks that they equal the bytes on disk there.
+func (s *session) compare(body io.Reader, start, n uint64) error {
 	got, disk := s.bufs[0], s.bufs[1]
-	for off := uint64(0); off < n; {
-		k := min(uint64(len(got)), n-off)
+	for off := start; off < start+n; {
+		k := min(uint64(len(got)), start+n-off)
 		if _, err := io.ReadFull(body, got[:k]); err != nil {
-			return fmt.Errorf("reading the resent start of the body at byte %d: %w", off, err)
+			return fmt.Errorf("reading the resent bytes of the body at byte %d: %w", off, err)
 		}
 		if _, err := s.f.ReadAt(disk[:k], int64(off)); err != nil {
 			return localError{fmt.Errorf("reading %s at byte %d: %w", s.f.Name(), off, err)}
 		}
 		if !bytes.Equal(got[:k], disk[:k]) {
-			return permanent(fmt.Errorf("%w: server ignored Range and resent different bytes near byte %d", ErrContentChanged, off))
+			return permanent(fmt.Errorf("%w: the server resent different bytes near byte %d", ErrContentChanged, off))
 		}
 		off += k
 	}

@@ -143,11 +143,68 @@ func TestPlain(t *testing.T) {
 	if srv.count() != 1 || srv.ranges[0] != "" {
 		t.Fatalf("requests %d ranges %q, want one without Range", srv.count(), srv.ranges)
 	}
-	// A second Download of a complete file makes no request and replays it.
+	// A second Download of a complete file replays it and confirms the size
+	// with a request for the last byte.
 	res = download(t, d, context.Background(), Request{URL: ts.URL + "/x", Size: uint64(len(data))}, path)
 	checkComplete(t, res, data)
-	if srv.count() != 1 {
-		t.Fatalf("complete file fetched again: %d requests", srv.count())
+	if want := fmt.Sprintf("bytes=%d-", len(data)-1); srv.count() != 2 || srv.ranges[1] != want {
+		t.Fatalf("requests %d ranges %q, want a second one with Range %s", srv.count(), srv.ranges, want)
+	}
+}
+
+// A complete file is not taken as done without the server: its size and
+// its last byte are confirmed by a server that honours Range and by one that
+// resends everything, and a server that is gone fails the Download.
+func TestCompleteFileConfirmed(t *testing.T) {
+	data := testData(24, 300_000)
+	size := uint64(len(data))
+	for name, c := range map[string]struct {
+		served      []byte
+		ignoreRange bool
+		want        error // nil: success
+	}{
+		"same":                              {served: data},
+		"same, range ignored":               {served: data, ignoreRange: true},
+		"longer":                            {served: append(bytes.Clone(data), 1, 2, 3), want: ErrSizeMismatch},
+		"longer, range ignored":             {served: append(bytes.Clone(data), 1, 2, 3), ignoreRange: true, want: ErrSizeMismatch},
+		"shorter":                           {served: data[:size-1], want: ErrSizeMismatch},
+		"last byte changed":                 {served: append(bytes.Clone(data[:size-1]), data[size-1]^1), want: ErrContentChanged},
+		"first byte changed, range ignored": {served: append([]byte{data[0] ^ 1}, data[1:]...), ignoreRange: true, want: ErrContentChanged},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := &rangeServer{data: c.served, ignoreRange: c.ignoreRange}
+			ts := httptest.NewServer(srv)
+			defer ts.Close()
+			d := New(testConfig())
+			defer d.CloseIdleConnections()
+			path := filepath.Join(t.TempDir(), "f")
+			os.WriteFile(path, data, 0o644)
+			res := download(t, d, context.Background(), Request{URL: ts.URL, Size: size}, path)
+			if c.want == nil {
+				checkComplete(t, res, data)
+			} else if !errors.Is(res.err, c.want) || !IsPermanent(res.err) {
+				t.Fatalf("err = %v, want a permanent %v", res.err, c.want)
+			}
+			if srv.count() != 1 {
+				t.Fatalf("%d requests, want 1", srv.count())
+			}
+			if !bytes.Equal(res.file, data) {
+				t.Fatal("the file changed")
+			}
+		})
+	}
+
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	cfg := testConfig()
+	cfg.MaxRetries = 1
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	path := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(path, data, 0o644)
+	res := download(t, d, context.Background(), Request{URL: closed.URL, Size: size}, path)
+	if res.err == nil || IsPermanent(res.err) {
+		t.Fatalf("err = %v, want a transient error with the server gone", res.err)
 	}
 }
 
@@ -229,15 +286,19 @@ func TestMoreBytesThanDeclared(t *testing.T) {
 			d := New(testConfig())
 			defer d.CloseIdleConnections()
 			path := filepath.Join(t.TempDir(), "f")
-			res := download(t, d, context.Background(), Request{URL: ts.URL, Size: size}, path)
-			if !errors.Is(res.err, ErrSizeMismatch) {
-				t.Fatalf("err = %v, want ErrSizeMismatch", res.err)
-			}
-			if uint64(len(res.file)) > size {
-				t.Fatalf("file has %d bytes, more than the declared %d", len(res.file), size)
-			}
-			if requests.Load() != 1 {
-				t.Fatalf("%d requests, want 1 (not retried)", requests.Load())
+			// Every Download fails, the second one too, which finds the
+			// declared size on disk (chunked) and asks the server again.
+			for i := int32(1); i <= 2; i++ {
+				res := download(t, d, context.Background(), Request{URL: ts.URL, Size: size}, path)
+				if !errors.Is(res.err, ErrSizeMismatch) || !IsPermanent(res.err) {
+					t.Fatalf("Download %d: err = %v, want a permanent ErrSizeMismatch", i, res.err)
+				}
+				if uint64(len(res.file)) > size {
+					t.Fatalf("file has %d bytes, more than the declared %d", len(res.file), size)
+				}
+				if requests.Load() != i {
+					t.Fatalf("Download %d: %d requests, want %d (one each, not retried)", i, requests.Load(), i)
+				}
 			}
 		})
 	}
