@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,8 @@ const (
 	DefaultMaxConcurrent = 20
 	DefaultStallTimeout  = 5 * time.Minute
 	DefaultMaxRetries    = 10
+	DefaultMinRate       = 32 << 10 // bytes per second
+	DefaultRateWindow    = 10 * time.Minute
 	DefaultBackoffMin    = time.Second
 	DefaultBackoffMax    = time.Minute
 	DefaultBufferSize    = 1 << 20
@@ -46,6 +49,9 @@ var (
 	ErrPrivateAddress = errors.New("transfer: refusing to connect to a non-public address")
 	// ErrStalled: an attempt received no bytes for the stall timeout. Retried.
 	ErrStalled = errors.New("transfer: stalled")
+	// ErrTooSlow: the server sent less than the minimum rate over the rate
+	// window. It ends the Download but is not permanent.
+	ErrTooSlow = errors.New("transfer: slower than the minimum rate")
 	// ErrContentChanged: the server ignored a Range request and the bytes it
 	// sent from the start differ from the ones already on disk. Not retried.
 	ErrContentChanged = errors.New("transfer: content differs from the bytes already downloaded")
@@ -94,14 +100,25 @@ type Config struct {
 	// StallTimeout aborts and retries an attempt that receives no bytes for
 	// this long, waiting for the response headers included (default 5m).
 	StallTimeout time.Duration
-	// MaxRetries is how many failed attempts in a row, without a byte of
-	// progress between them, a Download makes before it gives up (default
-	// 10; negative: no retries). Progress resets the count.
+	// MaxRetries is how many times in all one Download retries after a
+	// failed attempt before it gives up (default 10; negative: no retries).
+	// Progress does not reset the count: a server that sends a little and
+	// then stalls, again and again, does not hold a slot for ever. (A
+	// response that ends early but where it said it would, as servers that
+	// cap ranges do, is no failure.)
 	MaxRetries int
 	// BackoffMin and BackoffMax bound the wait between attempts, which
-	// doubles after each failure without progress (defaults 1s and 1m),
-	// with jitter. A server's Retry-After is honoured up to BackoffMax.
+	// doubles after each failure (defaults 1s and 1m), with jitter. A
+	// server's Retry-After is honoured up to BackoffMax.
 	BackoffMin, BackoffMax time.Duration
+	// MinRate and RateWindow bound a whole Download, retries and the waits
+	// between them included: a Download whose server sent fewer than
+	// MinRate × RateWindow bytes in a RateWindow ends with ErrTooSlow
+	// (defaults 32 KiB/s and 10m; a negative MinRate turns the check off).
+	// Windows in which the file or tee kept the Download from reading are
+	// not judged.
+	MinRate    int64
+	RateWindow time.Duration
 	// AllowPrivateAddresses allows connecting to loopback, private (RFC 1918,
 	// RFC 4193), link-local and other non-public addresses. Keep it false on
 	// mainnet; the devnet and tests set it since everything is loopback.
@@ -177,6 +194,12 @@ func New(cfg Config) *Downloader {
 	}
 	if cfg.BufferSize <= 0 {
 		cfg.BufferSize = DefaultBufferSize
+	}
+	if cfg.MinRate == 0 {
+		cfg.MinRate = DefaultMinRate
+	}
+	if cfg.RateWindow <= 0 {
+		cfg.RateWindow = DefaultRateWindow
 	}
 	client := cfg.Client
 	if client == nil {
@@ -350,6 +373,13 @@ type session struct {
 	progress     func(uint64)
 	lastProgress time.Time
 	retryAfter   time.Duration // from the last response, if it said so
+
+	// received counts the body bytes read from the server. local counts
+	// the entries into and exits from the phases in which the Download
+	// waits for its own file and tee, not for the server — the reader
+	// waiting for a free buffer, the writer finishing after the reader
+	// stopped — so it is odd during one. The rate check reads both.
+	received, local atomic.Uint64
 }
 
 func (s *session) run(ctx context.Context) error {
@@ -364,39 +394,61 @@ func (s *session) run(ctx context.Context) error {
 		return fmt.Errorf("download %s: %w", s.name, err)
 	}
 	s.report(true)
+	if err := s.fetch(ctx); err != nil {
+		return err
+	}
+	if err := s.f.Sync(); err != nil {
+		return fmt.Errorf("download %s: syncing %s: %w", s.name, s.f.Name(), err)
+	}
+	s.report(true)
+	return nil
+}
+
+// fetch makes attempts until one ends at the declared size, within the
+// retry budget and the minimum rate.
+func (s *session) fetch(ctx context.Context) error {
+	// The rate check can end the whole Download, between attempts too.
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { s.checkRate(stop, cancel) })
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	// ended is the error of a Download whose context ended.
+	ended := func() error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("download %s: %w", s.name, ctx.Err())
+		}
+		return fmt.Errorf("download %s at byte %d: %w", s.name, s.have, context.Cause(sctx))
+	}
 
 	failures := 0
 	for {
-		before := s.have
 		s.retryAfter = 0
-		err := s.attempt(ctx)
-		if s.have > before {
-			failures = 0
-		}
+		err := s.attempt(sctx)
 		if err == nil {
 			if s.have == s.req.Size {
 				break // the response ended at the declared size
 			}
 			continue // a partial response: ask for the rest
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("download %s: %w", s.name, ctx.Err())
+		if sctx.Err() != nil {
+			return ended()
 		}
 		if final(err) {
 			return fmt.Errorf("download %s at byte %d: %w", s.name, s.have, err)
 		}
 		if failures >= s.d.cfg.MaxRetries {
-			return fmt.Errorf("download %s at byte %d: giving up after %d attempts without progress: %w", s.name, s.have, failures+1, err)
+			return fmt.Errorf("download %s at byte %d: giving up after %d failed attempts: %w", s.name, s.have, failures+1, err)
 		}
 		failures++
-		if err := s.wait(ctx, failures); err != nil {
-			return fmt.Errorf("download %s: %w", s.name, err)
+		if err := s.wait(sctx, failures); err != nil {
+			return ended()
 		}
 	}
-	if err := s.f.Sync(); err != nil {
-		return fmt.Errorf("download %s: syncing %s: %w", s.name, s.f.Name(), err)
-	}
-	s.report(true)
 	return nil
 }
 
@@ -420,6 +472,34 @@ func (s *session) replay(ctx context.Context, n uint64) error {
 		s.have += uint64(len(chunk))
 	}
 	return nil
+}
+
+// checkRate ends the Download through cancel with ErrTooSlow when a rate
+// window passes in which the server sent less than the minimum, until stop
+// is closed. A window in which the Download waited for its file or tee
+// (s.local) is not judged.
+func (s *session) checkRate(stop <-chan struct{}, cancel context.CancelCauseFunc) {
+	cfg := s.d.cfg
+	if cfg.MinRate < 0 {
+		return
+	}
+	least := max(1, uint64(float64(cfg.MinRate)*cfg.RateWindow.Seconds()))
+	t := time.NewTicker(cfg.RateWindow)
+	defer t.Stop()
+	var lastReceived, lastLocal uint64
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		received, local := s.received.Load(), s.local.Load()
+		if local == lastLocal && local%2 == 0 && received-lastReceived < least {
+			cancel(fmt.Errorf("%w: %d bytes in %s, less than %d bytes/s", ErrTooSlow, received-lastReceived, cfg.RateWindow, cfg.MinRate))
+			return
+		}
+		lastReceived, lastLocal = received, local
+	}
 }
 
 // wait sleeps before attempt number failures+1.
@@ -555,7 +635,7 @@ func (s *session) attempt(ctx context.Context) error {
 		return &StatusError{Code: resp.StatusCode, Status: resp.Status}
 	}
 
-	body := &stallReader{r: resp.Body, timer: stall, timeout: s.d.cfg.StallTimeout}
+	body := &bodyReader{r: resp.Body, timer: stall, timeout: s.d.cfg.StallTimeout, received: &s.received}
 	if start < s.have {
 		if err := s.compare(body, start, s.have-start); err != nil {
 			return cause(err)
@@ -576,6 +656,7 @@ func (s *session) attempt(ctx context.Context) error {
 		close(done)
 		cancel(nil)
 		wg.Wait()
+		s.local.Add(1) // the writer is done too: see pump
 	}()
 	for c := range full {
 		if len(c.data) > 0 {
@@ -613,19 +694,23 @@ type filled struct {
 // At the declared size it checks that the body ends there, and sends an
 // error if it does not. Waiting for a free buffer does not count towards
 // the stall timeout.
-func (s *session) pump(body *stallReader, off uint64, free <-chan []byte, full chan<- filled, done <-chan struct{}) {
+func (s *session) pump(body *bodyReader, off uint64, free <-chan []byte, full chan<- filled, done <-chan struct{}) {
 	defer close(full)
+	defer s.local.Add(1) // from here the writer finishes on its own: a local phase until attempt ends it
 	for off < s.req.Size {
 		var buf []byte
 		select {
 		case buf = <-free:
 		default:
 			body.timer.Stop()
+			s.local.Add(1)
 			select {
 			case buf = <-free:
 			case <-done:
+				s.local.Add(1)
 				return
 			}
+			s.local.Add(1)
 			body.timer.Reset(body.timeout)
 		}
 		n, err := io.ReadFull(body, buf[:min(uint64(len(buf)), s.req.Size-off)])
@@ -680,17 +765,20 @@ func (s *session) compare(body io.Reader, start, n uint64) error {
 	return nil
 }
 
-// stallReader pushes the stall deadline back whenever bytes arrive.
-type stallReader struct {
-	r       io.Reader
-	timer   *time.Timer
-	timeout time.Duration
+// bodyReader counts the bytes of a response body as they arrive and pushes
+// the stall deadline back.
+type bodyReader struct {
+	r        io.Reader
+	timer    *time.Timer
+	timeout  time.Duration
+	received *atomic.Uint64
 }
 
-func (r *stallReader) Read(p []byte) (int, error) {
+func (r *bodyReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	if n > 0 {
 		r.timer.Reset(r.timeout)
+		r.received.Add(uint64(n))
 	}
 	return n, err
 }

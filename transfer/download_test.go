@@ -891,7 +891,8 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 	return w.Buffer.Write(p)
 }
 
-// Time the file and tee take does not count as the server stalling.
+// Time the file and tee take does not count as the server stalling, nor as
+// the server falling below the minimum rate.
 func TestSlowTeeIsNotAStall(t *testing.T) {
 	data := testData(22, 6*64<<10) // two more buffers than the Download has
 	srv := &rangeServer{data: data}
@@ -900,6 +901,8 @@ func TestSlowTeeIsNotAStall(t *testing.T) {
 	cfg := testConfig()
 	cfg.StallTimeout = 100 * time.Millisecond
 	cfg.MaxRetries = -1
+	cfg.MinRate = 1 << 30
+	cfg.RateWindow = 10 * time.Millisecond
 	d := New(cfg)
 	defer d.CloseIdleConnections()
 	tee := &slowWriter{delay: 2 * cfg.StallTimeout}
@@ -997,4 +1000,137 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("%d requests: a full disk was retried", n)
 	}
 	t.Log(err)
+}
+
+// stingyServer serves size bytes of zeros, honouring Range: each response
+// sends at most chunk bytes, one every gap (at once when gap is zero), and
+// then goes silent until the client hangs up. It counts its requests and
+// how many are in flight.
+type stingyServer struct {
+	size, chunk int
+	gap         time.Duration
+
+	mu               sync.Mutex
+	requests, active int
+}
+
+func (s *stingyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.requests++
+	s.active++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.active--
+		s.mu.Unlock()
+	}()
+	start := 0
+	if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &start); err == nil {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, s.size-1, s.size))
+		w.Header().Set("Content-Length", fmt.Sprint(s.size-start))
+		w.WriteHeader(http.StatusPartialContent)
+	} else {
+		w.Header().Set("Content-Length", fmt.Sprint(s.size))
+	}
+	for i := 0; i < s.chunk; i++ {
+		if i > 0 && s.gap > 0 {
+			select {
+			case <-time.After(s.gap):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Write([]byte{0})
+		w.(http.Flusher).Flush()
+		if s.gap == 0 {
+			w.Write(make([]byte, s.chunk-1))
+			w.(http.Flusher).Flush()
+			break
+		}
+	}
+	<-r.Context().Done()
+}
+
+func (s *stingyServer) counts() (requests, active int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests, s.active
+}
+
+// A server that sends a little and then goes silent, on every request, for
+// ever: each attempt makes progress, and the retry budget still runs out.
+func TestLittleThenSilentForever(t *testing.T) {
+	srv := &stingyServer{size: 1 << 30, chunk: 1000}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.StallTimeout = 20 * time.Millisecond
+	cfg.MaxRetries = 4
+	cfg.MinRate = -1 // the retry budget alone
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	// The deadline only keeps a failing test from running for ever.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res := download(t, d, ctx, Request{URL: ts.URL, Size: uint64(srv.size)}, filepath.Join(t.TempDir(), "f"))
+	if !errors.Is(res.err, ErrStalled) || !strings.Contains(res.err.Error(), "giving up after 5 failed attempts") || IsPermanent(res.err) {
+		t.Fatalf("err = %v, want a transient ErrStalled after 5 attempts", res.err)
+	}
+	if n, _ := srv.counts(); n != 5 {
+		t.Fatalf("%d requests, want 5", n)
+	}
+	if len(res.file) != 5000 {
+		t.Fatalf("%d bytes on disk, want the 5000 sent", len(res.file))
+	}
+}
+
+// A server that trickles bytes, never silent for the stall timeout, falls
+// below the minimum rate and ends the Download.
+func TestTooSlow(t *testing.T) {
+	srv := &stingyServer{size: 1 << 30, chunk: 1 << 30, gap: 2 * time.Millisecond}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.MaxRetries = 1000
+	cfg.MinRate = 1 << 30 // far above one byte every 2ms
+	cfg.RateWindow = 30 * time.Millisecond
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res := download(t, d, ctx, Request{URL: ts.URL, Size: uint64(srv.size)}, filepath.Join(t.TempDir(), "f"))
+	if !errors.Is(res.err, ErrTooSlow) || IsPermanent(res.err) {
+		t.Fatalf("err = %v, want a transient ErrTooSlow", res.err)
+	}
+	if n, _ := srv.counts(); n != 1 {
+		t.Fatalf("%d requests, want 1", n)
+	}
+}
+
+// The rate bounds the Download across attempts and the waits between them:
+// a server answering 503 with a long Retry-After ends with ErrTooSlow
+// before the retries run out.
+func TestTooSlowAcrossRetries(t *testing.T) {
+	var requests atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Retry-After", "3600")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.BackoffMin, cfg.BackoffMax = time.Hour, time.Hour
+	cfg.MinRate = 1000
+	cfg.RateWindow = 30 * time.Millisecond
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res := download(t, d, ctx, Request{URL: ts.URL, Size: 10}, filepath.Join(t.TempDir(), "f"))
+	if !errors.Is(res.err, ErrTooSlow) || ctx.Err() != nil {
+		t.Fatalf("err = %v, want ErrTooSlow during the backoff", res.err)
+	}
+	if requests.Load() != 1 {
+		t.Fatalf("%d requests", requests.Load())
+	}
 }
