@@ -92,11 +92,18 @@ func IsPermanent(err error) bool {
 // defaults documented on each.
 type Config struct {
 	// MaxConcurrent bounds the downloads running at once (default 20).
-	// Download waits for a slot, or for its context to end.
+	// Download waits for a slot, or for its context to end. A free slot
+	// goes to the waiting download whose client (Request.Client) has the
+	// fewest running, the longest waiting among equals.
 	MaxConcurrent int
 	// MaxPerHost bounds the downloads running at once from one host
 	// (host:port of the URL); zero means only MaxConcurrent applies.
 	MaxPerHost int
+	// MaxPerClient bounds the downloads running at once for one client, so
+	// that one client's stalling downloads leave slots for the others
+	// (default half of MaxConcurrent, rounded up; negative: only
+	// MaxConcurrent applies).
+	MaxPerClient int
 	// StallTimeout aborts and retries an attempt that receives no bytes for
 	// this long, waiting for the response headers included (default 5m).
 	StallTimeout time.Duration
@@ -140,16 +147,7 @@ type Config struct {
 type Downloader struct {
 	cfg    Config
 	client *http.Client
-	global chan struct{}
-
-	mu    sync.Mutex
-	hosts map[string]*hostSlots // guarded by mu
-}
-
-// hostSlots is the per-host semaphore, dropped when no download uses it.
-type hostSlots struct {
-	sem   chan struct{}
-	users int
+	slots  *slots
 }
 
 // Request names what to download.
@@ -163,7 +161,9 @@ type Request struct {
 	// never grows beyond it.
 	Size uint64
 	// Client names who the download is for: the deal client's peer ID or
-	// wallet address.
+	// wallet address. Slots are shared fairly among clients (see
+	// Config.MaxConcurrent and MaxPerClient); requests without one count as
+	// one client.
 	Client string
 }
 
@@ -174,6 +174,11 @@ func New(cfg Config) *Downloader {
 	}
 	if cfg.MaxPerHost < 0 {
 		cfg.MaxPerHost = 0
+	}
+	if cfg.MaxPerClient == 0 {
+		cfg.MaxPerClient = (cfg.MaxConcurrent + 1) / 2
+	} else if cfg.MaxPerClient < 0 {
+		cfg.MaxPerClient = 0
 	}
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = DefaultStallTimeout
@@ -208,8 +213,7 @@ func New(cfg Config) *Downloader {
 	return &Downloader{
 		cfg:    cfg,
 		client: client,
-		global: make(chan struct{}, cfg.MaxConcurrent),
-		hosts:  make(map[string]*hostSlots),
+		slots:  newSlots(cfg.MaxConcurrent, cfg.MaxPerHost, cfg.MaxPerClient),
 	}
 }
 
@@ -240,46 +244,6 @@ func newTransport(cfg Config) *http.Transport {
 // CloseIdleConnections closes the kept-alive connections of the Downloader's
 // client; call it when the Downloader is no longer used.
 func (d *Downloader) CloseIdleConnections() { d.client.CloseIdleConnections() }
-
-// acquire takes a global slot and a slot for host, waiting for ctx at most.
-func (d *Downloader) acquire(ctx context.Context, host string) (release func(), err error) {
-	select {
-	case d.global <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for a download slot: %w", ctx.Err())
-	}
-	if d.cfg.MaxPerHost == 0 {
-		return func() { <-d.global }, nil
-	}
-	d.mu.Lock()
-	hs := d.hosts[host]
-	if hs == nil {
-		hs = &hostSlots{sem: make(chan struct{}, d.cfg.MaxPerHost)}
-		d.hosts[host] = hs
-	}
-	hs.users++
-	d.mu.Unlock()
-	drop := func() {
-		d.mu.Lock()
-		hs.users--
-		if hs.users == 0 {
-			delete(d.hosts, host)
-		}
-		d.mu.Unlock()
-	}
-	select {
-	case hs.sem <- struct{}{}:
-	case <-ctx.Done():
-		drop()
-		<-d.global
-		return nil, fmt.Errorf("waiting for a download slot for %s: %w", host, ctx.Err())
-	}
-	return func() {
-		<-hs.sem
-		drop()
-		<-d.global
-	}, nil
-}
 
 // hostKey is the host:port a URL connects to, for the per-host limit.
 func hostKey(u *url.URL) string {
@@ -331,7 +295,7 @@ func (d *Downloader) Download(ctx context.Context, req Request, path string, tee
 			return fmt.Errorf("download %s: invalid header %q", name, k)
 		}
 	}
-	release, err := d.acquire(ctx, hostKey(u))
+	release, err := d.slots.acquire(ctx, hostKey(u), req.Client)
 	if err != nil {
 		return fmt.Errorf("download %s: %w", name, err)
 	}

@@ -557,6 +557,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	defer ts.Close()
 	cfg := testConfig()
 	cfg.MaxConcurrent = 3
+	cfg.MaxPerClient = -1
 	d := New(cfg)
 	defer d.CloseIdleConnections()
 	urls := make([]string, 10)
@@ -592,11 +593,11 @@ func TestPerHostLimit(t *testing.T) {
 	if total.max < 3 {
 		t.Fatalf("only %d requests at once over two hosts; the per-host limit acted globally", total.max)
 	}
-	d.mu.Lock()
-	left := len(d.hosts)
-	d.mu.Unlock()
+	d.slots.mu.Lock()
+	left := len(d.slots.hosts) + len(d.slots.clients) + d.slots.running + len(d.slots.waiting)
+	d.slots.mu.Unlock()
 	if left != 0 {
-		t.Fatalf("%d per-host semaphores left behind", left)
+		t.Fatalf("%d entries left behind in the slots", left)
 	}
 }
 
@@ -621,7 +622,7 @@ func TestWaitingForSlotRespectsContext(t *testing.T) {
 		first <- d.Download(context.Background(), Request{URL: ts.URL, Size: 1}, filepath.Join(dir, "a"), nil, nil)
 	}()
 	// Wait until the first holds the slot.
-	for len(d.global) == 0 {
+	for running, _ := d.slots.state(); running == 0; running, _ = d.slots.state() {
 		time.Sleep(time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
