@@ -74,6 +74,21 @@ func TestCommonFlagsAnyPosition(t *testing.T) {
 	}
 }
 
+// TestHelpAnyPosition: --help anywhere shows the help of the command the
+// line names, arguments and missing required flags notwithstanding.
+func TestHelpAnyPosition(t *testing.T) {
+	for _, line := range []string{"--help deal", "deal --help", "deal x.car -h", "help deal", "deal x.car --json --help"} {
+		out, err := runClient(t, strings.Fields(line)...)
+		if err != nil || !strings.Contains(out, "ferry deal - propose a storage deal") || !strings.Contains(out, "--provider value") || strings.Contains(out, "ferry ferry") {
+			t.Errorf("%s: %v\n%s", line, err, out)
+		}
+	}
+	out, err := runClient(t, "car", "--help", "create")
+	if err != nil || !strings.Contains(out, "ferry car create - import files") {
+		t.Errorf("car --help create: %v\n%s", err, out)
+	}
+}
+
 // TestUsageErrorsOneLine: usage errors of the real command line are one
 // line, name the help to read, and print nothing on stdout.
 func TestUsageErrorsOneLine(t *testing.T) {

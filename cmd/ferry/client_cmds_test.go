@@ -89,6 +89,13 @@ func TestClientCommandsOnDevnet(t *testing.T) {
 		t.Fatalf("market balance %q %v", out, err)
 	}
 	clitest.CheckKeys(t, "market balance", []byte(out), "address", "escrow", "locked", "available")
+	// --wallet, like every flag, goes anywhere.
+	for _, line := range [][]string{{"--wallet", addr, "market", "balance", "--json"}, {"market", "--wallet", addr, "balance", "--json"}, {"market", "balance", "--json", "--wallet", addr}} {
+		out, err := runClient(t, line...)
+		if err != nil || jsonField(t, out, "address") != addr {
+			t.Fatalf("%q: %q %v", line, out, err)
+		}
+	}
 	if _, err := runClient(t, "market", "withdraw", "5"); err == nil || !strings.Contains(err.Error(), "available") {
 		t.Fatalf("over-withdrawal: %v", err)
 	}

@@ -16,7 +16,7 @@ import (
 // common flags it does not define itself, and a flag that does not parse
 // becomes a one-line error naming the command's help instead of a usage
 // dump. Setup changes the commands in place and may run again on the same
-// commands.
+// commands (tests build an App per run from the same commands).
 func Setup(app *cli.App, common ...cli.Flag) {
 	app.OnUsageError = usageError(app.Name)
 	// Errors come back from Run; only Main exits.
@@ -28,6 +28,9 @@ func Setup(app *cli.App, common ...cli.Flag) {
 			}
 		}
 		c.OnUsageError = usageError(strings.Join(append(append([]string{app.Name}, parents...), c.Name), " "))
+		// urfave/cli prefixes a HelpName it finds set with the app's name
+		// again; unset, it writes the right one.
+		c.HelpName = ""
 	})
 }
 
