@@ -9,6 +9,7 @@ import (
 
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/exitcode"
+	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 	_ "github.com/mattn/go-sqlite3" // the SQLite driver
 
@@ -52,6 +53,10 @@ CREATE TABLE IF NOT EXISTS mpool (
 	cid TEXT PRIMARY KEY,
 	seq INTEGER NOT NULL,
 	msg BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS msg_uuids (  -- MpoolPushMessage's MsgUuid → the message it signed
+	uuid TEXT PRIMARY KEY,
+	msg  BLOB NOT NULL  -- SignedMessage CBOR
 );
 `
 
@@ -306,16 +311,50 @@ func (s *store) poolReplaced(ctx context.Context, c cid.Cid, sender, nonce uint6
 	return s.poolRemove(ctx, c)
 }
 
-// poolAdd remembers a pending message, so that a restart keeps it.
-func (s *store) poolAdd(ctx context.Context, c cid.Cid, seq uint64, smsg *chain.SignedMessage) error {
+// poolAdd remembers a pending message, so that a restart keeps it. A
+// message MpoolPushMessage signed under a MsgUuid (not uuid.Nil) is
+// remembered by that id in the same transaction.
+func (s *store) poolAdd(ctx context.Context, c cid.Cid, seq uint64, smsg *chain.SignedMessage, msgUUID uuid.UUID) error {
 	var buf bytes.Buffer
 	if err := smsg.MarshalCBOR(&buf); err != nil {
 		return fmt.Errorf("encoding message %s: %w", c, err)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO mpool (cid, seq, msg) VALUES (?, ?, ?)`, c.String(), int64(seq), buf.Bytes()); err != nil {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storing pending message %s: %w", c, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO mpool (cid, seq, msg) VALUES (?, ?, ?)
+		ON CONFLICT (cid) DO UPDATE SET seq = excluded.seq, msg = excluded.msg`, c.String(), int64(seq), buf.Bytes()); err != nil {
+		return fmt.Errorf("storing pending message %s: %w", c, err)
+	}
+	if msgUUID != uuid.Nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO msg_uuids (uuid, msg) VALUES (?, ?)`, msgUUID.String(), buf.Bytes()); err != nil {
+			return fmt.Errorf("recording message %s as MsgUuid %s: %w", c, msgUUID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("storing pending message %s: %w", c, err)
 	}
 	return nil
+}
+
+// signedAs returns the message MpoolPushMessage signed under MsgUuid u, or
+// nil.
+func (s *store) signedAs(ctx context.Context, u uuid.UUID) (*chain.SignedMessage, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, `SELECT msg FROM msg_uuids WHERE uuid = ?`, u.String()).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up MsgUuid %s: %w", u, err)
+	}
+	var sm chain.SignedMessage
+	if err := sm.UnmarshalCBOR(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("decoding the message of MsgUuid %s: %w", u, err)
+	}
+	return &sm, nil
 }
 
 // poolRemove forgets a pending message (replaced or dropped).
