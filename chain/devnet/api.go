@@ -470,7 +470,7 @@ func (d *Devnet) push(ctx context.Context, smsg *chain.SignedMessage, persist bo
 		}
 	}
 	if old := d.pool.add(id, smsg, c); old != nil && !old.cid.Equals(c) {
-		if err := d.store.poolReplaced(ctx, old.cid, id, smsg.Message.Nonce); err != nil {
+		if err := d.store.poolReplaced(ctx, old.cid, id, smsg.Message.Nonce, old.smsg); err != nil {
 			d.logf("devnet: %v", err)
 		}
 	}

@@ -3,6 +3,7 @@ package devnet
 import (
 	"testing"
 
+	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/big"
 	"github.com/google/uuid"
 
@@ -53,5 +54,34 @@ func TestMpoolPushMessageMsgUuid(t *testing.T) {
 	a, b := push(uuid.Nil), push(uuid.Nil)
 	if a.Message.Nonce == b.Message.Nonce {
 		t.Fatalf("two pushes without a MsgUuid share nonce %d", a.Message.Nonce)
+	}
+}
+
+// TestReplacementMustMakeTheSameCall: as in Lotus, a search that allows
+// replacements only finds a message that makes the same call with other
+// gas; another call that took the nonce is no replacement, so a sender can
+// tell that its message will never execute.
+func TestReplacementMustMakeTheSameCall(t *testing.T) {
+	tn := newTestNet(t)
+	from := tn.newKey()
+	tn.fund(from, 10)
+	to, elsewhere := tn.newKey(), tn.newKey()
+	msg := func(dest address.Address, premium int64) *chain.SignedMessage {
+		return tn.signed(gasFields(t, tn.d, &chain.Message{From: from, To: dest, Value: big.NewInt(1), GasPremium: big.NewInt(premium)}))
+	}
+	ours := msg(to, 1000)
+	if _, err := tn.d.MpoolPush(tn.ctx, ours); err != nil {
+		t.Fatal(err)
+	}
+	other := msg(elsewhere, 2000) // same nonce, another call
+	if _, err := tn.d.MpoolPush(tn.ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	tn.mine()
+	if l, err := tn.d.StateSearchMsg(tn.ctx, chain.EmptyTSK, mustCid(t, ours), -1, true); err != nil || l != nil {
+		t.Fatalf("another call at the same nonce was reported as the replacement: %+v, %v", l, err)
+	}
+	if l, err := tn.d.StateSearchMsg(tn.ctx, chain.EmptyTSK, mustCid(t, other), -1, true); err != nil || l == nil {
+		t.Fatalf("the executed message is not found: %+v, %v", l, err)
 	}
 }
