@@ -46,16 +46,16 @@ type Node struct {
 	Repo   *Repo
 	Config Config
 
-	DB       *sql.DB
-	Wallet   *wallet.Wallet
-	Chain    chain.FullNode
-	Devnet   *devnet.Devnet // nil on the real network
-	Host     host.Host
-	Miner    address.Address
-	Worker   address.Address
+	DB     *sql.DB
+	Wallet *wallet.Wallet
+	Chain  chain.FullNode
+	Devnet *devnet.Devnet // nil on the real network
+	Host   host.Host
+	Miner  address.Address
+	Worker address.Address
 	// Sender sends every message from the worker (the market's publish
 	// messages, sealing's pre-commits and commits, the miner's addresses).
-	Sender *sender.Sender
+	Sender   *sender.Sender
 	Sealing  *sealing.Sealing
 	Provider *market.Provider
 	Index    *index.Service
