@@ -254,7 +254,11 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		Downloader: downloaderAdapter{transfer.New(transfer.Config{
 			MaxConcurrent:         cfg.Transfer.MaxConcurrent,
 			MaxPerHost:            cfg.Transfer.MaxPerHost,
+			MaxPerClient:          cfg.Transfer.MaxPerClient,
 			StallTimeout:          cfg.Transfer.StallTimeout.Std(),
+			MaxRetries:            cfg.Transfer.MaxRetries,
+			MinRate:               cfg.Transfer.MinRate,
+			RateWindow:            cfg.Transfer.RateWindow.Std(),
 			AllowPrivateAddresses: cfg.Transfer.AllowPrivateAddresses,
 		})},
 		Logf: logf,
