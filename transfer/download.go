@@ -55,8 +55,9 @@ var (
 	// ErrTooSlow: the server sent less than the minimum rate over the rate
 	// window. It ends the Download but is not permanent.
 	ErrTooSlow = errors.New("transfer: slower than the minimum rate")
-	// ErrContentChanged: the server ignored a Range request and the bytes it
-	// sent from the start differ from the ones already on disk. Not retried.
+	// ErrContentChanged: bytes the server sent again — from the start, when
+	// it ignored a Range request, or the last byte of a complete file —
+	// differ from the ones already on disk. Not retried.
 	ErrContentChanged = errors.New("transfer: content differs from the bytes already downloaded")
 )
 
@@ -248,7 +249,8 @@ func newTransport(cfg Config) *http.Transport {
 // client; call it when the Downloader is no longer used.
 func (d *Downloader) CloseIdleConnections() { d.client.CloseIdleConnections() }
 
-// hostKey is the host:port a URL connects to, for the per-host limit.
+// hostKey is the host:port a URL connects to, for the per-host limit; a
+// numeric host in any spelling is the address it names.
 func hostKey(u *url.URL) string {
 	port := u.Port()
 	if port == "" {
@@ -257,7 +259,11 @@ func hostKey(u *url.URL) string {
 			port = "443"
 		}
 	}
-	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+	host := strings.ToLower(u.Hostname())
+	if ip, numeric, err := hostAddr(host); numeric && err == nil {
+		host = ip.String()
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // Download fetches req into the file at path, resuming from what is already
@@ -294,11 +300,11 @@ func (d *Downloader) Download(ctx context.Context, req Request, path string, tee
 	}
 	name := Redact(req.URL)
 	if req.Size == 0 || req.Size > math.MaxInt64 {
-		return fmt.Errorf("download %s: declared size %d out of range", name, req.Size)
+		return permanent(fmt.Errorf("download %s: declared size %d out of range", name, req.Size))
 	}
 	for k, v := range req.Headers {
 		if !validHeaderName(k) || !validHeaderValue(v) {
-			return fmt.Errorf("download %s: invalid header %q", name, k)
+			return permanent(fmt.Errorf("download %s: invalid header %q", name, k))
 		}
 	}
 	release, err := d.slots.acquire(ctx, hostKey(u), req.Client)

@@ -736,8 +736,8 @@ func TestBadRequests(t *testing.T) {
 		{URL: "http://example.com/x", Size: 0},
 		{URL: "http://example.com/x", Size: 1, Headers: map[string]string{"X": "a\r\nInjected: 1"}},
 	} {
-		if err := d.Download(context.Background(), req, path, nil, nil); err == nil {
-			t.Errorf("%+v: no error", req)
+		if err := d.Download(context.Background(), req, path, nil, nil); err == nil || !IsPermanent(err) {
+			t.Errorf("%+v: err = %v, want a permanent error", req, err)
 		}
 	}
 	if _, err := os.Stat(path); !os.IsNotExist(err) {
