@@ -153,7 +153,8 @@ func (a sealingAdapter) AddPieceToAny(ctx context.Context, size abi.UnpaddedPiec
 }
 
 func (a sealingAdapter) DealSectorState(ctx context.Context, id uuid.UUID) (abi.SectorNumber, string, error) {
-	return a.s.DealSectorState(ctx, id)
+	st, err := a.s.SectorStatus(ctx, id)
+	return st.Sector, string(st.State), err
 }
 
 // TestDevnetComplete takes one deal all the way to Complete with the devnet
@@ -169,7 +170,7 @@ func TestDevnetComplete(t *testing.T) {
 	s, err := sealing.New(sealing.Config{
 		Dir: h.dir + "/sectors", SectorSize: 2048, WaitDealsDelay: 50 * time.Millisecond,
 		StartEpochSealingBuffer: 30, PreCommitChallengeDelay: 5, PollInterval: 20 * time.Millisecond,
-	}, h.deps.DB, dn, h.cfg.Miner, sealing.NewDevnetSealer())
+	}, h.deps.DB, dn, sealing.MpoolSender{Node: dn}, h.cfg.Miner, sealing.NewDevnetSealer())
 	if err != nil {
 		t.Fatal(err)
 	}

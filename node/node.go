@@ -195,7 +195,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		MaxProveCommitDuration:    policy.MaxProveCommitDuration,
 		MinSectorExpiration:       policy.MinSectorExpiration,
 		PollInterval:              cfg.Chain.DevnetBlockTime.Std(),
-	}, n.DB, n.Chain, n.Miner, sealing.NewDevnetSealer())
+	}, n.DB, n.Chain, sealing.MpoolSender{Node: n.Chain}, n.Miner, sealing.NewDevnetSealer())
 	if err != nil {
 		return n, fmt.Errorf("starting sealing: %w", err)
 	}

@@ -10,7 +10,9 @@ import (
 // Config tunes the sealing subsystem. Zero values take the defaults noted on
 // each field (Lotus' defaults where Lotus has one).
 type Config struct {
-	// Dir is the sectors directory; unsealed files live in Dir/unsealed/<n>.
+	// Dir is the storage path of the sectors, in Lotus' layout:
+	// Dir/sectorstore.json, and each sector's unsealed file in
+	// Dir/unsealed/s-t0<miner>-<number> (sealed/ and cache/ beside it).
 	Dir string
 	// SectorSize is the sector size: 2 KiB, 8 MiB, 512 MiB, 32 GiB or 64 GiB.
 	SectorSize abi.SectorSize
@@ -27,7 +29,8 @@ type Config struct {
 	// sooner than this (default 480).
 	StartEpochSealingBuffer abi.ChainEpoch
 	// AddPieceConcurrency bounds the AddPiece writes running at once, across
-	// sectors (default 4). Writes into one sector are always serialised.
+	// sectors (default 4). Writes into one sector take turns, in offset
+	// order.
 	AddPieceConcurrency int
 	// MaxProveCommitDuration is how long after its pre-commit a sector may
 	// still be proven (default 30 days + 150 epochs, the network's value).

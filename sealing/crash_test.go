@@ -98,7 +98,7 @@ func TestAddPieceKilled(t *testing.T) {
 		if _, err := s.AddPieceToAny(ctx, first.size, bytes.NewReader(first.data), dealFor(first, 10000)); err != nil {
 			t.Fatal(err)
 		}
-		s.db.Close()
+		s.st.db.Close()
 	}
 	victim := makePiece(t, 2, 3<<20, 4<<20)
 	plan := crashPlan{Seed: 2, Payload: 3 << 20, Size: 4 << 20, Deal: dealFor(victim, 10000)}

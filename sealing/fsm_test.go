@@ -173,7 +173,7 @@ func (m *minerChain) execute(msg *chain.Message, h abi.ChainEpoch) exitcode.Exit
 	return exitcode.Ok
 }
 
-func waitState(t *testing.T, s *Sealing, n abi.SectorNumber, states ...string) SectorInfo {
+func waitState(t *testing.T, s *Sealing, n abi.SectorNumber, states ...SectorState) SectorInfo {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -210,7 +210,7 @@ func TestSectorToProving(t *testing.T) {
 	defer sqldb.Close()
 	cfg := fsmConfig()
 	cfg.Dir = filepath.Join(dir, "sectors")
-	s, err := New(cfg, sqldb, mc, testMiner, NewDevnetSealer())
+	s, err := New(cfg, sqldb, mc, MpoolSender{mc}, testMiner, NewDevnetSealer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,14 +231,14 @@ func TestSectorToProving(t *testing.T) {
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(runCtx) }()
-	waitState(t, s, 1, StateWaitSeed, StateCommitting, StateSubmitCommit, StateFinalizeSector, StateProving)
+	waitState(t, s, 1, StateWaitSeed, StateCommitting, StateSubmitCommit, StateCommitWait, StateFinalizeSector, StateProving)
 	// Restart in the middle: a new Sealing on the same database resumes
 	// without sending a second pre-commit.
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	s2, err := New(cfg, sqldb, mc, testMiner, NewDevnetSealer())
+	s2, err := New(cfg, sqldb, mc, MpoolSender{mc}, testMiner, NewDevnetSealer())
 	if err != nil {
 		t.Fatal(err)
 	}

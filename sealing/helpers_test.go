@@ -52,7 +52,7 @@ func openTestDB(t testing.TB, dir string) *Sealing {
 	return openTestSealing(t, dir, Config{SectorSize: 2 << 10}, &fakeNode{height: 10})
 }
 
-func openTestSealing(t testing.TB, dir string, cfg Config, node chain.Node) *Sealing {
+func openTestSealing(t testing.TB, dir string, cfg Config, node Chain) *Sealing {
 	t.Helper()
 	ctx := context.Background()
 	sqldb, err := db.Open(ctx, filepath.Join(dir, "ferry.db"))
@@ -64,7 +64,7 @@ func openTestSealing(t testing.TB, dir string, cfg Config, node chain.Node) *Sea
 	if cfg.SectorSize == 0 {
 		cfg.SectorSize = 2 << 10
 	}
-	s, err := New(cfg, sqldb, node, testMiner, nil)
+	s, err := New(cfg, sqldb, node, nil, testMiner, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
