@@ -215,6 +215,7 @@ func TestSectorToProving(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ps []testPiece
+	var deals []Deal
 	for i, sz := range []abi.PaddedPieceSize{256, 512} {
 		p := makePiece(t, int64(i), int(sz)/2, sz)
 		d := dealFor(p, 100000)
@@ -226,7 +227,10 @@ func TestSectorToProving(t *testing.T) {
 		if _, err := s.AddPieceToAny(ctx, p.size, bytes.NewReader(p.data), d); err != nil {
 			t.Fatal(err)
 		}
-		ps = append(ps, p)
+		ps, deals = append(ps, p), append(deals, d)
+	}
+	if st, err := s.SectorStatus(ctx, deals[0].UUID); err != nil || st != (DealSectorStatus{Sector: 1, State: StateWaitDeals}) {
+		t.Fatalf("status of a deal in an open sector: %+v %v", st, err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -259,6 +263,11 @@ func TestSectorToProving(t *testing.T) {
 	}
 	if si.CommD == nil || si.Unsealed || si.PackReason != "wait-timeout" {
 		t.Fatalf("proving sector: %+v", si)
+	}
+	for _, d := range deals {
+		if st, err := s2.SectorStatus(context.Background(), d.UUID); err != nil || st != (DealSectorStatus{Sector: 1, State: StateProving, Proven: true}) {
+			t.Fatalf("status of a deal in a proving sector: %+v %v", st, err)
+		}
 	}
 	for _, p := range ps {
 		if _, err := s2.ReadPiece(context.Background(), p.cid); !errors.Is(err, ErrNoUnsealedCopy) {
