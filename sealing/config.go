@@ -46,6 +46,10 @@ type Config struct {
 	// PollInterval is how often the sector state machine looks at the chain
 	// and the timers (default 1s; tests use milliseconds).
 	PollInterval time.Duration
+	// MessageConfidence is how many epochs on top of its execution a
+	// pre-commit or prove-commit is waited for (default 5, Lotus'
+	// build.MessageConfidence).
+	MessageConfidence uint64
 	// RetryDelay is how long a failed step waits before it is retried
 	// (default 1 minute).
 	RetryDelay time.Duration
@@ -62,6 +66,7 @@ const (
 	DefaultAddPieceConcurrency     = 4
 	DefaultPreCommitChallengeDelay = abi.ChainEpoch(150)
 	DefaultPollInterval            = time.Second
+	DefaultMessageConfidence       = 5
 	DefaultRetryDelay              = time.Minute
 	DefaultMaxRetries              = 5
 )
@@ -90,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = DefaultPollInterval
+	}
+	if c.MessageConfidence == 0 {
+		c.MessageConfidence = DefaultMessageConfidence
 	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = DefaultRetryDelay

@@ -2,7 +2,6 @@ package sealing
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
@@ -23,9 +22,7 @@ type Chain interface {
 }
 
 // MessageSender sends chain messages from one address with nonces it
-// assigns, once per id. It is the Send half of the project's one message
-// sender (chain/sender): sealing looks receipts up itself, one sector at a
-// time on each pass, so that no message holds up the other sectors.
+// assigns, once per id: the worker's chain/sender.Sender (contracts §1).
 type MessageSender interface {
 	// Send signs and pushes msg (From, To, Value, Method, Params set;
 	// nonce and gas filled in by the sender, the fee bounded by
@@ -34,39 +31,9 @@ type MessageSender interface {
 	// returns the CID of the one already sent (pushing it again if the
 	// pool lost it).
 	Send(ctx context.Context, id uuid.UUID, msg *chain.Message, spec *chain.MessageSendSpec) (cid.Cid, error)
-}
-
-// MpoolPusher is a node that signs and pushes messages itself, with the
-// key of their sender: Lotus' MpoolPushMessage (the key in the node's
-// wallet) and the devnet's.
-type MpoolPusher interface {
-	MpoolPushMessage(ctx context.Context, msg *chain.Message, spec *chain.MessageSendSpec) (*chain.SignedMessage, error)
-}
-
-// MpoolSender is a MessageSender over MpoolPushMessage: the node assigns
-// the nonce and signs, and the id goes as the message's MsgUuid, which
-// Lotus uses to return the message it already sent. A node that does not
-// keep MsgUuids (the devnet) may send a second message when Send is called
-// again for an id whose CID was never recorded; the sector steps check the
-// chain before they send, which catches what landed.
-type MpoolSender struct {
-	Node MpoolPusher
-}
-
-// Send pushes msg through the node as the message named id.
-func (m MpoolSender) Send(ctx context.Context, id uuid.UUID, msg *chain.Message, spec *chain.MessageSendSpec) (cid.Cid, error) {
-	sp := chain.MessageSendSpec{}
-	if spec != nil {
-		sp = *spec
-	}
-	sp.MsgUuid = id
-	sm, err := m.Node.MpoolPushMessage(ctx, msg, &sp)
-	if err != nil {
-		return cid.Undef, fmt.Errorf("pushing message %s: %w", id, err)
-	}
-	c, err := sm.Cid()
-	if err != nil {
-		return cid.Undef, fmt.Errorf("message %s: CID: %w", id, err)
-	}
-	return c, nil
+	// Wait waits until the message sent as id has executed with
+	// confidence epochs on top and returns its lookup (Message is the
+	// CID that executed, should it have been replaced). An id never sent
+	// is sender.ErrUnknownID.
+	Wait(ctx context.Context, id uuid.UUID, confidence uint64) (*chain.MsgLookup, error)
 }

@@ -19,10 +19,13 @@
 // Packing fills the rest with zero pieces. PreCommit1 picks the ticket,
 // PreCommit2 has the Sealer compute CommD and CommR (CommD checked against
 // the one the chain computes from the deals), SubmitPreCommitBatch sends a
-// PreCommitSectorBatch2 and PreCommitBatchWait waits for it, WaitSeed waits
-// PreCommitChallengeDelay, Committing has the Sealer prove, SubmitCommit
-// sends the ProveCommitSector and CommitWait waits until the sector is
-// proven; FinalizeSector drops the unsealed copy unless a deal keeps it.
+// PreCommitSectorBatch2 through the worker's MessageSender and
+// PreCommitBatchWait waits for it (MessageConfidence epochs, in a goroutine
+// of its own so no other sector waits; the sender pushes it again when it
+// has to), WaitSeed waits PreCommitChallengeDelay, Committing has the Sealer
+// prove, SubmitCommit sends the ProveCommitSector and CommitWait waits until
+// the sector is proven; FinalizeSector drops the unsealed copy unless a deal
+// keeps it.
 // Failures go to SealPreCommit1Failed, PreCommitFailed, ComputeProofFailed
 // or CommitFailed, which retry after RetryDelay (looking at the chain first)
 // and stop in FailedUnrecoverable after MaxRetries. One table

@@ -19,12 +19,14 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/piece"
 )
 
 // Run drives every sector through its states until ctx ends, resuming the
 // sectors persisted by an earlier run. It returns nil when ctx ends.
 func (s *Sealing) Run(ctx context.Context) error {
+	defer s.waiters.Wait()
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
 	for {
@@ -243,13 +245,58 @@ func (s *Sealing) send(ctx context.Context, n abi.SectorNumber, id uuid.UUID, se
 	}, &chain.MessageSendSpec{MaxFee: big.Zero()})
 }
 
-// lookup returns the executed message's receipt, or nil while it is pending.
-func (s *Sealing) lookup(ctx context.Context, msg cid.Cid) (*chain.MsgLookup, error) {
-	l, err := s.node.StateSearchMsg(ctx, chain.EmptyTSK, msg, -1, true)
-	if err != nil {
-		return nil, fmt.Errorf("looking up message %s: %w", msg, err)
+// await has a goroutine of its own wait for the message sent as id (one
+// per id, ended when ctx, Run's, ends) and then hand its receipt to done;
+// a failure is recorded as the sector's last error and the next pass waits
+// again. msg is the CID recorded when the message was sent: a message sent
+// before the sender kept its messages is unknown to it and followed by CID.
+func (s *Sealing) await(ctx context.Context, n abi.SectorNumber, id uuid.UUID, msg *cid.Cid, done func(context.Context, *chain.MsgLookup) error) {
+	s.mu.Lock()
+	if s.awaited[id] {
+		s.mu.Unlock()
+		return
 	}
-	return l, nil
+	s.awaited[id] = true
+	s.waiters.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.waiters.Done()
+		l, err := s.sender.Wait(ctx, id, s.cfg.MessageConfidence)
+		if errors.Is(err, sender.ErrUnknownID) && msg != nil {
+			l, err = s.search(ctx, *msg)
+		}
+		if err == nil {
+			err = done(ctx, l)
+		}
+		if err != nil && ctx.Err() == nil {
+			_ = s.st.setLastError(ctx, n, fmt.Sprintf("sector %d: waiting for message %s: %v", n, id, err))
+		}
+		s.mu.Lock()
+		delete(s.awaited, id)
+		s.mu.Unlock()
+		s.nudge()
+	}()
+}
+
+// search looks for an executed message by CID on every poll until it is
+// found or ctx ends.
+func (s *Sealing) search(ctx context.Context, msg cid.Cid) (*chain.MsgLookup, error) {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		l, err := s.node.StateSearchMsg(ctx, chain.EmptyTSK, msg, -1, true)
+		if err != nil {
+			return nil, fmt.Errorf("looking up message %s: %w", msg, err)
+		}
+		if l != nil {
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // preCommitted returns the sector's pre-commit on chain, or nil.
@@ -321,7 +368,8 @@ func (s *Sealing) handleSubmitPreCommit(ctx context.Context, r *sectorRow) error
 	return s.st.recordPreCommitSent(ctx, r.Number, c)
 }
 
-// handlePreCommitWait waits for the pre-commit to execute.
+// handlePreCommitWait waits for the pre-commit to execute: through the
+// sender, which pushes it again or under a new nonce when it has to.
 func (s *Sealing) handlePreCommitWait(ctx context.Context, r *sectorRow) error {
 	pci, err := s.preCommitted(ctx, r.Number)
 	if err != nil {
@@ -330,17 +378,16 @@ func (s *Sealing) handlePreCommitWait(ctx context.Context, r *sectorRow) error {
 	if pci != nil {
 		return s.preCommitLanded(ctx, r, pci.PreCommitEpoch)
 	}
-	if r.PreCommitMsg == nil {
-		return fmt.Errorf("sector %d: waiting for a pre-commit that has no message CID", r.Number)
+	if r.preCommitID == uuid.Nil {
+		return fmt.Errorf("sector %d: waiting for a pre-commit that has no message id", r.Number)
 	}
-	l, err := s.lookup(ctx, *r.PreCommitMsg)
-	if err != nil || l == nil {
-		return err
-	}
-	if l.Receipt.ExitCode != exitcode.Ok {
-		return s.toFailed(ctx, r, StatePreCommitFailed, fmt.Errorf("pre-commit message %s failed: exit code %d", r.PreCommitMsg, l.Receipt.ExitCode))
-	}
-	return s.preCommitLanded(ctx, r, l.Height)
+	s.await(ctx, r.Number, r.preCommitID, r.PreCommitMsg, func(ctx context.Context, l *chain.MsgLookup) error {
+		if l.Receipt.ExitCode != exitcode.Ok {
+			return s.toFailed(ctx, r, StatePreCommitFailed, fmt.Errorf("pre-commit message %s failed: exit code %d", l.Message, l.Receipt.ExitCode))
+		}
+		return s.preCommitLanded(ctx, r, l.Height)
+	})
+	return nil
 }
 
 func (s *Sealing) handleWaitSeed(ctx context.Context, r *sectorRow) error {
@@ -390,8 +437,9 @@ func (s *Sealing) handleSubmitCommit(ctx context.Context, r *sectorRow) error {
 	return s.st.recordCommitSent(ctx, r.Number, c)
 }
 
-// handleCommitWait waits for the prove-commit to execute and the sector to
-// be proven (at the end of the epoch it executed in).
+// handleCommitWait waits for the prove-commit to execute, through the
+// sender, and the sector to be proven (at the end of the epoch the message
+// executed in).
 func (s *Sealing) handleCommitWait(ctx context.Context, r *sectorRow) error {
 	si, err := s.proven(ctx, r.Number)
 	if err != nil {
@@ -401,17 +449,16 @@ func (s *Sealing) handleCommitWait(ctx context.Context, r *sectorRow) error {
 		_, err := s.st.setState(ctx, r.Number, StateFinalizeSector, "", r.State)
 		return err
 	}
-	if r.CommitMsg == nil {
-		return fmt.Errorf("sector %d: waiting for a prove-commit that has no message CID", r.Number)
+	if r.commitID == uuid.Nil {
+		return fmt.Errorf("sector %d: waiting for a prove-commit that has no message id", r.Number)
 	}
-	l, err := s.lookup(ctx, *r.CommitMsg)
-	if err != nil || l == nil {
-		return err
-	}
-	if l.Receipt.ExitCode != exitcode.Ok {
-		return s.toFailed(ctx, r, StateCommitFailed, fmt.Errorf("prove-commit message %s failed: exit code %d", r.CommitMsg, l.Receipt.ExitCode))
-	}
-	return nil // executed; the sector activates at the end of the epoch
+	s.await(ctx, r.Number, r.commitID, r.CommitMsg, func(ctx context.Context, l *chain.MsgLookup) error {
+		if l.Receipt.ExitCode != exitcode.Ok {
+			return s.toFailed(ctx, r, StateCommitFailed, fmt.Errorf("prove-commit message %s failed: exit code %d", l.Message, l.Receipt.ExitCode))
+		}
+		return nil // the next pass finds the sector proven
+	})
+	return nil
 }
 
 // handleFinalize removes the unsealed copy when no deal asked to keep it.
@@ -437,7 +484,7 @@ func (s *Sealing) handleFinalize(ctx context.Context, r *sectorRow) error {
 // toFailed records a failed step in its failure state, whose handler
 // retries it after RetryDelay.
 func (s *Sealing) toFailed(ctx context.Context, r *sectorRow, state SectorState, cause error) error {
-	if err := s.st.recordFailure(ctx, r.Number, state, cause.Error(), s.st.now().Add(s.cfg.RetryDelay)); err != nil {
+	if err := s.st.recordFailure(ctx, r.Number, r.State, state, cause.Error(), s.st.now().Add(s.cfg.RetryDelay)); err != nil {
 		return fmt.Errorf("%w (and recording the failure: %v)", cause, err)
 	}
 	return nil

@@ -20,6 +20,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/piece"
 )
@@ -127,6 +128,49 @@ func (m *minerChain) MpoolPushMessage(ctx context.Context, msg *chain.Message, s
 	return sm, nil
 }
 
+// pushSender is the MessageSender of the tests: MpoolPushMessage with the
+// id as MsgUuid, which minerChain answers with the message it already has;
+// Wait follows the chain until the message has executed with confidence
+// epochs on top.
+type pushSender struct{ m *minerChain }
+
+func (p pushSender) Send(ctx context.Context, id uuid.UUID, msg *chain.Message, spec *chain.MessageSendSpec) (cid.Cid, error) {
+	sp := *spec
+	sp.MsgUuid = id
+	sm, err := p.m.MpoolPushMessage(ctx, msg, &sp)
+	if err != nil {
+		return cid.Undef, err
+	}
+	return sm.Cid()
+}
+
+func (p pushSender) Wait(ctx context.Context, id uuid.UUID, confidence uint64) (*chain.MsgLookup, error) {
+	p.m.mu.Lock()
+	sm := p.m.byUUID[id]
+	p.m.mu.Unlock()
+	if sm == nil {
+		return nil, fmt.Errorf("waiting for %s: %w", id, sender.ErrUnknownID)
+	}
+	c, err := sm.Cid()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		l, err := p.m.StateSearchMsg(ctx, chain.EmptyTSK, c, -1, true)
+		if err != nil {
+			return nil, err
+		}
+		if l != nil && p.m.head() >= l.Height+abi.ChainEpoch(confidence) {
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 // execute applies a miner message at height h. Call with m.mu.
 func (m *minerChain) execute(msg *chain.Message, h abi.ChainEpoch) exitcode.ExitCode {
 	switch msg.Method {
@@ -210,7 +254,7 @@ func TestSectorToProving(t *testing.T) {
 	defer sqldb.Close()
 	cfg := fsmConfig()
 	cfg.Dir = filepath.Join(dir, "sectors")
-	s, err := New(cfg, sqldb, mc, MpoolSender{mc}, testMiner, NewDevnetSealer())
+	s, err := New(cfg, sqldb, mc, pushSender{mc}, testMiner, NewDevnetSealer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +286,7 @@ func TestSectorToProving(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	s2, err := New(cfg, sqldb, mc, MpoolSender{mc}, testMiner, NewDevnetSealer())
+	s2, err := New(cfg, sqldb, mc, pushSender{mc}, testMiner, NewDevnetSealer())
 	if err != nil {
 		t.Fatal(err)
 	}

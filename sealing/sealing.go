@@ -67,8 +67,9 @@ type Sealing struct {
 
 	openFile openFunc // opens unsealed files; tests inject failures here
 
-	sem  chan struct{} // bounds concurrent AddPiece writes
-	wake chan struct{} // nudges Run
+	sem     chan struct{}  // bounds concurrent AddPiece writes
+	wake    chan struct{}  // nudges Run
+	waiters sync.WaitGroup // goroutines waiting for chain messages, ended with Run
 
 	mu       sync.Mutex                     // guards placement decisions, write turns and the fields below
 	changed  chan struct{}                  // closed when sectors or turns change, then replaced
@@ -76,6 +77,7 @@ type Sealing struct {
 	held     map[abi.SectorNumber]int       // AddPieceToAny calls holding a reservation, per sector
 	writer   map[abi.SectorNumber]uuid.UUID // the deal whose piece is being written, per sector
 	failed   map[abi.SectorNumber]error     // last AddPiece failure per sector, until its calls end
+	awaited  map[uuid.UUID]bool             // message ids a goroutine waits for
 }
 
 // New returns a Sealing for miner maddr that keeps its sectors in the Lotus
@@ -118,6 +120,7 @@ func New(cfg Config, sqldb *sql.DB, node Chain, sender MessageSender, maddr addr
 		held:     make(map[abi.SectorNumber]int),
 		writer:   make(map[abi.SectorNumber]uuid.UUID),
 		failed:   make(map[abi.SectorNumber]error),
+		awaited:  make(map[uuid.UUID]bool),
 	}, nil
 }
 

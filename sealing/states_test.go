@@ -12,8 +12,10 @@ import (
 
 	"github.com/filecoin-project/go-state-types/builtin"
 	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
 	"github.com/pressly/goose/v3"
 
+	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
 )
 
@@ -111,7 +113,7 @@ func TestMigrationFromSubmitPreCommit(t *testing.T) {
 	cfg := fsmConfig()
 	cfg.Dir = filepath.Join(dir, "sectors")
 	cfg.WaitDealsDelay = time.Hour
-	s, err := New(cfg, sqldb, mc, MpoolSender{mc}, testMiner, NewDevnetSealer())
+	s, err := New(cfg, sqldb, mc, pushSender{mc}, testMiner, NewDevnetSealer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,10 +121,22 @@ func TestMigrationFromSubmitPreCommit(t *testing.T) {
 	if err != nil || si.State != StateSubmitPreCommitBatch {
 		t.Fatalf("migrated sector: %s %v", si.State, err)
 	}
-	s.step(ctx)
-	s.step(ctx)
+	// The message executed; the sender never saw it (it was pushed before
+	// chain/sender), so it is followed by its CID.
+	mc.receipts[cid.MustParse(msg)] = &chain.MsgLookup{Message: cid.MustParse(msg), Height: 5}
+	runCtx, stop := context.WithCancel(ctx)
+	s.step(runCtx)
 	if si, _ = s.Sector(ctx, 1); si.State != StatePreCommitBatchWait || si.PreCommitMsg == nil || si.PreCommitMsg.String() != msg {
-		t.Fatalf("after two steps: %s, message %v", si.State, si.PreCommitMsg)
+		t.Fatalf("after a step: %s, message %v", si.State, si.PreCommitMsg)
+	}
+	s.step(runCtx) // the pre-commit is awaited, by CID
+	for deadline := time.Now().Add(15 * time.Second); si.State == StatePreCommitBatchWait && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		si, _ = s.Sector(ctx, 1)
+	}
+	stop()
+	s.waiters.Wait()
+	if si.State != StateWaitSeed || si.PreCommitEpoch != 5 || si.SeedEpoch != 5+fsmConfig().PreCommitChallengeDelay {
+		t.Fatalf("sector whose pre-commit executed at 5: %s, epoch %d (%s)", si.State, si.PreCommitEpoch, si.LastError)
 	}
 	if n := mc.pushes[builtin.MethodsMiner.PreCommitSectorBatch2]; n != 0 {
 		t.Fatalf("%d pre-commits sent for a sector whose pre-commit was sent", n)

@@ -674,11 +674,12 @@ func (st *store) recordCommitSent(ctx context.Context, n abi.SectorNumber, msg c
 	return err
 }
 
-// recordFailure moves a sector to the failure state of a step, counting
-// the retry and when it may be made.
-func (st *store) recordFailure(ctx context.Context, n abi.SectorNumber, state SectorState, cause string, retryAfter time.Time) error {
+// recordFailure moves a sector from the state of a step to its failure
+// state, counting the retry and when it may be made.
+func (st *store) recordFailure(ctx context.Context, n abi.SectorNumber, from, state SectorState, cause string, retryAfter time.Time) error {
 	_, err := st.exec(ctx, "recording a failure", n, `UPDATE sealing_sectors SET state = ?, last_error = ?, retries = retries + 1,
-		retry_after = ?, updated_at = ? WHERE number = ?`, string(state), cause, retryAfter.UnixNano(), st.now().UnixNano(), int64(n))
+		retry_after = ?, updated_at = ? WHERE number = ? AND state = ?`,
+		string(state), cause, retryAfter.UnixNano(), st.now().UnixNano(), int64(n), string(from))
 	return err
 }
 
