@@ -49,20 +49,25 @@ func (s *Sealing) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize,
 		return Placement{}, errors.New("adding piece: deal UUID is not set")
 	}
 
-	release, err := s.claimDeal(ctx, d)
+	release, err := s.claimDeal(ctx, d.UUID)
 	if err != nil {
 		return Placement{}, err
 	}
 	defer release()
 
-	pl, written, found, err := s.resume(ctx, d)
+	pl, owner, written, found, releaseOwner, err := s.resume(ctx, d)
 	if err != nil {
 		return Placement{}, err
+	}
+	if releaseOwner != nil {
+		defer releaseOwner()
 	}
 	if written {
 		return pl, nil
 	}
-	if !found {
+	if found {
+		d.UUID = owner // the same chain deal reserved under another UUID goes on as that one
+	} else {
 		h, err := headHeight(ctx, s.node)
 		if err != nil {
 			return Placement{}, fmt.Errorf("adding piece of deal %s: %w", d.UUID, err)
@@ -85,41 +90,58 @@ func (s *Sealing) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize,
 
 // claimDeal makes sure only one AddPieceToAny per deal runs in this process;
 // a second call waits for the first and then sees its result in the DB.
-func (s *Sealing) claimDeal(ctx context.Context, d Deal) (func(), error) {
+func (s *Sealing) claimDeal(ctx context.Context, id uuid.UUID) (func(), error) {
 	for {
 		s.mu.Lock()
-		ch, busy := s.inflight[d.UUID]
-		if !busy {
-			ch = make(chan struct{})
-			s.inflight[d.UUID] = ch
-			s.mu.Unlock()
-			return func() {
-				s.mu.Lock()
-				delete(s.inflight, d.UUID)
-				s.broadcastLocked() // a waiting call may now find this deal's reservation stale
-				s.mu.Unlock()
-				close(ch)
-			}, nil
-		}
+		release, ch := s.claimLocked(id)
 		s.mu.Unlock()
+		if release != nil {
+			return release, nil
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("adding piece of deal %s: waiting for an earlier call for the same deal: %w", d.UUID, ctx.Err())
+			return nil, fmt.Errorf("adding piece of deal %s: waiting for an earlier call for the same deal: %w", id, ctx.Err())
 		}
 	}
 }
 
+// claimLocked claims deal id for this call and returns how to release it,
+// or, when a call holds it, a channel closed when that call ends. Call with
+// s.mu.
+func (s *Sealing) claimLocked(id uuid.UUID) (func(), <-chan struct{}) {
+	if ch, busy := s.inflight[id]; busy {
+		return nil, ch
+	}
+	ch := make(chan struct{})
+	s.inflight[id] = ch
+	return func() {
+		s.mu.Lock()
+		delete(s.inflight, id)
+		s.broadcastLocked() // a waiting call may now find this deal's reservation stale
+		s.mu.Unlock()
+		close(ch)
+	}, nil
+}
+
 // resume looks the deal's placement up; a reservation found is held by this
-// call from then on.
-func (s *Sealing) resume(ctx context.Context, d Deal) (pl Placement, written, found bool, err error) {
+// call from then on, under the UUID it was made for (owner: a chain deal
+// given again under another UUID is the same deal, and then claimed too
+// until releaseOwner).
+func (s *Sealing) resume(ctx context.Context, d Deal) (pl Placement, owner uuid.UUID, written, found bool, releaseOwner func(), err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	pl, written, found, err = s.st.dealPlacement(ctx, d)
-	if err == nil && found && !written {
-		s.held[pl.Sector]++
+	pl, owner, written, found, err = s.st.dealPlacement(ctx, d)
+	if err != nil || !found || written {
+		return pl, owner, written, found, nil, err
 	}
-	return pl, written, found, err
+	if owner != d.UUID {
+		if releaseOwner, _ = s.claimLocked(owner); releaseOwner == nil {
+			return pl, owner, false, false, nil, fmt.Errorf("adding piece of deal %s: chain deal %d is being added as deal %s", d.UUID, d.DealID, owner)
+		}
+	}
+	s.held[pl.Sector]++
+	return pl, owner, written, found, releaseOwner, nil
 }
 
 // place reserves the piece's placement, waiting for room when every open
@@ -244,7 +266,7 @@ func (s *Sealing) takeTurn(ctx context.Context, deal uuid.UUID, pl Placement) (P
 
 // currentPlacement re-reads the deal's reservation.
 func (s *Sealing) currentPlacement(ctx context.Context, deal uuid.UUID, pl Placement) (Placement, error) {
-	cur, _, found, err := s.st.dealPlacement(ctx, Deal{UUID: deal})
+	cur, _, _, found, err := s.st.dealPlacement(ctx, Deal{UUID: deal})
 	if err == nil && !found {
 		err = fmt.Errorf("deal %s: its reservation in sector %d is gone", deal, pl.Sector)
 	}

@@ -93,7 +93,7 @@ func TestCrashChild(t *testing.T) {
 	victim := plan.Victim.piece(t)
 	// Some of the victim's bytes are in its range of the file.
 	written := func() bool {
-		pl, _, found, err := s.st.dealPlacement(ctx, plan.Victim.Deal)
+		pl, _, _, found, err := s.st.dealPlacement(ctx, plan.Victim.Deal)
 		if err != nil || !found {
 			return false
 		}
@@ -109,7 +109,7 @@ func TestCrashChild(t *testing.T) {
 	var ready func() bool
 	if plan.Behind != nil {
 		ready = func() bool {
-			_, _, found, _ := s.st.dealPlacement(ctx, plan.Behind.Deal)
+			_, _, _, found, _ := s.st.dealPlacement(ctx, plan.Behind.Deal)
 			return found
 		}
 	}

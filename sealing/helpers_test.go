@@ -156,7 +156,7 @@ func waitReserved(t testing.TB, s *Sealing, d Deal) Placement {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
-		pl, _, found, err := s.st.dealPlacement(context.Background(), d)
+		pl, _, _, found, err := s.st.dealPlacement(context.Background(), d)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/google/uuid"
 )
 
 func TestLayoutFrom(t *testing.T) {
@@ -213,5 +214,32 @@ func TestAddPieceReaderFailsMidSector(t *testing.T) {
 		t.Fatalf("second piece: %+v %v", r.pl, r.err)
 	}
 	checkPayload(t, readBack(t, s, b.cid), b)
+	checkSector(t, s, 1)
+}
+
+// A chain deal reserved under one deal UUID (a crash left it unwritten) and
+// given again under another is written once, at its reservation.
+func TestAddPieceSameChainDealOtherUUID(t *testing.T) {
+	ctx := context.Background()
+	s := openTestDB(t, t.TempDir())
+	p := makePiece(t, 1, 300, 512)
+	d1 := dealFor(p, 10000)
+	d1.DealID = 55
+	newSector := func([]openSector, int) (int, error) { return -1, nil }
+	res, err := s.st.reserve(ctx, d1, 512, s.proof, newSector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2 := d1
+	d2.UUID = uuid.New()
+	pl, err := s.AddPieceToAny(ctx, p.size, bytes.NewReader(p.data), d2)
+	if err != nil || pl != res {
+		t.Fatalf("placed at %+v (%v), reserved at %+v", pl, err, res)
+	}
+	si, _ := s.Sector(ctx, 1)
+	if si.Deals != 1 || !si.Pieces[0].Written || *si.Pieces[0].DealUUID != d1.UUID {
+		t.Fatalf("sector 1: %+v", si.Pieces)
+	}
+	checkPayload(t, readBack(t, s, p.cid), p)
 	checkSector(t, s, 1)
 }

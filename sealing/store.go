@@ -71,20 +71,23 @@ func stateArgs(states []SectorState) []any {
 // --- pieces and placements ---
 
 // dealPlacement finds the placement recorded for a deal, by UUID or chain
-// deal ID, and whether its bytes are written.
-func (st *store) dealPlacement(ctx context.Context, d Deal) (pl Placement, written, found bool, err error) {
+// deal ID, the UUID it was recorded for and whether its bytes are written.
+func (st *store) dealPlacement(ctx context.Context, d Deal) (pl Placement, owner uuid.UUID, written, found bool, err error) {
 	var n, off, size int64
-	var status string
-	err = st.db.QueryRowContext(ctx, `SELECT sector, piece_offset, size, status FROM sealing_pieces
+	var status, du string
+	err = st.db.QueryRowContext(ctx, `SELECT sector, piece_offset, size, status, deal_uuid FROM sealing_pieces
 		WHERE kind = ? AND (deal_uuid = ? OR (? > 0 AND deal_id = ?)) LIMIT 1`,
-		kindDeal, d.UUID.String(), int64(d.DealID), int64(d.DealID)).Scan(&n, &off, &size, &status)
+		kindDeal, d.UUID.String(), int64(d.DealID), int64(d.DealID)).Scan(&n, &off, &size, &status, &du)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Placement{}, false, false, nil
+		return Placement{}, uuid.Nil, false, false, nil
+	}
+	if err == nil {
+		owner, err = uuid.Parse(du)
 	}
 	if err != nil {
-		return Placement{}, false, false, fmt.Errorf("looking up the placement of deal %s: %w", d.UUID, err)
+		return Placement{}, uuid.Nil, false, false, fmt.Errorf("looking up the placement of deal %s: %w", d.UUID, err)
 	}
-	return Placement{Sector: abi.SectorNumber(n), Offset: abi.PaddedPieceSize(off), Size: abi.PaddedPieceSize(size)}, status == statusDone, true, nil
+	return Placement{Sector: abi.SectorNumber(n), Offset: abi.PaddedPieceSize(off), Size: abi.PaddedPieceSize(size)}, owner, status == statusDone, true, nil
 }
 
 // placeFunc chooses, among the open sectors, the one a piece goes to: an
