@@ -96,7 +96,7 @@ type SectorInfo struct {
 	State          SectorState
 	SealProof      abi.RegisteredSealProof
 	SectorSize     abi.SectorSize
-	Used           abi.PaddedPieceSize // padded bytes taken by pieces and fillers
+	Used           abi.PaddedPieceSize // padded bytes taken by pieces, reservations and their fillers
 	Deals          int
 	Pieces         []SectorPiece
 	OpenedAt       time.Time
