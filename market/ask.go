@@ -120,7 +120,7 @@ func (p *Provider) Status(ctx context.Context, req *wire.DealStatusRequest) wire
 	}
 	st := &wire.DealStatus{
 		Error:             d.Error,
-		Status:            d.Checkpoint,
+		Status:            d.Checkpoint.String(),
 		SealingStatus:     d.SealingState,
 		Proposal:          d.Proposal.Proposal,
 		SignedProposalCid: d.SignedCID,

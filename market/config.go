@@ -27,25 +27,6 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 )
 
-// Checkpoint names, in pipeline order; the status protocol reports them.
-const (
-	Accepted            = "Accepted"
-	Transferred         = "Transferred"
-	Published           = "Published"
-	PublishConfirmed    = "PublishConfirmed"
-	AddedPiece          = "AddedPiece"
-	IndexedAndAnnounced = "IndexedAndAnnounced"
-	Complete            = "Complete"
-)
-
-// Retry states of a deal after an error.
-const (
-	RetryNone   = ""       // running (or complete)
-	RetryAuto   = "auto"   // retried automatically after a back-off
-	RetryManual = "manual" // waits for an operator's Retry or Fail
-	RetryFatal  = "fatal"  // failed for good; tags released
-)
-
 // Reference defaults (Boost's), used for zero Config fields.
 const (
 	DefaultExpectedSealDuration    = 24 * time.Hour

@@ -688,7 +688,7 @@ func (h *harness) sign(prop *market.DealProposal, params *wire.DealParams) {
 	params.ClientDealProposal = market.ClientDealProposal{Proposal: *prop, ClientSignature: *sig}
 }
 
-func (h *harness) waitFor(id uuid.UUID, want func(*DealInfo) bool, what string) *DealInfo {
+func (h *harness) waitFor(id uuid.UUID, want func(*DealInfo) bool, what any) *DealInfo {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -699,6 +699,6 @@ func (h *harness) waitFor(id uuid.UUID, want func(*DealInfo) bool, what string) 
 		time.Sleep(5 * time.Millisecond)
 	}
 	d, err := h.p.Deal(context.Background(), id)
-	h.t.Fatalf("deal %s never reached %s: %+v %v", id, what, d, err)
+	h.t.Fatalf("deal %s never reached %v: %+v %v", id, what, d, err)
 	return nil
 }

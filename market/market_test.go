@@ -520,7 +520,7 @@ func TestStatusAndAsk(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := h.p.Status(ctx, &wire.DealStatusRequest{DealUUID: params.DealUUID, Signature: *sig})
-	if resp.Error != "" || resp.DealStatus == nil || resp.DealStatus.Status != Complete || resp.DealStatus.PublishCid == nil ||
+	if resp.Error != "" || resp.DealStatus == nil || resp.DealStatus.Status != Complete.String() || resp.DealStatus.PublishCid == nil ||
 		resp.DealStatus.ChainDealID == 0 || resp.NBytesReceived != 1000 || resp.TransferSize != 1000 || resp.DealStatus.SealingStatus != ProvingState {
 		t.Fatalf("status: %+v %+v", resp, resp.DealStatus)
 	}
@@ -660,7 +660,7 @@ func TestKickWhileStopping(t *testing.T) {
 			return
 		}
 		switch cp {
-		case PublishConfirmed:
+		case PublishConfirmed.String():
 			close(confirmed) // the publisher kicks the deal right after this
 		case "Waiting":
 			once.Do(func() {

@@ -42,8 +42,8 @@ type DealInfo struct {
 	TransferSize  uint64
 	BytesReceived uint64
 	AddPieceBytes uint64 `json:",omitempty"` // at PublishConfirmed: staged bytes AddPiece has read into a sector so far
-	Checkpoint    string
-	Retry         string  `json:",omitempty"`
+	Checkpoint    Checkpoint
+	Retry         RetryState `json:",omitempty"`
 	Retries       int     `json:",omitempty"`
 	Error         string  `json:",omitempty"`
 	PublishCID    string  `json:",omitempty"`
@@ -228,17 +228,17 @@ func (p *Provider) Cancel(ctx context.Context, id uuid.UUID) error {
 	if d.Retry == RetryFatal {
 		return fmt.Errorf("deal %s has already failed", id)
 	}
-	if d.Checkpoint != Accepted && d.Checkpoint != Transferred {
+	if d.Checkpoint >= Published {
 		return fmt.Errorf("deal %s is past publishing (checkpoint %s) and can no longer be cancelled; use fail", id, d.Checkpoint)
 	}
 	p.stopRunning(id)
 	// The publisher may have taken the deal in the meantime: only a deal
 	// still before Published is cancelled.
-	var cp string
+	var cp Checkpoint
 	if err := p.d.DB.QueryRowContext(ctx, `SELECT checkpoint FROM market_deals WHERE uuid = ?`, id.String()).Scan(&cp); err != nil {
 		return fmt.Errorf("cancelling deal %s: %w", id, err)
 	}
-	if cp != Accepted && cp != Transferred {
+	if cp >= Published {
 		return fmt.Errorf("deal %s was published while being cancelled", id)
 	}
 	return p.failDeal(ctx, id, "cancelled by the operator")
@@ -352,7 +352,7 @@ func sameAddrs(a, b []abi.Multiaddrs) bool {
 // DealCount is how many deals are in one state and checkpoint.
 type DealCount struct {
 	State      string // StateActive, StateFailed, StateComplete or StateEnded
-	Checkpoint string
+	Checkpoint Checkpoint
 	N          int64
 }
 

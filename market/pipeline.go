@@ -3,6 +3,7 @@ package market
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,172 @@ import (
 	"github.com/ferry-fil/ferry/internal/iocount"
 	"github.com/ferry-fil/ferry/piece"
 )
+
+// Checkpoint is the last step of the pipeline a deal finished. Checkpoints
+// are ordered: a deal only ever moves to the next one. The status protocol,
+// the database, the operator API and the metrics all use the names of
+// SPEC.md §1, which the table of steps (pipeline) holds.
+type Checkpoint uint8
+
+// The checkpoints, in pipeline order.
+const (
+	Accepted Checkpoint = iota + 1
+	Transferred
+	Published
+	PublishConfirmed
+	AddedPiece
+	IndexedAndAnnounced
+	Complete
+)
+
+// waitOn is the set of things the step from a checkpoint may wait for
+// besides its own work.
+type waitOn uint8
+
+const (
+	waitImport    waitOn = 1 << iota // an operator's import-data (offline deals)
+	waitPublisher                    // the publisher: a batch, then its receipt
+	waitSealing                      // the sealing subsystem
+	waitChain                        // chain state (the deal's activation)
+)
+
+// outside reports whether the step waits for another goroutine to move
+// the deal on (an import, the publisher) rather than polling itself.
+func (w waitOn) outside() bool { return w&(waitImport|waitPublisher) != 0 }
+
+// stage is one entry of the pipeline: a checkpoint, the step that advances
+// a deal from it, and what that step may wait on.
+type stage struct {
+	checkpoint Checkpoint
+	name       string // the checkpoint's name
+	step       string // what the step from it does, for logs and errors
+	waits      waitOn
+	// advance does the step from checkpoint for the deal row d: idempotent
+	// work, then the next checkpoint recorded. It returns errWait when the
+	// deal waits for something outside its goroutine (waits says what).
+	// nil at the last checkpoint.
+	advance func(p *Provider, ctx context.Context, d *dealRow, rd *runningDeal) error
+}
+
+// pipeline is the table of steps, in order, indexed by checkpoint-1. Every
+// use of a checkpoint's name, step or waits reads it. (A function rather
+// than a variable: the steps it names print checkpoints, whose names it
+// holds, and a variable may not refer to itself through them.)
+func pipeline() [int(Complete)]stage {
+	return [...]stage{
+		{Accepted, "Accepted", "transfer", waitImport, (*Provider).transfer},
+		{Transferred, "Transferred", "publish", waitPublisher, (*Provider).queueForPublish},
+		{Published, "Published", "publish confirmation", waitPublisher, (*Provider).awaitPublisher},
+		{PublishConfirmed, "PublishConfirmed", "add piece", waitSealing, (*Provider).addPiece},
+		{AddedPiece, "AddedPiece", "index and announce", 0, (*Provider).index},
+		{IndexedAndAnnounced, "IndexedAndAnnounced", "sealing", waitSealing | waitChain, (*Provider).awaitActive},
+		{Complete, "Complete", "", 0, nil},
+	}
+}
+
+// stage returns c's entry of the pipeline; ok is false for a value that is
+// not a checkpoint.
+func (c Checkpoint) stage() (st stage, ok bool) {
+	if c < Accepted || c > Complete {
+		return stage{}, false
+	}
+	return pipeline()[c-1], true
+}
+
+// String returns the checkpoint's name, as the status protocol sends it.
+func (c Checkpoint) String() string {
+	if st, ok := c.stage(); ok {
+		return st.name
+	}
+	return fmt.Sprintf("Checkpoint(%d)", uint8(c))
+}
+
+// ParseCheckpoint returns the checkpoint with the given name.
+func ParseCheckpoint(name string) (Checkpoint, error) {
+	for _, st := range pipeline() {
+		if st.name == name {
+			return st.checkpoint, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown checkpoint %q", name)
+}
+
+// andLater returns the checkpoints from c on, in order.
+func (c Checkpoint) andLater() []Checkpoint {
+	var out []Checkpoint
+	for _, st := range pipeline() {
+		if st.checkpoint >= c {
+			out = append(out, st.checkpoint)
+		}
+	}
+	return out
+}
+
+// MarshalText writes the checkpoint's name (the zero Checkpoint is "").
+func (c Checkpoint) MarshalText() ([]byte, error) {
+	if c == 0 {
+		return nil, nil
+	}
+	if _, ok := c.stage(); !ok {
+		return nil, fmt.Errorf("invalid checkpoint %d", uint8(c))
+	}
+	return []byte(c.String()), nil
+}
+
+// UnmarshalText reads a checkpoint's name.
+func (c *Checkpoint) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*c = 0
+		return nil
+	}
+	v, err := ParseCheckpoint(string(b))
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
+// Value stores the checkpoint as its name.
+func (c Checkpoint) Value() (driver.Value, error) {
+	if _, ok := c.stage(); !ok {
+		return nil, fmt.Errorf("invalid checkpoint %d", uint8(c))
+	}
+	return c.String(), nil
+}
+
+// Scan reads a checkpoint stored by Value.
+func (c *Checkpoint) Scan(src any) error {
+	var name string
+	switch v := src.(type) {
+	case string:
+		name = v
+	case []byte:
+		name = string(v)
+	default:
+		return fmt.Errorf("checkpoint stored as %T", src)
+	}
+	cp, err := ParseCheckpoint(name)
+	if err != nil {
+		return err
+	}
+	*c = cp
+	return nil
+}
+
+// RetryState says what happens to a deal after an error.
+type RetryState string
+
+// The retry states.
+const (
+	RetryNone   RetryState = ""       // running (or complete)
+	RetryAuto   RetryState = "auto"   // retried automatically after a back-off
+	RetryManual RetryState = "manual" // waits for an operator's Retry or Fail
+	RetryFatal  RetryState = "fatal"  // failed for good; tags released
+)
+
+// String returns the state's name ("" while the deal runs).
+func (r RetryState) String() string { return string(r) }
 
 // fatalError marks a failure that no retry can fix.
 type fatalError struct{ err error }
@@ -120,11 +287,16 @@ func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 				}
 			}
 		}
-		if d.Checkpoint == Complete {
+		st, ok := d.Checkpoint.stage()
+		if !ok {
+			p.d.Logf("market: deal %s has no such checkpoint %d", id, d.Checkpoint)
 			return
 		}
-		err = p.step(ctx, d, rd)
-		if errors.Is(err, errWait) {
+		if st.advance == nil {
+			return // Complete
+		}
+		err = st.advance(p, ctx, d, rd)
+		if errors.Is(err, errWait) && st.waits.outside() {
 			p.hook(id, "Waiting")
 			return
 		}
@@ -138,28 +310,6 @@ func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 			}
 		}
 	}
-}
-
-// step does the work after the deal's current checkpoint.
-func (p *Provider) step(ctx context.Context, d *dealRow, rd *runningDeal) error {
-	switch d.Checkpoint {
-	case Accepted:
-		if d.IsOffline {
-			return errWait // ImportData continues it
-		}
-		return p.transfer(ctx, d, rd)
-	case Transferred:
-		return p.queueForPublish(ctx, d)
-	case Published:
-		return errWait // the publisher confirms it
-	case PublishConfirmed:
-		return p.addPiece(ctx, d, rd)
-	case AddedPiece:
-		return p.index(ctx, d)
-	case IndexedAndAnnounced:
-		return p.awaitActive(ctx, d)
-	}
-	return fatalf("unknown checkpoint %q", d.Checkpoint)
 }
 
 // stepFailed records an error: fatal errors fail the deal and release what
@@ -217,27 +367,20 @@ func (p *Provider) failDeal(ctx context.Context, id uuid.UUID, reason string) er
 	return nil
 }
 
-func nextStep(cp string) string {
-	switch cp {
-	case Accepted:
-		return "transfer"
-	case Transferred:
-		return "publish"
-	case Published:
-		return "publish confirmation"
-	case PublishConfirmed:
-		return "add piece"
-	case AddedPiece:
-		return "index and announce"
-	case IndexedAndAnnounced:
-		return "sealing"
+// nextStep names the step from cp, for logs and errors.
+func nextStep(cp Checkpoint) string {
+	if st, ok := cp.stage(); ok && st.step != "" {
+		return st.step
 	}
-	return cp
+	return cp.String()
 }
 
 // transfer downloads the data while computing its piece commitment, and
 // checks it against the proposal.
 func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) error {
+	if d.IsOffline {
+		return errWait // ImportData continues it
+	}
 	req, err := d.transferRequest()
 	if err != nil {
 		return fatalf("transfer parameters: %v", err)
@@ -312,12 +455,12 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 			p.d.Logf("market: removing staging file of deal %s: %v", d.UUID, err)
 		}
 	}
-	p.hook(d.UUID, AddedPiece)
+	p.hook(d.UUID, AddedPiece.String())
 	return nil
 }
 
 // index indexes and announces the piece.
-func (p *Provider) index(ctx context.Context, d *dealRow) error {
+func (p *Provider) index(ctx context.Context, d *dealRow, _ *runningDeal) error {
 	// A crash between AddedPiece and the removal of the staging file leaves
 	// the file behind: remove it now.
 	if d.StagingOwned && d.StagingPath != "" {
@@ -341,7 +484,7 @@ func (p *Provider) index(ctx context.Context, d *dealRow) error {
 
 // awaitActive follows sealing until the sector is proven and the deal is
 // active on chain.
-func (p *Provider) awaitActive(ctx context.Context, d *dealRow) error {
+func (p *Provider) awaitActive(ctx context.Context, d *dealRow, _ *runningDeal) error {
 	t := time.NewTicker(p.pollEvery)
 	defer t.Stop()
 	for {

@@ -84,7 +84,7 @@ func TestProtocolsOverLibp2p(t *testing.T) {
 		if err := exchange(t, client, server.ID(), wire.DealStatusProtocol, &wire.DealStatusRequest{DealUUID: params.DealUUID, Signature: *sig}, &st); err != nil {
 			t.Fatal(err)
 		}
-		if st.DealStatus == nil || st.DealStatus.Status != Complete {
+		if st.DealStatus == nil || st.DealStatus.Status != Complete.String() {
 			t.Fatalf("status over libp2p: %+v", st)
 		}
 	}

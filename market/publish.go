@@ -33,7 +33,7 @@ func sectorNum(n int64) abi.SectorNumber      { return abi.SectorNumber(max(n, 0
 func paddedSize(n uint64) abi.PaddedPieceSize { return abi.PaddedPieceSize(n) }
 
 // queueForPublish puts a transferred deal in the publish queue.
-func (p *Provider) queueForPublish(ctx context.Context, d *dealRow) error {
+func (p *Provider) queueForPublish(ctx context.Context, d *dealRow, _ *runningDeal) error {
 	if d.PublishQueued == 0 {
 		if _, err := p.d.DB.ExecContext(ctx, `UPDATE market_deals SET publish_queued = ?, updated_at = ? WHERE uuid = ? AND checkpoint = ?`,
 			time.Now().UnixNano(), time.Now().UnixNano(), d.UUID.String(), Transferred); err != nil {
@@ -46,6 +46,10 @@ func (p *Provider) queueForPublish(ctx context.Context, d *dealRow) error {
 	p.wakePublisher()
 	return errWait
 }
+
+// awaitPublisher leaves a published deal to the publisher, which confirms
+// it when its message lands.
+func (p *Provider) awaitPublisher(context.Context, *dealRow, *runningDeal) error { return errWait }
 
 func (p *Provider) wakePublisher() {
 	select {
@@ -236,7 +240,7 @@ func (p *Provider) publishBatch(ctx context.Context, ids []uuid.UUID) error {
 		return err
 	}
 	for _, d := range deals {
-		p.hook(d.UUID, Published)
+		p.hook(d.UUID, Published.String())
 	}
 	p.hook(uuid.Nil, "PublishSigned")
 	p.d.Logf("market: publishing %d deal(s) in message %s", len(deals), mcid)
@@ -394,7 +398,8 @@ func (p *Provider) settleBatch(ctx context.Context, id int64) error {
 	var confirmed, invalid []uuid.UUID
 	err = db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
 		for i, d := range b.deals {
-			var cp, retry string
+			var cp Checkpoint
+			var retry RetryState
 			if err := tx.QueryRowContext(ctx, `SELECT checkpoint, retry FROM market_deals WHERE uuid = ?`, d.String()).Scan(&cp, &retry); err != nil {
 				return err
 			}
@@ -426,7 +431,7 @@ func (p *Provider) settleBatch(ctx context.Context, id int64) error {
 		}
 	}
 	for _, d := range confirmed {
-		p.hook(d, PublishConfirmed)
+		p.hook(d, PublishConfirmed.String())
 		p.kick(d)
 	}
 	return nil

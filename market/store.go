@@ -43,8 +43,8 @@ type dealRow struct {
 	StagingOwned   bool
 	KeepUnsealed   bool
 	SkipIPNI       bool
-	Checkpoint     string
-	Retry          string
+	Checkpoint     Checkpoint
+	Retry          RetryState
 	Retries        int
 	RetryAfter     time.Time
 	Error          string
@@ -140,24 +140,24 @@ func addLog(ctx context.Context, q interface {
 
 // setCheckpoint moves a deal to its next checkpoint, with more column
 // updates in the same statement, logs it and calls the OnCheckpoint hook.
-func (p *Provider) setCheckpoint(ctx context.Context, id uuid.UUID, cp string, extra string, args ...any) error {
+func (p *Provider) setCheckpoint(ctx context.Context, id uuid.UUID, cp Checkpoint, extra string, args ...any) error {
 	err := db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
 		return p.setCheckpointTx(ctx, tx, id, cp, extra, args...)
 	})
 	if err != nil {
 		return err
 	}
-	p.hook(id, cp)
+	p.hook(id, cp.String())
 	return nil
 }
 
-func (p *Provider) setCheckpointTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, cp string, extra string, args ...any) error {
-	q := `UPDATE market_deals SET checkpoint = ?, updated_at = ?, retry = '', retries = 0, error = ''`
+func (p *Provider) setCheckpointTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, cp Checkpoint, extra string, args ...any) error {
+	q := `UPDATE market_deals SET checkpoint = ?, updated_at = ?, retry = ?, retries = 0, error = ''`
 	if extra != "" {
 		q += ", " + extra
 	}
 	q += ` WHERE uuid = ?`
-	all := append([]any{cp, time.Now().UnixNano()}, args...)
+	all := append([]any{cp, time.Now().UnixNano(), RetryNone}, args...)
 	all = append(all, id.String())
 	if _, err := tx.ExecContext(ctx, q, all...); err != nil {
 		return fmt.Errorf("recording checkpoint %s of deal %s: %w", cp, id, err)
@@ -336,7 +336,7 @@ func (p *Provider) admit(ctx context.Context, info *proposalInfo, clientPeer str
 		return fmt.Sprintf("deal rejected: the provider could not record the deal: %v", err)
 	}
 	if reason == "" {
-		p.hook(id, Accepted)
+		p.hook(id, Accepted.String())
 	}
 	return reason
 }

@@ -1,0 +1,71 @@
+package market
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+// The table of steps is in checkpoint order, names every checkpoint as
+// SPEC.md §1 does, and only the last one has no step.
+func TestPipelineTable(t *testing.T) {
+	want := []string{"Accepted", "Transferred", "Published", "PublishConfirmed", "AddedPiece", "IndexedAndAnnounced", "Complete"}
+	steps := pipeline()
+	if len(steps) != len(want) {
+		t.Fatalf("%d stages, want %d", len(steps), len(want))
+	}
+	for i, st := range steps {
+		cp := Checkpoint(i + 1)
+		if st.checkpoint != cp || st.name != want[i] || cp.String() != want[i] {
+			t.Errorf("stage %d: %+v (String %q), want checkpoint %d named %s", i, st, cp, i+1, want[i])
+		}
+		if last := cp == Complete; (st.advance == nil) != last || (st.step == "") != last {
+			t.Errorf("stage %s: step %q, advance set %t", st.name, st.step, st.advance != nil)
+		}
+		got, err := ParseCheckpoint(want[i])
+		if err != nil || got != cp {
+			t.Errorf("ParseCheckpoint(%q) = %v, %v", want[i], got, err)
+		}
+		var v Checkpoint
+		if err := v.Scan(want[i]); err != nil || v != cp {
+			t.Errorf("Scan(%q) = %v, %v", want[i], v, err)
+		}
+		if dv, err := cp.Value(); err != nil || dv != want[i] {
+			t.Errorf("Value of %s = %v, %v", want[i], dv, err)
+		}
+	}
+	if _, err := ParseCheckpoint("Sealed"); err == nil {
+		t.Error("an unknown checkpoint name parsed")
+	}
+	var v Checkpoint
+	if err := v.Scan("Sealed"); err == nil {
+		t.Error("an unknown checkpoint name scanned")
+	}
+	if _, err := Checkpoint(0).Value(); err == nil {
+		t.Error("the zero checkpoint was stored")
+	}
+	if got := AddedPiece.andLater(); len(got) != 3 || got[0] != AddedPiece || got[2] != Complete {
+		t.Errorf("AddedPiece.andLater() = %v", got)
+	}
+}
+
+// DealInfo carries checkpoints as their names in JSON, both ways.
+func TestCheckpointJSON(t *testing.T) {
+	b, err := json.Marshal(DealInfo{Checkpoint: PublishConfirmed, Retry: RetryAuto})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["Checkpoint"] != "PublishConfirmed" || m["Retry"] != "auto" {
+		t.Fatalf("JSON %s", b)
+	}
+	var back DealInfo
+	if err := json.Unmarshal(b, &back); err != nil || back.Checkpoint != PublishConfirmed || back.Retry != RetryAuto {
+		t.Fatalf("decoded %+v, %v", back, err)
+	}
+	if err := json.Unmarshal([]byte(`{"Checkpoint":"Sealed"}`), &back); err == nil {
+		t.Fatal("an unknown checkpoint decoded")
+	}
+}
