@@ -44,12 +44,12 @@ type DealInfo struct {
 	AddPieceBytes uint64 `json:",omitempty"` // at PublishConfirmed: staged bytes AddPiece has read into a sector so far
 	Checkpoint    Checkpoint
 	Retry         RetryState `json:",omitempty"`
-	Retries       int     `json:",omitempty"`
-	Error         string  `json:",omitempty"`
-	PublishCID    string  `json:",omitempty"`
-	ChainDealID   uint64  // valid from PublishConfirmed on (0 is a valid deal ID)
-	Sector        *uint64 `json:",omitempty"`
-	SealingState  string  `json:",omitempty"`
+	Retries       int        `json:",omitempty"`
+	Error         string     `json:",omitempty"`
+	PublishCID    string     `json:",omitempty"`
+	ChainDealID   uint64     // valid from PublishConfirmed on (0 is a valid deal ID)
+	Sector        *uint64    `json:",omitempty"`
+	SealingState  string     `json:",omitempty"`
 	SignedCID     string
 	Ended         string     `json:",omitempty"` // EndExpired, EndSlashed or EndRemoved
 	EndedAt       *time.Time `json:",omitempty"` // when the provider noticed the end
