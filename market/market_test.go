@@ -554,7 +554,8 @@ func TestStatusAndAsk(t *testing.T) {
 }
 
 // TestPublishNonceTaken: another message takes the nonce of a signed publish
-// message; the deals are re-queued and published by a new message.
+// message; the sender signs it again with the next nonce under the same
+// id, and that one lands.
 func TestPublishNonceTaken(t *testing.T) {
 	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
 	h.fc.stealNonce = true
@@ -567,9 +568,18 @@ func TestPublishNonceTaken(t *testing.T) {
 	if msgs, pushes := h.fc.publishMsgs(); msgs != 1 || pushes != 1 {
 		t.Fatalf("%d publish messages landed (%d pushes), want 1", msgs, pushes)
 	}
-	var failedBatches int
-	if err := h.deps.DB.QueryRow(`SELECT count(*) FROM market_publish_batches WHERE state = 'failed'`).Scan(&failedBatches); err != nil || failedBatches != 1 {
-		t.Fatalf("%d abandoned batches (%v), want 1", failedBatches, err)
+	ctx := context.Background()
+	d, err := h.p.store.deal(ctx, params.DealUUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := h.p.store.batch(ctx, d.BatchID.Int64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok, err := h.p.store.message(ctx, b.msgID)
+	if err != nil || !ok || m.signed.Message.Nonce != 1 || !m.cid.Equals(d.PublishCid) || b.state != batchLanded {
+		t.Fatalf("batch %+v, message %+v (%t, %v): want nonce 1, landed as the deal's publish CID %s", b, m, ok, err, d.PublishCid)
 	}
 }
 

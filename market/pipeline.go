@@ -2,7 +2,6 @@ package market
 
 import (
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -14,9 +13,9 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ferry-fil/ferry/chain"
-	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/internal/iocount"
 	"github.com/ferry-fil/ferry/piece"
+	"github.com/ferry-fil/ferry/transfer"
 )
 
 // Checkpoint is the last step of the pipeline a deal finished. Checkpoints
@@ -199,32 +198,14 @@ var errWait = errors.New("waiting")
 
 // resume starts the goroutines of every unfinished deal.
 func (p *Provider) resume(ctx context.Context) error {
-	rows, err := p.d.DB.QueryContext(ctx, `SELECT uuid FROM market_deals WHERE retry IN ('', 'auto') AND checkpoint != ?`, Complete)
+	ids, err := p.store.unfinished(ctx)
 	if err != nil {
-		return fmt.Errorf("market: listing unfinished deals: %w", err)
-	}
-	var ids []uuid.UUID
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			rows.Close()
-			return fmt.Errorf("market: listing unfinished deals: %w", err)
-		}
-		id, err := uuid.Parse(s)
-		if err != nil {
-			rows.Close()
-			return fmt.Errorf("market: deal row %q: %w", s, err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("market: listing unfinished deals: %w", err)
+		return fmt.Errorf("market: %w", err)
 	}
 	for _, id := range ids {
 		p.kick(id)
 	}
-	p.wakePublisher()
+	p.pub.wakeUp()
 	return nil
 }
 
@@ -266,7 +247,7 @@ func (p *Provider) kick(id uuid.UUID) {
 // run advances one deal until it completes, fails, or waits.
 func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 	for ctx.Err() == nil {
-		d, err := p.loadDeal(ctx, id)
+		d, err := p.store.deal(ctx, id)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.d.Logf("market: %v", err)
@@ -324,15 +305,9 @@ func (p *Provider) stepFailed(ctx context.Context, d *dealRow, cause error) erro
 	if retries > p.cfg.MaxAutoRetries {
 		state = RetryManual
 	}
-	err := db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = ?, retries = ?, retry_after = ?, error = ?, updated_at = ? WHERE uuid = ?`,
-			state, retries, after.UnixNano(), cause.Error(), time.Now().UnixNano(), d.UUID.String()); err != nil {
-			return err
-		}
-		return addLog(ctx, tx, d.UUID, "%s failed (attempt %d, next: %s): %v", nextStep(d.Checkpoint), retries, state, cause)
-	})
-	if err != nil {
-		return fmt.Errorf("recording failure of deal %s: %w", d.UUID, err)
+	line := fmt.Sprintf("%s failed (attempt %d, next: %s): %v", nextStep(d.Checkpoint), retries, state, cause)
+	if err := p.store.retryLater(ctx, d.UUID, state, retries, after, cause.Error(), line); err != nil {
+		return err
 	}
 	p.d.Logf("market: deal %s: %s failed (attempt %d): %v", d.UUID, nextStep(d.Checkpoint), retries, cause)
 	return nil
@@ -340,23 +315,9 @@ func (p *Provider) stepFailed(ctx context.Context, d *dealRow, cause error) erro
 
 // failDeal fails a deal for good and releases its tags and staging file.
 func (p *Provider) failDeal(ctx context.Context, id uuid.UUID, reason string) error {
-	var staging string
-	var owned bool
-	err := db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT staging_path, staging_owned FROM market_deals WHERE uuid = ?`, id.String()).Scan(&staging, &owned); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = 'fatal', error = ?, publish_queued = 0, updated_at = ? WHERE uuid = ?`,
-			reason, time.Now().UnixNano(), id.String()); err != nil {
-			return err
-		}
-		if err := releaseTagsTx(ctx, tx, id, true, true); err != nil {
-			return err
-		}
-		return addLog(ctx, tx, id, "failed: %s", reason)
-	})
+	staging, owned, err := p.store.fail(ctx, id, reason)
 	if err != nil {
-		return fmt.Errorf("failing deal %s: %w", id, err)
+		return err
 	}
 	if owned && staging != "" {
 		if err := os.Remove(staging); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -365,6 +326,41 @@ func (p *Provider) failDeal(ctx context.Context, id uuid.UUID, reason string) er
 	}
 	p.d.Logf("market: deal %s failed: %s", id, reason)
 	return nil
+}
+
+// advanceTo records checkpoint cp of a deal and calls the hook.
+func (p *Provider) advanceTo(ctx context.Context, id uuid.UUID, cp Checkpoint) error {
+	if err := p.store.advance(ctx, id, cp); err != nil {
+		return err
+	}
+	p.hook(id, cp.String())
+	return nil
+}
+
+// hook calls Deps.OnCheckpoint, if set.
+func (p *Provider) hook(id uuid.UUID, point string) {
+	if p.d.OnCheckpoint != nil {
+		p.d.OnCheckpoint(id, point)
+	}
+}
+
+// transferRequest rebuilds the download request of a deal.
+func (d *dealRow) transferRequest() (TransferRequest, error) {
+	req, err := transfer.ParseHTTPParams(d.TransferParams)
+	if err != nil {
+		return TransferRequest{}, err
+	}
+	return TransferRequest{URL: req.URL, Headers: req.Headers, Size: d.TransferSize}, nil
+}
+
+// indexRequest is what the indexer is told about a deal in a sector.
+func (d *dealRow) indexRequest() IndexRequest {
+	prop := &d.Proposal.Proposal
+	return IndexRequest{
+		DealUUID: d.UUID, PieceCID: prop.PieceCID, PieceSize: prop.PieceSize, ChainDealID: d.ChainDealID,
+		DataRoot: d.DataRoot, Sector: sectorNum(d.Sector), Offset: paddedSize(d.SectorOffset),
+		SkipIPNIAnnounce: d.SkipIPNI, KeepUnsealed: d.KeepUnsealed,
+	}
 }
 
 // nextStep names the step from cp, for logs and errors.
@@ -394,7 +390,7 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 		rd.received.Store(n)
 		if time.Since(lastSave) > 2*time.Second {
 			lastSave = time.Now()
-			_, _ = p.d.DB.ExecContext(ctx, `UPDATE market_deals SET bytes_received = ? WHERE uuid = ?`, int64(n), d.UUID.String())
+			_ = p.store.saveProgress(ctx, d.UUID, n) // only for display: the file is what counts
 		}
 	}
 	if err := p.d.Downloader.Download(ctx, req, d.StagingPath, calc, progress); err != nil {
@@ -415,7 +411,11 @@ func (p *Provider) finishData(ctx context.Context, d *dealRow, calc *piece.Calc,
 	if !comm.CID().Equals(prop.PieceCID) {
 		return fatalf("the data's piece CID %s does not match the proposal's %s", comm.CID(), prop.PieceCID)
 	}
-	return p.setCheckpoint(ctx, d.UUID, Transferred, `bytes_received = ?, staging_path = ?, staging_owned = ?`, int64(received), path, owned)
+	if err := p.store.setTransferred(ctx, d.UUID, received, path, owned); err != nil {
+		return err
+	}
+	p.hook(d.UUID, Transferred.String())
+	return nil
 }
 
 // addPiece hands the piece to sealing, then frees the staging file.
@@ -441,13 +441,7 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	if err != nil {
 		return fmt.Errorf("adding piece to a sector: %w", err)
 	}
-	err = db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
-		if err := p.setCheckpointTx(ctx, tx, d.UUID, AddedPiece, `sector = ?, sector_offset = ?`, int64(pl.Sector), int64(pl.Offset)); err != nil {
-			return err
-		}
-		return releaseTagsTx(ctx, tx, d.UUID, false, true)
-	})
-	if err != nil {
+	if err := p.store.setAddedPiece(ctx, d.UUID, pl.Sector, pl.Offset); err != nil {
 		return err
 	}
 	if d.StagingOwned {
@@ -469,17 +463,11 @@ func (p *Provider) index(ctx context.Context, d *dealRow, _ *runningDeal) error 
 		}
 	}
 	if p.d.Indexer != nil {
-		prop := &d.Proposal.Proposal
-		err := p.d.Indexer.IndexAndAnnounce(ctx, IndexRequest{
-			DealUUID: d.UUID, PieceCID: prop.PieceCID, PieceSize: prop.PieceSize, ChainDealID: d.ChainDealID,
-			DataRoot: d.DataRoot, Sector: sectorNum(d.Sector), Offset: paddedSize(d.SectorOffset),
-			SkipIPNIAnnounce: d.SkipIPNI, KeepUnsealed: d.KeepUnsealed,
-		})
-		if err != nil {
+		if err := p.d.Indexer.IndexAndAnnounce(ctx, d.indexRequest()); err != nil {
 			return fmt.Errorf("indexing and announcing: %w", err)
 		}
 	}
-	return p.setCheckpoint(ctx, d.UUID, IndexedAndAnnounced, "")
+	return p.advanceTo(ctx, d.UUID, IndexedAndAnnounced)
 }
 
 // awaitActive follows sealing until the sector is proven and the deal is
@@ -493,9 +481,8 @@ func (p *Provider) awaitActive(ctx context.Context, d *dealRow, _ *runningDeal) 
 			return fmt.Errorf("reading sector state: %w", err)
 		}
 		if state != d.SealingState {
-			if _, err := p.d.DB.ExecContext(ctx, `UPDATE market_deals SET sealing_state = ?, updated_at = ? WHERE uuid = ?`,
-				state, time.Now().UnixNano(), d.UUID.String()); err != nil {
-				return fmt.Errorf("recording sealing state: %w", err)
+			if err := p.store.setSealingState(ctx, d.UUID, state); err != nil {
+				return err
 			}
 			d.SealingState = state
 		}
@@ -505,7 +492,7 @@ func (p *Provider) awaitActive(ctx context.Context, d *dealRow, _ *runningDeal) 
 				return fmt.Errorf("reading chain deal %d: %w", d.ChainDealID, err)
 			}
 			if md.State.SectorStartEpoch > 0 {
-				return p.setCheckpoint(ctx, d.UUID, Complete, "")
+				return p.advanceTo(ctx, d.UUID, Complete)
 			}
 		}
 		select {
@@ -558,8 +545,11 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 	if !comm.CID().Equals(d.Proposal.Proposal.PieceCID) {
 		return fmt.Errorf("the piece CID of %s is %s, the deal's is %s", path, comm.CID(), d.Proposal.Proposal.PieceCID)
 	}
-	return p.setCheckpoint(ctx, d.UUID, Transferred, `bytes_received = ?, transfer_size = ?, staging_path = ?, staging_owned = 0`,
-		int64(hashed.Load()), int64(hashed.Load()), path)
+	if err := p.store.setTransferred(ctx, d.UUID, hashed.Load(), path, false); err != nil {
+		return err
+	}
+	p.hook(d.UUID, Transferred.String())
+	return nil
 }
 
 // countingWriter adds the length of every write to n.

@@ -23,7 +23,7 @@ import (
 // Deps are the parts the provider works with.
 type Deps struct {
 	// Node is the chain.
-	Node chain.Node
+	Node Chain
 	// DB is Ferry's database (db.Open), with the market migrations applied.
 	DB *sql.DB
 	// Host is the libp2p host the protocol handlers are registered on.
@@ -34,43 +34,46 @@ type Deps struct {
 	Downloader Downloader
 	// Indexer indexes and announces pieces; nil skips the step.
 	Indexer PieceIndexer
-	// SignMessage signs publish messages; nil is NodeSigner(Node).
+	// Sender sends the publish messages. nil: the market's interim
+	// sender, which signs with SignMessage (nil: NodeSigner(Node)) and
+	// needs Node to have the message pool's methods (chain.Node does).
+	Sender MessageSender
+	// SignMessage signs publish messages for the interim sender.
 	SignMessage MessageSigner
 	// Logf receives operational log lines; nil uses the standard logger.
 	Logf func(format string, args ...any)
 	// OnCheckpoint, when set, is called after a deal's checkpoint (or a
-	// publish batch's "PublishSigned"/"PublishPushed" state, or a deal's
-	// "Ended" and "PieceReleased" steps after Complete) is persisted, and
-	// with "Waiting" when a deal's goroutine stops to wait for an import or
-	// the publisher. Fault-injection tests use it to kill the process, or
-	// hold a goroutine, at a chosen point.
+	// publish message's "MessageSigned", "MessagePushed" and "PublishSent"
+	// states, or a deal's "Ended" and "PieceReleased" steps after
+	// Complete) is persisted, and with "Waiting" when a deal's goroutine
+	// stops to wait for an import or the publisher. Fault-injection tests
+	// use it to kill the process, or hold a goroutine, at a chosen point.
 	OnCheckpoint func(id uuid.UUID, checkpoint string)
 }
 
 // Provider is the storage provider. Create it with New, then Start it.
 type Provider struct {
-	cfg Config
-	d   Deps
+	cfg   Config
+	d     Deps
+	store *store
+	pub   *publisher
+	ends  *endWatcher
 
 	worker     address.Address
 	blockDelay time.Duration
 	pollEvery  time.Duration
-	endEvery   time.Duration
 	ask        atomic.Pointer[wire.SignedStorageAsk]
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	running  map[uuid.UUID]*runningDeal   // guarded by mu
-	imports  map[uuid.UUID]*atomic.Uint64 // bytes hashed by a running import-data; guarded by mu
-	started  bool                         // guarded by mu
-	askMu    sync.Mutex                   // serialises SetAsk
-	signMu   sync.Mutex                   // serialises nonce use of the worker
-	admitMu  sync.Mutex                   // one admission transaction at a time in this process
-	pubWake  chan struct{}
-	pubForce chan chan error
+	mu      sync.Mutex
+	running map[uuid.UUID]*runningDeal   // guarded by mu
+	imports map[uuid.UUID]*atomic.Uint64 // bytes hashed by a running import-data; guarded by mu
+	started bool                         // guarded by mu
+	askMu   sync.Mutex                   // serialises SetAsk
+	admitMu sync.Mutex                   // one admission transaction at a time in this process
 }
 
 type runningDeal struct {
@@ -94,20 +97,32 @@ func New(cfg Config, d Deps) (*Provider, error) {
 	case d.Sealer == nil || d.Downloader == nil:
 		return nil, errors.New("market: Deps.Sealer and Deps.Downloader are required")
 	}
-	if d.SignMessage == nil {
-		d.SignMessage = NodeSigner(d.Node)
-	}
 	if d.Logf == nil {
 		d.Logf = log.Printf
 	}
-	return &Provider{
-		cfg:      cfg,
-		d:        d,
-		running:  make(map[uuid.UUID]*runningDeal),
-		imports:  make(map[uuid.UUID]*atomic.Uint64),
-		pubWake:  make(chan struct{}, 1),
-		pubForce: make(chan chan error),
-	}, nil
+	p := &Provider{
+		cfg:     cfg,
+		d:       d,
+		store:   &store{db: d.DB},
+		running: make(map[uuid.UUID]*runningDeal),
+		imports: make(map[uuid.UUID]*atomic.Uint64),
+	}
+	if d.Sender == nil {
+		pool, ok := d.Node.(messagePool)
+		if !ok {
+			return nil, errors.New("market: Deps.Sender is not set and Deps.Node cannot send messages")
+		}
+		sign := d.SignMessage
+		if sign == nil {
+			sign = NodeSigner(d.Node)
+		}
+		p.d.Sender = &nodeSender{pool: pool, store: p.store, sign: sign, hook: func(point string) { p.hook(uuid.Nil, point) }}
+	}
+	p.pub = newPublisher(&publisher{
+		cfg: &p.cfg, store: p.store, chain: d.Node, sender: p.d.Sender, logf: d.Logf, hook: p.hook,
+		fail: p.failDeal, confirmed: p.kick,
+	})
+	return p, nil
 }
 
 // Start reads the miner's worker from the chain, makes the first ask if
@@ -128,6 +143,7 @@ func (p *Provider) Start(ctx context.Context) error {
 		return fmt.Errorf("market: reading miner %s info: %w", p.cfg.Miner, err)
 	}
 	p.worker = mi.Worker
+	p.pub.worker = mi.Worker
 	p.blockDelay = p.cfg.BlockDelay
 	if p.blockDelay == 0 {
 		v, err := p.d.Node.Version(ctx)
@@ -143,15 +159,20 @@ func (p *Provider) Start(ctx context.Context) error {
 	if p.pollEvery == 0 {
 		p.pollEvery = p.blockDelay
 	}
-	p.endEvery = p.cfg.DealEndCheckInterval
-	if p.endEvery == 0 {
-		p.endEvery = 10 * p.pollEvery
+	endEvery := p.cfg.DealEndCheckInterval
+	if endEvery == 0 {
+		endEvery = 10 * p.pollEvery
 	}
+	p.ends = &endWatcher{
+		store: p.store, chain: p.d.Node, poll: p.pollEvery, full: endEvery, perPass: p.cfg.EndChecksPerPass,
+		logf: p.d.Logf, hook: p.hook,
+	}
+	p.ends.remover, _ = p.d.Indexer.(PieceRemover)
 	if err := p.loadAsk(ctx); err != nil {
 		return err
 	}
-	if err := p.releaseStaleTags(ctx); err != nil {
-		return err
+	if err := p.store.releaseStaleTags(ctx); err != nil {
+		return fmt.Errorf("market: %w", err)
 	}
 
 	p.ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -171,15 +192,14 @@ func (p *Provider) Start(ctx context.Context) error {
 		h.SetStreamHandler(protocol.ID(wire.TransportsProtocol), p.handleTransports)
 	}
 
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
-		p.publisher(p.ctx)
+		p.pub.run(p.ctx)
 	}()
-	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		p.watchEnds(p.ctx)
+		p.ends.run(p.ctx)
 	}()
 	if err := p.resume(p.ctx); err != nil {
 		p.Close()

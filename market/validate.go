@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -153,8 +154,12 @@ func (p *Provider) validate(ctx context.Context, params *wire.DealParams) (*prop
 	// The duplicate and UUID checks come next; admission repeats them inside
 	// its transaction, which is what makes them race-free. Checking here
 	// first keeps the rejection order of the reference provider.
-	if reason := p.checkDuplicate(ctx, info); reason != "" {
-		return nil, reason
+	if err := p.store.duplicate(ctx, info.signedCID, params.DealUUID); err != nil {
+		var dup duplicateError
+		if errors.As(err, &dup) {
+			return nil, "deal rejected: " + dup.Error()
+		}
+		return nil, fmt.Sprintf("deal rejected: the provider cannot read its deals: %v", err)
 	}
 	if reason := p.policy(info); reason != "" {
 		return nil, reason
@@ -297,4 +302,65 @@ func (p *Provider) runFilter(ctx context.Context, info *proposalInfo) string {
 		reason = fmt.Sprintf("exit status %d", exitErr.ExitCode())
 	}
 	return "deal rejected by filter: " + reason
+}
+
+// admit records the deal with its funds and staging tags in one
+// transaction, after checking uniqueness, the provider's funds and the
+// staging space within it.
+func (p *Provider) admit(ctx context.Context, info *proposalInfo, clientPeer string) string {
+	params := info.params
+	prop := &params.ClientDealProposal.Proposal
+
+	// Chain reads happen before the transaction; the transaction compares
+	// them with everything already tagged.
+	mbal, err := p.d.Node.StateMarketBalance(ctx, p.cfg.Miner, chain.TipSetKey{})
+	if err != nil {
+		return fmt.Sprintf("deal rejected: the provider cannot read its market balance: %v", err)
+	}
+	escrowAvail := big.Sub(mbal.Escrow, mbal.Locked)
+	wbal, err := p.d.Node.WalletBalance(ctx, p.worker)
+	if err != nil {
+		return fmt.Sprintf("deal rejected: the provider cannot read its worker balance: %v", err)
+	}
+	nd := &newDeal{
+		params: params, signedCID: info.signedCID, clientKey: info.clientKey, clientPeer: clientPeer,
+		collateral: prop.ProviderCollateral, fee: p.cfg.MaxPublishDealsFee,
+	}
+	if !params.IsOffline {
+		nd.space = params.Transfer.Size
+		nd.staging = filepath.Join(p.cfg.StagingDir, params.DealUUID.String()+".car")
+	}
+	var reason string
+	fits := func(t tagged) error {
+		if need := big.Add(t.collateral, nd.collateral); need.GreaterThan(escrowAvail) {
+			reason = fmt.Sprintf("deal rejected: the provider's available market escrow %s cannot cover this deal's collateral %s on top of the %s reserved for other deals",
+				escrowAvail, nd.collateral, t.collateral)
+		} else if need := big.Add(t.fee, nd.fee); need.GreaterThan(wbal) {
+			reason = fmt.Sprintf("deal rejected: the provider's worker balance %s cannot cover the publish fee %s on top of the %s reserved for other deals",
+				wbal, nd.fee, t.fee)
+		} else if c := p.cfg.StagingCapacity; c > 0 && t.space+nd.space > c {
+			reason = fmt.Sprintf("deal rejected: not enough staging space: %d bytes needed, %d of %d in use", nd.space, t.space, c)
+		}
+		if reason != "" {
+			return errors.New(reason)
+		}
+		return nil
+	}
+	// The transaction is what makes admission atomic (also against other
+	// processes); the mutex only spares this process' admissions SQLite's
+	// busy-wait sleeps when they queue for the write lock.
+	p.admitMu.Lock()
+	err = p.store.admit(ctx, nd, fits)
+	p.admitMu.Unlock()
+	var dup duplicateError
+	switch {
+	case reason != "":
+		return reason
+	case errors.As(err, &dup):
+		return "deal rejected: " + dup.Error()
+	case err != nil:
+		return fmt.Sprintf("deal rejected: the provider could not record the deal: %v", err)
+	}
+	p.hook(params.DealUUID, Accepted.String())
+	return ""
 }
