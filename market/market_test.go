@@ -696,3 +696,27 @@ func TestKickWhileStopping(t *testing.T) {
 	}
 	h.waitFor(params.DealUUID, complete, Complete)
 }
+
+// A deal the market actor rejected stays Published in a landed batch when
+// the provider stops between recording the batch's result and failing the
+// deal; after a restart its step fails it.
+func TestRejectedDealFailsAfterRestart(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	h.fc.rejectNext = 0
+	h.start()
+	params := h.deal("r.car", 1000, 4, nil)
+	if r := h.p.Propose(context.Background(), params, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	h.waitFor(params.DealUUID, failed, "failure")
+	h.p.Close()
+	// As it was before the publisher failed it.
+	if _, err := h.deps.DB.Exec(`UPDATE market_deals SET retry = '', error = '' WHERE uuid = ?`, params.DealUUID.String()); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	d := h.waitFor(params.DealUUID, failed, "failure after the restart")
+	if d.Checkpoint != Published || !strings.Contains(d.Error, "market actor rejected") {
+		t.Fatalf("deal after the restart: %+v", d)
+	}
+}
