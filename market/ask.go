@@ -118,8 +118,8 @@ func (p *Provider) Status(ctx context.Context, req *wire.DealStatusRequest) wire
 		st.PublishCid = &c
 	}
 	if d.Sector >= 0 && d.Checkpoint != Complete {
-		if _, state, err := p.d.Sealer.DealSectorState(ctx, d.UUID); err == nil {
-			st.SealingStatus = state
+		if ss, err := p.d.Sealer.SectorStatus(ctx, d.UUID); err == nil {
+			st.SealingStatus = string(ss.State)
 		}
 	}
 	resp.DealStatus = st

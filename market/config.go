@@ -1,12 +1,3 @@
-// Package market is the storage provider: the Boost-compatible deal
-// protocol handlers, proposal validation, atomic admission (deal row, funds
-// and staging space in one transaction), and the deal pipeline that takes
-// each deal from Accepted to Complete through persisted checkpoints, with
-// the batched publisher that never sends a publish message twice.
-//
-// The database is the truth: every step reads the deal row, does idempotent
-// work and writes the next checkpoint, so a process killed at any point
-// resumes where it stopped.
 package market
 
 import (

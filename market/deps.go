@@ -7,12 +7,13 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
-	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/filecoin-project/go-state-types/crypto"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/sealing"
+	"github.com/ferry-fil/ferry/transfer"
 )
 
 // This file holds every interface the market needs from outside, and what
@@ -63,45 +64,20 @@ type MessageSender interface {
 	Wait(ctx context.Context, id uuid.UUID, confidence uint64) (*chain.MsgLookup, error)
 }
 
-// Sealer is what the market needs from the sealing subsystem.
+// Sealer is what the market needs from the sealing subsystem
+// (sealing.Sealing, or lotus-miner through its API).
 type Sealer interface {
 	// AddPieceToAny places and writes a deal's piece; idempotent per deal.
-	AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d SealingDeal) (Placement, error)
-	// DealSectorState returns the deal's sector and its state.
-	DealSectorState(ctx context.Context, dealUUID uuid.UUID) (abi.SectorNumber, string, error)
-}
-
-// SealingDeal is what AddPieceToAny is told about a deal (the same fields
-// as sealing.Deal; node adapts one to the other).
-type SealingDeal struct {
-	UUID         uuid.UUID           // the deal's UUID
-	DealID       abi.DealID          // chain deal ID
-	PublishCid   cid.Cid             // the PublishStorageDeals message
-	Proposal     market.DealProposal // as published
-	KeepUnsealed bool                // keep an unsealed copy after proving
-}
-
-// Placement is where a piece went (sealing.Placement).
-type Placement struct {
-	Sector abi.SectorNumber    // the sector holding the piece
-	Offset abi.PaddedPieceSize // padded offset in the sector
-	Size   abi.PaddedPieceSize // padded piece size
-}
-
-// ProvingState is the sector state in which a deal's sector is proven.
-const ProvingState = "Proving"
-
-// TransferRequest names what to download (transfer.Request).
-type TransferRequest struct {
-	URL     string            // absolute http(s) URL
-	Headers map[string]string // sent with every request
-	Size    uint64            // bytes to download, never more
+	AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d sealing.Deal) (sealing.Placement, error)
+	// SectorStatus returns the deal's sector, its state and whether it is
+	// proven.
+	SectorStatus(ctx context.Context, dealUUID uuid.UUID) (sealing.DealSectorStatus, error)
 }
 
 // Downloader fetches deal data into a staging file, resuming from what the
 // file holds and replaying that prefix into tee first (transfer.Downloader).
 type Downloader interface {
-	Download(ctx context.Context, req TransferRequest, path string, tee io.Writer, progress func(received uint64)) error
+	Download(ctx context.Context, req transfer.Request, path string, tee io.Writer, progress func(received uint64)) error
 }
 
 // IndexRequest is what the indexer is told about a deal whose piece is in a

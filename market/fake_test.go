@@ -28,6 +28,8 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/piece"
+	"github.com/ferry-fil/ferry/sealing"
+	"github.com/ferry-fil/ferry/transfer"
 	"github.com/ferry-fil/ferry/wallet"
 	"github.com/ferry-fil/ferry/wire"
 )
@@ -400,7 +402,7 @@ type fakeSealerState struct {
 }
 
 func newFakeSealer(t testing.TB, dir string) *fakeSealer {
-	s := &fakeSealer{path: filepath.Join(dir, "fakesealer.json"), state: ProvingState,
+	s := &fakeSealer{path: filepath.Join(dir, "fakesealer.json"), state: sealing.StateProving,
 		st: fakeSealerState{Placed: map[string]abi.SectorNumber{}, Writes: map[string]int{}}}
 	if b, err := os.ReadFile(s.path); err == nil {
 		if err := json.Unmarshal(b, &s.st); err != nil {
@@ -410,51 +412,51 @@ func newFakeSealer(t testing.TB, dir string) *fakeSealer {
 	return s
 }
 
-func (s *fakeSealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d SealingDeal) (Placement, error) {
+func (s *fakeSealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d sealing.Deal) (sealing.Placement, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
-		return Placement{}, s.fail
+		return sealing.Placement{}, s.fail
 	}
 	if n, ok := s.st.Placed[d.UUID.String()]; ok {
-		return Placement{Sector: n, Size: size.Padded()}, nil
+		return sealing.Placement{Sector: n, Size: size.Padded()}, nil
 	}
 	calc := piece.NewCalc()
 	if _, err := io.Copy(calc, io.LimitReader(data, int64(size))); err != nil {
-		return Placement{}, err
+		return sealing.Placement{}, err
 	}
 	if s.hold != nil {
 		select {
 		case <-s.hold:
 		case <-ctx.Done():
-			return Placement{}, ctx.Err()
+			return sealing.Placement{}, ctx.Err()
 		}
 	}
 	comm, err := calc.SumAs(size.Padded())
 	if err != nil {
-		return Placement{}, err
+		return sealing.Placement{}, err
 	}
 	if !comm.CID().Equals(d.Proposal.PieceCID) {
-		return Placement{}, fmt.Errorf("fake sealer: commP mismatch")
+		return sealing.Placement{}, fmt.Errorf("fake sealer: commP mismatch")
 	}
 	n := abi.SectorNumber(len(s.st.Placed) + 1)
 	s.st.Placed[d.UUID.String()] = n
 	s.st.Writes[d.UUID.String()]++
 	b, _ := json.Marshal(s.st)
 	if err := os.WriteFile(s.path, b, 0o644); err != nil {
-		return Placement{}, err
+		return sealing.Placement{}, err
 	}
-	return Placement{Sector: n, Size: size.Padded()}, nil
+	return sealing.Placement{Sector: n, Size: size.Padded()}, nil
 }
 
-func (s *fakeSealer) DealSectorState(_ context.Context, id uuid.UUID) (abi.SectorNumber, string, error) {
+func (s *fakeSealer) SectorStatus(_ context.Context, id uuid.UUID) (sealing.DealSectorStatus, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, ok := s.st.Placed[id.String()]
 	if !ok {
-		return 0, "", errors.New("unknown deal")
+		return sealing.DealSectorStatus{}, errors.New("unknown deal")
 	}
-	return n, s.state, nil
+	return sealing.DealSectorStatus{Sector: n, State: s.state, Proven: s.state == sealing.StateProving}, nil
 }
 
 // fakeDownloader copies from files named by "http://fake/<name>" URLs in its
@@ -466,7 +468,7 @@ type fakeDownloader struct {
 	block  chan struct{} // when set, downloads wait for it
 }
 
-func (f *fakeDownloader) Download(ctx context.Context, req TransferRequest, path string, tee io.Writer, progress func(uint64)) error {
+func (f *fakeDownloader) Download(ctx context.Context, req transfer.Request, path string, tee io.Writer, progress func(uint64)) error {
 	f.mu.Lock()
 	f.calls++
 	block := f.block

@@ -22,6 +22,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wallet"
 	"github.com/ferry-fil/ferry/wire"
 )
@@ -521,7 +522,7 @@ func TestStatusAndAsk(t *testing.T) {
 	}
 	resp := h.p.Status(ctx, &wire.DealStatusRequest{DealUUID: params.DealUUID, Signature: *sig})
 	if resp.Error != "" || resp.DealStatus == nil || resp.DealStatus.Status != Complete.String() || resp.DealStatus.PublishCid == nil ||
-		resp.DealStatus.ChainDealID == 0 || resp.NBytesReceived != 1000 || resp.TransferSize != 1000 || resp.DealStatus.SealingStatus != ProvingState {
+		resp.DealStatus.ChainDealID == 0 || resp.NBytesReceived != 1000 || resp.TransferSize != 1000 || resp.DealStatus.SealingStatus != sealing.StateProving {
 		t.Fatalf("status: %+v %+v", resp, resp.DealStatus)
 	}
 	other, _ := wallet.Sign(testKey(t, 7), wire.StatusSigningBytes(params.DealUUID))

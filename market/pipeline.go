@@ -15,6 +15,7 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/internal/iocount"
 	"github.com/ferry-fil/ferry/piece"
+	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/transfer"
 )
 
@@ -345,12 +346,13 @@ func (p *Provider) hook(id uuid.UUID, point string) {
 }
 
 // transferRequest rebuilds the download request of a deal.
-func (d *dealRow) transferRequest() (TransferRequest, error) {
+func (d *dealRow) transferRequest() (transfer.Request, error) {
 	req, err := transfer.ParseHTTPParams(d.TransferParams)
 	if err != nil {
-		return TransferRequest{}, err
+		return transfer.Request{}, err
 	}
-	return TransferRequest{URL: req.URL, Headers: req.Headers, Size: d.TransferSize}, nil
+	req.Size = d.TransferSize
+	return req, nil
 }
 
 // indexRequest is what the indexer is told about a deal in a sector.
@@ -435,7 +437,7 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	defer f.Close()
 	rd.added.Store(0)
 	data := iocount.Reader{R: f, N: &rd.added}
-	pl, err := p.d.Sealer.AddPieceToAny(ctx, prop.PieceSize.Unpadded(), data, SealingDeal{
+	pl, err := p.d.Sealer.AddPieceToAny(ctx, prop.PieceSize.Unpadded(), data, sealing.Deal{
 		UUID: d.UUID, DealID: d.ChainDealID, PublishCid: d.PublishCid, Proposal: *prop, KeepUnsealed: d.KeepUnsealed,
 	})
 	if err != nil {
@@ -476,17 +478,17 @@ func (p *Provider) awaitActive(ctx context.Context, d *dealRow, _ *runningDeal) 
 	t := time.NewTicker(p.pollEvery)
 	defer t.Stop()
 	for {
-		_, state, err := p.d.Sealer.DealSectorState(ctx, d.UUID)
+		st, err := p.d.Sealer.SectorStatus(ctx, d.UUID)
 		if err != nil {
 			return fmt.Errorf("reading sector state: %w", err)
 		}
-		if state != d.SealingState {
+		if state := string(st.State); state != d.SealingState {
 			if err := p.store.setSealingState(ctx, d.UUID, state); err != nil {
 				return err
 			}
 			d.SealingState = state
 		}
-		if state == ProvingState {
+		if st.Proven {
 			md, err := p.d.Node.StateMarketStorageDeal(ctx, d.ChainDealID, chain.TipSetKey{})
 			if err != nil {
 				return fmt.Errorf("reading chain deal %d: %w", d.ChainDealID, err)

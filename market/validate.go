@@ -30,7 +30,6 @@ type proposalInfo struct {
 	signedCID   cid.Cid
 	clientKey   address.Address
 	head        abi.ChainEpoch
-	transfer    transfer.Request
 	proposalCBO []byte
 }
 
@@ -218,8 +217,7 @@ func (p *Provider) policy(info *proposalInfo) string {
 		if t.Type != wire.TransferHTTP {
 			return fmt.Sprintf("deal rejected: transfer type %q is not supported (use \"http\")", t.Type)
 		}
-		req, err := transfer.ParseHTTPParams(t.Params)
-		if err != nil {
+		if _, err := transfer.ParseHTTPParams(t.Params); err != nil {
 			return fmt.Sprintf("deal rejected: %v", err)
 		}
 		if t.Size == 0 {
@@ -228,8 +226,6 @@ func (p *Provider) policy(info *proposalInfo) string {
 		if t.Size > uint64(prop.PieceSize.Unpadded()) {
 			return fmt.Sprintf("deal rejected: the transfer size %d is more than the piece holds (%d bytes)", t.Size, prop.PieceSize.Unpadded())
 		}
-		req.Size = t.Size
-		info.transfer = req
 	}
 	return ""
 }

@@ -239,14 +239,14 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		Node:    n.Chain,
 		DB:      n.DB,
 		Host:    n.Host,
-		Sealer:  sealerAdapter{n.Sealing},
+		Sealer:  n.Sealing,
 		Indexer: indexer{idx: n.Index, ann: n.IPNI},
-		Downloader: downloaderAdapter{transfer.New(transfer.Config{
+		Downloader: transfer.New(transfer.Config{
 			MaxConcurrent:         cfg.Transfer.MaxConcurrent,
 			MaxPerHost:            cfg.Transfer.MaxPerHost,
 			StallTimeout:          cfg.Transfer.StallTimeout.Std(),
 			AllowPrivateAddresses: cfg.Transfer.AllowPrivateAddresses,
-		})},
+		}),
 		Logf: logf,
 	})
 	if err != nil {
