@@ -10,6 +10,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -49,7 +50,8 @@ type fakeChain struct {
 	dataCap    map[address.Address]abi.StoragePower
 	collMin    abi.TokenAmount
 	worker     address.Address
-	rejectNext int  // the next publish marks its deal at this index invalid (-1: none)
+	balanceErr map[address.Address]error // StateMarketBalance fails for these
+	rejectNext int                       // the next publish marks its deal at this index invalid (-1: none)
 	stealNonce bool // another message takes the nonce of the next publish
 	slashed    map[abi.DealID]abi.ChainEpoch
 }
@@ -88,6 +90,7 @@ func newFakeChain(t testing.TB, dir string, workerKey wallet.KeyInfo) *fakeChain
 		keys:       map[address.Address]wallet.KeyInfo{},
 		accounts:   map[address.Address]address.Address{},
 		market:     map[address.Address]chain.MarketBalance{},
+		balanceErr: map[address.Address]error{},
 		walletBal:  chain.FIL(100),
 		dataCap:    map[address.Address]abi.StoragePower{},
 		collMin:    big.NewInt(10),
@@ -213,6 +216,9 @@ func (fc *fakeChain) StateMinerInfo(_ context.Context, m address.Address, _ chai
 func (fc *fakeChain) StateMarketBalance(_ context.Context, a address.Address, _ chain.TipSetKey) (chain.MarketBalance, error) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
+	if err := fc.balanceErr[a]; err != nil {
+		return chain.MarketBalance{}, err
+	}
 	b, ok := fc.market[a]
 	if !ok {
 		return chain.MarketBalance{Escrow: big.Zero(), Locked: big.Zero()}, nil
@@ -569,6 +575,26 @@ type harness struct {
 	clientID address.Address
 	clientKI wallet.KeyInfo
 	deps     Deps
+
+	logMu sync.Mutex
+	logs  []string // what the provider logged
+}
+
+// logged returns the provider's log lines that contain all of parts.
+func (h *harness) logged(parts ...string) []string {
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	var out []string
+	for _, l := range h.logs {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // Deterministic keys so a re-executed child sees the same chain.
@@ -607,7 +633,12 @@ func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 		mod(&h.cfg)
 	}
 	h.deps = Deps{Node: h.fc, DB: sqldb, Sealer: h.sealer, Downloader: h.dl, Indexer: h.idx,
-		Logf: func(f string, a ...any) { t.Logf(f, a...) }}
+		Logf: func(f string, a ...any) {
+			t.Logf(f, a...)
+			h.logMu.Lock()
+			h.logs = append(h.logs, fmt.Sprintf(f, a...))
+			h.logMu.Unlock()
+		}}
 	return h
 }
 

@@ -236,7 +236,7 @@ func TestAdmissionRace(t *testing.T) {
 			for _, r := range results {
 				if r.Accepted {
 					accepted++
-				} else if !strings.Contains(r.Message, map[string]string{"funds": "available market escrow", "space": "not enough staging space"}[kind]) {
+				} else if !strings.Contains(r.Message, map[string]string{"funds": "market escrow for this deal's collateral", "space": "not enough staging space"}[kind]) {
 					t.Errorf("unexpected rejection: %s", r.Message)
 				}
 			}
@@ -719,5 +719,43 @@ func TestRejectedDealFailsAfterRestart(t *testing.T) {
 	d := h.waitFor(params.DealUUID, failed, "failure after the restart")
 	if d.Checkpoint != Published || !strings.Contains(d.Error, "market actor rejected") {
 		t.Fatalf("deal after the restart: %+v", d)
+	}
+}
+
+// A rejection tells the client one stable sentence; what went wrong inside
+// the provider reaches only the operator's log, with the deal's UUID.
+func TestRejectionReasonAndCause(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	h.start()
+	ctx := context.Background()
+
+	h.fc.mu.Lock()
+	h.fc.balanceErr[testMiner] = errors.New("lotus: connection refused to 10.0.0.7:1234")
+	h.fc.mu.Unlock()
+	params := h.deal("c.car", 1000, 1, nil)
+	r := h.p.Propose(ctx, params, "peerC")
+	if want := "deal rejected: the provider could not check its market balance; try again later"; r.Accepted || r.Message != want {
+		t.Fatalf("client got %+v, want %q", r, want)
+	}
+	if l := h.logged(params.DealUUID.String(), "peerC", "check its market balance", "connection refused to 10.0.0.7:1234"); len(l) != 1 {
+		t.Fatalf("operator log %q lacks the deal, the reason or the cause", h.logged(params.DealUUID.String()))
+	}
+
+	// A client's own mistake is logged with its deal too.
+	bad := h.deal("d.car", 1000, 2, func(p *market.DealProposal, _ *wire.DealParams) { p.StoragePricePerEpoch = big.NewInt(1) })
+	if r := h.p.Propose(ctx, bad, "peerC"); r.Accepted || !strings.HasPrefix(r.Message, "deal rejected: the storage price per epoch 1 is less") {
+		t.Fatalf("client got %+v", r)
+	}
+	if l := h.logged(bad.DealUUID.String(), "less than the asking price"); len(l) != 1 {
+		t.Fatalf("operator log %q", h.logged(bad.DealUUID.String()))
+	}
+	// An invalid signature: the verifier's detail stays in the log.
+	sig := h.deal("e.car", 1000, 3, nil)
+	sig.ClientDealProposal.Proposal.StoragePricePerEpoch = big.NewInt(1001)
+	if r := h.p.Propose(ctx, sig, "peerC"); r.Message != "deal rejected: invalid client signature" {
+		t.Fatalf("client got %+v", r)
+	}
+	if l := h.logged(sig.DealUUID.String(), "invalid client signature ("); len(l) != 1 {
+		t.Fatalf("operator log %q lacks the verifier's error", h.logged(sig.DealUUID.String()))
 	}
 }

@@ -292,13 +292,22 @@ func (p *Provider) handleTransports(s network.Stream) {
 // Propose validates and admits a deal proposal; it is what the deal
 // protocol handler runs, exported for in-process clients and benchmarks.
 // clientPeer is the proposing peer's ID (informational).
+//
+// A rejection's reason goes to the client; the operator's log gets it with
+// the deal's UUID and, when something of the provider's own failed, the
+// cause.
 func (p *Provider) Propose(ctx context.Context, params *wire.DealParams, clientPeer string) wire.DealResponse {
-	info, reason := p.validate(ctx, params)
-	if reason != "" {
-		return wire.DealResponse{Message: reason}
+	info, rej := p.validate(ctx, params)
+	if rej == nil {
+		rej = p.admit(ctx, info, clientPeer)
 	}
-	if reason := p.admit(ctx, info, clientPeer); reason != "" {
-		return wire.DealResponse{Message: reason}
+	if rej != nil {
+		if rej.cause != nil {
+			p.d.Logf("market: deal %s from peer %s: %s (%v)", params.DealUUID, clientPeer, rej.reason, rej.cause)
+		} else {
+			p.d.Logf("market: deal %s from peer %s: %s", params.DealUUID, clientPeer, rej.reason)
+		}
+		return wire.DealResponse{Message: rej.reason}
 	}
 	p.kick(params.DealUUID)
 	return wire.DealResponse{Accepted: true}
