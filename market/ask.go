@@ -149,7 +149,7 @@ func (p *Provider) received(d *dealRow) uint64 {
 	imported := p.imports[d.UUID]
 	p.mu.Unlock()
 	if imported != nil && d.Checkpoint == Accepted {
-		return imported.Load()
+		return uint64(imported.Load())
 	}
 	if rd != nil && d.Checkpoint == Accepted {
 		if n := rd.received.Load(); n > d.BytesReceived {

@@ -52,7 +52,7 @@ type fakeChain struct {
 	worker     address.Address
 	balanceErr map[address.Address]error // StateMarketBalance fails for these
 	rejectNext int                       // the next publish marks its deal at this index invalid (-1: none)
-	stealNonce bool // another message takes the nonce of the next publish
+	stealNonce bool                      // another message takes the nonce of the next publish
 	slashed    map[abi.DealID]abi.ChainEpoch
 }
 

@@ -522,7 +522,7 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 	}
 	// The bytes hashed so far are the deal's NBytesReceived while the
 	// import runs, so the status APIs (and ferryd import-data) show it.
-	var hashed atomic.Uint64
+	var hashed atomic.Int64
 	p.mu.Lock()
 	if p.imports[d.UUID] != nil {
 		p.mu.Unlock()
@@ -536,7 +536,7 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 		p.mu.Unlock()
 	}()
 	calc := piece.NewCalc()
-	if _, err := io.Copy(io.MultiWriter(calc, countingWriter{&hashed}), &ctxReader{ctx: ctx, r: f}); err != nil {
+	if _, err := io.Copy(calc, iocount.Reader{R: iocount.ContextReader{Ctx: ctx, R: f}, N: &hashed}); err != nil {
 		calc.Sum() // releases the calculator's goroutines
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
@@ -547,30 +547,9 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 	if !comm.CID().Equals(d.Proposal.Proposal.PieceCID) {
 		return fmt.Errorf("the piece CID of %s is %s, the deal's is %s", path, comm.CID(), d.Proposal.Proposal.PieceCID)
 	}
-	if err := p.store.setTransferred(ctx, d.UUID, hashed.Load(), path, false); err != nil {
+	if err := p.store.setTransferred(ctx, d.UUID, uint64(hashed.Load()), path, false); err != nil {
 		return err
 	}
 	p.hook(d.UUID, Transferred.String())
 	return nil
-}
-
-// countingWriter adds the length of every write to n.
-type countingWriter struct{ n *atomic.Uint64 }
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	c.n.Add(uint64(len(p)))
-	return len(p), nil
-}
-
-// ctxReader stops reading once ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -69,11 +69,11 @@ type Provider struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
-	running map[uuid.UUID]*runningDeal   // guarded by mu
-	imports map[uuid.UUID]*atomic.Uint64 // bytes hashed by a running import-data; guarded by mu
-	started bool                         // guarded by mu
-	askMu   sync.Mutex                   // serialises SetAsk
-	admitMu sync.Mutex                   // one admission transaction at a time in this process
+	running map[uuid.UUID]*runningDeal  // guarded by mu
+	imports map[uuid.UUID]*atomic.Int64 // bytes hashed by a running import-data; guarded by mu
+	started bool                        // guarded by mu
+	askMu   sync.Mutex                  // serialises SetAsk
+	admitMu sync.Mutex                  // one admission transaction at a time in this process
 }
 
 type runningDeal struct {
@@ -105,7 +105,7 @@ func New(cfg Config, d Deps) (*Provider, error) {
 		d:       d,
 		store:   &store{db: d.DB},
 		running: make(map[uuid.UUID]*runningDeal),
-		imports: make(map[uuid.UUID]*atomic.Uint64),
+		imports: make(map[uuid.UUID]*atomic.Int64),
 	}
 	if d.Sender == nil {
 		pool, ok := d.Node.(messagePool)
