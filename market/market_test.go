@@ -759,3 +759,118 @@ func TestRejectionReasonAndCause(t *testing.T) {
 		t.Fatalf("operator log %q lacks the verifier's error", h.logged(sig.DealUUID.String()))
 	}
 }
+
+// TestClientEscrowTagged: ten concurrent proposals of 0.3 FIL each against
+// a client's 1 FIL of available escrow: admission tags the client's escrow
+// with the deal, so three are accepted and the others told why.
+func TestClientEscrowTagged(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	h.fc.addClient(t, h.clientID, h.clientKI, chain.FIL(1))
+	h.dl.block = make(chan struct{}) // keep the deals (and their tags) before publishing
+	defer close(h.dl.block)
+	h.start()
+	const n = 10
+	deals := make([]*wire.DealParams, n)
+	for i := range deals {
+		deals[i] = h.deal("escrow.car", 1000, 8, func(p *market.DealProposal, _ *wire.DealParams) {
+			p.StartEpoch += abi.ChainEpoch(i) // distinct proposals
+			p.EndEpoch += abi.ChainEpoch(i)
+			fee := big.Mul(p.StoragePricePerEpoch, big.NewInt(int64(p.Duration())))
+			p.ClientCollateral = big.Sub(big.Div(chain.FIL(3), big.NewInt(10)), fee) // 0.3 FIL in all
+		})
+	}
+	if need := deals[0].ClientDealProposal.Proposal.ClientBalanceRequirement(); !need.Equals(big.Div(chain.FIL(3), big.NewInt(10))) {
+		t.Fatalf("a deal needs %s", need)
+	}
+	results := make([]wire.DealResponse, n)
+	var wg sync.WaitGroup
+	for i := range deals {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = h.p.Propose(context.Background(), deals[i], "p")
+		}()
+	}
+	wg.Wait()
+	accepted := 0
+	for _, r := range results {
+		switch {
+		case r.Accepted:
+			accepted++
+		case !strings.Contains(r.Message, "the client's available market escrow 1000000000000000000 cannot cover this deal's 300000000000000000 on top of the 900000000000000000"):
+			t.Errorf("rejection: %s", r.Message)
+		}
+	}
+	if accepted != 3 {
+		t.Fatalf("%d deals accepted against 1 FIL of escrow, want 3", accepted)
+	}
+	// A failed deal gives its escrow back.
+	for i, r := range results {
+		if r.Accepted {
+			if err := h.p.Fail(context.Background(), deals[i].DealUUID); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	again := h.deal("escrow.car", 1000, 8, func(p *market.DealProposal, _ *wire.DealParams) {
+		p.StartEpoch += 100
+		p.EndEpoch += 100
+		p.ClientCollateral = big.Sub(big.Div(chain.FIL(3), big.NewInt(10)), big.Mul(p.StoragePricePerEpoch, big.NewInt(int64(p.Duration()))))
+	})
+	if r := h.p.Propose(context.Background(), again, "p"); !r.Accepted {
+		t.Fatalf("a deal after one failed: %s", r.Message)
+	}
+}
+
+// TestDuplicateByContent: a proposal with the same piece, client, provider,
+// epochs and price as an earlier deal, signed again (client signatures are
+// not deterministic), is rejected naming the first deal, also when both
+// arrive at once; once the first failed before it was published, the same
+// content is accepted again.
+func TestDuplicateByContent(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	h.dl.block = make(chan struct{})
+	defer close(h.dl.block)
+	h.start()
+	ctx := context.Background()
+	resign := func(of *wire.DealParams) *wire.DealParams {
+		d := *of
+		d.DealUUID = uuid.New()
+		prop := of.ClientDealProposal.Proposal
+		h.sign(&prop, &d)
+		if d.ClientDealProposal.ClientSignature.Equals(&of.ClientDealProposal.ClientSignature) {
+			t.Fatal("the signature came out the same")
+		}
+		return &d
+	}
+	first := h.deal("dup.car", 1000, 3, nil)
+	if r := h.p.Propose(ctx, first, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	second := resign(first)
+	want := "deal rejected: the proposal has the same piece, client, provider, epochs and price as deal " + first.DealUUID.String()
+	if r := h.p.Propose(ctx, second, "p"); r.Accepted || r.Message != want {
+		t.Fatalf("second proposal: %+v, want %q", r, want)
+	}
+
+	// Two at once: one wins.
+	a := h.deal("dup2.car", 1000, 4, nil)
+	b := resign(a)
+	var ra, rb wire.DealResponse
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); ra = h.p.Propose(ctx, a, "p") }()
+	go func() { defer wg.Done(); rb = h.p.Propose(ctx, b, "p") }()
+	wg.Wait()
+	if ra.Accepted == rb.Accepted || !strings.Contains(ra.Message+rb.Message, "same piece, client, provider, epochs and price") {
+		t.Fatalf("concurrent duplicates: %+v and %+v", ra, rb)
+	}
+
+	if err := h.p.Cancel(ctx, first.DealUUID); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.p.Propose(ctx, resign(first), "p"); !r.Accepted {
+		t.Fatalf("proposal after the first was cancelled: %s", r.Message)
+	}
+}

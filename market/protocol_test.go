@@ -68,8 +68,8 @@ func TestProtocolsOverLibp2p(t *testing.T) {
 	h.start()
 	connect(t, client, server)
 
-	for _, proto := range []string{wire.DealProtocolv121, wire.DealProtocolv120} {
-		params := h.deal("p2p.car", 1000, int64(len(proto)), nil)
+	for i, proto := range []string{wire.DealProtocolv121, wire.DealProtocolv120} {
+		params := h.deal("p2p.car", 1000, int64(i), nil) // two pieces: the same one twice is a duplicate
 		var resp wire.DealResponse
 		if err := exchange(t, client, server.ID(), proto, params, &resp); err != nil {
 			t.Fatalf("%s: %v", proto, err)

@@ -431,61 +431,83 @@ func (s *store) fail(ctx context.Context, id uuid.UUID, reason string) (staging 
 type newDeal struct {
 	params     *wire.DealParams
 	signedCID  cid.Cid
-	clientKey  address.Address
+	clientKey  address.Address // the client's key address, which its escrow tag names
 	clientPeer string
 	staging    string          // the staging file of an online deal
 	collateral abi.TokenAmount // provider collateral, tagged until published
 	fee        abi.TokenAmount // the publish fee reserved, tagged until published
+	escrow     abi.TokenAmount // the client's escrow the deal will lock, tagged until published
 	space      uint64          // staging bytes, tagged until the piece is in a sector
 }
 
 // tagged is what the tags of the deals admitted so far hold.
 type tagged struct {
 	collateral, fee abi.TokenAmount
+	clientEscrow    abi.TokenAmount // this deal's client's escrow, tagged by its other deals
 	space           uint64
 }
 
-// duplicateError: admission found the same signed proposal (first set) or
-// the same UUID already recorded.
+// Kinds of duplicate proposal.
+const (
+	dupIdentical = iota + 1 // the same signed proposal
+	dupContent              // the same piece, client, provider, epochs and price, signed again
+	dupUUID                 // the UUID is in use
+)
+
+// duplicateError: admission found a deal the proposal duplicates.
 type duplicateError struct {
-	first uuid.UUID // the deal with the identical proposal, or uuid.Nil
-	id    uuid.UUID // the UUID in use, when first is not set
+	kind  int
+	first uuid.UUID // the earlier deal
 }
 
 func (e duplicateError) Error() string {
-	if e.first != uuid.Nil {
+	switch e.kind {
+	case dupIdentical:
 		return fmt.Sprintf("the proposal is identical to that of deal %s", e.first)
+	case dupContent:
+		return fmt.Sprintf("the proposal has the same piece, client, provider, epochs and price as deal %s", e.first)
 	}
-	return fmt.Sprintf("the deal UUID %s is already in use", e.id)
+	return fmt.Sprintf("the deal UUID %s is already in use", e.first)
 }
 
-// duplicate looks for a deal with the same signed proposal or UUID; it
+// duplicate looks for a deal nd duplicates: the same signed proposal, the
+// same content (which the market actor would refuse to publish twice)
+// unless that deal failed before it was published, or the same UUID. It
 // returns a duplicateError when there is one.
-func (s *store) duplicate(ctx context.Context, signed cid.Cid, id uuid.UUID) error {
-	return duplicateIn(ctx, s.db, signed, id)
+func (s *store) duplicate(ctx context.Context, nd *newDeal) error {
+	return duplicateIn(ctx, s.db, nd)
 }
 
 func duplicateIn(ctx context.Context, q interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}, signed cid.Cid, id uuid.UUID) error {
-	var other string
-	err := q.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE signed_proposal_cid = ?`, signed.String()).Scan(&other)
-	if err == nil {
-		first, perr := uuid.Parse(other)
-		if perr != nil {
-			return fmt.Errorf("deal row %q: %w", other, perr)
+}, nd *newDeal) error {
+	prop := &nd.params.ClientDealProposal.Proposal
+	published, cps := inCheckpoints(PublishConfirmed.andLater())
+	for _, c := range []struct {
+		kind  int
+		query string
+		args  []any
+	}{
+		{dupIdentical, `SELECT uuid FROM market_deals WHERE signed_proposal_cid = ?`, []any{nd.signedCID.String()}},
+		{dupContent, `SELECT uuid FROM market_deals WHERE piece_cid = ? AND client_key = ? AND start_epoch = ? AND end_epoch = ?
+			AND provider = ? AND price = ? AND (retry != ? OR checkpoint IN (` + published + `)) ORDER BY created_at LIMIT 1`,
+			append([]any{prop.PieceCID.String(), nd.clientKey.String(), int64(prop.StartEpoch), int64(prop.EndEpoch),
+				prop.Provider.String(), prop.StoragePricePerEpoch.String(), RetryFatal}, cps...)},
+		{dupUUID, `SELECT uuid FROM market_deals WHERE uuid = ?`, []any{nd.params.DealUUID.String()}},
+	} {
+		var other string
+		err := q.QueryRowContext(ctx, c.query, c.args...).Scan(&other)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
 		}
-		return duplicateError{first: first}
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("looking up proposal %s: %w", signed, err)
-	}
-	err = q.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE uuid = ?`, id.String()).Scan(&other)
-	if err == nil {
-		return duplicateError{id: id}
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("looking up deal %s: %w", id, err)
+		if err != nil {
+			return fmt.Errorf("looking for deals proposal %s duplicates: %w", nd.signedCID, err)
+		}
+		first, err := uuid.Parse(other)
+		if err != nil {
+			return fmt.Errorf("deal row %q: %w", other, err)
+		}
+		return duplicateError{kind: c.kind, first: first}
 	}
 	return nil
 }
@@ -505,11 +527,12 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 	}
 	cn, ca, err1 := splitAtto(nd.collateral)
 	fn, fa, err2 := splitAtto(nd.fee)
-	if err := errors.Join(err1, err2); err != nil {
+	en, ea, err3 := splitAtto(nd.escrow)
+	if err := errors.Join(err1, err2, err3); err != nil {
 		return err
 	}
 	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		if err := duplicateIn(ctx, tx, nd.signedCID, id); err != nil {
+		if err := duplicateIn(ctx, tx, nd); err != nil {
 			return err
 		}
 		var t tagged
@@ -517,6 +540,12 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 		if t.collateral, t.fee, err = fundsTagged(ctx, tx); err != nil {
 			return err
 		}
+		var escrowNano, escrowAtto int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(escrow_nano), 0), coalesce(sum(escrow_atto), 0) FROM market_funds_tags WHERE client = ?`,
+			nd.clientKey.String()).Scan(&escrowNano, &escrowAtto); err != nil {
+			return fmt.Errorf("summing the escrow tags of client %s: %w", nd.clientKey, err)
+		}
+		t.clientEscrow = joinAtto(escrowNano, escrowAtto)
 		var used int64
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0) FROM market_space_tags`).Scan(&used); err != nil {
 			return fmt.Errorf("summing staging tags: %w", err)
@@ -529,17 +558,19 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 		now := time.Now().UnixNano()
 		_, err = tx.ExecContext(ctx, `INSERT INTO market_deals (uuid, signed_proposal_cid, created_at, updated_at, client_peer,
 			client_key, proposal, piece_cid, piece_size, start_epoch, end_epoch, verified, data_root, is_offline,
-			transfer_type, transfer_params, transfer_size, staging_path, keep_unsealed, skip_ipni, checkpoint)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			transfer_type, transfer_params, transfer_size, staging_path, keep_unsealed, skip_ipni, checkpoint, provider, price)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			id.String(), nd.signedCID.String(), now, now, nd.clientPeer, nd.clientKey.String(), cbor.Bytes(),
 			prop.PieceCID.String(), int64(prop.PieceSize), int64(prop.StartEpoch), int64(prop.EndEpoch), prop.VerifiedDeal,
 			cidString(params.DealDataRoot), params.IsOffline, params.Transfer.Type, params.Transfer.Params,
-			int64(params.Transfer.Size), nd.staging, !params.RemoveUnsealedCopy, params.SkipIPNIAnnounce, Accepted)
+			int64(params.Transfer.Size), nd.staging, !params.RemoveUnsealedCopy, params.SkipIPNIAnnounce, Accepted,
+			prop.Provider.String(), prop.StoragePricePerEpoch.String())
 		if err != nil {
 			return fmt.Errorf("recording deal: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO market_funds_tags (uuid, collateral_nano, collateral_atto, fee_nano, fee_atto) VALUES (?, ?, ?, ?, ?)`,
-			id.String(), cn, ca, fn, fa); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO market_funds_tags (uuid, collateral_nano, collateral_atto, fee_nano, fee_atto,
+			client, escrow_nano, escrow_atto) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			id.String(), cn, ca, fn, fa, nd.clientKey.String(), en, ea); err != nil {
 			return fmt.Errorf("tagging funds: %w", err)
 		}
 		if nd.space > 0 {
@@ -606,8 +637,12 @@ func fundsTagged(ctx context.Context, tx *sql.Tx) (coll, fee big.Int, err error)
 	if err != nil {
 		return big.Zero(), big.Zero(), fmt.Errorf("summing funds tags: %w", err)
 	}
-	join := func(n, a int64) big.Int { return big.Add(big.Mul(big.NewInt(n), nano), big.NewInt(a)) }
-	return join(cn, ca), join(fn, fa), nil
+	return joinAtto(cn, ca), joinAtto(fn, fa), nil
+}
+
+// joinAtto is the amount splitAtto split (or the sums of its parts).
+func joinAtto(nanoPart, attoPart int64) big.Int {
+	return big.Add(big.Mul(big.NewInt(nanoPart), nano), big.NewInt(attoPart))
 }
 
 func cidString(c cid.Cid) string {

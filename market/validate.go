@@ -66,6 +66,7 @@ type proposalInfo struct {
 	signedCID   cid.Cid
 	clientKey   address.Address
 	head        abi.ChainEpoch
+	clientAvail abi.TokenAmount // the client's market escrow not locked, at validation
 	proposalCBO []byte
 }
 
@@ -163,6 +164,7 @@ func (p *Provider) validate(ctx context.Context, params *wire.DealParams) (*prop
 		return nil, unavailable(err, "read the client's market balance")
 	}
 	avail := big.Sub(bal.Escrow, bal.Locked)
+	info.clientAvail = avail
 	if need := prop.ClientBalanceRequirement(); avail.LessThan(need) {
 		return nil, reject("the client's available market escrow %s is less than the %s the deal requires", avail, need)
 	}
@@ -189,7 +191,7 @@ func (p *Provider) validate(ctx context.Context, params *wire.DealParams) (*prop
 	// The duplicate and UUID checks come next; admission repeats them inside
 	// its transaction, which is what makes them race-free. Checking here
 	// first keeps the rejection order of the reference provider.
-	if err := p.store.duplicate(ctx, info.signedCID, params.DealUUID); err != nil {
+	if err := p.store.duplicate(ctx, &newDeal{params: params, signedCID: spc, clientKey: info.clientKey}); err != nil {
 		return nil, duplicateRejection(err)
 	}
 	if rej := p.policy(info); rej != nil {
@@ -342,8 +344,9 @@ func (p *Provider) runFilter(ctx context.Context, info *proposalInfo) *rejection
 }
 
 // admit records the deal with its funds and staging tags in one
-// transaction, after checking uniqueness, the provider's funds and the
-// staging space within it.
+// transaction, after checking within it that the deal duplicates none and
+// that the client's escrow, the provider's escrow and worker balance, and
+// the staging space cover it on top of what other deals have tagged.
 func (p *Provider) admit(ctx context.Context, info *proposalInfo, clientPeer string) *rejection {
 	params := info.params
 	prop := &params.ClientDealProposal.Proposal
@@ -361,13 +364,17 @@ func (p *Provider) admit(ctx context.Context, info *proposalInfo, clientPeer str
 	}
 	nd := &newDeal{
 		params: params, signedCID: info.signedCID, clientKey: info.clientKey, clientPeer: clientPeer,
-		collateral: prop.ProviderCollateral, fee: p.cfg.MaxPublishDealsFee,
+		collateral: prop.ProviderCollateral, fee: p.cfg.MaxPublishDealsFee, escrow: prop.ClientBalanceRequirement(),
 	}
 	if !params.IsOffline {
 		nd.space = params.Transfer.Size
 		nd.staging = filepath.Join(p.cfg.StagingDir, params.DealUUID.String()+".car")
 	}
 	fits := func(t tagged) error {
+		if need := big.Add(t.clientEscrow, nd.escrow); need.GreaterThan(info.clientAvail) {
+			return reject("the client's available market escrow %s cannot cover this deal's %s on top of the %s its deals not yet published need",
+				info.clientAvail, nd.escrow, t.clientEscrow)
+		}
 		if need := big.Add(t.collateral, nd.collateral); need.GreaterThan(escrowAvail) {
 			return rejectFor(fmt.Errorf("available market escrow %s, collateral %s, %s reserved for other deals", escrowAvail, nd.collateral, t.collateral),
 				"the provider does not have the market escrow for this deal's collateral at the moment")
