@@ -874,3 +874,35 @@ func TestDuplicateByContent(t *testing.T) {
 		t.Fatalf("proposal after the first was cancelled: %s", r.Message)
 	}
 }
+
+// TestPublishPrecheck: a client withdraws its escrow between acceptance and
+// publishing; the publisher checks each deal against the chain just before
+// it builds the batch, so only that deal fails and the other one is
+// published.
+func TestPublishPrecheck(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 2; c.PublishMsgPeriod = 1e12 })
+	otherID, otherKI := mustID(1002), testKey(t, 4)
+	h.fc.addClient(t, otherID, otherKI, chain.FIL(10))
+	h.start()
+	ctx := context.Background()
+	gone := h.deal("gone.car", 1000, 1, nil)
+	h.clientID, h.clientKI = otherID, otherKI
+	kept := h.deal("kept.car", 1000, 2, nil)
+	if r := h.p.Propose(ctx, gone, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	h.waitFor(gone.DealUUID, func(d *DealInfo) bool { return d.Checkpoint == Transferred }, Transferred)
+	h.fc.addClient(t, mustID(1001), testKey(t, 2), big.Zero()) // the first client withdrew everything
+	// The second deal fills the batch.
+	if r := h.p.Propose(ctx, kept, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	d := h.waitFor(gone.DealUUID, failed, "failure")
+	if !strings.Contains(d.Error, "the client's available market escrow 0 no longer covers") {
+		t.Fatalf("error %q", d.Error)
+	}
+	h.waitFor(kept.DealUUID, complete, Complete)
+	if msgs, _ := h.fc.publishMsgs(); msgs != 1 {
+		t.Fatalf("%d publish messages", msgs)
+	}
+}

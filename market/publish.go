@@ -173,9 +173,9 @@ func (b *publisher) publishDue(ctx context.Context, force bool) error {
 // publishBatch checks each deal, records a batch of those that pass and
 // starts sending it.
 func (b *publisher) publishBatch(ctx context.Context, ids []uuid.UUID) error {
-	head, err := b.chain.ChainHead(ctx)
+	check, err := b.precheck(ctx)
 	if err != nil {
-		return fmt.Errorf("reading chain head: %w", err)
+		return err
 	}
 	var deals []uuid.UUID
 	for _, id := range ids {
@@ -183,11 +183,12 @@ func (b *publisher) publishBatch(ctx context.Context, ids []uuid.UUID) error {
 		if err != nil {
 			return err
 		}
-		prop := &d.Proposal.Proposal
-		// The deal must still be publishable: not started, and with room to
-		// seal before it starts.
-		if head.Height()+b.cfg.StartEpochSealingBuffer >= prop.StartEpoch {
-			if err := b.fail(ctx, id, fmt.Sprintf("the deal's start epoch %d is too close (current epoch %d) to publish and seal it", prop.StartEpoch, head.Height())); err != nil {
+		reason, err := check(&d.Proposal.Proposal)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			if err := b.fail(ctx, id, reason); err != nil {
 				return err
 			}
 			continue
@@ -207,6 +208,54 @@ func (b *publisher) publishBatch(ctx context.Context, ids []uuid.UUID) error {
 	b.logf("market: publishing %d deal(s) in batch %d", len(deals), batchID)
 	b.follow(ctx, batchID)
 	return nil
+}
+
+// precheck returns a check of deals against the chain as it is now, as
+// Boost's publisher checks each deal just before it builds a batch, so a
+// deal that can no longer be published fails alone instead of sinking the
+// message: its start epoch must leave time to seal, and the client's and
+// the provider's available market escrow must cover it, on top of the
+// deals of the batch checked before it. The check returns why a deal
+// cannot be published, or "".
+func (b *publisher) precheck(ctx context.Context) (func(prop *market.DealProposal) (string, error), error) {
+	head, err := b.chain.ChainHead(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading chain head: %w", err)
+	}
+	avail := map[address.Address]abi.TokenAmount{} // what is left of each escrow
+	escrow := func(a address.Address) (abi.TokenAmount, error) {
+		if v, ok := avail[a]; ok {
+			return v, nil
+		}
+		bal, err := b.chain.StateMarketBalance(ctx, a, head.Key())
+		if err != nil {
+			return big.Zero(), fmt.Errorf("reading the market balance of %s: %w", a, err)
+		}
+		avail[a] = big.Sub(bal.Escrow, bal.Locked)
+		return avail[a], nil
+	}
+	return func(prop *market.DealProposal) (string, error) {
+		if head.Height()+b.cfg.StartEpochSealingBuffer >= prop.StartEpoch {
+			return fmt.Sprintf("the deal's start epoch %d is too close (current epoch %d) to publish and seal it", prop.StartEpoch, head.Height()), nil
+		}
+		client, err := escrow(prop.Client)
+		if err != nil {
+			return "", err
+		}
+		provider, err := escrow(b.cfg.Miner)
+		if err != nil {
+			return "", err
+		}
+		if need := prop.ClientBalanceRequirement(); client.LessThan(need) {
+			return fmt.Sprintf("the client's available market escrow %s no longer covers the %s the deal needs", client, need), nil
+		}
+		if provider.LessThan(prop.ProviderCollateral) {
+			return fmt.Sprintf("the provider's available market escrow %s no longer covers the deal's collateral %s", provider, prop.ProviderCollateral), nil
+		}
+		avail[prop.Client] = big.Sub(client, prop.ClientBalanceRequirement())
+		avail[b.cfg.Miner] = big.Sub(provider, prop.ProviderCollateral)
+		return "", nil
+	}, nil
 }
 
 // follow sends a batch and waits for it in its own goroutine, retrying
