@@ -70,9 +70,9 @@ func marketMove(c *cli.Context, add bool) error {
 	defer closer()
 	var mc cid.Cid
 	if add {
-		mc, err = client.AddBalance(c.Context, n, r.Wallet, addr, amount)
+		mc, err = client.AddBalance(c.Context, n, r, addr, amount)
 	} else {
-		mc, err = client.WithdrawBalance(c.Context, n, r.Wallet, addr, amount)
+		mc, err = client.WithdrawBalance(c.Context, n, r, addr, amount)
 	}
 	if err != nil {
 		return fmt.Errorf("market %s: %w", verb, err)
