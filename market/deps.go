@@ -40,6 +40,9 @@ type Chain interface {
 	StateVerifiedClientStatus(ctx context.Context, addr address.Address, tsk chain.TipSetKey) (*abi.StoragePower, error)
 	// StateMarketStorageDeal returns a published deal and its state.
 	StateMarketStorageDeal(ctx context.Context, id abi.DealID, tsk chain.TipSetKey) (*chain.MarketDeal, error)
+	// StateWaitMsg waits for a message to execute (publish messages signed
+	// before the MessageSender sent them).
+	StateWaitMsg(ctx context.Context, msg cid.Cid, confidence uint64, limit abi.ChainEpoch, allowReplaced bool) (*chain.MsgLookup, error)
 	// WalletBalance returns an address's balance (the worker's, for
 	// publish fees).
 	WalletBalance(ctx context.Context, addr address.Address) (big.Int, error)
@@ -49,7 +52,7 @@ type Chain interface {
 }
 
 // MessageSender sends chain messages from one address with nonces it
-// assigns, once per id.
+// assigns, once per id (chain/sender.Sender).
 type MessageSender interface {
 	// Send signs and pushes msg (From, To, Value, Method, Params set;
 	// nonce and gas filled in by the sender, the fee bounded by

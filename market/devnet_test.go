@@ -233,6 +233,7 @@ func devnetHarness(t *testing.T, ctx context.Context) (*harness, *devnet.Devnet,
 		c.MaxPublishDealsFee = chain.FIL(1)
 	})
 	h.deps.Node = dn
+	h.keys = w
 	h.clientID, h.clientKI = clientID, ki
 	return h, dn, worker
 }

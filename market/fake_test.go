@@ -27,6 +27,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/sealing"
@@ -314,6 +315,22 @@ func (fc *fakeChain) WalletDefaultAddress(context.Context) (address.Address, err
 	return fc.worker, nil
 }
 
+// StateGetActor returns the worker's nonce (all the message sender reads).
+func (fc *fakeChain) StateGetActor(_ context.Context, a address.Address, _ chain.TipSetKey) (*chain.Actor, error) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	return &chain.Actor{Nonce: fc.st.Nonce, Balance: fc.walletBal}, nil
+}
+
+// Has and Sign make the fake chain's keys the message sender's.
+func (fc *fakeChain) Has(a address.Address) (bool, error) {
+	return fc.WalletHas(context.Background(), a)
+}
+
+func (fc *fakeChain) Sign(a address.Address, data []byte) (*crypto.Signature, error) {
+	return fc.WalletSign(context.Background(), a, data)
+}
+
 func (fc *fakeChain) MpoolGetNonce(context.Context, address.Address) (uint64, error) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
@@ -574,6 +591,7 @@ type harness struct {
 	cfg      Config
 	clientID address.Address
 	clientKI wallet.KeyInfo
+	keys     sender.Keys // the worker's key, for the message sender start makes
 	deps     Deps
 
 	logMu sync.Mutex
@@ -606,6 +624,7 @@ func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: dir, clientID: mustID(1001), clientKI: testKey(t, 2)}
 	h.fc = newFakeChain(t, dir, testKey(t, 1))
+	h.keys = h.fc
 	h.fc.addClient(t, h.clientID, h.clientKI, chain.FIL(1000))
 	h.sealer = newFakeSealer(t, dir)
 	h.dl = &fakeDownloader{srcDir: filepath.Join(dir, "src")}
@@ -644,6 +663,23 @@ func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 
 func (h *harness) start() {
 	h.t.Helper()
+	ctx := context.Background()
+	mi, err := h.deps.Node.StateMinerInfo(ctx, h.cfg.Miner, chain.TipSetKey{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	steps := map[sender.Step]string{sender.StepRecorded: "MessageRecorded", sender.StepPushed: "MessagePushed"}
+	h.deps.Sender, err = sender.New(ctx, sender.Config{
+		DB: h.deps.DB, Node: h.deps.Node.(sender.Node), From: mi.Worker, Keys: h.keys, Logf: h.deps.Logf,
+		OnStep: func(id uuid.UUID, st sender.Step) {
+			if h.deps.OnCheckpoint != nil {
+				h.deps.OnCheckpoint(id, steps[st])
+			}
+		},
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	p, err := New(h.cfg, h.deps)
 	if err != nil {
 		h.t.Fatal(err)

@@ -34,17 +34,13 @@ type Deps struct {
 	Downloader Downloader
 	// Indexer indexes and announces pieces; nil skips the step.
 	Indexer PieceIndexer
-	// Sender sends the publish messages. nil: the market's interim
-	// sender, which signs with SignMessage (nil: NodeSigner(Node)) and
-	// needs Node to have the message pool's methods (chain.Node does).
+	// Sender sends the publish messages from the worker (chain/sender).
 	Sender MessageSender
-	// SignMessage signs publish messages for the interim sender.
-	SignMessage MessageSigner
 	// Logf receives operational log lines; nil uses the standard logger.
 	Logf func(format string, args ...any)
 	// OnCheckpoint, when set, is called after a deal's checkpoint (or a
-	// publish message's "MessageSigned", "MessagePushed" and "PublishSent"
-	// states, or a deal's "Ended" and "PieceReleased" steps after
+	// publish batch's "PublishSent", the sender having returned its
+	// message's CID, or a deal's "Ended" and "PieceReleased" steps after
 	// Complete) is persisted, and with "Waiting" when a deal's goroutine
 	// stops to wait for an import or the publisher. Fault-injection tests
 	// use it to kill the process, or hold a goroutine, at a chosen point.
@@ -96,6 +92,8 @@ func New(cfg Config, d Deps) (*Provider, error) {
 		return nil, errors.New("market: Deps.Node and Deps.DB are required")
 	case d.Sealer == nil || d.Downloader == nil:
 		return nil, errors.New("market: Deps.Sealer and Deps.Downloader are required")
+	case d.Sender == nil:
+		return nil, errors.New("market: Deps.Sender is required")
 	}
 	if d.Logf == nil {
 		d.Logf = log.Printf
@@ -107,19 +105,8 @@ func New(cfg Config, d Deps) (*Provider, error) {
 		running: make(map[uuid.UUID]*runningDeal),
 		imports: make(map[uuid.UUID]*atomic.Int64),
 	}
-	if d.Sender == nil {
-		pool, ok := d.Node.(messagePool)
-		if !ok {
-			return nil, errors.New("market: Deps.Sender is not set and Deps.Node cannot send messages")
-		}
-		sign := d.SignMessage
-		if sign == nil {
-			sign = NodeSigner(d.Node)
-		}
-		p.d.Sender = &nodeSender{pool: pool, store: p.store, sign: sign, hook: func(point string) { p.hook(uuid.Nil, point) }}
-	}
 	p.pub = newPublisher(&publisher{
-		cfg: &p.cfg, store: p.store, chain: d.Node, sender: p.d.Sender, logf: d.Logf, hook: p.hook,
+		cfg: &p.cfg, store: p.store, chain: d.Node, sender: d.Sender, logf: d.Logf, hook: p.hook,
 		fail: p.failDeal, confirmed: p.kick,
 	})
 	return p, nil

@@ -307,6 +307,39 @@ func (b *publisher) message(ctx context.Context, bt *batchRow) (*chain.Message, 
 	}, nil
 }
 
+// send sends a batch's message (again, after a restart: the sender knows
+// it by its id) and waits for it to execute.
+func (b *publisher) send(ctx context.Context, bt *batchRow) (*chain.MsgLookup, error) {
+	if bt.msgID == uuid.Nil {
+		// Signed and pushed before batches had message ids: follow it on
+		// chain.
+		lookup, err := b.chain.StateWaitMsg(ctx, bt.msgCid, b.cfg.PublishConfidence, -1, true)
+		if err != nil {
+			return nil, fmt.Errorf("waiting for publish message %s: %w", bt.msgCid, err)
+		}
+		return lookup, nil
+	}
+	msg, err := b.message(ctx, bt)
+	if err != nil {
+		return nil, err
+	}
+	sent, err := b.sender.Send(ctx, bt.msgID, msg, &chain.MessageSendSpec{MaxFee: b.cfg.MaxPublishDealsFee})
+	if err != nil {
+		return nil, fmt.Errorf("sending publish message: %w", err)
+	}
+	if !bt.msgCid.Equals(sent) {
+		if err := b.store.setBatchSent(ctx, bt, sent); err != nil {
+			return nil, err
+		}
+		b.hook(uuid.Nil, "PublishSent")
+	}
+	lookup, err := b.sender.Wait(ctx, bt.msgID, b.cfg.PublishConfidence)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for publish message %s: %w", sent, err)
+	}
+	return lookup, nil
+}
+
 // settle gets a batch's message on chain and applies its result.
 func (b *publisher) settle(ctx context.Context, id int64) error {
 	bt, err := b.store.batch(ctx, id)
@@ -316,23 +349,9 @@ func (b *publisher) settle(ctx context.Context, id int64) error {
 	if bt.state != batchSending {
 		return nil
 	}
-	msg, err := b.message(ctx, bt)
+	lookup, err := b.send(ctx, bt)
 	if err != nil {
 		return err
-	}
-	sent, err := b.sender.Send(ctx, bt.msgID, msg, &chain.MessageSendSpec{MaxFee: b.cfg.MaxPublishDealsFee, MsgUuid: bt.msgID})
-	if err != nil {
-		return fmt.Errorf("sending publish message: %w", err)
-	}
-	if !bt.msgCid.Equals(sent) {
-		if err := b.store.setBatchSent(ctx, bt, sent); err != nil {
-			return err
-		}
-		b.hook(uuid.Nil, "PublishSent")
-	}
-	lookup, err := b.sender.Wait(ctx, bt.msgID, b.cfg.PublishConfidence)
-	if err != nil {
-		return fmt.Errorf("waiting for publish message %s: %w", sent, err)
 	}
 	final := lookup.Message
 	if code := lookup.Receipt.ExitCode; code != 0 {

@@ -18,7 +18,6 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
-	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/wire"
 )
@@ -27,8 +26,7 @@ import (
 var ErrUnknownDeal = errors.New("unknown deal")
 
 // store holds every SQL statement of the market: deals and their logs,
-// the funds and staging tags, publish batches, the messages of the
-// interim sender and the ask. Its methods are typed: checkpoints, retry
+// the funds and staging tags, publish batches and the ask. Its methods are typed: checkpoints, retry
 // states and flags are parameters, never SQL text, and no SQL leaves it.
 // Every query is written to run unchanged on SQLite and PostgreSQL (`?`
 // placeholders, which the db package rebinds; RETURNING; no flag compared
@@ -664,7 +662,7 @@ const (
 // batchRow is a market_publish_batches row.
 type batchRow struct {
 	id     int64
-	msgID  uuid.UUID // the message's id at the sender
+	msgID  uuid.UUID // the message's id at the sender; uuid.Nil for a batch signed before there was one
 	msgCid cid.Cid   // undefined until the sender returned it
 	deals  []uuid.UUID
 	state  string
@@ -740,8 +738,10 @@ func (s *store) batch(ctx context.Context, id int64) (*batchRow, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading publish batch %d: %w", id, err)
 	}
-	if b.msgID, err = uuid.Parse(mid); err != nil {
-		return nil, fmt.Errorf("publish batch %d message id: %w", id, err)
+	if mid != "" {
+		if b.msgID, err = uuid.Parse(mid); err != nil {
+			return nil, fmt.Errorf("publish batch %d message id: %w", id, err)
+		}
 	}
 	if mc != "" {
 		if b.msgCid, err = cid.Decode(mc); err != nil {
@@ -845,49 +845,6 @@ func (s *store) landBatch(ctx context.Context, b *batchRow, final cid.Cid, dealI
 func (s *store) failBatch(ctx context.Context, id int64, reason string) error {
 	if _, err := s.db.ExecContext(ctx, `UPDATE market_publish_batches SET state = ?, error = ? WHERE id = ?`, batchFailed, reason, id); err != nil {
 		return fmt.Errorf("recording failure of publish batch %d: %w", id, err)
-	}
-	return nil
-}
-
-// --- messages of the interim sender ---
-
-// sentMessage is a market_messages row: a signed message sent under an id.
-type sentMessage struct {
-	cid    cid.Cid
-	signed chain.SignedMessage
-}
-
-// message reads the message sent as id; ok is false when there is none.
-func (s *store) message(ctx context.Context, id uuid.UUID) (m sentMessage, ok bool, err error) {
-	var c string
-	var b []byte
-	err = s.db.QueryRowContext(ctx, `SELECT msg_cid, signed_msg FROM market_messages WHERE id = ?`, id.String()).Scan(&c, &b)
-	if errors.Is(err, sql.ErrNoRows) {
-		return m, false, nil
-	}
-	if err != nil {
-		return m, false, fmt.Errorf("reading message %s: %w", id, err)
-	}
-	if m.cid, err = cid.Decode(c); err != nil {
-		return m, false, fmt.Errorf("message %s CID: %w", id, err)
-	}
-	if err := m.signed.UnmarshalCBOR(bytes.NewReader(b)); err != nil {
-		return m, false, fmt.Errorf("message %s: %w", id, err)
-	}
-	return m, true, nil
-}
-
-// putMessage records (or replaces, after a re-sign) the message sent as id.
-func (s *store) putMessage(ctx context.Context, id uuid.UUID, m sentMessage) error {
-	var b bytes.Buffer
-	if err := m.signed.MarshalCBOR(&b); err != nil {
-		return fmt.Errorf("encoding message %s: %w", id, err)
-	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO market_messages (id, created_at, msg_cid, signed_msg) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET msg_cid = excluded.msg_cid, signed_msg = excluded.signed_msg`,
-		id.String(), time.Now().UnixNano(), m.cid.String(), b.Bytes())
-	if err != nil {
-		return fmt.Errorf("recording message %s: %w", id, err)
 	}
 	return nil
 }

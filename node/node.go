@@ -251,6 +251,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		Host:    n.Host,
 		Sealer:  n.Sealing,
 		Indexer: indexer{idx: n.Index, ann: n.IPNI},
+		Sender:  n.Sender,
 		Downloader: transfer.New(transfer.Config{
 			MaxConcurrent:         cfg.Transfer.MaxConcurrent,
 			MaxPerHost:            cfg.Transfer.MaxPerHost,
