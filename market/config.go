@@ -54,6 +54,14 @@ type Config struct {
 	// StagingCapacity bounds the bytes tagged for staging; 0 is unlimited.
 	StagingCapacity uint64
 
+	// AllowPrivateAddresses accepts transfer URLs that lead to loopback,
+	// private or link-local addresses (the devnet's, where everything is
+	// on one machine). Keep it false on the network: a proposal whose URL
+	// leads there is rejected (the host is resolved when it arrives) and a
+	// download is refused when it dials one (transfer.Config's setting of
+	// the same name must agree).
+	AllowPrivateAddresses bool
+
 	// RejectOnline, RejectOffline, RejectVerified and RejectUnverified turn
 	// away those kinds of deals (Boost's Consider* = false).
 	RejectOnline, RejectOffline, RejectVerified, RejectUnverified bool

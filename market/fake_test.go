@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -485,17 +487,23 @@ func (s *fakeSealer) SectorStatus(_ context.Context, id uuid.UUID) (sealing.Deal
 // fakeDownloader copies from files named by "http://fake/<name>" URLs in its
 // source directory, resuming like transfer.Downloader.
 type fakeDownloader struct {
-	srcDir string
-	mu     sync.Mutex
-	calls  int
-	block  chan struct{} // when set, downloads wait for it
+	srcDir  string
+	mu      sync.Mutex
+	calls   int
+	block   chan struct{} // when set, downloads wait for it
+	err     error         // when set, downloads fail with it
+	clients []string      // Request.Client of each call
 }
 
 func (f *fakeDownloader) Download(ctx context.Context, req transfer.Request, path string, tee io.Writer, progress func(uint64)) error {
 	f.mu.Lock()
 	f.calls++
-	block := f.block
+	f.clients = append(f.clients, req.Client)
+	block, ferr := f.block, f.err
 	f.mu.Unlock()
+	if ferr != nil {
+		return ferr
+	}
 	if block != nil {
 		select {
 		case <-block:
@@ -530,6 +538,17 @@ func (f *fakeDownloader) Download(ctx context.Context, req transfer.Request, pat
 		return fmt.Errorf("got %d bytes, want %d", n+m, req.Size)
 	}
 	return dst.Sync()
+}
+
+// stubResolver resolves the names it holds, and no other, without a
+// packet sent.
+type stubResolver map[string][]netip.Addr
+
+func (r stubResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 type fakeIndexer struct {
@@ -651,7 +670,10 @@ func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 	if mod != nil {
 		mod(&h.cfg)
 	}
-	h.deps = Deps{Node: h.fc, DB: sqldb, Sealer: h.sealer, Downloader: h.dl, Indexer: h.idx,
+	// The deals' URLs name fake.example, which resolves to a public
+	// address no packet is sent to.
+	resolver := stubResolver{"fake.example": {netip.MustParseAddr("8.8.8.8")}}
+	h.deps = Deps{Node: h.fc, DB: sqldb, Sealer: h.sealer, Downloader: h.dl, Indexer: h.idx, Resolver: resolver,
 		Logf: func(f string, a ...any) {
 			t.Logf(f, a...)
 			h.logMu.Lock()

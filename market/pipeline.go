@@ -345,13 +345,14 @@ func (p *Provider) hook(id uuid.UUID, point string) {
 	}
 }
 
-// transferRequest rebuilds the download request of a deal.
+// transferRequest rebuilds the download request of a deal. Its client,
+// for the downloader's fair share of slots, is the client's wallet.
 func (d *dealRow) transferRequest() (transfer.Request, error) {
 	req, err := transfer.ParseHTTPParams(d.TransferParams)
 	if err != nil {
 		return transfer.Request{}, err
 	}
-	req.Size = d.TransferSize
+	req.Size, req.Client = d.TransferSize, d.ClientKey.String()
 	return req, nil
 }
 
@@ -396,7 +397,13 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 		}
 	}
 	if err := p.d.Downloader.Download(ctx, req, d.StagingPath, calc, progress); err != nil {
-		return fmt.Errorf("downloading %s: %w", req.URL, err)
+		err = fmt.Errorf("downloading %s: %w", transfer.Redact(req.URL), err)
+		if transfer.IsPermanent(err) {
+			// A 404, a body longer than declared, a private address: the
+			// deal fails now, and its tags and staging file go.
+			return fatalError{err}
+		}
+		return err // retried with back-off; transfer bounds each attempt
 	}
 	return p.finishData(ctx, d, calc, d.StagingPath, true)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/transfer"
 	"github.com/ferry-fil/ferry/wire"
 )
 
@@ -32,6 +34,9 @@ type Deps struct {
 	Sealer Sealer
 	// Downloader fetches online deals' data.
 	Downloader Downloader
+	// Resolver resolves the host of a proposal's transfer URL, to refuse
+	// one that leads to a private address; nil is net.DefaultResolver.
+	Resolver transfer.Resolver
 	// Indexer indexes and announces pieces; nil skips the step.
 	Indexer PieceIndexer
 	// Sender sends the publish messages from the worker (chain/sender).
@@ -97,6 +102,9 @@ func New(cfg Config, d Deps) (*Provider, error) {
 	}
 	if d.Logf == nil {
 		d.Logf = log.Printf
+	}
+	if d.Resolver == nil {
+		d.Resolver = net.DefaultResolver
 	}
 	p := &Provider{
 		cfg:     cfg,

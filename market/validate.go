@@ -194,7 +194,7 @@ func (p *Provider) validate(ctx context.Context, params *wire.DealParams) (*prop
 	if err := p.store.duplicate(ctx, &newDeal{params: params, signedCID: spc, clientKey: info.clientKey}); err != nil {
 		return nil, duplicateRejection(err)
 	}
-	if rej := p.policy(info); rej != nil {
+	if rej := p.policy(ctx, info); rej != nil {
 		return nil, rej
 	}
 	if rej := p.runFilter(ctx, info); rej != nil {
@@ -222,7 +222,7 @@ func labelLen(l market.DealLabel) int {
 }
 
 // policy applies the built-in deal filter of Config.
-func (p *Provider) policy(info *proposalInfo) *rejection {
+func (p *Provider) policy(ctx context.Context, info *proposalInfo) *rejection {
 	params := info.params
 	prop := &params.ClientDealProposal.Proposal
 	switch {
@@ -260,8 +260,18 @@ func (p *Provider) policy(info *proposalInfo) *rejection {
 		if t.Type != wire.TransferHTTP {
 			return reject("transfer type %q is not supported (use \"http\")", t.Type)
 		}
-		if _, err := transfer.ParseHTTPParams(t.Params); err != nil {
-			return reject("%v", err)
+		req, err := transfer.ParseHTTPParams(t.Params)
+		if err != nil {
+			return reject("%v", err) // transfer's errors show the URL redacted
+		}
+		// Where the URL leads is judged now, the deal rejected rather than
+		// accepted and failed at its first dial (which checks again: DNS
+		// can change).
+		if err := transfer.CheckURL(ctx, p.d.Resolver, req.URL, p.cfg.AllowPrivateAddresses); err != nil {
+			if transfer.IsPermanent(err) {
+				return reject("the transfer URL is refused: %v", err)
+			}
+			return rejectFor(err, "the host of the transfer URL %s could not be resolved", transfer.Redact(req.URL))
 		}
 		if t.Size == 0 {
 			return reject("the transfer size is zero")

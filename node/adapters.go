@@ -57,6 +57,7 @@ func (n *Node) marketConfig(retrieval ma.Multiaddr) (market.Config, error) {
 		MaxDealsPerPublishMsg:   c.MaxDealsPerPublishMsg,
 		MaxPublishDealsFee:      fee,
 		RetrievalAddrs:          []ma.Multiaddr{retrieval},
+		AllowPrivateAddresses:   n.Config.Transfer.AllowPrivateAddresses,
 		DealEndCheckInterval:    c.DealEndCheckInterval.Std(),
 		EndChecksPerPass:        c.EndChecksPerPass,
 	}
