@@ -19,11 +19,17 @@
 // deals continue from their checkpoints at the next Start.
 //
 // validate.go: a proposal (Propose, the /fil/storage/mk/1.2.x handler) is
-// checked in SPEC.md §1's order, then against the provider's policy and
-// the external filter. Admission then records the deal row, its funds tag
-// (provider collateral and the publish fee) and its staging tag in one
-// transaction, after comparing what all tags hold with the chain balances
-// read just before, so concurrent proposals cannot over-commit.
+// checked in SPEC.md §1's order, then against the provider's policy (the
+// transfer URL's host resolved and refused when it leads to a private
+// address, unless AllowPrivateAddresses) and the external filter.
+// Admission then records the deal row, its funds tag (the client's escrow,
+// the provider collateral and the publish fee) and its staging tag in one
+// transaction, after checking within it that the proposal duplicates no
+// deal (the same signed proposal, or the same piece, client, provider,
+// epochs and price) and comparing what all tags hold with the chain
+// balances read just before, so concurrent proposals cannot over-commit.
+// A rejection holds the client's reason apart from its internal cause,
+// which only the operator's log sees, with the deal's UUID.
 //
 // pipeline.go: the table of steps (pipeline) names each checkpoint, the
 // step that advances a deal from it and what that step may wait on:
@@ -41,16 +47,18 @@
 // the deal's row. A step's error is fatal (fatalError: the deal fails and
 // releases its tags and staging file) or retried with back-off
 // (RetryAuto) up to MaxAutoRetries, then left to an operator
-// (RetryManual).
+// (RetryManual). A download error transfer calls permanent (a 404, a body
+// longer than declared, a refused address) is fatal; URLs in errors and
+// logs are redacted (transfer.Redact).
 //
 // publish.go: the publisher batches queued deals (MaxDealsPerPublishMsg,
-// or PublishMsgPeriod, or PublishNow), re-checks each one, records the
-// batch with its deals moved to Published, then sends the
-// PublishStorageDeals message through the MessageSender under the batch's
-// message id and waits for its receipt; valid deals get their chain deal
-// IDs (PublishConfirmed), rejected ones fail. sender.go is the interim
-// MessageSender (signing with the node's wallet, messages recorded before
-// they are pushed) until the chain's sender serves every part of Ferry.
+// or PublishMsgPeriod, or PublishNow), re-checks each one against the
+// chain (start epoch, the client's and the provider's escrow, summed over
+// the batch), records the batch with its deals moved to Published, then
+// sends the PublishStorageDeals message through the MessageSender
+// (chain/sender) under the batch's message id and waits for its receipt;
+// valid deals get their chain deal IDs (PublishConfirmed), rejected ones
+// fail.
 //
 // end.go: the end watcher marks Complete deals expired from the chain
 // head alone and looks a bounded number of them up on chain each pass
