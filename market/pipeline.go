@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/google/uuid"
 
 	"github.com/ferry-fil/ferry/chain"
@@ -197,6 +198,29 @@ func fatalf(format string, args ...any) error { return fatalError{fmt.Errorf(for
 // import, the publisher); the goroutine ends without error.
 var errWait = errors.New("waiting")
 
+// errComplete means the deal has no step left.
+var errComplete = errors.New("complete")
+
+// advance does the step from the checkpoint of deal d, d being its row as
+// just read: the pipeline's unit of work, which needs nothing else of the
+// process that runs it but the deal's in-memory progress (rd). It returns
+// errWait when the deal now waits for another goroutine and errComplete at
+// the last checkpoint.
+func (p *Provider) advance(ctx context.Context, d *dealRow, rd *runningDeal) error {
+	st, ok := d.Checkpoint.stage()
+	if !ok {
+		return fatalf("deal %s has no such checkpoint %d", d.UUID, d.Checkpoint)
+	}
+	if st.advance == nil {
+		return errComplete
+	}
+	err := st.advance(p, ctx, d, rd)
+	if errors.Is(err, errWait) && !st.waits.outside() {
+		return fmt.Errorf("%s: waits for nothing it may wait on", st.step)
+	}
+	return err
+}
+
 // resume starts the goroutines of every unfinished deal.
 func (p *Provider) resume(ctx context.Context) error {
 	ids, err := p.store.unfinished(ctx)
@@ -269,16 +293,11 @@ func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 				}
 			}
 		}
-		st, ok := d.Checkpoint.stage()
-		if !ok {
-			p.d.Logf("market: deal %s has no such checkpoint %d", id, d.Checkpoint)
+		err = p.advance(ctx, d, rd)
+		if errors.Is(err, errComplete) {
 			return
 		}
-		if st.advance == nil {
-			return // Complete
-		}
-		err = st.advance(p, ctx, d, rd)
-		if errors.Is(err, errWait) && st.waits.outside() {
+		if errors.Is(err, errWait) {
 			p.hook(id, "Waiting")
 			return
 		}
@@ -355,6 +374,9 @@ func (d *dealRow) transferRequest() (transfer.Request, error) {
 	req.Size, req.Client = d.TransferSize, d.ClientKey.String()
 	return req, nil
 }
+
+func sectorNum(n int64) abi.SectorNumber      { return abi.SectorNumber(max(n, 0)) }
+func paddedSize(n uint64) abi.PaddedPieceSize { return abi.PaddedPieceSize(n) }
 
 // indexRequest is what the indexer is told about a deal in a sector.
 func (d *dealRow) indexRequest() IndexRequest {

@@ -398,6 +398,3 @@ func (b *publisher) settle(ctx context.Context, id int64) error {
 	}
 	return nil
 }
-
-func sectorNum(n int64) abi.SectorNumber      { return abi.SectorNumber(max(n, 0)) }
-func paddedSize(n uint64) abi.PaddedPieceSize { return abi.PaddedPieceSize(n) }
