@@ -69,3 +69,28 @@ func TestCheckpointJSON(t *testing.T) {
 		t.Fatal("an unknown checkpoint decoded")
 	}
 }
+
+// FuzzCheckpointText: a checkpoint name read from outside (the operator
+// API's JSON, a database row) parses only to a checkpoint that prints as
+// the same name, and anything else is an error, never a panic.
+func FuzzCheckpointText(f *testing.F) {
+	for _, st := range pipeline() {
+		f.Add(st.name)
+	}
+	f.Add("")
+	f.Add("Checkpoint(9)")
+	f.Fuzz(func(t *testing.T, name string) {
+		var c Checkpoint
+		err := c.UnmarshalText([]byte(name))
+		if err != nil {
+			if c != 0 {
+				t.Fatalf("%q: error %v, yet checkpoint %d", name, err, c)
+			}
+			return
+		}
+		b, err := c.MarshalText()
+		if err != nil || string(b) != name {
+			t.Fatalf("%q parsed to %d, which prints as %q (%v)", name, c, b, err)
+		}
+	})
+}
