@@ -533,17 +533,10 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 		if err := duplicateIn(ctx, tx, nd); err != nil {
 			return err
 		}
-		var t tagged
-		var err error
-		if t.collateral, t.fee, err = fundsTagged(ctx, tx); err != nil {
+		t, err := fundsTagged(ctx, tx, nd.clientKey)
+		if err != nil {
 			return err
 		}
-		var escrowNano, escrowAtto int64
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(escrow_nano), 0), coalesce(sum(escrow_atto), 0) FROM market_funds_tags WHERE client = ?`,
-			nd.clientKey.String()).Scan(&escrowNano, &escrowAtto); err != nil {
-			return fmt.Errorf("summing the escrow tags of client %s: %w", nd.clientKey, err)
-		}
-		t.clientEscrow = joinAtto(escrowNano, escrowAtto)
 		var used int64
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0) FROM market_space_tags`).Scan(&used); err != nil {
 			return fmt.Errorf("summing staging tags: %w", err)
@@ -627,15 +620,19 @@ func splitAtto(a big.Int) (nanoPart, attoPart int64, err error) {
 	return q.Int64(), r.Int64(), nil
 }
 
-// fundsTagged sums the collateral and publish fees reserved by tags.
-func fundsTagged(ctx context.Context, tx *sql.Tx) (coll, fee big.Int, err error) {
-	var cn, ca, fn, fa int64
-	err = tx.QueryRowContext(ctx, `SELECT coalesce(sum(collateral_nano), 0), coalesce(sum(collateral_atto), 0),
-		coalesce(sum(fee_nano), 0), coalesce(sum(fee_atto), 0) FROM market_funds_tags`).Scan(&cn, &ca, &fn, &fa)
+// fundsTagged sums the collateral and publish fees reserved by all tags
+// and the escrow that client's tags reserve, in one pass.
+func fundsTagged(ctx context.Context, tx *sql.Tx, client address.Address) (tagged, error) {
+	var cn, ca, fn, fa, en, ea int64
+	err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(collateral_nano), 0), coalesce(sum(collateral_atto), 0),
+		coalesce(sum(fee_nano), 0), coalesce(sum(fee_atto), 0),
+		coalesce(sum(CASE WHEN client = ? THEN escrow_nano ELSE 0 END), 0),
+		coalesce(sum(CASE WHEN client = ? THEN escrow_atto ELSE 0 END), 0) FROM market_funds_tags`,
+		client.String(), client.String()).Scan(&cn, &ca, &fn, &fa, &en, &ea)
 	if err != nil {
-		return big.Zero(), big.Zero(), fmt.Errorf("summing funds tags: %w", err)
+		return tagged{}, fmt.Errorf("summing funds tags: %w", err)
 	}
-	return joinAtto(cn, ca), joinAtto(fn, fa), nil
+	return tagged{collateral: joinAtto(cn, ca), fee: joinAtto(fn, fa), clientEscrow: joinAtto(en, ea)}, nil
 }
 
 // joinAtto is the amount splitAtto split (or the sums of its parts).

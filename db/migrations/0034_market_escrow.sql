@@ -3,11 +3,11 @@
 -- client's market balance (storage price × duration + client collateral),
 -- by the client's key address, until the deal is published, so concurrent
 -- proposals of one client cannot promise more than its available escrow.
--- nano/atto split as for the other amounts.
+-- nano/atto split as for the other amounts. Admission sums every tag in one
+-- pass, this client's escrow among them.
 ALTER TABLE market_funds_tags ADD COLUMN client TEXT NOT NULL DEFAULT '';
 ALTER TABLE market_funds_tags ADD COLUMN escrow_nano INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE market_funds_tags ADD COLUMN escrow_atto INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX market_funds_tags_client ON market_funds_tags (client);
 
 -- A proposal with the same content as an earlier deal's (piece, client,
 -- provider, epochs, price) but another signature is a duplicate: the market
@@ -22,7 +22,6 @@ CREATE INDEX market_deals_content ON market_deals (piece_cid, client_key, start_
 DROP INDEX market_deals_content;
 ALTER TABLE market_deals DROP COLUMN price;
 ALTER TABLE market_deals DROP COLUMN provider;
-DROP INDEX market_funds_tags_client;
 ALTER TABLE market_funds_tags DROP COLUMN escrow_atto;
 ALTER TABLE market_funds_tags DROP COLUMN escrow_nano;
 ALTER TABLE market_funds_tags DROP COLUMN client;
