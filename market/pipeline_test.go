@@ -58,14 +58,14 @@ func TestCheckpointJSON(t *testing.T) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	if m["Checkpoint"] != "PublishConfirmed" || m["Retry"] != "auto" {
+	if m["checkpoint"] != "PublishConfirmed" || m["retry"] != "auto" {
 		t.Fatalf("JSON %s", b)
 	}
 	var back DealInfo
 	if err := json.Unmarshal(b, &back); err != nil || back.Checkpoint != PublishConfirmed || back.Retry != RetryAuto {
 		t.Fatalf("decoded %+v, %v", back, err)
 	}
-	if err := json.Unmarshal([]byte(`{"Checkpoint":"Sealed"}`), &back); err == nil {
+	if err := json.Unmarshal([]byte(`{"checkpoint":"Sealed"}`), &back); err == nil {
 		t.Fatal("an unknown checkpoint decoded")
 	}
 }
