@@ -251,9 +251,10 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		Node:    n.Chain,
 		DB:      n.DB,
 		Host:    n.Host,
-		Sealer:  sealerAdapter{n.Sealing},
+		Sealer:  n.Sealing,
 		Indexer: indexer{idx: n.Index, ann: n.IPNI},
-		Downloader: downloaderAdapter{transfer.New(transfer.Config{
+		Sender:  n.Sender,
+		Downloader: transfer.New(transfer.Config{
 			MaxConcurrent:         cfg.Transfer.MaxConcurrent,
 			MaxPerHost:            cfg.Transfer.MaxPerHost,
 			MaxPerClient:          cfg.Transfer.MaxPerClient,
@@ -262,7 +263,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 			MinRate:               cfg.Transfer.MinRate,
 			RateWindow:            cfg.Transfer.RateWindow.Std(),
 			AllowPrivateAddresses: cfg.Transfer.AllowPrivateAddresses,
-		})},
+		}),
 		Logf: logf,
 	})
 	if err != nil {
