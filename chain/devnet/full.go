@@ -348,8 +348,8 @@ func (d *Devnet) StateMinerPower(ctx context.Context, maddr address.Address, tsk
 		}
 	}
 	out := &chain.MinerPower{
-		MinerPower: chain.Claim{RawBytePower: own, QualityAdjPower: own},
-		TotalPower: chain.Claim{RawBytePower: total, QualityAdjPower: total},
+		MinerPower: chain.PowerClaim{RawBytePower: own, QualityAdjPower: own},
+		TotalPower: chain.PowerClaim{RawBytePower: total, QualityAdjPower: total},
 	}
 	if min, err := builtin.ConsensusMinerMinPower(m.WindowPoStProof); err == nil {
 		out.HasMinPower = own.GreaterThanEqual(min)
