@@ -295,12 +295,14 @@ func TestAllocationRequestRejections(t *testing.T) {
 	cases := []struct {
 		name   string
 		mutate func(r *verifreg.AllocationRequest, h abi.ChainEpoch) // h: the epoch the transfer executes at
-		amount int64 // 0: what the requests need
+		amount int64                                                 // 0: what the requests need
 	}{
 		{"size below 1 MiB", func(r *verifreg.AllocationRequest, h abi.ChainEpoch) { r.Size = mib / 2 }, 0},
 		{"term min below 180 days", func(r *verifreg.AllocationRequest, h abi.ChainEpoch) { r.TermMin = minAllocationTerm - 1 }, 0},
 		{"term max above 5 years", func(r *verifreg.AllocationRequest, h abi.ChainEpoch) { r.TermMax = maxAllocationTerm + 1 }, 0},
-		{"term min above term max", func(r *verifreg.AllocationRequest, h abi.ChainEpoch) { r.TermMin, r.TermMax = minAllocationTerm+10, minAllocationTerm+9 }, 0},
+		{"term min above term max", func(r *verifreg.AllocationRequest, h abi.ChainEpoch) {
+			r.TermMin, r.TermMax = minAllocationTerm+10, minAllocationTerm+9
+		}, 0},
 		{"expiration passed", func(r *verifreg.AllocationRequest, h abi.ChainEpoch) { r.Expiration = h - 1 }, 0},
 		{"expiration beyond 60 days", func(r *verifreg.AllocationRequest, h abi.ChainEpoch) { r.Expiration = h + maxAllocationExpiration + 1 }, 0},
 		{"provider is an account", func(r *verifreg.AllocationRequest, h abi.ChainEpoch) { r.Provider = nonMiner }, 0},

@@ -192,9 +192,9 @@ func methodsOf(code string) map[abi.MethodNum]method {
 	switch code {
 	case codeMarket:
 		return map[abi.MethodNum]method{
-			builtin.MethodsMarket.AddBalance:           (*vm).marketAddBalance,
-			builtin.MethodsMarket.WithdrawBalance:      (*vm).marketWithdrawBalance,
-			builtin.MethodsMarket.PublishStorageDeals:  (*vm).marketPublishStorageDeals,
+			builtin.MethodsMarket.AddBalance:                   (*vm).marketAddBalance,
+			builtin.MethodsMarket.WithdrawBalance:              (*vm).marketWithdrawBalance,
+			builtin.MethodsMarket.PublishStorageDeals:          (*vm).marketPublishStorageDeals,
 			builtin.MethodsMarket.SectorContentChangedExported: (*vm).marketSectorContentChanged,
 		}
 	case codePower:
