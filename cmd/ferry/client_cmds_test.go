@@ -25,7 +25,7 @@ func runClient(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	app := &cli.App{Name: "ferry", Writer: &out, ErrWriter: &errOut, Commands: []*cli.Command{
-		initCmd, walletCmd, carCmd, marketCmd, devnetCmd, providerCmd, dealCmd, dealStatusCmd, retrieveCmd,
+		initCmd, walletCmd, carCmd, marketCmd, devnetCmd, providerCmd, dealCmd, dealStatusCmd, retrieveCmd, allocateCmd, allocationsCmd,
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

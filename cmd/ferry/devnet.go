@@ -25,6 +25,7 @@ var devnetCmd = &cli.Command{
 			Flags:  []cli.Flag{repoFlag, jsonFlag, noWaitFlag},
 			Action: devnetFund,
 		},
+		devnetDatacapCmd,
 	},
 }
 

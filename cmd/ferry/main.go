@@ -32,6 +32,8 @@ func main() {
 			dealCmd,
 			dealStatusCmd,
 			retrieveCmd,
+			allocateCmd,
+			allocationsCmd,
 		},
 	}
 	// Ctrl-C cancels the running command cleanly (servers stop, streams close).
