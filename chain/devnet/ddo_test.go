@@ -2,6 +2,7 @@ package devnet
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/filecoin-project/go-address"
@@ -485,5 +486,50 @@ func TestVerifiedDealsMakeAllocations(t *testing.T) {
 	}
 	if e.stateJSON() != before {
 		t.Fatal("the failed publish changed the state")
+	}
+}
+
+func TestDataCapStateSurvivesRestart(t *testing.T) {
+	e := newDDOEnv(t)
+	e.mustGrant(e.client, 2*mib)
+	r := e.request(mib)
+	ids := e.allocate(r)
+	e.restart()
+	if got := e.dataCap(e.client); got != mib {
+		t.Fatalf("DataCap after restart %d, want %d", got, mib)
+	}
+	if a, err := e.d.StateGetAllocation(e.ctx, e.client, ids[0], chain.EmptyTSK); err != nil || a == nil || !a.Data.Equals(r.Data) {
+		t.Fatalf("allocation after restart: %+v, %v", a, err)
+	}
+	if next := e.allocate(e.request(mib)); next[0] != ids[0]+1 {
+		t.Fatalf("allocation ID after restart %d, want %d", next[0], ids[0]+1)
+	}
+	e.checkDatacap()
+}
+
+func TestStateBeforeTheDataCapActor(t *testing.T) {
+	// A snapshot written before the DataCap actor: DataCap in bytes in the
+	// registry, no actor f07.
+	old := `{"NextID":1001,"Actors":{"1000":{"Code":"account","Address":"f01000","Balance":"5","Nonce":0}},` +
+		`"Verifreg":{"Root":1000,"Verifiers":{},"Clients":{"1000":"2048"}}}`
+	s, err := decodeState([]byte(old))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := s.Actors[idDatacap]; a == nil || a.Code != codeDatacap {
+		t.Fatalf("DataCap actor %+v", a)
+	}
+	if got := s.datacapBalance(1000); !got.Equals(bytesToTokens(big.NewInt(2048))) {
+		t.Fatalf("balance %s", got)
+	}
+	if got := s.allowance(1000, idMarket); !got.Equals(infiniteAllowance) {
+		t.Fatalf("market allowance %s", got)
+	}
+	if s.Verifreg.Clients != nil || s.Verifreg.NextAllocationID != 1 {
+		t.Fatalf("registry %+v", s.Verifreg)
+	}
+	b, err := s.encode()
+	if err != nil || strings.Contains(string(b), `"Clients"`) {
+		t.Fatalf("re-encoded %s, %v", b, err)
 	}
 }
