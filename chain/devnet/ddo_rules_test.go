@@ -474,6 +474,15 @@ func TestAllocationJSON(t *testing.T) {
 	if err := dec.Decode(&strict); err != nil {
 		t.Fatal(err)
 	}
+	var strictAllocs map[verifreg.AllocationId]verifreg.Allocation
+	dec = json.NewDecoder(bytes.NewReader(rawCall(t, url, "StateGetAllocations", client, nil)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&strictAllocs); err != nil {
+		t.Fatal(err)
+	}
+	if a := strictAllocs[2]; !a.Data.Equals(verified.PieceCID) || a.Size != verified.PieceSize || a.Expiration != verified.StartEpoch || a.Client != e.actorID(e.client) {
+		t.Fatalf("allocation 2 decoded as %+v", a)
+	}
 	want := verifreg.Claim{Provider: e.actorID(e.maddr), Client: e.actorID(e.client), Data: r1.Data, Size: r1.Size,
 		TermMin: r1.TermMin, TermMax: r1.TermMax, TermStart: strict.TermStart, Sector: 1}
 	if strict != want || strict.TermStart <= 0 {
@@ -507,4 +516,40 @@ func objectField(t *testing.T, raw json.RawMessage, key string) json.RawMessage 
 		t.Fatal(err)
 	}
 	return m[key]
+}
+
+func TestReceiverHookRejections(t *testing.T) {
+	e := newDDOEnv(t)
+	st, err := decodeState(e.d.snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := e.d.newVM(st)
+	var reqs bytes.Buffer
+	if err := (&verifreg.AllocationRequests{}).MarshalCBOR(&reqs); err != nil {
+		t.Fatal(err)
+	}
+	hook := func(typ verifreg.ReceiverType, got FRC46TokenReceived) exitcode.ExitCode {
+		var payload, params bytes.Buffer
+		if err := got.MarshalCBOR(&payload); err != nil {
+			t.Fatal(err)
+		}
+		if err := (&verifreg.UniversalReceiverParams{Type_: typ, Payload: payload.Bytes()}).MarshalCBOR(&params); err != nil {
+			t.Fatal(err)
+		}
+		_, err := v.verifregReceive(&call{epoch: e.height() + 1, caller: idDatacap, receiver: idVerifreg, value: big.Zero(), params: params.Bytes()})
+		return exitCodeOf(err)
+	}
+	ok := FRC46TokenReceived{From: uint64(e.actorID(e.client)), To: idVerifreg, Operator: uint64(e.actorID(e.client)), Amount: big.Zero(), OperatorData: reqs.Bytes(), TokenData: []byte{}}
+	if code := hook(frc46TokenType, ok); code != exitcode.Ok {
+		t.Fatalf("an empty request: exit %d", code)
+	}
+	if code := hook(frc46TokenType+1, ok); code != exitcode.ErrIllegalArgument {
+		t.Fatalf("another token type: exit %d", code)
+	}
+	other := ok
+	other.To = idMarket
+	if code := hook(frc46TokenType, other); code != exitcode.ErrIllegalArgument {
+		t.Fatalf("tokens sent to another actor: exit %d", code)
+	}
 }

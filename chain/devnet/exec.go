@@ -178,8 +178,11 @@ func (v *vm) send(c *call, to uint64, num abi.MethodNum, params cbg.CBORMarshale
 	return m(v, &call{epoch: c.epoch, caller: c.receiver, origin: c.origin, nonce: c.nonce, value: big.Zero(), receiver: to, params: buf.Bytes()})
 }
 
-// exitCodeOf returns the exit code an actor error carries.
+// exitCodeOf returns the exit code an actor error carries (Ok for nil).
 func exitCodeOf(err error) exitcode.ExitCode {
+	if err == nil {
+		return exitcode.Ok
+	}
 	var ae *actorError
 	if errors.As(err, &ae) {
 		return ae.code
