@@ -20,7 +20,6 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/piece"
-	"github.com/ferry-fil/ferry/wallet"
 )
 
 // Allocation defaults and bounds: the verified registry's policy, which
@@ -163,7 +162,8 @@ type Allocated struct {
 	Request verifreg.AllocationRequest
 }
 
-// Allocate makes allocations from client's DataCap: it checks every
+// Allocate makes allocations from client's DataCap (a key of the repo's
+// wallet): it checks every
 // request (piece, size within the provider's sector size, terms), that the
 // provider is a miner and that the client has the DataCap for all of
 // them, then sends DataCap Transfers to the verified registry, batch
@@ -171,7 +171,7 @@ type Allocated struct {
 // each message's CID as it is pushed. The allocations come back in request
 // order. A batch that fails stops Allocate: the allocations of the
 // batches before it exist (they are returned with the error).
-func Allocate(ctx context.Context, n chain.Node, w *wallet.Wallet, client address.Address, reqs []AllocationRequest, batch int, sent func(cid.Cid)) ([]Allocated, error) {
+func Allocate(ctx context.Context, n chain.FullNode, r *Repo, client address.Address, reqs []AllocationRequest, batch int, sent func(cid.Cid)) ([]Allocated, error) {
 	if len(reqs) == 0 {
 		return nil, errors.New("no allocations asked for")
 	}
@@ -231,7 +231,7 @@ func Allocate(ctx context.Context, n chain.Node, w *wallet.Wallet, client addres
 		if err != nil {
 			return done, err
 		}
-		mc, err := SendMessage(ctx, n, w, msg)
+		mc, err := SendMessage(ctx, n, r, msg)
 		if err != nil {
 			return done, fmt.Errorf("sending allocations %d to %d: %w", start+1, start+len(part), err)
 		}

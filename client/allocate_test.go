@@ -38,7 +38,7 @@ type ddoNet struct {
 	ctx    context.Context
 	d      *devnet.Devnet
 	n      chain.FullNode
-	w      *wallet.Wallet
+	r      *Repo
 	client address.Address
 	maddr  address.Address
 	seq    int
@@ -64,11 +64,11 @@ func newDDONet(t *testing.T, dataCap int64) *ddoNet {
 		t.Fatal(err)
 	}
 	t.Cleanup(closer)
-	w, err := wallet.Open(filepath.Join(t.TempDir(), "ks"))
+	r, _, err := InitRepo(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := w.New(wallet.TypeSecp256k1)
+	cl, err := r.Wallet.New(wallet.TypeSecp256k1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func newDDONet(t *testing.T, dataCap int64) *ddoNet {
 	if err := d.Fund(ctx, cl, chain.FIL(10)); err != nil {
 		t.Fatal(err)
 	}
-	e := &ddoNet{t: t, ctx: ctx, d: d, n: n, w: w, client: cl, maddr: maddr}
+	e := &ddoNet{t: t, ctx: ctx, d: d, n: n, r: r, client: cl, maddr: maddr}
 	if dataCap > 0 {
 		mc, err := GrantDevnetDataCap(ctx, n, cl, big.NewInt(dataCap))
 		if err != nil {
@@ -136,7 +136,7 @@ func TestAllocateAndClaimOnDevnet(t *testing.T) {
 		{Provider: e.maddr, PieceCID: v2, TermMin: DefaultTermMin, TermMax: DefaultTermMax, Expiration: 1000}, // v2: size from the CID
 	}
 	var sent []cid.Cid
-	done, err := Allocate(e.ctx, e.n, e.w, e.client, reqs, 1, func(c cid.Cid) { sent = append(sent, c) })
+	done, err := Allocate(e.ctx, e.n, e.r, e.client, reqs, 1, func(c cid.Cid) { sent = append(sent, c) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestAllocateRefusals(t *testing.T) {
 			for i := 0; i < c.more; i++ {
 				reqs = append(reqs, good())
 			}
-			_, err := Allocate(e.ctx, e.n, e.w, e.client, reqs, 0, nil)
+			_, err := Allocate(e.ctx, e.n, e.r, e.client, reqs, 0, nil)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want one mentioning %q", err, c.want)
 			}
@@ -275,15 +275,15 @@ func TestAllocateRefusals(t *testing.T) {
 			}
 		})
 	}
-	_, err := Allocate(e.ctx, e.n, e.w, e.client, []AllocationRequest{good(), good(), good()}, 0, nil)
+	_, err := Allocate(e.ctx, e.n, e.r, e.client, []AllocationRequest{good(), good(), good()}, 0, nil)
 	if !errors.Is(err, ErrNotEnoughDataCap) {
 		t.Fatalf("error %v, want ErrNotEnoughDataCap", err)
 	}
-	stranger, _ := e.w.New(wallet.TypeSecp256k1)
+	stranger, _ := e.r.Wallet.New(wallet.TypeSecp256k1)
 	if err := e.d.Fund(e.ctx, stranger, chain.FIL(1)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Allocate(e.ctx, e.n, e.w, stranger, []AllocationRequest{good()}, 0, nil); !errors.Is(err, ErrNotEnoughDataCap) || !strings.Contains(err.Error(), "not a verified client") {
+	if _, err := Allocate(e.ctx, e.n, e.r, stranger, []AllocationRequest{good()}, 0, nil); !errors.Is(err, ErrNotEnoughDataCap) || !strings.Contains(err.Error(), "not a verified client") {
 		t.Fatalf("allocating without DataCap: %v", err)
 	}
 }

@@ -9,7 +9,7 @@ import (
 // genDevnet writes the tuple encoders of the devnet's actor types that
 // go-state-types does not have.
 func genDevnet() error {
-	return cbg.WriteTupleEncodersToFile("chain/devnet/cbor_gen.go", "devnet",
+	return cbg.WriteTupleEncodersToFile("chain/devnet/types_cbor_gen.go", "devnet",
 		devnet.FRC46TokenReceived{},
 	)
 }

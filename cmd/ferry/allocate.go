@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 )
 
 // allocateCmd is `boost allocate`: DataCap allocations for providers to
@@ -35,7 +36,7 @@ var allocateCmd = &cli.Command{
 		&cli.Int64Flag{Name: "term-max", Aliases: []string{"tmax"}, Value: int64(client.DefaultTermMax), Usage: "the longest time (epochs) the provider earns power for the piece"},
 		&cli.Int64Flag{Name: "expiration", Value: int64(client.DefaultAllocationExpiration), Usage: "epochs from now until which the provider can claim the allocation"},
 		&cli.IntFlag{Name: "batch-size", Value: client.DefaultAllocationBatch, Usage: "allocations per message"},
-		walletFlag, repoFlag, jsonFlag,
+		walletFlag, jsonFlag,
 	},
 	Action: allocate,
 }
@@ -111,7 +112,7 @@ func allocate(c *cli.Context) error {
 		Messages    []string                `json:"messages"`
 	}
 	res := result{Allocations: []client.AllocationInfo{}, Messages: []string{}}
-	done, err := client.Allocate(c.Context, n, r.Wallet, from, reqs, c.Int("batch-size"), func(mc cid.Cid) {
+	done, err := client.Allocate(c.Context, n, r, from, reqs, c.Int("batch-size"), func(mc cid.Cid) {
 		res.Messages = append(res.Messages, mc.String())
 		if !c.Bool("json") {
 			fmt.Fprintf(c.App.ErrWriter, "message %s sent, waiting…\n", mc)
@@ -142,7 +143,7 @@ func allocate(c *cli.Context) error {
 
 // printAllocations prints v as JSON, or the allocations as a table.
 func printAllocations(c *cli.Context, v any, as []client.AllocationInfo) error {
-	return printResult(c, v, func(w io.Writer) {
+	return cliutil.Print(c, v, func(w io.Writer) {
 		if len(as) == 0 {
 			fmt.Fprintln(w, "no allocations")
 			return
@@ -165,7 +166,7 @@ var allocationsCmd = &cli.Command{
 	Flags: []cli.Flag{
 		&cli.StringSliceFlag{Name: "provider", Aliases: []string{"miner", "m", "p"}, Usage: "only this provider's (f0…), repeatable"},
 		&cli.BoolFlag{Name: "claims", Usage: "list the claims instead of the allocations"},
-		walletFlag, repoFlag, jsonFlag,
+		walletFlag, jsonFlag,
 	},
 	Action: listAllocations,
 }
@@ -207,7 +208,7 @@ func listAllocations(c *cli.Context) error {
 		if cs == nil {
 			cs = []client.ClaimInfo{}
 		}
-		return printResult(c, map[string]any{"claims": cs}, func(w io.Writer) {
+		return cliutil.Print(c, map[string]any{"claims": cs}, func(w io.Writer) {
 			if len(cs) == 0 {
 				fmt.Fprintln(w, "no claims")
 				return

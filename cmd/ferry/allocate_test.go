@@ -7,27 +7,21 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil/clitest"
 )
 
-// keys returns the sorted keys of a JSON object.
-func keys(t *testing.T, v any) []string {
-	t.Helper()
-	m, ok := v.(map[string]any)
-	if !ok {
-		t.Fatalf("%v is not an object", v)
+// prefixed puts prefix before each key.
+func prefixed(prefix string, keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = prefix + k
 	}
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
 }
 
@@ -54,7 +48,7 @@ func TestAllocationCommandsOnDevnet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := jsonField(t, out, "DefaultWallet")
+	addr := jsonField(t, out, "defaultWallet")
 	if _, err := runClient(t, "devnet", "fund", addr, "10"); err != nil {
 		t.Fatal(err)
 	}
@@ -64,9 +58,14 @@ func TestAllocationCommandsOnDevnet(t *testing.T) {
 	if _, err := runClient(t, "devnet", "datacap", addr, "lots"); err == nil {
 		t.Fatal("datacap of no size: no error")
 	}
-	if out, err = runClient(t, "devnet", "datacap", addr, "3MiB"); err != nil || !strings.Contains(out, "granted 3.0 MiB (3145728 bytes)") {
+	if out, err = runClient(t, "devnet", "datacap", addr, "2MiB"); err != nil || !strings.Contains(out, "granted 2.0 MiB (2097152 bytes)") {
 		t.Fatalf("datacap: %q, %v", out, err)
 	}
+	out, err = runClient(t, "devnet", "datacap", addr, "1048576", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clitest.CheckKeys(t, "devnet datacap", []byte(out), "messageCid", "executed", "height", "exitCode")
 
 	p1 := "baga6ea4seaqes3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi"
 	p2 := "baga6ea4seaqdlpnhgsndrgjeu4p46hahlsr4lybg6du4d56ooppdpxhcofxeuoi"
@@ -87,20 +86,15 @@ func TestAllocationCommandsOnDevnet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	allocKeys := []string{"allocationId", "client", "provider", "pieceCid", "pieceSize", "termMin", "termMax", "expiration"}
+	clitest.CheckKeys(t, "allocate", []byte(out), append(prefixed("allocations[].", allocKeys), "allocations", "messages")...)
 	var res map[string]any
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("%v in %q", err, out)
 	}
-	if got := strings.Join(keys(t, res), ","); got != "allocations,messages" {
-		t.Fatalf("allocate --json keys %s", got)
-	}
 	allocs := res["allocations"].([]any)
 	if len(allocs) != 2 || len(res["messages"].([]any)) != 1 {
 		t.Fatalf("allocate --json: %s", out)
-	}
-	wantAlloc := "allocationId,client,expiration,pieceCid,pieceSize,provider,termMax,termMin"
-	if got := strings.Join(keys(t, allocs[0]), ","); got != wantAlloc {
-		t.Fatalf("allocation keys %s, want %s", got, wantAlloc)
 	}
 	if a := allocs[1].(map[string]any); a["pieceCid"] != p2 || a["pieceSize"] != float64(2<<20) || a["provider"] != maddr.String() || a["allocationId"] != float64(2) {
 		t.Fatalf("second allocation %v", a)
@@ -122,9 +116,7 @@ func TestAllocationCommandsOnDevnet(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil || len(res["allocations"].([]any)) != 2 {
 		t.Fatalf("allocations --json: %q, %v", out, err)
 	}
-	if got := strings.Join(keys(t, res["allocations"].([]any)[0]), ","); got != wantAlloc {
-		t.Fatalf("allocations keys %s", got)
-	}
+	clitest.CheckKeys(t, "allocations", []byte(out), append(prefixed("allocations[].", allocKeys), "allocations")...)
 	if out, err = runClient(t, "allocations", addr, "--provider", maddr.String()); err != nil || !strings.Contains(out, p2) {
 		t.Fatalf("allocations %s: %q, %v", addr, out, err)
 	}

@@ -21,7 +21,7 @@ var devnetDatacapCmd = &cli.Command{
 	Description: "Sends AddVerifiedClient from the root key, which the devnet holds, with MpoolPushMessage: it\n" +
 		"needs the devnet's admin token, like `ferry devnet fund`. Refuses unless the chain's network\n" +
 		"name is " + client.DevnetNetworkName + ". The smallest grant is 1 MiB.",
-	Flags:  []cli.Flag{repoFlag, jsonFlag, noWaitFlag},
+	Flags:  []cli.Flag{jsonFlag, noWaitFlag},
 	Action: devnetDatacap,
 }
 
