@@ -98,7 +98,7 @@ func ListClaims(ctx context.Context, n AllocationReader, client address.Address,
 	if err != nil {
 		return nil, fmt.Errorf("resolving %s: %w", client, err)
 	}
-	cid, err := address.IDFromAddress(ida)
+	clientID, err := address.IDFromAddress(ida)
 	if err != nil {
 		return nil, fmt.Errorf("resolving %s: %w", client, err)
 	}
@@ -120,7 +120,7 @@ func ListClaims(ctx context.Context, n AllocationReader, client address.Address,
 	var out []ClaimInfo
 	for _, m := range all {
 		for id, c := range m {
-			if uint64(c.Client) != cid {
+			if uint64(c.Client) != clientID {
 				continue
 			}
 			out = append(out, ClaimInfo{

@@ -41,11 +41,11 @@ func (d *Devnet) StateGetAllocation(ctx context.Context, client address.Address,
 		return nil, err
 	}
 	defer release()
-	cid, err := resolveID(st, client)
+	clientID, err := resolveID(st, client)
 	if err != nil {
 		return nil, err
 	}
-	a, ok := st.Verifreg.Allocations[cid][id]
+	a, ok := st.Verifreg.Allocations[clientID][id]
 	if !ok {
 		return nil, nil
 	}
@@ -60,12 +60,12 @@ func (d *Devnet) StateGetAllocations(ctx context.Context, client address.Address
 		return nil, err
 	}
 	defer release()
-	cid, err := resolveID(st, client)
+	clientID, err := resolveID(st, client)
 	if err != nil {
 		return nil, err
 	}
 	out := map[chain.AllocationID]chain.Allocation{}
-	for id, a := range st.Verifreg.Allocations[cid] {
+	for id, a := range st.Verifreg.Allocations[clientID] {
 		out[id] = *a
 	}
 	return out, nil

@@ -303,7 +303,7 @@ func TestPreCommitBatch2WithoutDeals(t *testing.T) {
 func TestNotificationsActivateDeals(t *testing.T) {
 	e := newDDOEnv(t).funded()
 	notify := func(id abi.DealID) []miner13.DataActivationNotification {
-		return []miner13.DataActivationNotification{{Address: idAddr(idMarket), Payload: DealNotificationPayload(id)}}
+		return []miner13.DataActivationNotification{{Address: idAddr(idMarket), Payload: chain.DealNotificationPayload(id)}}
 	}
 	dealPiece := func(p market.DealProposal, id abi.DealID) miner13.PieceActivationManifest {
 		return miner13.PieceActivationManifest{CID: p.PieceCID, Size: p.PieceSize, Notify: notify(id)}

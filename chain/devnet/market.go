@@ -14,6 +14,8 @@ import (
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/filecoin-project/go-state-types/exitcode"
 	"github.com/ipfs/go-cid"
+
+	"github.com/ferry-fil/ferry/chain"
 )
 
 // Market policy values the actors use.
@@ -483,8 +485,8 @@ func (v *vm) marketSectorContentChanged(c *call) ([]byte, error) {
 	for i, sec := range p {
 		ret[i] = make([]bool, len(sec.Added))
 		for j, pc := range sec.Added {
-			id, ok := decodeDealID(pc.Payload)
-			if !ok || seen[id] {
+			id, err := chain.ParseDealNotificationPayload(pc.Payload)
+			if err != nil || seen[id] {
 				continue
 			}
 			d, ok := s.Market.Deals[id]

@@ -1,7 +1,6 @@
 package devnet
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 
@@ -126,24 +125,4 @@ func readArrayHeader(cr *cbg.CborReader) (int, error) {
 		return 0, fmt.Errorf("array of %d items is too long", n)
 	}
 	return int(n), nil
-}
-
-// decodeDealID reads a market notification's payload: a deal ID as a CBOR
-// unsigned integer, with nothing after it.
-func decodeDealID(b []byte) (abi.DealID, bool) {
-	r := bytes.NewReader(b)
-	maj, n, err := cbg.NewCborReader(r).ReadHeader()
-	if err != nil || maj != cbg.MajUnsignedInt || r.Len() != 0 {
-		return 0, false
-	}
-	return abi.DealID(n), true
-}
-
-// DealNotificationPayload is the payload of a PieceActivationManifest's
-// notification to the market actor that activates deal id: the deal ID as
-// CBOR.
-func DealNotificationPayload(id abi.DealID) []byte {
-	var buf bytes.Buffer
-	_ = cbg.NewCborWriter(&buf).WriteMajorTypeHeader(cbg.MajUnsignedInt, uint64(id)) // a bytes.Buffer never fails
-	return buf.Bytes()
 }
