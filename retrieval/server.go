@@ -161,9 +161,43 @@ func (s *Server) servePiece(w http.ResponseWriter, r *http.Request) {
 	h.Set("ETag", `"`+c.String()+`"`)
 	h.Set("Cache-Control", "public, max-age=29030400, immutable")
 	h.Set("X-Content-Type-Options", "nosniff")
+	if rh := r.Header.Get("Range"); rh != "" {
+		r.Header.Set("Range", dropEmptySuffixRanges(rh, sec.size))
+	}
 	sr := newSectionReader(sec.pr, sec.off, sec.size)
 	defer sr.Close()
 	http.ServeContent(chunkWriter{w, sr}, r, "", time.Time{}, sr)
+}
+
+// dropEmptySuffixRanges removes the suffix ranges of length zero
+// ("bytes=-0") from a Range header, which RFC 9110 calls unsatisfiable but
+// http.ServeContent answers with an empty 206 and an inverted
+// Content-Range. When nothing satisfiable is left it returns a range that
+// starts at size, so that ServeContent answers 416 (after its If-Range
+// check, which may still turn the request into a plain 200). Headers that
+// are not byte ranges are returned as they are, for ServeContent to judge.
+func dropEmptySuffixRanges(h string, size int64) string {
+	specs, ok := strings.CutPrefix(h, "bytes=")
+	if !ok {
+		return h
+	}
+	var kept []string
+	dropped := false
+	for _, spec := range strings.Split(specs, ",") {
+		t := strings.TrimSpace(spec)
+		if rest, ok := strings.CutPrefix(t, "-"); ok && rest != "" && strings.Trim(rest, "0") == "" {
+			dropped = true
+			continue
+		}
+		kept = append(kept, spec)
+	}
+	switch {
+	case !dropped:
+		return h
+	case strings.TrimSpace(strings.Join(kept, "")) == "":
+		return fmt.Sprintf("bytes=%d-", size)
+	}
+	return "bytes=" + strings.Join(kept, ",")
 }
 
 func pieceError(w http.ResponseWriter, c cid.Cid, err error) {

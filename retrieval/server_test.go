@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -59,9 +60,34 @@ func TestServePiece(t *testing.T) {
 	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, f.payload[len(f.payload)-5:]) {
 		t.Fatalf("suffix range: %s", resp.Status)
 	}
-	resp, _ = do(t, "GET", u, map[string]string{"Range": "bytes=999999-"})
-	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
-		t.Fatalf("bad range: %s", resp.Status)
+	// Every unsatisfiable form: 416 naming the size, no bytes.
+	size := len(f.payload)
+	for _, rh := range []string{
+		"bytes=-0",
+		"bytes=-000",
+		"bytes= -0 ",
+		"bytes=-0,-0",
+		fmt.Sprintf("bytes=%d-", size),
+		fmt.Sprintf("bytes=%d-", size+1000),
+		fmt.Sprintf("bytes=%d-%d", size, size+10),
+		fmt.Sprintf("bytes=-0,%d-", size),
+		fmt.Sprintf("bytes=%d-,-0", size+5),
+	} {
+		resp, _ := do(t, "GET", u, map[string]string{"Range": rh})
+		if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", size) {
+			t.Errorf("Range %q: %s, Content-Range %q", rh, resp.Status, resp.Header.Get("Content-Range"))
+		}
+	}
+	// A satisfiable range beside an empty suffix is served alone.
+	resp, body = do(t, "GET", u, map[string]string{"Range": "bytes=-0, 3-7"})
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, f.payload[3:8]) ||
+		resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 3-7/%d", size) {
+		t.Fatalf("bytes=-0, 3-7: %s %q", resp.Status, resp.Header.Get("Content-Range"))
+	}
+	// A mismatched If-Range still turns any range into the whole piece.
+	resp, body = do(t, "GET", u, map[string]string{"Range": "bytes=-0", "If-Range": `"other"`})
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, f.payload) {
+		t.Fatalf("If-Range mismatch with bytes=-0: %s", resp.Status)
 	}
 	resp, body = do(t, "HEAD", u, nil)
 	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != int64(len(f.payload)) {
