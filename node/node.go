@@ -228,6 +228,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		if err != nil {
 			return n, fmt.Errorf("starting IPNI: %w", err)
 		}
+		n.closers = append(n.closers, n.IPNI.Close)
 	}
 
 	// The market.
@@ -270,6 +271,9 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	}
 	if err := n.serve(cfg.HTTP.Listen, mux, "retrieval HTTP"); err != nil {
 		return n, err
+	}
+	if n.IPNI != nil {
+		n.IPNI.Start(runCtx) // the head to every indexer, now the chain is served
 	}
 
 	// The operator API, last: its api file tells commands the daemon is up.
