@@ -263,7 +263,10 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 
 	// Retrieval and IPNI over HTTP.
 	mux := http.NewServeMux()
-	rh := retrieval.New(n.Index, src).Handler()
+	rh, err := retrieval.New(n.Index, src)
+	if err != nil {
+		return n, err
+	}
 	mux.Handle("/piece/", rh)
 	mux.Handle("/ipfs/", rh)
 	if n.IPNI != nil {

@@ -115,7 +115,7 @@ func FuzzResolveReceived(f *testing.F) {
 	f.Add(carOf(f, tr.root, all[:2]), "dir/sub")
 	f.Add([]byte{}, "raw.txt")
 	f.Fuzz(func(t *testing.T, data []byte, path string) {
-		got, err := readPathBlocks(bytes.NewReader(data), tr.root)
+		got, _, err := readPathBlocks(bytes.NewReader(data))
 		if err != nil {
 			return
 		}

@@ -155,9 +155,6 @@ func lookupName(ctx context.Context, l blockSource, dir blk, name string, visit 
 	}
 }
 
-// errReadOnly is what loaderDAG answers to writes.
-var errReadOnly = errors.New("retrieval: the block loader is read-only")
-
 // loaderDAG is a read-only ipld.DAGService over a blockSource, for the
 // HAMT code. It tells visit of every block it loads.
 type loaderDAG struct {

@@ -29,12 +29,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ipfs/boxo/gateway"
 	"github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/go-cid"
 	"github.com/ipld/go-ipld-prime/datamodel"
 	"github.com/ipld/go-ipld-prime/multicodec"
 	basicnode "github.com/ipld/go-ipld-prime/node/basic"
 	"github.com/multiformats/go-multihash"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/piece"
@@ -60,17 +62,49 @@ type Server struct {
 	dir Directory
 	src index.PieceSource
 	mux *http.ServeMux
+	gw  http.Handler // /ipfs/
+	old bool
 }
+
+// Option configures a Server.
+type Option func(*options)
+
+type options struct {
+	libraryWholeDAG bool
+	handwritten     bool
+}
+
+// WithLibraryWholeDAG serves whole-DAG CARs through boxo's traversal too,
+// instead of streaming the root's piece in order; for comparisons.
+func WithLibraryWholeDAG() Option { return func(o *options) { o.libraryWholeDAG = true } }
+
+// WithHandwrittenIPFS serves /ipfs/ with the handwritten gateway; for
+// comparisons.
+func WithHandwrittenIPFS() Option { return func(o *options) { o.handwritten = true } }
 
 // New returns the retrieval handler. src opens pieces; it should wrap
 // index.ErrNotFound for pieces it does not have and index.ErrNoUnsealedCopy
 // for pieces it cannot read unsealed.
-func New(dir Directory, src index.PieceSource) *Server {
-	s := &Server{dir: dir, src: src, mux: http.NewServeMux()}
+func New(dir Directory, src index.PieceSource, opts ...Option) (*Server, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s := &Server{dir: dir, src: src, mux: http.NewServeMux(), old: o.handwritten}
+	be, err := newBackend(NewBlockstore(dir, src), !o.libraryWholeDAG)
+	if err != nil {
+		return nil, err
+	}
+	s.gw = gateway.NewHandler(gateway.Config{
+		DisableHTMLErrors: true,
+		// The gateway's metrics stay with this handler, out of the
+		// process-wide registry.
+		MetricsRegistry: prometheus.NewRegistry(),
+	}, be)
 	s.mux.HandleFunc("GET /piece/{cid}", s.servePiece)
 	s.mux.HandleFunc("GET /ipfs/{cid}", s.serveIPFS)
 	s.mux.HandleFunc("GET /ipfs/{cid}/{path...}", s.serveIPFS)
-	return s
+	return s, nil
 }
 
 // Handler returns s as an http.Handler, for mounting at the server root.
@@ -78,6 +112,10 @@ func (s *Server) Handler() http.Handler { return s }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.old && strings.HasPrefix(r.URL.Path, "/ipfs/") {
+		s.gw.ServeHTTP(w, r)
+		return
+	}
 	// The mux would redirect a content path with "." or ".." segments or
 	// doubled slashes to a cleaned one; they name nothing in UnixFS, so
 	// they are refused here instead.
