@@ -169,7 +169,7 @@ func BenchmarkServeDAG(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		opts []Option
-	}{{"sections", nil}, {"boxo", []Option{WithLibraryWholeDAG()}}} {
+	}{{"sections", nil}, {"boxo", []Option{WithLibraryOnly()}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			dag, _, carLen, srv := dagPiece(b, size, bc.opts...)
 			b.SetBytes(carLen)
@@ -185,4 +185,29 @@ func BenchmarkServeDAG(b *testing.B) {
 			benchGet(b, srv.URL+"/piece/"+pc.String(), "", int64(abi.PaddedPieceSize(size).Unpadded()))
 		}
 	})
+}
+
+// BenchmarkServeRange serves 1 MiB entity-bytes ranges of a file in a
+// 128 MiB piece, near its start and near its end.
+func BenchmarkServeRange(b *testing.B) {
+	const size = 128 << 20
+	for _, bc := range []struct {
+		name string
+		opts []Option
+	}{{"ferry", nil}, {"boxo", []Option{WithLibraryOnly()}}, {"handwritten", []Option{WithHandwrittenIPFS()}}} {
+		for _, at := range []string{"start", "end"} {
+			b.Run(bc.name+"/"+at, func(b *testing.B) {
+				dag, _, _, srv := dagPiece(b, size, bc.opts...)
+				from := uint64(0)
+				if at == "end" {
+					from = dag.Size - 2<<20
+				}
+				u := fmt.Sprintf("%s/ipfs/%s?dag-scope=entity&entity-bytes=%d:%d", srv.URL, dag.Root, from, from+1<<20-1)
+				b.SetBytes(1 << 20)
+				for b.Loop() {
+					benchGet(b, u, CARContentType, -1)
+				}
+			})
+		}
+	}
 }

@@ -40,7 +40,7 @@ var errReadOnly = errors.New("retrieval: the blockstore is read-only")
 
 // Get returns block c.
 func (b *Blockstore) Get(ctx context.Context, c cid.Cid) (blocks.Block, error) {
-	data, _, err := b.load(ctx, c)
+	data, _, err := b.load(ctx, c, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -98,9 +98,19 @@ func (b *Blockstore) locate(ctx context.Context, c cid.Cid) ([]index.Location, e
 	return locs, nil
 }
 
+// openPieces keeps the pieces a request opened, to read its next blocks
+// from; nil opens and closes a piece for each block.
+type openPieces map[cid.Cid]index.PieceReader
+
+func (o openPieces) close() {
+	for _, pr := range o {
+		pr.Close()
+	}
+}
+
 // load returns the data of block c from the first piece that serves it,
-// and where it was read.
-func (b *Blockstore) load(ctx context.Context, c cid.Cid) ([]byte, index.Location, error) {
+// and where it was read; pieces opened stay in open.
+func (b *Blockstore) load(ctx context.Context, c cid.Cid, open openPieces) ([]byte, index.Location, error) {
 	if isIdentity(c) {
 		data, err := identityData(c)
 		return data, index.Location{}, err
@@ -111,7 +121,7 @@ func (b *Blockstore) load(ctx context.Context, c cid.Cid) ([]byte, index.Locatio
 	}
 	var errs []error
 	for _, loc := range locs {
-		data, err := b.readAt(ctx, loc, c)
+		data, err := b.readAt(ctx, loc, c, open)
 		if err == nil {
 			return data, loc, nil
 		}
@@ -125,11 +135,18 @@ func (b *Blockstore) load(ctx context.Context, c cid.Cid) ([]byte, index.Locatio
 }
 
 // readAt reads block c from the section at loc.
-func (b *Blockstore) readAt(ctx context.Context, loc index.Location, c cid.Cid) ([]byte, error) {
-	pr, err := b.src.ReadPiece(ctx, loc.PieceCID)
-	if err != nil {
-		return nil, fmt.Errorf("opening the piece: %w", err)
+func (b *Blockstore) readAt(ctx context.Context, loc index.Location, c cid.Cid, open openPieces) ([]byte, error) {
+	pr, ok := open[loc.PieceCID]
+	if !ok {
+		var err error
+		if pr, err = b.src.ReadPiece(ctx, loc.PieceCID); err != nil {
+			return nil, fmt.Errorf("opening the piece: %w", err)
+		}
+		if open != nil {
+			open[loc.PieceCID] = pr
+		} else {
+			defer pr.Close()
+		}
 	}
-	defer pr.Close()
 	return readSection(pr, loc, c)
 }

@@ -169,7 +169,7 @@ func (d *dagCAR) copyBlock(w io.Writer, sc *sectionScanner, c cid.Cid, seen map[
 	if err := sc.flush(); err != nil {
 		return nil, err
 	}
-	data, loc, err := d.bs.load(d.ctx, c)
+	data, loc, err := d.bs.load(d.ctx, c, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package retrieval
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"math"
 	"testing"
@@ -10,7 +11,9 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
+	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/internal/carv1"
+	"github.com/ferry-fil/ferry/piece"
 )
 
 // FuzzVerifyCAR feeds arbitrary bytes to the CAR verifier a client runs on
@@ -146,4 +149,52 @@ func blockMap(bs []blk) map[cid.Cid][]byte {
 		m[b.c] = b.data
 	}
 	return m
+}
+
+// pieceDir is a directory that knows one block: the root, at an offset of
+// one piece.
+type pieceDir struct {
+	root cid.Cid
+	loc  index.Location
+}
+
+func (d pieceDir) PiecesContaining(_ context.Context, mh multihash.Multihash) ([]index.Location, error) {
+	if bytes.Equal(mh, d.root.Hash()) {
+		return []index.Location{d.loc}, nil
+	}
+	return nil, nil
+}
+func (pieceDir) FindSegment(context.Context, cid.Cid) ([]index.SegmentInfo, error) { return nil, nil }
+func (pieceDir) Piece(context.Context, cid.Cid) (index.PieceInfo, error) {
+	return index.PieceInfo{}, index.ErrNotFound
+}
+
+// FuzzDAGCAR feeds arbitrary bytes as the piece a whole DAG is streamed
+// from, its root's section where the CAR header ends: the stream ends or
+// fails, never panics, writes no more than the piece holds (plus the
+// headers it writes itself), and a depth-first CAR comes out as it is.
+func FuzzDAGCAR(f *testing.F) {
+	d := makeDAG(f)
+	dfs := carOf(f, d.C.c, []blk{d.C, d.D, d.F, d.L1, d.L2, d.L3})
+	f.Add(dfs)
+	f.Add(carOf(f, d.C.c, d.all()))
+	f.Add(carOf(f, d.C.c, []blk{d.C, d.D, d.F}))
+	f.Add(dfs[:len(dfs)-7])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pc := piece.CIDv1([32]byte{1})
+		off := uint64(0)
+		if l, k := binary.Uvarint(data); k > 0 && l < uint64(len(data)) {
+			off = uint64(k) + l
+		}
+		dir := pieceDir{d.C.c, index.Location{PieceCID: pc, Offset: off, Size: uint64(len(d.C.data))}}
+		src := &memSource{pieces: map[cid.Cid][]byte{pc: data}}
+		var out bytes.Buffer
+		_, err := newDAGCAR(context.Background(), NewBlockstore(dir, src), d.C.c).WriteTo(&out)
+		if limit := len(data) + len(carv1.Header([]cid.Cid{d.C.c})) + 6*64; out.Len() > limit {
+			t.Fatalf("%d bytes out of a %d-byte piece", out.Len(), len(data))
+		}
+		if bytes.Equal(data, dfs) && (err != nil || !bytes.Equal(out.Bytes(), dfs)) {
+			t.Fatalf("the depth-first CAR came out as %d bytes (%v)", out.Len(), err)
+		}
+	})
 }

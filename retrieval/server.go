@@ -70,13 +70,13 @@ type Server struct {
 type Option func(*options)
 
 type options struct {
-	libraryWholeDAG bool
+	libraryOnly bool
 	handwritten     bool
 }
 
-// WithLibraryWholeDAG serves whole-DAG CARs through boxo's traversal too,
-// instead of streaming the root's piece in order; for comparisons.
-func WithLibraryWholeDAG() Option { return func(o *options) { o.libraryWholeDAG = true } }
+// WithLibraryOnly serves every /ipfs/ request through boxo, without the
+// fast paths for whole DAGs and entity-bytes ranges; for comparisons.
+func WithLibraryOnly() Option { return func(o *options) { o.libraryOnly = true } }
 
 // WithHandwrittenIPFS serves /ipfs/ with the handwritten gateway; for
 // comparisons.
@@ -91,7 +91,7 @@ func New(dir Directory, src index.PieceSource, opts ...Option) (*Server, error) 
 		opt(&o)
 	}
 	s := &Server{dir: dir, src: src, mux: http.NewServeMux(), old: o.handwritten}
-	be, err := newBackend(NewBlockstore(dir, src), !o.libraryWholeDAG)
+	be, err := newBackend(NewBlockstore(dir, src), !o.libraryOnly)
 	if err != nil {
 		return nil, err
 	}

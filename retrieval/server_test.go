@@ -301,7 +301,7 @@ func TestFetchCAR(t *testing.T) {
 	rotten := &memSource{pieces: map[cid.Cid][]byte{f.pc: bytes.Clone(f.payload)}}
 	at := bytes.Index(rotten.pieces[f.pc], f.dag.L2.data)
 	rotten.pieces[f.pc][at] ^= 1
-	for _, opts := range [][]Option{nil, {WithLibraryWholeDAG()}} {
+	for _, opts := range [][]Option{nil, {WithLibraryOnly()}} {
 		srv := httptest.NewServer(newServer(t, hide, rotten, opts...))
 		defer srv.Close()
 		if err := FetchCAR(ctx, srv.URL, f.dag.C.c, io.Discard); !errors.Is(err, ErrVerification) {
