@@ -5,9 +5,9 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"math"
 	"testing"
 
+	"github.com/ipfs/boxo/gateway"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
@@ -51,7 +51,7 @@ func FuzzLinks(f *testing.F) {
 		mh, _ := multihash.Sum(data, multihash.SHA2_256, -1)
 		c := cid.NewCidV1(codecs[int(codec)%len(codecs)], mh)
 		links(c, data)
-		unixfsFileLike(c, data)
+		unixfsNode(c, data)
 	})
 }
 
@@ -71,38 +71,30 @@ func FuzzParseSection(f *testing.F) {
 	})
 }
 
-// FuzzEntityBytes parses arbitrary entity-bytes values and resolves them
-// against arbitrary entity sizes: an error or a range inside the entity,
-// never a panic.
+// FuzzEntityBytes parses arbitrary entity-bytes values as the gateway
+// does and resolves them against arbitrary file sizes for rangeCAR: an
+// error, no range, or a range inside the file, never a panic.
 func FuzzEntityBytes(f *testing.F) {
 	for _, s := range []string{"0:*", "10:20", "-1024:*", "499:-1000", "5:2", "abc", ""} {
 		f.Add(s, uint64(1234))
 	}
 	f.Fuzz(func(t *testing.T, s string, size uint64) {
-		r, err := parseEntityBytes(s)
+		r, err := gateway.NewDagByteRange(s)
 		if err != nil {
 			return
 		}
-		again, err := parseEntityBytes(r.String())
-		if err != nil || again != r {
-			t.Fatalf("%q parsed as %s, which parses as %+v (%v)", s, r, again, err)
-		}
-		start, end, empty, outside := r.resolve(size)
-		if outside && !empty {
-			t.Fatalf("%s of %d: outside but not empty", r, size)
-		}
-		if empty {
+		from, to, ok := resolveRange(r, size)
+		if !ok {
 			return
 		}
-		if start > end || end >= size {
-			t.Fatalf("%s of %d: range %d-%d", r, size, start, end)
+		if from > to || to >= size {
+			t.Fatalf("%q of %d: range %d-%d", s, size, from, to)
 		}
-		if r.from >= 0 && start != uint64(r.from) {
-			t.Fatalf("%s of %d: starts at %d", r, size, start)
+		if r.From >= 0 && from != uint64(r.From) {
+			t.Fatalf("%q of %d: starts at %d", s, size, from)
 		}
-		// Sizes past int64 are no real entity's: resolve caps them.
-		if r.toEnd && size <= math.MaxInt64 && end != size-1 {
-			t.Fatalf("%s of %d: ends at %d", r, size, end)
+		if r.To == nil && to != size-1 {
+			t.Fatalf("%q of %d: ends at %d", s, size, to)
 		}
 	})
 }

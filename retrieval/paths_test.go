@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	chunker "github.com/ipfs/boxo/chunker"
+	"github.com/ipfs/boxo/gateway"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipld/unixfs/hamt"
@@ -527,41 +528,27 @@ func TestServeEntityBytes(t *testing.T) {
 	}
 }
 
-func TestParseEntityBytes(t *testing.T) {
+func TestResolveRange(t *testing.T) {
+	to := func(n int64) *int64 { return &n }
 	for _, c := range []struct {
-		in   string
-		want entityBytes
+		r        gateway.DagByteRange
+		size     uint64
+		from, to uint64
+		ok       bool
 	}{
-		{"0:*", entityBytes{0, 0, true}},
-		{"10:20", entityBytes{10, 20, false}},
-		{"-1024:*", entityBytes{-1024, 0, true}},
-		{"499:-1000", entityBytes{499, -1000, false}},
-		{"-10:5", entityBytes{-10, 5, false}},
-		{"-0:0", entityBytes{0, 0, false}},
+		{gateway.DagByteRange{From: 0}, 10, 0, 9, true},
+		{gateway.DagByteRange{From: -3}, 10, 7, 9, true},
+		{gateway.DagByteRange{From: -30}, 10, 0, 9, true},
+		{gateway.DagByteRange{From: 2, To: to(-3)}, 10, 2, 7, true},
+		{gateway.DagByteRange{From: 8, To: to(-3)}, 10, 0, 0, false},
+		{gateway.DagByteRange{From: 10}, 10, 0, 0, false},
+		{gateway.DagByteRange{From: 0}, 0, 0, 0, false},
+		{gateway.DagByteRange{From: 5, To: to(100)}, 10, 5, 9, true},
+		{gateway.DagByteRange{From: -1, To: to(-1)}, 10, 9, 9, true},
 	} {
-		got, err := parseEntityBytes(c.in)
-		if err != nil || got != c.want {
-			t.Errorf("%q: %+v %v", c.in, got, err)
-		}
-	}
-	for _, c := range []struct {
-		eb             entityBytes
-		size           uint64
-		start, end     uint64
-		empty, outside bool
-	}{
-		{entityBytes{0, 0, true}, 10, 0, 9, false, false},
-		{entityBytes{-3, 0, true}, 10, 7, 9, false, false},
-		{entityBytes{-30, 0, true}, 10, 0, 9, false, false},
-		{entityBytes{2, -3, false}, 10, 2, 7, false, false},
-		{entityBytes{8, -3, false}, 10, 0, 0, true, false},
-		{entityBytes{10, 0, true}, 10, 0, 0, true, true},
-		{entityBytes{0, 0, true}, 0, 0, 0, true, true},
-		{entityBytes{5, 100, false}, 10, 5, 9, false, false},
-	} {
-		s, e, empty, outside := c.eb.resolve(c.size)
-		if s != c.start || e != c.end || empty != c.empty || outside != c.outside {
-			t.Errorf("%s of %d: %d-%d empty %v outside %v", c.eb, c.size, s, e, empty, outside)
+		from, to, ok := resolveRange(c.r, c.size)
+		if from != c.from || to != c.to || ok != c.ok {
+			t.Errorf("%+v of %d: %d-%d %v", c.r, c.size, from, to, ok)
 		}
 	}
 }
