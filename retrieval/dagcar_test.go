@@ -282,3 +282,59 @@ func TestRangeCARMatchesLibrary(t *testing.T) {
 		})
 	}
 }
+
+// readCounter counts the bytes read from the pieces of src.
+type readCounter struct {
+	src index.PieceSource
+	n   atomic.Int64
+}
+
+type countedPiece struct {
+	index.PieceReader
+	n *atomic.Int64
+}
+
+func (c countedPiece) ReadAt(p []byte, off int64) (int, error) {
+	k, err := c.PieceReader.ReadAt(p, off)
+	c.n.Add(int64(k))
+	return k, err
+}
+
+func (r *readCounter) ReadPiece(ctx context.Context, pc cid.Cid) (index.PieceReader, error) {
+	pr, err := r.src.ReadPiece(ctx, pc)
+	if err != nil {
+		return nil, err
+	}
+	return countedPiece{pr, &r.n}, nil
+}
+
+// TestHeadWholeDAG answers HEAD of a whole DAG with the GET's headers,
+// reading the piece no further than its first chunk.
+func TestHeadWholeDAG(t *testing.T) {
+	var buf bytes.Buffer
+	dag, err := carv1.WriteFileDAG(&buf, 6<<20, 256<<10, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, src, ours, _ := carPiece(t, buf.Bytes())
+	rc := &readCounter{src: src}
+	srv := httptest.NewServer(newServer(t, dir, rc))
+	defer srv.Close()
+	u := "/ipfs/" + dag.Root.String() + "?format=car&dag-scope=all"
+	get, _ := do(t, "GET", ours.URL+u, nil)
+	head, body := do(t, "HEAD", srv.URL+u, nil)
+	if head.StatusCode != 200 || len(body) != 0 {
+		t.Fatalf("HEAD: %s, %d bytes", head.Status, len(body))
+	}
+	for _, h := range []string{"Content-Type", "Etag", "Accept-Ranges", "X-Ipfs-Roots", "Content-Disposition"} {
+		if head.Header.Get(h) != get.Header.Get(h) || head.Header.Get(h) == "" {
+			t.Errorf("HEAD %s %q, GET %q", h, head.Header.Get(h), get.Header.Get(h))
+		}
+	}
+	if head.Header.Get("X-Stream-Error") != "" {
+		t.Errorf("HEAD has X-Stream-Error %q", head.Header.Get("X-Stream-Error"))
+	}
+	if n := rc.n.Load(); n > 2<<20 {
+		t.Fatalf("HEAD read %d bytes of a %d-byte CAR", n, buf.Len())
+	}
+}

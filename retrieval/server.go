@@ -109,10 +109,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, "/ipfs/") {
 		// Straight to the gateway: the mux would redirect paths it
 		// thinks unclean, which the gateway judges itself.
+		if r.Method == http.MethodHead {
+			w = &headWriter{ResponseWriter: w}
+		}
 		s.gw.ServeHTTP(w, r)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// errHeadBody stops the body of a HEAD response at its first write.
+var errHeadBody = errors.New("retrieval: no body for HEAD")
+
+// headWriter sends the headers of a HEAD response at the body's first
+// write and refuses the body: the gateway writes a CAR's headers, then
+// streams the CAR even for HEAD, which would read a whole DAG for
+// nothing.
+type headWriter struct {
+	http.ResponseWriter
+	status bool
+}
+
+func (h *headWriter) WriteHeader(code int) {
+	h.status = true
+	h.ResponseWriter.WriteHeader(code)
+}
+
+func (h *headWriter) Write([]byte) (int, error) {
+	if !h.status {
+		h.WriteHeader(http.StatusOK)
+	}
+	return 0, errHeadBody
 }
 
 // pieceSection is the part of an open piece that holds the requested piece:
