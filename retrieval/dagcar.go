@@ -21,7 +21,7 @@ import (
 // Most CARs are stored in that very order, so the stream reads the piece
 // holding the root sequentially from the root's section on, as /piece
 // does: each section read is written as it is when its CID is the next
-// block the walk expects, and its data is hashed on the way. Sections the
+// block the walk expects (its data is not hashed; see take). Sections the
 // walk does not expect next (a CAR in another order, duplicates, another
 // DAG's blocks, the end of the piece) are not trusted: the block expected
 // is then looked up in the index instead, and sequential reading goes on
@@ -31,47 +31,53 @@ type dagCAR struct {
 	ctx  context.Context
 	bs   *Blockstore
 	root cid.Cid
+}
 
-	// The pipe behind Read, for readers that do not use WriteTo.
+func newDAGCAR(ctx context.Context, bs *Blockstore, root cid.Cid) *stream {
+	return &stream{write: (&dagCAR{ctx: ctx, bs: bs, root: root}).write}
+}
+
+// stream is a CAR response: WriteTo writes it straight to the
+// connection (the gateway copies with io.Copy, which uses it); Read,
+// for other readers, pipes from it.
+type stream struct {
+	write func(io.Writer) error
+
 	once sync.Once
 	pr   *io.PipeReader
 	done chan struct{}
 }
 
-func newDAGCAR(ctx context.Context, bs *Blockstore, root cid.Cid) *dagCAR {
-	return &dagCAR{ctx: ctx, bs: bs, root: root}
+// WriteTo writes the CAR to w.
+func (s *stream) WriteTo(w io.Writer) (int64, error) {
+	cw := &countWriter{w: w}
+	err := s.write(cw)
+	return cw.n, err
 }
 
-// Read streams the CAR through a pipe from WriteTo.
-func (d *dagCAR) Read(p []byte) (int, error) {
-	d.once.Do(func() {
+// Read reads the CAR through a pipe from WriteTo.
+func (s *stream) Read(p []byte) (int, error) {
+	s.once.Do(func() {
 		var pw *io.PipeWriter
-		d.pr, pw = io.Pipe()
-		d.done = make(chan struct{})
+		s.pr, pw = io.Pipe()
+		s.done = make(chan struct{})
 		go func() {
-			defer close(d.done)
-			_, err := d.WriteTo(pw)
+			defer close(s.done)
+			_, err := s.WriteTo(pw)
 			pw.CloseWithError(err)
 		}()
 	})
-	return d.pr.Read(p)
+	return s.pr.Read(p)
 }
 
 // Close stops a Read under way.
-func (d *dagCAR) Close() error {
-	d.once.Do(func() {})
-	if d.pr != nil {
-		d.pr.Close()
-		<-d.done
+func (s *stream) Close() error {
+	s.once.Do(func() {})
+	if s.pr != nil {
+		s.pr.Close()
+		<-s.done
 	}
 	return nil
-}
-
-// WriteTo writes the CAR to w.
-func (d *dagCAR) WriteTo(w io.Writer) (int64, error) {
-	cw := &countWriter{w: w}
-	err := d.write(cw)
-	return cw.n, err
 }
 
 func (d *dagCAR) write(w io.Writer) error {

@@ -52,14 +52,12 @@ func (b *backend) GetCAR(ctx context.Context, p path.ImmutablePath, params gatew
 	if !b.fast || len(p.Segments()) != 2 {
 		return b.BlocksBackend.GetCAR(ctx, p, params)
 	}
-	var rc io.ReadCloser
+	var rc *stream
 	switch {
 	case params.Scope == gateway.DagScopeAll && !params.Duplicates.Bool():
 		rc = newDAGCAR(ctx, b.bs, root)
 	case params.Scope == gateway.DagScopeEntity && params.Range != nil:
-		if r, ok := newRangeCAR(ctx, b.bs, root, *params.Range, params.Duplicates.Bool()); ok {
-			rc = r
-		}
+		rc, _ = newRangeCAR(ctx, b.bs, root, *params.Range, params.Duplicates.Bool())
 	}
 	if rc == nil {
 		return b.BlocksBackend.GetCAR(ctx, p, params)

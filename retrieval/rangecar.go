@@ -29,7 +29,7 @@ type rangeCAR struct {
 // newRangeCAR plans the range r of the file rooted at c, each block once
 // unless dups; ok is false when c is not a dag-pb UnixFS file or r does
 // not resolve to bytes of it, requests left to boxo.
-func newRangeCAR(ctx context.Context, bs *Blockstore, c cid.Cid, r gateway.DagByteRange, dups bool) (*rangeCAR, bool) {
+func newRangeCAR(ctx context.Context, bs *Blockstore, c cid.Cid, r gateway.DagByteRange, dups bool) (*stream, bool) {
 	if c.Type() != cid.DagProtobuf {
 		return nil, false
 	}
@@ -49,7 +49,7 @@ func newRangeCAR(ctx context.Context, bs *Blockstore, c cid.Cid, r gateway.DagBy
 	if !dups {
 		rc.seen = map[cid.Cid]struct{}{c: {}}
 	}
-	return rc, true
+	return &stream{write: rc.write}, true
 }
 
 // resolveRange turns r into absolute inclusive offsets of a file of size
@@ -78,27 +78,17 @@ func resolveRange(r gateway.DagByteRange, size uint64) (from, to uint64, ok bool
 	return uint64(f), uint64(t), true
 }
 
-// Read is not offered: the handler copies through WriteTo.
-func (r *rangeCAR) Read([]byte) (int, error) {
-	return 0, errors.New("retrieval: a range CAR is written with WriteTo")
-}
-
-// Close does nothing: WriteTo closes what it opens.
-func (r *rangeCAR) Close() error { return nil }
-
-// WriteTo writes the CAR to w.
-func (r *rangeCAR) WriteTo(w io.Writer) (int64, error) {
-	cw := &countWriter{w: w}
+// write writes the CAR to w.
+func (r *rangeCAR) write(w io.Writer) error {
 	open := openPieces{}
 	defer open.close()
-	if _, err := carv1.WriteHeader(cw, []cid.Cid{r.root.c}); err != nil {
-		return cw.n, err
+	if _, err := carv1.WriteHeader(w, []cid.Cid{r.root.c}); err != nil {
+		return err
 	}
-	if _, err := carv1.WriteBlock(cw, r.root.c, r.root.data); err != nil {
-		return cw.n, err
+	if _, err := carv1.WriteBlock(w, r.root.c, r.root.data); err != nil {
+		return err
 	}
-	err := r.file(cw, open, r.root, r.from, r.to, 0)
-	return cw.n, err
+	return r.file(w, open, r.root, r.from, r.to, 0)
 }
 
 // file writes the blocks under the UnixFS file node b (already written)
