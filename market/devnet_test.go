@@ -14,8 +14,6 @@ import (
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/filecoin-project/go-state-types/builtin/v9/power"
 	"github.com/google/uuid"
-	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/multiformats/go-multiaddr"
 	cbg "github.com/whyrusleeping/cbor-gen"
 
 	"github.com/ferry-fil/ferry/chain"
@@ -57,35 +55,14 @@ func devnetExec(t *testing.T, node chain.Node, from, to address.Address, method 
 // TestDevnetPublish runs the provider against the embedded devnet chain:
 // real signature checks against chain accounts, real collateral bounds and
 // balances, PublishStorageDeals executed by the market actor with the deal
-// IDs read from its return, and the miner's peer ID and addresses.
+// IDs read from its return.
 func TestDevnetPublish(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a devnet")
 	}
 	ctx := context.Background()
-	h, dn, worker := devnetHarness(t, ctx)
+	h, dn, _ := devnetHarness(t, ctx)
 	maddr := h.cfg.Miner
-	// The miner's peer ID and addresses, written once.
-	pid, err := peer.Decode("12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addrs := []multiaddr.Multiaddr{multiaddr.StringCast("/ip4/127.0.0.1/tcp/24001")}
-	if err := EnsureMinerAddrs(ctx, dn, maddr, pid, addrs); err != nil {
-		t.Fatal(err)
-	}
-	mi, err := dn.StateMinerInfo(ctx, maddr, chain.TipSetKey{})
-	if err != nil || mi.PeerId == nil || *mi.PeerId != pid || len(mi.Multiaddrs) != 1 || !bytes.Equal(mi.Multiaddrs[0], addrs[0].Bytes()) {
-		t.Fatalf("miner info after EnsureMinerAddrs: %+v %v", mi, err)
-	}
-	nonce, _ := dn.MpoolGetNonce(ctx, worker)
-	if err := EnsureMinerAddrs(ctx, dn, maddr, pid, addrs); err != nil {
-		t.Fatal(err)
-	}
-	if n2, _ := dn.MpoolGetNonce(ctx, worker); n2 != nonce {
-		t.Fatalf("EnsureMinerAddrs sent messages although nothing changed (nonce %d → %d)", nonce, n2)
-	}
-
 	h.sealer.state = "WaitDeals" // the fake sealer never proves: stop before Complete
 	h.start()
 

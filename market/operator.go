@@ -1,22 +1,13 @@
 package market
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
-	"io"
 	"time"
 
-	"github.com/filecoin-project/go-address"
-	"github.com/filecoin-project/go-state-types/abi"
-	"github.com/filecoin-project/go-state-types/builtin"
-	"github.com/filecoin-project/go-state-types/builtin/v9/miner"
 	"github.com/google/uuid"
-	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/multiformats/go-multiaddr"
 
-	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
 )
 
@@ -27,44 +18,44 @@ import (
 // appear once a Complete deal ended on chain (its checkpoint stays
 // Complete).
 type DealInfo struct {
-	UUID          string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	ClientPeer    string
-	Client        string
-	PieceCID      string
-	PieceSize     uint64
-	DataRoot      string
-	StartEpoch    int64
-	EndEpoch      int64
-	Verified      bool
-	IsOffline     bool
-	TransferSize  uint64
-	BytesReceived uint64
-	AddPieceBytes uint64 `json:",omitempty"` // at PublishConfirmed: staged bytes AddPiece has read into a sector so far
-	Checkpoint    string
-	Retry         string  `json:",omitempty"`
-	Retries       int     `json:",omitempty"`
-	Error         string  `json:",omitempty"`
-	PublishCID    string  `json:",omitempty"`
-	ChainDealID   uint64  // valid from PublishConfirmed on (0 is a valid deal ID)
-	Sector        *uint64 `json:",omitempty"`
-	SealingState  string  `json:",omitempty"`
-	SignedCID     string
-	Ended         string     `json:",omitempty"` // EndExpired, EndSlashed or EndRemoved
-	EndedAt       *time.Time `json:",omitempty"` // when the provider noticed the end
+	UUID          string     `json:"uuid"`
+	CreatedAt     time.Time  `json:"createdAt"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
+	ClientPeer    string     `json:"clientPeer"`
+	Client        string     `json:"client"`
+	PieceCID      string     `json:"pieceCid"`
+	PieceSize     uint64     `json:"pieceSize"`
+	DataRoot      string     `json:"dataRoot"`
+	StartEpoch    int64      `json:"startEpoch"`
+	EndEpoch      int64      `json:"endEpoch"`
+	Verified      bool       `json:"verified"`
+	IsOffline     bool       `json:"isOffline"`
+	TransferSize  uint64     `json:"transferSize"`
+	BytesReceived uint64     `json:"bytesReceived"`
+	AddPieceBytes uint64     `json:"addPieceBytes,omitempty"` // at PublishConfirmed: staged bytes AddPiece has read into a sector so far
+	Checkpoint    string     `json:"checkpoint"`
+	Retry         string     `json:"retry,omitempty"`
+	Retries       int        `json:"retries,omitempty"`
+	Error         string     `json:"error,omitempty"`
+	PublishCID    string     `json:"publishCid,omitempty"`
+	ChainDealID   uint64     `json:"chainDealId"` // valid from PublishConfirmed on (0 is a valid deal ID)
+	Sector        *uint64    `json:"sector,omitempty"`
+	SealingState  string     `json:"sealingState,omitempty"`
+	SignedCID     string     `json:"signedCid"`
+	Ended         string     `json:"ended,omitempty"`   // EndExpired, EndSlashed or EndRemoved
+	EndedAt       *time.Time `json:"endedAt,omitempty"` // when the provider noticed the end
 }
 
 // DealLog is one line of a deal's log.
 type DealLog struct {
-	At   time.Time
-	Text string
+	At   time.Time `json:"at"`
+	Text string    `json:"text"`
 }
 
 // DealDetail is a deal with its log.
 type DealDetail struct {
 	DealInfo
-	Logs []DealLog
+	Logs []DealLog `json:"logs"`
 }
 
 func (p *Provider) info(d *dealRow) DealInfo {
@@ -280,73 +271,6 @@ func (p *Provider) ImportData(ctx context.Context, id uuid.UUID, path string) er
 	}
 	p.kick(id)
 	return nil
-}
-
-// EnsureMinerAddrs makes the miner actor advertise id and addrs, sending
-// ChangePeerID and ChangeMultiaddrs from the worker (signed with the node's
-// wallet) only when they differ from what StateMinerInfo shows, and waiting
-// for them to execute.
-func EnsureMinerAddrs(ctx context.Context, node chain.Node, maddr address.Address, id peer.ID, addrs []multiaddr.Multiaddr) error {
-	sign := NodeSigner(node)
-	mi, err := node.StateMinerInfo(ctx, maddr, chain.TipSetKey{})
-	if err != nil {
-		return fmt.Errorf("reading miner %s info: %w", maddr, err)
-	}
-	send := func(method abi.MethodNum, params interface{ MarshalCBOR(w io.Writer) error }, what string) error {
-		var buf bytes.Buffer
-		if err := params.MarshalCBOR(&buf); err != nil {
-			return fmt.Errorf("encoding %s: %w", what, err)
-		}
-		msg, err := node.GasEstimateMessageGas(ctx, &chain.Message{To: maddr, From: mi.Worker, Value: abi.NewTokenAmount(0), Method: method, Params: buf.Bytes()}, nil, chain.TipSetKey{})
-		if err != nil {
-			return fmt.Errorf("estimating gas of %s: %w", what, err)
-		}
-		if msg.Nonce, err = node.MpoolGetNonce(ctx, mi.Worker); err != nil {
-			return fmt.Errorf("reading nonce of worker %s: %w", mi.Worker, err)
-		}
-		sm, c, err := sign(ctx, msg)
-		if err != nil {
-			return fmt.Errorf("signing %s: %w", what, err)
-		}
-		if _, err := node.MpoolPush(ctx, sm); err != nil {
-			return fmt.Errorf("sending %s to miner %s: %w", what, maddr, err)
-		}
-		lk, err := node.StateWaitMsg(ctx, c, 1, -1, true)
-		if err != nil {
-			return fmt.Errorf("waiting for %s message %s: %w", what, c, err)
-		}
-		if lk.Receipt.ExitCode != 0 {
-			return fmt.Errorf("%s message %s failed with exit code %d", what, c, lk.Receipt.ExitCode)
-		}
-		return nil
-	}
-	if mi.PeerId == nil || *mi.PeerId != id {
-		if err := send(builtin.MethodsMiner.ChangePeerID, &miner.ChangePeerIDParams{NewID: abi.PeerID(id)}, "ChangePeerID"); err != nil {
-			return err
-		}
-	}
-	want := make([]abi.Multiaddrs, len(addrs))
-	for i, a := range addrs {
-		want[i] = a.Bytes()
-	}
-	if !sameAddrs(mi.Multiaddrs, want) {
-		if err := send(builtin.MethodsMiner.ChangeMultiaddrs, &miner.ChangeMultiaddrsParams{NewMultiaddrs: want}, "ChangeMultiaddrs"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func sameAddrs(a, b []abi.Multiaddrs) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // DealCount is how many deals are in one state and checkpoint.

@@ -30,6 +30,7 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/chain/lotus"
+	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/ipni"
@@ -45,13 +46,16 @@ type Node struct {
 	Repo   *Repo
 	Config Config
 
-	DB       *sql.DB
-	Wallet   *wallet.Wallet
-	Chain    chain.Node
-	Devnet   *devnet.Devnet // nil on the real network
-	Host     host.Host
-	Miner    address.Address
-	Worker   address.Address
+	DB     *sql.DB
+	Wallet *wallet.Wallet
+	Chain  chain.FullNode
+	Devnet *devnet.Devnet // nil on the real network
+	Host   host.Host
+	Miner  address.Address
+	Worker address.Address
+	// Sender sends every message from the worker (the market's publish
+	// messages, sealing's pre-commits and commits, the miner's addresses).
+	Sender   *sender.Sender
 	Sealing  *sealing.Sealing
 	Provider *market.Provider
 	Index    *index.Service
@@ -144,10 +148,11 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 			return n, err
 		}
 		logf("devnet started in %s; Lotus API at http://%s/rpc/v1", time.Since(started).Round(time.Millisecond), cfg.Chain.DevnetListen)
-		n.Miner, n.Worker, err = ensureDevnetMiner(ctx, n.DB, n.Chain, n.Wallet, n.Devnet.GenesisAddress(), sectorSize, n.Host.ID(), logf)
+		dm, err := ensureDevnetMiner(ctx, n.DB, n.Chain, n.Wallet, n.Devnet.GenesisAddress(), sectorSize, n.Host.ID(), logf)
 		if err != nil {
 			return n, err
 		}
+		n.Miner, n.Worker, n.Sender = dm.miner, dm.worker, dm.sender
 	case "lotus":
 		info := cfg.Chain.LotusAPIInfo
 		if info == "" {
@@ -171,6 +176,11 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 			return n, fmt.Errorf("reading miner %s: %w", n.Miner, err)
 		}
 		n.Worker, sectorSize = mi.Worker, mi.SectorSize
+		// The worker's key is usually in the Lotus node's wallet (the node
+		// signs); in ours when the operator imported it.
+		if n.Sender, err = sender.New(ctx, sender.Config{DB: n.DB, Node: n.Chain, From: n.Worker, Keys: n.Wallet, Logf: logf}); err != nil {
+			return n, err
+		}
 		// Say plainly what network mode does not do yet.
 		logf("warning: the only sealer back end is the devnet's (no proof of replication); pre-commits on a real network will fail until a lotus-miner back end is configured")
 		if cfg.Transfer.AllowPrivateAddresses {
@@ -253,7 +263,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	if err != nil {
 		return n, fmt.Errorf("starting the market: %w", err)
 	}
-	if err := market.EnsureMinerAddrs(ctx, n.Chain, n.Miner, n.Host.ID(), n.announceAddrs()); err != nil {
+	if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.Host.ID(), n.announceAddrs()); err != nil {
 		return n, fmt.Errorf("writing the peer ID and addresses to miner %s: %w", n.Miner, err)
 	}
 	if err := n.Provider.Start(runCtx); err != nil {

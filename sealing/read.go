@@ -109,41 +109,41 @@ func (s *Sealing) DealSectorState(ctx context.Context, dealUUID uuid.UUID) (abi.
 // SectorInfo describes a sector for `ferryd sectors list|status`. It
 // marshals to plain JSON (CIDs as {"/": "…"}).
 type SectorInfo struct {
-	Number         abi.SectorNumber
-	State          string
-	SealProof      abi.RegisteredSealProof
-	SectorSize     abi.SectorSize
-	Used           abi.PaddedPieceSize // padded bytes taken by pieces and fillers
-	Deals          int
-	Pieces         []SectorPiece
-	OpenedAt       time.Time
-	UpdatedAt      time.Time
-	PackReason     string `json:",omitempty"`
-	TicketEpoch    abi.ChainEpoch
-	SeedEpoch      abi.ChainEpoch
-	CommD          *cid.Cid `json:",omitempty"`
-	CommR          *cid.Cid `json:",omitempty"`
-	PreCommitMsg   *cid.Cid `json:",omitempty"`
-	PreCommitEpoch abi.ChainEpoch
-	CommitMsg      *cid.Cid `json:",omitempty"`
-	Retries        int
-	LastError      string `json:",omitempty"`
-	Unsealed       bool   // an unsealed copy is kept
+	Number         abi.SectorNumber        `json:"number"`
+	State          string                  `json:"state"`
+	SealProof      abi.RegisteredSealProof `json:"sealProof"`
+	SectorSize     abi.SectorSize          `json:"sectorSize"`
+	Used           abi.PaddedPieceSize     `json:"used"` // padded bytes taken by pieces and fillers
+	Deals          int                     `json:"deals"`
+	Pieces         []SectorPiece           `json:"pieces"`
+	OpenedAt       time.Time               `json:"openedAt"`
+	UpdatedAt      time.Time               `json:"updatedAt"`
+	PackReason     string                  `json:"packReason,omitempty"`
+	TicketEpoch    abi.ChainEpoch          `json:"ticketEpoch"`
+	SeedEpoch      abi.ChainEpoch          `json:"seedEpoch"`
+	CommD          *cid.Cid                `json:"commD,omitempty"`
+	CommR          *cid.Cid                `json:"commR,omitempty"`
+	PreCommitMsg   *cid.Cid                `json:"preCommitMsg,omitempty"`
+	PreCommitEpoch abi.ChainEpoch          `json:"preCommitEpoch"`
+	CommitMsg      *cid.Cid                `json:"commitMsg,omitempty"`
+	Retries        int                     `json:"retries"`
+	LastError      string                  `json:"lastError,omitempty"`
+	Unsealed       bool                    `json:"unsealed"` // an unsealed copy is kept
 }
 
 // SectorPiece is one piece (a deal's or a zero filler) in a sector.
 type SectorPiece struct {
-	Offset       abi.PaddedPieceSize
-	Size         abi.PaddedPieceSize
-	PieceCID     cid.Cid
-	Filler       bool
-	Written      bool       // false while the write is in progress or was interrupted
-	DealUUID     *uuid.UUID `json:",omitempty"`
-	DealID       abi.DealID `json:",omitempty"`
-	StartEpoch   abi.ChainEpoch
-	EndEpoch     abi.ChainEpoch
-	KeepUnsealed bool
-	Error        string `json:",omitempty"`
+	Offset       abi.PaddedPieceSize `json:"offset"`
+	Size         abi.PaddedPieceSize `json:"size"`
+	PieceCID     cid.Cid             `json:"pieceCid"`
+	Filler       bool                `json:"filler"`
+	Written      bool                `json:"written"` // false while the write is in progress or was interrupted
+	DealUUID     *uuid.UUID          `json:"dealUuid,omitempty"`
+	DealID       abi.DealID          `json:"dealId,omitempty"`
+	StartEpoch   abi.ChainEpoch      `json:"startEpoch"`
+	EndEpoch     abi.ChainEpoch      `json:"endEpoch"`
+	KeepUnsealed bool                `json:"keepUnsealed"`
+	Error        string              `json:"error,omitempty"`
 }
 
 const sectorCols = `number, state, seal_proof, opened_at, updated_at, pack_reason, ticket_epoch, seed_epoch,
