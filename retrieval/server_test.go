@@ -348,3 +348,30 @@ func TestVerifyCAR(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayHeaders checks what the trustless gateway spec asks of the
+// headers, on the fast paths and on boxo's: ?filename= names the
+// download, X-Ipfs-Roots is there without a path, and CARs say
+// Accept-Ranges: none.
+func TestGatewayHeaders(t *testing.T) {
+	f := newFixture(t)
+	d := f.dag
+	for _, c := range []struct {
+		path, accept, roots string
+	}{
+		{"/ipfs/" + d.C.c.String() + "?format=car&filename=all.car", "", d.C.c.String()},                                   // dagCAR
+		{"/ipfs/" + d.F.c.String() + "?format=car&dag-scope=entity&entity-bytes=0:5&filename=all.car", "", d.F.c.String()}, // rangeCAR
+		{"/ipfs/" + d.C.c.String() + "?format=car&dag-scope=block&filename=all.car", "", d.C.c.String()},                   // boxo
+		{"/ipfs/" + d.C.c.String() + "/dir?format=car&filename=all.car", "", d.C.c.String() + "," + d.D.c.String()},        // boxo, a path
+		{"/ipfs/" + d.L1.c.String() + "?filename=all.car", RawContentType, d.L1.c.String()},                                // a raw block
+	} {
+		resp, _ := do(t, "GET", f.srv.URL+c.path, map[string]string{"Accept": c.accept})
+		h := resp.Header
+		if resp.StatusCode != 200 || !strings.Contains(h.Get("Content-Disposition"), `filename="all.car"`) || h.Get("X-Ipfs-Roots") != c.roots {
+			t.Errorf("%s: %s, Content-Disposition %q, X-Ipfs-Roots %q (want %q)", c.path, resp.Status, h.Get("Content-Disposition"), h.Get("X-Ipfs-Roots"), c.roots)
+		}
+		if strings.HasPrefix(h.Get("Content-Type"), CARContentType) && h.Get("Accept-Ranges") != "none" {
+			t.Errorf("%s: Accept-Ranges %q on a CAR", c.path, h.Get("Accept-Ranges"))
+		}
+	}
+}
