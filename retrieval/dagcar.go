@@ -31,10 +31,11 @@ type dagCAR struct {
 	ctx  context.Context
 	bs   *Blockstore
 	root cid.Cid
+	open openPieces // the pieces blocks out of order were read from
 }
 
 func newDAGCAR(ctx context.Context, bs *Blockstore, root cid.Cid) *stream {
-	return &stream{write: (&dagCAR{ctx: ctx, bs: bs, root: root}).write}
+	return &stream{write: (&dagCAR{ctx: ctx, bs: bs, root: root, open: openPieces{}}).write}
 }
 
 // stream is a CAR response: WriteTo writes it straight to the
@@ -91,6 +92,7 @@ func (d *dagCAR) write(w io.Writer) error {
 		d.openAtRoot(sc)
 	}
 	defer sc.close()
+	defer d.open.close()
 	stack := []cid.Cid{d.root}
 	seen := map[string]struct{}{}
 	var keep []byte // the data of a block with links, to decode them
@@ -175,7 +177,7 @@ func (d *dagCAR) copyBlock(w io.Writer, sc *sectionScanner, c cid.Cid, seen map[
 	if err := sc.flush(); err != nil {
 		return nil, err
 	}
-	data, loc, err := d.bs.load(d.ctx, c, nil)
+	data, loc, err := d.bs.load(d.ctx, c, d.open)
 	if err != nil {
 		return nil, err
 	}
