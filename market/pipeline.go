@@ -467,7 +467,7 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	rd.added.Store(0)
 	data := iocount.Reader{R: f, N: &rd.added}
 	pl, err := p.d.Sealer.AddPieceToAny(ctx, prop.PieceSize.Unpadded(), data, sealing.Deal{
-		UUID: d.UUID, DealID: d.ChainDealID, PublishCid: d.PublishCid, Proposal: *prop, KeepUnsealed: d.KeepUnsealed,
+		UUID: d.UUID, DealID: d.ChainDealID, PublishCid: d.PublishCid, Proposal: prop, KeepUnsealed: d.KeepUnsealed,
 	})
 	if err != nil {
 		return fmt.Errorf("adding piece to a sector: %w", err)
