@@ -72,6 +72,30 @@ func TestParseCIDErrors(t *testing.T) {
 	}
 }
 
+// ParseAnyCID and ParseCIDString take either version and give v1, with a
+// v2's sizes; anything else is ErrNotPieceCID.
+func TestParseAnyCID(t *testing.T) {
+	// SPEC.md §2: 127×0x00‖127×0x01‖127×0x02‖127×0x03.
+	v1s := "baga6ea4seaqes3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi"
+	v2s := "bafkzcibcaaces3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi"
+	v1, size, payload, err := ParseCIDString(v2s)
+	if err != nil || v1.String() != v1s || size != 512 || payload != 508 {
+		t.Fatalf("v2: %s %d %d %v", v1, size, payload, err)
+	}
+	got, size, payload, err := ParseCIDString(v1s)
+	if err != nil || got.String() != v1s || size != 0 || payload != 0 {
+		t.Fatalf("v1: %s %d %d %v", got, size, payload, err)
+	}
+	for _, bad := range []string{"", "nonsense", "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"} {
+		if _, _, _, err := ParseCIDString(bad); !errors.Is(err, ErrNotPieceCID) {
+			t.Errorf("ParseCIDString(%q): %v", bad, err)
+		}
+	}
+	if _, _, _, err := ParseAnyCID(cid.Undef); !errors.Is(err, ErrNotPieceCID) {
+		t.Errorf("ParseAnyCID(undef): %v", err)
+	}
+}
+
 func FuzzParseCID(f *testing.F) {
 	root := ZeroCommitment(2048)
 	f.Add(CIDv1(root).Bytes())
@@ -92,6 +116,23 @@ func FuzzParseCID(f *testing.F) {
 			if err != nil || !bytes.Equal(again.Bytes(), c.Bytes()) {
 				t.Fatalf("v2 %s does not round-trip: %v", c, err)
 			}
+		}
+		// Either version reads as the v1 it names, v2 with its sizes.
+		v1, size, payload, err := ParseAnyCID(c)
+		if err != nil {
+			return
+		}
+		if _, perr := ParseCID(v1); perr != nil {
+			t.Fatalf("ParseAnyCID(%s) gave %s, not a v1: %v", c, v1, perr)
+		}
+		if size == 0 {
+			if v1 != c {
+				t.Fatalf("ParseAnyCID(%s) of a v1 gave %s", c, v1)
+			}
+			return
+		}
+		if again, err := V1ToV2(v1, payload, size); err != nil || !bytes.Equal(again.Bytes(), c.Bytes()) {
+			t.Fatalf("ParseAnyCID(%s) = %s %d %d does not make the v2 again: %v", c, v1, size, payload, err)
 		}
 	})
 }
