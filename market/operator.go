@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/ferry-fil/ferry/piece"
 )
 
 // DealInfo is one deal as the operator API shows it (JSON-friendly). Sizes
@@ -13,15 +15,22 @@ import (
 // Retry/Retries/Error describe a pending retry or a failure, and Sector and
 // SealingState appear once the piece is in a sector. Ended and EndedAt
 // appear once a Complete deal ended on chain (its checkpoint stays
-// Complete).
+// Complete). A direct deal (Kind "direct") has its AllocationID, and its
+// ClaimID once Complete; it has no publish message or chain deal ID.
+// PieceCID is v1; PieceCIDv2 appears once the payload's size is known.
 type DealInfo struct {
 	UUID          string     `json:"uuid"`
+	Kind          DealKind   `json:"kind"`
 	CreatedAt     time.Time  `json:"createdAt"`
 	UpdatedAt     time.Time  `json:"updatedAt"`
 	ClientPeer    string     `json:"clientPeer"`
 	Client        string     `json:"client"`
 	PieceCID      string     `json:"pieceCid"`
+	PieceCIDv2    string     `json:"pieceCidV2,omitempty"`
 	PieceSize     uint64     `json:"pieceSize"`
+	AllocationID  uint64     `json:"allocationId,omitempty"`
+	ClaimID       uint64     `json:"claimId,omitempty"`
+	DataPath      string     `json:"dataPath,omitempty"` // where the data is until the piece is in a sector`
 	DataRoot      string     `json:"dataRoot"`
 	StartEpoch    int64      `json:"startEpoch"`
 	EndEpoch      int64      `json:"endEpoch"`
@@ -29,7 +38,7 @@ type DealInfo struct {
 	IsOffline     bool       `json:"isOffline"`
 	TransferSize  uint64     `json:"transferSize"`
 	BytesReceived uint64     `json:"bytesReceived"`
-	AddPieceBytes uint64     `json:"addPieceBytes,omitempty"` // at PublishConfirmed: staged bytes AddPiece has read into a sector so far
+	AddPieceBytes uint64     `json:"addPieceBytes,omitempty"` // while the piece is added: staged bytes AddPiece has read into a sector so far
 	Checkpoint    Checkpoint `json:"checkpoint"`
 	Retry         RetryState `json:"retry,omitempty"`
 	Retries       int        `json:"retries,omitempty"`
@@ -38,7 +47,7 @@ type DealInfo struct {
 	ChainDealID   uint64     `json:"chainDealId"` // valid from PublishConfirmed on (0 is a valid deal ID)
 	Sector        *uint64    `json:"sector,omitempty"`
 	SealingState  string     `json:"sealingState,omitempty"`
-	SignedCID     string     `json:"signedCid"`
+	SignedCID     string     `json:"signedCid,omitempty"`
 	Ended         string     `json:"ended,omitempty"`   // EndExpired, EndSlashed or EndRemoved
 	EndedAt       *time.Time `json:"endedAt,omitempty"` // when the provider noticed the end
 }
@@ -56,15 +65,25 @@ type DealDetail struct {
 }
 
 func (p *Provider) info(d *dealRow) DealInfo {
-	prop := &d.Proposal.Proposal
 	di := DealInfo{
-		UUID: d.UUID.String(), CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, ClientPeer: d.ClientPeer,
-		Client: prop.Client.String(), PieceCID: prop.PieceCID.String(), PieceSize: uint64(prop.PieceSize),
-		DataRoot: cidString(d.DataRoot), StartEpoch: int64(prop.StartEpoch), EndEpoch: int64(prop.EndEpoch),
-		Verified: prop.VerifiedDeal, IsOffline: d.IsOffline, TransferSize: d.TransferSize, BytesReceived: p.received(d),
+		UUID: d.UUID.String(), Kind: d.Kind, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt, ClientPeer: d.ClientPeer,
+		Client: d.client().String(), PieceCID: d.PieceCID.String(), PieceSize: uint64(d.PieceSize),
+		DataRoot: cidString(d.DataRoot), StartEpoch: int64(d.StartEpoch), EndEpoch: int64(d.EndEpoch),
+		Verified: d.Verified, IsOffline: d.IsOffline, TransferSize: d.TransferSize, BytesReceived: p.received(d),
 		Checkpoint: d.Checkpoint, Retry: d.Retry, Retries: d.Retries, Error: d.Error, PublishCID: cidString(d.PublishCid),
-		ChainDealID: uint64(d.ChainDealID), SealingState: d.SealingState, SignedCID: d.SignedCID.String(),
-		AddPieceBytes: p.addedBytes(d),
+		ChainDealID: uint64(d.ChainDealID), SealingState: d.SealingState, SignedCID: cidString(d.SignedCID),
+		AddPieceBytes: p.addedBytes(d), AllocationID: uint64(d.AllocationID),
+	}
+	if d.Checkpoint >= Transferred {
+		if v2, err := piece.V1ToV2(d.PieceCID, d.TransferSize, d.PieceSize); err == nil {
+			di.PieceCIDv2 = v2.String()
+		}
+	}
+	if d.Kind == KindDirect && d.Checkpoint == Complete {
+		di.ClaimID = uint64(d.AllocationID) // a claim keeps its allocation's ID
+	}
+	if d.Checkpoint < AddedPiece {
+		di.DataPath = d.StagingPath
 	}
 	if d.Sector >= 0 {
 		s := uint64(d.Sector)
@@ -163,7 +182,8 @@ func (p *Provider) Fail(ctx context.Context, id uuid.UUID) error {
 }
 
 // Cancel stops a deal that is not yet published (its transfer, or its wait
-// for data or for a publish batch) and fails it.
+// for data or for a publish batch) and fails it; a direct deal, which is
+// never published, can be cancelled until its data is checked.
 func (p *Provider) Cancel(ctx context.Context, id uuid.UUID) error {
 	d, err := p.store.deal(ctx, id)
 	if err != nil {
@@ -172,18 +192,22 @@ func (p *Provider) Cancel(ctx context.Context, id uuid.UUID) error {
 	if d.Retry == RetryFatal {
 		return fmt.Errorf("deal %s has already failed", id)
 	}
-	if d.Checkpoint >= Published {
-		return fmt.Errorf("deal %s is past publishing (checkpoint %s) and can no longer be cancelled; use fail", id, d.Checkpoint)
+	until := Published
+	if d.Kind == KindDirect {
+		until = Transferred
+	}
+	if d.Checkpoint >= until {
+		return fmt.Errorf("deal %s is at checkpoint %s and can no longer be cancelled; use fail", id, d.Checkpoint)
 	}
 	p.stopRunning(id)
-	// The publisher may have taken the deal in the meantime: only a deal
-	// still before Published is cancelled.
+	// The publisher (or the data check) may have moved the deal on in the
+	// meantime: only a deal still before that checkpoint is cancelled.
 	cp, err := p.store.checkpoint(ctx, id)
 	if err != nil {
 		return fmt.Errorf("cancelling deal %s: %w", id, err)
 	}
-	if cp >= Published {
-		return fmt.Errorf("deal %s was published while being cancelled", id)
+	if cp >= until {
+		return fmt.Errorf("deal %s reached checkpoint %s while being cancelled", id, cp)
 	}
 	return p.failDeal(ctx, id, "cancelled by the operator")
 }

@@ -14,10 +14,12 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	miner13 "github.com/filecoin-project/go-state-types/builtin/v13/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/wire"
 )
@@ -33,15 +35,25 @@ var ErrUnknownDeal = errors.New("unknown deal")
 // with a literal).
 type store struct{ db *sql.DB }
 
-// dealRow is a market_deals row.
+// dealRow is a market_deals row. The piece, client and epochs are the
+// proposal's for a market deal and the manifest's and import's for a
+// direct deal; the pipeline's common steps read them, not the proposal.
 type dealRow struct {
 	UUID           uuid.UUID
-	SignedCID      cid.Cid
+	Kind           DealKind
+	SignedCID      cid.Cid // a market deal's signed proposal CID
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	ClientPeer     string
 	ClientKey      address.Address
-	Proposal       market.ClientDealProposal
+	Proposal       market.ClientDealProposal         // a market deal's
+	Manifest       *miner13.PieceActivationManifest // a direct deal's
+	AllocationID   chain.AllocationID               // a direct deal's verified allocation
+	PieceCID       cid.Cid
+	PieceSize      abi.PaddedPieceSize
+	StartEpoch     abi.ChainEpoch
+	EndEpoch       abi.ChainEpoch
+	Verified       bool
 	DataRoot       cid.Cid
 	IsOffline      bool
 	TransferType   string
@@ -50,6 +62,7 @@ type dealRow struct {
 	BytesReceived  uint64
 	StagingPath    string
 	StagingOwned   bool
+	DeleteAfterAdd bool // remove the data file once the piece is in a sector, though the market did not create it
 	KeepUnsealed   bool
 	SkipIPNI       bool
 	Checkpoint     Checkpoint
@@ -69,42 +82,69 @@ type dealRow struct {
 	PieceReleased  bool      // the end's piece removal was done
 }
 
-const dealColumns = `uuid, signed_proposal_cid, created_at, updated_at, client_peer, client_key, proposal,
+// client is the deal's client: a market deal's proposal's, a direct
+// deal's allocation's (as an ID address).
+func (d *dealRow) client() address.Address {
+	if d.Kind == KindDirect && d.Manifest != nil && d.Manifest.VerifiedAllocationKey != nil {
+		if a, err := address.NewIDAddress(uint64(d.Manifest.VerifiedAllocationKey.Client)); err == nil {
+			return a
+		}
+	}
+	return d.Proposal.Proposal.Client
+}
+
+const dealColumns = `uuid, kind, signed_proposal_cid, created_at, updated_at, client_peer, client_key, proposal,
+	allocation_id, piece_cid, piece_size, start_epoch, end_epoch, verified,
 	data_root, is_offline, transfer_type, transfer_params, transfer_size, bytes_received, staging_path,
-	staging_owned, keep_unsealed, skip_ipni, checkpoint, retry, retries, retry_after, error, publish_queued,
+	staging_owned, delete_after_add, keep_unsealed, skip_ipni, checkpoint, retry, retries, retry_after, error, publish_queued,
 	batch_id, publish_cid, chain_deal_id, sector, sector_offset, sealing_state, ended_at, end_reason, piece_released`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanDeal(s scanner) (*dealRow, error) {
 	var (
-		d                              dealRow
-		id, spc, ckey, root, pub, rs   string
-		created, updated, retryAfter   int64
-		endedAt                        int64
-		prop                           []byte
-		offline, owned, keep, skip     bool
-		tsize, recv, dealID, sectorOff int64
+		d                                 dealRow
+		id, kind, spc, ckey, pc, root, rs string
+		pub                               string
+		created, updated, retryAfter      int64
+		endedAt, allocID, psize           int64
+		start, end                        int64
+		prop                              []byte
+		offline, owned, del, keep, skip   bool
+		tsize, recv, dealID, sectorOff    int64
 	)
-	err := s.Scan(&id, &spc, &created, &updated, &d.ClientPeer, &ckey, &prop, &root, &offline, &d.TransferType,
-		&d.TransferParams, &tsize, &recv, &d.StagingPath, &owned, &keep, &skip, &d.Checkpoint, &rs, &d.Retries,
-		&retryAfter, &d.Error, &d.PublishQueued, &d.BatchID, &pub, &dealID, &d.Sector, &sectorOff, &d.SealingState,
-		&endedAt, &d.EndReason, &d.PieceReleased)
+	err := s.Scan(&id, &kind, &spc, &created, &updated, &d.ClientPeer, &ckey, &prop, &allocID, &pc, &psize, &start, &end,
+		&d.Verified, &root, &offline, &d.TransferType, &d.TransferParams, &tsize, &recv, &d.StagingPath, &owned, &del, &keep, &skip,
+		&d.Checkpoint, &rs, &d.Retries, &retryAfter, &d.Error, &d.PublishQueued, &d.BatchID, &pub, &dealID, &d.Sector, &sectorOff,
+		&d.SealingState, &endedAt, &d.EndReason, &d.PieceReleased)
 	if err != nil {
 		return nil, err
 	}
-	d.Retry = RetryState(rs)
+	d.Kind, d.Retry = DealKind(kind), RetryState(rs)
 	if d.UUID, err = uuid.Parse(id); err != nil {
 		return nil, fmt.Errorf("deal row %q: %w", id, err)
-	}
-	if d.SignedCID, err = cid.Decode(spc); err != nil {
-		return nil, fmt.Errorf("deal %s signed proposal CID: %w", id, err)
 	}
 	if d.ClientKey, err = address.NewFromString(ckey); err != nil {
 		return nil, fmt.Errorf("deal %s client key: %w", id, err)
 	}
-	if err := d.Proposal.UnmarshalCBOR(bytes.NewReader(prop)); err != nil {
-		return nil, fmt.Errorf("deal %s proposal: %w", id, err)
+	if d.PieceCID, err = cid.Decode(pc); err != nil {
+		return nil, fmt.Errorf("deal %s piece CID: %w", id, err)
+	}
+	switch d.Kind {
+	case KindMarket:
+		if d.SignedCID, err = cid.Decode(spc); err != nil {
+			return nil, fmt.Errorf("deal %s signed proposal CID: %w", id, err)
+		}
+		if err := d.Proposal.UnmarshalCBOR(bytes.NewReader(prop)); err != nil {
+			return nil, fmt.Errorf("deal %s proposal: %w", id, err)
+		}
+	case KindDirect:
+		d.Manifest = new(miner13.PieceActivationManifest)
+		if err := d.Manifest.UnmarshalCBOR(bytes.NewReader(prop)); err != nil {
+			return nil, fmt.Errorf("deal %s piece manifest: %w", id, err)
+		}
+	default:
+		return nil, fmt.Errorf("deal %s has an unknown kind %q", id, kind)
 	}
 	if root != "" {
 		if d.DataRoot, err = cid.Decode(root); err != nil {
@@ -120,7 +160,9 @@ func scanDeal(s scanner) (*dealRow, error) {
 	if endedAt != 0 {
 		d.EndedAt = time.Unix(0, endedAt)
 	}
-	d.IsOffline, d.StagingOwned, d.KeepUnsealed, d.SkipIPNI = offline, owned, keep, skip
+	d.AllocationID, d.PieceSize = chain.AllocationID(allocID), abi.PaddedPieceSize(psize)
+	d.StartEpoch, d.EndEpoch = abi.ChainEpoch(start), abi.ChainEpoch(end)
+	d.IsOffline, d.StagingOwned, d.DeleteAfterAdd, d.KeepUnsealed, d.SkipIPNI = offline, owned, del, keep, skip
 	d.TransferSize, d.BytesReceived, d.ChainDealID, d.SectorOffset = uint64(tsize), uint64(recv), abi.DealID(dealID), uint64(sectorOff)
 	return &d, nil
 }
@@ -573,6 +615,68 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 	})
 }
 
+// admitDirect records a direct deal, with its staging tag when its data
+// goes to staging, in one transaction, after checking within it that its
+// UUID is new and that no other deal that has not failed claims the same
+// allocation of the same client, and that fits accepts the staging bytes
+// on top of those tagged (fits' error is returned as it is).
+func (s *store) admitDirect(ctx context.Context, nd *newDirectDeal, fits func(space uint64) error) error {
+	var manifest bytes.Buffer
+	if err := nd.manifest.MarshalCBOR(&manifest); err != nil {
+		return fmt.Errorf("encoding the piece manifest: %w", err)
+	}
+	id := nd.id.String()
+	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		var other string
+		err := tx.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE uuid = ?`, id).Scan(&other)
+		if err == nil {
+			return rejectDirect("the deal UUID %s is already in use", nd.id)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("looking up deal %s: %w", nd.id, err)
+		}
+		err = tx.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE allocation_id = ? AND client_key = ? AND kind = ? AND retry != ?
+			ORDER BY created_at LIMIT 1`, int64(nd.allocationID), nd.clientKey.String(), KindDirect, RetryFatal).Scan(&other)
+		if err == nil {
+			return rejectDirect("deal %s already claims allocation %d of client %s", other, nd.allocationID, nd.clientKey)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("looking for deals of allocation %d: %w", nd.allocationID, err)
+		}
+		if nd.space > 0 {
+			var used int64
+			if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0) FROM market_space_tags`).Scan(&used); err != nil {
+				return fmt.Errorf("summing staging tags: %w", err)
+			}
+			if err := fits(uint64(used)); err != nil {
+				return err
+			}
+		}
+		now := time.Now().UnixNano()
+		// signed_proposal_cid must be set and unique: a direct deal has no
+		// signed proposal, and its UUID is what names it.
+		_, err = tx.ExecContext(ctx, `INSERT INTO market_deals (uuid, kind, signed_proposal_cid, created_at, updated_at, client_peer,
+			client_key, proposal, allocation_id, piece_cid, piece_size, start_epoch, end_epoch, verified, data_root, is_offline,
+			transfer_type, transfer_params, transfer_size, staging_path, staging_owned, delete_after_add, keep_unsealed, skip_ipni,
+			checkpoint, provider, price)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, KindDirect, id, now, now, nd.source, nd.clientKey.String(), manifest.Bytes(), int64(nd.allocationID),
+			nd.manifest.CID.String(), int64(nd.manifest.Size), int64(nd.start), int64(nd.end), nd.manifest.VerifiedAllocationKey != nil,
+			"", nd.offline, nd.transferType, nd.params, int64(nd.size), nd.staging, nd.owned, nd.deleteAfter, nd.keepUnsealed, nd.skipIPNI,
+			Accepted, "", "")
+		if err != nil {
+			return fmt.Errorf("recording direct deal %s: %w", nd.id, err)
+		}
+		if nd.space > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO market_space_tags (uuid, bytes) VALUES (?, ?)`, id, int64(nd.space)); err != nil {
+				return fmt.Errorf("tagging staging space: %w", err)
+			}
+		}
+		return addLog(ctx, tx, nd.id, "direct deal accepted from %s (allocation %d of client %s, piece %s, %d bytes, epochs %d to %d)",
+			nd.source, nd.allocationID, nd.clientKey, nd.manifest.CID, nd.manifest.Size, nd.start, nd.end)
+	})
+}
+
 // releaseTagsTx drops a deal's funds and staging tags.
 func releaseTagsTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, funds, space bool) error {
 	if funds {
@@ -854,7 +958,7 @@ func (s *store) failBatch(ctx context.Context, id int64, reason string) error {
 // expiredQuery lists the Complete deals not yet ended (ended_at 0) whose
 // end epoch head reached.
 func expiredQuery(head abi.ChainEpoch) (string, []any) {
-	return `SELECT uuid, chain_deal_id FROM market_deals
+	return `SELECT uuid, kind, chain_deal_id, allocation_id FROM market_deals
 		WHERE checkpoint = ? AND ended_at = ? AND end_epoch <= ? ORDER BY end_epoch`, []any{Complete, 0, int64(head)}
 }
 
@@ -862,7 +966,7 @@ func expiredQuery(head abi.ChainEpoch) (string, []any) {
 // looked up on chain longest ago first. (The deals past their end epoch
 // were marked expired just before.)
 func toCheckQuery(limit int) (string, []any) {
-	return `SELECT uuid, chain_deal_id FROM market_deals
+	return `SELECT uuid, kind, chain_deal_id, allocation_id FROM market_deals
 		WHERE checkpoint = ? AND ended_at = ? ORDER BY end_checked_at LIMIT ?`, []any{Complete, 0, limit}
 }
 
@@ -876,10 +980,13 @@ func unreleasedQuery() (string, []any) {
 		AND (ended_at != ? OR checkpoint IN (` + in + `))`, append([]any{false, 0, RetryFatal, 0}, cps...)
 }
 
-// watchedDeal is a Complete deal that has not ended.
+// watchedDeal is a Complete deal that has not ended: a market deal's
+// chain deal, or a direct deal's claim (its allocation's ID).
 type watchedDeal struct {
 	id     uuid.UUID
+	kind   DealKind
 	dealID abi.DealID
+	claim  chain.ClaimID
 }
 
 // expired lists the Complete deals not yet ended whose end epoch head
@@ -904,16 +1011,16 @@ func (s *store) watched(ctx context.Context, query string, args ...any) ([]watch
 	defer rows.Close()
 	var out []watchedDeal
 	for rows.Next() {
-		var v string
-		var id int64
-		if err := rows.Scan(&v, &id); err != nil {
+		var v, kind string
+		var id, claim int64
+		if err := rows.Scan(&v, &kind, &id, &claim); err != nil {
 			return nil, fmt.Errorf("listing active deals: %w", err)
 		}
 		u, err := uuid.Parse(v)
 		if err != nil {
 			return nil, fmt.Errorf("deal row %q: %w", v, err)
 		}
-		out = append(out, watchedDeal{id: u, dealID: abi.DealID(id)})
+		out = append(out, watchedDeal{id: u, kind: DealKind(kind), dealID: abi.DealID(id), claim: chain.ClaimID(claim)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing active deals: %w", err)
