@@ -46,7 +46,7 @@ type dealRow struct {
 	UpdatedAt      time.Time
 	ClientPeer     string
 	ClientKey      address.Address
-	Proposal       market.ClientDealProposal         // a market deal's
+	Proposal       market.ClientDealProposal        // a market deal's
 	Manifest       *miner13.PieceActivationManifest // a direct deal's
 	AllocationID   chain.AllocationID               // a direct deal's verified allocation
 	PieceCID       cid.Cid
