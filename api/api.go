@@ -36,6 +36,10 @@ type Ferry interface {
 	// DealImportData gives an offline deal its data from a file on the
 	// daemon's machine.
 	DealImportData(ctx context.Context, id uuid.UUID, path string) error
+	// DealImportDirect takes a direct data onboarding deal (FIP-0076): a
+	// client's allocation claimed with a piece whose data is a file on the
+	// daemon's machine (or a download), after Boost's import-direct checks.
+	DealImportDirect(ctx context.Context, dd market.DirectDeal) (*market.DealInfo, error)
 	// PublishNow publishes the deals waiting for a batch at once.
 	PublishNow(ctx context.Context) error
 
@@ -52,7 +56,8 @@ type Ferry interface {
 	// IndexList lists the indexed pieces.
 	IndexList(ctx context.Context) ([]PieceIndexInfo, error)
 	// IndexStatus describes one piece of the index, with the progress of
-	// an indexing run under way.
+	// an indexing run under way. Pieces are named by CID v1 or v2 here and
+	// below.
 	IndexStatus(ctx context.Context, piece cid.Cid) (PieceIndexInfo, error)
 	// IndexRebuild re-indexes a piece from its unsealed copy.
 	IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error)
@@ -76,9 +81,13 @@ type Info struct {
 	WorkerFunds  big.Int        `json:"workerFunds"`
 }
 
-// PieceIndexInfo is one indexed piece.
+// PieceIndexInfo is one indexed piece: its CID v1, and once its sizes are
+// known its padded size, its payload's and its CID v2 (FRC-0069).
 type PieceIndexInfo struct {
-	PieceCID  string `json:"pieceCid"`
+	PieceCID   string `json:"pieceCid"`
+	PieceCIDv2 string `json:"pieceCidV2,omitempty"`
+	PieceSize  uint64 `json:"pieceSize,omitempty"`
+	RawSize    uint64 `json:"rawSize,omitempty"`
 	State     string `json:"state"` // "indexing", "indexed" or "failed"
 	Blocks    int64  `json:"blocks"`
 	Aggregate bool   `json:"aggregate"` // an FRC-0058 aggregate whose sub-pieces are indexed too

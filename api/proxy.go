@@ -50,6 +50,11 @@ func (s *Struct) DealImportData(ctx context.Context, id uuid.UUID, path string) 
 	return s.Internal.DealImportData(ctx, id, path)
 }
 
+// DealImportDirect calls the daemon.
+func (s *Struct) DealImportDirect(ctx context.Context, dd market.DirectDeal) (*market.DealInfo, error) {
+	return s.Internal.DealImportDirect(ctx, dd)
+}
+
 // PublishNow calls the daemon.
 func (s *Struct) PublishNow(ctx context.Context) error {
 	return s.Internal.PublishNow(ctx)

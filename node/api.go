@@ -14,6 +14,7 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/market"
+	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wire"
 )
@@ -81,6 +82,10 @@ func (a *nodeAPI) DealImportData(ctx context.Context, id uuid.UUID, path string)
 	return a.n.Provider.ImportData(ctx, id, path)
 }
 
+func (a *nodeAPI) DealImportDirect(ctx context.Context, dd market.DirectDeal) (*market.DealInfo, error) {
+	return a.n.Provider.ImportDirect(ctx, dd)
+}
+
 func (a *nodeAPI) PublishNow(ctx context.Context) error {
 	return a.n.Provider.PublishNow(ctx)
 }
@@ -117,8 +122,18 @@ func (a *nodeAPI) IndexList(ctx context.Context) ([]api.PieceIndexInfo, error) {
 	return out, nil
 }
 
-func (a *nodeAPI) IndexStatus(ctx context.Context, piece cid.Cid) (api.PieceIndexInfo, error) {
-	p, err := a.n.Index.Piece(ctx, piece)
+// pieceV1 is the CID v1 the index knows a piece by, given either version.
+func pieceV1(c cid.Cid) (cid.Cid, error) {
+	v1, _, _, err := piece.ParseAnyCID(c)
+	return v1, err
+}
+
+func (a *nodeAPI) IndexStatus(ctx context.Context, pc cid.Cid) (api.PieceIndexInfo, error) {
+	v1, err := pieceV1(pc)
+	if err != nil {
+		return api.PieceIndexInfo{}, err
+	}
+	p, err := a.n.Index.Piece(ctx, v1)
 	if err != nil {
 		return api.PieceIndexInfo{}, err
 	}
@@ -127,7 +142,10 @@ func (a *nodeAPI) IndexStatus(ctx context.Context, piece cid.Cid) (api.PieceInde
 
 func (a *nodeAPI) pieceIndexInfo(ctx context.Context, p index.PieceInfo) (api.PieceIndexInfo, error) {
 	pi := api.PieceIndexInfo{PieceCID: p.PieceCID.String(), State: p.State, Blocks: p.Blocks, Aggregate: p.Aggregate, Error: p.Error,
-		BytesRead: p.BytesRead, BytesTotal: p.BytesTotal}
+		BytesRead: p.BytesRead, BytesTotal: p.BytesTotal, PieceSize: uint64(p.PieceSize), RawSize: p.RawSize}
+	if p.PieceCIDv2.Defined() {
+		pi.PieceCIDv2 = p.PieceCIDv2.String()
+	}
 	if a.n.IPNI != nil {
 		var err error
 		if pi.Announced, err = a.n.IPNI.IsAnnounced(ctx, p.PieceCID); err != nil {
@@ -137,14 +155,22 @@ func (a *nodeAPI) pieceIndexInfo(ctx context.Context, p index.PieceInfo) (api.Pi
 	return pi, nil
 }
 
-func (a *nodeAPI) IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error) {
-	res, err := a.n.Index.Rebuild(ctx, piece)
+func (a *nodeAPI) IndexRebuild(ctx context.Context, pc cid.Cid) (int64, error) {
+	v1, err := pieceV1(pc)
+	if err != nil {
+		return 0, err
+	}
+	res, err := a.n.Index.Rebuild(ctx, v1)
 	return res.Blocks, err
 }
 
-func (a *nodeAPI) IndexAnnounce(ctx context.Context, piece cid.Cid) (cid.Cid, error) {
+func (a *nodeAPI) IndexAnnounce(ctx context.Context, pc cid.Cid) (cid.Cid, error) {
+	v1, err := pieceV1(pc)
+	if err != nil {
+		return cid.Undef, err
+	}
 	if a.n.IPNI == nil {
 		return cid.Undef, fmt.Errorf("IPNI is off (IPNI.Enable in config.toml)")
 	}
-	return a.n.IPNI.AnnouncePiece(ctx, piece)
+	return a.n.IPNI.AnnouncePiece(ctx, v1)
 }

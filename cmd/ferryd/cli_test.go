@@ -88,6 +88,13 @@ func (o *operator) DealImportData(_ context.Context, id uuid.UUID, path string) 
 	return nil
 }
 
+func (o *operator) DealImportDirect(_ context.Context, dd market.DirectDeal) (*market.DealInfo, error) {
+	o.calls = append(o.calls, fmt.Sprintf("DealImportDirect %s %d %s %s %d %t %t %t", dd.Client, dd.AllocationID, dd.PieceCID,
+		filepath.Base(dd.Data.File), dd.StartEpoch, dd.Data.DeleteAfterImport, dd.RemoveUnsealedCopy, dd.SkipIPNIAnnounce))
+	d := testDealInfo()
+	return &d, nil
+}
+
 func (o *operator) PublishNow(context.Context) error {
 	o.calls = append(o.calls, "PublishNow")
 	return nil
