@@ -41,6 +41,8 @@ var (
 	testDeal  = uuid.MustParse("0b5f8a4e-7a4c-4f5e-9d7e-1c2b3a4d5e6f")
 	testPiece = cid.MustParse("baga6ea4seaqes3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi")
 	testCID   = cid.MustParse("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+	// testPieceV2 is testPiece's CID v2 (SPEC.md §2).
+	testPieceV2 = cid.MustParse("bafkzcibcaaces3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi")
 )
 
 func (o *operator) Info(context.Context) (api.Info, error) {
@@ -60,7 +62,8 @@ func testDealInfo() market.DealInfo {
 		PieceCID: testPiece.String(), PieceSize: 2048, DataRoot: testCID.String(), StartEpoch: 10, EndEpoch: 20, Verified: true,
 		TransferSize: 2000, BytesReceived: 1000, AddPieceBytes: 500, Checkpoint: market.Complete, Retry: market.RetryFatal, Retries: 1,
 		Error: "expired", PublishCID: testCID.String(), ChainDealID: 7, Sector: &sector, SealingState: "Proving",
-		SignedCID: testCID.String(), Ended: market.EndExpired, EndedAt: &ended}
+		SignedCID: testCID.String(), Ended: market.EndExpired, EndedAt: &ended,
+		Kind: market.KindDirect, PieceCIDv2: testPieceV2.String(), AllocationID: 12, ClaimID: 12, DataPath: "/data/x.car"}
 }
 
 func (o *operator) DealShow(_ context.Context, id uuid.UUID) (*market.DealDetail, error) {
@@ -137,7 +140,8 @@ func (o *operator) SectorsStatus(_ context.Context, n abi.SectorNumber) (sealing
 }
 
 func testPieceIndex() api.PieceIndexInfo {
-	return api.PieceIndexInfo{PieceCID: testPiece.String(), State: "indexing", Blocks: 5, Aggregate: true, Announced: true, Error: "x", BytesRead: 1, BytesTotal: 2}
+	return api.PieceIndexInfo{PieceCID: testPiece.String(), State: "indexing", Blocks: 5, Aggregate: true, Announced: true, Error: "x", BytesRead: 1, BytesTotal: 2,
+		PieceCIDv2: testPieceV2.String(), PieceSize: 512, RawSize: 508}
 }
 
 func (o *operator) IndexList(context.Context) ([]api.PieceIndexInfo, error) {
@@ -252,16 +256,16 @@ func TestRepoAnyPosition(t *testing.T) {
 // TestOperatorOutputKeys checks the keys every `ferryd … --json` prints.
 func TestOperatorOutputKeys(t *testing.T) {
 	repo := serveOperator(t, &operator{})
-	dealKeys := []string{"uuid", "createdAt", "updatedAt", "clientPeer", "client", "pieceCid", "pieceSize", "dataRoot", "startEpoch", "endEpoch",
-		"verified", "isOffline", "transferSize", "bytesReceived", "addPieceBytes", "checkpoint", "retry", "retries", "error", "publishCid",
-		"chainDealId", "sector", "sealingState", "signedCid", "ended", "endedAt"}
+	dealKeys := []string{"uuid", "kind", "createdAt", "updatedAt", "clientPeer", "client", "pieceCid", "pieceCidV2", "pieceSize", "allocationId",
+		"claimId", "dataPath", "dataRoot", "startEpoch", "endEpoch", "verified", "isOffline", "transferSize", "bytesReceived", "addPieceBytes",
+		"checkpoint", "retry", "retries", "error", "publishCid", "chainDealId", "sector", "sealingState", "signedCid", "ended", "endedAt"}
 	detailKeys := append(append([]string{}, dealKeys...), "logs", "logs[].at", "logs[].text")
 	sectorKeys := []string{"number", "state", "sealProof", "sectorSize", "used", "deals", "pieces", "openedAt", "updatedAt", "packReason",
 		"ticketEpoch", "seedEpoch", "commD", "commR", "preCommitMsg", "preCommitEpoch", "commitMsg", "retries", "lastError", "unsealed",
 		"pieces[].offset", "pieces[].size", "pieces[].pieceCid", "pieces[].filler", "pieces[].written", "pieces[].dealUuid", "pieces[].dealId",
 		"pieces[].startEpoch", "pieces[].endEpoch", "pieces[].keepUnsealed", "pieces[].error"}
 	askKeys := []string{"miner", "price", "verifiedPrice", "minPieceSize", "maxPieceSize", "timestamp", "expiry", "seqNo"}
-	indexKeys := []string{"pieceCid", "state", "blocks", "aggregate", "announced", "error", "bytesRead", "bytesTotal"}
+	indexKeys := []string{"pieceCid", "pieceCidV2", "pieceSize", "rawSize", "state", "blocks", "aggregate", "announced", "error", "bytesRead", "bytesTotal"}
 	data := filepath.Join(t.TempDir(), "data.car")
 	if err := os.WriteFile(data, []byte("car"), 0o644); err != nil {
 		t.Fatal(err)
@@ -276,6 +280,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 		{"deal fail " + testDeal.String(), detailKeys},
 		{"deal cancel " + testDeal.String(), detailKeys},
 		{"import-data " + testDeal.String() + " " + data, detailKeys},
+		{"import-direct --client f01001 --allocation-id 12 " + testPiece.String() + " " + data, dealKeys},
 		{"publish now", []string{"published"}},
 		{"ask get", askKeys},
 		{"ask set --price 1 --verified-price 0", askKeys},
@@ -361,4 +366,51 @@ func TestEveryDaemonCommandTakesJSON(t *testing.T) {
 		}
 	}
 	check("ferryd ", app.Commands)
+}
+
+// TestImportDirectAndPieceArgs: import-direct passes Boost's flags on, and
+// every piece CID argument takes v1 or v2 (passed on as given, for the
+// daemon to read) and refuses a CID that is no piece's.
+func TestImportDirectAndPieceArgs(t *testing.T) {
+	o := &operator{}
+	repo := serveOperator(t, o)
+	data := filepath.Join(t.TempDir(), "piece.car")
+	if err := os.WriteFile(data, []byte("car"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"import-direct --client f01001 --allocation-id 12 " + testPieceV2.String() + " " + data,
+		"import-direct --client-addr f01001 --allocation-id 13 --start-epoch 5000 --delete-after-import --remove-unsealed-copy --skip-ipni-announce " +
+			testPiece.String() + " " + data,
+		"index status " + testPieceV2.String(),
+		"index rebuild " + testPieceV2.String(),
+		"index announce " + testPiece.String(),
+	} {
+		if out, err := runDaemonCLI(t, append(strings.Fields(line), "--repo", repo)...); err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+	}
+	want := []string{
+		"DealImportDirect f01001 12 " + testPieceV2.String() + " piece.car 0 false false false",
+		"DealImportDirect f01001 13 " + testPiece.String() + " piece.car 5000 true true true",
+		"IndexStatus " + testPieceV2.String(), "IndexRebuild " + testPieceV2.String(), "IndexAnnounce " + testPiece.String(),
+	}
+	if got := strings.Join(o.calls, "\n"); !strings.HasSuffix(got, strings.Join(want, "\n")) {
+		t.Fatalf("calls:\n%s\nwant them to end with:\n%s", got, strings.Join(want, "\n"))
+	}
+	n := len(o.calls)
+	for _, line := range []string{
+		"import-direct --client f01001 --allocation-id 12 " + testCID.String() + " " + data,
+		"import-direct --client f01001 --allocation-id 0 " + testPiece.String() + " " + data,
+		"import-direct --client nobody --allocation-id 1 " + testPiece.String() + " " + data,
+		"import-direct --client f01001 --allocation-id 1 " + testPiece.String(),
+		"index status " + testCID.String(),
+	} {
+		if _, err := runDaemonCLI(t, append(strings.Fields(line), "--repo", repo)...); err == nil {
+			t.Errorf("%s: accepted", line)
+		}
+	}
+	if len(o.calls) != n {
+		t.Fatalf("refused lines reached the daemon: %v", o.calls[n:])
+	}
 }
