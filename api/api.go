@@ -88,11 +88,11 @@ type PieceIndexInfo struct {
 	PieceCIDv2 string `json:"pieceCidV2,omitempty"`
 	PieceSize  uint64 `json:"pieceSize,omitempty"`
 	RawSize    uint64 `json:"rawSize,omitempty"`
-	State     string `json:"state"` // "indexing", "indexed" or "failed"
-	Blocks    int64  `json:"blocks"`
-	Aggregate bool   `json:"aggregate"` // an FRC-0058 aggregate whose sub-pieces are indexed too
-	Announced bool   `json:"announced"` // advertised to IPNI
-	Error     string `json:"error,omitempty"`
+	State      string `json:"state"` // "indexing", "indexed" or "failed"
+	Blocks     int64  `json:"blocks"`
+	Aggregate  bool   `json:"aggregate"` // an FRC-0058 aggregate whose sub-pieces are indexed too
+	Announced  bool   `json:"announced"` // advertised to IPNI
+	Error      string `json:"error,omitempty"`
 	// BytesRead of BytesTotal: how far an indexing run under way has read
 	// (BytesTotal is 0 when unknown).
 	BytesRead  int64 `json:"bytesRead,omitempty"`

@@ -77,11 +77,11 @@ type PieceInfo struct {
 	PieceSize  abi.PaddedPieceSize
 	RawSize    uint64
 	PieceCIDv2 cid.Cid
-	State     string // "indexing", "indexed" or "failed"
-	Blocks    int64
-	Aggregate bool
-	IndexedAt time.Time
-	Error     string
+	State      string // "indexing", "indexed" or "failed"
+	Blocks     int64
+	Aggregate  bool
+	IndexedAt  time.Time
+	Error      string
 	// BytesRead and BytesTotal show an indexing run of this Service under
 	// way: the payload bytes read so far and those to read (0 when the
 	// length of a stream is unknown).

@@ -78,8 +78,8 @@ func directDealArgs(cctx *cli.Context) (market.DirectDeal, error) {
 	}
 	return market.DirectDeal{
 		Client: client, AllocationID: chain.AllocationID(cctx.Uint64("allocation-id")), PieceCID: pc,
-		StartEpoch: abi.ChainEpoch(cctx.Int64("start-epoch")),
-		Data:       market.DirectData{File: path, DeleteAfterImport: cctx.Bool("delete-after-import")},
+		StartEpoch:         abi.ChainEpoch(cctx.Int64("start-epoch")),
+		Data:               market.DirectData{File: path, DeleteAfterImport: cctx.Bool("delete-after-import")},
 		RemoveUnsealedCopy: cctx.Bool("remove-unsealed-copy"), SkipIPNIAnnounce: cctx.Bool("skip-ipni-announce"),
 		Source: "ferryd import-direct",
 	}, nil
