@@ -67,6 +67,9 @@ type Node struct {
 	closers []func() error // run in reverse order by Close
 	servers []*http.Server
 	apiAddr string
+	// httpAddr is the HTTP listener's multiaddr clients reach it at
+	// (/ip4/…/tcp/…/http, or HTTP.PublicURL's /dns/…/tcp/443/https).
+	httpAddr ma.Multiaddr
 }
 
 // Options are choices made on ferryd's command line rather than in the
@@ -244,6 +247,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	}
 
 	// The market.
+	n.httpAddr = retrievalAddr
 	mcfg, err := n.marketConfig(retrievalAddr)
 	if err != nil {
 		return n, err
@@ -270,7 +274,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	if err != nil {
 		return n, fmt.Errorf("starting the market: %w", err)
 	}
-	if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.Host.ID(), n.announceAddrs()); err != nil {
+	if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.Host.ID(), n.chainAddrs()); err != nil {
 		return n, fmt.Errorf("writing the peer ID and addresses to miner %s: %w", n.Miner, err)
 	}
 	if err := n.Provider.Start(runCtx); err != nil {
@@ -315,6 +319,19 @@ func (n *Node) announceAddrs() []ma.Multiaddr {
 		return out
 	}
 	return n.Host.Addrs()
+}
+
+// chainAddrs are the multiaddrs written to the miner actor: the libp2p
+// ones, then the HTTP listener's, from which Curio's clients derive the
+// provider's HTTP base URL. libp2p clients (ferry's, Boost's) dial what
+// they can of them and skip the HTTP one, which no libp2p transport
+// takes.
+func (n *Node) chainAddrs() []ma.Multiaddr {
+	addrs := n.announceAddrs()
+	if n.httpAddr != nil {
+		addrs = append(addrs, n.httpAddr)
+	}
+	return addrs
 }
 
 // RetrievalURL is where clients fetch pieces and blocks.

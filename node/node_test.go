@@ -12,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/ferry-fil/ferry/chain"
 )
 
 func freePort(t *testing.T) int {
@@ -69,6 +72,29 @@ func TestStartStopRestart(t *testing.T) {
 	}
 	if info.Miner != miner.String() || info.SectorSize != 2048 || info.MarketEscrow.Sign() <= 0 {
 		t.Fatalf("Info = %+v", info)
+	}
+	// The miner's multiaddrs on chain: the libp2p ones, then the HTTP
+	// listener's (Curio's clients take the provider's URL from it).
+	mi, err := n.Chain.StateMinerInfo(ctx, miner, chain.EmptyTSK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onChain []string
+	for _, b := range mi.Multiaddrs {
+		a, err := ma.NewMultiaddrBytes(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		onChain = append(onChain, a.String())
+	}
+	wantHTTP := "/ip4/127.0.0.1/tcp/" + strings.TrimPrefix(n.Config.HTTP.Listen, "127.0.0.1:") + "/http"
+	if len(onChain) != len(n.Host.Addrs())+1 || onChain[len(onChain)-1] != wantHTTP || onChain[0] != n.Host.Addrs()[0].String() {
+		t.Fatalf("multiaddrs on chain %v; want the host's %v then %s", onChain, n.Host.Addrs(), wantHTTP)
+	}
+	for _, a := range info.Addresses {
+		if strings.Contains(a, "/http") {
+			t.Fatalf("ferryd info lists the HTTP address among the libp2p ones: %v", info.Addresses)
+		}
 	}
 	if err := n.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
