@@ -500,3 +500,139 @@ func lastJSON(out string) string {
 	}
 	return out[i+1:]
 }
+
+// TestDirectDeal is the README's direct data onboarding deal: the client
+// gets DataCap, makes a CAR and an allocation of DataCap for the provider
+// and its piece (by piece CID v2), the operator imports the CAR for that
+// allocation, the deal completes once its sector is proven with the
+// piece's activation manifest, the chain shows the claim in that sector,
+// and the data comes back by payload CID and by piece CID v2.
+func TestDirectDeal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	e := newEnv(t)
+	e.start()
+	miner, addr := e.fundClient()
+	e.must(e.ferry, "devnet", "datacap", addr, "4MiB")
+
+	data := t.TempDir()
+	payload := make([]byte, 1<<20+4321)
+	rand.Read(payload)
+	os.WriteFile(filepath.Join(data, "direct.bin"), payload, 0o644)
+	carPath := filepath.Join(t.TempDir(), "direct.car")
+	root := strings.TrimSpace(e.must(e.ferry, "car", "create", data, "-o", carPath))
+	var cp struct {
+		PieceCID   string `json:"pieceCid"`
+		PieceCIDv2 string `json:"pieceCidV2"`
+		PieceSize  uint64 `json:"pieceSize"`
+	}
+	if err := json.Unmarshal([]byte(e.must(e.ferry, "commp", carPath, "--json")), &cp); err != nil {
+		t.Fatal(err)
+	}
+	var alloc struct {
+		Allocations []struct {
+			AllocationID uint64 `json:"allocationId"`
+			PieceCID     string `json:"pieceCid"`
+		} `json:"allocations"`
+	}
+	if err := json.Unmarshal([]byte(e.must(e.ferry, "allocate", "--provider", miner, "--piece-cid", cp.PieceCIDv2, "--json")), &alloc); err != nil {
+		t.Fatal(err)
+	}
+	if len(alloc.Allocations) != 1 || alloc.Allocations[0].PieceCID != cp.PieceCID {
+		t.Fatalf("ferry allocate made %+v", alloc)
+	}
+	id := alloc.Allocations[0].AllocationID
+
+	// The operator's side: import the file for the allocation, follow it.
+	var deal struct {
+		UUID string `json:"uuid"`
+		Kind string `json:"kind"`
+	}
+	out := e.must(e.ferryd, "--repo", e.repo, "import-direct", "--client", addr, "--allocation-id", fmt.Sprint(id), cp.PieceCIDv2, carPath, "--json")
+	if err := json.Unmarshal([]byte(out), &deal); err != nil || deal.Kind != "direct" {
+		t.Fatalf("import-direct printed %q (%v)", out, err)
+	}
+	// The same allocation again is refused while the deal lives.
+	if _, err := e.run(e.ferryd, "--repo", e.repo, "import-direct", "--client", addr, "--allocation-id", fmt.Sprint(id), cp.PieceCID, carPath); err == nil {
+		t.Fatal("a second deal of the same allocation was accepted")
+	}
+	var shown struct {
+		Checkpoint   string
+		Sector       *uint64
+		PieceCID     string
+		PieceCIDv2   string
+		AllocationID uint64
+		ClaimID      uint64
+		PublishCID   string
+		Error        string
+	}
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "deal", "show", deal.UUID, "--json")), &shown); err != nil {
+			t.Fatal(err)
+		}
+		if shown.Checkpoint == "Complete" {
+			break
+		}
+		if shown.Error != "" && strings.Contains(e.must(e.ferryd, "--repo", e.repo, "deal", "show", deal.UUID, "--json"), `"retry": "fatal"`) {
+			t.Fatalf("direct deal failed: %+v\nferryd log:\n%s", shown, e.daemonLog)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("direct deal stuck: %+v\nferryd log:\n%s", shown, e.daemonLog)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if shown.PieceCID != cp.PieceCID || shown.PieceCIDv2 != cp.PieceCIDv2 || shown.AllocationID != id || shown.ClaimID != id ||
+		shown.PublishCID != "" || shown.Sector == nil {
+		t.Fatalf("complete direct deal: %+v", shown)
+	}
+
+	// The chain's view: the claim, in the deal's sector, proven with
+	// ProveCommitSectors3; the client sees it with ferry allocations.
+	ctx := context.Background()
+	url, token, err := lotus.ParseAPIInfo(e.apiInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, closer, err := lotus.Dial(ctx, url, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer()
+	maddr, _ := address.NewFromString(miner)
+	cl, err := node.StateGetClaim(ctx, maddr, chain.ClaimID(id), chain.EmptyTSK)
+	if err != nil || cl == nil || uint64(cl.Sector) != *shown.Sector || cl.Data.String() != cp.PieceCID {
+		t.Fatalf("claim %d on chain: %+v, %v", id, cl, err)
+	}
+	var claims struct {
+		Claims []struct {
+			ClaimID uint64 `json:"claimId"`
+		} `json:"claims"`
+	}
+	if err := json.Unmarshal([]byte(e.must(e.ferry, "allocations", "--claims", "--provider", miner, "--json")), &claims); err != nil ||
+		len(claims.Claims) != 1 || claims.Claims[0].ClaimID != id {
+		t.Fatalf("ferry allocations --claims: %+v, %v", claims, err)
+	}
+	var pieces []struct {
+		PieceCID   string `json:"pieceCid"`
+		PieceCIDv2 string `json:"pieceCidV2"`
+	}
+	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "index", "list", "--json")), &pieces); err != nil ||
+		len(pieces) != 1 || pieces[0].PieceCIDv2 != cp.PieceCIDv2 {
+		t.Fatalf("index list: %+v, %v", pieces, err)
+	}
+
+	// The data comes back: the files, and the payload by piece CID v2.
+	back := filepath.Join(t.TempDir(), "back")
+	e.must(e.ferry, "retrieve", "--provider", miner, root, "-o", back, "--extract")
+	if got, err := os.ReadFile(filepath.Join(back, "direct.bin")); err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("retrieved direct.bin differs (%d bytes, %v)", len(got), err)
+	}
+	pieceOut := filepath.Join(t.TempDir(), "piece")
+	e.must(e.ferry, "retrieve", "--provider", miner, "--piece", cp.PieceCIDv2, "-o", pieceOut)
+	car, _ := os.ReadFile(carPath)
+	if got, _ := os.ReadFile(pieceOut); !bytes.Equal(got, car) {
+		t.Fatalf("the piece by CID v2 is %d bytes, not the %d-byte CAR", len(got), len(car))
+	}
+}
