@@ -35,18 +35,18 @@ const MinerAPIVersion = 1<<16 | 5<<8
 // permission. It is both the JSON-RPC client and the server's
 // permission-checking proxy, so the two sides cannot disagree.
 type methods struct {
-	Version             func(ctx context.Context) (chain.APIVersion, error)                                                                                                      `perm:"read"`
-	ActorAddress        func(ctx context.Context) (address.Address, error)                                                                                                       `perm:"read"`
-	ActorSectorSize     func(ctx context.Context, maddr address.Address) (abi.SectorSize, error)                                                                                 `perm:"read"`
-	SectorAddPieceToAny func(ctx context.Context, size abi.UnpaddedPieceSize, r io.Reader, d PieceDealInfo) (SectorOffset, error)                                                `perm:"admin"`
-	SectorsStatus       func(ctx context.Context, n abi.SectorNumber, showOnChainInfo bool) (SectorInfo, error)                                                                  `perm:"read"`
-	SectorsList         func(ctx context.Context) ([]abi.SectorNumber, error)                                                                                                    `perm:"read"`
-	SectorsListInStates func(ctx context.Context, states []SectorState) ([]abi.SectorNumber, error)                                                                              `perm:"read"`
-	SectorsSummary      func(ctx context.Context) (map[SectorState]int, error)                                                                                                   `perm:"read"`
+	Version             func(ctx context.Context) (chain.APIVersion, error)                                                                                                    `perm:"read"`
+	ActorAddress        func(ctx context.Context) (address.Address, error)                                                                                                     `perm:"read"`
+	ActorSectorSize     func(ctx context.Context, maddr address.Address) (abi.SectorSize, error)                                                                               `perm:"read"`
+	SectorAddPieceToAny func(ctx context.Context, size abi.UnpaddedPieceSize, r io.Reader, d PieceDealInfo) (SectorOffset, error)                                              `perm:"admin"`
+	SectorsStatus       func(ctx context.Context, n abi.SectorNumber, showOnChainInfo bool) (SectorInfo, error)                                                                `perm:"read"`
+	SectorsList         func(ctx context.Context) ([]abi.SectorNumber, error)                                                                                                  `perm:"read"`
+	SectorsListInStates func(ctx context.Context, states []SectorState) ([]abi.SectorNumber, error)                                                                            `perm:"read"`
+	SectorsSummary      func(ctx context.Context) (map[SectorState]int, error)                                                                                                 `perm:"read"`
 	SectorsUnsealPiece  func(ctx context.Context, sector SectorRef, offset UnpaddedByteIndex, size abi.UnpaddedPieceSize, randomness abi.SealRandomness, commd *cid.Cid) error `perm:"admin"`
-	StorageFindSector   func(ctx context.Context, sector abi.SectorID, ft SectorFileType, ssize abi.SectorSize, allowFetch bool) ([]SectorStorageInfo, error)                    `perm:"admin"`
-	StorageList         func(ctx context.Context) (map[StorageID][]Decl, error)                                                                                                  `perm:"admin"`
-	StorageInfo         func(ctx context.Context, id StorageID) (StorageInfo, error)                                                                                             `perm:"admin"`
+	StorageFindSector   func(ctx context.Context, sector abi.SectorID, ft SectorFileType, ssize abi.SectorSize, allowFetch bool) ([]SectorStorageInfo, error)                  `perm:"admin"`
+	StorageList         func(ctx context.Context) (map[StorageID][]Decl, error)                                                                                                `perm:"admin"`
+	StorageInfo         func(ctx context.Context, id StorageID) (StorageInfo, error)                                                                                           `perm:"admin"`
 }
 
 // proxy serves methods as Go methods, for registering with a JSON-RPC
