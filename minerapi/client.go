@@ -81,23 +81,11 @@ func Dial(ctx context.Context, apiInfo string) (*Client, error) {
 // ws(s)://) with token (may be empty: read-only access). Nothing is sent
 // until the first call.
 func DialURL(ctx context.Context, apiURL, token string) (*Client, error) {
-	u, err := url.Parse(apiURL)
+	push, err := pushURLFor(apiURL)
 	if err != nil {
-		return nil, fmt.Errorf("parsing lotus-miner API URL: %w", err)
+		return nil, err
 	}
-	push := *u
-	switch push.Scheme {
-	case "ws":
-		push.Scheme = "http"
-	case "wss":
-		push.Scheme = "https"
-	case "http", "https":
-	default:
-		return nil, fmt.Errorf("lotus-miner API URL %q: scheme %q is not http, https, ws or wss", apiURL, u.Scheme)
-	}
-	push.Path = path.Join(push.Path, "../streams/v0/push")
-	push.RawQuery, push.Fragment = "", ""
-	c := &Client{apiURL: apiURL, pushURL: &push, token: token}
+	c := &Client{apiURL: apiURL, pushURL: push, token: token}
 	c.httpc = &http.Client{
 		Transport: &authRoundTripper{next: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -119,6 +107,27 @@ func DialURL(ctx context.Context, apiURL, token string) (*Client, error) {
 		return nil, fmt.Errorf("connecting to lotus-miner API at %s: %w", apiURL, err)
 	}
 	return c, nil
+}
+
+// pushURLFor is where push streams of the API at apiURL go, as Lotus'
+// client derives it: <api>/../streams/v0/push, over http(s).
+func pushURLFor(apiURL string) (*url.URL, error) {
+	u, err := url.Parse(apiURL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing lotus-miner API URL: %w", err)
+	}
+	switch u.Scheme {
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	case "http", "https":
+	default:
+		return nil, fmt.Errorf("lotus-miner API URL %q: scheme %q is not http, https, ws or wss", apiURL, u.Scheme)
+	}
+	u.Path = path.Join(u.Path, "../streams/v0/push")
+	u.RawPath, u.RawQuery, u.Fragment = "", "", ""
+	return u, nil
 }
 
 // Close ends the client's connections.

@@ -71,6 +71,8 @@ type fakeSealing struct {
 	// placed, when set, runs after a placement is recorded and before
 	// AddPieceToAny returns.
 	placed func(ctx context.Context)
+	// newHash hashes the pieces (default SHA-256).
+	newHash func() hash.Hash
 }
 
 func newFakeSealing(ssize abi.SectorSize) *fakeSealing {
@@ -110,9 +112,12 @@ func (f *fakeSealing) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceS
 		f.mu.Unlock()
 		return pl, nil
 	}
-	hook := f.reading
+	hook, newHash := f.reading, f.newHash
 	f.mu.Unlock()
-	hr := &hookReader{r: data, h: sha256.New(), hook: hook, limit: int64(size)}
+	if newHash == nil {
+		newHash = sha256.New
+	}
+	hr := &hookReader{r: data, h: newHash(), hook: hook, limit: int64(size)}
 	if _, err := io.CopyBuffer(io.Discard, hr, make([]byte, 1<<20)); err != nil {
 		return sealing.Placement{}, fmt.Errorf("reading piece: %w", err)
 	}
@@ -250,13 +255,20 @@ func (ts *testServer) start(s Sealing, ssize abi.SectorSize) {
 	ts.hs.Start()
 }
 
-// stop kills the server as a crash would: connections cut, calls in
-// flight lost.
+// cut kills the server as a crash would: the listener closes and every
+// connection is cut, so calls in flight are lost (their handlers see
+// their contexts end).
+func (ts *testServer) cut() {
+	ts.hs.Listener.Close()
+	ts.hs.CloseClientConnections()
+}
+
+// stop kills the server and waits for its handlers to return.
 func (ts *testServer) stop() {
 	if ts.hs == nil {
 		return
 	}
-	ts.hs.CloseClientConnections()
+	ts.cut()
 	ts.hs.Close()
 	ts.srv.Close()
 	ts.hs = nil
