@@ -87,7 +87,9 @@ func TestPushHeadBeforeCall(t *testing.T) {
 	go func() { head <- pushReq(t, ts.addr, http.MethodHead, id, nil) }()
 	waitPending(t, ts, 1) // the HEAD is waiting for a call
 	res := make(chan string, 1)
-	go func() { res <- rpcCall(t, ts.addr, "SectorAddPieceToAny", lotusParams(t, d, fmt.Sprintf(`{"Type":"push","Info":%q}`, id))) }()
+	go func() {
+		res <- rpcCall(t, ts.addr, "SectorAddPieceToAny", lotusParams(t, d, fmt.Sprintf(`{"Type":"push","Info":%q}`, id)))
+	}()
 	if st := <-head; st != http.StatusOK {
 		t.Fatalf("HEAD answered %d, want 200 once the call reads", st)
 	}
