@@ -252,7 +252,8 @@ const (
 // Has reports whether t includes every kind in k.
 func (t SectorFileType) Has(k SectorFileType) bool { return t&k == k }
 
-// String names the kinds in t as Lotus does ("unsealed", "sealed|cache").
+// String names a single kind as Lotus does ("unsealed", "update-cache"),
+// the path element of its files; a set of kinds joins the names with "|".
 func (t SectorFileType) String() string {
 	names := []string{"unsealed", "sealed", "cache", "update", "update-cache", "piece"}
 	var out []string
