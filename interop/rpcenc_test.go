@@ -58,13 +58,13 @@ type sectorOffset struct {
 // sectorInfo is Lotus' api.SectorInfo field for field, with Lotus' own
 // piece type.
 type sectorInfo struct {
-	SectorID     abi.SectorNumber
-	State        string
-	CommD        *cid.Cid
-	CommR        *cid.Cid
-	Proof        []byte
-	Deals        []abi.DealID
-	Pieces       []struct {
+	SectorID abi.SectorNumber
+	State    string
+	CommD    *cid.Cid
+	CommR    *cid.Cid
+	Proof    []byte
+	Deals    []abi.DealID
+	Pieces   []struct {
 		Piece    abi.PieceInfo
 		DealInfo *lpiece.PieceDealInfo
 	}
@@ -577,7 +577,9 @@ func TestLotusServerRestartMidStream(t *testing.T) {
 
 type failReader struct{}
 
-func (failReader) Read([]byte) (int, error) { return 0, errors.New("the piece was read: handed over twice") }
+func (failReader) Read([]byte) (int, error) {
+	return 0, errors.New("the piece was read: handed over twice")
+}
 
 // noChain knows no active deal.
 type noChain struct{}
