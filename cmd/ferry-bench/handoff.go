@@ -145,7 +145,9 @@ func newHandoffRig(ctx context.Context, dir string, payload int64) (rig *handoff
 	rig.srv, err = minerapi.NewServer(minerapi.ServerConfig{
 		Miner: miner, SectorSize: rig.ssize, StorageID: minerapi.StorageID(uuid.NewString()),
 		RemoteURL: "http://" + l.Addr().String() + "/remote",
-		Verify:    func(ctx context.Context, tok string) ([]auth.Permission, error) { return devnet.VerifyToken(secret, tok) },
+		Verify: func(ctx context.Context, tok string) ([]auth.Permission, error) {
+			return devnet.VerifyToken(secret, tok)
+		},
 	}, benchSealing{rig.seal})
 	if err != nil {
 		l.Close()
