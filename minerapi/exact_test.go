@@ -37,3 +37,39 @@ func TestExactReader(t *testing.T) {
 		t.Fatalf("a payload one byte too long, by Read: %d bytes given, %v", n, err)
 	}
 }
+
+// eofSeen records whether a read of r returned io.EOF.
+type eofSeen struct {
+	r   io.Reader
+	eof bool
+}
+
+func (e *eofSeen) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.eof = true
+	}
+	return n, err
+}
+
+// TestFullReader: the server takes exactly the piece's bytes, and reads
+// the push body on to its end even when the consumer stops at the last
+// byte (a chunked body's end comes in a read of its own), so the stream
+// ends cleanly and its POST is answered 200.
+func TestFullReader(t *testing.T) {
+	data := randomBytes(2032, 1)
+	src := &eofSeen{r: iotest.OneByteReader(bytes.NewReader(data))}
+	got := make([]byte, 2032)
+	if _, err := io.ReadFull(&fullReader{r: src, want: 2032}, got); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("reading exactly the piece: %v", err)
+	}
+	if !src.eof {
+		t.Fatal("the body was not read to its end")
+	}
+	if _, err := io.ReadAll(&fullReader{r: bytes.NewReader(data[:2000]), want: 2032}); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("a short body: %v", err)
+	}
+	if _, err := io.ReadAll(&fullReader{r: bytes.NewReader(append(data, 1)), want: 2032}); err == nil {
+		t.Fatal("a body one byte too long was taken")
+	}
+}

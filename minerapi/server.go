@@ -174,20 +174,47 @@ func (m *serverImpl) SectorAddPieceToAny(ctx context.Context, size abi.UnpaddedP
 	return SectorOffset{Sector: pl.Sector, Offset: pl.Offset}, nil
 }
 
-// fullReader fails when r ends before want bytes: the body of
-// SectorAddPieceToAny is the whole (zero-padded) piece.
+// fullReader gives exactly want bytes of r: the body of
+// SectorAddPieceToAny is the whole (zero-padded) piece. It fails when r
+// ends early or holds more, and once it has want bytes it reads on to r's
+// end, so a push stream is read to its EOF (and its POST answered 200)
+// however much the consumer asks for.
 type fullReader struct {
 	r         io.Reader
 	want, got int64
+	eof       bool
 }
 
 func (f *fullReader) Read(p []byte) (int, error) {
-	n, err := f.r.Read(p)
-	f.got += int64(n)
-	if err == io.EOF && f.got < f.want {
-		err = fmt.Errorf("piece data ended after %d of its %d bytes: %w", f.got, f.want, io.ErrUnexpectedEOF)
+	if f.eof {
+		return 0, io.EOF
 	}
-	return n, err
+	if rest := f.want - f.got; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	var n int
+	var err error
+	if len(p) > 0 {
+		n, err = f.r.Read(p)
+		f.got += int64(n)
+	}
+	switch {
+	case err == io.EOF && f.got < f.want:
+		return n, fmt.Errorf("piece data ended after %d of its %d bytes: %w", f.got, f.want, io.ErrUnexpectedEOF)
+	case err != nil && err != io.EOF:
+		return n, err
+	case f.got == f.want:
+		var b [1]byte
+		k, perr := io.ReadFull(f.r, b[:])
+		switch {
+		case k > 0:
+			return n, fmt.Errorf("piece data is longer than its %d bytes", f.want)
+		case perr != io.EOF:
+			return n, perr
+		}
+		f.eof = true
+	}
+	return n, nil
 }
 
 func (m *serverImpl) SectorsStatus(ctx context.Context, n abi.SectorNumber, showOnChainInfo bool) (SectorInfo, error) {
