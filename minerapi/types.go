@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/filecoin-project/go-state-types/abi"
-	"github.com/filecoin-project/go-state-types/big"
 	"github.com/filecoin-project/go-state-types/builtin/v13/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/ipfs/go-cid"
@@ -197,15 +196,6 @@ type SectorInfo struct {
 	InitialPledge      abi.TokenAmount
 	OnTime             abi.ChainEpoch
 	Early              abi.ChainEpoch
-}
-
-// zeroBigInts sets the big integers left unset to zero.
-func (si *SectorInfo) zeroBigInts() {
-	for _, b := range []*big.Int{&si.DealWeight, &si.VerifiedDealWeight, &si.InitialPledge} {
-		if b.Int == nil {
-			*b = big.Zero()
-		}
-	}
 }
 
 // SectorPiece is one piece of a sector, in order: Lotus' api.SectorPiece.
