@@ -64,22 +64,26 @@ func runHandoffBench(ctx context.Context, dir string, size int64, rounds int) er
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs.Ferryd())) // as ferryd runs
 
 	var local, remote []time.Duration
+	var cpuLocal, cpuRemote []float64
 	for range rounds {
+		cpu := cpuTime()
 		d, err := rig.local(ctx)
 		if err != nil {
 			return err
 		}
-		local = append(local, d)
+		local, cpuLocal = append(local, d), append(cpuLocal, cpuTime()-cpu)
+		cpu = cpuTime()
 		if d, err = rig.remote(ctx); err != nil {
 			return err
 		}
-		remote = append(remote, d)
+		remote, cpuRemote = append(remote, d), append(cpuRemote, cpuTime()-cpu)
 	}
 	ml, mr := medianDuration(local), medianDuration(remote)
-	mib := float64(rig.size.Padded()) / (1 << 20)
-	fmt.Printf("piece %d bytes (payload %d), %d rounds, sector size %d\n", rig.size.Padded(), size, rounds, rig.ssize)
-	fmt.Printf("local sealing.AddPieceToAny:                           %8.1f MiB/s  (%v)\n", mib/ml.Seconds(), ml.Round(time.Millisecond))
-	fmt.Printf("SectorAddPieceToAny over loopback (push stream, HTTP): %8.1f MiB/s  (%v)\n", mib/mr.Seconds(), mr.Round(time.Millisecond))
+	gib := float64(rig.size.Padded()) / (1 << 30)
+	mib := gib * 1024
+	fmt.Printf("piece %d bytes (payload %d), %d rounds, sector size %d, load average %s\n", rig.size.Padded(), size, rounds, rig.ssize, loadAvg())
+	fmt.Printf("local sealing.AddPieceToAny:                           %8.1f MiB/s  (%v, %.2f CPU-s/GiB)\n", mib/ml.Seconds(), ml.Round(time.Millisecond), median(cpuLocal)/gib)
+	fmt.Printf("SectorAddPieceToAny over loopback (push stream, HTTP): %8.1f MiB/s  (%v, %.2f CPU-s/GiB, client and server)\n", mib/mr.Seconds(), mr.Round(time.Millisecond), median(cpuRemote)/gib)
 	fmt.Printf("ratio handoff/local: %.1f%% (target >= 90%%)\n", 100*ml.Seconds()/mr.Seconds())
 	return nil
 }
