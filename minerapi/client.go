@@ -434,28 +434,3 @@ func (e *exactReader) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
-
-// WriteTo copies the bytes in 1 MiB reads and writes: the HTTP transport
-// hands the body to io.Copy, whose own buffer is 32 KiB, and each read and
-// write is a system call.
-func (e *exactReader) WriteTo(w io.Writer) (int64, error) {
-	buf := make([]byte, 1<<20)
-	var total int64
-	for {
-		n, err := io.ReadFull(e, buf)
-		if n > 0 {
-			k, werr := w.Write(buf[:n])
-			total += int64(k)
-			if werr != nil {
-				return total, werr
-			}
-		}
-		switch err {
-		case nil:
-		case io.EOF, io.ErrUnexpectedEOF:
-			return total, nil
-		default:
-			return total, err
-		}
-	}
-}
