@@ -94,6 +94,14 @@ func (m *Message) Check() error {
 	return nil
 }
 
+// EqualCall reports whether o makes the same call as m: the same message
+// but for its gas fields, Lotus' rule for a replacement (StateSearchMsg and
+// StateWaitMsg with allowReplaced).
+func (m *Message) EqualCall(o *Message) bool {
+	return m.Version == o.Version && m.To == o.To && m.From == o.From && m.Nonce == o.Nonce &&
+		m.Value.Equals(o.Value) && m.Method == o.Method && bytes.Equal(m.Params, o.Params)
+}
+
 // RequiredFunds is the most the message can cost its sender besides its
 // value: GasFeeCap × GasLimit.
 func (m *Message) RequiredFunds() abi.TokenAmount {

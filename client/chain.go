@@ -76,7 +76,7 @@ func ResolveEndpoint(getenv func(string) string, cfg Config) (Endpoint, error) {
 
 // Dial connects to the chain at ep and checks that it answers. The closer
 // must be called when done.
-func Dial(ctx context.Context, ep Endpoint) (chain.Node, func(), error) {
+func Dial(ctx context.Context, ep Endpoint) (chain.FullNode, func(), error) {
 	n, closer, err := lotus.Dial(ctx, ep.URL, ep.Token)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to the chain (%s): %w", ep.Source, err)

@@ -7,11 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/filecoin-project/go-state-types/big"
 	"github.com/filecoin-project/go-state-types/exitcode"
+	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
@@ -36,7 +38,7 @@ func startDevnet(t *testing.T) Endpoint {
 	return Endpoint{URL: srv.URL + "/rpc/v1", Token: tok, Source: "test devnet"}
 }
 
-func dialTest(t *testing.T, ep Endpoint) chain.Node {
+func dialTest(t *testing.T, ep Endpoint) chain.FullNode {
 	t.Helper()
 	n, closer, err := Dial(context.Background(), ep)
 	if err != nil {
@@ -51,11 +53,11 @@ func TestFundAddBalanceWithdraw(t *testing.T) {
 	defer cancel()
 	ep := startDevnet(t)
 	n := dialTest(t, ep)
-	w, err := wallet.Open(filepath.Join(t.TempDir(), "ks"))
+	r, _, err := InitRepo(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr, err := w.New(wallet.TypeSecp256k1)
+	addr, err := r.Wallet.New(wallet.TypeSecp256k1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,10 +76,10 @@ func TestFundAddBalanceWithdraw(t *testing.T) {
 	}
 
 	three := chain.FIL(3)
-	if _, err := AddBalance(ctx, n, w, addr, chain.FIL(11)); err == nil {
+	if _, err := AddBalance(ctx, n, r, addr, chain.FIL(11)); err == nil {
 		t.Fatal("added more than the wallet holds")
 	}
-	c, err = AddBalance(ctx, n, w, addr, three)
+	c, err = AddBalance(ctx, n, r, addr, three)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +104,7 @@ func TestFundAddBalanceWithdraw(t *testing.T) {
 		t.Fatalf("escrow check for 4 FIL: %v", err)
 	}
 
-	c, err = WithdrawBalance(ctx, n, w, addr, chain.FIL(1))
+	c, err = WithdrawBalance(ctx, n, r, addr, chain.FIL(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +117,7 @@ func TestFundAddBalanceWithdraw(t *testing.T) {
 	}
 
 	// The actor would withdraw less than asked; the client refuses.
-	if _, err := WithdrawBalance(ctx, n, w, addr, chain.FIL(3)); err == nil || !strings.Contains(err.Error(), "available") {
+	if _, err := WithdrawBalance(ctx, n, r, addr, chain.FIL(3)); err == nil || !strings.Contains(err.Error(), "available") {
 		t.Fatalf("over-withdrawal: %v", err)
 	}
 
@@ -123,7 +125,7 @@ func TestFundAddBalanceWithdraw(t *testing.T) {
 	// is refused by gas estimation or executes with a non-zero exit code.
 	msg, _ := WithdrawBalanceMessage(addr, chain.FIL(1))
 	msg.Params = nil
-	c, err = SendMessage(ctx, n, w, msg)
+	c, err = SendMessage(ctx, n, r, msg)
 	if err == nil {
 		_, err = WaitMessage(ctx, n, c)
 		var ee *ExitError
@@ -136,7 +138,7 @@ func TestFundAddBalanceWithdraw(t *testing.T) {
 	other, _ := wallet.Generate(wallet.TypeSecp256k1)
 	oa, _ := other.Address()
 	msg, _ = AddBalanceMessage(oa, chain.FIL(1))
-	if _, err := SendMessage(ctx, n, w, msg); err == nil {
+	if _, err := SendMessage(ctx, n, r, msg); err == nil {
 		t.Fatal("sent from an address without its key")
 	}
 }
@@ -207,5 +209,57 @@ func TestDialUnreachable(t *testing.T) {
 	_, _, err := Dial(ctx, Endpoint{URL: "http://127.0.0.1:1/rpc/v1", Source: "local devnet"})
 	if err == nil || !strings.Contains(err.Error(), "ferryd run") {
 		t.Fatalf("unreachable chain: %v", err)
+	}
+}
+
+// TestConcurrentSendsShareNonces: ferry commands running at once from one
+// wallet (each opening the repo's message records, as separate processes
+// do) never give two messages one nonce: all land.
+func TestConcurrentSendsShareNonces(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ep := startDevnet(t)
+	n := dialTest(t, ep)
+	r, _, err := InitRepo(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := r.Wallet.New(wallet.TypeSecp256k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := FundFromDevnet(ctx, n, addr, chain.FIL(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := WaitMessage(ctx, n, c); err != nil {
+		t.Fatal(err)
+	}
+	const sends = 6
+	cids := make(chan cid.Cid, sends)
+	var wg sync.WaitGroup
+	for i := 0; i < sends; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			msg, _ := AddBalanceMessage(addr, chain.FIL(1))
+			c, err := SendMessage(ctx, n, r, msg)
+			if err != nil {
+				t.Errorf("send: %v", err)
+				return
+			}
+			cids <- c
+		}()
+	}
+	wg.Wait()
+	close(cids)
+	for c := range cids {
+		if _, err := WaitMessage(ctx, n, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mb, err := n.StateMarketBalance(ctx, addr, chain.EmptyTSK)
+	if err != nil || !mb.Escrow.Equals(chain.FIL(sends)) {
+		t.Fatalf("escrow %s (%v) after %d concurrent AddBalance of 1 FIL", mb.Escrow, err, sends)
 	}
 }

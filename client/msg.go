@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 
 	"github.com/filecoin-project/go-address"
@@ -12,10 +13,12 @@ import (
 	"github.com/filecoin-project/go-state-types/builtin"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/filecoin-project/go-state-types/exitcode"
+	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
-	"github.com/ferry-fil/ferry/wallet"
+	"github.com/ferry-fil/ferry/chain/sender"
+	"github.com/ferry-fil/ferry/db"
 )
 
 // MessageConfidence is how many epochs WaitMessage waits on top of the one
@@ -34,32 +37,29 @@ func (e *ExitError) Error() string {
 	return fmt.Sprintf("message %s failed with exit code %d (%s)", e.Message, int64(e.ExitCode), e.ExitCode)
 }
 
-// SendMessage fills in msg's nonce (MpoolGetNonce) and gas
-// (GasEstimateMessageGas), signs it with the client wallet's key of
-// msg.From and pushes it (MpoolPush). It returns the signed message's CID.
-func SendMessage(ctx context.Context, n chain.Node, w *wallet.Wallet, msg *chain.Message) (cid.Cid, error) {
-	if has, err := w.Has(msg.From); err != nil || !has {
+// messagesDB is the database in the client repo where SendMessage records
+// what it sends.
+const messagesDB = "messages.db"
+
+// SendMessage sends msg, from a key of the repo's wallet, through
+// chain/sender: the nonce and gas are filled in, and the signed message is
+// recorded in the repo's messages.db before it is pushed, so that ferry
+// commands running at once never give two messages one nonce. It returns
+// the signed message's CID.
+func SendMessage(ctx context.Context, n sender.Node, r *Repo, msg *chain.Message) (cid.Cid, error) {
+	if has, err := r.Wallet.Has(msg.From); err != nil || !has {
 		return cid.Undef, fmt.Errorf("sending from %s: its key is not in the client keystore", msg.From)
 	}
-	nonce, err := n.MpoolGetNonce(ctx, msg.From)
+	sqldb, err := db.Open(ctx, filepath.Join(r.Dir, messagesDB))
 	if err != nil {
-		return cid.Undef, fmt.Errorf("reading the nonce of %s: %w", msg.From, err)
+		return cid.Undef, fmt.Errorf("opening the client's message records: %w", err)
 	}
-	msg.Nonce = nonce
-	est, err := n.GasEstimateMessageGas(ctx, msg, nil, chain.EmptyTSK)
-	if err != nil {
-		return cid.Undef, fmt.Errorf("estimating gas: %w", err)
-	}
-	msg.GasLimit, msg.GasFeeCap, msg.GasPremium = est.GasLimit, est.GasFeeCap, est.GasPremium
-	sm, err := chain.SignMessage(msg, w.Signer(msg.From))
+	defer sqldb.Close()
+	s, err := sender.New(ctx, sender.Config{DB: sqldb, Node: n, From: msg.From, Keys: r.Wallet})
 	if err != nil {
 		return cid.Undef, err
 	}
-	c, err := n.MpoolPush(ctx, sm)
-	if err != nil {
-		return cid.Undef, fmt.Errorf("pushing the message: %w", err)
-	}
-	return c, nil
+	return s.Send(ctx, uuid.New(), msg, nil)
 }
 
 // WaitMessage waits until the message is executed and returns its lookup;
@@ -141,9 +141,9 @@ func tokenHint(err error) error {
 	return err
 }
 
-// AddBalance sends amount from addr, a client wallet address, into its
+// AddBalance sends amount from addr, a key of the repo's wallet, into its
 // market escrow, after checking the wallet holds it.
-func AddBalance(ctx context.Context, n chain.Node, w *wallet.Wallet, addr address.Address, amount abi.TokenAmount) (cid.Cid, error) {
+func AddBalance(ctx context.Context, n chain.FullNode, r *Repo, addr address.Address, amount abi.TokenAmount) (cid.Cid, error) {
 	if amount.Sign() <= 0 {
 		return cid.Undef, fmt.Errorf("amount %s is not positive", chain.FormatFIL(amount))
 	}
@@ -158,13 +158,13 @@ func AddBalance(ctx context.Context, n chain.Node, w *wallet.Wallet, addr addres
 	if err != nil {
 		return cid.Undef, err
 	}
-	return SendMessage(ctx, n, w, msg)
+	return SendMessage(ctx, n, r, msg)
 }
 
-// WithdrawBalance sends amount from addr's market escrow back to addr,
-// after checking that much is available (not locked by deals). The market
-// actor itself would quietly withdraw less.
-func WithdrawBalance(ctx context.Context, n chain.Node, w *wallet.Wallet, addr address.Address, amount abi.TokenAmount) (cid.Cid, error) {
+// WithdrawBalance sends amount from addr's market escrow back to addr (a
+// key of the repo's wallet), after checking that much is available (not
+// locked by deals). The market actor itself would quietly withdraw less.
+func WithdrawBalance(ctx context.Context, n chain.FullNode, r *Repo, addr address.Address, amount abi.TokenAmount) (cid.Cid, error) {
 	if amount.Sign() <= 0 {
 		return cid.Undef, fmt.Errorf("amount %s is not positive", chain.FormatFIL(amount))
 	}
@@ -179,5 +179,5 @@ func WithdrawBalance(ctx context.Context, n chain.Node, w *wallet.Wallet, addr a
 	if err != nil {
 		return cid.Undef, err
 	}
-	return SendMessage(ctx, n, w, msg)
+	return SendMessage(ctx, n, r, msg)
 }

@@ -37,6 +37,14 @@ func Open(ctx context.Context, path string) (*sql.DB, error) {
 		sqldb.Close()
 		return nil, fmt.Errorf("opening database %s: %w", path, err)
 	}
+	// Processes opening one database at once migrate it one after the
+	// other, so none applies a migration another is applying.
+	unlock, err := lockFile(path + ".lock")
+	if err != nil {
+		sqldb.Close()
+		return nil, err
+	}
+	defer unlock()
 	if err := Migrate(ctx, sqldb); err != nil {
 		sqldb.Close()
 		return nil, err

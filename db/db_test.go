@@ -55,3 +55,24 @@ func TestInTxRollsBack(t *testing.T) {
 }
 
 var errBoom = errors.New("boom")
+
+// TestConcurrentOpen: several opens of a new database at once (as two
+// commands started together) all succeed, each migration applied once.
+func TestConcurrentOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ferry.db")
+	errs := make(chan error, 4)
+	for i := 0; i < cap(errs); i++ {
+		go func() {
+			sqldb, err := Open(context.Background(), path)
+			if err == nil {
+				err = sqldb.Close()
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < cap(errs); i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -139,31 +138,19 @@ func (n headNode) ChainHead(context.Context) (*chain.TipSet, error) {
 	return chain.NewTipSet([]*chain.BlockHeader{{Height: n.height}}, []cid.Cid{cid.NewCidV1(cid.DagCBOR, mh)})
 }
 
-// ferrySealing is ferryd's real sealing behind the server, with the
-// unsealed files opened where sealing keeps them.
-type ferrySealing struct {
-	*sealing.Sealing
-	dir string
-}
-
-func (f ferrySealing) unsealedPath(n abi.SectorNumber) string {
-	return filepath.Join(f.dir, "unsealed", fmt.Sprint(uint64(n)))
-}
-
-func (f ferrySealing) OpenUnsealed(ctx context.Context, n abi.SectorNumber) (io.ReadSeekCloser, error) {
-	file, err := os.Open(f.unsealedPath(n))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("sector %d: %w", n, sealing.ErrNoUnsealedCopy)
-	}
-	return file, err
-}
-
 type ferryServer struct {
 	addr   string
 	admin  string
 	read   string
-	seal   ferrySealing
+	seal   *sealing.Sealing
 	secret []byte
+}
+
+// unsealedPath is where sealing keeps sector n's unsealed file: Lotus'
+// layout.
+func (fs *ferryServer) unsealedPath(n abi.SectorNumber) string {
+	dir, _ := fs.seal.Storage()
+	return filepath.Join(dir, "unsealed", minerapi.SectorName(abi.SectorID{Miner: 1000, Number: n}))
 }
 
 // startFerryServer runs minerapi.Server over real sealing on loopback,
@@ -177,11 +164,11 @@ func startFerryServer(t *testing.T) *ferryServer {
 	}
 	t.Cleanup(func() { sqldb.Close() })
 	cfg := sealing.Config{Dir: filepath.Join(dir, "sectors"), SectorSize: sectorSize}
-	s, err := sealing.New(cfg, sqldb, headNode{height: 10}, testMiner, sealing.NewDevnetSealer())
+	s, err := sealing.New(cfg, sqldb, headNode{height: 10}, nil, testMiner, sealing.NewDevnetSealer())
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := &ferryServer{seal: ferrySealing{s, cfg.Dir}, secret: []byte("interop-secret-interop-secret-32")}
+	fs := &ferryServer{seal: s, secret: []byte("interop-secret-interop-secret-32")}
 	if fs.admin, err = devnet.MintToken(fs.secret, "read", "write", "sign", "admin"); err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +181,7 @@ func startFerryServer(t *testing.T) *ferryServer {
 	}
 	fs.addr = l.Addr().String()
 	srv, err := minerapi.NewServer(minerapi.ServerConfig{
-		Miner: testMiner, SectorSize: sectorSize, StorageID: "0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0",
+		Miner: testMiner, SectorSize: sectorSize,
 		RemoteURL: "http://" + fs.addr + "/remote", Version: "ferry-interop",
 		Verify: func(ctx context.Context, token string) ([]auth.Permission, error) {
 			return devnet.VerifyToken(fs.secret, token)
@@ -298,7 +285,7 @@ func TestLotusClientToFerryServer(t *testing.T) {
 	}
 
 	// Lotus' partialfile reads ferryd's unsealed file.
-	pf, err := partialfile.OpenPartialFile(abi.PaddedPieceSize(sectorSize), fs.seal.unsealedPath(1))
+	pf, err := partialfile.OpenPartialFile(abi.PaddedPieceSize(sectorSize), fs.unsealedPath(1))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,23 +1,11 @@
 package market
 
 import (
-	"bytes"
 	"context"
-	"database/sql"
 	"fmt"
-	"io"
 	"time"
 
-	"github.com/filecoin-project/go-address"
-	"github.com/filecoin-project/go-state-types/abi"
-	"github.com/filecoin-project/go-state-types/builtin"
-	"github.com/filecoin-project/go-state-types/builtin/v9/miner"
 	"github.com/google/uuid"
-	"github.com/libp2p/go-libp2p/core/peer"
-	"github.com/multiformats/go-multiaddr"
-
-	"github.com/ferry-fil/ferry/chain"
-	"github.com/ferry-fil/ferry/db"
 )
 
 // DealInfo is one deal as the operator API shows it (JSON-friendly). Sizes
@@ -27,44 +15,44 @@ import (
 // appear once a Complete deal ended on chain (its checkpoint stays
 // Complete).
 type DealInfo struct {
-	UUID          string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	ClientPeer    string
-	Client        string
-	PieceCID      string
-	PieceSize     uint64
-	DataRoot      string
-	StartEpoch    int64
-	EndEpoch      int64
-	Verified      bool
-	IsOffline     bool
-	TransferSize  uint64
-	BytesReceived uint64
-	AddPieceBytes uint64 `json:",omitempty"` // at PublishConfirmed: staged bytes AddPiece has read into a sector so far
-	Checkpoint    string
-	Retry         string  `json:",omitempty"`
-	Retries       int     `json:",omitempty"`
-	Error         string  `json:",omitempty"`
-	PublishCID    string  `json:",omitempty"`
-	ChainDealID   uint64  // valid from PublishConfirmed on (0 is a valid deal ID)
-	Sector        *uint64 `json:",omitempty"`
-	SealingState  string  `json:",omitempty"`
-	SignedCID     string
-	Ended         string     `json:",omitempty"` // EndExpired, EndSlashed or EndRemoved
-	EndedAt       *time.Time `json:",omitempty"` // when the provider noticed the end
+	UUID          string     `json:"uuid"`
+	CreatedAt     time.Time  `json:"createdAt"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
+	ClientPeer    string     `json:"clientPeer"`
+	Client        string     `json:"client"`
+	PieceCID      string     `json:"pieceCid"`
+	PieceSize     uint64     `json:"pieceSize"`
+	DataRoot      string     `json:"dataRoot"`
+	StartEpoch    int64      `json:"startEpoch"`
+	EndEpoch      int64      `json:"endEpoch"`
+	Verified      bool       `json:"verified"`
+	IsOffline     bool       `json:"isOffline"`
+	TransferSize  uint64     `json:"transferSize"`
+	BytesReceived uint64     `json:"bytesReceived"`
+	AddPieceBytes uint64     `json:"addPieceBytes,omitempty"` // at PublishConfirmed: staged bytes AddPiece has read into a sector so far
+	Checkpoint    Checkpoint `json:"checkpoint"`
+	Retry         RetryState `json:"retry,omitempty"`
+	Retries       int        `json:"retries,omitempty"`
+	Error         string     `json:"error,omitempty"`
+	PublishCID    string     `json:"publishCid,omitempty"`
+	ChainDealID   uint64     `json:"chainDealId"` // valid from PublishConfirmed on (0 is a valid deal ID)
+	Sector        *uint64    `json:"sector,omitempty"`
+	SealingState  string     `json:"sealingState,omitempty"`
+	SignedCID     string     `json:"signedCid"`
+	Ended         string     `json:"ended,omitempty"`   // EndExpired, EndSlashed or EndRemoved
+	EndedAt       *time.Time `json:"endedAt,omitempty"` // when the provider noticed the end
 }
 
 // DealLog is one line of a deal's log.
 type DealLog struct {
-	At   time.Time
-	Text string
+	At   time.Time `json:"at"`
+	Text string    `json:"text"`
 }
 
 // DealDetail is a deal with its log.
 type DealDetail struct {
 	DealInfo
-	Logs []DealLog
+	Logs []DealLog `json:"logs"`
 }
 
 func (p *Provider) info(d *dealRow) DealInfo {
@@ -111,71 +99,34 @@ type DealFilter struct {
 
 // Deals lists the deals f selects, newest first.
 func (p *Provider) Deals(ctx context.Context, f DealFilter) ([]DealInfo, error) {
-	var where string
-	switch f.State {
-	case "":
-	case StateActive:
-		where = `WHERE retry != 'fatal' AND checkpoint != 'Complete'`
-	case StateFailed:
-		where = `WHERE retry = 'fatal'`
-	case StateComplete:
-		where = `WHERE checkpoint = 'Complete' AND ended_at = 0`
-	case StateEnded:
-		where = `WHERE ended_at != 0`
-	default:
-		return nil, fmt.Errorf("listing deals: state %q is not one of %s, %s, %s, %s", f.State, StateActive, StateFailed, StateComplete, StateEnded)
-	}
-	if f.Limit < 0 || f.Offset < 0 {
-		return nil, fmt.Errorf("listing deals: negative limit %d or offset %d", f.Limit, f.Offset)
-	}
-	limit := f.Limit
-	if limit == 0 {
-		limit = -1 // SQLite: no limit
-	}
-	rows, err := p.d.DB.QueryContext(ctx, `SELECT `+dealColumns+` FROM market_deals `+where+` ORDER BY created_at DESC LIMIT ? OFFSET ?`, limit, f.Offset)
+	rows, err := p.store.list(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("listing deals: %w", err)
 	}
-	defer rows.Close()
-	out := []DealInfo{}
-	for rows.Next() {
-		d, err := scanDeal(rows)
-		if err != nil {
-			return nil, fmt.Errorf("listing deals: %w", err)
-		}
-		out = append(out, p.info(d))
+	out := make([]DealInfo, len(rows))
+	for i, d := range rows {
+		out[i] = p.info(d)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Deal returns one deal with its log.
 func (p *Provider) Deal(ctx context.Context, id uuid.UUID) (*DealDetail, error) {
-	d, err := p.loadDeal(ctx, id)
+	d, err := p.store.deal(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	out := &DealDetail{DealInfo: p.info(d), Logs: []DealLog{}}
-	rows, err := p.d.DB.QueryContext(ctx, `SELECT at, text FROM market_deal_logs WHERE uuid = ? ORDER BY id`, id.String())
+	logs, err := p.store.logs(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("reading log of deal %s: %w", id, err)
+		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var at int64
-		var l DealLog
-		if err := rows.Scan(&at, &l.Text); err != nil {
-			return nil, fmt.Errorf("reading log of deal %s: %w", id, err)
-		}
-		l.At = time.Unix(0, at)
-		out.Logs = append(out.Logs, l)
-	}
-	return out, rows.Err()
+	return &DealDetail{DealInfo: p.info(d), Logs: logs}, nil
 }
 
 // Retry resumes a deal that waits for an operator or for its automatic
 // retry, now. Failed deals cannot be retried.
 func (p *Provider) Retry(ctx context.Context, id uuid.UUID) error {
-	d, err := p.loadDeal(ctx, id)
+	d, err := p.store.deal(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -185,15 +136,8 @@ func (p *Provider) Retry(ctx context.Context, id uuid.UUID) error {
 	case RetryNone:
 		return fmt.Errorf("deal %s is not waiting for a retry (checkpoint %s)", id, d.Checkpoint)
 	}
-	err = db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = '', retries = 0, retry_after = 0, updated_at = ? WHERE uuid = ?`,
-			time.Now().UnixNano(), id.String()); err != nil {
-			return err
-		}
-		return addLog(ctx, tx, id, "retry requested by the operator")
-	})
-	if err != nil {
-		return fmt.Errorf("retrying deal %s: %w", id, err)
+	if err := p.store.clearRetry(ctx, id, "retry requested by the operator"); err != nil {
+		return err
 	}
 	p.stopRunning(id) // a goroutine sleeping for its back-off restarts now
 	p.kick(id)
@@ -204,7 +148,7 @@ func (p *Provider) Retry(ctx context.Context, id uuid.UUID) error {
 // funds, staging space and staging file. A deal already published stays
 // on chain; only its local processing stops.
 func (p *Provider) Fail(ctx context.Context, id uuid.UUID) error {
-	d, err := p.loadDeal(ctx, id)
+	d, err := p.store.deal(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -221,24 +165,24 @@ func (p *Provider) Fail(ctx context.Context, id uuid.UUID) error {
 // Cancel stops a deal that is not yet published (its transfer, or its wait
 // for data or for a publish batch) and fails it.
 func (p *Provider) Cancel(ctx context.Context, id uuid.UUID) error {
-	d, err := p.loadDeal(ctx, id)
+	d, err := p.store.deal(ctx, id)
 	if err != nil {
 		return err
 	}
 	if d.Retry == RetryFatal {
 		return fmt.Errorf("deal %s has already failed", id)
 	}
-	if d.Checkpoint != Accepted && d.Checkpoint != Transferred {
+	if d.Checkpoint >= Published {
 		return fmt.Errorf("deal %s is past publishing (checkpoint %s) and can no longer be cancelled; use fail", id, d.Checkpoint)
 	}
 	p.stopRunning(id)
 	// The publisher may have taken the deal in the meantime: only a deal
 	// still before Published is cancelled.
-	var cp string
-	if err := p.d.DB.QueryRowContext(ctx, `SELECT checkpoint FROM market_deals WHERE uuid = ?`, id.String()).Scan(&cp); err != nil {
+	cp, err := p.store.checkpoint(ctx, id)
+	if err != nil {
 		return fmt.Errorf("cancelling deal %s: %w", id, err)
 	}
-	if cp != Accepted && cp != Transferred {
+	if cp >= Published {
 		return fmt.Errorf("deal %s was published while being cancelled", id)
 	}
 	return p.failDeal(ctx, id, "cancelled by the operator")
@@ -261,7 +205,7 @@ func (p *Provider) stopRunning(id uuid.UUID) {
 // ImportData gives an offline deal its data: the file's piece commitment
 // must match the proposal. The file is read where it is and not deleted.
 func (p *Provider) ImportData(ctx context.Context, id uuid.UUID, path string) error {
-	d, err := p.loadDeal(ctx, id)
+	d, err := p.store.deal(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -275,107 +219,25 @@ func (p *Provider) ImportData(ctx context.Context, id uuid.UUID, path string) er
 		return fmt.Errorf("deal %s already has its data (checkpoint %s)", id, d.Checkpoint)
 	}
 	if err := p.importData(ctx, d, path); err != nil {
-		_ = addLog(ctx, p.d.DB, id, "import of %s refused: %v", path, err)
+		_ = p.store.log(ctx, id, "import of %s refused: %v", path, err)
 		return fmt.Errorf("importing data of deal %s: %w", id, err)
 	}
 	p.kick(id)
 	return nil
 }
 
-// EnsureMinerAddrs makes the miner actor advertise id and addrs, sending
-// ChangePeerID and ChangeMultiaddrs from the worker (signed with the node's
-// wallet) only when they differ from what StateMinerInfo shows, and waiting
-// for them to execute.
-func EnsureMinerAddrs(ctx context.Context, node chain.Node, maddr address.Address, id peer.ID, addrs []multiaddr.Multiaddr) error {
-	sign := NodeSigner(node)
-	mi, err := node.StateMinerInfo(ctx, maddr, chain.TipSetKey{})
-	if err != nil {
-		return fmt.Errorf("reading miner %s info: %w", maddr, err)
-	}
-	send := func(method abi.MethodNum, params interface{ MarshalCBOR(w io.Writer) error }, what string) error {
-		var buf bytes.Buffer
-		if err := params.MarshalCBOR(&buf); err != nil {
-			return fmt.Errorf("encoding %s: %w", what, err)
-		}
-		msg, err := node.GasEstimateMessageGas(ctx, &chain.Message{To: maddr, From: mi.Worker, Value: abi.NewTokenAmount(0), Method: method, Params: buf.Bytes()}, nil, chain.TipSetKey{})
-		if err != nil {
-			return fmt.Errorf("estimating gas of %s: %w", what, err)
-		}
-		if msg.Nonce, err = node.MpoolGetNonce(ctx, mi.Worker); err != nil {
-			return fmt.Errorf("reading nonce of worker %s: %w", mi.Worker, err)
-		}
-		sm, c, err := sign(ctx, msg)
-		if err != nil {
-			return fmt.Errorf("signing %s: %w", what, err)
-		}
-		if _, err := node.MpoolPush(ctx, sm); err != nil {
-			return fmt.Errorf("sending %s to miner %s: %w", what, maddr, err)
-		}
-		lk, err := node.StateWaitMsg(ctx, c, 1, -1, true)
-		if err != nil {
-			return fmt.Errorf("waiting for %s message %s: %w", what, c, err)
-		}
-		if lk.Receipt.ExitCode != 0 {
-			return fmt.Errorf("%s message %s failed with exit code %d", what, c, lk.Receipt.ExitCode)
-		}
-		return nil
-	}
-	if mi.PeerId == nil || *mi.PeerId != id {
-		if err := send(builtin.MethodsMiner.ChangePeerID, &miner.ChangePeerIDParams{NewID: abi.PeerID(id)}, "ChangePeerID"); err != nil {
-			return err
-		}
-	}
-	want := make([]abi.Multiaddrs, len(addrs))
-	for i, a := range addrs {
-		want[i] = a.Bytes()
-	}
-	if !sameAddrs(mi.Multiaddrs, want) {
-		if err := send(builtin.MethodsMiner.ChangeMultiaddrs, &miner.ChangeMultiaddrsParams{NewMultiaddrs: want}, "ChangeMultiaddrs"); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func sameAddrs(a, b []abi.Multiaddrs) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !bytes.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
-}
-
 // DealCount is how many deals are in one state and checkpoint.
 type DealCount struct {
 	State      string // StateActive, StateFailed, StateComplete or StateEnded
-	Checkpoint string
+	Checkpoint Checkpoint
 	N          int64
 }
 
 // DealCounts counts the deals by state and checkpoint, for metrics.
 func (p *Provider) DealCounts(ctx context.Context) ([]DealCount, error) {
-	rows, err := p.d.DB.QueryContext(ctx, `SELECT CASE
-			WHEN retry = 'fatal' THEN ?
-			WHEN ended_at != 0 THEN ?
-			WHEN checkpoint = 'Complete' THEN ?
-			ELSE ? END AS state, checkpoint, count(*)
-		FROM market_deals GROUP BY state, checkpoint ORDER BY state, checkpoint`,
-		StateFailed, StateEnded, StateComplete, StateActive)
-	if err != nil {
-		return nil, fmt.Errorf("counting deals: %w", err)
-	}
-	defer rows.Close()
-	var out []DealCount
-	for rows.Next() {
-		var c DealCount
-		if err := rows.Scan(&c.State, &c.Checkpoint, &c.N); err != nil {
-			return nil, fmt.Errorf("counting deals: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return p.store.counts(ctx)
 }
+
+// PublishNow publishes the queued deals without waiting for the batch to
+// fill or its period to pass.
+func (p *Provider) PublishNow(ctx context.Context) error { return p.pub.publishNow(ctx) }

@@ -56,7 +56,7 @@ func TestStreamBigPieceFlatMemory(t *testing.T) {
 	size := ps.Unpadded()
 
 	table := crc32.MakeTable(crc32.Castagnoli)
-	fs := newFakeSealing(ssize)
+	fs := newFakeSealing(t, ssize)
 	fs.newHash = func() hash.Hash { return crc32.New(table) }
 	runtime.GC()
 	var base runtime.MemStats

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/filecoin-project/go-state-types/abi"
+
+	"github.com/ferry-fil/ferry/sealing"
 )
 
 const testSectorSize = abi.SectorSize(8 << 20)
@@ -31,7 +33,7 @@ func zeroFilled(payload []byte, size abi.UnpaddedPieceSize) []byte {
 
 func TestClientServerRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	c := ts.dial(t, adminToken)
 
@@ -74,7 +76,7 @@ func TestClientServerRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 4096, 2048, filler 2048, 8192.
-	if si.State != StateWaitDeals || len(si.Pieces) != 4 || len(si.Deals) != 4 ||
+	if si.State != sealing.StateWaitDeals || len(si.Pieces) != 4 || len(si.Deals) != 4 ||
 		si.Deals[0] != 10 || si.Deals[1] != 11 || si.Deals[2] != 0 || si.Deals[3] != 12 ||
 		si.Pieces[2].DealInfo != nil || si.Pieces[3].DealInfo == nil || si.Pieces[3].DealInfo.DealID != 12 ||
 		si.Pieces[3].Piece.Size != 8192 || si.DealWeight.Int == nil {
@@ -86,13 +88,13 @@ func TestClientServerRoundTrip(t *testing.T) {
 	if l, err := c.SectorsList(ctx); err != nil || len(l) != 1 || l[0] != 1 {
 		t.Fatalf("SectorsList = %v, %v", l, err)
 	}
-	if l, err := c.SectorsListInStates(ctx, []SectorState{StateProving}); err != nil || len(l) != 0 {
+	if l, err := c.SectorsListInStates(ctx, []SectorState{sealing.StateProving}); err != nil || len(l) != 0 {
 		t.Fatalf("SectorsListInStates(Proving) = %v, %v", l, err)
 	}
 	if l, err := c.SectorsListInStates(ctx, placedStates); err != nil || len(l) != 1 {
 		t.Fatalf("SectorsListInStates(placed) = %v, %v", l, err)
 	}
-	if m, err := c.SectorsSummary(ctx); err != nil || len(m) != 1 || m[StateWaitDeals] != 1 {
+	if m, err := c.SectorsSummary(ctx); err != nil || len(m) != 1 || m[sealing.StateWaitDeals] != 1 {
 		t.Fatalf("SectorsSummary = %v, %v", m, err)
 	}
 	sid := abi.SectorID{Miner: 1000, Number: 1}
@@ -123,7 +125,7 @@ func TestClientServerRoundTrip(t *testing.T) {
 }
 
 func TestAddPieceRefusesLongPayload(t *testing.T) {
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	c := ts.dial(t, adminToken)
 	d := testDeal(7, 2048)
@@ -149,7 +151,7 @@ func (f *failingReader) Read(p []byte) (int, error) {
 }
 
 func TestAddPieceDataErrorIsReported(t *testing.T) {
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	c := ts.dial(t, adminToken)
 	_, err := c.SectorAddPieceToAny(context.Background(), 8128, &failingReader{n: 3000}, dealInfo(testDeal(7, 8192)))
@@ -163,7 +165,7 @@ func TestAddPieceDataErrorIsReported(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	ctx := context.Background()
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	d := testDeal(5, 2048)
 

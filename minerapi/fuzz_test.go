@@ -70,7 +70,7 @@ func FuzzPieceDealInfo(f *testing.F) {
 		if json.Unmarshal(b, &d) != nil {
 			return
 		}
-		srv, err := NewServer(ServerConfig{Miner: testMiner, SectorSize: 2048, RemoteURL: "http://127.0.0.1:1/remote", Verify: verifyTestToken}, newFakeSealing(2048))
+		srv, err := NewServer(ServerConfig{Miner: testMiner, SectorSize: 2048, RemoteURL: "http://127.0.0.1:1/remote", Verify: verifyTestToken}, newFakeSealing(t, 2048))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,7 +1,6 @@
 package minerapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -12,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -56,6 +56,7 @@ func verifyTestToken(_ context.Context, token string) ([]auth.Permission, error)
 // of keeping them, so pieces of any size cost no memory.
 type fakeSealing struct {
 	ssize abi.SectorSize
+	dir   string // the storage path: tests write unsealed files there
 
 	mu      sync.Mutex
 	sectors map[abi.SectorNumber]*sealing.SectorInfo
@@ -63,7 +64,6 @@ type fakeSealing struct {
 	byDeal  map[uuid.UUID]sealing.Placement
 	digests map[uuid.UUID][]byte // sha256 of each placed piece's bytes
 	adds    int                  // placements made
-	files   map[abi.SectorNumber][]byte
 
 	// reading, when set, is called with the bytes read so far as they
 	// arrive; an error it returns fails the read.
@@ -75,9 +75,9 @@ type fakeSealing struct {
 	newHash func() hash.Hash
 }
 
-func newFakeSealing(ssize abi.SectorSize) *fakeSealing {
-	return &fakeSealing{ssize: ssize, sectors: map[abi.SectorNumber]*sealing.SectorInfo{}, next: 1,
-		byDeal: map[uuid.UUID]sealing.Placement{}, digests: map[uuid.UUID][]byte{}, files: map[abi.SectorNumber][]byte{}}
+func newFakeSealing(t testing.TB, ssize abi.SectorSize) *fakeSealing {
+	return &fakeSealing{ssize: ssize, dir: t.TempDir(), sectors: map[abi.SectorNumber]*sealing.SectorInfo{}, next: 1,
+		byDeal: map[uuid.UUID]sealing.Placement{}, digests: map[uuid.UUID][]byte{}}
 }
 
 type hookReader struct {
@@ -195,7 +195,7 @@ func (f *fakeSealing) copyLocked(n abi.SectorNumber) sealing.SectorInfo {
 	return si
 }
 
-func (f *fakeSealing) setState(n abi.SectorNumber, state string) {
+func (f *fakeSealing) setState(n abi.SectorNumber, state SectorState) {
 	f.mu.Lock()
 	f.sectors[n].State = state
 	f.mu.Unlock()
@@ -207,18 +207,20 @@ func (f *fakeSealing) addCount() int {
 	return f.adds
 }
 
-type bytesFile struct{ *bytes.Reader }
+func (f *fakeSealing) Storage() (string, sealing.StorageMeta) {
+	return f.dir, sealing.StorageMeta{ID: "5d1a6a0e-8d5b-4d2c-9d3f-0e6c7b1a2f34", Weight: 10, CanSeal: true, CanStore: true}
+}
 
-func (bytesFile) Close() error { return nil }
-
-func (f *fakeSealing) OpenUnsealed(ctx context.Context, n abi.SectorNumber) (io.ReadSeekCloser, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	b, ok := f.files[n]
-	if !ok {
-		return nil, fmt.Errorf("sector %d: %w", n, sealing.ErrNoUnsealedCopy)
+// writeUnsealed puts sector n's unsealed file in the storage path.
+func (f *fakeSealing) writeUnsealed(t testing.TB, n abi.SectorNumber, b []byte) {
+	t.Helper()
+	dir := filepath.Join(f.dir, "unsealed")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	return bytesFile{bytes.NewReader(b)}, nil
+	if err := os.WriteFile(filepath.Join(dir, SectorName(abi.SectorID{Miner: 1000, Number: n})), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // testServer is a Server on a loopback listener that can be stopped and
@@ -245,7 +247,7 @@ func (ts *testServer) start(s Sealing, ssize abi.SectorSize) {
 		ts.t.Fatal(err)
 	}
 	ts.addr = l.Addr().String()
-	srv, err := NewServer(ServerConfig{Miner: testMiner, SectorSize: ssize, StorageID: "5d1a6a0e-8d5b-4d2c-9d3f-0e6c7b1a2f34",
+	srv, err := NewServer(ServerConfig{Miner: testMiner, SectorSize: ssize,
 		RemoteURL: "http://" + ts.addr + "/remote", Verify: verifyTestToken, Version: "ferry-test"}, s)
 	if err != nil {
 		ts.t.Fatal(err)

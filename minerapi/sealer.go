@@ -27,15 +27,6 @@ type DealStates interface {
 	StateMarketStorageDeal(ctx context.Context, dealID abi.DealID, tsk chain.TipSetKey) (*chain.MarketDeal, error)
 }
 
-// DealSectorStatus is where a deal's piece is and how far its sector got.
-// It stands in for sealing.DealSectorStatus (contracts.md §3) until the
-// sealing branch provides it, with the same fields.
-type DealSectorStatus struct {
-	Sector abi.SectorNumber
-	State  SectorState // Lotus' state name, for display
-	Proven bool        // the sector is proving: the deal can be active
-}
-
 // Sealer is the market's sealer when sealing runs in lotus-miner (or in a
 // ferryd serving its API): it hands pieces over with SectorAddPieceToAny
 // and follows their sectors. It never places a deal twice (see the package
@@ -239,19 +230,19 @@ func pieceIn(si SectorInfo, d sealing.Deal) (sealing.Placement, bool) {
 // SectorStatus returns the sector of a deal handed over by AddPieceToAny
 // and its state at the miner; sealing.ErrUnknownDeal when the deal has no
 // known placement.
-func (s *Sealer) SectorStatus(ctx context.Context, dealUUID uuid.UUID) (DealSectorStatus, error) {
+func (s *Sealer) SectorStatus(ctx context.Context, dealUUID uuid.UUID) (sealing.DealSectorStatus, error) {
 	h, ok, err := s.store.get(ctx, dealUUID)
 	if err != nil {
-		return DealSectorStatus{}, err
+		return sealing.DealSectorStatus{}, err
 	}
 	if !ok || !h.Placed {
-		return DealSectorStatus{}, fmt.Errorf("deal %s: %w", dealUUID, sealing.ErrUnknownDeal)
+		return sealing.DealSectorStatus{}, fmt.Errorf("deal %s: %w", dealUUID, sealing.ErrUnknownDeal)
 	}
 	si, err := s.c.SectorsStatus(ctx, h.Placement.Sector, false)
 	if err != nil {
-		return DealSectorStatus{}, fmt.Errorf("reading the sector of deal %s: %w", dealUUID, err)
+		return sealing.DealSectorStatus{}, fmt.Errorf("reading the sector of deal %s: %w", dealUUID, err)
 	}
-	return DealSectorStatus{Sector: si.SectorID, State: si.State, Proven: si.State.Proven()}, nil
+	return sealing.DealSectorStatus{Sector: si.SectorID, State: si.State, Proven: proven(si.State)}, nil
 }
 
 // ReadPiece opens a piece handed over by AddPieceToAny for reading from

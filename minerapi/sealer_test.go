@@ -34,7 +34,7 @@ type sealerHarness struct {
 
 func newSealerHarness(t *testing.T) *sealerHarness {
 	t.Helper()
-	h := &sealerHarness{fs: newFakeSealing(testSectorSize), chain: &fakeChain{}}
+	h := &sealerHarness{fs: newFakeSealing(t, testSectorSize), chain: &fakeChain{}}
 	h.ts = startTestServer(t, h.fs, testSectorSize)
 	s, err := NewSealer(context.Background(), h.ts.dial(t, adminToken), testMiner, h.chain, openTestDB(t, t.TempDir()))
 	if err != nil {
@@ -45,7 +45,7 @@ func newSealerHarness(t *testing.T) *sealerHarness {
 }
 
 func TestNewSealerChecksMiner(t *testing.T) {
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	other, _ := address.NewIDAddress(2000)
 	_, err := NewSealer(context.Background(), ts.dial(t, adminToken), other, &fakeChain{}, openTestDB(t, t.TempDir()))
@@ -76,11 +76,11 @@ func TestSealerAddsOnce(t *testing.T) {
 	}
 
 	st, err := h.s.SectorStatus(ctx, d.UUID)
-	if err != nil || st.Sector != 1 || st.State != StateWaitDeals || st.Proven {
+	if err != nil || st.Sector != 1 || st.State != sealing.StateWaitDeals || st.Proven {
 		t.Fatalf("SectorStatus = %+v, %v", st, err)
 	}
-	h.fs.setState(1, "Proving")
-	if st, err := h.s.SectorStatus(ctx, d.UUID); err != nil || st.State != StateProving || !st.Proven {
+	h.fs.setState(1, sealing.StateProving)
+	if st, err := h.s.SectorStatus(ctx, d.UUID); err != nil || st.State != sealing.StateProving || !st.Proven {
 		t.Fatalf("SectorStatus once proving = %+v, %v", st, err)
 	}
 	if _, err := h.s.SectorStatus(ctx, testDeal(8, 2048).UUID); !errors.Is(err, sealing.ErrUnknownDeal) {
@@ -107,7 +107,7 @@ func TestSealerFindsPlacementOfAnotherProcess(t *testing.T) {
 		t.Fatalf("deal in an open sector: %+v, %v", pl, err)
 	}
 
-	h.fs.setState(1, "Proving")
+	h.fs.setState(1, sealing.StateProving)
 	h.chain.activate(proving.DealID, 1)
 	pl, err = h.s.AddPieceToAny(ctx, 4064, unreadable{t}, proving)
 	if err != nil || pl != (sealing.Placement{Sector: 1, Offset: 4096, Size: 4096}) {
@@ -211,7 +211,7 @@ func TestSealerMinerRestartMidStream(t *testing.T) {
 // TestServerPlacesDealOnce: the server gives a deal the same sealing UUID
 // on every call, so a second hand-off returns the first placement.
 func TestServerPlacesDealOnce(t *testing.T) {
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	c := ts.dial(t, adminToken)
 	d := testDeal(7, 2048)
@@ -266,9 +266,7 @@ func TestSealerReadPiece(t *testing.T) {
 	if _, err := r.ReadAt(make([]byte, 10), 0); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("reading a missing file: %v", err)
 	}
-	h.fs.mu.Lock()
-	h.fs.files[1] = unsealedFile(testSectorSize, 8192, payload, 8128)
-	h.fs.mu.Unlock()
+	h.fs.writeUnsealed(t, 1, unsealedFile(testSectorSize, 8192, payload, 8128))
 
 	r, err = h.s.ReadPiece(ctx, second.Proposal.PieceCID)
 	if err != nil {

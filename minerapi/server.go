@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -26,18 +28,19 @@ import (
 	"github.com/ferry-fil/ferry/sealing"
 )
 
-// Sealing is what Server needs from ferryd's sealing subsystem.
+// Sealing is what Server needs from ferryd's sealing subsystem;
+// *sealing.Sealing has it.
 type Sealing interface {
-	// AddPieceToAny places and writes a deal's piece (sealing.Sealing's).
+	// AddPieceToAny places and writes a deal's piece.
 	AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d sealing.Deal) (sealing.Placement, error)
 	// Sectors lists every sector with its pieces, in number order.
 	Sectors(ctx context.Context) ([]sealing.SectorInfo, error)
 	// Sector returns one sector with its pieces, or sealing.ErrUnknownSector.
 	Sector(ctx context.Context, n abi.SectorNumber) (sealing.SectorInfo, error)
-	// OpenUnsealed opens sector n's unsealed file (Lotus' partial file:
-	// fr32 bytes, then the allocation trailer), or fails with
-	// sealing.ErrNoUnsealedCopy or sealing.ErrUnknownSector.
-	OpenUnsealed(ctx context.Context, n abi.SectorNumber) (io.ReadSeekCloser, error)
+	// Storage returns the Lotus storage path holding the sector files
+	// (unsealed/s-t0<miner>-<n>: Lotus' partial files) and its
+	// sectorstore.json.
+	Storage() (path string, meta sealing.StorageMeta)
 }
 
 // ServerConfig configures a Server.
@@ -46,8 +49,6 @@ type ServerConfig struct {
 	Miner address.Address
 	// SectorSize is the miner's sector size.
 	SectorSize abi.SectorSize
-	// StorageID is the ID of the storage path holding the sector files.
-	StorageID StorageID
 	// RemoteURL is the base URL of this server's /remote endpoint as
 	// other machines reach it (http://10.0.0.5:2345/remote).
 	RemoteURL string
@@ -62,6 +63,8 @@ type ServerConfig struct {
 // the package doc for what it serves and how it authorizes.
 type Server struct {
 	cfg     ServerConfig
+	storage StorageID // the storage path's ID (its sectorstore.json)
+	dir     string    // the storage path
 	minerID abi.ActorID
 	proof   abi.RegisteredSealProof
 	seal    Sealing
@@ -87,7 +90,8 @@ func NewServer(cfg ServerConfig, s Sealing) (*Server, error) {
 		return nil, errors.New("miner API server: RemoteURL (the base URL of its /remote endpoint) is not set")
 	}
 	cfg.RemoteURL = strings.TrimSuffix(cfg.RemoteURL, "/")
-	srv := &Server{cfg: cfg, minerID: abi.ActorID(id), proof: proof, seal: s, streams: newStreams(),
+	dir, meta := s.Storage()
+	srv := &Server{cfg: cfg, storage: StorageID(meta.ID), dir: dir, minerID: abi.ActorID(id), proof: proof, seal: s, streams: newStreams(),
 		httpc: &http.Client{Transport: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout: 10 * time.Second,
@@ -231,7 +235,7 @@ func (m *serverImpl) SectorsStatus(ctx context.Context, n abi.SectorNumber, show
 func lotusSectorInfo(si sealing.SectorInfo) SectorInfo {
 	out := SectorInfo{
 		SectorID:     si.Number,
-		State:        SectorState(si.State),
+		State:        si.State,
 		CommD:        si.CommD,
 		CommR:        si.CommR,
 		Deals:        []abi.DealID{},
@@ -285,7 +289,7 @@ func (m *serverImpl) sectorsIn(ctx context.Context, states []SectorState) ([]abi
 	}
 	out := []abi.SectorNumber{}
 	for _, si := range all {
-		if states == nil || slices.Contains(states, SectorState(si.State)) {
+		if states == nil || slices.Contains(states, si.State) {
 			out = append(out, si.Number)
 		}
 	}
@@ -299,7 +303,7 @@ func (m *serverImpl) SectorsSummary(ctx context.Context) (map[SectorState]int, e
 	}
 	out := map[SectorState]int{}
 	for _, si := range all {
-		out[SectorState(si.State)]++
+		out[si.State]++
 	}
 	return out, nil
 }
@@ -335,7 +339,7 @@ func (m *serverImpl) SectorsUnsealPiece(ctx context.Context, sector SectorRef, o
 
 // storagePath describes the one storage path the server has.
 func (m *serverImpl) storagePath() SectorStorageInfo {
-	return SectorStorageInfo{ID: m.s.cfg.StorageID, BaseURLs: []string{m.s.cfg.RemoteURL}, Weight: 10,
+	return SectorStorageInfo{ID: m.s.storage, BaseURLs: []string{m.s.cfg.RemoteURL}, Weight: 10,
 		CanSeal: true, CanStore: true, Primary: true}
 }
 
@@ -370,11 +374,11 @@ func (m *serverImpl) StorageList(ctx context.Context) (map[StorageID][]Decl, err
 			decls = append(decls, Decl{SectorID: abi.SectorID{Miner: m.s.minerID, Number: si.Number}, SectorFileType: FTUnsealed})
 		}
 	}
-	return map[StorageID][]Decl{m.s.cfg.StorageID: decls}, nil
+	return map[StorageID][]Decl{m.s.storage: decls}, nil
 }
 
 func (m *serverImpl) StorageInfo(ctx context.Context, id StorageID) (StorageInfo, error) {
-	if id != m.s.cfg.StorageID {
+	if id != m.s.storage {
 		return StorageInfo{}, fmt.Errorf("storage path %s not found", id)
 	}
 	p := m.storagePath()
@@ -421,9 +425,22 @@ func (s *Server) serveRemote(w http.ResponseWriter, r *http.Request) {
 		s.serveAllocated(w, r, n, parts[4], parts[5])
 		return
 	}
-	f, err := s.seal.OpenUnsealed(r.Context(), n)
-	if errors.Is(err, sealing.ErrNoUnsealedCopy) || errors.Is(err, sealing.ErrUnknownSector) {
+	si, err := s.seal.Sector(r.Context(), n)
+	if errors.Is(err, sealing.ErrUnknownSector) {
 		http.Error(w, err.Error(), http.StatusNotFound)
+		return
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	if !si.Unsealed {
+		http.Error(w, fmt.Sprintf("sector %d: %v", n, sealing.ErrNoUnsealedCopy), http.StatusNotFound)
+		return
+	}
+	f, err := os.Open(filepath.Join(s.dir, FTUnsealed.String(), SectorName(abi.SectorID{Miner: s.minerID, Number: n})))
+	if errors.Is(err, os.ErrNotExist) {
+		http.Error(w, fmt.Sprintf("sector %d: its unsealed file is missing", n), http.StatusNotFound)
 		return
 	}
 	if err != nil {

@@ -77,7 +77,7 @@ func waitPending(t testing.TB, ts *testServer, n int) {
 // TestPushHeadBeforeCall is the order Lotus' client often produces: the
 // HEAD reaches the server before the RPC request names its stream.
 func TestPushHeadBeforeCall(t *testing.T) {
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	defer http.DefaultClient.CloseIdleConnections()
 	d := dealInfo(testDeal(7, 4096))
@@ -111,7 +111,7 @@ func TestPushHeadBeforeCall(t *testing.T) {
 
 // TestPushDirectPost: an old-style client POSTs at once, before the call.
 func TestPushDirectPost(t *testing.T) {
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	defer http.DefaultClient.CloseIdleConnections()
 	d := dealInfo(testDeal(8, 2048))
@@ -130,7 +130,7 @@ func TestPushDirectPost(t *testing.T) {
 // TestPushClosedUnread: a call that fails before reading answers the HEAD
 // with 204, so the client does not hang.
 func TestPushClosedUnread(t *testing.T) {
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	defer http.DefaultClient.CloseIdleConnections()
 	d := dealInfo(testDeal(9, 2048))
@@ -153,7 +153,7 @@ func TestPushClosedUnread(t *testing.T) {
 // TestPushWaits: each side gives up on the other after the wait, with a
 // clear error.
 func TestPushWaits(t *testing.T) {
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	defer http.DefaultClient.CloseIdleConnections()
 	ts.srv.streams.wait = 20 * time.Millisecond
@@ -174,7 +174,7 @@ func TestPushWaits(t *testing.T) {
 }
 
 func TestPushNullAndHTTPReaders(t *testing.T) {
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	defer http.DefaultClient.CloseIdleConnections()
 
@@ -209,7 +209,7 @@ func TestPushNullAndHTTPReaders(t *testing.T) {
 // TestClientFollowsRedirect: a HEAD answered 302 is sent again to the
 // Location, and the body POSTed there.
 func TestClientFollowsRedirect(t *testing.T) {
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	target, _ := url.Parse("http://" + ts.addr)
 	rp := httputil.NewSingleHostReverseProxy(target)
@@ -243,7 +243,7 @@ func TestClientFollowsRedirect(t *testing.T) {
 
 // TestSectorInfoJSON checks the shapes Lotus' client parses.
 func TestSectorInfoJSON(t *testing.T) {
-	fs := newFakeSealing(testSectorSize)
+	fs := newFakeSealing(t, testSectorSize)
 	ts := startTestServer(t, fs, testSectorSize)
 	defer http.DefaultClient.CloseIdleConnections()
 	c := ts.dial(t, adminToken)

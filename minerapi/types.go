@@ -9,6 +9,8 @@ import (
 	"github.com/filecoin-project/go-state-types/builtin/v13/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/ipfs/go-cid"
+
+	"github.com/ferry-fil/ferry/sealing"
 )
 
 // PieceDealInfo says which deal a piece belongs to and when it must be
@@ -76,30 +78,20 @@ type SectorOffset struct {
 	Offset abi.PaddedPieceSize
 }
 
-// SectorState is a sector state machine state, by Lotus' name.
-type SectorState string
+// SectorState is a sector state by Lotus' name: sealing's type. Package
+// sealing declares the states ferryd's sealing uses (sealing.StateWaitDeals,
+// sealing.StateProving, …); these are the other states lotus-miner has
+// (storage/pipeline/sector_state.go), which a remote miner may report.
+type SectorState = sealing.SectorState
 
-// Lotus' sector states (storage/pipeline/sector_state.go).
+// Lotus' sector states that ferryd's sealing does not use.
 const (
-	StateWaitDeals             SectorState = "WaitDeals"
-	StateAddPiece              SectorState = "AddPiece"
-	StatePacking               SectorState = "Packing"
 	StateGetTicket             SectorState = "GetTicket"
-	StatePreCommit1            SectorState = "PreCommit1"
-	StatePreCommit2            SectorState = "PreCommit2"
 	StatePreCommitting         SectorState = "PreCommitting"
 	StatePreCommitWait         SectorState = "PreCommitWait"
-	StateSubmitPreCommitBatch  SectorState = "SubmitPreCommitBatch"
-	StatePreCommitBatchWait    SectorState = "PreCommitBatchWait"
-	StateWaitSeed              SectorState = "WaitSeed"
-	StateCommitting            SectorState = "Committing"
 	StateCommitFinalize        SectorState = "CommitFinalize"
-	StateSubmitCommit          SectorState = "SubmitCommit"
-	StateCommitWait            SectorState = "CommitWait"
 	StateSubmitCommitAggregate SectorState = "SubmitCommitAggregate"
 	StateCommitAggregateWait   SectorState = "CommitAggregateWait"
-	StateFinalizeSector        SectorState = "FinalizeSector"
-	StateProving               SectorState = "Proving"
 	StateAvailable             SectorState = "Available"
 
 	StateSnapDealsWaitDeals    SectorState = "SnapDealsWaitDeals"
@@ -114,13 +106,8 @@ const (
 	StateUpdateActivating      SectorState = "UpdateActivating"
 	StateReleaseSectorKey      SectorState = "ReleaseSectorKey"
 
-	StateAddPieceFailed              SectorState = "AddPieceFailed"
-	StateSealPreCommit1Failed        SectorState = "SealPreCommit1Failed"
 	StateSealPreCommit2Failed        SectorState = "SealPreCommit2Failed"
-	StatePreCommitFailed             SectorState = "PreCommitFailed"
-	StateComputeProofFailed          SectorState = "ComputeProofFailed"
 	StateRemoteCommitFailed          SectorState = "RemoteCommitFailed"
-	StateCommitFailed                SectorState = "CommitFailed"
 	StateCommitFinalizeFailed        SectorState = "CommitFinalizeFailed"
 	StatePackingFailed               SectorState = "PackingFailed"
 	StateFinalizeFailed              SectorState = "FinalizeFailed"
@@ -131,7 +118,6 @@ const (
 	StateReplicaUpdateFailed         SectorState = "ReplicaUpdateFailed"
 	StateReleaseSectorKeyFailed      SectorState = "ReleaseSectorKeyFailed"
 	StateFinalizeReplicaUpdateFailed SectorState = "FinalizeReplicaUpdateFailed"
-	StateFailedUnrecoverable         SectorState = "FailedUnrecoverable"
 )
 
 // placedStates are the states of a sector that holds added pieces which are
@@ -140,26 +126,27 @@ const (
 // from. The dedupe lookup (see the package doc) searches these sectors;
 // deals in sectors past them are active on chain and found there.
 var placedStates = []SectorState{
-	StateWaitDeals, StateAddPiece, StatePacking, StateGetTicket, StatePreCommit1, StatePreCommit2,
-	StatePreCommitting, StatePreCommitWait, StateSubmitPreCommitBatch, StatePreCommitBatchWait,
-	StateWaitSeed, StateCommitting, StateCommitFinalize, StateSubmitCommit, StateCommitWait,
-	StateSubmitCommitAggregate, StateCommitAggregateWait, StateFinalizeSector,
+	sealing.StateWaitDeals, sealing.StateAddPiece, sealing.StatePacking, StateGetTicket,
+	sealing.StatePreCommit1, sealing.StatePreCommit2, StatePreCommitting, StatePreCommitWait,
+	sealing.StateSubmitPreCommitBatch, sealing.StatePreCommitBatchWait, sealing.StateWaitSeed,
+	sealing.StateCommitting, StateCommitFinalize, sealing.StateSubmitCommit, sealing.StateCommitWait,
+	StateSubmitCommitAggregate, StateCommitAggregateWait, sealing.StateFinalizeSector,
 	StateSnapDealsWaitDeals, StateSnapDealsAddPiece, StateSnapDealsPacking, StateUpdateReplica,
 	StateProveReplicaUpdate, StateSubmitReplicaUpdate, StateWaitMutable, StateReplicaUpdateWait,
 	StateFinalizeReplicaUpdate,
-	StateAddPieceFailed, StateSealPreCommit1Failed, StateSealPreCommit2Failed, StatePreCommitFailed,
-	StateComputeProofFailed, StateRemoteCommitFailed, StateCommitFailed, StateCommitFinalizeFailed,
-	StatePackingFailed, StateFinalizeFailed, StateRecoverDealIDs, StateSnapDealsAddPieceFailed,
-	StateSnapDealsRecoverDealIDs, StateAbortUpgrade, StateReplicaUpdateFailed,
-	StateReleaseSectorKeyFailed, StateFinalizeReplicaUpdateFailed,
+	sealing.StateAddPieceFailed, sealing.StateSealPreCommit1Failed, StateSealPreCommit2Failed,
+	sealing.StatePreCommitFailed, sealing.StateComputeProofFailed, StateRemoteCommitFailed,
+	sealing.StateCommitFailed, StateCommitFinalizeFailed, StatePackingFailed, StateFinalizeFailed,
+	StateRecoverDealIDs, StateSnapDealsAddPieceFailed, StateSnapDealsRecoverDealIDs, StateAbortUpgrade,
+	StateReplicaUpdateFailed, StateReleaseSectorKeyFailed, StateFinalizeReplicaUpdateFailed,
 }
 
-// Proven reports whether a sector in state s has been proven on chain, so
-// its deals can be active: Proving and Available, and the last SnapDeals
-// steps after the replica update landed.
-func (s SectorState) Proven() bool {
+// proven reports whether a sector in state s at a miner has been proven on
+// chain, so its deals can be active: Proving and Available, and the last
+// SnapDeals steps after the replica update landed.
+func proven(s SectorState) bool {
 	switch s {
-	case StateProving, StateAvailable, StateUpdateActivating, StateReleaseSectorKey:
+	case sealing.StateProving, StateAvailable, StateUpdateActivating, StateReleaseSectorKey:
 		return true
 	}
 	return false

@@ -10,13 +10,16 @@ import (
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
-	"github.com/filecoin-project/go-state-types/big"
 	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/builtin/v9/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/power"
 	"github.com/filecoin-project/go-state-types/exitcode"
+	"github.com/google/uuid"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wallet"
 )
@@ -28,10 +31,26 @@ var (
 	devnetMarketFunds = chain.FIL(1_000)
 )
 
-// kvGet reads a fact about this repo from the kv table.
-func kvGet(ctx context.Context, sqldb *sql.DB, key string) (string, bool, error) {
+// startConfidence is how many epochs the messages of the start-up wait on
+// top of the one that executed them.
+const startConfidence = 1
+
+// setupMessages names the devnet set-up messages: each id is derived from
+// what the message does for which address, so a restart after a crash asks
+// the sender for the message it already sent.
+var setupMessages = uuid.MustParse("3b0f5c2e-8d1a-4e67-9a43-1c7e2f9b5d08")
+
+func setupID(what string, addr address.Address) uuid.UUID {
+	return uuid.NewSHA1(setupMessages, []byte(what+" "+addr.String()))
+}
+
+// facts is the kv table: small facts about this repo (the miner address,
+// the worker key, the id of a message under way).
+type facts struct{ db *sql.DB }
+
+func (f facts) get(ctx context.Context, key string) (string, bool, error) {
 	var v string
-	err := sqldb.QueryRowContext(ctx, `SELECT value FROM kv WHERE key = ?`, key).Scan(&v)
+	err := f.db.QueryRowContext(ctx, `SELECT value FROM kv WHERE key = ?`, key).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
@@ -41,130 +60,218 @@ func kvGet(ctx context.Context, sqldb *sql.DB, key string) (string, bool, error)
 	return v, true, nil
 }
 
-// kvSet records a fact about this repo in the kv table.
-func kvSet(ctx context.Context, sqldb *sql.DB, key, value string) error {
-	_, err := sqldb.ExecContext(ctx, `INSERT INTO kv(key, value) VALUES (?, ?)
-		ON CONFLICT(key) DO UPDATE SET value = excluded.value`, key, value)
+func (f facts) set(ctx context.Context, key, value string) error {
+	_, err := f.db.ExecContext(ctx, `INSERT INTO kv (key, value) VALUES (?, ?)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, key, value)
 	if err != nil {
 		return fmt.Errorf("recording %s: %w", key, err)
 	}
 	return nil
 }
 
+func (f facts) delete(ctx context.Context, key string) error {
+	if _, err := f.db.ExecContext(ctx, `DELETE FROM kv WHERE key = ?`, key); err != nil {
+		return fmt.Errorf("forgetting %s: %w", key, err)
+	}
+	return nil
+}
+
+// devnetMiner is the miner actor of a repo on the devnet and the sender of
+// its worker.
+type devnetMiner struct {
+	miner, worker address.Address
+	sender        *sender.Sender
+}
+
 // ensureDevnetMiner returns the miner actor of this repo on the devnet,
 // creating it at first start: a worker key in the repo wallet, funded from
 // the genesis account, a miner actor with that worker as owner and worker,
-// and market escrow for provider collateral. Each step is recorded so a
-// crash part way resumes instead of creating a second miner.
-func ensureDevnetMiner(ctx context.Context, sqldb *sql.DB, node chain.Node, w *wallet.Wallet, genesis address.Address, sectorSize abi.SectorSize, self peer.ID, logf func(string, ...any)) (miner, worker address.Address, err error) {
-	if v, ok, err := kvGet(ctx, sqldb, "miner"); err != nil {
-		return address.Undef, address.Undef, err
-	} else if ok {
-		miner, err = address.NewFromString(v)
-		if err != nil {
-			return address.Undef, address.Undef, fmt.Errorf("repo names a bad miner address %q: %w", v, err)
-		}
-		info, err := node.StateMinerInfo(ctx, miner, chain.EmptyTSK)
-		if err != nil {
-			return address.Undef, address.Undef, fmt.Errorf("reading miner %s from the devnet: %w", miner, err)
-		}
-		return miner, info.Worker, nil
-	}
-
+// and market escrow for provider collateral. Every message goes through a
+// sender under an id derived from the worker, and the worker key is recorded
+// before it is used, so a crash part way resumes instead of creating a
+// second miner.
+func ensureDevnetMiner(ctx context.Context, sqldb *sql.DB, node chain.FullNode, w *wallet.Wallet, genesis address.Address, sectorSize abi.SectorSize, self peer.ID, logf func(string, ...any)) (*devnetMiner, error) {
+	kv := facts{sqldb}
 	// The worker key.
-	v, ok, err := kvGet(ctx, sqldb, "worker")
+	v, ok, err := kv.get(ctx, "worker")
 	if err != nil {
-		return address.Undef, address.Undef, err
+		return nil, err
 	}
+	var worker address.Address
 	if ok {
 		worker, err = address.NewFromString(v)
 	} else {
 		worker, err = w.New(wallet.TypeBLS)
 		if err == nil {
-			err = kvSet(ctx, sqldb, "worker", worker.String())
+			err = kv.set(ctx, "worker", worker.String())
 		}
 	}
 	if err != nil {
-		return address.Undef, address.Undef, fmt.Errorf("making the worker key: %w", err)
+		return nil, fmt.Errorf("making the worker key: %w", err)
+	}
+	ws, err := sender.New(ctx, sender.Config{DB: sqldb, Node: node, From: worker, Keys: w, Logf: logf})
+	if err != nil {
+		return nil, err
+	}
+	dm := &devnetMiner{worker: worker, sender: ws}
+
+	if v, ok, err := kv.get(ctx, "miner"); err != nil {
+		return nil, err
+	} else if ok {
+		if dm.miner, err = address.NewFromString(v); err != nil {
+			return nil, fmt.Errorf("repo names a bad miner address %q: %w", v, err)
+		}
+		return dm, nil
 	}
 
-	// Fund the worker from genesis.
-	if bal, err := node.WalletBalance(ctx, worker); err != nil {
-		return address.Undef, address.Undef, fmt.Errorf("reading worker balance: %w", err)
-	} else if bal.LessThan(devnetWorkerFunds) {
-		logf("funding worker %s with %s from the devnet genesis account", worker, chain.FormatFIL(devnetWorkerFunds))
-		if _, err := pushAndWait(ctx, node, &chain.Message{From: genesis, To: worker, Value: devnetWorkerFunds}); err != nil {
-			return address.Undef, address.Undef, fmt.Errorf("funding the worker: %w", err)
-		}
+	// Fund the worker from genesis: the devnet holds the genesis key and
+	// signs (MpoolPushMessage).
+	gs, err := sender.New(ctx, sender.Config{DB: sqldb, Node: node, From: genesis, Logf: logf})
+	if err != nil {
+		return nil, err
+	}
+	logf("funding worker %s with %s from the devnet genesis account", worker, chain.FormatFIL(devnetWorkerFunds))
+	if _, err := sendAndWait(ctx, gs, setupID("fund worker", worker), &chain.Message{From: genesis, To: worker, Value: devnetWorkerFunds}, "the worker's funds"); err != nil {
+		return nil, err
 	}
 
 	// Create the miner.
 	sealProof, err := sealing.SealProofFor(sectorSize)
 	if err != nil {
-		return address.Undef, address.Undef, err
+		return nil, err
 	}
 	postProof, err := sealProof.RegisteredWindowPoStProof()
 	if err != nil {
-		return address.Undef, address.Undef, fmt.Errorf("choosing the PoSt proof: %w", err)
+		return nil, fmt.Errorf("choosing the PoSt proof: %w", err)
 	}
 	params, err := cborBytes(&power.CreateMinerParams{
 		Owner: worker, Worker: worker, WindowPoStProofType: postProof, Peer: abi.PeerID(self),
 	})
 	if err != nil {
-		return address.Undef, address.Undef, err
+		return nil, err
 	}
 	logf("creating a %s miner on the devnet", sectorSize.ShortString())
-	rcpt, err := pushAndWait(ctx, node, &chain.Message{From: worker, To: builtin.StoragePowerActorAddr, Method: builtin.MethodsPower.CreateMiner, Params: params})
+	rcpt, err := sendAndWait(ctx, ws, setupID("create miner", worker), &chain.Message{From: worker, To: builtin.StoragePowerActorAddr, Method: builtin.MethodsPower.CreateMiner, Params: params}, "CreateMiner")
 	if err != nil {
-		return address.Undef, address.Undef, fmt.Errorf("creating the miner: %w", err)
+		return nil, err
 	}
 	var ret power.CreateMinerReturn
 	if err := ret.UnmarshalCBOR(bytes.NewReader(rcpt.Return)); err != nil {
-		return address.Undef, address.Undef, fmt.Errorf("decoding CreateMiner's return: %w", err)
+		return nil, fmt.Errorf("decoding CreateMiner's return: %w", err)
 	}
-	miner = ret.IDAddress
+	dm.miner = ret.IDAddress
 
 	// Collateral in the market.
-	params, err = cborBytes(&miner)
-	if err != nil {
-		return address.Undef, address.Undef, err
+	if params, err = cborBytes(&dm.miner); err != nil {
+		return nil, err
 	}
-	if _, err := pushAndWait(ctx, node, &chain.Message{From: worker, To: builtin.StorageMarketActorAddr, Method: builtin.MethodsMarket.AddBalance, Params: params, Value: devnetMarketFunds}); err != nil {
-		return address.Undef, address.Undef, fmt.Errorf("adding market collateral for %s: %w", miner, err)
+	if _, err := sendAndWait(ctx, ws, setupID("market collateral", worker), &chain.Message{From: worker, To: builtin.StorageMarketActorAddr, Method: builtin.MethodsMarket.AddBalance, Params: params, Value: devnetMarketFunds}, "AddBalance for "+dm.miner.String()); err != nil {
+		return nil, err
 	}
-	if err := kvSet(ctx, sqldb, "miner", miner.String()); err != nil {
-		return address.Undef, address.Undef, err
+	if err := kv.set(ctx, "miner", dm.miner.String()); err != nil {
+		return nil, err
 	}
-	logf("miner %s created (worker %s)", miner, worker)
-	return miner, worker, nil
+	logf("miner %s created (worker %s)", dm.miner, worker)
+	return dm, nil
 }
 
-// pushAndWait sends msg with the node's wallet and waits for its receipt,
-// turning a non-zero exit code into an error.
-func pushAndWait(ctx context.Context, node chain.Node, msg *chain.Message) (*chain.MessageReceipt, error) {
-	if msg.Value.Nil() {
-		msg.Value = big.Zero()
+// ensureMinerAddrs makes the miner actor advertise self and addrs, sending
+// ChangePeerID and ChangeMultiaddrs from the worker only when they differ
+// from what StateMinerInfo shows, and waiting for them. The id of a
+// message under way is kept in the kv table until it executed, so a restart
+// waits for it rather than sending another.
+func ensureMinerAddrs(ctx context.Context, sqldb *sql.DB, node chain.Node, ws *sender.Sender, maddr address.Address, self peer.ID, addrs []ma.Multiaddr) error {
+	kv := facts{sqldb}
+	want := make([]abi.Multiaddrs, len(addrs))
+	for i, a := range addrs {
+		want[i] = a.Bytes()
 	}
-	sm, err := node.MpoolPushMessage(ctx, msg, nil)
-	if err != nil {
-		return nil, fmt.Errorf("pushing message: %w", err)
+	changes := []struct {
+		what   string
+		method abi.MethodNum
+		params cborMarshaler
+		done   func(mi chain.MinerInfo) bool
+	}{
+		{"ChangePeerID", builtin.MethodsMiner.ChangePeerID, &miner.ChangePeerIDParams{NewID: abi.PeerID(self)},
+			func(mi chain.MinerInfo) bool { return mi.PeerId != nil && *mi.PeerId == self }},
+		{"ChangeMultiaddrs", builtin.MethodsMiner.ChangeMultiaddrs, &miner.ChangeMultiaddrsParams{NewMultiaddrs: want},
+			func(mi chain.MinerInfo) bool { return sameAddrs(mi.Multiaddrs, want) }},
 	}
-	mcid, err := sm.Cid()
-	if err != nil {
-		return nil, fmt.Errorf("computing message CID: %w", err)
+	for _, c := range changes {
+		key := "message under way: " + c.what
+		if v, ok, err := kv.get(ctx, key); err != nil {
+			return err
+		} else if ok {
+			// Sent before a restart: wait for it before looking again.
+			id, err := uuid.Parse(v)
+			if err != nil {
+				return fmt.Errorf("the kv table's %q is not a message id: %w", key, err)
+			}
+			if _, err := ws.Wait(ctx, id, startConfidence); err != nil && !errors.Is(err, sender.ErrUnknownID) {
+				return fmt.Errorf("waiting for the %s sent before the restart: %w", c.what, err)
+			}
+			if err := kv.delete(ctx, key); err != nil {
+				return err
+			}
+		}
+		mi, err := node.StateMinerInfo(ctx, maddr, chain.EmptyTSK)
+		if err != nil {
+			return fmt.Errorf("reading miner %s: %w", maddr, err)
+		}
+		if c.done(mi) {
+			continue
+		}
+		params, err := cborBytes(c.params)
+		if err != nil {
+			return err
+		}
+		id := uuid.New()
+		if err := kv.set(ctx, key, id.String()); err != nil {
+			return err
+		}
+		if _, err := sendAndWait(ctx, ws, id, &chain.Message{From: mi.Worker, To: maddr, Method: c.method, Params: params}, c.what+" to miner "+maddr.String()); err != nil {
+			return err
+		}
+		if err := kv.delete(ctx, key); err != nil {
+			return err
+		}
 	}
-	lookup, err := node.StateWaitMsg(ctx, mcid, 1, -1, true)
-	if err != nil {
-		return nil, fmt.Errorf("waiting for message %s: %w", mcid, err)
-	}
-	if lookup.Receipt.ExitCode != exitcode.Ok {
-		return nil, fmt.Errorf("message %s failed with exit code %d (%s)", mcid, lookup.Receipt.ExitCode, lookup.Receipt.ExitCode.Error())
-	}
-	return &lookup.Receipt, nil
+	return nil
 }
+
+func sameAddrs(a, b []abi.Multiaddrs) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// sendAndWait sends msg as id and waits for its receipt, turning a
+// non-zero exit code into an error.
+func sendAndWait(ctx context.Context, s *sender.Sender, id uuid.UUID, msg *chain.Message, what string) (*chain.MessageReceipt, error) {
+	c, err := s.Send(ctx, id, msg, nil)
+	if err != nil {
+		return nil, fmt.Errorf("sending %s: %w", what, err)
+	}
+	l, err := s.Wait(ctx, id, startConfidence)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for %s (message %s): %w", what, c, err)
+	}
+	if l.Receipt.ExitCode != exitcode.Ok {
+		return nil, fmt.Errorf("%s: message %s failed with exit code %d (%s)", what, l.Message, l.Receipt.ExitCode, l.Receipt.ExitCode.Error())
+	}
+	return &l.Receipt, nil
+}
+
+type cborMarshaler interface{ MarshalCBOR(w io.Writer) error }
 
 // cborBytes encodes a cbor-gen value.
-func cborBytes(v interface{ MarshalCBOR(w io.Writer) error }) ([]byte, error) {
+func cborBytes(v cborMarshaler) ([]byte, error) {
 	var buf bytes.Buffer
 	if err := v.MarshalCBOR(&buf); err != nil {
 		return nil, fmt.Errorf("encoding message params: %w", err)

@@ -30,6 +30,7 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/chain/lotus"
+	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/ipni"
@@ -45,13 +46,16 @@ type Node struct {
 	Repo   *Repo
 	Config Config
 
-	DB       *sql.DB
-	Wallet   *wallet.Wallet
-	Chain    chain.Node
-	Devnet   *devnet.Devnet // nil on the real network
-	Host     host.Host
-	Miner    address.Address
-	Worker   address.Address
+	DB     *sql.DB
+	Wallet *wallet.Wallet
+	Chain  chain.FullNode
+	Devnet *devnet.Devnet // nil on the real network
+	Host   host.Host
+	Miner  address.Address
+	Worker address.Address
+	// Sender sends every message from the worker (the market's publish
+	// messages, sealing's pre-commits and commits, the miner's addresses).
+	Sender   *sender.Sender
 	Sealing  *sealing.Sealing
 	Provider *market.Provider
 	Index    *index.Service
@@ -144,10 +148,11 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 			return n, err
 		}
 		logf("devnet started in %s; Lotus API at http://%s/rpc/v1", time.Since(started).Round(time.Millisecond), cfg.Chain.DevnetListen)
-		n.Miner, n.Worker, err = ensureDevnetMiner(ctx, n.DB, n.Chain, n.Wallet, n.Devnet.GenesisAddress(), sectorSize, n.Host.ID(), logf)
+		dm, err := ensureDevnetMiner(ctx, n.DB, n.Chain, n.Wallet, n.Devnet.GenesisAddress(), sectorSize, n.Host.ID(), logf)
 		if err != nil {
 			return n, err
 		}
+		n.Miner, n.Worker, n.Sender = dm.miner, dm.worker, dm.sender
 	case "lotus":
 		info := cfg.Chain.LotusAPIInfo
 		if info == "" {
@@ -171,6 +176,11 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 			return n, fmt.Errorf("reading miner %s: %w", n.Miner, err)
 		}
 		n.Worker, sectorSize = mi.Worker, mi.SectorSize
+		// The worker's key is usually in the Lotus node's wallet (the node
+		// signs); in ours when the operator imported it.
+		if n.Sender, err = sender.New(ctx, sender.Config{DB: n.DB, Node: n.Chain, From: n.Worker, Keys: n.Wallet, Logf: logf}); err != nil {
+			return n, err
+		}
 		// Say plainly what network mode does not do yet.
 		logf("warning: the only sealer back end is the devnet's (no proof of replication); pre-commits on a real network will fail until a lotus-miner back end is configured")
 		if cfg.Transfer.AllowPrivateAddresses {
@@ -180,8 +190,9 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 
 	// Sealing.
 	var policy devnet.Policy // zero on the real network: sealing's defaults are the network's
+	var confidence uint64    // sealing's default on the real network, Lotus' 5
 	if n.Devnet != nil {
-		policy = n.Devnet.Policy()
+		policy, confidence = n.Devnet.Policy(), 1
 	}
 	n.Sealing, err = sealing.New(sealing.Config{
 		Dir:                       repo.Path("sectors"),
@@ -195,7 +206,8 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		MaxProveCommitDuration:    policy.MaxProveCommitDuration,
 		MinSectorExpiration:       policy.MinSectorExpiration,
 		PollInterval:              cfg.Chain.DevnetBlockTime.Std(),
-	}, n.DB, n.Chain, n.Miner, sealing.NewDevnetSealer())
+		MessageConfidence:         confidence,
+	}, n.DB, n.Chain, n.Sender, n.Miner, sealing.NewDevnetSealer())
 	if err != nil {
 		return n, fmt.Errorf("starting sealing: %w", err)
 	}
@@ -239,20 +251,25 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		Node:    n.Chain,
 		DB:      n.DB,
 		Host:    n.Host,
-		Sealer:  sealerAdapter{n.Sealing},
+		Sealer:  n.Sealing,
 		Indexer: indexer{idx: n.Index, ann: n.IPNI},
-		Downloader: downloaderAdapter{transfer.New(transfer.Config{
+		Sender:  n.Sender,
+		Downloader: transfer.New(transfer.Config{
 			MaxConcurrent:         cfg.Transfer.MaxConcurrent,
 			MaxPerHost:            cfg.Transfer.MaxPerHost,
+			MaxPerClient:          cfg.Transfer.MaxPerClient,
 			StallTimeout:          cfg.Transfer.StallTimeout.Std(),
+			MaxRetries:            cfg.Transfer.MaxRetries,
+			MinRate:               cfg.Transfer.MinRate,
+			RateWindow:            cfg.Transfer.RateWindow.Std(),
 			AllowPrivateAddresses: cfg.Transfer.AllowPrivateAddresses,
-		})},
+		}),
 		Logf: logf,
 	})
 	if err != nil {
 		return n, fmt.Errorf("starting the market: %w", err)
 	}
-	if err := market.EnsureMinerAddrs(ctx, n.Chain, n.Miner, n.Host.ID(), n.announceAddrs()); err != nil {
+	if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.Host.ID(), n.announceAddrs()); err != nil {
 		return n, fmt.Errorf("writing the peer ID and addresses to miner %s: %w", n.Miner, err)
 	}
 	if err := n.Provider.Start(runCtx); err != nil {

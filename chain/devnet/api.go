@@ -14,6 +14,7 @@ import (
 	"github.com/filecoin-project/go-state-types/builtin/v9/verifreg"
 	"github.com/filecoin-project/go-state-types/crypto"
 	"github.com/filecoin-project/go-state-types/network"
+	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -247,7 +248,8 @@ func (d *Devnet) StateDealProviderCollateralBounds(ctx context.Context, size abi
 	return chain.DealCollateralBounds{Min: min, Max: max}, nil
 }
 
-// StateVerifiedClientStatus returns a verified client's DataCap, or nil.
+// StateVerifiedClientStatus returns an address' DataCap in bytes (its
+// DataCap tokens / 10^18), or nil when it holds none.
 func (d *Devnet) StateVerifiedClientStatus(ctx context.Context, addr address.Address, tsk chain.TipSetKey) (*abi.StoragePower, error) {
 	st, _, release, err := d.stateAt(ctx, tsk)
 	if err != nil {
@@ -258,11 +260,11 @@ func (d *Devnet) StateVerifiedClientStatus(ctx context.Context, addr address.Add
 	if !ok {
 		return nil, nil
 	}
-	dc, ok := st.Verifreg.Clients[id]
+	bal, ok := st.Datacap.Balances[id]
 	if !ok {
 		return nil, nil
 	}
-	out := big.Add(dc, big.Zero())
+	out := tokensToBytes(bal)
 	return &out, nil
 }
 
@@ -439,11 +441,12 @@ func (d *Devnet) MpoolGetNonce(ctx context.Context, addr address.Address) (uint6
 
 // MpoolPush checks a signed message and adds it to the pool.
 func (d *Devnet) MpoolPush(ctx context.Context, smsg *chain.SignedMessage) (cid.Cid, error) {
-	return d.push(ctx, smsg, true)
+	return d.push(ctx, smsg, true, uuid.Nil)
 }
 
-// push checks and pools a message; persist stores it for restarts.
-func (d *Devnet) push(ctx context.Context, smsg *chain.SignedMessage, persist bool) (cid.Cid, error) {
+// push checks and pools a message; persist stores it for restarts, under
+// msgUUID when MpoolPushMessage signed it for one.
+func (d *Devnet) push(ctx context.Context, smsg *chain.SignedMessage, persist bool, msgUUID uuid.UUID) (cid.Cid, error) {
 	if smsg == nil {
 		return cid.Undef, errors.New("mpool push: no message")
 	}
@@ -463,12 +466,12 @@ func (d *Devnet) push(ctx context.Context, smsg *chain.SignedMessage, persist bo
 	}
 	if persist {
 		d.pool.seq++
-		if err := d.store.poolAdd(ctx, c, d.pool.seq, smsg); err != nil {
+		if err := d.store.poolAdd(ctx, c, d.pool.seq, smsg, msgUUID); err != nil {
 			return cid.Undef, fmt.Errorf("mpool push %s: %w", c, err)
 		}
 	}
 	if old := d.pool.add(id, smsg, c); old != nil && !old.cid.Equals(c) {
-		if err := d.store.poolReplaced(ctx, old.cid, id, smsg.Message.Nonce); err != nil {
+		if err := d.store.poolReplaced(ctx, old.cid, id, smsg.Message.Nonce, old.smsg); err != nil {
 			d.logf("devnet: %v", err)
 		}
 	}
@@ -476,13 +479,32 @@ func (d *Devnet) push(ctx context.Context, smsg *chain.SignedMessage, persist bo
 }
 
 // MpoolPushMessage fills nonce and gas, signs with a key the node holds and
-// pushes the message.
+// pushes the message. As in Lotus, a spec with a MsgUuid names the message:
+// a second call with the same MsgUuid signs nothing and returns the message
+// the first call signed (even when the pool has dropped it since).
 func (d *Devnet) MpoolPushMessage(ctx context.Context, msg *chain.Message, spec *chain.MessageSendSpec) (*chain.SignedMessage, error) {
 	if msg == nil {
 		return nil, errors.New("mpool push message: no message")
 	}
 	if msg.Nonce != 0 {
 		return nil, fmt.Errorf("mpool push message: expected nonce 0, got %d (the node assigns nonces)", msg.Nonce)
+	}
+	var msgUUID uuid.UUID
+	if spec != nil {
+		msgUUID = spec.MsgUuid
+	}
+	// Nonce assignment and push must not interleave with another push, nor
+	// two pushes of one MsgUuid.
+	d.pushMu.Lock()
+	defer d.pushMu.Unlock()
+	if msgUUID != uuid.Nil {
+		sm, err := d.store.signedAs(ctx, msgUUID)
+		if err != nil {
+			return nil, fmt.Errorf("mpool push message: %w", err)
+		}
+		if sm != nil {
+			return sm, nil
+		}
 	}
 	key, w, err := d.keyFor(msg.From)
 	if err != nil {
@@ -492,9 +514,6 @@ func (d *Devnet) MpoolPushMessage(ctx context.Context, msg *chain.Message, spec 
 	if err != nil {
 		return nil, fmt.Errorf("mpool push message: %w", err)
 	}
-	// Nonce assignment and push must not interleave with another push.
-	d.pushMu.Lock()
-	defer d.pushMu.Unlock()
 	if m.Nonce, err = d.MpoolGetNonce(ctx, m.From); err != nil {
 		return nil, fmt.Errorf("mpool push message: %w", err)
 	}
@@ -502,7 +521,7 @@ func (d *Devnet) MpoolPushMessage(ctx context.Context, msg *chain.Message, spec 
 	if err != nil {
 		return nil, fmt.Errorf("mpool push message: %w", err)
 	}
-	if _, err := d.push(ctx, sm, true); err != nil {
+	if _, err := d.push(ctx, sm, true, msgUUID); err != nil {
 		return nil, err
 	}
 	return sm, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
 	"github.com/filecoin-project/go-state-types/crypto"
+	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
@@ -197,7 +198,7 @@ func (d *Devnet) load(ctx context.Context) error {
 		return err
 	}
 	for _, sm := range pending {
-		if _, err := d.push(ctx, sm, false); err != nil {
+		if _, err := d.push(ctx, sm, false, uuid.Nil); err != nil {
 			c, _ := sm.Cid()
 			d.logf("devnet: dropping pending message %s after restart: %v", c, err)
 			if c.Defined() {

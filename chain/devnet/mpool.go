@@ -150,7 +150,8 @@ func (p *mpool) check(st *state, sm *chain.SignedMessage, c cid.Cid, mcid cid.Ci
 	if old, ok := p.bySender[id][m.Nonce]; ok && !old.cid.Equals(c) {
 		min := big.Div(big.Mul(old.smsg.Message.GasPremium, big.NewInt(replaceNum)), big.NewInt(replaceDen))
 		if m.GasPremium.LessThan(min) || m.GasPremium.Equals(old.smsg.Message.GasPremium) {
-			return 0, fmt.Errorf("a message with nonce %d is already pending; to replace it raise the gas premium to at least %s", m.Nonce, big.Add(min, big.NewInt(1)))
+			// Lotus' wording, which senders recognise.
+			return 0, fmt.Errorf("message from %s with nonce %d already in mpool, increase GasPremium to %s to replace it", m.From, m.Nonce, big.Add(min, big.NewInt(1)))
 		}
 	}
 	need := big.Add(p.pendingCost(id, m.Nonce), maxCost(m))

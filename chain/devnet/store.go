@@ -9,6 +9,7 @@ import (
 
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/exitcode"
+	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 	_ "github.com/mattn/go-sqlite3" // the SQLite driver
 
@@ -42,7 +43,8 @@ CREATE INDEX IF NOT EXISTS messages_ucid ON messages (ucid);
 CREATE TABLE IF NOT EXISTS replaced (  -- pool messages replaced by another with the same nonce
 	cid    TEXT PRIMARY KEY,
 	sender INTEGER NOT NULL,
-	nonce  INTEGER NOT NULL
+	nonce  INTEGER NOT NULL,
+	msg    BLOB  -- SignedMessage CBOR of the replaced message
 );
 CREATE TABLE IF NOT EXISTS states (
 	height   INTEGER PRIMARY KEY,
@@ -52,6 +54,10 @@ CREATE TABLE IF NOT EXISTS mpool (
 	cid TEXT PRIMARY KEY,
 	seq INTEGER NOT NULL,
 	msg BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS msg_uuids (  -- MpoolPushMessage's MsgUuid → the message it signed
+	uuid TEXT PRIMARY KEY,
+	msg  BLOB NOT NULL  -- SignedMessage CBOR
 );
 `
 
@@ -71,14 +77,18 @@ func openStore(ctx context.Context, path string) (*store, error) {
 		return nil, fmt.Errorf("creating devnet schema in %s: %w", path, err)
 	}
 	// Columns added after the first version of the schema.
-	for _, col := range []string{"sender", "nonce"} {
+	for _, col := range []struct{ table, name, ddl string }{
+		{"messages", "sender", `ALTER TABLE messages ADD COLUMN sender INTEGER`},
+		{"messages", "nonce", `ALTER TABLE messages ADD COLUMN nonce INTEGER`},
+		{"replaced", "msg", `ALTER TABLE replaced ADD COLUMN msg BLOB`},
+	} {
 		var n int
-		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = ?`, col).Scan(&n); err != nil {
+		if err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, col.table, col.name).Scan(&n); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("reading devnet schema in %s: %w", path, err)
 		}
 		if n == 0 {
-			if _, err := db.ExecContext(ctx, `ALTER TABLE messages ADD COLUMN `+col+` INTEGER`); err != nil {
+			if _, err := db.ExecContext(ctx, col.ddl); err != nil {
 				db.Close()
 				return nil, fmt.Errorf("updating devnet schema in %s: %w", path, err)
 			}
@@ -266,10 +276,12 @@ func (s *store) findMessage(ctx context.Context, c cid.Cid) (*found, error) {
 }
 
 // findReplacement looks up the executed message that replaced the pool
-// message c (same sender and nonce), if any.
+// message c, if any: as in Lotus, one with the same sender and nonce that
+// makes the same call (To, Method, Value, Params; gas may differ).
 func (s *store) findReplacement(ctx context.Context, c cid.Cid) (*found, error) {
 	var sender, nonce int64
-	err := s.db.QueryRowContext(ctx, `SELECT sender, nonce FROM replaced WHERE cid = ?`, c.String()).Scan(&sender, &nonce)
+	var oldb []byte
+	err := s.db.QueryRowContext(ctx, `SELECT sender, nonce, msg FROM replaced WHERE cid = ?`, c.String()).Scan(&sender, &nonce, &oldb)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
@@ -281,13 +293,26 @@ func (s *store) findReplacement(ctx context.Context, c cid.Cid) (*found, error) 
 		h, code int64
 		ret     []byte
 		gas     int64
+		newb    []byte
 	)
-	err = s.db.QueryRowContext(ctx, `SELECT cid, height, exit_code, ret, gas_used FROM messages WHERE sender = ? AND nonce = ?`, sender, nonce).Scan(&sc, &h, &code, &ret, &gas)
+	err = s.db.QueryRowContext(ctx, `SELECT cid, height, exit_code, ret, gas_used, msg FROM messages WHERE sender = ? AND nonce = ?`, sender, nonce).Scan(&sc, &h, &code, &ret, &gas, &newb)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up the replacement of %s: %w", c, err)
+	}
+	if oldb != nil { // rows written before the devnet kept the message
+		var old, repl chain.SignedMessage
+		if err := old.UnmarshalCBOR(bytes.NewReader(oldb)); err != nil {
+			return nil, fmt.Errorf("decoding replaced message %s: %w", c, err)
+		}
+		if err := repl.UnmarshalCBOR(bytes.NewReader(newb)); err != nil {
+			return nil, fmt.Errorf("decoding the replacement of %s: %w", c, err)
+		}
+		if !old.Message.EqualCall(&repl.Message) {
+			return nil, nil // another call took the nonce: c can never execute
+		}
 	}
 	rc, err := cid.Decode(sc)
 	if err != nil {
@@ -299,23 +324,62 @@ func (s *store) findReplacement(ctx context.Context, c cid.Cid) (*found, error) 
 }
 
 // poolReplaced records that pool message c (of sender, nonce) was replaced.
-func (s *store) poolReplaced(ctx context.Context, c cid.Cid, sender, nonce uint64) error {
-	if _, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO replaced (cid, sender, nonce) VALUES (?, ?, ?)`, c.String(), int64(sender), int64(nonce)); err != nil {
+func (s *store) poolReplaced(ctx context.Context, c cid.Cid, sender, nonce uint64, old *chain.SignedMessage) error {
+	b, err := old.Serialize()
+	if err != nil {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO replaced (cid, sender, nonce, msg) VALUES (?, ?, ?, ?)
+		ON CONFLICT (cid) DO UPDATE SET sender = excluded.sender, nonce = excluded.nonce, msg = excluded.msg`, c.String(), int64(sender), int64(nonce), b); err != nil {
 		return fmt.Errorf("recording replaced message %s: %w", c, err)
 	}
 	return s.poolRemove(ctx, c)
 }
 
-// poolAdd remembers a pending message, so that a restart keeps it.
-func (s *store) poolAdd(ctx context.Context, c cid.Cid, seq uint64, smsg *chain.SignedMessage) error {
+// poolAdd remembers a pending message, so that a restart keeps it. A
+// message MpoolPushMessage signed under a MsgUuid (not uuid.Nil) is
+// remembered by that id in the same transaction.
+func (s *store) poolAdd(ctx context.Context, c cid.Cid, seq uint64, smsg *chain.SignedMessage, msgUUID uuid.UUID) error {
 	var buf bytes.Buffer
 	if err := smsg.MarshalCBOR(&buf); err != nil {
 		return fmt.Errorf("encoding message %s: %w", c, err)
 	}
-	if _, err := s.db.ExecContext(ctx, `INSERT OR REPLACE INTO mpool (cid, seq, msg) VALUES (?, ?, ?)`, c.String(), int64(seq), buf.Bytes()); err != nil {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("storing pending message %s: %w", c, err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO mpool (cid, seq, msg) VALUES (?, ?, ?)
+		ON CONFLICT (cid) DO UPDATE SET seq = excluded.seq, msg = excluded.msg`, c.String(), int64(seq), buf.Bytes()); err != nil {
+		return fmt.Errorf("storing pending message %s: %w", c, err)
+	}
+	if msgUUID != uuid.Nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO msg_uuids (uuid, msg) VALUES (?, ?)`, msgUUID.String(), buf.Bytes()); err != nil {
+			return fmt.Errorf("recording message %s as MsgUuid %s: %w", c, msgUUID, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("storing pending message %s: %w", c, err)
 	}
 	return nil
+}
+
+// signedAs returns the message MpoolPushMessage signed under MsgUuid u, or
+// nil.
+func (s *store) signedAs(ctx context.Context, u uuid.UUID) (*chain.SignedMessage, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, `SELECT msg FROM msg_uuids WHERE uuid = ?`, u.String()).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up MsgUuid %s: %w", u, err)
+	}
+	var sm chain.SignedMessage
+	if err := sm.UnmarshalCBOR(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("decoding the message of MsgUuid %s: %w", u, err)
+	}
+	return &sm, nil
 }
 
 // poolRemove forgets a pending message (replaced or dropped).

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -134,7 +132,8 @@ func newHandoffRig(ctx context.Context, dir string, payload int64) (rig *handoff
 	}
 	miner, _ := address.NewIDAddress(1000)
 	cfg := sealing.Config{Dir: filepath.Join(dir, "sectors"), SectorSize: rig.ssize, MaxWaitDealsSectors: 64}
-	if rig.seal, err = sealing.New(cfg, rig.sqldb, rig.dn, miner, sealing.NewDevnetSealer()); err != nil {
+	// The bench only adds pieces: no sector is sealed, no message sent.
+	if rig.seal, err = sealing.New(cfg, rig.sqldb, rig.dn, nil, miner, sealing.NewDevnetSealer()); err != nil {
 		return nil, err
 	}
 	secret := []byte(uuid.NewString())
@@ -147,12 +146,12 @@ func newHandoffRig(ctx context.Context, dir string, payload int64) (rig *handoff
 		return nil, fmt.Errorf("listening on loopback: %w", err)
 	}
 	rig.srv, err = minerapi.NewServer(minerapi.ServerConfig{
-		Miner: miner, SectorSize: rig.ssize, StorageID: minerapi.StorageID(uuid.NewString()),
+		Miner: miner, SectorSize: rig.ssize,
 		RemoteURL: "http://" + l.Addr().String() + "/remote",
 		Verify: func(ctx context.Context, tok string) ([]auth.Permission, error) {
 			return devnet.VerifyToken(secret, tok)
 		},
-	}, benchSealing{rig.seal})
+	}, rig.seal)
 	if err != nil {
 		l.Close()
 		return nil, err
@@ -163,13 +162,6 @@ func newHandoffRig(ctx context.Context, dir string, payload int64) (rig *handoff
 		return nil, err
 	}
 	return rig, nil
-}
-
-// benchSealing serves the hand-off only: the bench reads no sector back.
-type benchSealing struct{ *sealing.Sealing }
-
-func (benchSealing) OpenUnsealed(context.Context, abi.SectorNumber) (io.ReadSeekCloser, error) {
-	return nil, errors.New("the handoff bench serves no unsealed files")
 }
 
 func (r *handoffRig) deal() sealing.Deal {

@@ -22,9 +22,10 @@ var devnetCmd = &cli.Command{
 			Description: "Uses MpoolPushMessage, which needs the devnet's admin token: the one in\n" +
 				"~/.ferry/token (or $FERRY_REPO/token), $FERRY_API_TOKEN, or FULLNODE_API_INFO as\n" +
 				"`ferryd run` prints it. Refuses unless the chain's version says ferry-devnet.",
-			Flags:  []cli.Flag{repoFlag, jsonFlag, noWaitFlag},
+			Flags:  []cli.Flag{jsonFlag, noWaitFlag},
 			Action: devnetFund,
 		},
+		devnetDatacapCmd,
 	},
 }
 

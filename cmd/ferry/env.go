@@ -38,7 +38,7 @@ func openRepo(c *cli.Context) (*client.Repo, error) {
 
 // dialChain connects to the chain the repo's config and the environment
 // name.
-func dialChain(c *cli.Context, r *client.Repo) (chain.Node, func(), error) {
+func dialChain(c *cli.Context, r *client.Repo) (chain.FullNode, func(), error) {
 	var cfg client.Config
 	if r != nil {
 		cfg = r.Config
