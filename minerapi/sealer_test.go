@@ -12,9 +12,13 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 
+	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/sealing"
 )
+
+// The Sealer is the market's sealer seam.
+var _ market.Sealer = (*Sealer)(nil)
 
 // unreadable fails the test that reads it: a hand-off that must not send
 // data.

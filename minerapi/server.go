@@ -43,6 +43,8 @@ type Sealing interface {
 	Storage() (path string, meta sealing.StorageMeta)
 }
 
+var _ Sealing = (*sealing.Sealing)(nil)
+
 // ServerConfig configures a Server.
 type ServerConfig struct {
 	// Miner is the miner actor sealed for (an ID address).
