@@ -28,6 +28,8 @@
 // SectorsStatus lists only pieces whose bytes are written, in sector
 // order, fillers included (DealInfo null), so a piece's offset is the sum
 // of the sizes before it; Deals has one entry per piece, 0 for fillers.
+// Its on-chain fields (Activation, Expiration, the weights and pledge) are
+// zero: the server has no chain (the big integers are "0", never null).
 // SectorsUnsealPiece succeeds at once when the sector's unsealed copy
 // exists and fails with a clear error otherwise (ferryd keeps no sealed
 // replica to unseal from). StorageFindSector answers for unsealed files
