@@ -110,15 +110,21 @@ type lotusClient struct {
 }
 
 // dialLotus connects Lotus' own client code (go-jsonrpc with rpcenc's
-// reader encoder, push URL derived as Lotus derives it) to addr.
+// reader encoder, push URL derived as Lotus derives it) to addr over HTTP.
 func dialLotus(t *testing.T, addr, token string) *lotusClient {
+	return dialLotusScheme(t, "http", addr, token)
+}
+
+// dialLotusScheme is dialLotus over http or ws (Boost's miner client uses
+// a websocket).
+func dialLotusScheme(t *testing.T, scheme, addr, token string) *lotusClient {
 	t.Helper()
 	var c lotusClient
 	header := http.Header{}
 	if token != "" {
 		header.Set("Authorization", "Bearer "+token)
 	}
-	closer, err := jsonrpc.NewMergeClient(context.Background(), "http://"+addr+"/rpc/v0", "Filecoin", []interface{}{&c}, header,
+	closer, err := jsonrpc.NewMergeClient(context.Background(), scheme+"://"+addr+"/rpc/v0", "Filecoin", []interface{}{&c}, header,
 		rpcenc.ReaderParamEncoder("http://"+addr+"/rpc/streams/v0/push"))
 	if err != nil {
 		t.Fatal(err)
@@ -322,6 +328,21 @@ func TestLotusClientToFerryServer(t *testing.T) {
 	got, err := io.ReadAll(io.NewSectionReader(pr, 0, pr.Size()))
 	if err != nil || !bytes.Equal(got, second.full()) {
 		t.Fatalf("reading the piece over /remote: %d bytes, %v", len(got), err)
+	}
+}
+
+// TestLotusClientOverWebsocket: the same hand-off over a websocket.
+func TestLotusClientOverWebsocket(t *testing.T) {
+	ctx := context.Background()
+	fs := startFerryServer(t)
+	lc := dialLotusScheme(t, "ws", fs.addr, fs.admin)
+	p := makePiece(t, 4, 100000, 128<<10)
+	off, err := lc.SectorAddPieceToAny(ctx, p.size, bytes.NewReader(p.full()), lotusDealInfo(p, 11))
+	if err != nil || off != (sectorOffset{1, 0}) {
+		t.Fatalf("SectorAddPieceToAny over ws = %+v, %v", off, err)
+	}
+	if si, err := lc.SectorsStatus(ctx, 1, false); err != nil || len(si.Pieces) != 1 || !si.Pieces[0].Piece.PieceCID.Equals(p.cid) {
+		t.Fatalf("SectorsStatus over ws = %+v, %v", si, err)
 	}
 }
 
