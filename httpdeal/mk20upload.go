@@ -195,19 +195,23 @@ func (m *MK20) uploadStatus(w http.ResponseWriter, r *http.Request, _ address.Ad
 	})
 }
 
-// receive copies exactly size bytes of body into f at off, and to tee
-// when not nil; a body of another length is refused with errSize.
+// receive copies size bytes of body into f at off, and to tee when not
+// nil, and syncs f; a body of another length is refused with errSize.
 func receive(f *os.File, off int64, size int64, body io.Reader, tee io.Writer) error {
 	w := io.Writer(io.NewOffsetWriter(f, off))
 	if tee != nil {
 		w = io.MultiWriter(w, tee)
 	}
-	n, err := io.Copy(w, io.LimitReader(body, size+1))
+	n, err := io.Copy(w, io.LimitReader(body, size))
 	if err != nil {
 		return fmt.Errorf("receiving after %d bytes: %w", n, err)
 	}
 	if n != size {
 		return fmt.Errorf("%w: %d bytes, want %d", errSize, n, size)
+	}
+	// Nothing is written past the chunk: a longer body is only refused.
+	if m, _ := io.ReadFull(body, make([]byte, 1)); m > 0 {
+		return fmt.Errorf("%w: more than %d bytes", errSize, size)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("syncing staging file: %w", err)

@@ -54,8 +54,12 @@ func TestAuthRoundTrip(t *testing.T) {
 			}
 		}
 		for name, f := range map[string]func() (address.Address, error){
-			"stale":        func() (address.Address, error) { return VerifyAuth(h, "POST", "/market/mk20/deal", at.Add(2*time.Minute)) },
-			"early":        func() (address.Address, error) { return VerifyAuth(h, "POST", "/market/mk20/deal", at.Add(-91*time.Second)) },
+			"stale": func() (address.Address, error) {
+				return VerifyAuth(h, "POST", "/market/mk20/deal", at.Add(2*time.Minute))
+			},
+			"early": func() (address.Address, error) {
+				return VerifyAuth(h, "POST", "/market/mk20/deal", at.Add(-91*time.Second))
+			},
 			"other method": func() (address.Address, error) { return VerifyAuth(h, "GET", "/market/mk20/deal", at) },
 			"other path":   func() (address.Address, error) { return VerifyAuth(h, "POST", "/market/mk20/status", at) },
 		} {
@@ -197,11 +201,14 @@ func TestValidate(t *testing.T) {
 		}
 	}
 	for name, mod := range map[string]func(*Deal){
-		"no data":         func(d *Deal) { d.Data = nil },
-		"offline":         func(d *Deal) { d.Data.SourceHTTP = nil; d.Data.SourceOffline = &DataSourceOffline{} },
-		"put":             func(d *Deal) { d.Data.SourceHTTP = nil; d.Data.SourceHTTPPut = &DataSourceHTTPPut{} },
-		"allocation":      func(d *Deal) { d.Products.DDOV1.AllocationID = &alloc; d.Products.DDOV1.Duration = 0 },
-		"notification":    func(d *Deal) { d.Products.DDOV1.NotificationAddress = notify; d.Products.DDOV1.NotificationPayload = []byte{} },
+		"no data":    func(d *Deal) { d.Data = nil },
+		"offline":    func(d *Deal) { d.Data.SourceHTTP = nil; d.Data.SourceOffline = &DataSourceOffline{} },
+		"put":        func(d *Deal) { d.Data.SourceHTTP = nil; d.Data.SourceHTTPPut = &DataSourceHTTPPut{} },
+		"allocation": func(d *Deal) { d.Products.DDOV1.AllocationID = &alloc; d.Products.DDOV1.Duration = 0 },
+		"notification": func(d *Deal) {
+			d.Products.DDOV1.NotificationAddress = notify
+			d.Products.DDOV1.NotificationPayload = []byte{}
+		},
 		"market contract": func(d *Deal) { d.Products.DDOV1.MarketAddress = "0x" + strings.Repeat("aB", 20) },
 	} {
 		d := goodDeal(t, client)

@@ -260,4 +260,3 @@ func (h *HTTPURL) validate() error {
 	}
 	return nil
 }
-
