@@ -283,4 +283,3 @@ func isULID(s string) (ulid.ULID, bool) {
 	id, err := ulid.ParseStrict(s)
 	return id, err == nil
 }
-
