@@ -98,8 +98,8 @@ func TestMK12OverHTTPMatchesLibp2p(t *testing.T) {
 		}
 		switch name {
 		case "signed":
-			if st.DealStatus == nil || st.DealStatus.Status != Complete {
-				t.Errorf("status: %+v", st)
+			if st.DealStatus == nil || st.DealStatus.Status != "Complete" {
+				t.Errorf("status: %+v", st.DealStatus)
 			}
 		case "bad signature":
 			if st.Error != "signature verification failed" {
