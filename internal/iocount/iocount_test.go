@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync/atomic"
 	"testing"
 )
@@ -50,7 +51,7 @@ func TestProgress(t *testing.T) {
 	}
 	// 5000 bytes in reads of 1500: progress after each read that got bytes,
 	// never for the empty read at EOF.
-	if want := []int64{1500, 3000, 4500, 5000}; !equal(seen, want) {
+	if want := []int64{1500, 3000, 4500, 5000}; !slices.Equal(seen, want) {
 		t.Fatalf("Reader progress %v, want %v", seen, want)
 	}
 
@@ -64,16 +65,4 @@ func TestProgress(t *testing.T) {
 	if written.Load() != int64(len(data)) || last != int64(len(data)) || !bytes.Equal(out.Bytes(), data) {
 		t.Fatalf("Writer: counted %d, last progress %d, %d bytes out", written.Load(), last, out.Len())
 	}
-}
-
-func equal(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
