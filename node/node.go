@@ -19,7 +19,6 @@ import (
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-jsonrpc"
-	"github.com/filecoin-project/go-jsonrpc/auth"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -27,10 +26,12 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/ferry-fil/ferry/api"
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/chain/lotus"
 	"github.com/ferry-fil/ferry/chain/sender"
+	"github.com/ferry-fil/ferry/client"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/ipni"
@@ -136,7 +137,6 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 			Dir:       repo.Path("devnet"),
 			BlockTime: cfg.Chain.DevnetBlockTime.Std(),
 			Wallet:    n.Wallet,
-			Secret:    secret,
 			Logf:      logf,
 		})
 		if err != nil {
@@ -329,44 +329,63 @@ func (n *Node) serve(addr string, h http.Handler, what string) error {
 	return nil
 }
 
-// serveAPI serves the operator API (and /metrics) and writes the api and
-// token files.
+// serveAPI serves the operator API (and /metrics) and writes the api file,
+// the operator's admin token and, on the devnet, the clients' chain token.
 func (n *Node) serveAPI(secret []byte) error {
 	rpc := jsonrpc.NewServer()
-	rpc.Register("Ferry", api.Permissioned(&nodeAPI{n: n}))
+	rpc.Register("Ferry", api.Permissioned(&nodeAPI{n: n, secret: secret}))
 	mux := http.NewServeMux()
-	mux.Handle("/rpc/v0", &auth.Handler{
-		Verify: func(ctx context.Context, token string) ([]auth.Permission, error) {
-			return devnet.VerifyToken(secret, token)
-		},
-		Next: rpc.ServeHTTP,
-	})
+	mux.Handle("/rpc/v0", auth.RequireToken(secret, rpc))
 	// Counts only, no secrets: served without a token, as Prometheus
 	// scrapes (the listener is loopback unless the operator opens it).
 	mux.Handle("/metrics", n.metricsHandler())
 	if err := n.serve(n.Config.API.Listen, mux, "operator API"); err != nil {
 		return err
 	}
-	token, err := devnet.MintToken(secret, api.AllPermissions...)
+	token, err := auth.Mint(secret, auth.All()...)
 	if err != nil {
-		return fmt.Errorf("minting the API token: %w", err)
+		return err
 	}
-	tcp, err := net.ResolveTCPAddr("tcp", n.Config.API.Listen)
-	if err != nil {
+	if n.apiAddr, err = APIMultiaddr(n.Config.API.Listen); err != nil {
 		return fmt.Errorf("reading API.Listen: %w", err)
 	}
-	m, err := manet.FromNetAddr(tcp)
-	if err != nil {
-		return fmt.Errorf("reading API.Listen: %w", err)
-	}
-	n.apiAddr = m.String() + "/http"
 	if err := writeFileAtomic(n.Repo.Path("token"), []byte(token), 0o600); err != nil {
 		return fmt.Errorf("writing the token file: %w", err)
+	}
+	if n.Devnet != nil {
+		// Clients may read the chain and push what they signed, and ask
+		// the faucet for funds; they may not sign with the keys ferryd
+		// holds (the worker's, the genesis account's).
+		ct, err := n.Devnet.Token(ClientChainPermissions()...)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(n.Repo.Path(client.DevnetTokenFile), []byte(ct), 0o600); err != nil {
+			return fmt.Errorf("writing the devnet token file: %w", err)
+		}
 	}
 	if err := writeFileAtomic(n.Repo.Path("api"), []byte(n.apiAddr), 0o644); err != nil {
 		return fmt.Errorf("writing the api file: %w", err)
 	}
 	return nil
+}
+
+// ClientChainPermissions are those of the devnet chain token ferryd gives
+// clients: read and write, never sign or admin.
+func ClientChainPermissions() []auth.Permission { return []auth.Permission{auth.Read, auth.Write} }
+
+// APIMultiaddr writes host:port as the multiaddr Lotus' API info strings
+// use, /ip4/…/tcp/…/http.
+func APIMultiaddr(hostport string) (string, error) {
+	tcp, err := net.ResolveTCPAddr("tcp", hostport)
+	if err != nil {
+		return "", err
+	}
+	m, err := manet.FromNetAddr(tcp)
+	if err != nil {
+		return "", err
+	}
+	return m.String() + "/http", nil
 }
 
 // Close stops every part, newest first, and removes the api file.

@@ -18,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/chain/lotus"
@@ -175,7 +176,7 @@ func TestSendWaitResend(t *testing.T) {
 	e := newEnv(t, 5*time.Millisecond)
 	srv := httptest.NewServer(e.d.Handler())
 	t.Cleanup(srv.Close)
-	tok, err := e.d.Token(lotus.PermRead, lotus.PermWrite, lotus.PermSign)
+	tok, err := e.d.Token(auth.Read, auth.Write, auth.Sign)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,6 +28,7 @@ func main() {
 			askCmd,
 			sectorsCmd,
 			indexCmd,
+			authCmd,
 		},
 	}
 	if err := app.Run(cliutil.Interspersed(app, os.Args)); err != nil {
