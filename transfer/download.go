@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,8 @@ const (
 	DefaultMaxConcurrent = 20
 	DefaultStallTimeout  = 5 * time.Minute
 	DefaultMaxRetries    = 10
+	DefaultMinRate       = 32 << 10 // bytes per second
+	DefaultRateWindow    = 10 * time.Minute
 	DefaultBackoffMin    = time.Second
 	DefaultBackoffMax    = time.Minute
 	DefaultBufferSize    = 1 << 20
@@ -46,6 +49,9 @@ var (
 	ErrPrivateAddress = errors.New("transfer: refusing to connect to a non-public address")
 	// ErrStalled: an attempt received no bytes for the stall timeout. Retried.
 	ErrStalled = errors.New("transfer: stalled")
+	// ErrTooSlow: the server sent less than the minimum rate over the rate
+	// window. It ends the Download but is not permanent.
+	ErrTooSlow = errors.New("transfer: slower than the minimum rate")
 	// ErrContentChanged: the server ignored a Range request and the bytes it
 	// sent from the start differ from the ones already on disk. Not retried.
 	ErrContentChanged = errors.New("transfer: content differs from the bytes already downloaded")
@@ -65,26 +71,61 @@ func (e *StatusError) retryable() bool {
 	return e.Code == http.StatusRequestTimeout || e.Code == http.StatusTooManyRequests || e.Code >= 500
 }
 
+// IsPermanent reports whether err, returned by Download or CheckURL, is one
+// no retry can fix: the server's size differs from the declared one (or its
+// body is longer), the URL is invalid or leads to a non-public address, the
+// content changed under a resumed download, the server broke the Range
+// protocol, or an HTTP status of 4xx other than 408 and 429. Everything else
+// — server errors, resets, stalls, a full disk — may pass, and a later
+// Download resumes from the bytes on disk.
+func IsPermanent(err error) bool {
+	var p permanentError
+	if errors.As(err, &p) || errors.Is(err, ErrSizeMismatch) || errors.Is(err, ErrPrivateAddress) ||
+		errors.Is(err, ErrContentChanged) || errors.Is(err, ErrInvalidURL) {
+		return true
+	}
+	var se *StatusError
+	return errors.As(err, &se) && !se.retryable()
+}
+
 // Config sets the limits and policies of a Downloader. Zero fields take the
 // defaults documented on each.
 type Config struct {
 	// MaxConcurrent bounds the downloads running at once (default 20).
-	// Download waits for a slot, or for its context to end.
+	// Download waits for a slot, or for its context to end. A free slot
+	// goes to the waiting download whose client (Request.Client) has the
+	// fewest running, the longest waiting among equals.
 	MaxConcurrent int
 	// MaxPerHost bounds the downloads running at once from one host
 	// (host:port of the URL); zero means only MaxConcurrent applies.
 	MaxPerHost int
+	// MaxPerClient bounds the downloads running at once for one client, so
+	// that one client's stalling downloads leave slots for the others
+	// (default half of MaxConcurrent, rounded up; negative: only
+	// MaxConcurrent applies).
+	MaxPerClient int
 	// StallTimeout aborts and retries an attempt that receives no bytes for
 	// this long, waiting for the response headers included (default 5m).
 	StallTimeout time.Duration
-	// MaxRetries is how many failed attempts in a row, without a byte of
-	// progress between them, a Download makes before it gives up (default
-	// 10; negative: no retries). Progress resets the count.
+	// MaxRetries is how many times in all one Download retries after a
+	// failed attempt before it gives up (default 10; negative: no retries).
+	// Progress does not reset the count: a server that sends a little and
+	// then stalls, again and again, does not hold a slot for ever. (A
+	// response that ends early but where it said it would, as servers that
+	// cap ranges do, is no failure.)
 	MaxRetries int
 	// BackoffMin and BackoffMax bound the wait between attempts, which
-	// doubles after each failure without progress (defaults 1s and 1m),
-	// with jitter. A server's Retry-After is honoured up to BackoffMax.
+	// doubles after each failure (defaults 1s and 1m), with jitter. A
+	// server's Retry-After is honoured up to BackoffMax.
 	BackoffMin, BackoffMax time.Duration
+	// MinRate and RateWindow bound a whole Download, retries and the waits
+	// between them included: a Download whose server sent fewer than
+	// MinRate × RateWindow bytes in a RateWindow ends with ErrTooSlow
+	// (defaults 32 KiB/s and 10m; a negative MinRate turns the check off).
+	// Windows in which the file or tee kept the Download from reading are
+	// not judged.
+	MinRate    int64
+	RateWindow time.Duration
 	// AllowPrivateAddresses allows connecting to loopback, private (RFC 1918,
 	// RFC 4193), link-local and other non-public addresses. Keep it false on
 	// mainnet; the devnet and tests set it since everything is loopback.
@@ -106,16 +147,7 @@ type Config struct {
 type Downloader struct {
 	cfg    Config
 	client *http.Client
-	global chan struct{}
-
-	mu    sync.Mutex
-	hosts map[string]*hostSlots // guarded by mu
-}
-
-// hostSlots is the per-host semaphore, dropped when no download uses it.
-type hostSlots struct {
-	sem   chan struct{}
-	users int
+	slots  *slots
 }
 
 // Request names what to download.
@@ -128,6 +160,11 @@ type Request struct {
 	// Size is the declared size in bytes: the server must agree and the file
 	// never grows beyond it.
 	Size uint64
+	// Client names who the download is for: the deal client's peer ID or
+	// wallet address. Slots are shared fairly among clients (see
+	// Config.MaxConcurrent and MaxPerClient); requests without one count as
+	// one client.
+	Client string
 }
 
 // New returns a Downloader with cfg's zero fields set to their defaults.
@@ -137,6 +174,11 @@ func New(cfg Config) *Downloader {
 	}
 	if cfg.MaxPerHost < 0 {
 		cfg.MaxPerHost = 0
+	}
+	if cfg.MaxPerClient == 0 {
+		cfg.MaxPerClient = (cfg.MaxConcurrent + 1) / 2
+	} else if cfg.MaxPerClient < 0 {
+		cfg.MaxPerClient = 0
 	}
 	if cfg.StallTimeout <= 0 {
 		cfg.StallTimeout = DefaultStallTimeout
@@ -158,6 +200,12 @@ func New(cfg Config) *Downloader {
 	if cfg.BufferSize <= 0 {
 		cfg.BufferSize = DefaultBufferSize
 	}
+	if cfg.MinRate == 0 {
+		cfg.MinRate = DefaultMinRate
+	}
+	if cfg.RateWindow <= 0 {
+		cfg.RateWindow = DefaultRateWindow
+	}
 	client := cfg.Client
 	if client == nil {
 		client = &http.Client{Transport: newTransport(cfg)}
@@ -165,8 +213,7 @@ func New(cfg Config) *Downloader {
 	return &Downloader{
 		cfg:    cfg,
 		client: client,
-		global: make(chan struct{}, cfg.MaxConcurrent),
-		hosts:  make(map[string]*hostSlots),
+		slots:  newSlots(cfg.MaxConcurrent, cfg.MaxPerHost, cfg.MaxPerClient),
 	}
 }
 
@@ -177,13 +224,14 @@ func newTransport(cfg Config) *http.Transport {
 	if !cfg.AllowPrivateAddresses {
 		dialer.Control = refusePrivate
 	}
+	dial := dialContext(dialer)
 	perHost := cfg.MaxPerHost
 	if perHost == 0 {
 		perHost = cfg.MaxConcurrent
 	}
 	return &http.Transport{
 		Proxy:               nil,
-		DialContext:         dialer.DialContext,
+		DialContext:         dial,
 		TLSHandshakeTimeout: 30 * time.Second,
 		MaxIdleConns:        cfg.MaxConcurrent,
 		MaxIdleConnsPerHost: perHost,
@@ -196,46 +244,6 @@ func newTransport(cfg Config) *http.Transport {
 // CloseIdleConnections closes the kept-alive connections of the Downloader's
 // client; call it when the Downloader is no longer used.
 func (d *Downloader) CloseIdleConnections() { d.client.CloseIdleConnections() }
-
-// acquire takes a global slot and a slot for host, waiting for ctx at most.
-func (d *Downloader) acquire(ctx context.Context, host string) (release func(), err error) {
-	select {
-	case d.global <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for a download slot: %w", ctx.Err())
-	}
-	if d.cfg.MaxPerHost == 0 {
-		return func() { <-d.global }, nil
-	}
-	d.mu.Lock()
-	hs := d.hosts[host]
-	if hs == nil {
-		hs = &hostSlots{sem: make(chan struct{}, d.cfg.MaxPerHost)}
-		d.hosts[host] = hs
-	}
-	hs.users++
-	d.mu.Unlock()
-	drop := func() {
-		d.mu.Lock()
-		hs.users--
-		if hs.users == 0 {
-			delete(d.hosts, host)
-		}
-		d.mu.Unlock()
-	}
-	select {
-	case hs.sem <- struct{}{}:
-	case <-ctx.Done():
-		drop()
-		<-d.global
-		return nil, fmt.Errorf("waiting for a download slot for %s: %w", host, ctx.Err())
-	}
-	return func() {
-		<-hs.sem
-		drop()
-		<-d.global
-	}, nil
-}
 
 // hostKey is the host:port a URL connects to, for the per-host limit.
 func hostKey(u *url.URL) string {
@@ -262,18 +270,23 @@ func hostKey(u *url.URL) string {
 // received, not rewritten, and a difference is ErrContentChanged. Nothing on
 // disk is ever truncated: a file longer than req.Size is an error.
 //
-// Errors are wrapped with the URL (credentials elided); ErrSizeMismatch,
-// ErrPrivateAddress, ErrContentChanged, client errors (*StatusError 4xx other
-// than 408 and 429) and local write or tee errors end the Download at once,
-// other failures are retried as Config says.
+// Download succeeds only once a response of this call has ended exactly at
+// the declared size, so a server that sends more than declared fails every
+// Download, not only the first. A file already holding req.Size bytes is
+// therefore confirmed with a request for its last byte (Range: bytes=N-1-),
+// whose answer must show the declared size and the same byte.
+//
+// Errors are wrapped with the URL as Redact shows it. Permanent errors
+// (IsPermanent), local write or tee errors and TLS certificate errors end the
+// Download at once; other failures are retried as Config says.
 //
 // Two Downloads must not write the same path at the same time.
 func (d *Downloader) Download(ctx context.Context, req Request, path string, tee io.Writer, progress func(received uint64)) error {
-	if err := checkURL(req.URL); err != nil {
+	u, err := parseURL(req.URL)
+	if err != nil {
 		return fmt.Errorf("download: %w", err)
 	}
-	u, _ := url.Parse(req.URL) // checked above
-	name := u.Redacted()
+	name := Redact(req.URL)
 	if req.Size == 0 || req.Size > math.MaxInt64 {
 		return fmt.Errorf("download %s: declared size %d out of range", name, req.Size)
 	}
@@ -282,7 +295,7 @@ func (d *Downloader) Download(ctx context.Context, req Request, path string, tee
 			return fmt.Errorf("download %s: invalid header %q", name, k)
 		}
 	}
-	release, err := d.acquire(ctx, hostKey(u))
+	release, err := d.slots.acquire(ctx, hostKey(u), req.Client)
 	if err != nil {
 		return fmt.Errorf("download %s: %w", name, err)
 	}
@@ -318,12 +331,19 @@ type session struct {
 	name string
 	f    *os.File
 	tee  io.Writer
-	bufs [][]byte // buffers; bufs[0] and bufs[1] also serve replay and compareSkip
+	bufs [][]byte // buffers; bufs[0] and bufs[1] also serve replay and compare
 	have uint64   // bytes on disk, all of them written to tee
 
 	progress     func(uint64)
 	lastProgress time.Time
 	retryAfter   time.Duration // from the last response, if it said so
+
+	// received counts the body bytes read from the server. local counts
+	// the entries into and exits from the phases in which the Download
+	// waits for its own file and tee, not for the server — the reader
+	// waiting for a free buffer, the writer finishing after the reader
+	// stopped — so it is odd during one. The rate check reads both.
+	received, local atomic.Uint64
 }
 
 func (s *session) run(ctx context.Context) error {
@@ -338,36 +358,61 @@ func (s *session) run(ctx context.Context) error {
 		return fmt.Errorf("download %s: %w", s.name, err)
 	}
 	s.report(true)
-
-	failures := 0
-	for s.have < s.req.Size {
-		before := s.have
-		s.retryAfter = 0
-		err := s.attempt(ctx)
-		if s.have > before {
-			failures = 0
-		}
-		if err == nil {
-			continue
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("download %s: %w", s.name, ctx.Err())
-		}
-		if isPermanent(err) {
-			return fmt.Errorf("download %s at byte %d: %w", s.name, s.have, err)
-		}
-		if failures >= s.d.cfg.MaxRetries {
-			return fmt.Errorf("download %s at byte %d: giving up after %d attempts without progress: %w", s.name, s.have, failures+1, err)
-		}
-		failures++
-		if err := s.wait(ctx, failures); err != nil {
-			return fmt.Errorf("download %s: %w", s.name, err)
-		}
+	if err := s.fetch(ctx); err != nil {
+		return err
 	}
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("download %s: syncing %s: %w", s.name, s.f.Name(), err)
 	}
 	s.report(true)
+	return nil
+}
+
+// fetch makes attempts until one ends at the declared size, within the
+// retry budget and the minimum rate.
+func (s *session) fetch(ctx context.Context) error {
+	// The rate check can end the whole Download, between attempts too.
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { s.checkRate(stop, cancel) })
+	defer func() {
+		close(stop)
+		wg.Wait()
+	}()
+	// ended is the error of a Download whose context ended.
+	ended := func() error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("download %s: %w", s.name, ctx.Err())
+		}
+		return fmt.Errorf("download %s at byte %d: %w", s.name, s.have, context.Cause(sctx))
+	}
+
+	failures := 0
+	for {
+		s.retryAfter = 0
+		err := s.attempt(sctx)
+		if err == nil {
+			if s.have == s.req.Size {
+				break // the response ended at the declared size
+			}
+			continue // a partial response: ask for the rest
+		}
+		if sctx.Err() != nil {
+			return ended()
+		}
+		if final(err) {
+			return fmt.Errorf("download %s at byte %d: %w", s.name, s.have, err)
+		}
+		if failures >= s.d.cfg.MaxRetries {
+			return fmt.Errorf("download %s at byte %d: giving up after %d failed attempts: %w", s.name, s.have, failures+1, err)
+		}
+		failures++
+		if err := s.wait(sctx, failures); err != nil {
+			return ended()
+		}
+	}
 	return nil
 }
 
@@ -391,6 +436,34 @@ func (s *session) replay(ctx context.Context, n uint64) error {
 		s.have += uint64(len(chunk))
 	}
 	return nil
+}
+
+// checkRate ends the Download through cancel with ErrTooSlow when a rate
+// window passes in which the server sent less than the minimum, until stop
+// is closed. A window in which the Download waited for its file or tee
+// (s.local) is not judged.
+func (s *session) checkRate(stop <-chan struct{}, cancel context.CancelCauseFunc) {
+	cfg := s.d.cfg
+	if cfg.MinRate < 0 {
+		return
+	}
+	least := max(1, uint64(float64(cfg.MinRate)*cfg.RateWindow.Seconds()))
+	t := time.NewTicker(cfg.RateWindow)
+	defer t.Stop()
+	var lastReceived, lastLocal uint64
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		received, local := s.received.Load(), s.local.Load()
+		if local == lastLocal && local%2 == 0 && received-lastReceived < least {
+			cancel(fmt.Errorf("%w: %d bytes in %s, less than %d bytes/s", ErrTooSlow, received-lastReceived, cfg.RateWindow, cfg.MinRate))
+			return
+		}
+		lastReceived, lastLocal = received, local
+	}
 }
 
 // wait sleeps before attempt number failures+1.
@@ -434,17 +507,21 @@ func (e permanentError) Unwrap() error { return e.err }
 
 func permanent(err error) error { return permanentError{err} }
 
-func isPermanent(err error) bool {
-	var p permanentError
-	if errors.As(err, &p) || errors.Is(err, ErrPrivateAddress) {
-		return true
-	}
-	var se *StatusError
-	if errors.As(err, &se) {
-		return !se.retryable()
-	}
+// localError marks a failure of this machine (the file, the tee): the
+// network is not to blame, so the Download stops instead of retrying, but
+// the error is not permanent.
+type localError struct{ err error }
+
+func (e localError) Error() string { return e.err.Error() }
+func (e localError) Unwrap() error { return e.err }
+
+// final reports whether err ends a Download without another attempt:
+// permanent errors, local errors and a certificate the server will present
+// again.
+func final(err error) bool {
+	var l localError
 	var cv *tls.CertificateVerificationError
-	return errors.As(err, &cv)
+	return IsPermanent(err) || errors.As(err, &l) || errors.As(err, &cv)
 }
 
 // attempt makes one request and copies its body to the file and tee until
@@ -470,43 +547,49 @@ func (s *session) attempt(ctx context.Context) error {
 		hreq.Header.Set(k, v)
 	}
 	hreq.Header.Set("Accept-Encoding", "identity")
-	if s.have > 0 {
-		hreq.Header.Set("Range", "bytes="+strconv.FormatUint(s.have, 10)+"-")
+	// Ask from the first byte not on disk; for a complete file, from its
+	// last byte, so that the answer confirms the size.
+	from := min(s.have, s.req.Size-1)
+	if from > 0 {
+		hreq.Header.Set("Range", "bytes="+strconv.FormatUint(from, 10)+"-")
 	}
 	resp, err := s.d.client.Do(hreq)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = Redact(ue.URL) // the request's URL, or a redirect's
+		}
 		return cause(err)
 	}
 	defer resp.Body.Close()
 
-	var skip uint64     // bytes at the start of the body already on disk
+	var start uint64    // the offset of the body's first byte
 	var rangeEnd uint64 // for a partial response, the offset after its last byte
 	switch resp.StatusCode {
 	case http.StatusOK:
 		if resp.ContentLength >= 0 && uint64(resp.ContentLength) != s.req.Size {
 			return permanent(fmt.Errorf("%w: Content-Length %d, declared %d", ErrSizeMismatch, resp.ContentLength, s.req.Size))
 		}
-		skip = s.have
 	case http.StatusPartialContent:
-		start, end, total, err := parseContentRange(resp.Header.Get("Content-Range"))
+		first, end, total, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil {
 			return permanent(err)
 		}
 		if total >= 0 && uint64(total) != s.req.Size {
 			return permanent(fmt.Errorf("%w: Content-Range total %d, declared %d", ErrSizeMismatch, total, s.req.Size))
 		}
-		if start != s.have {
-			return permanent(fmt.Errorf("server sent range from byte %d, asked from %d", start, s.have))
+		if first != from {
+			return permanent(fmt.Errorf("server sent range from byte %d, asked from %d", first, from))
 		}
 		if end >= s.req.Size {
 			return permanent(fmt.Errorf("%w: server sent a range up to byte %d, declared size %d", ErrSizeMismatch, end, s.req.Size))
 		}
-		rangeEnd = end + 1
+		start, rangeEnd = first, end+1
 	case http.StatusRequestedRangeNotSatisfiable:
 		if _, _, total, err := parseContentRange(resp.Header.Get("Content-Range")); err == nil && total >= 0 {
-			return permanent(fmt.Errorf("%w: server has %d bytes, declared %d, range from %d not satisfiable", ErrSizeMismatch, total, s.req.Size, s.have))
+			return permanent(fmt.Errorf("%w: server has %d bytes, declared %d, range from %d not satisfiable", ErrSizeMismatch, total, s.req.Size, from))
 		}
-		return permanent(fmt.Errorf("range from byte %d not satisfiable: %w", s.have, &StatusError{Code: resp.StatusCode, Status: resp.Status}))
+		return permanent(fmt.Errorf("range from byte %d not satisfiable: %w", from, &StatusError{Code: resp.StatusCode, Status: resp.Status}))
 	default:
 		if ra := resp.Header.Get("Retry-After"); ra != "" {
 			if secs, err := strconv.Atoi(ra); err == nil && secs > 0 {
@@ -516,9 +599,9 @@ func (s *session) attempt(ctx context.Context) error {
 		return &StatusError{Code: resp.StatusCode, Status: resp.Status}
 	}
 
-	body := &stallReader{r: resp.Body, timer: stall, timeout: s.d.cfg.StallTimeout}
-	if skip > 0 {
-		if err := s.compareSkip(body, skip); err != nil {
+	body := &bodyReader{r: resp.Body, timer: stall, timeout: s.d.cfg.StallTimeout, received: &s.received}
+	if start < s.have {
+		if err := s.compare(body, start, s.have-start); err != nil {
 			return cause(err)
 		}
 	}
@@ -529,7 +612,7 @@ func (s *session) attempt(ctx context.Context) error {
 	for _, b := range s.bufs {
 		free <- b
 	}
-	full := make(chan filled, len(s.bufs))
+	full := make(chan filled, len(s.bufs)+1) // every buffer and the final check
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { s.pump(body, s.have, free, full, done) })
@@ -537,6 +620,7 @@ func (s *session) attempt(ctx context.Context) error {
 		close(done)
 		cancel(nil)
 		wg.Wait()
+		s.local.Add(1) // the writer is done too: see pump
 	}()
 	for c := range full {
 		if len(c.data) > 0 {
@@ -547,7 +631,7 @@ func (s *session) attempt(ctx context.Context) error {
 		switch {
 		case c.err == nil:
 			free <- c.data[:cap(c.data)]
-		case isPermanent(c.err):
+		case final(c.err):
 			return c.err
 		case (errors.Is(c.err, io.EOF) || errors.Is(c.err, io.ErrUnexpectedEOF)) && s.have == rangeEnd:
 			// The server sent less than asked, but all it said it would
@@ -571,46 +655,53 @@ type filled struct {
 // pump reads the body from offset off up to the declared size into buffers
 // taken from free and sends them on full, in order, until the size is
 // reached, a read fails or done is closed; it closes full when it returns.
-// Past the declared size it checks that the body has ended.
-// Waiting for a free buffer does not count towards the stall timeout.
-func (s *session) pump(body *stallReader, off uint64, free <-chan []byte, full chan<- filled, done <-chan struct{}) {
+// At the declared size it checks that the body ends there, and sends an
+// error if it does not. Waiting for a free buffer does not count towards
+// the stall timeout.
+func (s *session) pump(body *bodyReader, off uint64, free <-chan []byte, full chan<- filled, done <-chan struct{}) {
 	defer close(full)
+	defer s.local.Add(1) // from here the writer finishes on its own: a local phase until attempt ends it
 	for off < s.req.Size {
 		var buf []byte
 		select {
 		case buf = <-free:
 		default:
 			body.timer.Stop()
+			s.local.Add(1)
 			select {
 			case buf = <-free:
 			case <-done:
+				s.local.Add(1)
 				return
 			}
+			s.local.Add(1)
 			body.timer.Reset(body.timeout)
 		}
 		n, err := io.ReadFull(body, buf[:min(uint64(len(buf)), s.req.Size-off)])
 		off += uint64(n)
-		if err == nil && off == s.req.Size {
-			var extra [1]byte
-			if k, _ := io.ReadFull(body, extra[:]); k > 0 {
-				err = permanent(fmt.Errorf("%w: server sent more than the declared %d bytes", ErrSizeMismatch, s.req.Size))
-			}
-		}
 		full <- filled{buf[:n], err} // never blocks: full holds every buffer
 		if err != nil {
 			return
 		}
+	}
+	var extra [1]byte
+	switch k, err := io.ReadFull(body, extra[:]); {
+	case k > 0:
+		full <- filled{err: permanent(fmt.Errorf("%w: server sent more than the declared %d bytes", ErrSizeMismatch, s.req.Size))}
+	case !errors.Is(err, io.EOF):
+		// Not knowing where the body ends, the size is not confirmed.
+		full <- filled{err: fmt.Errorf("checking that the body ends at the declared %d bytes: %w", s.req.Size, err)}
 	}
 }
 
 // write appends p to the file and to tee.
 func (s *session) write(p []byte) error {
 	if _, err := s.f.WriteAt(p, int64(s.have)); err != nil {
-		return permanent(err) // a *PathError: "write PATH: no space left on device"
+		return localError{err} // a *PathError: "write PATH: no space left on device"
 	}
 	if s.tee != nil {
 		if _, err := s.tee.Write(p); err != nil {
-			return permanent(fmt.Errorf("writing to tee: %w", err))
+			return localError{fmt.Errorf("writing to tee: %w", err)}
 		}
 	}
 	s.have += uint64(len(p))
@@ -618,37 +709,40 @@ func (s *session) write(p []byte) error {
 	return nil
 }
 
-// compareSkip reads the first n bytes of a full response and checks that they
-// equal the file's first n bytes.
-func (s *session) compareSkip(body io.Reader, n uint64) error {
+// compare reads the next n bytes of body, which start at offset start of
+// the data, and checks that they equal the bytes on disk there.
+func (s *session) compare(body io.Reader, start, n uint64) error {
 	got, disk := s.bufs[0], s.bufs[1]
-	for off := uint64(0); off < n; {
-		k := min(uint64(len(got)), n-off)
+	for off := start; off < start+n; {
+		k := min(uint64(len(got)), start+n-off)
 		if _, err := io.ReadFull(body, got[:k]); err != nil {
-			return fmt.Errorf("reading the resent start of the body at byte %d: %w", off, err)
+			return fmt.Errorf("reading the resent bytes of the body at byte %d: %w", off, err)
 		}
 		if _, err := s.f.ReadAt(disk[:k], int64(off)); err != nil {
-			return permanent(fmt.Errorf("reading %s at byte %d: %w", s.f.Name(), off, err))
+			return localError{fmt.Errorf("reading %s at byte %d: %w", s.f.Name(), off, err)}
 		}
 		if !bytes.Equal(got[:k], disk[:k]) {
-			return permanent(fmt.Errorf("%w: server ignored Range and resent different bytes near byte %d", ErrContentChanged, off))
+			return permanent(fmt.Errorf("%w: the server resent different bytes near byte %d", ErrContentChanged, off))
 		}
 		off += k
 	}
 	return nil
 }
 
-// stallReader pushes the stall deadline back whenever bytes arrive.
-type stallReader struct {
-	r       io.Reader
-	timer   *time.Timer
-	timeout time.Duration
+// bodyReader counts the bytes of a response body as they arrive and pushes
+// the stall deadline back.
+type bodyReader struct {
+	r        io.Reader
+	timer    *time.Timer
+	timeout  time.Duration
+	received *atomic.Uint64
 }
 
-func (r *stallReader) Read(p []byte) (int, error) {
+func (r *bodyReader) Read(p []byte) (int, error) {
 	n, err := r.r.Read(p)
 	if n > 0 {
 		r.timer.Reset(r.timeout)
+		r.received.Add(uint64(n))
 	}
 	return n, err
 }

@@ -143,11 +143,68 @@ func TestPlain(t *testing.T) {
 	if srv.count() != 1 || srv.ranges[0] != "" {
 		t.Fatalf("requests %d ranges %q, want one without Range", srv.count(), srv.ranges)
 	}
-	// A second Download of a complete file makes no request and replays it.
+	// A second Download of a complete file replays it and confirms the size
+	// with a request for the last byte.
 	res = download(t, d, context.Background(), Request{URL: ts.URL + "/x", Size: uint64(len(data))}, path)
 	checkComplete(t, res, data)
-	if srv.count() != 1 {
-		t.Fatalf("complete file fetched again: %d requests", srv.count())
+	if want := fmt.Sprintf("bytes=%d-", len(data)-1); srv.count() != 2 || srv.ranges[1] != want {
+		t.Fatalf("requests %d ranges %q, want a second one with Range %s", srv.count(), srv.ranges, want)
+	}
+}
+
+// A complete file is not taken as done without the server: its size and
+// its last byte are confirmed by a server that honours Range and by one that
+// resends everything, and a server that is gone fails the Download.
+func TestCompleteFileConfirmed(t *testing.T) {
+	data := testData(24, 300_000)
+	size := uint64(len(data))
+	for name, c := range map[string]struct {
+		served      []byte
+		ignoreRange bool
+		want        error // nil: success
+	}{
+		"same":                              {served: data},
+		"same, range ignored":               {served: data, ignoreRange: true},
+		"longer":                            {served: append(bytes.Clone(data), 1, 2, 3), want: ErrSizeMismatch},
+		"longer, range ignored":             {served: append(bytes.Clone(data), 1, 2, 3), ignoreRange: true, want: ErrSizeMismatch},
+		"shorter":                           {served: data[:size-1], want: ErrSizeMismatch},
+		"last byte changed":                 {served: append(bytes.Clone(data[:size-1]), data[size-1]^1), want: ErrContentChanged},
+		"first byte changed, range ignored": {served: append([]byte{data[0] ^ 1}, data[1:]...), ignoreRange: true, want: ErrContentChanged},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := &rangeServer{data: c.served, ignoreRange: c.ignoreRange}
+			ts := httptest.NewServer(srv)
+			defer ts.Close()
+			d := New(testConfig())
+			defer d.CloseIdleConnections()
+			path := filepath.Join(t.TempDir(), "f")
+			os.WriteFile(path, data, 0o644)
+			res := download(t, d, context.Background(), Request{URL: ts.URL, Size: size}, path)
+			if c.want == nil {
+				checkComplete(t, res, data)
+			} else if !errors.Is(res.err, c.want) || !IsPermanent(res.err) {
+				t.Fatalf("err = %v, want a permanent %v", res.err, c.want)
+			}
+			if srv.count() != 1 {
+				t.Fatalf("%d requests, want 1", srv.count())
+			}
+			if !bytes.Equal(res.file, data) {
+				t.Fatal("the file changed")
+			}
+		})
+	}
+
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	cfg := testConfig()
+	cfg.MaxRetries = 1
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	path := filepath.Join(t.TempDir(), "f")
+	os.WriteFile(path, data, 0o644)
+	res := download(t, d, context.Background(), Request{URL: closed.URL, Size: size}, path)
+	if res.err == nil || IsPermanent(res.err) {
+		t.Fatalf("err = %v, want a transient error with the server gone", res.err)
 	}
 }
 
@@ -229,15 +286,19 @@ func TestMoreBytesThanDeclared(t *testing.T) {
 			d := New(testConfig())
 			defer d.CloseIdleConnections()
 			path := filepath.Join(t.TempDir(), "f")
-			res := download(t, d, context.Background(), Request{URL: ts.URL, Size: size}, path)
-			if !errors.Is(res.err, ErrSizeMismatch) {
-				t.Fatalf("err = %v, want ErrSizeMismatch", res.err)
-			}
-			if uint64(len(res.file)) > size {
-				t.Fatalf("file has %d bytes, more than the declared %d", len(res.file), size)
-			}
-			if requests.Load() != 1 {
-				t.Fatalf("%d requests, want 1 (not retried)", requests.Load())
+			// Every Download fails, the second one too, which finds the
+			// declared size on disk (chunked) and asks the server again.
+			for i := int32(1); i <= 2; i++ {
+				res := download(t, d, context.Background(), Request{URL: ts.URL, Size: size}, path)
+				if !errors.Is(res.err, ErrSizeMismatch) || !IsPermanent(res.err) {
+					t.Fatalf("Download %d: err = %v, want a permanent ErrSizeMismatch", i, res.err)
+				}
+				if uint64(len(res.file)) > size {
+					t.Fatalf("file has %d bytes, more than the declared %d", len(res.file), size)
+				}
+				if requests.Load() != i {
+					t.Fatalf("Download %d: %d requests, want %d (one each, not retried)", i, requests.Load(), i)
+				}
 			}
 		})
 	}
@@ -496,6 +557,7 @@ func TestConcurrencyLimit(t *testing.T) {
 	defer ts.Close()
 	cfg := testConfig()
 	cfg.MaxConcurrent = 3
+	cfg.MaxPerClient = -1
 	d := New(cfg)
 	defer d.CloseIdleConnections()
 	urls := make([]string, 10)
@@ -531,11 +593,11 @@ func TestPerHostLimit(t *testing.T) {
 	if total.max < 3 {
 		t.Fatalf("only %d requests at once over two hosts; the per-host limit acted globally", total.max)
 	}
-	d.mu.Lock()
-	left := len(d.hosts)
-	d.mu.Unlock()
+	d.slots.mu.Lock()
+	left := len(d.slots.hosts) + len(d.slots.clients) + d.slots.running + len(d.slots.waiting)
+	d.slots.mu.Unlock()
 	if left != 0 {
-		t.Fatalf("%d per-host semaphores left behind", left)
+		t.Fatalf("%d entries left behind in the slots", left)
 	}
 }
 
@@ -560,7 +622,7 @@ func TestWaitingForSlotRespectsContext(t *testing.T) {
 		first <- d.Download(context.Background(), Request{URL: ts.URL, Size: 1}, filepath.Join(dir, "a"), nil, nil)
 	}()
 	// Wait until the first holds the slot.
-	for len(d.global) == 0 {
+	for running, _ := d.slots.state(); running == 0; running, _ = d.slots.state() {
 		time.Sleep(time.Millisecond)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
@@ -603,6 +665,9 @@ func TestPublicAddr(t *testing.T) {
 		"224.0.0.1": false, "255.255.255.255": false, "::1": false, "::": false, "fe80::1": false,
 		"fd00::1": false, "::ffff:127.0.0.1": false, "::ffff:10.0.0.1": false, "64:ff9b::a00:1": false,
 		"2002:a00:1::": false, "2002:808:808::": true, "ff02::1": false,
+		"192.0.2.1": false, "198.51.100.7": false, "203.0.113.9": false, "::7f00:1": false, "::808:808": false,
+		"::ffff:0:7f00:1": false, "64:ff9b:1::1": false, "100::1": false, "2001:db8::1": false, "fec0::1": false,
+		"fe80::1%eth0": false, "64:ff9b::808:808": true, "203.0.114.1": true,
 	} {
 		if got := publicAddr(netip.MustParseAddr(s)); got != want {
 			t.Errorf("publicAddr(%s) = %v, want %v", s, got, want)
@@ -827,7 +892,8 @@ func (w *slowWriter) Write(p []byte) (int, error) {
 	return w.Buffer.Write(p)
 }
 
-// Time the file and tee take does not count as the server stalling.
+// Time the file and tee take does not count as the server stalling, nor as
+// the server falling below the minimum rate.
 func TestSlowTeeIsNotAStall(t *testing.T) {
 	data := testData(22, 6*64<<10) // two more buffers than the Download has
 	srv := &rangeServer{data: data}
@@ -836,6 +902,8 @@ func TestSlowTeeIsNotAStall(t *testing.T) {
 	cfg := testConfig()
 	cfg.StallTimeout = 100 * time.Millisecond
 	cfg.MaxRetries = -1
+	cfg.MinRate = 1 << 30
+	cfg.RateWindow = 10 * time.Millisecond
 	d := New(cfg)
 	defer d.CloseIdleConnections()
 	tee := &slowWriter{delay: 2 * cfg.StallTimeout}
@@ -933,4 +1001,137 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("%d requests: a full disk was retried", n)
 	}
 	t.Log(err)
+}
+
+// stingyServer serves size bytes of zeros, honouring Range: each response
+// sends at most chunk bytes, one every gap (at once when gap is zero), and
+// then goes silent until the client hangs up. It counts its requests and
+// how many are in flight.
+type stingyServer struct {
+	size, chunk int
+	gap         time.Duration
+
+	mu               sync.Mutex
+	requests, active int
+}
+
+func (s *stingyServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.requests++
+	s.active++
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.active--
+		s.mu.Unlock()
+	}()
+	start := 0
+	if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-", &start); err == nil {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, s.size-1, s.size))
+		w.Header().Set("Content-Length", fmt.Sprint(s.size-start))
+		w.WriteHeader(http.StatusPartialContent)
+	} else {
+		w.Header().Set("Content-Length", fmt.Sprint(s.size))
+	}
+	for i := 0; i < s.chunk; i++ {
+		if i > 0 && s.gap > 0 {
+			select {
+			case <-time.After(s.gap):
+			case <-r.Context().Done():
+				return
+			}
+		}
+		w.Write([]byte{0})
+		w.(http.Flusher).Flush()
+		if s.gap == 0 {
+			w.Write(make([]byte, s.chunk-1))
+			w.(http.Flusher).Flush()
+			break
+		}
+	}
+	<-r.Context().Done()
+}
+
+func (s *stingyServer) counts() (requests, active int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests, s.active
+}
+
+// A server that sends a little and then goes silent, on every request, for
+// ever: each attempt makes progress, and the retry budget still runs out.
+func TestLittleThenSilentForever(t *testing.T) {
+	srv := &stingyServer{size: 1 << 30, chunk: 1000}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.StallTimeout = 20 * time.Millisecond
+	cfg.MaxRetries = 4
+	cfg.MinRate = -1 // the retry budget alone
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	// The deadline only keeps a failing test from running for ever.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res := download(t, d, ctx, Request{URL: ts.URL, Size: uint64(srv.size)}, filepath.Join(t.TempDir(), "f"))
+	if !errors.Is(res.err, ErrStalled) || !strings.Contains(res.err.Error(), "giving up after 5 failed attempts") || IsPermanent(res.err) {
+		t.Fatalf("err = %v, want a transient ErrStalled after 5 attempts", res.err)
+	}
+	if n, _ := srv.counts(); n != 5 {
+		t.Fatalf("%d requests, want 5", n)
+	}
+	if len(res.file) != 5000 {
+		t.Fatalf("%d bytes on disk, want the 5000 sent", len(res.file))
+	}
+}
+
+// A server that trickles bytes, never silent for the stall timeout, falls
+// below the minimum rate and ends the Download.
+func TestTooSlow(t *testing.T) {
+	srv := &stingyServer{size: 1 << 30, chunk: 1 << 30, gap: 2 * time.Millisecond}
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.MaxRetries = 1000
+	cfg.MinRate = 1 << 30 // far above one byte every 2ms
+	cfg.RateWindow = 30 * time.Millisecond
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res := download(t, d, ctx, Request{URL: ts.URL, Size: uint64(srv.size)}, filepath.Join(t.TempDir(), "f"))
+	if !errors.Is(res.err, ErrTooSlow) || IsPermanent(res.err) {
+		t.Fatalf("err = %v, want a transient ErrTooSlow", res.err)
+	}
+	if n, _ := srv.counts(); n != 1 {
+		t.Fatalf("%d requests, want 1", n)
+	}
+}
+
+// The rate bounds the Download across attempts and the waits between them:
+// a server answering 503 with a long Retry-After ends with ErrTooSlow
+// before the retries run out.
+func TestTooSlowAcrossRetries(t *testing.T) {
+	var requests atomic.Int32
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.Header().Set("Retry-After", "3600")
+		http.Error(w, "busy", http.StatusServiceUnavailable)
+	}))
+	defer ts.Close()
+	cfg := testConfig()
+	cfg.BackoffMin, cfg.BackoffMax = time.Hour, time.Hour
+	cfg.MinRate = 1000
+	cfg.RateWindow = 30 * time.Millisecond
+	d := New(cfg)
+	defer d.CloseIdleConnections()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res := download(t, d, ctx, Request{URL: ts.URL, Size: 10}, filepath.Join(t.TempDir(), "f"))
+	if !errors.Is(res.err, ErrTooSlow) || ctx.Err() != nil {
+		t.Fatalf("err = %v, want ErrTooSlow during the backoff", res.err)
+	}
+	if requests.Load() != 1 {
+		t.Fatalf("%d requests", requests.Load())
+	}
 }

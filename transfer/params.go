@@ -4,14 +4,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 )
 
 // ParseHTTPParams decodes the Params of a Boost "http" transfer, the JSON
 // object {"URL": "http(s)://…", "Headers": {"name": "value"}}. It checks that
-// the URL is present, absolute, http or https and names a host, and that the
-// headers are valid HTTP header fields. The returned Request has Size zero:
+// the URL is present, absolute, http or https, names a host (a numeric one
+// well formed) and carries no user info, and that the headers are valid HTTP
+// header fields; errors show the URL redacted. It makes no lookup: CheckURL
+// judges where the URL leads. The returned Request has Size zero:
 // the caller sets it from the deal's Transfer.Size.
 func ParseHTTPParams(params []byte) (Request, error) {
 	var p struct {
@@ -27,7 +28,7 @@ func ParseHTTPParams(params []byte) (Request, error) {
 	if p.URL == "" {
 		return Request{}, errors.New("http transfer params: missing URL")
 	}
-	if err := checkURL(p.URL); err != nil {
+	if _, err := parseURL(p.URL); err != nil {
 		return Request{}, fmt.Errorf("http transfer params: %w", err)
 	}
 	for k, v := range p.Headers {
@@ -39,30 +40,6 @@ func ParseHTTPParams(params []byte) (Request, error) {
 		}
 	}
 	return Request{URL: p.URL, Headers: p.Headers}, nil
-}
-
-// checkURL accepts absolute http and https URLs with a host.
-func checkURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return fmt.Errorf("parsing URL: %w", err)
-	}
-	switch strings.ToLower(u.Scheme) {
-	case "http", "https":
-	case "":
-		return fmt.Errorf("URL %q has no scheme (want http or https)", raw)
-	default:
-		return fmt.Errorf("URL scheme %q is not http or https", u.Scheme)
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return fmt.Errorf("URL %q has no host", raw)
-	}
-	if u.User != nil {
-		// Credentials in the URL would be sent to every redirect target and
-		// logged with the URL; Boost clients pass them as headers instead.
-		return fmt.Errorf("URL %q carries user info; pass credentials in Headers", u.Redacted())
-	}
-	return nil
 }
 
 // validHeaderName reports whether s is an RFC 9110 token.

@@ -57,7 +57,7 @@ func FuzzParseHTTPParams(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if checkURL(r.URL) != nil {
+		if _, err := parseURL(r.URL); err != nil {
 			t.Fatalf("accepted bad URL %q", r.URL)
 		}
 		for k, v := range r.Headers {
