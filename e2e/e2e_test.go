@@ -401,6 +401,18 @@ func TestKilledDaemonResumes(t *testing.T) {
 	if n := e.chainDealsWithPiece(deal.PieceCID); n != 1 {
 		t.Fatalf("%d deals on chain carry piece %s, want 1", n, deal.PieceCID)
 	}
+
+	// A read token, as for a dashboard: it shows, it does not steer.
+	line := strings.TrimSpace(e.must(e.ferryd, "--repo", e.repo, "auth", "api-info", "--perm", "read"))
+	info, ok := strings.CutPrefix(line, "FERRY_API_INFO=")
+	if !ok {
+		t.Fatalf("ferryd auth api-info printed %q", line)
+	}
+	t.Setenv("FERRY_API_INFO", info)
+	e.must(e.ferryd, "info")
+	if out, err := e.run(e.ferryd, "deal", "fail", deal.DealUUID); err == nil || !strings.Contains(err.Error(), "permission") {
+		t.Fatalf("deal fail with a read token: %v %s", err, out)
+	}
 }
 
 // chainDealsWithPiece counts the deals on chain (IDs from 0 until the first
