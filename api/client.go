@@ -81,9 +81,9 @@ func Dial(ctx context.Context, dir string) (Ferry, jsonrpc.ClientCloser, error) 
 // token files.
 func Target(dir string) (addr, token string, err error) {
 	if info := os.Getenv(EnvAPIInfo); info != "" {
-		token, addr, ok := strings.Cut(strings.TrimSpace(info), ":")
-		if !ok || token == "" || addr == "" {
-			return "", "", fmt.Errorf("%s is not <token>:<multiaddr>", EnvAPIInfo)
+		addr, token, err := ParseAPIInfo(info)
+		if err != nil {
+			return "", "", fmt.Errorf("%s: %w", EnvAPIInfo, err)
 		}
 		return addr, token, nil
 	}
@@ -98,14 +98,39 @@ func Target(dir string) (addr, token string, err error) {
 	return strings.TrimSpace(string(addrb)), strings.TrimSpace(string(tokenb)), nil
 }
 
-func dial(ctx context.Context, addr, token string) (Ferry, jsonrpc.ClientCloser, error) {
+// ParseAPIInfo reads "<token>:<multiaddr>" (FERRY_API_INFO) into the
+// operator API's multiaddr (/ip4/…/tcp/…/http) and token.
+func ParseAPIInfo(info string) (addr, token string, err error) {
+	token, addr, ok := strings.Cut(strings.TrimSpace(info), ":")
+	if !ok || token == "" {
+		return "", "", fmt.Errorf("API info is not <token>:<multiaddr>")
+	}
+	if _, err := hostPort(addr); err != nil {
+		return "", "", err
+	}
+	return addr, token, nil
+}
+
+// hostPort is the host:port of the API's multiaddr.
+func hostPort(addr string) (string, error) {
 	m, err := ma.NewMultiaddr(addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading ferryd's API address %q: %w", addr, err)
+		return "", fmt.Errorf("reading ferryd's API address %q: %w", addr, err)
 	}
-	_, hostport, err := manet.DialArgs(m)
+	if _, err := m.ValueForProtocol(ma.P_TCP); err != nil {
+		return "", fmt.Errorf("ferryd's API address %q has no TCP port", addr)
+	}
+	_, hp, err := manet.DialArgs(m)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading ferryd's API address %q: %w", addr, err)
+		return "", fmt.Errorf("reading ferryd's API address %q: %w", addr, err)
+	}
+	return hp, nil
+}
+
+func dial(ctx context.Context, addr, token string) (Ferry, jsonrpc.ClientCloser, error) {
+	hostport, err := hostPort(addr)
+	if err != nil {
+		return nil, nil, err
 	}
 	hdr := http.Header{"Authorization": []string{"Bearer " + token}}
 	var s Struct
