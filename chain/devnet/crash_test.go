@@ -33,7 +33,6 @@ func TestCrashChild(t *testing.T) {
 	}
 	ctx := context.Background()
 	to, _ := w.New(wallet.TypeSecp256k1)
-	os.WriteFile(dir+"/ready", nil, 0o600)
 	for {
 		for i := 0; i < 20; i++ {
 			if _, err := d.MpoolPushMessage(ctx, &chain.Message{From: d.GenesisAddress(), To: to, Value: big.NewInt(1)}, nil); err != nil {
@@ -43,6 +42,8 @@ func TestCrashChild(t *testing.T) {
 		if _, err := d.Mine(ctx); err != nil {
 			t.Fatal(err)
 		}
+		// Ready once a block is made, however slow the machine.
+		os.WriteFile(dir+"/ready", nil, 0o600)
 	}
 }
 

@@ -173,7 +173,7 @@ func (s *Sender) Send(ctx context.Context, id uuid.UUID, msg *chain.Message, spe
 		return cid.Undef, err
 	}
 	if r == nil {
-		if _, err := s.store.insert(ctx, s.key, id, &want, maxFee); err != nil {
+		if err := s.store.insert(ctx, s.key, id, &want, maxFee); err != nil {
 			return cid.Undef, err
 		}
 		if r, err = s.store.get(ctx, id); err != nil {
