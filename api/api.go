@@ -76,31 +76,31 @@ type Ferry interface {
 
 // Info describes a running ferryd.
 type Info struct {
-	Version      string
-	Miner        string
-	Worker       string
-	SectorSize   abi.SectorSize
-	PeerID       string
-	Addresses    []string // libp2p multiaddrs with /p2p/
-	RetrievalURL string
-	ChainMode    string // "devnet" or "lotus"
-	ChainAPI     string // the devnet's Lotus API as a multiaddr (/ip4/…/tcp/…/http); empty on the real network
-	ChainHead    abi.ChainEpoch
-	MarketEscrow big.Int
-	MarketLocked big.Int
-	WorkerFunds  big.Int
+	Version      string         `json:"version"`
+	Miner        string         `json:"miner"`
+	Worker       string         `json:"worker"`
+	SectorSize   abi.SectorSize `json:"sectorSize"`
+	PeerID       string         `json:"peerId"`
+	Addresses    []string       `json:"addresses"` // libp2p multiaddrs with /p2p/
+	RetrievalURL string         `json:"retrievalUrl"`
+	ChainMode    string         `json:"chainMode"` // "devnet" or "lotus"
+	ChainAPI     string         `json:"chainApi"`  // the devnet's Lotus API as a multiaddr (/ip4/…/tcp/…/http); empty on the real network
+	ChainHead    abi.ChainEpoch `json:"chainHead"`
+	MarketEscrow big.Int        `json:"marketEscrow"`
+	MarketLocked big.Int        `json:"marketLocked"`
+	WorkerFunds  big.Int        `json:"workerFunds"`
 }
 
 // PieceIndexInfo is one indexed piece.
 type PieceIndexInfo struct {
-	PieceCID  string
-	State     string // "indexing", "indexed" or "failed"
-	Blocks    int64
-	Aggregate bool   // an FRC-0058 aggregate whose sub-pieces are indexed too
-	Announced bool   // advertised to IPNI
-	Error     string `json:",omitempty"`
+	PieceCID  string `json:"pieceCid"`
+	State     string `json:"state"` // "indexing", "indexed" or "failed"
+	Blocks    int64  `json:"blocks"`
+	Aggregate bool   `json:"aggregate"` // an FRC-0058 aggregate whose sub-pieces are indexed too
+	Announced bool   `json:"announced"` // advertised to IPNI
+	Error     string `json:"error,omitempty"`
 	// BytesRead of BytesTotal: how far an indexing run under way has read
 	// (BytesTotal is 0 when unknown).
-	BytesRead  int64 `json:",omitempty"`
-	BytesTotal int64 `json:",omitempty"`
+	BytesRead  int64 `json:"bytesRead,omitempty"`
+	BytesTotal int64 `json:"bytesTotal,omitempty"`
 }

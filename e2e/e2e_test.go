@@ -195,10 +195,7 @@ func TestQuickStart(t *testing.T) {
 	root := strings.TrimSpace(e.must(e.ferry, "car", "create", data, "-o", carPath))
 
 	out := e.must(e.ferry, "deal", "--provider", miner, carPath, "--serve", "--json")
-	var deal struct {
-		DealUUID string
-		PieceCID string
-	}
+	var deal proposedDeal
 	if err := json.Unmarshal([]byte(lastJSON(out)), &deal); err != nil {
 		t.Fatalf("reading ferry deal --json output %q: %v", out, err)
 	}
@@ -270,6 +267,12 @@ func (e *env) fundClient() (miner, addr string) {
 	e.must(e.ferry, "devnet", "fund", addr, "100")
 	e.must(e.ferry, "market", "add-balance", "10")
 	return info.Miner, addr
+}
+
+// proposedDeal is what `ferry deal --json` says of a deal (Boost's keys).
+type proposedDeal struct {
+	DealUUID string `json:"dealUuid"`
+	PieceCID string `json:"commp"`
 }
 
 // dealView is what `ferryd deal show --json` says of a deal.
@@ -358,7 +361,7 @@ func TestKilledDaemonResumes(t *testing.T) {
 	carPath := filepath.Join(t.TempDir(), "offline.car")
 	e.must(e.ferry, "car", "create", data, "-o", carPath)
 
-	var deal struct{ DealUUID, PieceCID string }
+	var deal proposedDeal
 	out := e.must(e.ferry, "deal", "--provider", miner, "--offline", carPath, "--json")
 	if err := json.Unmarshal([]byte(lastJSON(out)), &deal); err != nil {
 		t.Fatalf("reading ferry deal --json output %q: %v", out, err)
@@ -504,7 +507,7 @@ PublishMsgPeriod = "2s"
 	os.WriteFile(filepath.Join(data, "f.bin"), payload, 0o644)
 	carPath := filepath.Join(t.TempDir(), "lotus.car")
 	e.must(e.ferry, "car", "create", data, "-o", carPath)
-	var deal struct{ DealUUID, PieceCID string }
+	var deal proposedDeal
 	out := e.must(e.ferry, "deal", "--provider", miner, carPath, "--serve", "--json")
 	if err := json.Unmarshal([]byte(lastJSON(out)), &deal); err != nil {
 		t.Fatalf("reading ferry deal --json output %q: %v", out, err)

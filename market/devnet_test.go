@@ -18,6 +18,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
+	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wallet"
 	"github.com/ferry-fil/ferry/wire"
@@ -130,7 +131,8 @@ func (a sealingAdapter) AddPieceToAny(ctx context.Context, size abi.UnpaddedPiec
 }
 
 func (a sealingAdapter) DealSectorState(ctx context.Context, id uuid.UUID) (abi.SectorNumber, string, error) {
-	return a.s.DealSectorState(ctx, id)
+	st, err := a.s.SectorStatus(ctx, id)
+	return st.Sector, string(st.State), err
 }
 
 // TestDevnetComplete takes one deal all the way to Complete with the devnet
@@ -142,11 +144,15 @@ func TestDevnetComplete(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h, dn, _ := devnetHarness(t, ctx)
+	h, dn, worker := devnetHarness(t, ctx)
+	snd, err := sender.New(ctx, sender.Config{DB: h.deps.DB, Node: dn, From: worker, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := sealing.New(sealing.Config{
 		Dir: h.dir + "/sectors", SectorSize: 2048, WaitDealsDelay: 50 * time.Millisecond,
 		StartEpochSealingBuffer: 30, PreCommitChallengeDelay: 5, PollInterval: 20 * time.Millisecond,
-	}, h.deps.DB, dn, h.cfg.Miner, sealing.NewDevnetSealer())
+	}, h.deps.DB, dn, snd, h.cfg.Miner, sealing.NewDevnetSealer())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,44 +18,44 @@ import (
 // appear once a Complete deal ended on chain (its checkpoint stays
 // Complete).
 type DealInfo struct {
-	UUID          string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
-	ClientPeer    string
-	Client        string
-	PieceCID      string
-	PieceSize     uint64
-	DataRoot      string
-	StartEpoch    int64
-	EndEpoch      int64
-	Verified      bool
-	IsOffline     bool
-	TransferSize  uint64
-	BytesReceived uint64
-	AddPieceBytes uint64 `json:",omitempty"` // at PublishConfirmed: staged bytes AddPiece has read into a sector so far
-	Checkpoint    string
-	Retry         string  `json:",omitempty"`
-	Retries       int     `json:",omitempty"`
-	Error         string  `json:",omitempty"`
-	PublishCID    string  `json:",omitempty"`
-	ChainDealID   uint64  // valid from PublishConfirmed on (0 is a valid deal ID)
-	Sector        *uint64 `json:",omitempty"`
-	SealingState  string  `json:",omitempty"`
-	SignedCID     string
-	Ended         string     `json:",omitempty"` // EndExpired, EndSlashed or EndRemoved
-	EndedAt       *time.Time `json:",omitempty"` // when the provider noticed the end
+	UUID          string     `json:"uuid"`
+	CreatedAt     time.Time  `json:"createdAt"`
+	UpdatedAt     time.Time  `json:"updatedAt"`
+	ClientPeer    string     `json:"clientPeer"`
+	Client        string     `json:"client"`
+	PieceCID      string     `json:"pieceCid"`
+	PieceSize     uint64     `json:"pieceSize"`
+	DataRoot      string     `json:"dataRoot"`
+	StartEpoch    int64      `json:"startEpoch"`
+	EndEpoch      int64      `json:"endEpoch"`
+	Verified      bool       `json:"verified"`
+	IsOffline     bool       `json:"isOffline"`
+	TransferSize  uint64     `json:"transferSize"`
+	BytesReceived uint64     `json:"bytesReceived"`
+	AddPieceBytes uint64     `json:"addPieceBytes,omitempty"` // at PublishConfirmed: staged bytes AddPiece has read into a sector so far
+	Checkpoint    string     `json:"checkpoint"`
+	Retry         string     `json:"retry,omitempty"`
+	Retries       int        `json:"retries,omitempty"`
+	Error         string     `json:"error,omitempty"`
+	PublishCID    string     `json:"publishCid,omitempty"`
+	ChainDealID   uint64     `json:"chainDealId"` // valid from PublishConfirmed on (0 is a valid deal ID)
+	Sector        *uint64    `json:"sector,omitempty"`
+	SealingState  string     `json:"sealingState,omitempty"`
+	SignedCID     string     `json:"signedCid"`
+	Ended         string     `json:"ended,omitempty"`   // EndExpired, EndSlashed or EndRemoved
+	EndedAt       *time.Time `json:"endedAt,omitempty"` // when the provider noticed the end
 }
 
 // DealLog is one line of a deal's log.
 type DealLog struct {
-	At   time.Time
-	Text string
+	At   time.Time `json:"at"`
+	Text string    `json:"text"`
 }
 
 // DealDetail is a deal with its log.
 type DealDetail struct {
 	DealInfo
-	Logs []DealLog
+	Logs []DealLog `json:"logs"`
 }
 
 func (p *Provider) info(d *dealRow) DealInfo {

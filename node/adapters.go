@@ -24,7 +24,8 @@ func (a sealerAdapter) AddPieceToAny(ctx context.Context, size abi.UnpaddedPiece
 }
 
 func (a sealerAdapter) DealSectorState(ctx context.Context, id uuid.UUID) (abi.SectorNumber, string, error) {
-	return a.s.DealSectorState(ctx, id)
+	st, err := a.s.SectorStatus(ctx, id)
+	return st.Sector, string(st.State), err
 }
 
 // downloaderAdapter gives the market the HTTP downloader.

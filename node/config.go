@@ -115,11 +115,18 @@ type MarketConfig struct {
 	EndChecksPerPass     int
 }
 
-// TransferConfig sets deal data downloads.
+// TransferConfig sets deal data downloads (transfer.Config says more).
 type TransferConfig struct {
-	MaxConcurrent         int
-	MaxPerHost            int
-	StallTimeout          Duration
+	MaxConcurrent int // downloads at once
+	MaxPerHost    int // of them from one host:port
+	MaxPerClient  int // of them for one client (peer or wallet)
+	StallTimeout  Duration
+	// A download ends (to be retried by the market) after MaxRetries failed
+	// attempts, or when its server sent less than MinRate bytes/s over a
+	// RateWindow.
+	MaxRetries            int
+	MinRate               int64
+	RateWindow            Duration
 	AllowPrivateAddresses bool
 }
 
@@ -167,7 +174,11 @@ func DefaultConfig() Config {
 		Transfer: TransferConfig{
 			MaxConcurrent:         20,
 			MaxPerHost:            10,
+			MaxPerClient:          10,
 			StallTimeout:          Duration(5 * time.Minute),
+			MaxRetries:            10,
+			MinRate:               32 << 10,
+			RateWindow:            Duration(10 * time.Minute),
 			AllowPrivateAddresses: true, // devnet: everything is on loopback
 		},
 		IPNI: IPNIConfig{Enable: true},
@@ -235,9 +246,10 @@ func (c *Config) validate() error {
 }
 
 // sealingConfig is the Sealing section as sealing.Config, for sectors of
-// size in dir; the devnet's policy shortens the chain's delays (zero on the
-// real network).
-func (c *Config) sealingConfig(dir string, size abi.SectorSize, policy devnet.Policy) sealing.Config {
+// size in dir; the devnet's policy shortens the chain's delays and its
+// messages are waited for with confidence epochs on top (zero on the real
+// network: sealing's defaults are the network's).
+func (c *Config) sealingConfig(dir string, size abi.SectorSize, policy devnet.Policy, confidence uint64) sealing.Config {
 	s := c.Sealing
 	return sealing.Config{
 		Dir:                       dir,
@@ -251,6 +263,7 @@ func (c *Config) sealingConfig(dir string, size abi.SectorSize, policy devnet.Po
 		MaxProveCommitDuration:    policy.MaxProveCommitDuration,
 		MinSectorExpiration:       policy.MinSectorExpiration,
 		PollInterval:              c.Chain.DevnetBlockTime.Std(),
+		MessageConfidence:         confidence,
 	}
 }
 
@@ -260,7 +273,11 @@ func (c *Config) transferConfig() transfer.Config {
 	return transfer.Config{
 		MaxConcurrent:         t.MaxConcurrent,
 		MaxPerHost:            t.MaxPerHost,
+		MaxPerClient:          t.MaxPerClient,
 		StallTimeout:          t.StallTimeout.Std(),
+		MaxRetries:            t.MaxRetries,
+		MinRate:               t.MinRate,
+		RateWindow:            t.RateWindow.Std(),
 		AllowPrivateAddresses: t.AllowPrivateAddresses,
 	}
 }

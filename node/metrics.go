@@ -59,7 +59,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if c.n.Sealing != nil {
 		counts, err := c.n.Sealing.SectorCounts(ctx)
 		for state, k := range counts {
-			ch <- prometheus.MustNewConstMetric(sectorsDesc, prometheus.GaugeValue, float64(k), state)
+			ch <- prometheus.MustNewConstMetric(sectorsDesc, prometheus.GaugeValue, float64(k), string(state))
 		}
 		failed("sectors", err)
 	}

@@ -239,10 +239,11 @@ func (n *Node) startSealing(ctx context.Context) error {
 		return err
 	}
 	var policy devnet.Policy // zero on the real network: sealing's defaults are the network's
+	var confidence uint64    // sealing's default on the real network, Lotus' 5
 	if n.Devnet != nil {
-		policy = n.Devnet.Policy()
+		policy, confidence = n.Devnet.Policy(), 1
 	}
-	n.Sealing, err = sealing.New(n.Config.sealingConfig(n.Repo.Path("sectors"), n.sectorSize, policy), n.DB, n.Chain, n.Miner, sealer)
+	n.Sealing, err = sealing.New(n.Config.sealingConfig(n.Repo.Path("sectors"), n.sectorSize, policy, confidence), n.DB, n.Chain, n.Sender, n.Miner, sealer)
 	if err != nil {
 		return fmt.Errorf("starting sealing: %w", err)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/urfave/cli/v2"
 
@@ -48,14 +47,14 @@ func carCreate(c *cli.Context) error {
 		return fmt.Errorf("car create: %w", err)
 	}
 	out := struct {
-		Root      string
-		CAR       string
-		Size      int64
-		Blocks    int
-		DataBytes int64
+		RootCID   string `json:"rootCid"`
+		CARFile   string `json:"carFile"`
+		CARSize   int64  `json:"carSize"`
+		Blocks    int    `json:"blocks"`
+		DataBytes int64  `json:"dataBytes"` // file bytes imported
 	}{res.Root.String(), c.String("output"), res.Size, res.Blocks, res.DataBytes}
-	return printResult(c, out, func(w io.Writer) {
+	return cliutil.Print(c, out, func(w io.Writer) {
 		fmt.Fprintln(w, res.Root)
-		fmt.Fprintf(os.Stderr, "wrote %s: %s, %d blocks, %s of data\n", out.CAR, cliutil.HumanBytes(res.Size), res.Blocks, cliutil.HumanBytes(res.DataBytes))
+		fmt.Fprintf(c.App.ErrWriter, "wrote %s: %s, %d blocks, %s of data\n", out.CARFile, cliutil.HumanBytes(res.Size), res.Blocks, cliutil.HumanBytes(res.DataBytes))
 	})
 }

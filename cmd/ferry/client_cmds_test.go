@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/ferry-fil/ferry/internal/cliutil"
-
 	"bytes"
 	"context"
 	"encoding/json"
@@ -13,23 +11,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil"
+	"github.com/ferry-fil/ferry/internal/cliutil/clitest"
 )
 
-// runClient runs the client commands in-process, as the binary would parse
-// them.
+// runClient runs ferry's command line in-process, as the binary does, and
+// returns what it printed on stdout.
 func runClient(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	app := &cli.App{Name: "ferry", Writer: &out, ErrWriter: &errOut, Commands: []*cli.Command{
-		initCmd, walletCmd, carCmd, marketCmd, devnetCmd, providerCmd, dealCmd, dealStatusCmd, retrieveCmd,
-	}}
+	app := newApp()
+	app.Writer, app.ErrWriter = &out, &errOut
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := app.RunContext(ctx, cliutil.Interspersed(app, append([]string{"ferry"}, args...)))
+	err := cliutil.Run(ctx, app, append([]string{"ferry"}, args...))
 	return out.String(), err
 }
 
@@ -69,22 +66,35 @@ func TestClientCommandsOnDevnet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := jsonField(t, out, "DefaultWallet")
+	clitest.CheckKeys(t, "init", []byte(out), "repo", "created", "defaultWallet", "newWallet")
+	addr := jsonField(t, out, "defaultWallet")
 
-	if _, err := runClient(t, "devnet", "fund", addr, "10"); err != nil {
+	out, err = runClient(t, "devnet", "fund", addr, "10", "--json")
+	if err != nil {
 		t.Fatal(err)
 	}
+	clitest.CheckKeys(t, "devnet fund", []byte(out), "messageCid", "executed", "height", "exitCode")
 	out, err = runClient(t, "wallet", "balance", "--json")
-	if err != nil || jsonField(t, out, "FIL") != "10" {
+	if err != nil || jsonField(t, out, "balance") != "10 FIL" || jsonField(t, out, "attoFil") != "10000000000000000000" {
 		t.Fatalf("balance %q %v", out, err)
 	}
+	clitest.CheckKeys(t, "wallet balance", []byte(out), "address", "balance", "attoFil")
 	out, err = runClient(t, "market", "add-balance", "2.5", "--json")
-	if err != nil || jsonField(t, out, "ExitCode") != "0" {
+	if err != nil || jsonField(t, out, "exitCode") != "0" {
 		t.Fatalf("add-balance %q %v", out, err)
 	}
+	clitest.CheckKeys(t, "market add-balance", []byte(out), "messageCid", "executed", "height", "exitCode")
 	out, err = runClient(t, "market", "balance", "--json")
-	if err != nil || jsonField(t, out, "Escrow") != "2500000000000000000" {
+	if err != nil || jsonField(t, out, "escrow") != "2500000000000000000" {
 		t.Fatalf("market balance %q %v", out, err)
+	}
+	clitest.CheckKeys(t, "market balance", []byte(out), "address", "escrow", "locked", "available")
+	// --wallet, like every flag, goes anywhere.
+	for _, line := range [][]string{{"--wallet", addr, "market", "balance", "--json"}, {"market", "--wallet", addr, "balance", "--json"}, {"market", "balance", "--json", "--wallet", addr}} {
+		out, err := runClient(t, line...)
+		if err != nil || jsonField(t, out, "address") != addr {
+			t.Fatalf("%q: %q %v", line, out, err)
+		}
 	}
 	if _, err := runClient(t, "market", "withdraw", "5"); err == nil || !strings.Contains(err.Error(), "available") {
 		t.Fatalf("over-withdrawal: %v", err)
@@ -93,6 +103,11 @@ func TestClientCommandsOnDevnet(t *testing.T) {
 	if err != nil || !strings.Contains(out, "exit code 0") {
 		t.Fatalf("withdraw %q %v", out, err)
 	}
+	out, err = runClient(t, "market", "withdraw", "0.5", "--no-wait", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clitest.CheckKeys(t, "market withdraw --no-wait", []byte(out), "messageCid", "executed", "exitCode")
 
 	// Deals fail with one clear line before anything is sent.
 	dir := t.TempDir()

@@ -62,7 +62,7 @@ func runCommP(c *cli.Context) error {
 	if roots, err := carroot.FileRoots(path); err == nil {
 		res.RootCID = roots[0].String()
 	}
-	return printResult(c, res, func(w io.Writer) {
+	return cliutil.Print(c, res, func(w io.Writer) {
 		fmt.Fprintf(w, "Piece CID:     %s\n", res.PieceCID)
 		fmt.Fprintf(w, "Piece CID v2:  %s\n", res.PieceCIDv2)
 		fmt.Fprintf(w, "Payload size:  %d bytes (%s)\n", res.PayloadSize, cliutil.HumanBytes(int64(res.PayloadSize)))

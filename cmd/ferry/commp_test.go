@@ -2,23 +2,14 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/urfave/cli/v2"
+	"github.com/ferry-fil/ferry/internal/cliutil/clitest"
 )
-
-func runFerry(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	var out bytes.Buffer
-	app := &cli.App{Name: "ferry", Commands: []*cli.Command{commpCmd}, Writer: &out, ErrWriter: &out}
-	err := app.RunContext(context.Background(), append([]string{"ferry"}, args...))
-	return out.String(), err
-}
 
 func TestCommPCommand(t *testing.T) {
 	dir := t.TempDir()
@@ -27,10 +18,11 @@ func TestCommPCommand(t *testing.T) {
 	if err := os.WriteFile(file, payload, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runFerry(t, "commp", "--json", file)
+	out, err := runClient(t, "commp", "--json", file)
 	if err != nil {
 		t.Fatal(err)
 	}
+	clitest.CheckKeys(t, "commp", []byte(out), "pieceCid", "pieceCidV2", "payloadSize", "pieceSize")
 	var res commpResult
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("%v in %q", err, out)
@@ -43,7 +35,7 @@ func TestCommPCommand(t *testing.T) {
 	if res != want {
 		t.Fatalf("got %+v, want %+v", res, want)
 	}
-	out, err = runFerry(t, "commp", file)
+	out, err = runClient(t, "commp", file)
 	if err != nil || !strings.Contains(out, want.PieceCID) || !strings.Contains(out, "512 bytes") || strings.Contains(out, "Root CID") {
 		t.Fatalf("text output %q, %v", out, err)
 	}
@@ -60,10 +52,11 @@ func TestCommPCommand(t *testing.T) {
 	if err := os.WriteFile(carFile, car, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err = runFerry(t, "commp", "--json", carFile)
+	out, err = runClient(t, "commp", "--json", carFile)
 	if err != nil {
 		t.Fatal(err)
 	}
+	clitest.CheckKeys(t, "commp (a CAR)", []byte(out), "pieceCid", "pieceCidV2", "payloadSize", "pieceSize", "rootCid")
 	res = commpResult{}
 	json.Unmarshal([]byte(out), &res)
 	if !strings.HasPrefix(res.RootCID, "bafkrei") || res.PayloadSize != uint64(len(car)) {
@@ -74,7 +67,7 @@ func TestCommPCommand(t *testing.T) {
 	empty := filepath.Join(dir, "empty")
 	os.WriteFile(empty, nil, 0o644)
 	for _, bad := range [][]string{{"commp", filepath.Join(dir, "nope")}, {"commp", empty}, {"commp", dir}, {"commp"}} {
-		if _, err := runFerry(t, bad...); err == nil || strings.Contains(err.Error(), "\n") {
+		if _, err := runClient(t, bad...); err == nil || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%v: %v", bad, err)
 		}
 	}

@@ -2,13 +2,16 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 	"github.com/urfave/cli/v2"
@@ -51,30 +54,53 @@ var dealCmd = &cli.Command{
 		&cli.BoolFlag{Name: "serve", Usage: "serve FILE.car over HTTP and wait until the provider has it"},
 		&cli.StringFlag{Name: "serve-addr", Usage: "address to serve on with --serve (default: a free loopback port, or ServeAddr in the config)"},
 		&cli.DurationFlag{Name: "transfer-timeout", Usage: "with --serve, give up waiting after this long (0: no limit)"},
-		walletFlag, repoFlag, jsonFlag,
+		walletFlag, jsonFlag,
 	},
 	Action: dealAction,
 }
 
-// dealOutput is what `ferry deal` prints.
+// dealOutput is what `ferry deal` prints. The first keys are those of
+// `boost deal --json`, with Boost's value types (epochs and attoFIL
+// amounts as strings), so that scripts written for it read this too; url
+// is there for online deals only, as in Boost.
 type dealOutput struct {
-	DealUUID           string
-	Accepted           bool
-	Message            string `json:",omitempty"`
-	Provider           string
-	Client             string
-	PayloadCID         string
-	PieceCID           string
-	PieceSize          uint64
-	CARSize            uint64
-	URL                string `json:",omitempty"`
-	StartEpoch         int64
-	EndEpoch           int64
-	PricePerEpoch      string
-	ProviderCollateral string
-	SignedProposalCID  string
-	Status             string `json:",omitempty"`
-	BytesReceived      uint64 `json:",omitempty"`
+	DealUUID           string `json:"dealUuid"`
+	Provider           string `json:"provider"`
+	ClientWallet       string `json:"clientWallet"`
+	PayloadCID         string `json:"payloadCid"`
+	URL                string `json:"url,omitempty"`
+	Commp              string `json:"commp"`
+	StartEpoch         string `json:"startEpoch"`
+	EndEpoch           string `json:"endEpoch"`
+	ProviderCollateral string `json:"providerCollateral"`
+
+	Accepted             bool   `json:"accepted"`
+	Message              string `json:"message,omitempty"` // the provider's reason for a rejection
+	PieceSize            uint64 `json:"pieceSize"`
+	CARSize              uint64 `json:"carSize"`
+	StoragePricePerEpoch string `json:"storagePricePerEpoch"` // attoFIL for the whole piece
+	Verified             bool   `json:"verified"`
+	SignedProposalCID    string `json:"signedProposalCid"`
+	// With --serve, once the provider has the data:
+	Status        string `json:"status,omitempty"`
+	BytesReceived uint64 `json:"bytesReceived,omitempty"`
+}
+
+// newDealOutput describes the proposal res made for req.
+func newDealOutput(req client.DealRequest, res *client.DealResult) dealOutput {
+	p := res.Proposal.Proposal
+	out := dealOutput{
+		DealUUID: res.DealUUID.String(), Provider: p.Provider.String(), ClientWallet: p.Client.String(),
+		PayloadCID: req.PayloadCID.String(), Commp: p.PieceCID.String(),
+		StartEpoch: p.StartEpoch.String(), EndEpoch: p.EndEpoch.String(), ProviderCollateral: p.ProviderCollateral.String(),
+		Accepted: res.Accepted, Message: res.Message, PieceSize: uint64(p.PieceSize), CARSize: req.CARSize,
+		StoragePricePerEpoch: p.StoragePricePerEpoch.String(), Verified: p.VerifiedDeal,
+		SignedProposalCID: res.SignedProposalCID.String(),
+	}
+	if !req.Offline {
+		out.URL = req.HTTPURL
+	}
+	return out
 }
 
 func dealAction(c *cli.Context) error {
@@ -119,27 +145,19 @@ func dealAction(c *cli.Context) error {
 	if res == nil {
 		return err
 	}
-	p := res.Proposal.Proposal
-	out := dealOutput{
-		DealUUID: res.DealUUID.String(), Accepted: res.Accepted, Message: res.Message,
-		Provider: p.Provider.String(), Client: p.Client.String(), PayloadCID: req.PayloadCID.String(),
-		PieceCID: p.PieceCID.String(), PieceSize: uint64(p.PieceSize), CARSize: req.CARSize, URL: req.HTTPURL,
-		StartEpoch: int64(p.StartEpoch), EndEpoch: int64(p.EndEpoch),
-		PricePerEpoch: p.StoragePricePerEpoch.String(), ProviderCollateral: p.ProviderCollateral.String(),
-		SignedProposalCID: res.SignedProposalCID.String(),
-	}
+	out := newDealOutput(req, res)
 	human := func(w io.Writer) {
 		fmt.Fprintf(w, "deal UUID:            %s\n", out.DealUUID)
 		fmt.Fprintf(w, "provider:             %s\n", out.Provider)
-		fmt.Fprintf(w, "client:               %s\n", out.Client)
+		fmt.Fprintf(w, "client wallet:        %s\n", out.ClientWallet)
 		fmt.Fprintf(w, "payload CID:          %s\n", out.PayloadCID)
-		fmt.Fprintf(w, "piece CID:            %s (%s piece, %d-byte CAR)\n", out.PieceCID, cliutil.HumanBytes(int64(out.PieceSize)), out.CARSize)
+		fmt.Fprintf(w, "piece CID:            %s (%s piece, %d-byte CAR)\n", out.Commp, cliutil.HumanBytes(int64(out.PieceSize)), out.CARSize)
 		if out.URL != "" {
 			fmt.Fprintf(w, "url:                  %s\n", out.URL)
 		}
-		fmt.Fprintf(w, "epochs:               %d … %d\n", out.StartEpoch, out.EndEpoch)
-		fmt.Fprintf(w, "price per epoch:      %s attoFIL\n", out.PricePerEpoch)
-		fmt.Fprintf(w, "provider collateral:  %s\n", chain.FormatFIL(p.ProviderCollateral))
+		fmt.Fprintf(w, "epochs:               %s … %s\n", out.StartEpoch, out.EndEpoch)
+		fmt.Fprintf(w, "price per epoch:      %s attoFIL\n", out.StoragePricePerEpoch)
+		fmt.Fprintf(w, "provider collateral:  %s\n", chain.FormatFIL(res.Proposal.Proposal.ProviderCollateral))
 		fmt.Fprintf(w, "signed proposal CID:  %s\n", out.SignedProposalCID)
 		if out.Accepted {
 			fmt.Fprintln(w, "accepted by the provider")
@@ -147,12 +165,12 @@ func dealAction(c *cli.Context) error {
 	}
 	if err != nil { // rejected
 		if c.Bool("json") {
-			_ = printResult(c, out, human)
+			_ = cliutil.Print(c, out, human)
 		}
 		return err
 	}
 	if !serve {
-		return printResult(c, out, human)
+		return cliutil.Print(c, out, human)
 	}
 	if !c.Bool("json") {
 		human(c.App.Writer)
@@ -190,7 +208,7 @@ func dealAction(c *cli.Context) error {
 		out.Status = final.DealStatus.Status
 	}
 	if c.Bool("json") {
-		return printResult(c, out, human)
+		return cliutil.Print(c, out, human)
 	}
 	fmt.Fprintf(c.App.Writer, "the provider has the data (status %s); follow the deal with:\n  ferry deal-status --provider %s --deal-uuid %s --watch\n", out.Status, out.Provider, out.DealUUID)
 	return nil
@@ -302,44 +320,111 @@ var dealStatusCmd = &cli.Command{
 		&cli.StringFlag{Name: "deal-uuid", Usage: "the deal's UUID", Required: true},
 		&cli.BoolFlag{Name: "watch", Usage: "follow the deal until it completes or fails"},
 		&cli.DurationFlag{Name: "interval", Usage: "time between polls with --watch", Value: 2 * time.Second},
-		walletFlag, repoFlag, jsonFlag,
+		walletFlag, jsonFlag,
 	},
 	Action: dealStatusAction,
 }
 
-// statusOutput is what `ferry deal-status` prints.
+// statusOutput is what `ferry deal-status` prints. The first keys are
+// those of `boost deal-status --json` (publishCid is null until the deal
+// is published, as there); the rest are Ferry's.
 type statusOutput struct {
-	DealUUID          string
-	Status            string
-	SealingStatus     string `json:",omitempty"`
-	Error             string `json:",omitempty"`
-	ChainDealID       uint64 `json:",omitempty"`
-	PublishCid        string `json:",omitempty"`
-	SignedProposalCID string `json:",omitempty"`
-	PieceCID          string `json:",omitempty"`
-	IsOffline         bool
-	TransferSize      uint64
-	NBytesReceived    uint64
+	DealUUID      string  `json:"dealUuid"`
+	Provider      string  `json:"provider"`
+	ClientWallet  string  `json:"clientWallet"`
+	Label         string  `json:"label"`
+	ChainDealID   uint64  `json:"chainDealId"`
+	Status        string  `json:"status"`
+	SealingStatus string  `json:"sealingStatus"`
+	StatusMessage string  `json:"statusMessage"`
+	PublishCid    *string `json:"publishCid"`
+
+	Error             string `json:"error,omitempty"` // why the deal failed, or its pending retry
+	PieceCID          string `json:"pieceCid"`
+	SignedProposalCID string `json:"signedProposalCid"`
+	IsOffline         bool   `json:"isOffline"`
+	TransferSize      uint64 `json:"transferSize"`
+	BytesReceived     uint64 `json:"bytesReceived"`
 }
 
-func toStatusOutput(r *wire.DealStatusResponse) statusOutput {
-	o := statusOutput{DealUUID: uuid.UUID(r.DealUUID).String(), Error: r.Error, IsOffline: r.IsOffline, TransferSize: r.TransferSize, NBytesReceived: r.NBytesReceived}
-	if s := r.DealStatus; s != nil {
-		o.Status, o.SealingStatus, o.ChainDealID = s.Status, s.SealingStatus, uint64(s.ChainDealID)
-		if s.Error != "" {
-			o.Error = s.Error
-		}
-		if s.PublishCid != nil {
-			o.PublishCid = s.PublishCid.String()
-		}
-		if s.SignedProposalCid.Defined() {
-			o.SignedProposalCID = s.SignedProposalCid.String()
-		}
-		if s.Proposal.PieceCID.Defined() {
-			o.PieceCID = s.Proposal.PieceCID.String()
-		}
+// newStatusOutput describes the provider's answer about a deal of client
+// with provider.
+func newStatusOutput(r *wire.DealStatusResponse, provider, client address.Address) statusOutput {
+	o := statusOutput{
+		DealUUID: uuid.UUID(r.DealUUID).String(), Provider: provider.String(), ClientWallet: client.String(),
+		Error: r.Error, IsOffline: r.IsOffline, TransferSize: r.TransferSize, BytesReceived: r.NBytesReceived,
+	}
+	s := r.DealStatus
+	if s == nil {
+		return o
+	}
+	o.Status, o.SealingStatus, o.ChainDealID = s.Status, s.SealingStatus, uint64(s.ChainDealID)
+	o.StatusMessage = statusMessage(r)
+	o.Label = labelText(s.Proposal.Label)
+	if s.Error != "" {
+		o.Error = s.Error
+	}
+	if s.PublishCid != nil {
+		pc := s.PublishCid.String()
+		o.PublishCid = &pc
+	}
+	if s.SignedProposalCid.Defined() {
+		o.SignedProposalCID = s.SignedProposalCid.String()
+	}
+	if s.Proposal.PieceCID.Defined() {
+		o.PieceCID = s.Proposal.PieceCID.String()
 	}
 	return o
+}
+
+// labelText is a deal label as text: the string, or the bytes in hex
+// after "bytes:".
+func labelText(l market.DealLabel) string {
+	if l.IsString() {
+		s, _ := l.ToString()
+		return s
+	}
+	b, _ := l.ToBytes()
+	return "bytes:" + hex.EncodeToString(b)
+}
+
+// statusMessage says where a deal is in words, with Boost's words for the
+// checkpoints Boost has (the checkpoint names are client.Checkpoints).
+func statusMessage(r *wire.DealStatusResponse) string {
+	s := r.DealStatus
+	switch s.Status {
+	case "Accepted":
+		switch {
+		case r.IsOffline:
+			return "Awaiting Offline Data Import"
+		case r.NBytesReceived == 0:
+			return "Transfer Queued"
+		case r.TransferSize > 0 && r.NBytesReceived >= r.TransferSize:
+			return "Transfer Complete"
+		case r.TransferSize > 0:
+			return fmt.Sprintf("Transferring %.2f%%", 100*float64(r.NBytesReceived)/float64(r.TransferSize))
+		}
+		return "Transferring"
+	case "Transferred":
+		return "Ready to Publish"
+	case "Published":
+		return "Awaiting Publish Confirmation"
+	case "PublishConfirmed":
+		return "Adding to Sector"
+	case "AddedPiece":
+		return "Announcing"
+	case "IndexedAndAnnounced":
+		if s.SealingStatus != "" {
+			return "Sealing: " + s.SealingStatus
+		}
+		return "Sealing"
+	case "Complete":
+		if s.Error != "" {
+			return "Error: " + s.Error
+		}
+		return "Active"
+	}
+	return s.Status
 }
 
 func printStatus(w io.Writer, o statusOutput) {
@@ -348,7 +433,7 @@ func printStatus(w io.Writer, o statusOutput) {
 		fmt.Fprintf(w, ", sealing: %s", o.SealingStatus)
 	}
 	if o.TransferSize > 0 && o.Status == "Accepted" {
-		fmt.Fprintf(w, ", transfer %s / %s", cliutil.HumanBytes(int64(o.NBytesReceived)), cliutil.HumanBytes(int64(o.TransferSize)))
+		fmt.Fprintf(w, ", transfer %s / %s", cliutil.HumanBytes(int64(o.BytesReceived)), cliutil.HumanBytes(int64(o.TransferSize)))
 	}
 	if o.ChainDealID != 0 {
 		fmt.Fprintf(w, ", chain deal %d", o.ChainDealID)
@@ -396,25 +481,25 @@ func dealStatusAction(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		o := toStatusOutput(resp)
+		o := newStatusOutput(resp, miner, addr)
 		if resp.Error != "" {
 			if c.Bool("json") {
-				_ = printResult(c, o, nil)
+				_ = cliutil.Print(c, o, nil)
 			}
 			return fmt.Errorf("deal %s: provider says: %s", id, resp.Error)
 		}
-		return printResult(c, o, func(w io.Writer) { printStatus(w, o) })
+		return cliutil.Print(c, o, func(w io.Writer) { printStatus(w, o) })
 	}
 	var last statusOutput
 	final, err := sw.WaitComplete(c.Context, func(resp *wire.DealStatusResponse) {
-		o := toStatusOutput(resp)
+		o := newStatusOutput(resp, miner, addr)
 		changed := o.Status != last.Status || o.SealingStatus != last.SealingStatus || o.Error != last.Error
 		last = o
 		if !changed {
 			return
 		}
 		if c.Bool("json") {
-			_ = printResult(c, o, nil)
+			_ = cliutil.Print(c, o, nil)
 			return
 		}
 		fmt.Fprintf(c.App.Writer, "%s  ", time.Now().Format("15:04:05"))

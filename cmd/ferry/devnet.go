@@ -23,7 +23,7 @@ var devnetCmd = &cli.Command{
 				"the one in ~/.ferry/devnet-token (or $FERRY_REPO/devnet-token), $FERRY_API_TOKEN, or\n" +
 				"FULLNODE_API_INFO as `ferryd run` prints it. Refuses unless the chain's version says\n" +
 				"ferry-devnet.",
-			Flags:  []cli.Flag{repoFlag, jsonFlag, noWaitFlag},
+			Flags:  []cli.Flag{jsonFlag, noWaitFlag},
 			Action: devnetFund,
 		},
 	},

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/wallet"
 )
 
@@ -16,7 +17,7 @@ var initCmd = &cli.Command{
 	Description: "Creates ~/.ferry-client (or --repo / $FERRY_CLIENT_REPO) with config.toml and\n" +
 		"keystore/. When the keystore has no key, makes a secp256k1 key and makes it\n" +
 		"the default. Running it again changes nothing.",
-	Flags: []cli.Flag{repoFlag, jsonFlag},
+	Flags: []cli.Flag{jsonFlag},
 	Action: func(c *cli.Context) error {
 		dir, err := repoDir(c)
 		if err != nil {
@@ -42,12 +43,12 @@ var initCmd = &cli.Command{
 			return fmt.Errorf("init: %w", err)
 		}
 		out := struct {
-			Repo          string
-			Created       bool
-			DefaultWallet string
-			NewWallet     bool
+			Repo          string `json:"repo"`
+			Created       bool   `json:"created"`
+			DefaultWallet string `json:"defaultWallet"`
+			NewWallet     bool   `json:"newWallet"`
 		}{dir, created, def.String(), newKey}
-		return printResult(c, out, func(w io.Writer) {
+		return cliutil.Print(c, out, func(w io.Writer) {
 			if created {
 				fmt.Fprintf(w, "created client repo %s\n", dir)
 			} else {

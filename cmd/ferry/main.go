@@ -3,19 +3,17 @@
 package main
 
 import (
-	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"syscall"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/build"
 	"github.com/ferry-fil/ferry/internal/cliutil"
 )
 
-func main() {
+func main() { cliutil.Main(newApp()) }
+
+// newApp is ferry's command line. Every command takes --repo; flags may be
+// given anywhere on the line (cliutil.Run).
+func newApp() *cli.App {
 	app := &cli.App{
 		Name:    "ferry",
 		Usage:   "make Filecoin storage deals and get the data back",
@@ -34,12 +32,6 @@ func main() {
 			retrieveCmd,
 		},
 	}
-	// Ctrl-C cancels the running command cleanly (servers stop, streams close).
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.RunContext(ctx, cliutil.Interspersed(app, os.Args))
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "ferry:", err)
-		os.Exit(1)
-	}
+	cliutil.Setup(app, repoFlag)
+	return app
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 )
 
 var marketCmd = &cli.Command{
@@ -21,21 +22,21 @@ var marketCmd = &cli.Command{
 			Name:      "add-balance",
 			Usage:     "move FIL from the wallet into market escrow",
 			ArgsUsage: "AMOUNT (FIL, e.g. 1.5)",
-			Flags:     []cli.Flag{walletFlag, repoFlag, jsonFlag, noWaitFlag},
+			Flags:     []cli.Flag{walletFlag, jsonFlag, noWaitFlag},
 			Action:    func(c *cli.Context) error { return marketMove(c, true) },
 		},
 		{
 			Name:      "withdraw",
 			Usage:     "move available FIL from market escrow back to the wallet",
 			ArgsUsage: "AMOUNT (FIL, e.g. 1.5)",
-			Flags:     []cli.Flag{walletFlag, repoFlag, jsonFlag, noWaitFlag},
+			Flags:     []cli.Flag{walletFlag, jsonFlag, noWaitFlag},
 			Action:    func(c *cli.Context) error { return marketMove(c, false) },
 		},
 		{
 			Name:      "balance",
 			Usage:     "show escrow and locked funds",
 			ArgsUsage: "[ADDRESS]",
-			Flags:     []cli.Flag{walletFlag, repoFlag, jsonFlag},
+			Flags:     []cli.Flag{walletFlag, jsonFlag},
 			Action:    marketBalance,
 		},
 	},
@@ -90,17 +91,17 @@ func marketMove(c *cli.Context, add bool) error {
 // reports the exit code.
 func waitAndReport(c *cli.Context, n chain.Node, mc cid.Cid, ok func(w io.Writer)) error {
 	type result struct {
-		Message  string
-		Executed bool
-		Height   int64 `json:",omitempty"`
-		ExitCode int64
+		MessageCID string `json:"messageCid"`
+		Executed   bool   `json:"executed"`
+		Height     int64  `json:"height,omitempty"`
+		ExitCode   int64  `json:"exitCode"`
 	}
-	res := result{Message: mc.String()}
+	res := result{MessageCID: mc.String()}
 	if !c.Bool("json") {
 		fmt.Fprintf(c.App.ErrWriter, "message %s sent, waiting…\n", mc)
 	}
 	if c.Bool("no-wait") {
-		return printResult(c, res, func(w io.Writer) { fmt.Fprintln(w, mc) })
+		return cliutil.Print(c, res, func(w io.Writer) { fmt.Fprintln(w, mc) })
 	}
 	ml, err := client.WaitMessage(c.Context, n, mc)
 	if ml != nil {
@@ -108,11 +109,11 @@ func waitAndReport(c *cli.Context, n chain.Node, mc cid.Cid, ok func(w io.Writer
 	}
 	if err != nil {
 		if c.Bool("json") {
-			_ = printResult(c, res, nil)
+			_ = cliutil.Print(c, res, nil)
 		}
 		return err
 	}
-	return printResult(c, res, func(w io.Writer) {
+	return cliutil.Print(c, res, func(w io.Writer) {
 		ok(w)
 		fmt.Fprintf(w, "message %s executed at epoch %d, exit code 0\n", mc, ml.Height)
 	})
@@ -141,8 +142,13 @@ func marketBalance(c *cli.Context) error {
 		return fmt.Errorf("market balance of %s: %w", addr, err)
 	}
 	avail := big.Sub(mb.Escrow, mb.Locked)
-	out := map[string]string{"Address": addr.String(), "Escrow": mb.Escrow.String(), "Locked": mb.Locked.String(), "Available": avail.String()}
-	return printResult(c, out, func(w io.Writer) {
+	out := struct {
+		Address   string `json:"address"`
+		Escrow    string `json:"escrow"` // attoFIL
+		Locked    string `json:"locked"`
+		Available string `json:"available"`
+	}{addr.String(), mb.Escrow.String(), mb.Locked.String(), avail.String()}
+	return cliutil.Print(c, out, func(w io.Writer) {
 		fmt.Fprintf(w, "escrow:    %s\n", chain.FormatFIL(mb.Escrow))
 		fmt.Fprintf(w, "locked:    %s\n", chain.FormatFIL(mb.Locked))
 		fmt.Fprintf(w, "available: %s\n", chain.FormatFIL(avail))

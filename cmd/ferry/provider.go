@@ -10,6 +10,7 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/client"
 	"github.com/ferry-fil/ferry/internal/cliutil"
+	"github.com/ferry-fil/ferry/wire"
 )
 
 var providerCmd = &cli.Command{
@@ -20,21 +21,21 @@ var providerCmd = &cli.Command{
 			Name:      "info",
 			Usage:     "the miner's on-chain info: peer ID, addresses, worker, sector size",
 			ArgsUsage: "MINER",
-			Flags:     []cli.Flag{repoFlag, jsonFlag},
+			Flags:     []cli.Flag{jsonFlag},
 			Action:    providerInfo,
 		},
 		{
 			Name:      "ask",
 			Usage:     "the provider's storage ask (price and piece sizes), signature checked",
 			ArgsUsage: "MINER",
-			Flags:     []cli.Flag{repoFlag, jsonFlag},
+			Flags:     []cli.Flag{jsonFlag},
 			Action:    providerAsk,
 		},
 		{
 			Name:      "transports",
 			Usage:     "the provider's retrieval transports",
 			ArgsUsage: "MINER",
-			Flags:     []cli.Flag{repoFlag, jsonFlag},
+			Flags:     []cli.Flag{jsonFlag},
 			Action:    providerTransports,
 		},
 	},
@@ -69,19 +70,9 @@ func withProvider(c *cli.Context, minerArg string, dial bool, f func(n chain.Nod
 
 func providerInfo(c *cli.Context) error {
 	return withProvider(c, c.Args().First(), false, func(n chain.Node, _ host.Host, p *client.Provider) error {
-		out := struct {
-			Miner      string
-			PeerID     string
-			Multiaddrs []string
-			Owner      string
-			Worker     string
-			SectorSize uint64
-		}{Miner: p.Miner.String(), PeerID: p.AddrInfo.ID.String(), Owner: p.Info.Owner.String(), Worker: p.Info.Worker.String(), SectorSize: uint64(p.Info.SectorSize)}
-		for _, a := range p.AddrInfo.Addrs {
-			out.Multiaddrs = append(out.Multiaddrs, a.String())
-		}
-		return printResult(c, out, func(w io.Writer) {
-			fmt.Fprintf(w, "miner:       %s\n", out.Miner)
+		out := newProviderOutput(p)
+		return cliutil.Print(c, out, func(w io.Writer) {
+			fmt.Fprintf(w, "miner:       %s\n", out.Provider)
 			fmt.Fprintf(w, "peer ID:     %s\n", out.PeerID)
 			for _, a := range out.Multiaddrs {
 				fmt.Fprintf(w, "multiaddr:   %s\n", a)
@@ -93,19 +84,33 @@ func providerInfo(c *cli.Context) error {
 	})
 }
 
+// providerOutput is what `ferry provider info` prints.
+type providerOutput struct {
+	Provider   string   `json:"provider"`
+	PeerID     string   `json:"peerId"`
+	Multiaddrs []string `json:"multiaddrs"`
+	Owner      string   `json:"owner"`
+	Worker     string   `json:"worker"`
+	SectorSize uint64   `json:"sectorSize"`
+}
+
+func newProviderOutput(p *client.Provider) providerOutput {
+	out := providerOutput{Provider: p.Miner.String(), PeerID: p.AddrInfo.ID.String(), Multiaddrs: []string{},
+		Owner: p.Info.Owner.String(), Worker: p.Info.Worker.String(), SectorSize: uint64(p.Info.SectorSize)}
+	for _, a := range p.AddrInfo.Addrs {
+		out.Multiaddrs = append(out.Multiaddrs, a.String())
+	}
+	return out
+}
+
 func providerAsk(c *cli.Context) error {
 	return withProvider(c, c.Args().First(), true, func(n chain.Node, h host.Host, p *client.Provider) error {
 		ask, err := client.QueryAsk(c.Context, n, h, p)
 		if err != nil {
 			return err
 		}
-		return printResult(c, ask, func(w io.Writer) {
-			fmt.Fprintf(w, "miner:           %s\n", ask.Miner)
-			fmt.Fprintf(w, "price:           %s attoFIL/GiB/epoch\n", ask.Price)
-			fmt.Fprintf(w, "verified price:  %s attoFIL/GiB/epoch\n", ask.VerifiedPrice)
-			fmt.Fprintf(w, "piece sizes:     %s … %s\n", cliutil.HumanBytes(int64(ask.MinPieceSize)), cliutil.HumanBytes(int64(ask.MaxPieceSize)))
-			fmt.Fprintf(w, "valid:           epochs %d … %d (seq %d)\n", ask.Timestamp, ask.Expiry, ask.SeqNo)
-		})
+		out := cliutil.NewAsk(ask)
+		return cliutil.Print(c, out, out.WriteText)
 	})
 }
 
@@ -115,28 +120,44 @@ func providerTransports(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		type proto struct {
-			Name      string
-			Addresses []string
+		out, err := newTransports(resp)
+		if err != nil {
+			return fmt.Errorf("miner %s: %w", p.Miner, err)
 		}
-		out := []proto{}
-		for _, pr := range resp.Protocols {
-			addrs, err := pr.Multiaddrs()
-			if err != nil {
-				return fmt.Errorf("miner %s: %w", p.Miner, err)
-			}
-			e := proto{Name: pr.Name, Addresses: []string{}}
-			for _, a := range addrs {
-				e.Addresses = append(e.Addresses, a.String())
-			}
-			out = append(out, e)
-		}
-		return printResult(c, out, func(w io.Writer) {
-			for _, e := range out {
-				for _, a := range e.Addresses {
-					fmt.Fprintf(w, "%-8s %s\n", e.Name, a)
+		return cliutil.Print(c, out, func(w io.Writer) {
+			for _, pr := range resp.Protocols {
+				for _, a := range out[pr.Name] {
+					fmt.Fprintf(w, "%-8s %s\n", pr.Name, a.Multiaddr)
 				}
+				delete(out, pr.Name) // printed
 			}
 		})
 	})
+}
+
+// transportAddr is one address of a retrieval transport: the multiaddr
+// and, for HTTP, its URL.
+type transportAddr struct {
+	Multiaddr string `json:"multiaddr"`
+	Address   string `json:"address,omitempty"`
+}
+
+// newTransports is what `ferry provider transports --json` prints, shaped
+// as `boost provider retrieval-transports --json`: the addresses of each
+// transport under its name.
+func newTransports(resp *wire.QueryResponse) (map[string][]transportAddr, error) {
+	out := map[string][]transportAddr{}
+	for _, pr := range resp.Protocols {
+		addrs, err := pr.Multiaddrs()
+		if err != nil {
+			return nil, err
+		}
+		e := []transportAddr{}
+		for _, a := range addrs {
+			u, _ := client.HTTPURL(a) // empty unless HTTP
+			e = append(e, transportAddr{Multiaddr: a.String(), Address: u})
+		}
+		out[pr.Name] = append(out[pr.Name], e...)
+	}
+	return out, nil
 }

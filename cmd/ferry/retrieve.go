@@ -37,7 +37,7 @@ var retrieveCmd = &cli.Command{
 		&cli.BoolFlag{Name: "extract", Usage: "write the files of the DAG instead of a CAR"},
 		&cli.StringFlag{Name: "url", Usage: "the provider's HTTP retrieval base URL (e.g. http://host:7777)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no progress on the terminal"},
-		repoFlag, jsonFlag,
+		jsonFlag,
 	},
 	Action: retrieveAction,
 }
@@ -95,7 +95,7 @@ func retrieveAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return printResult(c, res, func(w io.Writer) {
+	return cliutil.Print(c, res, func(w io.Writer) {
 		what := "CAR"
 		switch {
 		case req.Piece:

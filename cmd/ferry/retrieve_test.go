@@ -19,6 +19,7 @@ import (
 	"github.com/ferry-fil/ferry/client"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/index"
+	"github.com/ferry-fil/ferry/internal/cliutil/clitest"
 	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/retrieval"
 )
@@ -145,6 +146,7 @@ func TestRetrieveCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	clitest.CheckKeys(t, "retrieve", []byte(stdout), "url", "cid", "bytes", "out")
 	var res map[string]any
 	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
 		t.Fatalf("%v in %q", err, stdout)

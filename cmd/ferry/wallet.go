@@ -11,7 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/chain"
-	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/wallet"
 )
 
@@ -23,48 +23,48 @@ var walletCmd = &cli.Command{
 			Name:      "new",
 			Usage:     "make a new key and print its address",
 			ArgsUsage: "[secp256k1|bls]",
-			Flags:     []cli.Flag{repoFlag, jsonFlag},
+			Flags:     []cli.Flag{jsonFlag},
 			Action:    walletNew,
 		},
 		{
 			Name:   "list",
 			Usage:  "list the wallet's addresses (the default is marked)",
-			Flags:  []cli.Flag{repoFlag, jsonFlag},
+			Flags:  []cli.Flag{jsonFlag},
 			Action: walletList,
 		},
 		{
 			Name:      "balance",
 			Usage:     "show an address' balance on chain",
 			ArgsUsage: "[ADDRESS]",
-			Flags:     []cli.Flag{repoFlag, jsonFlag},
+			Flags:     []cli.Flag{jsonFlag},
 			Action:    walletBalance,
 		},
 		{
 			Name:      "default",
 			Usage:     "show the default address, or set it",
 			ArgsUsage: "[ADDRESS]",
-			Flags:     []cli.Flag{repoFlag, jsonFlag},
+			Flags:     []cli.Flag{jsonFlag},
 			Action:    walletDefault,
 		},
 		{
 			Name:      "export",
 			Usage:     "print a key in Lotus' export format (hex of the key JSON)",
 			ArgsUsage: "ADDRESS",
-			Flags:     []cli.Flag{repoFlag},
+			Flags:     []cli.Flag{jsonFlag},
 			Action:    walletExport,
 		},
 		{
 			Name:      "import",
 			Usage:     "import a key exported by `lotus wallet export` or `ferry wallet export`",
 			ArgsUsage: "[FILE|-]",
-			Flags:     []cli.Flag{repoFlag, jsonFlag, &cli.BoolFlag{Name: "as-default", Usage: "make the imported key the default"}},
+			Flags:     []cli.Flag{jsonFlag, &cli.BoolFlag{Name: "as-default", Usage: "make the imported key the default"}},
 			Action:    walletImport,
 		},
 		{
 			Name:      "sign",
 			Usage:     "sign hex-encoded bytes; prints the signature as hex (type byte, then the signature)",
 			ArgsUsage: "ADDRESS HEX",
-			Flags:     []cli.Flag{repoFlag},
+			Flags:     []cli.Flag{jsonFlag},
 			Action:    walletSign,
 		},
 	},
@@ -86,7 +86,11 @@ func walletNew(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("wallet new: %w", err)
 	}
-	return printResult(c, map[string]string{"Address": a.String(), "Type": typ}, func(w io.Writer) { fmt.Fprintln(w, a) })
+	out := struct {
+		Address string `json:"address"`
+		Type    string `json:"type"`
+	}{a.String(), typ}
+	return cliutil.Print(c, out, func(w io.Writer) { fmt.Fprintln(w, a) })
 }
 
 func walletList(c *cli.Context) error {
@@ -100,14 +104,14 @@ func walletList(c *cli.Context) error {
 	}
 	def, _ := r.Wallet.Default()
 	type entry struct {
-		Address string
-		Default bool
+		Address string `json:"address"`
+		Default bool   `json:"default"`
 	}
 	out := []entry{}
 	for _, a := range addrs {
 		out = append(out, entry{a.String(), a == def})
 	}
-	return printResult(c, out, func(w io.Writer) {
+	return cliutil.Print(c, out, func(w io.Writer) {
 		for _, e := range out {
 			mark := ""
 			if e.Default {
@@ -140,8 +144,13 @@ func walletBalance(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("wallet balance of %s: %w", a, err)
 	}
-	out := map[string]string{"Address": a.String(), "Balance": bal.String(), "FIL": client.FILNumber(bal)}
-	return printResult(c, out, func(w io.Writer) { fmt.Fprintln(w, chain.FormatFIL(bal)) })
+	// "balance" is written as Boost writes it ("1.5 FIL").
+	out := struct {
+		Address string `json:"address"`
+		Balance string `json:"balance"`
+		AttoFIL string `json:"attoFil"`
+	}{a.String(), chain.FormatFIL(bal), bal.String()}
+	return cliutil.Print(c, out, func(w io.Writer) { fmt.Fprintln(w, out.Balance) })
 }
 
 func walletDefault(c *cli.Context) error {
@@ -162,7 +171,7 @@ func walletDefault(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("wallet default: %w", err)
 	}
-	return printResult(c, map[string]string{"Address": a.String()}, func(w io.Writer) { fmt.Fprintln(w, a) })
+	return cliutil.Print(c, addressOutput{a.String()}, func(w io.Writer) { fmt.Fprintln(w, a) })
 }
 
 func walletExport(c *cli.Context) error {
@@ -181,8 +190,11 @@ func walletExport(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("wallet export: %w", err)
 	}
-	fmt.Fprintln(c.App.Writer, wallet.ExportKey(ki))
-	return nil
+	key := wallet.ExportKey(ki)
+	out := struct {
+		Key string `json:"key"` // as Boost's wallet export --json
+	}{key}
+	return cliutil.Print(c, out, func(w io.Writer) { fmt.Fprintln(w, key) })
 }
 
 func walletImport(c *cli.Context) error {
@@ -216,7 +228,7 @@ func walletImport(c *cli.Context) error {
 			return fmt.Errorf("wallet import: %w", err)
 		}
 	}
-	return printResult(c, map[string]string{"Address": a.String()}, func(w io.Writer) { fmt.Fprintf(w, "imported %s\n", a) })
+	return cliutil.Print(c, addressOutput{a.String()}, func(w io.Writer) { fmt.Fprintf(w, "imported %s\n", a) })
 }
 
 func walletSign(c *cli.Context) error {
@@ -243,6 +255,13 @@ func walletSign(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("wallet sign: %w", err)
 	}
-	fmt.Fprintln(c.App.Writer, hex.EncodeToString(b))
-	return nil
+	out := struct {
+		Signature string `json:"signature"` // as Boost's wallet sign --json
+	}{hex.EncodeToString(b)}
+	return cliutil.Print(c, out, func(w io.Writer) { fmt.Fprintln(w, out.Signature) })
+}
+
+// addressOutput is what the wallet commands that name one address print.
+type addressOutput struct {
+	Address string `json:"address"`
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/api"
 	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain/lotus"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 )
 
 var permFlag = &cli.StringFlag{
@@ -34,16 +36,23 @@ the genesis account's): give clients read or write only.`,
 		{
 			Name:   "create-token",
 			Usage:  "print a new token",
-			Flags:  []cli.Flag{permFlag, chainFlag},
+			Flags:  []cli.Flag{permFlag, chainFlag, jsonFlag},
 			Action: func(cctx *cli.Context) error { return printToken(cctx, false) },
 		},
 		{
 			Name:   "api-info",
 			Usage:  "print a new token with the API's address, as FERRY_API_INFO=… (FULLNODE_API_INFO=… with --chain)",
-			Flags:  []cli.Flag{permFlag, chainFlag},
+			Flags:  []cli.Flag{permFlag, chainFlag, jsonFlag},
 			Action: func(cctx *cli.Context) error { return printToken(cctx, true) },
 		},
 	},
+}
+
+// tokenOutput is what `ferryd auth … --json` prints.
+type tokenOutput struct {
+	Token   string `json:"token"`
+	Name    string `json:"name,omitempty"`    // the variable api-info sets
+	APIInfo string `json:"apiInfo,omitempty"` // <token>:<multiaddr>
 }
 
 // printToken asks the daemon for a token with --perm and prints it, alone
@@ -58,30 +67,30 @@ func printToken(cctx *cli.Context, withAddr bool) error {
 		return err
 	}
 	return withAPI(cctx, func(f api.Ferry) error {
-		var token, addr, env string
+		var out tokenOutput
+		var addr string
 		if cctx.Bool("chain") {
-			if token, err = f.ChainAuthNew(cctx.Context, perms); err != nil {
+			if out.Token, err = f.ChainAuthNew(cctx.Context, perms); err != nil {
 				return err
 			}
 			info, err := f.Info(cctx.Context)
 			if err != nil {
 				return err
 			}
-			addr, env = info.ChainAPI, lotus.EnvAPIInfo
+			addr, out.Name = info.ChainAPI, lotus.EnvAPIInfo
 		} else {
-			if token, err = f.AuthNew(cctx.Context, perms); err != nil {
+			if out.Token, err = f.AuthNew(cctx.Context, perms); err != nil {
 				return err
 			}
 			if addr, _, err = api.Target(repoDir(cctx)); err != nil {
 				return err
 			}
-			env = api.EnvAPIInfo
+			out.Name = api.EnvAPIInfo
 		}
-		if withAddr {
-			fmt.Printf("%s=%s:%s\n", env, token, addr)
-		} else {
-			fmt.Println(token)
+		if !withAddr {
+			return cliutil.Print(cctx, tokenOutput{Token: out.Token}, func(w io.Writer) { fmt.Fprintln(w, out.Token) })
 		}
-		return nil
+		out.APIInfo = out.Token + ":" + addr
+		return cliutil.Print(cctx, out, func(w io.Writer) { fmt.Fprintf(w, "%s=%s\n", out.Name, out.APIInfo) })
 	})
 }

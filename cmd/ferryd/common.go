@@ -1,11 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-fil/ferry/internal/cliutil"
 )
 
 var repoFlag = &cli.StringFlag{
@@ -15,7 +16,7 @@ var repoFlag = &cli.StringFlag{
 	Value:   "~/.ferry",
 }
 
-var jsonFlag = &cli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}
+var jsonFlag = cliutil.JSONFlag()
 
 // repoDir returns the --repo directory with ~ expanded.
 func repoDir(cctx *cli.Context) string {
@@ -29,8 +30,4 @@ func repoDir(cctx *cli.Context) string {
 }
 
 // printJSON writes v as indented JSON on stdout.
-func printJSON(v any) error {
-	enc := json.NewEncoder(os.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
+func printJSON(v any) error { return cliutil.WriteJSON(os.Stdout, v) }

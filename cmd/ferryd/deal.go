@@ -34,12 +34,14 @@ func dealUUIDArg(cctx *cli.Context, usage string) (uuid.UUID, error) {
 	return id, nil
 }
 
-// dealAction is a command acting on one deal.
+// dealAction is a command acting on one deal. With --json it prints the
+// deal as `deal show --json` does, after the action.
 func dealAction(name, usage string, do func(a api.Ferry, ctx context.Context, id uuid.UUID) error, done string) *cli.Command {
 	return &cli.Command{
 		Name:      name,
 		Usage:     usage,
 		ArgsUsage: "<deal UUID>",
+		Flags:     []cli.Flag{jsonFlag},
 		Action: func(cctx *cli.Context) error {
 			id, err := dealUUIDArg(cctx, "ferryd deal "+name+" <deal UUID>")
 			if err != nil {
@@ -49,11 +51,24 @@ func dealAction(name, usage string, do func(a api.Ferry, ctx context.Context, id
 				if err := do(a, cctx.Context, id); err != nil {
 					return err
 				}
-				fmt.Fprintf(cctx.App.Writer, "deal %s %s\n", id, done)
-				return nil
+				return printDealAfter(cctx, a, id, fmt.Sprintf("deal %s %s", id, done))
 			})
 		},
 	}
+}
+
+// printDealAfter reports an action on deal id: the line done, or with
+// --json the deal as it is now.
+func printDealAfter(cctx *cli.Context, a api.Ferry, id uuid.UUID, done string) error {
+	if !cctx.Bool("json") {
+		fmt.Fprintln(cctx.App.Writer, done)
+		return nil
+	}
+	d, err := a.DealShow(cctx.Context, id)
+	if err != nil {
+		return fmt.Errorf("reading deal %s back: %w", id, err)
+	}
+	return cliutil.WriteJSON(cctx.App.Writer, d)
 }
 
 // dealCmd is `ferryd deal list|show|retry|fail|cancel`.
@@ -77,7 +92,7 @@ var dealCmd = &cli.Command{
 					return err
 				}
 				if cctx.Bool("json") {
-					return printJSON(ds)
+					return cliutil.WriteJSON(cctx.App.Writer, ds)
 				}
 				if err := printDeals(cctx.App.Writer, ds); err != nil {
 					return err
@@ -103,10 +118,7 @@ var dealCmd = &cli.Command{
 				if err != nil {
 					return err
 				}
-				if cctx.Bool("json") {
-					return printJSON(d)
-				}
-				return printDeal(cctx.App.Writer, d)
+				return cliutil.Print(cctx, d, func(w io.Writer) { printDeal(w, d) })
 			})
 		},
 	},
@@ -123,13 +135,16 @@ var publishCmd = &cli.Command{
 	Subcommands: []*cli.Command{{
 		Name:  "now",
 		Usage: "publish the deals waiting for a batch without waiting for it to fill",
+		Flags: []cli.Flag{jsonFlag},
 		Action: func(cctx *cli.Context) error {
 			return withAPI(cctx, func(a api.Ferry) error {
 				if err := a.PublishNow(cctx.Context); err != nil {
 					return err
 				}
-				fmt.Fprintln(cctx.App.Writer, "published the waiting deals")
-				return nil
+				out := struct {
+					Published bool `json:"published"`
+				}{true}
+				return cliutil.Print(cctx, out, func(w io.Writer) { fmt.Fprintln(w, "published the waiting deals") })
 			})
 		},
 	}},
@@ -140,6 +155,7 @@ var importDataCmd = &cli.Command{
 	Name:      "import-data",
 	Usage:     "give an offline deal its data (the file's piece CID must match the deal's)",
 	ArgsUsage: "<deal UUID> <file>",
+	Flags:     []cli.Flag{jsonFlag},
 	Action: func(cctx *cli.Context) error {
 		if cctx.NArg() != 2 {
 			return fmt.Errorf("usage: ferryd import-data <deal UUID> <file>")
@@ -155,7 +171,7 @@ var importDataCmd = &cli.Command{
 		return withAPI(cctx, func(a api.Ferry) error {
 			// The daemon hashes the whole file before it answers; show
 			// how far it got (the deal's bytes received) meanwhile.
-			prog := cliutil.NewProgress(false)
+			prog := cliutil.NewProgress(cctx.Bool("json"))
 			var size int64
 			if st, err := os.Stat(path); err == nil {
 				size = st.Size()
@@ -171,8 +187,7 @@ var importDataCmd = &cli.Command{
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(cctx.App.Writer, "deal %s: data imported from %s\n", id, path)
-					return nil
+					return printDealAfter(cctx, a, id, fmt.Sprintf("deal %s: data imported from %s", id, path))
 				case <-tick.C:
 					if d, err := a.DealShow(cctx.Context, id); err == nil {
 						prog.Show("checking %s: %s of %s", filepath.Base(path), cliutil.HumanBytes(int64(d.BytesReceived)), cliutil.HumanBytes(size))
@@ -197,10 +212,7 @@ var askCmd = &cli.Command{
 				if err != nil {
 					return err
 				}
-				if cctx.Bool("json") {
-					return printJSON(ask)
-				}
-				return printAsk(cctx.App.Writer, ask)
+				return printAsk(cctx, ask)
 			})
 		},
 	}, {
@@ -212,6 +224,7 @@ var askCmd = &cli.Command{
 			&cli.StringFlag{Name: "min-piece-size", Value: "256B", Usage: "smallest padded piece (B, KiB, MiB, GiB)"},
 			&cli.StringFlag{Name: "max-piece-size", Value: "32GiB", Usage: "largest padded piece (B, KiB, MiB, GiB)"},
 			&cli.Int64Flag{Name: "duration", Value: 0, Usage: "epochs the ask stays valid (0: one year)"},
+			jsonFlag,
 		},
 		Action: func(cctx *cli.Context) error {
 			price, err := parseAttoFIL(cctx.String("price"))
@@ -238,7 +251,7 @@ var askCmd = &cli.Command{
 				if err != nil {
 					return err
 				}
-				return printAsk(cctx.App.Writer, ask)
+				return printAsk(cctx, ask)
 			})
 		},
 	}},
@@ -305,7 +318,7 @@ func printDeals(w io.Writer, ds []market.DealInfo) error {
 	return tw.Flush()
 }
 
-func printDeal(w io.Writer, d *market.DealDetail) error {
+func printDeal(w io.Writer, d *market.DealDetail) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
 	row("UUID", d.UUID)
@@ -344,27 +357,19 @@ func printDeal(w io.Writer, d *market.DealDetail) error {
 	if d.Sector != nil {
 		row("Sector", fmt.Sprintf("%d (%s)", *d.Sector, d.SealingState))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	tw.Flush()
 	fmt.Fprintln(w, "Log:")
 	for _, l := range d.Logs {
 		fmt.Fprintf(w, "  %s  %s\n", l.At.Format("2006-01-02 15:04:05.000"), l.Text)
 	}
-	return nil
 }
 
-func printAsk(w io.Writer, a *wire.SignedStorageAsk) error {
+// printAsk prints the provider's ask as `ferry provider ask` prints it
+// (JSON null when there is none).
+func printAsk(cctx *cli.Context, a *wire.SignedStorageAsk) error {
 	if a == nil || a.Ask == nil {
-		_, err := fmt.Fprintln(w, "no storage ask")
-		return err
+		return cliutil.Print(cctx, nil, func(w io.Writer) { fmt.Fprintln(w, "no storage ask") })
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "Miner:\t%s\n", a.Ask.Miner)
-	fmt.Fprintf(tw, "Price:\t%s attoFIL/GiB/epoch\n", a.Ask.Price)
-	fmt.Fprintf(tw, "Verified price:\t%s attoFIL/GiB/epoch\n", a.Ask.VerifiedPrice)
-	fmt.Fprintf(tw, "Piece sizes:\t%d to %d bytes\n", a.Ask.MinPieceSize, a.Ask.MaxPieceSize)
-	fmt.Fprintf(tw, "Valid:\tepochs %d to %d\n", a.Ask.Timestamp, a.Ask.Expiry)
-	fmt.Fprintf(tw, "SeqNo:\t%d\n", a.Ask.SeqNo)
-	return tw.Flush()
+	out := cliutil.NewAsk(a.Ask)
+	return cliutil.Print(cctx, out, out.WriteText)
 }

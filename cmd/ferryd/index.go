@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -28,9 +28,9 @@ var indexCmd = &cli.Command{
 					return err
 				}
 				if cctx.Bool("json") {
-					return printJSON(pieces)
+					return cliutil.WriteJSON(cctx.App.Writer, pieces)
 				}
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				tw := tabwriter.NewWriter(cctx.App.Writer, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "PIECE CID\tSTATE\tBLOCKS\tAGGREGATE\tANNOUNCED\tERROR")
 				for _, p := range pieces {
 					state := p.State
@@ -58,9 +58,9 @@ var indexCmd = &cli.Command{
 					return err
 				}
 				if cctx.Bool("json") {
-					return printJSON(st)
+					return cliutil.WriteJSON(cctx.App.Writer, st)
 				}
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				tw := tabwriter.NewWriter(cctx.App.Writer, 0, 4, 2, ' ', 0)
 				fmt.Fprintf(tw, "Piece:\t%s\nState:\t%s\nBlocks:\t%d\nAggregate:\t%v\nAnnounced:\t%v\n", st.PieceCID, st.State, st.Blocks, st.Aggregate, st.Announced)
 				if st.BytesTotal > 0 {
 					fmt.Fprintf(tw, "Read:\t%s of %s\n", cliutil.HumanBytes(st.BytesRead), cliutil.HumanBytes(st.BytesTotal))
@@ -75,6 +75,7 @@ var indexCmd = &cli.Command{
 		Name:      "rebuild",
 		Usage:     "index a piece again from its unsealed copy",
 		ArgsUsage: "<piece CID>",
+		Flags:     []cli.Flag{jsonFlag},
 		Action: func(cctx *cli.Context) error {
 			pc, err := pieceArg(cctx)
 			if err != nil {
@@ -82,7 +83,7 @@ var indexCmd = &cli.Command{
 			}
 			return withAPI(cctx, func(f api.Ferry) error {
 				// The rebuild runs in one call; another shows its progress.
-				prog := cliutil.NewProgress(false)
+				prog := cliutil.NewProgress(cctx.Bool("json"))
 				stop := make(chan struct{})
 				shown := make(chan struct{})
 				go func() {
@@ -107,14 +108,18 @@ var indexCmd = &cli.Command{
 				if err != nil {
 					return err
 				}
-				fmt.Printf("indexed %d blocks of %s\n", n, pc)
-				return nil
+				out := struct {
+					PieceCID string `json:"pieceCid"`
+					Blocks   int64  `json:"blocks"`
+				}{pc.String(), n}
+				return cliutil.Print(cctx, out, func(w io.Writer) { fmt.Fprintf(w, "indexed %d blocks of %s\n", n, pc) })
 			})
 		},
 	}, {
 		Name:      "announce",
 		Usage:     "advertise a piece to IPNI (again)",
 		ArgsUsage: "<piece CID>",
+		Flags:     []cli.Flag{jsonFlag},
 		Action: func(cctx *cli.Context) error {
 			pc, err := pieceArg(cctx)
 			if err != nil {
@@ -125,8 +130,11 @@ var indexCmd = &cli.Command{
 				if err != nil {
 					return err
 				}
-				fmt.Printf("%s is advertised in %s\n", pc, ad)
-				return nil
+				out := struct {
+					PieceCID string `json:"pieceCid"`
+					AdCID    string `json:"adCid"`
+				}{pc.String(), ad.String()}
+				return cliutil.Print(cctx, out, func(w io.Writer) { fmt.Fprintf(w, "%s is advertised in %s\n", pc, ad) })
 			})
 		},
 	}},

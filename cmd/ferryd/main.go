@@ -3,21 +3,21 @@
 package main
 
 import (
-	"fmt"
-	"os"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/build"
 	"github.com/ferry-fil/ferry/internal/cliutil"
 )
 
-func main() {
+func main() { cliutil.Main(newApp()) }
+
+// newApp is ferryd's command line. Every command takes --repo; flags may
+// be given anywhere on the line (cliutil.Run).
+func newApp() *cli.App {
 	app := &cli.App{
 		Name:    "ferryd",
 		Usage:   "the Ferry storage provider daemon",
 		Version: build.Version,
-		Flags:   []cli.Flag{repoFlag},
 		Commands: []*cli.Command{
 			// Each command group lives in its own file.
 			runCmd,
@@ -31,8 +31,6 @@ func main() {
 			authCmd,
 		},
 	}
-	if err := app.Run(cliutil.Interspersed(app, os.Args)); err != nil {
-		fmt.Fprintln(os.Stderr, "ferryd:", err)
-		os.Exit(1)
-	}
+	cliutil.Setup(app, repoFlag)
+	return app
 }

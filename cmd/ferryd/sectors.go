@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/api"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/sealing"
 )
 
@@ -28,7 +29,7 @@ var sectorsCmd = &cli.Command{
 					return err
 				}
 				if cctx.Bool("json") {
-					return printJSON(ss)
+					return cliutil.WriteJSON(cctx.App.Writer, ss)
 				}
 				return printSectors(cctx.App.Writer, ss)
 			})
@@ -52,7 +53,7 @@ var sectorsCmd = &cli.Command{
 					return err
 				}
 				if cctx.Bool("json") {
-					return printJSON(si)
+					return cliutil.WriteJSON(cctx.App.Writer, si)
 				}
 				return printSector(cctx.App.Writer, si)
 			})

@@ -21,6 +21,8 @@ type Progress struct {
 	used bool
 }
 
+// NewProgress returns a Progress that prints nothing when quiet (or when
+// stderr is no terminal).
 func NewProgress(quiet bool) *Progress {
 	return &Progress{on: !quiet && IsTerminal(os.Stderr)}
 }
