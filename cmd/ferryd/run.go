@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -13,6 +14,7 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/lotus"
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/internal/procs"
 	"github.com/ferry-fil/ferry/node"
 )
@@ -71,20 +73,21 @@ var infoCmd = &cli.Command{
 			if err != nil {
 				return err
 			}
-			if cctx.Bool("json") {
-				return printJSON(info)
-			}
-			fmt.Printf("Miner:          %s (%s sectors)\n", info.Miner, info.SectorSize.ShortString())
-			fmt.Printf("Worker:         %s (%s)\n", info.Worker, chain.FormatFIL(info.WorkerFunds))
-			fmt.Printf("Market escrow:  %s (locked %s)\n", chain.FormatFIL(info.MarketEscrow), chain.FormatFIL(info.MarketLocked))
-			fmt.Printf("Peer ID:        %s\n", info.PeerID)
-			for _, a := range info.Addresses {
-				fmt.Printf("Address:        %s\n", a)
-			}
-			fmt.Printf("Retrieval:      %s\n", info.RetrievalURL)
-			fmt.Printf("Chain:          %s, head %d\n", info.ChainMode, info.ChainHead)
-			fmt.Printf("Version:        %s\n", info.Version)
-			return nil
+			return cliutil.Print(cctx, info, func(w io.Writer) {
+				fmt.Fprintf(w, "Miner:          %s (%s sectors)\n", info.Miner, info.SectorSize.ShortString())
+				fmt.Fprintf(w, "Worker:         %s (%s)\n", info.Worker, chain.FormatFIL(info.WorkerFunds))
+				fmt.Fprintf(w, "Market escrow:  %s (locked %s)\n", chain.FormatFIL(info.MarketEscrow), chain.FormatFIL(info.MarketLocked))
+				fmt.Fprintf(w, "Peer ID:        %s\n", info.PeerID)
+				for _, a := range info.Addresses {
+					fmt.Fprintf(w, "Address:        %s\n", a)
+				}
+				fmt.Fprintf(w, "Retrieval:      %s\n", info.RetrievalURL)
+				fmt.Fprintf(w, "Chain:          %s, head %d\n", info.ChainMode, info.ChainHead)
+				if info.ChainAPI != "" {
+					fmt.Fprintf(w, "Chain API:      %s\n", info.ChainAPI)
+				}
+				fmt.Fprintf(w, "Version:        %s\n", info.Version)
+			})
 		})
 	},
 }
