@@ -187,7 +187,7 @@ func (n *Node) startDevnet(ctx context.Context) (err error) {
 		return err
 	}
 	n.logf("devnet started in %s; Lotus API at http://%s/rpc/v1", time.Since(started).Round(time.Millisecond), c.DevnetListen)
-	dm, err := ensureDevnetMiner(ctx, n.DB, n.Chain, n.Wallet, n.Devnet.GenesisAddress(), n.sectorSize, n.Host.ID(), n.logf)
+	dm, err := ensureDevnetMiner(ctx, n.DB, n.Chain, n.Wallet, n.Devnet.GenesisAddress(), n.sectorSize, n.Host.ID(), c.DevnetBlockTime.Std(), n.logf)
 	if err != nil {
 		return err
 	}
