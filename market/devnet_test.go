@@ -3,7 +3,6 @@ package market
 import (
 	"bytes"
 	"context"
-	"io"
 	"testing"
 	"time"
 
@@ -121,20 +120,6 @@ func uuidOf(t *testing.T, s string) uuid.UUID {
 	return id
 }
 
-// sealingAdapter gives the real sealing subsystem the market's Sealer shape
-// (node does the same).
-type sealingAdapter struct{ s *sealing.Sealing }
-
-func (a sealingAdapter) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d SealingDeal) (Placement, error) {
-	p, err := a.s.AddPieceToAny(ctx, size, data, sealing.Deal{UUID: d.UUID, DealID: d.DealID, PublishCid: d.PublishCid, Proposal: d.Proposal, KeepUnsealed: d.KeepUnsealed})
-	return Placement{Sector: p.Sector, Offset: p.Offset, Size: p.Size}, err
-}
-
-func (a sealingAdapter) DealSectorState(ctx context.Context, id uuid.UUID) (abi.SectorNumber, string, error) {
-	st, err := a.s.SectorStatus(ctx, id)
-	return st.Sector, string(st.State), err
-}
-
 // TestDevnetComplete takes one deal all the way to Complete with the devnet
 // chain and the real sealing subsystem (devnet sealer): the sector is
 // proven and the chain shows the deal active.
@@ -159,7 +144,7 @@ func TestDevnetComplete(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	h.deps.Sealer = sealingAdapter{s}
+	h.deps.Sealer = s
 	h.cfg.MaxDealsPerPublishMsg = 1
 	h.start()
 
@@ -253,6 +238,7 @@ func devnetHarness(t *testing.T, ctx context.Context) (*harness, *devnet.Devnet,
 		c.MaxPublishDealsFee = chain.FIL(1)
 	})
 	h.deps.Node = dn
+	h.keys = w
 	h.clientID, h.clientKI = clientID, ki
 	return h, dn, worker
 }

@@ -324,6 +324,7 @@ func (c *Config) marketConfig(miner address.Address, stagingDir string, retrieva
 		PublishMsgPeriod:        m.PublishMsgPeriod.Std(),
 		MaxDealsPerPublishMsg:   m.MaxDealsPerPublishMsg,
 		MaxPublishDealsFee:      fee,
+		AllowPrivateAddresses:   c.Transfer.AllowPrivateAddresses,
 		DealEndCheckInterval:    m.DealEndCheckInterval.Std(),
 		EndChecksPerPass:        m.EndChecksPerPass,
 	}

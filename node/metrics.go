@@ -52,7 +52,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if c.n.Provider != nil {
 		counts, err := c.n.Provider.DealCounts(ctx)
 		for _, dc := range counts {
-			ch <- prometheus.MustNewConstMetric(dealsDesc, prometheus.GaugeValue, float64(dc.N), dc.State, dc.Checkpoint)
+			ch <- prometheus.MustNewConstMetric(dealsDesc, prometheus.GaugeValue, float64(dc.N), dc.State, dc.Checkpoint.String())
 		}
 		failed("deals", err)
 	}

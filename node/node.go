@@ -17,7 +17,7 @@
 //
 // Close stops them in reverse order. Plain constructors, no
 // dependency-injection framework; config.go turns the config file into each
-// part's Config, adapters.go gives one part another's interface.
+// part's Config, index.go gives the market the piece index.
 package node
 
 import (
@@ -291,6 +291,7 @@ func (n *Node) startIndex(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("starting IPNI: %w", err)
 	}
+	n.closers = append(n.closers, n.IPNI.Close)
 	return nil
 }
 
@@ -308,9 +309,10 @@ func (n *Node) startMarket(ctx context.Context) error {
 		Node:       n.Chain,
 		DB:         n.DB,
 		Host:       n.dealHost,
-		Sealer:     sealerAdapter{n.Sealing},
+		Sealer:     n.Sealing,
 		Indexer:    indexer{idx: n.Index, ann: n.IPNI},
-		Downloader: downloaderAdapter{transfer.New(n.Config.transferConfig())},
+		Sender:     n.Sender,
+		Downloader: transfer.New(n.Config.transferConfig()),
 		Logf:       n.logf,
 	})
 	if err != nil {
@@ -326,13 +328,22 @@ func (n *Node) startMarket(ctx context.Context) error {
 // startHTTP serves retrievals and IPNI advertisements.
 func (n *Node) startHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
-	rh := retrieval.New(n.Index, n.pieces).Handler()
+	rh, err := retrieval.New(n.Index, n.pieces)
+	if err != nil {
+		return err
+	}
 	mux.Handle("/piece/", rh)
 	mux.Handle("/ipfs/", rh)
 	if n.IPNI != nil {
 		mux.Handle("/ipni/v1/ad/", n.IPNI.Handler())
 	}
-	return n.serve(n.Config.HTTP.Listen, mux, "retrieval HTTP")
+	if err := n.serve(n.Config.HTTP.Listen, mux, "retrieval HTTP"); err != nil {
+		return err
+	}
+	if n.IPNI != nil {
+		n.IPNI.Start(n.runCtx) // the head to every indexer, now the chain is served
+	}
+	return nil
 }
 
 // startAPI serves the operator API (and /metrics) and writes the api file,

@@ -1,6 +1,7 @@
 package devnet
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -8,6 +9,9 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-jsonrpc"
 	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/builtin/v9/verifreg"
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/auth"
@@ -56,4 +60,27 @@ func (f faucet) Fund(ctx context.Context, addr address.Address, amount abi.Token
 		return cid.Undef, fmt.Errorf("funding %s from the genesis account: %w", addr, err)
 	}
 	return c, nil
+}
+
+// GrantDataCap makes addr a verified client with size more bytes of
+// DataCap, without waiting: a real AddVerifiedClient message from the
+// verified registry's root key, for clients whose tokens may not sign with
+// it (write permission). The registry's own rules (the 1 MiB minimum) apply
+// when it executes.
+func (f faucet) GrantDataCap(ctx context.Context, addr address.Address, size abi.StoragePower) (cid.Cid, error) {
+	if size.Nil() || size.Sign() <= 0 {
+		return cid.Undef, fmt.Errorf("granting DataCap to %s: the size must be more than 0", addr)
+	}
+	var params bytes.Buffer
+	p := verifreg.AddVerifiedClientParams{Address: addr, Allowance: size}
+	if err := p.MarshalCBOR(&params); err != nil {
+		return cid.Undef, fmt.Errorf("granting DataCap to %s: %w", addr, err)
+	}
+	sm, err := f.d.MpoolPushMessage(ctx, &chain.Message{
+		From: f.d.root, To: idAddr(idVerifreg), Method: builtin.MethodsVerifiedRegistry.AddVerifiedClient, Value: big.Zero(), Params: params.Bytes(),
+	}, nil)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("granting DataCap to %s: %w", addr, err)
+	}
+	return sm.Cid()
 }

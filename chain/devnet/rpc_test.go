@@ -167,8 +167,8 @@ func TestRPCEndToEnd(t *testing.T) {
 		}
 	})
 
-	// The faucet: funds for a write token, nothing without one, and no
-	// more than MaxFund a call.
+	// The faucet and the notary: funds and DataCap for a write token,
+	// nothing without one, and no more than MaxFund a call.
 	t.Run("faucet", func(t *testing.T) {
 		url := srv.URL + "/rpc/v1"
 		to, _ := wallet.Generate(wallet.TypeSecp256k1)
@@ -184,6 +184,9 @@ func TestRPCEndToEnd(t *testing.T) {
 				t.Fatalf("fund with token %q: %v (want success %v)", tok, err, ok)
 			}
 			if !ok {
+				if _, err := dn.GrantDataCap(ctx, addr, big.NewInt(2<<20)); err == nil {
+					t.Fatalf("DataCap granted with token %q", tok)
+				}
 				continue
 			}
 			if l, err := d.StateWaitMsg(ctx, c, 0, -1, false); err != nil || l.Receipt.ExitCode != exitcode.Ok {
@@ -191,6 +194,17 @@ func TestRPCEndToEnd(t *testing.T) {
 			}
 			if _, err := dn.Fund(ctx, addr, big.Add(MaxFund(), big.NewInt(1))); err == nil {
 				t.Fatal("funded more than MaxFund")
+			}
+			// The notary, with the same permission.
+			c, err = dn.GrantDataCap(ctx, addr, big.NewInt(2<<20))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l, err := d.StateWaitMsg(ctx, c, 0, -1, false); err != nil || l.Receipt.ExitCode != exitcode.Ok {
+				t.Fatalf("DataCap grant: %+v, %v", l, err)
+			}
+			if dc, err := d.StateVerifiedClientStatus(ctx, addr, chain.EmptyTSK); err != nil || dc == nil || dc.Int64() != 2<<20 {
+				t.Fatalf("DataCap after the grant: %v, %v", dc, err)
 			}
 		}
 		if b, _ := d.WalletBalance(ctx, addr); !b.Equals(big.NewInt(fil)) {

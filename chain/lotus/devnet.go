@@ -25,12 +25,18 @@ type Devnet interface {
 	// returns the message's CID: the faucet, for a client whose token may
 	// not sign with the genesis key.
 	Fund(ctx context.Context, addr address.Address, amount abi.TokenAmount) (cid.Cid, error)
+	// GrantDataCap makes addr a verified client with size more bytes of
+	// DataCap (AddVerifiedClient from the verified registry's root key,
+	// which the devnet holds) and returns the message's CID: a notary for
+	// clients whose token may not sign with the root key.
+	GrantDataCap(ctx context.Context, addr address.Address, size abi.StoragePower) (cid.Cid, error)
 }
 
 // DevnetMethods has one function field per Devnet method, tagged with the
 // permission it needs.
 type DevnetMethods struct {
-	Fund func(ctx context.Context, addr address.Address, amount abi.TokenAmount) (cid.Cid, error) `perm:"write"`
+	Fund         func(ctx context.Context, addr address.Address, amount abi.TokenAmount) (cid.Cid, error) `perm:"write"`
+	GrantDataCap func(ctx context.Context, addr address.Address, size abi.StoragePower) (cid.Cid, error)  `perm:"write"`
 }
 
 // DevnetStruct implements Devnet over DevnetMethods.
@@ -46,6 +52,14 @@ func (s *DevnetStruct) Fund(ctx context.Context, addr address.Address, amount ab
 		return cid.Undef, ErrNotSupported
 	}
 	return s.Internal.Fund(ctx, addr, amount)
+}
+
+// GrantDataCap calls Internal.GrantDataCap.
+func (s *DevnetStruct) GrantDataCap(ctx context.Context, addr address.Address, size abi.StoragePower) (cid.Cid, error) {
+	if s.Internal.GrantDataCap == nil {
+		return cid.Undef, ErrNotSupported
+	}
+	return s.Internal.GrantDataCap(ctx, addr, size)
 }
 
 // PermissionedDevnet wraps d so that every method first checks the

@@ -26,6 +26,7 @@ var devnetCmd = &cli.Command{
 			Flags:  []cli.Flag{jsonFlag, noWaitFlag},
 			Action: devnetFund,
 		},
+		devnetDatacapCmd,
 	},
 }
 

@@ -1,9 +1,11 @@
 // Package iocount counts the bytes read through readers, for the progress
-// that long steps report (AddPiece, indexing) while another goroutine
-// watches.
+// that long steps report (AddPiece, indexing, import-data) while another
+// goroutine watches, and stops long reads when their context ends
+// (ContextReader).
 package iocount
 
 import (
+	"context"
 	"io"
 	"sync/atomic"
 )
@@ -32,4 +34,19 @@ func (c ReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	n, err := c.R.ReadAt(p, off)
 	c.N.Add(int64(n))
 	return n, err
+}
+
+// ContextReader reads from R until Ctx ends; from then on Read returns
+// Ctx's error without reading.
+type ContextReader struct {
+	Ctx context.Context
+	R   io.Reader
+}
+
+// Read reads from R unless Ctx has ended.
+func (c ContextReader) Read(p []byte) (int, error) {
+	if err := c.Ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.R.Read(p)
 }

@@ -2,6 +2,8 @@ package iocount
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"io"
 	"sync/atomic"
 	"testing"
@@ -19,5 +21,18 @@ func TestCounts(t *testing.T) {
 	buf := make([]byte, 100)
 	if k, err := ra.ReadAt(buf, int64(len(data))-40); k != 40 || err != io.EOF || m.Load() != 40 {
 		t.Fatalf("ReadAt at the end: %d, %v; counted %d", k, err, m.Load())
+	}
+}
+
+func TestContextReader(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := ContextReader{Ctx: ctx, R: bytes.NewReader([]byte("ferry"))}
+	buf := make([]byte, 2)
+	if n, err := r.Read(buf); n != 2 || err != nil {
+		t.Fatalf("before cancel: %d, %v", n, err)
+	}
+	cancel()
+	if n, err := r.Read(buf); n != 0 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("after cancel: %d, %v", n, err)
 	}
 }
