@@ -41,6 +41,8 @@ require (
 	golang.org/x/xerrors v0.0.0-20240903120638-7835f813f4da
 )
 
+require github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
+
 require (
 	github.com/Jorropo/jsync v1.0.1 // indirect
 	github.com/dustin/go-humanize v1.0.1 // indirect

@@ -33,8 +33,8 @@ import (
 	"github.com/filecoin-project/lotus/storage/sealer/partialfile"
 	"github.com/filecoin-project/lotus/storage/sealer/storiface"
 
+	ferryauth "github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
-	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/minerapi"
 	"github.com/ferry-fil/ferry/piece"
@@ -175,10 +175,10 @@ func startFerryServer(t *testing.T) *ferryServer {
 		t.Fatal(err)
 	}
 	fs := &ferryServer{seal: s, secret: []byte("interop-secret-interop-secret-32")}
-	if fs.admin, err = devnet.MintToken(fs.secret, "read", "write", "sign", "admin"); err != nil {
+	if fs.admin, err = ferryauth.Mint(fs.secret, ferryauth.All()...); err != nil {
 		t.Fatal(err)
 	}
-	if fs.read, err = devnet.MintToken(fs.secret, "read"); err != nil {
+	if fs.read, err = ferryauth.Mint(fs.secret, ferryauth.Read); err != nil {
 		t.Fatal(err)
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -190,7 +190,7 @@ func startFerryServer(t *testing.T) *ferryServer {
 		Miner: testMiner, SectorSize: sectorSize,
 		RemoteURL: "http://" + fs.addr + "/remote", Version: "ferry-interop",
 		Verify: func(ctx context.Context, token string) ([]auth.Permission, error) {
-			return devnet.VerifyToken(fs.secret, token)
+			return ferryauth.Verify(fs.secret, token)
 		},
 	}, fs.seal)
 	if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
+	ferryauth "github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/piece"
@@ -45,9 +46,9 @@ const (
 func verifyTestToken(_ context.Context, token string) ([]auth.Permission, error) {
 	switch token {
 	case adminToken:
-		return allPerms, nil
+		return ferryauth.All(), nil
 	case readToken:
-		return []auth.Permission{PermRead}, nil
+		return []auth.Permission{ferryauth.Read}, nil
 	}
 	return nil, errors.New("unknown token")
 }

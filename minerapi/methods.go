@@ -9,22 +9,13 @@ import (
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/ipfs/go-cid"
 
+	ferryauth "github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 )
 
-// Lotus' API permissions. An admin token holds all of them; a caller with
-// no token has read only.
-const (
-	PermRead  auth.Permission = "read"
-	PermWrite auth.Permission = "write"
-	PermSign  auth.Permission = "sign"
-	PermAdmin auth.Permission = "admin"
-)
-
-var (
-	allPerms     = []auth.Permission{PermRead, PermWrite, PermSign, PermAdmin}
-	defaultPerms = []auth.Permission{PermRead}
-)
+// A caller with no token has read only, as with lotus-miner; an admin
+// token (ferryauth.All) holds every permission.
+var defaultPerms = []auth.Permission{ferryauth.Read}
 
 // MinerAPIVersion is the API version lotus-miner v1.34 reports
 // (api.MinerAPIVersion0, 1.5.0).

@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	ferryauth "github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/sealing"
 )
@@ -100,7 +101,7 @@ func NewServer(cfg ServerConfig, s Sealing) (*Server, error) {
 		}}}
 
 	var p proxy
-	auth.PermissionedProxy(allPerms, defaultPerms, &serverImpl{srv}, &p.Internal)
+	auth.PermissionedProxy(ferryauth.All(), defaultPerms, &serverImpl{srv}, &p.Internal)
 	rpc := jsonrpc.NewServer(jsonrpc.WithParamDecoder(new(io.Reader), func(ctx context.Context, b []byte) (reflect.Value, error) {
 		return srv.streams.decode(ctx, b, srv.httpc)
 	}))
@@ -392,7 +393,7 @@ func (m *serverImpl) StorageInfo(ctx context.Context, id StorageID) (StorageInfo
 // /remote/unsealed/s-t0<miner>-<n>/<proof>/allocated/<offset>/<size>
 // (unpadded): 200 when that range holds written pieces, 416 when not.
 func (s *Server) serveRemote(w http.ResponseWriter, r *http.Request) {
-	if !auth.HasPerm(r.Context(), nil, PermAdmin) {
+	if !auth.HasPerm(r.Context(), nil, ferryauth.Admin) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUnauthorized)
 		_ = json.NewEncoder(w).Encode(struct{ Error string }{"unauthorized: /remote needs an admin token"})

@@ -21,6 +21,7 @@ import (
 	"github.com/multiformats/go-multihash"
 	"github.com/urfave/cli/v2"
 
+	ferryauth "github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/internal/procs"
@@ -137,7 +138,7 @@ func newHandoffRig(ctx context.Context, dir string, payload int64) (rig *handoff
 		return nil, err
 	}
 	secret := []byte(uuid.NewString())
-	token, err := devnet.MintToken(secret, minerapi.PermRead, minerapi.PermWrite, minerapi.PermSign, minerapi.PermAdmin)
+	token, err := ferryauth.Mint(secret, ferryauth.All()...)
 	if err != nil {
 		return nil, err
 	}
@@ -149,7 +150,7 @@ func newHandoffRig(ctx context.Context, dir string, payload int64) (rig *handoff
 		Miner: miner, SectorSize: rig.ssize,
 		RemoteURL: "http://" + l.Addr().String() + "/remote",
 		Verify: func(ctx context.Context, tok string) ([]auth.Permission, error) {
-			return devnet.VerifyToken(secret, tok)
+			return ferryauth.Verify(secret, tok)
 		},
 	}, rig.seal)
 	if err != nil {
