@@ -1,8 +1,14 @@
 // Package api is ferryd's operator API: the methods behind `ferryd deal`,
-// `ferryd sectors`, `ferryd ask`, `ferryd index` and `ferryd info`, served
-// over JSON-RPC (namespace "Ferry", path /rpc/v0) as lotus-miner serves its
-// own. The running daemon writes its address to <repo>/api and an admin
-// token to <repo>/token; Dial reads both.
+// `ferryd sectors`, `ferryd ask`, `ferryd index`, `ferryd auth` and `ferryd
+// info`, served over JSON-RPC (namespace "Ferry", path /rpc/v0) as
+// lotus-miner serves its own.
+//
+// Every method needs a token (package auth): the read methods a token with
+// read, the others admin, as the perm tags of Methods say; a request
+// without a token is refused before any method runs. The running daemon
+// writes its address to <repo>/api and an admin token to <repo>/token (mode
+// 0600); Dial reads both, or FERRY_API_INFO ("<token>:<multiaddr>", as
+// `ferryd auth api-info` prints it) when that is set.
 package api
 
 import (
@@ -13,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wire"
@@ -63,6 +70,13 @@ type Ferry interface {
 	IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error)
 	// IndexAnnounce (re)announces a piece to IPNI.
 	IndexAnnounce(ctx context.Context, piece cid.Cid) (cid.Cid, error)
+
+	// AuthNew mints a token for this API granting perms.
+	AuthNew(ctx context.Context, perms []auth.Permission) (string, error)
+	// ChainAuthNew mints a token for the devnet's chain API (Info.ChainAPI)
+	// granting perms; it fails on the real network, whose chain is a Lotus
+	// node with its own tokens.
+	ChainAuthNew(ctx context.Context, perms []auth.Permission) (string, error)
 }
 
 // Info describes a running ferryd.
@@ -75,6 +89,7 @@ type Info struct {
 	Addresses    []string       `json:"addresses"` // libp2p multiaddrs with /p2p/
 	RetrievalURL string         `json:"retrievalUrl"`
 	ChainMode    string         `json:"chainMode"` // "devnet" or "lotus"
+	ChainAPI     string         `json:"chainApi"`  // the devnet's Lotus API as a multiaddr (/ip4/…/tcp/…/http); empty on the real network
 	ChainHead    abi.ChainEpoch `json:"chainHead"`
 	MarketEscrow big.Int        `json:"marketEscrow"`
 	MarketLocked big.Int        `json:"marketLocked"`

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wire"
@@ -98,4 +99,14 @@ func (s *Struct) IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error)
 // IndexAnnounce calls the daemon.
 func (s *Struct) IndexAnnounce(ctx context.Context, piece cid.Cid) (cid.Cid, error) {
 	return s.Internal.IndexAnnounce(ctx, piece)
+}
+
+// AuthNew calls the daemon.
+func (s *Struct) AuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
+	return s.Internal.AuthNew(ctx, perms)
+}
+
+// ChainAuthNew calls the daemon.
+func (s *Struct) ChainAuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
+	return s.Internal.ChainAuthNew(ctx, perms)
 }

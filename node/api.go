@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ferry-fil/ferry/api"
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/build"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/index"
@@ -20,7 +21,10 @@ import (
 )
 
 // nodeAPI serves the operator API from the node's parts.
-type nodeAPI struct{ n *Node }
+type nodeAPI struct {
+	n      *Node
+	secret []byte // signs the API's tokens
+}
 
 var _ api.Ferry = (*nodeAPI)(nil)
 
@@ -33,6 +37,12 @@ func (a *nodeAPI) Info(ctx context.Context) (api.Info, error) {
 		PeerID:       n.Host.ID().String(),
 		RetrievalURL: n.RetrievalURL(),
 		ChainMode:    n.Config.Chain.Mode,
+	}
+	if n.Devnet != nil {
+		var err error
+		if info.ChainAPI, err = APIMultiaddr(n.Config.Chain.DevnetListen); err != nil {
+			return info, fmt.Errorf("reading Chain.DevnetListen: %w", err)
+		}
 	}
 	for _, m := range n.announceAddrs() {
 		info.Addresses = append(info.Addresses, m.String()+"/p2p/"+peer.ID(n.Host.ID()).String())
@@ -173,4 +183,21 @@ func (a *nodeAPI) IndexAnnounce(ctx context.Context, pc cid.Cid) (cid.Cid, error
 		return cid.Undef, fmt.Errorf("IPNI is off (IPNI.Enable in config.toml)")
 	}
 	return a.n.IPNI.AnnouncePiece(ctx, v1)
+}
+
+func (a *nodeAPI) AuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
+	if len(perms) == 0 {
+		return "", fmt.Errorf("no permissions given for the token")
+	}
+	return auth.Mint(a.secret, perms...)
+}
+
+func (a *nodeAPI) ChainAuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
+	if len(perms) == 0 {
+		return "", fmt.Errorf("no permissions given for the token")
+	}
+	if a.n.Devnet == nil {
+		return "", fmt.Errorf("the chain is a Lotus node: make its tokens with `lotus auth create-token`")
+	}
+	return a.n.Devnet.Token(perms...)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/api"
+	ferryauth "github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/internal/cliutil/clitest"
 	"github.com/ferry-fil/ferry/market"
@@ -164,6 +165,16 @@ func (o *operator) IndexAnnounce(_ context.Context, pc cid.Cid) (cid.Cid, error)
 	return testCID, nil
 }
 
+func (o *operator) AuthNew(_ context.Context, perms []ferryauth.Permission) (string, error) {
+	o.calls = append(o.calls, fmt.Sprint("AuthNew ", perms))
+	return "operator-token", nil
+}
+
+func (o *operator) ChainAuthNew(_ context.Context, perms []ferryauth.Permission) (string, error) {
+	o.calls = append(o.calls, fmt.Sprint("ChainAuthNew ", perms))
+	return "chain-token", nil
+}
+
 // serveOperator serves o as ferryd serves its operator API (JSON-RPC with
 // a token, on loopback) and returns a repo directory that points at it.
 func serveOperator(t *testing.T, o api.Ferry) string {
@@ -176,7 +187,7 @@ func serveOperator(t *testing.T, o api.Ferry) string {
 			if tok != token {
 				return nil, errors.New("bad token")
 			}
-			return api.AllPermissions, nil
+			return ferryauth.All(), nil
 		},
 		Next: rpc.ServeHTTP,
 	})
@@ -290,6 +301,9 @@ func TestOperatorOutputKeys(t *testing.T) {
 		{"index status " + testPiece.String(), indexKeys},
 		{"index rebuild " + testPiece.String(), []string{"pieceCid", "blocks"}},
 		{"index announce " + testPiece.String(), []string{"pieceCid", "adCid"}},
+		{"auth create-token --perm read", []string{"token"}},
+		{"auth api-info --perm admin", []string{"token", "name", "apiInfo"}},
+		{"auth api-info --perm write --chain", []string{"token", "name", "apiInfo"}},
 	} {
 		out, err := runDaemonCLI(t, append(strings.Fields(tc.line), "--json", "--repo", repo)...)
 		if err != nil {
@@ -304,7 +318,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	clitest.CheckKeys(t, "info", b.Bytes(), "version", "miner", "worker", "sectorSize", "peerId", "addresses", "retrievalUrl", "chainMode",
-		"chainHead", "marketEscrow", "marketLocked", "workerFunds")
+		"chainApi", "chainHead", "marketEscrow", "marketLocked", "workerFunds")
 }
 
 func prefixed(p string, keys []string) []string {

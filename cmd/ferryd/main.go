@@ -29,6 +29,7 @@ func newApp() *cli.App {
 			askCmd,
 			sectorsCmd,
 			indexCmd,
+			authCmd,
 		},
 	}
 	cliutil.Setup(app, repoFlag)
