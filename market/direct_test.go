@@ -152,17 +152,22 @@ func TestDirectDealRejections(t *testing.T) {
 	if ds := mustDeals(t, h); len(ds) != 0 {
 		t.Fatalf("rejections recorded deals: %+v", ds)
 	}
-	// The same allocation again once the first deal failed.
+	// The same allocation again once the first deal failed (the sealer
+	// holds it at Transferred for the operator to fail it).
+	h.sealer.mu.Lock()
+	h.sealer.fail = errors.New("no room")
+	h.sealer.mu.Unlock()
 	info, err := h.importFile(1, pc, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := uuid.MustParse(info.UUID)
-	if err := h.p.Cancel(context.Background(), id); err != nil {
-		h.waitFor(id, func(d *DealInfo) bool { return d.Checkpoint >= Transferred }, "Transferred")
-		if err := h.p.Fail(context.Background(), id); err != nil {
-			t.Fatal(err)
-		}
+	h.waitFor(id, func(d *DealInfo) bool { return d.Checkpoint == Transferred }, "Transferred")
+	if err := h.p.Cancel(context.Background(), id); err == nil {
+		t.Fatal("a direct deal past its data check was cancelled")
+	}
+	if err := h.p.Fail(context.Background(), id); err != nil {
+		t.Fatal(err)
 	}
 	if _, err := h.importFile(1, pc, path, nil); err != nil {
 		t.Fatalf("allocation of a failed deal: %v", err)
