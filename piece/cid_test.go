@@ -237,3 +237,34 @@ func TestParseCIDv2Strict(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseCIDString: a piece CID read from text (a command-line argument,
+// a URL path) parses only to the v1 of the CID it spells, with a v2's
+// sizes, or is ErrNotPieceCID; never a panic.
+func FuzzParseCIDString(f *testing.F) {
+	f.Add("baga6ea4seaqes3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi")
+	f.Add("bafkzcibcaaces3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi")
+	f.Add("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		v1, size, payload, err := ParseCIDString(s)
+		if err != nil {
+			if !errors.Is(err, ErrNotPieceCID) {
+				t.Fatalf("%q: error %v is not ErrNotPieceCID", s, err)
+			}
+			return
+		}
+		c, err := cid.Decode(s)
+		if err != nil {
+			t.Fatalf("%q parsed as a piece CID but is not a CID: %v", s, err)
+		}
+		if size == 0 && v1 != c {
+			t.Fatalf("%q: a v1 gave %s", s, v1)
+		}
+		if size != 0 {
+			if again, err := V1ToV2(v1, payload, size); err != nil || again != c {
+				t.Fatalf("%q: %s %d %d is not the v2 it spells: %v", s, v1, size, payload, err)
+			}
+		}
+	})
+}
