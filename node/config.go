@@ -124,10 +124,23 @@ type TransferConfig struct {
 	// A download ends (to be retried by the market) after MaxRetries failed
 	// attempts, or when its server sent less than MinRate bytes/s over a
 	// RateWindow.
-	MaxRetries            int
-	MinRate               int64
-	RateWindow            Duration
-	AllowPrivateAddresses bool
+	MaxRetries int
+	MinRate    int64
+	RateWindow Duration
+	// AllowPrivateAddresses lets clients name loopback, private and
+	// link-local hosts as transfer URLs. Unset, it is true on the devnet
+	// (where everything is on loopback) and false in lotus mode, so a
+	// config written by a devnet start stays safe when switched to the
+	// real network.
+	AllowPrivateAddresses *bool `toml:",omitempty"`
+}
+
+// allowPrivate is AllowPrivateAddresses with its default for the mode.
+func (c *Config) allowPrivate() bool {
+	if p := c.Transfer.AllowPrivateAddresses; p != nil {
+		return *p
+	}
+	return c.Chain.Mode == "devnet"
 }
 
 // IPNIConfig sets announcements to network indexers.
@@ -172,14 +185,13 @@ func DefaultConfig() Config {
 			EndChecksPerPass:        1000,
 		},
 		Transfer: TransferConfig{
-			MaxConcurrent:         20,
-			MaxPerHost:            10,
-			MaxPerClient:          10,
-			StallTimeout:          Duration(5 * time.Minute),
-			MaxRetries:            10,
-			MinRate:               32 << 10,
-			RateWindow:            Duration(10 * time.Minute),
-			AllowPrivateAddresses: true, // devnet: everything is on loopback
+			MaxConcurrent: 20,
+			MaxPerHost:    10,
+			MaxPerClient:  10,
+			StallTimeout:  Duration(5 * time.Minute),
+			MaxRetries:    10,
+			MinRate:       32 << 10,
+			RateWindow:    Duration(10 * time.Minute),
 		},
 		IPNI: IPNIConfig{Enable: true},
 	}
@@ -278,7 +290,7 @@ func (c *Config) transferConfig() transfer.Config {
 		MaxRetries:            t.MaxRetries,
 		MinRate:               t.MinRate,
 		RateWindow:            t.RateWindow.Std(),
-		AllowPrivateAddresses: t.AllowPrivateAddresses,
+		AllowPrivateAddresses: c.allowPrivate(),
 	}
 }
 
@@ -324,7 +336,7 @@ func (c *Config) marketConfig(miner address.Address, stagingDir string, retrieva
 		PublishMsgPeriod:        m.PublishMsgPeriod.Std(),
 		MaxDealsPerPublishMsg:   m.MaxDealsPerPublishMsg,
 		MaxPublishDealsFee:      fee,
-		AllowPrivateAddresses:   c.Transfer.AllowPrivateAddresses,
+		AllowPrivateAddresses:   c.allowPrivate(),
 		DealEndCheckInterval:    m.DealEndCheckInterval.Std(),
 		EndChecksPerPass:        m.EndChecksPerPass,
 	}

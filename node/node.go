@@ -225,7 +225,7 @@ func (n *Node) connectLotus(ctx context.Context) error {
 	if n.Sender, err = sender.New(ctx, sender.Config{DB: n.DB, Node: n.Chain, From: n.Worker, Keys: n.Wallet, Logf: n.logf}); err != nil {
 		return err
 	}
-	if n.Config.Transfer.AllowPrivateAddresses {
+	if n.Config.allowPrivate() {
 		n.logf("warning: Transfer.AllowPrivateAddresses is on: clients can make ferryd download from loopback and private addresses; turn it off on a public network")
 	}
 	return nil
