@@ -59,7 +59,7 @@ func testDealInfo() market.DealInfo {
 	return market.DealInfo{UUID: testDeal.String(), CreatedAt: ended, UpdatedAt: ended, ClientPeer: "12D3KooW", Client: "f01001",
 		PieceCID: testPiece.String(), PieceSize: 2048, DataRoot: testCID.String(), StartEpoch: 10, EndEpoch: 20, Verified: true,
 		TransferSize: 2000, BytesReceived: 1000, AddPieceBytes: 500, Checkpoint: market.Complete, Retry: market.RetryFatal, Retries: 1,
-		Error: "expired", PublishCID: testCID.String(), ChainDealID: 7, Sector: &sector, SealingState: "Proving",
+		Error: "expired", PublishCID: testCID.String(), ChainDealID: 7, Sector: &sector, SectorOffset: &sector, SealingState: "Proving",
 		SignedCID: testCID.String(), Ended: market.EndExpired, EndedAt: &ended}
 }
 
@@ -247,7 +247,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 	repo := serveOperator(t, &operator{})
 	dealKeys := []string{"uuid", "createdAt", "updatedAt", "clientPeer", "client", "pieceCid", "pieceSize", "dataRoot", "startEpoch", "endEpoch",
 		"verified", "isOffline", "transferSize", "bytesReceived", "addPieceBytes", "checkpoint", "retry", "retries", "error", "publishCid",
-		"chainDealId", "sector", "sealingState", "signedCid", "ended", "endedAt"}
+		"chainDealId", "sector", "sectorOffset", "sealingState", "signedCid", "ended", "endedAt"}
 	detailKeys := append(append([]string{}, dealKeys...), "logs", "logs[].at", "logs[].text")
 	sectorKeys := []string{"number", "state", "sealProof", "sectorSize", "used", "deals", "pieces", "openedAt", "updatedAt", "packReason",
 		"ticketEpoch", "seedEpoch", "commD", "commR", "preCommitMsg", "preCommitEpoch", "commitMsg", "retries", "lastError", "unsealed",
