@@ -40,6 +40,12 @@ type Methods struct {
 	IndexStatus    func(ctx context.Context, piece cid.Cid) (PieceIndexInfo, error)                `perm:"read"`
 	IndexRebuild   func(ctx context.Context, piece cid.Cid) (int64, error)                         `perm:"admin"`
 	IndexAnnounce  func(ctx context.Context, piece cid.Cid) (cid.Cid, error)                       `perm:"admin"`
+
+	Overview            func(ctx context.Context) (Overview, error)                      `perm:"read"`
+	Transfers           func(ctx context.Context) ([]Transfer, error)                    `perm:"read"`
+	PieceShow           func(ctx context.Context, piece cid.Cid) (PieceDetail, error)    `perm:"read"`
+	PieceCheckRetrieval func(ctx context.Context, piece cid.Cid) (RetrievalCheck, error) `perm:"read"`
+	ConfigShow          func(ctx context.Context) (string, error)                        `perm:"read"`
 }
 
 // Struct implements Ferry over its Methods.

@@ -94,3 +94,28 @@ func (s *Struct) IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error)
 func (s *Struct) IndexAnnounce(ctx context.Context, piece cid.Cid) (cid.Cid, error) {
 	return s.Internal.IndexAnnounce(ctx, piece)
 }
+
+// Overview calls the daemon.
+func (s *Struct) Overview(ctx context.Context) (Overview, error) {
+	return s.Internal.Overview(ctx)
+}
+
+// Transfers calls the daemon.
+func (s *Struct) Transfers(ctx context.Context) ([]Transfer, error) {
+	return s.Internal.Transfers(ctx)
+}
+
+// PieceShow calls the daemon.
+func (s *Struct) PieceShow(ctx context.Context, piece cid.Cid) (PieceDetail, error) {
+	return s.Internal.PieceShow(ctx, piece)
+}
+
+// PieceCheckRetrieval calls the daemon.
+func (s *Struct) PieceCheckRetrieval(ctx context.Context, piece cid.Cid) (RetrievalCheck, error) {
+	return s.Internal.PieceCheckRetrieval(ctx, piece)
+}
+
+// ConfigShow calls the daemon.
+func (s *Struct) ConfigShow(ctx context.Context) (string, error) {
+	return s.Internal.ConfigShow(ctx)
+}

@@ -483,6 +483,24 @@ func (a *Announcer) Ads(ctx context.Context) ([]AdInfo, error) {
 	return out, nil
 }
 
+// PieceAd returns the latest advertisement of pieceCid (an ad or its
+// removal) and whether the piece is advertised now; found is false for a
+// piece never advertised.
+func (a *Announcer) PieceAd(ctx context.Context, pieceCid cid.Cid) (ad AdInfo, active, found bool, err error) {
+	adCid, active, err := a.contextState(ctx, ContextID(pieceCid))
+	if err != nil || !adCid.Defined() {
+		return ad, false, false, err
+	}
+	var created int64
+	err = a.db.QueryRowContext(ctx, `SELECT seq, context_id, is_rm, entries, created_at FROM ipni_ads WHERE ad_cid = ?`, adCid.String()).
+		Scan(&ad.Seq, &ad.ContextID, &ad.IsRm, &ad.Entries, &created)
+	if err != nil {
+		return ad, false, false, fmt.Errorf("reading IPNI ad %s of piece %s: %w", adCid, pieceCid, err)
+	}
+	ad.AdCID, ad.PieceCID, ad.CreatedAt = adCid, pieceCid, time.Unix(created, 0)
+	return ad, active, true, nil
+}
+
 // IsAnnounced reports whether pieceCid is currently advertised.
 func (a *Announcer) IsAnnounced(ctx context.Context, pieceCid cid.Cid) (bool, error) {
 	_, active, err := a.contextState(ctx, ContextID(pieceCid))

@@ -305,9 +305,9 @@ func (p *Provider) ImportData(ctx context.Context, id uuid.UUID, path string) er
 
 // DealCount is how many deals are in one state and checkpoint.
 type DealCount struct {
-	State      string // StateActive, StateFailed, StateComplete or StateEnded
-	Checkpoint string
-	N          int64
+	State      string `json:"state"` // StateActive, StateFailed, StateComplete or StateEnded
+	Checkpoint string `json:"checkpoint"`
+	N          int64  `json:"n"`
 }
 
 // DealCounts counts the deals by state and checkpoint, for metrics.

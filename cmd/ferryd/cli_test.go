@@ -153,6 +153,21 @@ func (o *operator) IndexAnnounce(_ context.Context, pc cid.Cid) (cid.Cid, error)
 	return testCID, nil
 }
 
+// The web UI's methods: no command calls them.
+func (o *operator) Overview(context.Context) (api.Overview, error) {
+	return api.Overview{}, errNoCommand
+}
+func (o *operator) Transfers(context.Context) ([]api.Transfer, error) { return nil, errNoCommand }
+func (o *operator) PieceShow(context.Context, cid.Cid) (api.PieceDetail, error) {
+	return api.PieceDetail{}, errNoCommand
+}
+func (o *operator) PieceCheckRetrieval(context.Context, cid.Cid) (api.RetrievalCheck, error) {
+	return api.RetrievalCheck{}, errNoCommand
+}
+func (o *operator) ConfigShow(context.Context) (string, error) { return "", errNoCommand }
+
+var errNoCommand = errors.New("no ferryd command calls this")
+
 // serveOperator serves o as ferryd serves its operator API (JSON-RPC with
 // a token, on loopback) and returns a repo directory that points at it.
 func serveOperator(t *testing.T, o api.Ferry) string {
@@ -292,7 +307,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	clitest.CheckKeys(t, "info", b.Bytes(), "version", "miner", "worker", "sectorSize", "peerId", "addresses", "retrievalUrl", "chainMode",
-		"chainHead", "marketEscrow", "marketLocked", "workerFunds")
+		"chainHead", "chainHeadTime", "blockDelaySeconds", "marketEscrow", "marketLocked", "workerFunds")
 }
 
 func prefixed(p string, keys []string) []string {
