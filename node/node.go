@@ -38,6 +38,7 @@ import (
 	"github.com/ferry-fil/ferry/retrieval"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/transfer"
+	"github.com/ferry-fil/ferry/ui"
 	"github.com/ferry-fil/ferry/wallet"
 )
 
@@ -332,15 +333,20 @@ func (n *Node) serve(addr string, h http.Handler, what string) error {
 // serveAPI serves the operator API (and /metrics) and writes the api and
 // token files.
 func (n *Node) serveAPI(secret []byte) error {
+	impl := &nodeAPI{n: n}
+	verify := func(ctx context.Context, token string) ([]auth.Permission, error) {
+		return devnet.VerifyToken(secret, token)
+	}
 	rpc := jsonrpc.NewServer()
-	rpc.Register("Ferry", api.Permissioned(&nodeAPI{n: n}))
+	rpc.Register("Ferry", api.Permissioned(impl))
 	mux := http.NewServeMux()
-	mux.Handle("/rpc/v0", &auth.Handler{
-		Verify: func(ctx context.Context, token string) ([]auth.Permission, error) {
-			return devnet.VerifyToken(secret, token)
-		},
-		Next: rpc.ServeHTTP,
-	})
+	mux.Handle("/rpc/v0", &auth.Handler{Verify: verify, Next: rpc.ServeHTTP})
+	// The web UI, on the same API and tokens.
+	web, err := ui.New(ui.Config{API: impl, Verify: verify, Logf: n.logf})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", web.Handler())
 	// Counts only, no secrets: served without a token, as Prometheus
 	// scrapes (the listener is loopback unless the operator opens it).
 	mux.Handle("/metrics", n.metricsHandler())
