@@ -99,7 +99,7 @@ func (f *fakeAPI) PieceShow(_ context.Context, c cid.Cid) (api.PieceDetail, erro
 	return api.PieceDetail{PieceCID: c.String(), PieceSize: 2048, Deals: []market.DealInfo{f.deal()},
 		Sectors:  []api.PiecePlacement{{Sector: 3, Offset: 2048, Size: 2048, State: "WaitDeals", Written: true, DealUUID: testDeal.String()}},
 		Unsealed: true, Index: &api.PieceIndexInfo{PieceCID: c.String(), State: "indexed", Blocks: 7},
-		IPNI:     &api.PieceAd{AdCID: testRoot.String(), Seq: 1, Announced: true, Entries: 7, CreatedAt: time.Now()}}, nil
+		IPNI: &api.PieceAd{AdCID: testRoot.String(), Seq: 1, Announced: true, Entries: 7, CreatedAt: time.Now()}}, nil
 }
 
 func (f *fakeAPI) PieceCheckRetrieval(context.Context, cid.Cid) (api.RetrievalCheck, error) {
