@@ -97,9 +97,13 @@ type MarketConfig struct {
 
 // TransferConfig sets deal data downloads.
 type TransferConfig struct {
-	MaxConcurrent         int
-	MaxPerHost            int
-	StallTimeout          Duration
+	MaxConcurrent int
+	MaxPerHost    int
+	StallTimeout  Duration
+	// MaxRetries is how many times one download retries after a failed
+	// attempt before the deal's transfer step fails (and is retried by
+	// the market after its back-off); negative: no retries.
+	MaxRetries            int
 	AllowPrivateAddresses bool
 }
 
@@ -148,6 +152,7 @@ func DefaultConfig() Config {
 			MaxConcurrent:         20,
 			MaxPerHost:            10,
 			StallTimeout:          Duration(5 * time.Minute),
+			MaxRetries:            10,
 			AllowPrivateAddresses: true, // devnet: everything is on loopback
 		},
 		IPNI: IPNIConfig{Enable: true},

@@ -256,6 +256,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 			MaxConcurrent:         cfg.Transfer.MaxConcurrent,
 			MaxPerHost:            cfg.Transfer.MaxPerHost,
 			StallTimeout:          cfg.Transfer.StallTimeout.Std(),
+			MaxRetries:            cfg.Transfer.MaxRetries,
 			AllowPrivateAddresses: cfg.Transfer.AllowPrivateAddresses,
 		})},
 		Logf: logf,
