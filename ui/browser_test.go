@@ -521,9 +521,12 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("first Tab focuses %q", focused)
 	}
 
-	// A read token sees everything and can act on nothing.
-	rctx, cancel := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
-	defer cancel()
+	// Log out; a read token then sees everything and can act on nothing.
+	run(t, ctx, "log out", chromedp.Click(chromedp.CSS("form.logout button")), chromedp.WaitVisible(chromedp.ID("token")))
+	if loc := value(t, ctx, "after logout", chromedp.Location()); !strings.HasSuffix(loc, "/login") {
+		t.Errorf("logout went to %s", loc)
+	}
+	rctx := ctx
 	login(t, rctx, base, mint(t, d, "read"))
 	run(t, rctx, "read-only confirmation", chromedp.Navigate(base+"/deals/"+offline.String()+"/fail"), chromedp.WaitReady(chromedp.CSS("button.danger")))
 	disabled := value(t, rctx, "button", chromedp.Evaluate[bool](`document.querySelector("button.danger").disabled`))
