@@ -88,10 +88,10 @@ type Info struct {
 	RetrievalURL string         `json:"retrievalUrl"`
 	ChainMode    string         `json:"chainMode"` // "devnet" or "lotus"
 	ChainHead    abi.ChainEpoch `json:"chainHead"`
-	// ChainHeadTime is the head's timestamp and BlockDelaySeconds the
+	// ChainHeadTime is the head's timestamp and BlockDelayMillis the
 	// time between epochs, to place epochs in time.
 	ChainHeadTime     time.Time `json:"chainHeadTime"`
-	BlockDelaySeconds int64     `json:"blockDelaySeconds"`
+	BlockDelayMillis int64     `json:"blockDelayMillis"`
 	MarketEscrow      big.Int   `json:"marketEscrow"`
 	MarketLocked      big.Int   `json:"marketLocked"`
 	WorkerFunds       big.Int   `json:"workerFunds"`

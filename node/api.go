@@ -62,7 +62,7 @@ func (a *nodeAPI) Info(ctx context.Context) (api.Info, error) {
 		return info, fmt.Errorf("reading the chain head: %w", err)
 	}
 	info.ChainHead, info.ChainHeadTime = head.Height(), time.Unix(int64(head.MinTimestamp()), 0)
-	info.BlockDelaySeconds = int64(n.blockTime() / time.Second)
+	info.BlockDelayMillis = n.blockTime().Milliseconds()
 	mi, err := n.Chain.StateMinerInfo(ctx, n.Miner, chain.EmptyTSK)
 	if err != nil {
 		return info, fmt.Errorf("reading miner %s: %w", n.Miner, err)

@@ -32,7 +32,7 @@ func (s *Server) clockOf(ctx context.Context) (clock, api.Info, error) {
 	if err != nil {
 		return clock{}, info, err
 	}
-	return clock{Head: info.ChainHead, HeadTime: info.ChainHeadTime, Delay: time.Duration(info.BlockDelaySeconds) * time.Second}, info, nil
+	return clock{Head: info.ChainHead, HeadTime: info.ChainHeadTime, Delay: time.Duration(info.BlockDelayMillis) * time.Millisecond}, info, nil
 }
 
 // fail shows an error page.
@@ -79,7 +79,7 @@ func (s *Server) overviewPage(ctx context.Context) (*page, error) {
 		d.Totals[c.State] += c.N
 	}
 	d.SectorRows, d.IndexRows = sorted(ov.Sectors), sorted(ov.IndexPieces)
-	c := clock{Head: ov.Info.ChainHead, HeadTime: ov.Info.ChainHeadTime, Delay: time.Duration(ov.Info.BlockDelaySeconds) * time.Second}
+	c := clock{Head: ov.Info.ChainHead, HeadTime: ov.Info.ChainHeadTime, Delay: time.Duration(ov.Info.BlockDelayMillis) * time.Millisecond}
 	return &page{Title: "Overview", Nav: "overview", Clock: c, Data: d}, nil
 }
 

@@ -116,7 +116,7 @@ func (s *Server) renderPart(w http.ResponseWriter, r *http.Request, status int, 
 
 var funcs = template.FuncMap{
 	"bytes":    fmtBytes,
-	"fil":      fmtFIL,
+	"fil":      filHTML,
 	"when":     when,
 	"epoch":    epochAt,
 	"epochOf":  epochOf,
@@ -147,7 +147,7 @@ func fmtBytes(n uint64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// fmtFIL writes an attoFIL amount in FIL, without trailing zeros.
+// fmtFIL writes an attoFIL amount exactly, in FIL without trailing zeros.
 func fmtFIL(a fbig.Int) string {
 	if a.Int == nil {
 		return "–"
@@ -155,6 +155,29 @@ func fmtFIL(a fbig.Int) string {
 	r := new(big.Rat).SetFrac(a.Int, big.NewInt(1_000_000_000_000_000_000))
 	s := strings.TrimRight(strings.TrimRight(r.FloatString(18), "0"), ".")
 	return s + " FIL"
+}
+
+// filHTML writes an amount short enough for a table (FIL to 4 decimals,
+// nanoFIL or attoFIL for small amounts), the exact amount as its title.
+func filHTML(a fbig.Int) template.HTML {
+	if a.Int == nil {
+		return "–"
+	}
+	abs := new(big.Int).Abs(a.Int)
+	var short string
+	switch {
+	case abs.Sign() == 0:
+		short = "0 FIL"
+	case abs.Cmp(big.NewInt(1_000_000_000_000_000)) >= 0: // ≥ 0.001 FIL
+		f, _ := new(big.Rat).SetFrac(a.Int, big.NewInt(1_000_000_000_000_000_000)).Float64()
+		short = strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.4f", f), "0"), ".") + " FIL"
+	case abs.Cmp(big.NewInt(1_000_000_000)) >= 0: // ≥ 1 nanoFIL
+		f, _ := new(big.Rat).SetFrac(a.Int, big.NewInt(1_000_000_000)).Float64()
+		short = strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", f), "0"), ".") + " nanoFIL"
+	default:
+		short = a.String() + " attoFIL"
+	}
+	return template.HTML(fmt.Sprintf(`<span title="%s">%s</span>`, template.HTMLEscapeString(fmtFIL(a)), template.HTMLEscapeString(short)))
 }
 
 // when writes t as a <time> element: UTC in the page, turned into the

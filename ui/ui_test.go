@@ -41,7 +41,7 @@ type fakeAPI struct {
 }
 
 func (f *fakeAPI) Info(context.Context) (api.Info, error) {
-	return api.Info{Miner: "f01000", ChainMode: "devnet", ChainHead: 1000, ChainHeadTime: time.Now(), BlockDelaySeconds: 1,
+	return api.Info{Miner: "f01000", ChainMode: "devnet", ChainHead: 1000, ChainHeadTime: time.Now(), BlockDelayMillis: 1000,
 		MarketEscrow: big.NewInt(5e18), MarketLocked: big.NewInt(1e18), WorkerFunds: big.NewInt(2e18)}, nil
 }
 
@@ -469,6 +469,14 @@ func TestSizesAndFormats(t *testing.T) {
 	}
 	if got := fmtFIL(big.NewInt(1_500_000_000_000_000_000)); got != "1.5 FIL" {
 		t.Errorf("fmtFIL: %s", got)
+	}
+	for _, c := range []struct {
+		atto int64
+		want string
+	}{{0, ">0 FIL<"}, {1_234_567_000_000_000_000, ">1.2346 FIL<"}, {8_881_784_196, ">8.88 nanoFIL<"}, {42, ">42 attoFIL<"}} {
+		if got := string(filHTML(big.NewInt(c.atto))); !strings.Contains(got, c.want) {
+			t.Errorf("filHTML(%d) = %s", c.atto, got)
+		}
 	}
 	if got := fmtBytes(1536); got != "1.5 KiB" {
 		t.Errorf("fmtBytes: %s", got)

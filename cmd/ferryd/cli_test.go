@@ -307,7 +307,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	clitest.CheckKeys(t, "info", b.Bytes(), "version", "miner", "worker", "sectorSize", "peerId", "addresses", "retrievalUrl", "chainMode",
-		"chainHead", "chainHeadTime", "blockDelaySeconds", "marketEscrow", "marketLocked", "workerFunds")
+		"chainHead", "chainHeadTime", "blockDelayMillis", "marketEscrow", "marketLocked", "workerFunds")
 }
 
 func prefixed(p string, keys []string) []string {
