@@ -3,7 +3,6 @@ package market
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
@@ -66,12 +65,8 @@ func (p *Provider) SetAsk(ctx context.Context, ap AskParams) (*wire.SignedStorag
 		return nil, fmt.Errorf("market: signing ask with worker %s: %w", p.worker, err)
 	}
 	signed := &wire.SignedStorageAsk{Ask: ask, Signature: sig}
-	var enc bytes.Buffer
-	if err := signed.MarshalCBOR(&enc); err != nil {
-		return nil, fmt.Errorf("market: encoding signed ask: %w", err)
-	}
-	if _, err := p.d.DB.ExecContext(ctx, `INSERT INTO market_ask (id, ask) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET ask = excluded.ask`, enc.Bytes()); err != nil {
-		return nil, fmt.Errorf("market: storing ask: %w", err)
+	if err := p.store.putAsk(ctx, signed); err != nil {
+		return nil, fmt.Errorf("market: %w", err)
 	}
 	p.ask.Store(signed)
 	return signed, nil
@@ -79,33 +74,25 @@ func (p *Provider) SetAsk(ctx context.Context, ap AskParams) (*wire.SignedStorag
 
 // loadAsk reads the stored ask, making the default one at first start.
 func (p *Provider) loadAsk(ctx context.Context) error {
-	var b []byte
-	err := p.d.DB.QueryRowContext(ctx, `SELECT ask FROM market_ask WHERE id = 1`).Scan(&b)
-	if errors.Is(err, sql.ErrNoRows) {
+	a, err := p.store.ask(ctx)
+	if err != nil {
+		return fmt.Errorf("market: %w", err)
+	}
+	if a == nil {
 		_, err := p.SetAsk(ctx, AskParams{
 			Price: DefaultAskPrice(), VerifiedPrice: DefaultVerifiedAskPrice(),
 			MinPieceSize: DefaultMinPieceSize, MaxPieceSize: DefaultMaxPieceSize,
 		})
 		return err
 	}
-	if err != nil {
-		return fmt.Errorf("market: reading the stored ask: %w", err)
-	}
-	var a wire.SignedStorageAsk
-	if err := a.UnmarshalCBOR(bytes.NewReader(b)); err != nil {
-		return fmt.Errorf("market: decoding the stored ask: %w", err)
-	}
-	if a.Ask == nil {
-		return errors.New("market: the stored ask is empty")
-	}
-	p.ask.Store(&a)
+	p.ask.Store(a)
 	return nil
 }
 
 // Status answers a deal status request.
 func (p *Provider) Status(ctx context.Context, req *wire.DealStatusRequest) wire.DealStatusResponse {
 	resp := wire.DealStatusResponse{DealUUID: req.DealUUID}
-	d, err := p.loadDeal(ctx, req.DealUUID)
+	d, err := p.store.deal(ctx, req.DealUUID)
 	if errors.Is(err, ErrUnknownDeal) {
 		resp.Error = fmt.Sprintf("no deal with UUID %s", req.DealUUID)
 		return resp
@@ -120,7 +107,7 @@ func (p *Provider) Status(ctx context.Context, req *wire.DealStatusRequest) wire
 	}
 	st := &wire.DealStatus{
 		Error:             d.Error,
-		Status:            d.Checkpoint,
+		Status:            d.Checkpoint.String(),
 		SealingStatus:     d.SealingState,
 		Proposal:          d.Proposal.Proposal,
 		SignedProposalCid: d.SignedCID,
@@ -131,8 +118,8 @@ func (p *Provider) Status(ctx context.Context, req *wire.DealStatusRequest) wire
 		st.PublishCid = &c
 	}
 	if d.Sector >= 0 && d.Checkpoint != Complete {
-		if _, state, err := p.d.Sealer.DealSectorState(ctx, d.UUID); err == nil {
-			st.SealingStatus = state
+		if ss, err := p.d.Sealer.SectorStatus(ctx, d.UUID); err == nil {
+			st.SealingStatus = string(ss.State)
 		}
 	}
 	resp.DealStatus = st
@@ -162,7 +149,7 @@ func (p *Provider) received(d *dealRow) uint64 {
 	imported := p.imports[d.UUID]
 	p.mu.Unlock()
 	if imported != nil && d.Checkpoint == Accepted {
-		return imported.Load()
+		return uint64(imported.Load())
 	}
 	if rd != nil && d.Checkpoint == Accepted {
 		if n := rd.received.Load(); n > d.BytesReceived {

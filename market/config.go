@@ -1,49 +1,13 @@
-// Package market is the storage provider: the Boost-compatible deal
-// protocol handlers, proposal validation, atomic admission (deal row, funds
-// and staging space in one transaction), and the deal pipeline that takes
-// each deal from Accepted to Complete through persisted checkpoints, with
-// the batched publisher that never sends a publish message twice.
-//
-// The database is the truth: every step reads the deal row, does idempotent
-// work and writes the next checkpoint, so a process killed at any point
-// resumes where it stopped.
 package market
 
 import (
-	"context"
-	"fmt"
-	"io"
 	"time"
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
-	"github.com/filecoin-project/go-state-types/builtin/v9/market"
-	"github.com/filecoin-project/go-state-types/crypto"
-	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multiaddr"
-
-	"github.com/ferry-fil/ferry/chain"
-)
-
-// Checkpoint names, in pipeline order; the status protocol reports them.
-const (
-	Accepted            = "Accepted"
-	Transferred         = "Transferred"
-	Published           = "Published"
-	PublishConfirmed    = "PublishConfirmed"
-	AddedPiece          = "AddedPiece"
-	IndexedAndAnnounced = "IndexedAndAnnounced"
-	Complete            = "Complete"
-)
-
-// Retry states of a deal after an error.
-const (
-	RetryNone   = ""       // running (or complete)
-	RetryAuto   = "auto"   // retried automatically after a back-off
-	RetryManual = "manual" // waits for an operator's Retry or Fail
-	RetryFatal  = "fatal"  // failed for good; tags released
 )
 
 // Reference defaults (Boost's), used for zero Config fields.
@@ -89,6 +53,14 @@ type Config struct {
 	StagingDir string
 	// StagingCapacity bounds the bytes tagged for staging; 0 is unlimited.
 	StagingCapacity uint64
+
+	// AllowPrivateAddresses accepts transfer URLs that lead to loopback,
+	// private or link-local addresses (the devnet's, where everything is
+	// on one machine). Keep it false on the network: a proposal whose URL
+	// leads there is rejected (the host is resolved when it arrives) and a
+	// download is refused when it dials one (transfer.Config's setting of
+	// the same name must agree).
+	AllowPrivateAddresses bool
 
 	// RejectOnline, RejectOffline, RejectVerified and RejectUnverified turn
 	// away those kinds of deals (Boost's Consider* = false).
@@ -153,89 +125,6 @@ type Config struct {
 	RetrievalAddrs []multiaddr.Multiaddr
 }
 
-// Sealer is what the market needs from the sealing subsystem.
-type Sealer interface {
-	// AddPieceToAny places and writes a deal's piece; idempotent per deal.
-	AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d SealingDeal) (Placement, error)
-	// DealSectorState returns the deal's sector and its state.
-	DealSectorState(ctx context.Context, dealUUID uuid.UUID) (abi.SectorNumber, string, error)
-}
-
-// SealingDeal is what AddPieceToAny is told about a deal (the same fields
-// as sealing.Deal; node adapts one to the other).
-type SealingDeal struct {
-	UUID         uuid.UUID           // the deal's UUID
-	DealID       abi.DealID          // chain deal ID
-	PublishCid   cid.Cid             // the PublishStorageDeals message
-	Proposal     market.DealProposal // as published
-	KeepUnsealed bool                // keep an unsealed copy after proving
-}
-
-// Placement is where a piece went (sealing.Placement).
-type Placement struct {
-	Sector abi.SectorNumber    // the sector holding the piece
-	Offset abi.PaddedPieceSize // padded offset in the sector
-	Size   abi.PaddedPieceSize // padded piece size
-}
-
-// ProvingState is the sector state in which a deal's sector is proven.
-const ProvingState = "Proving"
-
-// TransferRequest names what to download (transfer.Request).
-type TransferRequest struct {
-	URL     string            // absolute http(s) URL
-	Headers map[string]string // sent with every request
-	Size    uint64            // bytes to download, never more
-}
-
-// Downloader fetches deal data into a staging file, resuming from what the
-// file holds and replaying that prefix into tee first (transfer.Downloader).
-type Downloader interface {
-	Download(ctx context.Context, req TransferRequest, path string, tee io.Writer, progress func(received uint64)) error
-}
-
-// IndexRequest is what the indexer is told about a deal whose piece is in a
-// sector.
-type IndexRequest struct {
-	DealUUID         uuid.UUID           // the deal
-	PieceCID         cid.Cid             // its piece (v1 CID)
-	PieceSize        abi.PaddedPieceSize // padded piece size
-	ChainDealID      abi.DealID          // chain deal ID
-	DataRoot         cid.Cid             // root CID of the payload (CAR root)
-	Sector           abi.SectorNumber    // where the piece was placed
-	Offset           abi.PaddedPieceSize // padded offset in the sector
-	SkipIPNIAnnounce bool                // index but do not announce
-	KeepUnsealed     bool                // the client asked to keep an unsealed copy
-}
-
-// PieceIndexer indexes a piece's blocks and announces it to IPNI; it must
-// be idempotent.
-type PieceIndexer interface {
-	IndexAndAnnounce(ctx context.Context, d IndexRequest) error
-}
-
-// RemoveRequest is what a PieceRemover is told when a Complete deal ended
-// on chain.
-type RemoveRequest struct {
-	IndexRequest
-	// EndReason is why the deal ended: EndExpired, EndSlashed or EndRemoved,
-	// or EndFailed for a deal failed after its piece reached a sector.
-	EndReason string
-	// KeepIndex: another deal of this provider that has not ended holds the
-	// same piece in a sector, so the piece stays in the index.
-	KeepIndex bool
-	// KeepAnnounced: such a deal also asked for an IPNI announcement, so the
-	// piece's advertisement stays.
-	KeepAnnounced bool
-}
-
-// PieceRemover is implemented by a PieceIndexer that also takes pieces out
-// of the index and IPNI when their deal ends. It is called once per ended
-// deal (again after a crash during the call), so it must be idempotent.
-type PieceRemover interface {
-	RemovePiece(ctx context.Context, r RemoveRequest) error
-}
-
 // Reasons a Complete deal ended, as DealInfo.Ended reports them.
 const (
 	EndExpired = "expired" // the chain head passed the deal's end epoch
@@ -248,28 +137,6 @@ const (
 // to a sector and maybe indexed and announced: it no longer holds the
 // piece. Such a deal did not end on chain, so DealInfo.Ended stays empty.
 const EndFailed = "failed"
-
-// MessageSigner signs a chain message with its From key and returns the
-// signed message and its CID. NodeSigner is the usual one.
-type MessageSigner func(ctx context.Context, msg *chain.Message) (*chain.SignedMessage, cid.Cid, error)
-
-// NodeSigner signs messages with the node's wallet (WalletSign) the way
-// Lotus does (chain.SignMessage).
-func NodeSigner(node chain.Node) MessageSigner {
-	return func(ctx context.Context, msg *chain.Message) (*chain.SignedMessage, cid.Cid, error) {
-		sm, err := chain.SignMessage(msg, func(data []byte) (*crypto.Signature, error) {
-			return node.WalletSign(ctx, msg.From, data)
-		})
-		if err != nil {
-			return nil, cid.Undef, err
-		}
-		c, err := sm.Cid()
-		if err != nil {
-			return nil, cid.Undef, fmt.Errorf("signed message CID: %w", err)
-		}
-		return sm, c, nil
-	}
-}
 
 // DefaultEndChecksPerPass is the default EndChecksPerPass: at the default
 // interval (ten 30-second epochs), 100,000 deals are each looked up about

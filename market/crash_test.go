@@ -61,7 +61,8 @@ func TestCrashAtEachCheckpoint(t *testing.T) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
-	points := []string{Accepted, Transferred, Published, "PublishSigned", "PublishPushed", PublishConfirmed, AddedPiece, IndexedAndAnnounced}
+	points := []string{Accepted.String(), Transferred.String(), Published.String(), "MessageRecorded", "MessagePushed", "PublishSent",
+		PublishConfirmed.String(), AddedPiece.String(), IndexedAndAnnounced.String()}
 	for _, at := range points {
 		t.Run(at, func(t *testing.T) {
 			dir := t.TempDir()

@@ -3,7 +3,6 @@ package market
 import (
 	"bytes"
 	"context"
-	"io"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
+	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wallet"
 	"github.com/ferry-fil/ferry/wire"
@@ -120,19 +120,6 @@ func uuidOf(t *testing.T, s string) uuid.UUID {
 	return id
 }
 
-// sealingAdapter gives the real sealing subsystem the market's Sealer shape
-// (node does the same).
-type sealingAdapter struct{ s *sealing.Sealing }
-
-func (a sealingAdapter) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d SealingDeal) (Placement, error) {
-	p, err := a.s.AddPieceToAny(ctx, size, data, sealing.Deal{UUID: d.UUID, DealID: d.DealID, PublishCid: d.PublishCid, Proposal: d.Proposal, KeepUnsealed: d.KeepUnsealed})
-	return Placement{Sector: p.Sector, Offset: p.Offset, Size: p.Size}, err
-}
-
-func (a sealingAdapter) DealSectorState(ctx context.Context, id uuid.UUID) (abi.SectorNumber, string, error) {
-	return a.s.DealSectorState(ctx, id)
-}
-
 // TestDevnetComplete takes one deal all the way to Complete with the devnet
 // chain and the real sealing subsystem (devnet sealer): the sector is
 // proven and the chain shows the deal active.
@@ -142,18 +129,22 @@ func TestDevnetComplete(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	h, dn, _ := devnetHarness(t, ctx)
+	h, dn, worker := devnetHarness(t, ctx)
+	snd, err := sender.New(ctx, sender.Config{DB: h.deps.DB, Node: dn, From: worker, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s, err := sealing.New(sealing.Config{
 		Dir: h.dir + "/sectors", SectorSize: 2048, WaitDealsDelay: 50 * time.Millisecond,
 		StartEpochSealingBuffer: 30, PreCommitChallengeDelay: 5, PollInterval: 20 * time.Millisecond,
-	}, h.deps.DB, dn, h.cfg.Miner, sealing.NewDevnetSealer())
+	}, h.deps.DB, dn, snd, h.cfg.Miner, sealing.NewDevnetSealer())
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	h.deps.Sealer = sealingAdapter{s}
+	h.deps.Sealer = s
 	h.cfg.MaxDealsPerPublishMsg = 1
 	h.start()
 
@@ -247,6 +238,7 @@ func devnetHarness(t *testing.T, ctx context.Context) (*harness, *devnet.Devnet,
 		c.MaxPublishDealsFee = chain.FIL(1)
 	})
 	h.deps.Node = dn
+	h.keys = w
 	h.clientID, h.clientKI = clientID, ki
 	return h, dn, worker
 }

@@ -41,12 +41,12 @@ func TestDevnetDealGone(t *testing.T) {
 
 	bogus := chain.NewTipSetKey(testRoot)
 	for name, node := range map[string]chain.Node{"devnet": dn, "json-rpc": rpc} {
-		p := &Provider{d: Deps{Node: node}}
-		reason, err := p.chainEnd(ctx, 424242, chain.TipSetKey{})
+		w := &endWatcher{chain: node}
+		reason, err := w.chainEnd(ctx, 424242, chain.TipSetKey{})
 		if err != nil || reason != EndRemoved {
 			t.Fatalf("%s: unknown deal: reason %q, error %v", name, reason, err)
 		}
-		if reason, err := p.chainEnd(ctx, 424242, bogus); err == nil || reason != "" {
+		if reason, err := w.chainEnd(ctx, 424242, bogus); err == nil || reason != "" {
 			t.Fatalf("%s: unknown tipset: reason %q, error %v", name, reason, err)
 		}
 	}

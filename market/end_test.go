@@ -335,15 +335,17 @@ func TestFailedDealReleasesPiece(t *testing.T) {
 // The watcher's queries read indexes, not every deal.
 func TestDealEndQueriesUseIndexes(t *testing.T) {
 	h := newHarness(t, t.TempDir(), nil)
+	type queryOf func() (string, []any)
 	for _, c := range []struct {
-		query, index string
-		args         []any
+		query queryOf
+		index string
 	}{
-		{sqlExpiredDeals, "market_deals_expiry", []any{100}},
-		{sqlDealsToCheck, "market_deals_end_check", []any{10}},
-		{sqlUnreleased, "market_deals_unreleased", nil},
+		{func() (string, []any) { return expiredQuery(100) }, "market_deals_expiry"},
+		{func() (string, []any) { return toCheckQuery(10) }, "market_deals_end_check"},
+		{unreleasedQuery, "market_deals_unreleased"},
 	} {
-		rows, err := h.deps.DB.Query("EXPLAIN QUERY PLAN "+c.query, c.args...)
+		q, args := c.query()
+		rows, err := h.deps.DB.Query("EXPLAIN QUERY PLAN "+q, args...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +360,7 @@ func TestDealEndQueriesUseIndexes(t *testing.T) {
 		}
 		rows.Close()
 		if !strings.Contains(strings.Join(plan, "; "), c.index) {
-			t.Errorf("query %q: plan %q does not use %s", c.query, plan, c.index)
+			t.Errorf("query %q: plan %q does not use %s", q, plan, c.index)
 		}
 	}
 }

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -26,8 +29,11 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/piece"
+	"github.com/ferry-fil/ferry/sealing"
+	"github.com/ferry-fil/ferry/transfer"
 	"github.com/ferry-fil/ferry/wallet"
 	"github.com/ferry-fil/ferry/wire"
 )
@@ -47,8 +53,9 @@ type fakeChain struct {
 	dataCap    map[address.Address]abi.StoragePower
 	collMin    abi.TokenAmount
 	worker     address.Address
-	rejectNext int  // the next publish marks its deal at this index invalid (-1: none)
-	stealNonce bool // another message takes the nonce of the next publish
+	balanceErr map[address.Address]error // StateMarketBalance fails for these
+	rejectNext int                       // the next publish marks its deal at this index invalid (-1: none)
+	stealNonce bool                      // another message takes the nonce of the next publish
 	slashed    map[abi.DealID]abi.ChainEpoch
 }
 
@@ -86,6 +93,7 @@ func newFakeChain(t testing.TB, dir string, workerKey wallet.KeyInfo) *fakeChain
 		keys:       map[address.Address]wallet.KeyInfo{},
 		accounts:   map[address.Address]address.Address{},
 		market:     map[address.Address]chain.MarketBalance{},
+		balanceErr: map[address.Address]error{},
 		walletBal:  chain.FIL(100),
 		dataCap:    map[address.Address]abi.StoragePower{},
 		collMin:    big.NewInt(10),
@@ -211,6 +219,9 @@ func (fc *fakeChain) StateMinerInfo(_ context.Context, m address.Address, _ chai
 func (fc *fakeChain) StateMarketBalance(_ context.Context, a address.Address, _ chain.TipSetKey) (chain.MarketBalance, error) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
+	if err := fc.balanceErr[a]; err != nil {
+		return chain.MarketBalance{}, err
+	}
 	b, ok := fc.market[a]
 	if !ok {
 		return chain.MarketBalance{Escrow: big.Zero(), Locked: big.Zero()}, nil
@@ -306,6 +317,22 @@ func (fc *fakeChain) WalletDefaultAddress(context.Context) (address.Address, err
 	return fc.worker, nil
 }
 
+// StateGetActor returns the worker's nonce (all the message sender reads).
+func (fc *fakeChain) StateGetActor(_ context.Context, a address.Address, _ chain.TipSetKey) (*chain.Actor, error) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	return &chain.Actor{Nonce: fc.st.Nonce, Balance: fc.walletBal}, nil
+}
+
+// Has and Sign make the fake chain's keys the message sender's.
+func (fc *fakeChain) Has(a address.Address) (bool, error) {
+	return fc.WalletHas(context.Background(), a)
+}
+
+func (fc *fakeChain) Sign(a address.Address, data []byte) (*crypto.Signature, error) {
+	return fc.WalletSign(context.Background(), a, data)
+}
+
 func (fc *fakeChain) MpoolGetNonce(context.Context, address.Address) (uint64, error) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
@@ -390,7 +417,7 @@ type fakeSealer struct {
 	path  string
 	st    fakeSealerState
 	fail  error
-	state string
+	state sealing.SectorState
 	hold  chan struct{} // when set, AddPieceToAny waits for it after reading the data
 }
 
@@ -400,7 +427,7 @@ type fakeSealerState struct {
 }
 
 func newFakeSealer(t testing.TB, dir string) *fakeSealer {
-	s := &fakeSealer{path: filepath.Join(dir, "fakesealer.json"), state: ProvingState,
+	s := &fakeSealer{path: filepath.Join(dir, "fakesealer.json"), state: sealing.StateProving,
 		st: fakeSealerState{Placed: map[string]abi.SectorNumber{}, Writes: map[string]int{}}}
 	if b, err := os.ReadFile(s.path); err == nil {
 		if err := json.Unmarshal(b, &s.st); err != nil {
@@ -410,67 +437,73 @@ func newFakeSealer(t testing.TB, dir string) *fakeSealer {
 	return s
 }
 
-func (s *fakeSealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d SealingDeal) (Placement, error) {
+func (s *fakeSealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d sealing.Deal) (sealing.Placement, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.fail != nil {
-		return Placement{}, s.fail
+		return sealing.Placement{}, s.fail
 	}
 	if n, ok := s.st.Placed[d.UUID.String()]; ok {
-		return Placement{Sector: n, Size: size.Padded()}, nil
+		return sealing.Placement{Sector: n, Size: size.Padded()}, nil
 	}
 	calc := piece.NewCalc()
 	if _, err := io.Copy(calc, io.LimitReader(data, int64(size))); err != nil {
-		return Placement{}, err
+		return sealing.Placement{}, err
 	}
 	if s.hold != nil {
 		select {
 		case <-s.hold:
 		case <-ctx.Done():
-			return Placement{}, ctx.Err()
+			return sealing.Placement{}, ctx.Err()
 		}
 	}
 	comm, err := calc.SumAs(size.Padded())
 	if err != nil {
-		return Placement{}, err
+		return sealing.Placement{}, err
 	}
 	if !comm.CID().Equals(d.Proposal.PieceCID) {
-		return Placement{}, fmt.Errorf("fake sealer: commP mismatch")
+		return sealing.Placement{}, fmt.Errorf("fake sealer: commP mismatch")
 	}
 	n := abi.SectorNumber(len(s.st.Placed) + 1)
 	s.st.Placed[d.UUID.String()] = n
 	s.st.Writes[d.UUID.String()]++
 	b, _ := json.Marshal(s.st)
 	if err := os.WriteFile(s.path, b, 0o644); err != nil {
-		return Placement{}, err
+		return sealing.Placement{}, err
 	}
-	return Placement{Sector: n, Size: size.Padded()}, nil
+	return sealing.Placement{Sector: n, Size: size.Padded()}, nil
 }
 
-func (s *fakeSealer) DealSectorState(_ context.Context, id uuid.UUID) (abi.SectorNumber, string, error) {
+func (s *fakeSealer) SectorStatus(_ context.Context, id uuid.UUID) (sealing.DealSectorStatus, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n, ok := s.st.Placed[id.String()]
 	if !ok {
-		return 0, "", errors.New("unknown deal")
+		return sealing.DealSectorStatus{}, errors.New("unknown deal")
 	}
-	return n, s.state, nil
+	return sealing.DealSectorStatus{Sector: n, State: s.state, Proven: s.state == sealing.StateProving}, nil
 }
 
 // fakeDownloader copies from files named by "http://fake/<name>" URLs in its
 // source directory, resuming like transfer.Downloader.
 type fakeDownloader struct {
-	srcDir string
-	mu     sync.Mutex
-	calls  int
-	block  chan struct{} // when set, downloads wait for it
+	srcDir  string
+	mu      sync.Mutex
+	calls   int
+	block   chan struct{} // when set, downloads wait for it
+	err     error         // when set, downloads fail with it
+	clients []string      // Request.Client of each call
 }
 
-func (f *fakeDownloader) Download(ctx context.Context, req TransferRequest, path string, tee io.Writer, progress func(uint64)) error {
+func (f *fakeDownloader) Download(ctx context.Context, req transfer.Request, path string, tee io.Writer, progress func(uint64)) error {
 	f.mu.Lock()
 	f.calls++
-	block := f.block
+	f.clients = append(f.clients, req.Client)
+	block, ferr := f.block, f.err
 	f.mu.Unlock()
+	if ferr != nil {
+		return ferr
+	}
 	if block != nil {
 		select {
 		case <-block:
@@ -505,6 +538,17 @@ func (f *fakeDownloader) Download(ctx context.Context, req TransferRequest, path
 		return fmt.Errorf("got %d bytes, want %d", n+m, req.Size)
 	}
 	return dst.Sync()
+}
+
+// stubResolver resolves the names it holds, and no other, without a
+// packet sent.
+type stubResolver map[string][]netip.Addr
+
+func (r stubResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if a, ok := r[host]; ok {
+		return a, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
 type fakeIndexer struct {
@@ -566,7 +610,28 @@ type harness struct {
 	cfg      Config
 	clientID address.Address
 	clientKI wallet.KeyInfo
+	keys     sender.Keys // the worker's key, for the message sender start makes
 	deps     Deps
+
+	logMu sync.Mutex
+	logs  []string // what the provider logged
+}
+
+// logged returns the provider's log lines that contain all of parts.
+func (h *harness) logged(parts ...string) []string {
+	h.logMu.Lock()
+	defer h.logMu.Unlock()
+	var out []string
+	for _, l := range h.logs {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(l, p)
+		}
+		if all {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // Deterministic keys so a re-executed child sees the same chain.
@@ -578,6 +643,7 @@ func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 	t.Helper()
 	h := &harness{t: t, dir: dir, clientID: mustID(1001), clientKI: testKey(t, 2)}
 	h.fc = newFakeChain(t, dir, testKey(t, 1))
+	h.keys = h.fc
 	h.fc.addClient(t, h.clientID, h.clientKI, chain.FIL(1000))
 	h.sealer = newFakeSealer(t, dir)
 	h.dl = &fakeDownloader{srcDir: filepath.Join(dir, "src")}
@@ -604,13 +670,38 @@ func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 	if mod != nil {
 		mod(&h.cfg)
 	}
-	h.deps = Deps{Node: h.fc, DB: sqldb, Sealer: h.sealer, Downloader: h.dl, Indexer: h.idx,
-		Logf: func(f string, a ...any) { t.Logf(f, a...) }}
+	// The deals' URLs name fake.example, which resolves to a public
+	// address no packet is sent to.
+	resolver := stubResolver{"fake.example": {netip.MustParseAddr("8.8.8.8")}}
+	h.deps = Deps{Node: h.fc, DB: sqldb, Sealer: h.sealer, Downloader: h.dl, Indexer: h.idx, Resolver: resolver,
+		Logf: func(f string, a ...any) {
+			t.Logf(f, a...)
+			h.logMu.Lock()
+			h.logs = append(h.logs, fmt.Sprintf(f, a...))
+			h.logMu.Unlock()
+		}}
 	return h
 }
 
 func (h *harness) start() {
 	h.t.Helper()
+	ctx := context.Background()
+	mi, err := h.deps.Node.StateMinerInfo(ctx, h.cfg.Miner, chain.TipSetKey{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	steps := map[sender.Step]string{sender.StepRecorded: "MessageRecorded", sender.StepPushed: "MessagePushed"}
+	h.deps.Sender, err = sender.New(ctx, sender.Config{
+		DB: h.deps.DB, Node: h.deps.Node.(sender.Node), From: mi.Worker, Keys: h.keys, Logf: h.deps.Logf,
+		OnStep: func(id uuid.UUID, st sender.Step) {
+			if h.deps.OnCheckpoint != nil {
+				h.deps.OnCheckpoint(id, steps[st])
+			}
+		},
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
 	p, err := New(h.cfg, h.deps)
 	if err != nil {
 		h.t.Fatal(err)
@@ -688,7 +779,7 @@ func (h *harness) sign(prop *market.DealProposal, params *wire.DealParams) {
 	params.ClientDealProposal = market.ClientDealProposal{Proposal: *prop, ClientSignature: *sig}
 }
 
-func (h *harness) waitFor(id uuid.UUID, want func(*DealInfo) bool, what string) *DealInfo {
+func (h *harness) waitFor(id uuid.UUID, want func(*DealInfo) bool, what any) *DealInfo {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
@@ -699,6 +790,6 @@ func (h *harness) waitFor(id uuid.UUID, want func(*DealInfo) bool, what string) 
 		time.Sleep(5 * time.Millisecond)
 	}
 	d, err := h.p.Deal(context.Background(), id)
-	h.t.Fatalf("deal %s never reached %s: %+v %v", id, what, d, err)
+	h.t.Fatalf("deal %s never reached %v: %+v %v", id, what, d, err)
 	return nil
 }

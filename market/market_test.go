@@ -22,6 +22,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wallet"
 	"github.com/ferry-fil/ferry/wire"
 )
@@ -235,7 +236,7 @@ func TestAdmissionRace(t *testing.T) {
 			for _, r := range results {
 				if r.Accepted {
 					accepted++
-				} else if !strings.Contains(r.Message, map[string]string{"funds": "available market escrow", "space": "not enough staging space"}[kind]) {
+				} else if !strings.Contains(r.Message, map[string]string{"funds": "market escrow for this deal's collateral", "space": "not enough staging space"}[kind]) {
 					t.Errorf("unexpected rejection: %s", r.Message)
 				}
 			}
@@ -520,8 +521,8 @@ func TestStatusAndAsk(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp := h.p.Status(ctx, &wire.DealStatusRequest{DealUUID: params.DealUUID, Signature: *sig})
-	if resp.Error != "" || resp.DealStatus == nil || resp.DealStatus.Status != Complete || resp.DealStatus.PublishCid == nil ||
-		resp.DealStatus.ChainDealID == 0 || resp.NBytesReceived != 1000 || resp.TransferSize != 1000 || resp.DealStatus.SealingStatus != ProvingState {
+	if resp.Error != "" || resp.DealStatus == nil || resp.DealStatus.Status != Complete.String() || resp.DealStatus.PublishCid == nil ||
+		resp.DealStatus.ChainDealID == 0 || resp.NBytesReceived != 1000 || resp.TransferSize != 1000 || resp.DealStatus.SealingStatus != string(sealing.StateProving) {
 		t.Fatalf("status: %+v %+v", resp, resp.DealStatus)
 	}
 	other, _ := wallet.Sign(testKey(t, 7), wire.StatusSigningBytes(params.DealUUID))
@@ -554,7 +555,8 @@ func TestStatusAndAsk(t *testing.T) {
 }
 
 // TestPublishNonceTaken: another message takes the nonce of a signed publish
-// message; the deals are re-queued and published by a new message.
+// message; the sender signs it again with the next nonce under the batch's
+// id, and that one lands.
 func TestPublishNonceTaken(t *testing.T) {
 	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
 	h.fc.stealNonce = true
@@ -567,9 +569,14 @@ func TestPublishNonceTaken(t *testing.T) {
 	if msgs, pushes := h.fc.publishMsgs(); msgs != 1 || pushes != 1 {
 		t.Fatalf("%d publish messages landed (%d pushes), want 1", msgs, pushes)
 	}
-	var failedBatches int
-	if err := h.deps.DB.QueryRow(`SELECT count(*) FROM market_publish_batches WHERE state = 'failed'`).Scan(&failedBatches); err != nil || failedBatches != 1 {
-		t.Fatalf("%d abandoned batches (%v), want 1", failedBatches, err)
+	ctx := context.Background()
+	d, err := h.p.store.deal(ctx, params.DealUUID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := h.p.store.batch(ctx, d.BatchID.Int64)
+	if err != nil || b.state != batchLanded || !b.msgCid.Equals(d.PublishCid) {
+		t.Fatalf("batch %+v (%v), want landed as the deal's publish CID %s", b, err, d.PublishCid)
 	}
 }
 
@@ -660,7 +667,7 @@ func TestKickWhileStopping(t *testing.T) {
 			return
 		}
 		switch cp {
-		case PublishConfirmed:
+		case PublishConfirmed.String():
 			close(confirmed) // the publisher kicks the deal right after this
 		case "Waiting":
 			once.Do(func() {
@@ -685,4 +692,247 @@ func TestKickWhileStopping(t *testing.T) {
 		t.Fatal(r.Message)
 	}
 	h.waitFor(params.DealUUID, complete, Complete)
+}
+
+// A deal the market actor rejected stays Published in a landed batch when
+// the provider stops between recording the batch's result and failing the
+// deal; after a restart its step fails it.
+func TestRejectedDealFailsAfterRestart(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	h.fc.rejectNext = 0
+	h.start()
+	params := h.deal("r.car", 1000, 4, nil)
+	if r := h.p.Propose(context.Background(), params, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	h.waitFor(params.DealUUID, failed, "failure")
+	h.p.Close()
+	// As it was before the publisher failed it.
+	if _, err := h.deps.DB.Exec(`UPDATE market_deals SET retry = '', error = '' WHERE uuid = ?`, params.DealUUID.String()); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	d := h.waitFor(params.DealUUID, failed, "failure after the restart")
+	if d.Checkpoint != Published || !strings.Contains(d.Error, "market actor rejected") {
+		t.Fatalf("deal after the restart: %+v", d)
+	}
+}
+
+// A rejection tells the client one stable sentence; what went wrong inside
+// the provider reaches only the operator's log, with the deal's UUID.
+func TestRejectionReasonAndCause(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	h.start()
+	ctx := context.Background()
+
+	h.fc.mu.Lock()
+	h.fc.balanceErr[testMiner] = errors.New("lotus: connection refused to 10.0.0.7:1234")
+	h.fc.mu.Unlock()
+	params := h.deal("c.car", 1000, 1, nil)
+	r := h.p.Propose(ctx, params, "peerC")
+	if want := "deal rejected: the provider could not check its market balance; try again later"; r.Accepted || r.Message != want {
+		t.Fatalf("client got %+v, want %q", r, want)
+	}
+	if l := h.logged(params.DealUUID.String(), "peerC", "check its market balance", "connection refused to 10.0.0.7:1234"); len(l) != 1 {
+		t.Fatalf("operator log %q lacks the deal, the reason or the cause", h.logged(params.DealUUID.String()))
+	}
+
+	// A client's own mistake is logged with its deal too.
+	bad := h.deal("d.car", 1000, 2, func(p *market.DealProposal, _ *wire.DealParams) { p.StoragePricePerEpoch = big.NewInt(1) })
+	if r := h.p.Propose(ctx, bad, "peerC"); r.Accepted || !strings.HasPrefix(r.Message, "deal rejected: the storage price per epoch 1 is less") {
+		t.Fatalf("client got %+v", r)
+	}
+	if l := h.logged(bad.DealUUID.String(), "less than the asking price"); len(l) != 1 {
+		t.Fatalf("operator log %q", h.logged(bad.DealUUID.String()))
+	}
+	// An invalid signature: the verifier's detail stays in the log.
+	sig := h.deal("e.car", 1000, 3, nil)
+	sig.ClientDealProposal.Proposal.StoragePricePerEpoch = big.NewInt(1001)
+	if r := h.p.Propose(ctx, sig, "peerC"); r.Message != "deal rejected: invalid client signature" {
+		t.Fatalf("client got %+v", r)
+	}
+	if l := h.logged(sig.DealUUID.String(), "invalid client signature ("); len(l) != 1 {
+		t.Fatalf("operator log %q lacks the verifier's error", h.logged(sig.DealUUID.String()))
+	}
+}
+
+// TestClientEscrowTagged: ten concurrent proposals of 0.3 FIL each against
+// a client's 1 FIL of available escrow: admission tags the client's escrow
+// with the deal, so three are accepted and the others told why.
+func TestClientEscrowTagged(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	h.fc.addClient(t, h.clientID, h.clientKI, chain.FIL(1))
+	h.dl.block = make(chan struct{}) // keep the deals (and their tags) before publishing
+	defer close(h.dl.block)
+	h.start()
+	const n = 10
+	deals := make([]*wire.DealParams, n)
+	for i := range deals {
+		deals[i] = h.deal("escrow.car", 1000, 8, func(p *market.DealProposal, _ *wire.DealParams) {
+			p.StartEpoch += abi.ChainEpoch(i) // distinct proposals
+			p.EndEpoch += abi.ChainEpoch(i)
+			fee := big.Mul(p.StoragePricePerEpoch, big.NewInt(int64(p.Duration())))
+			p.ClientCollateral = big.Sub(big.Div(chain.FIL(3), big.NewInt(10)), fee) // 0.3 FIL in all
+		})
+	}
+	if need := deals[0].ClientDealProposal.Proposal.ClientBalanceRequirement(); !need.Equals(big.Div(chain.FIL(3), big.NewInt(10))) {
+		t.Fatalf("a deal needs %s", need)
+	}
+	results := make([]wire.DealResponse, n)
+	var wg sync.WaitGroup
+	for i := range deals {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = h.p.Propose(context.Background(), deals[i], "p")
+		}()
+	}
+	wg.Wait()
+	accepted := 0
+	for _, r := range results {
+		switch {
+		case r.Accepted:
+			accepted++
+		case !strings.Contains(r.Message, "the client's available market escrow 1000000000000000000 cannot cover this deal's 300000000000000000 on top of the 900000000000000000"):
+			t.Errorf("rejection: %s", r.Message)
+		}
+	}
+	if accepted != 3 {
+		t.Fatalf("%d deals accepted against 1 FIL of escrow, want 3", accepted)
+	}
+	// A failed deal gives its escrow back.
+	for i, r := range results {
+		if r.Accepted {
+			if err := h.p.Fail(context.Background(), deals[i].DealUUID); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	again := h.deal("escrow.car", 1000, 8, func(p *market.DealProposal, _ *wire.DealParams) {
+		p.StartEpoch += 100
+		p.EndEpoch += 100
+		p.ClientCollateral = big.Sub(big.Div(chain.FIL(3), big.NewInt(10)), big.Mul(p.StoragePricePerEpoch, big.NewInt(int64(p.Duration()))))
+	})
+	if r := h.p.Propose(context.Background(), again, "p"); !r.Accepted {
+		t.Fatalf("a deal after one failed: %s", r.Message)
+	}
+}
+
+// TestDuplicateByContent: a proposal with the same piece, client, provider,
+// epochs and price as an earlier deal, signed again (client signatures are
+// not deterministic), is rejected naming the first deal, also when both
+// arrive at once; once the first failed before it was published, the same
+// content is accepted again.
+func TestDuplicateByContent(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	h.dl.block = make(chan struct{})
+	defer close(h.dl.block)
+	h.start()
+	ctx := context.Background()
+	resign := func(of *wire.DealParams) *wire.DealParams {
+		d := *of
+		d.DealUUID = uuid.New()
+		prop := of.ClientDealProposal.Proposal
+		h.sign(&prop, &d)
+		if d.ClientDealProposal.ClientSignature.Equals(&of.ClientDealProposal.ClientSignature) {
+			t.Fatal("the signature came out the same")
+		}
+		return &d
+	}
+	first := h.deal("dup.car", 1000, 3, nil)
+	if r := h.p.Propose(ctx, first, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	second := resign(first)
+	want := "deal rejected: the proposal has the same piece, client, provider, epochs and price as deal " + first.DealUUID.String()
+	if r := h.p.Propose(ctx, second, "p"); r.Accepted || r.Message != want {
+		t.Fatalf("second proposal: %+v, want %q", r, want)
+	}
+
+	// Two at once: one wins.
+	a := h.deal("dup2.car", 1000, 4, nil)
+	b := resign(a)
+	var ra, rb wire.DealResponse
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); ra = h.p.Propose(ctx, a, "p") }()
+	go func() { defer wg.Done(); rb = h.p.Propose(ctx, b, "p") }()
+	wg.Wait()
+	if ra.Accepted == rb.Accepted || !strings.Contains(ra.Message+rb.Message, "same piece, client, provider, epochs and price") {
+		t.Fatalf("concurrent duplicates: %+v and %+v", ra, rb)
+	}
+
+	if err := h.p.Cancel(ctx, first.DealUUID); err != nil {
+		t.Fatal(err)
+	}
+	if r := h.p.Propose(ctx, resign(first), "p"); !r.Accepted {
+		t.Fatalf("proposal after the first was cancelled: %s", r.Message)
+	}
+}
+
+// TestPublishPrecheck: a client withdraws its escrow between acceptance and
+// publishing; the publisher checks each deal against the chain just before
+// it builds the batch, so only that deal fails and the other one is
+// published.
+func TestPublishPrecheck(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 2; c.PublishMsgPeriod = 1e12 })
+	otherID, otherKI := mustID(1002), testKey(t, 4)
+	h.fc.addClient(t, otherID, otherKI, chain.FIL(10))
+	h.start()
+	ctx := context.Background()
+	gone := h.deal("gone.car", 1000, 1, nil)
+	h.clientID, h.clientKI = otherID, otherKI
+	kept := h.deal("kept.car", 1000, 2, nil)
+	if r := h.p.Propose(ctx, gone, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	h.waitFor(gone.DealUUID, func(d *DealInfo) bool { return d.Checkpoint == Transferred }, Transferred)
+	h.fc.addClient(t, mustID(1001), testKey(t, 2), big.Zero()) // the first client withdrew everything
+	// The second deal fills the batch.
+	if r := h.p.Propose(ctx, kept, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	d := h.waitFor(gone.DealUUID, failed, "failure")
+	if !strings.Contains(d.Error, "the client's available market escrow 0 no longer covers") {
+		t.Fatalf("error %q", d.Error)
+	}
+	h.waitFor(kept.DealUUID, complete, Complete)
+	if msgs, _ := h.fc.publishMsgs(); msgs != 1 {
+		t.Fatalf("%d publish messages", msgs)
+	}
+}
+
+// TestLegacyBatchFollowedByCID: a batch signed and pushed before batches had
+// message ids (migration 0033 leaves it without one) is followed on chain by
+// its CID after a restart; nothing is sent again.
+func TestLegacyBatchFollowedByCID(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	h.sealer.fail = errors.New("sealer offline") // the deal stops after its publish
+	h.start()
+	params := h.deal("legacy.car", 1000, 6, nil)
+	if r := h.p.Propose(context.Background(), params, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	d := h.waitFor(params.DealUUID, func(d *DealInfo) bool { return d.Retry == RetryManual }, "a failed AddPiece")
+	h.p.Close()
+	h.sealer.mu.Lock()
+	h.sealer.fail = nil
+	h.sealer.mu.Unlock()
+	// As migration 0033 leaves a batch pushed before it: no message id,
+	// the deal Published.
+	if _, err := h.deps.DB.Exec(`UPDATE market_publish_batches SET msg_id = '', state = 'sending'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.deps.DB.Exec(`UPDATE market_deals SET checkpoint = 'Published', chain_deal_id = 0, retry = '', retries = 0 WHERE uuid = ?`, d.UUID); err != nil {
+		t.Fatal(err)
+	}
+	h.start()
+	again := h.waitFor(params.DealUUID, complete, Complete)
+	if again.ChainDealID != d.ChainDealID || again.PublishCID != d.PublishCID {
+		t.Fatalf("deal after the restart: %+v, before: %+v", again, d)
+	}
+	if msgs, pushes := h.fc.publishMsgs(); msgs != 1 || pushes != 1 {
+		t.Fatalf("%d publish messages, %d pushes, want 1 and 1", msgs, pushes)
+	}
 }

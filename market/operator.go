@@ -2,14 +2,11 @@ package market
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/ferry-fil/ferry/db"
 )
 
 // DealInfo is one deal as the operator API shows it (JSON-friendly). Sizes
@@ -34,8 +31,8 @@ type DealInfo struct {
 	TransferSize  uint64     `json:"transferSize"`
 	BytesReceived uint64     `json:"bytesReceived"`
 	AddPieceBytes uint64     `json:"addPieceBytes,omitempty"` // at PublishConfirmed: staged bytes AddPiece has read into a sector so far
-	Checkpoint    string     `json:"checkpoint"`
-	Retry         string     `json:"retry,omitempty"`
+	Checkpoint    Checkpoint `json:"checkpoint"`
+	Retry         RetryState `json:"retry,omitempty"`
 	Retries       int        `json:"retries,omitempty"`
 	Error         string     `json:"error,omitempty"`
 	PublishCID    string     `json:"publishCid,omitempty"`
@@ -62,8 +59,8 @@ type DealDetail struct {
 
 // CheckpointTime is when a deal reached a checkpoint.
 type CheckpointTime struct {
-	Checkpoint string    `json:"checkpoint"`
-	At         time.Time `json:"at"`
+	Checkpoint Checkpoint `json:"checkpoint"`
+	At         time.Time  `json:"at"`
 }
 
 // Timeline is when the deal reached each checkpoint: Accepted when it was
@@ -72,7 +69,7 @@ type CheckpointTime struct {
 func (d *DealDetail) Timeline() []CheckpointTime {
 	out := []CheckpointTime{{Checkpoint: Accepted, At: d.CreatedAt}}
 	for _, l := range d.Logs {
-		for _, cp := range checkpoints {
+		for _, cp := range Accepted.andLater() {
 			if l.Text != checkpointLog(cp) {
 				continue
 			}
@@ -158,7 +155,7 @@ func (d DealInfo) Cursor() DealCursor { return DealCursor{CreatedAt: d.CreatedAt
 
 // Deals lists the deals f selects, newest first.
 func (p *Provider) Deals(ctx context.Context, f DealFilter) ([]DealInfo, error) {
-	rows, err := listDeals(ctx, p.d.DB, f)
+	rows, err := p.store.list(ctx, f)
 	if err != nil {
 		return nil, fmt.Errorf("listing deals: %w", err)
 	}
@@ -171,32 +168,21 @@ func (p *Provider) Deals(ctx context.Context, f DealFilter) ([]DealInfo, error) 
 
 // Deal returns one deal with its log.
 func (p *Provider) Deal(ctx context.Context, id uuid.UUID) (*DealDetail, error) {
-	d, err := p.loadDeal(ctx, id)
+	d, err := p.store.deal(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	out := &DealDetail{DealInfo: p.info(d), Logs: []DealLog{}}
-	rows, err := p.d.DB.QueryContext(ctx, `SELECT at, text FROM market_deal_logs WHERE uuid = ? ORDER BY id`, id.String())
+	logs, err := p.store.logs(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("reading log of deal %s: %w", id, err)
+		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var at int64
-		var l DealLog
-		if err := rows.Scan(&at, &l.Text); err != nil {
-			return nil, fmt.Errorf("reading log of deal %s: %w", id, err)
-		}
-		l.At = time.Unix(0, at)
-		out.Logs = append(out.Logs, l)
-	}
-	return out, rows.Err()
+	return &DealDetail{DealInfo: p.info(d), Logs: logs}, nil
 }
 
 // Retry resumes a deal that waits for an operator or for its automatic
 // retry, now. Failed deals cannot be retried.
 func (p *Provider) Retry(ctx context.Context, id uuid.UUID) error {
-	d, err := p.loadDeal(ctx, id)
+	d, err := p.store.deal(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -206,15 +192,8 @@ func (p *Provider) Retry(ctx context.Context, id uuid.UUID) error {
 	case RetryNone:
 		return fmt.Errorf("deal %s is not waiting for a retry (checkpoint %s)", id, d.Checkpoint)
 	}
-	err = db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = '', retries = 0, retry_after = 0, updated_at = ? WHERE uuid = ?`,
-			time.Now().UnixNano(), id.String()); err != nil {
-			return err
-		}
-		return addLog(ctx, tx, id, "retry requested by the operator")
-	})
-	if err != nil {
-		return fmt.Errorf("retrying deal %s: %w", id, err)
+	if err := p.store.clearRetry(ctx, id, "retry requested by the operator"); err != nil {
+		return err
 	}
 	p.stopRunning(id) // a goroutine sleeping for its back-off restarts now
 	p.kick(id)
@@ -225,7 +204,7 @@ func (p *Provider) Retry(ctx context.Context, id uuid.UUID) error {
 // funds, staging space and staging file. A deal already published stays
 // on chain; only its local processing stops.
 func (p *Provider) Fail(ctx context.Context, id uuid.UUID) error {
-	d, err := p.loadDeal(ctx, id)
+	d, err := p.store.deal(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -242,24 +221,24 @@ func (p *Provider) Fail(ctx context.Context, id uuid.UUID) error {
 // Cancel stops a deal that is not yet published (its transfer, or its wait
 // for data or for a publish batch) and fails it.
 func (p *Provider) Cancel(ctx context.Context, id uuid.UUID) error {
-	d, err := p.loadDeal(ctx, id)
+	d, err := p.store.deal(ctx, id)
 	if err != nil {
 		return err
 	}
 	if d.Retry == RetryFatal {
 		return fmt.Errorf("deal %s has already failed", id)
 	}
-	if d.Checkpoint != Accepted && d.Checkpoint != Transferred {
+	if d.Checkpoint >= Published {
 		return fmt.Errorf("deal %s is past publishing (checkpoint %s) and can no longer be cancelled; use fail", id, d.Checkpoint)
 	}
 	p.stopRunning(id)
 	// The publisher may have taken the deal in the meantime: only a deal
 	// still before Published is cancelled.
-	var cp string
-	if err := p.d.DB.QueryRowContext(ctx, `SELECT checkpoint FROM market_deals WHERE uuid = ?`, id.String()).Scan(&cp); err != nil {
+	cp, err := p.store.checkpoint(ctx, id)
+	if err != nil {
 		return fmt.Errorf("cancelling deal %s: %w", id, err)
 	}
-	if cp != Accepted && cp != Transferred {
+	if cp >= Published {
 		return fmt.Errorf("deal %s was published while being cancelled", id)
 	}
 	return p.failDeal(ctx, id, "cancelled by the operator")
@@ -282,7 +261,7 @@ func (p *Provider) stopRunning(id uuid.UUID) {
 // ImportData gives an offline deal its data: the file's piece commitment
 // must match the proposal. The file is read where it is and not deleted.
 func (p *Provider) ImportData(ctx context.Context, id uuid.UUID, path string) error {
-	d, err := p.loadDeal(ctx, id)
+	d, err := p.store.deal(ctx, id)
 	if err != nil {
 		return err
 	}
@@ -296,7 +275,7 @@ func (p *Provider) ImportData(ctx context.Context, id uuid.UUID, path string) er
 		return fmt.Errorf("deal %s already has its data (checkpoint %s)", id, d.Checkpoint)
 	}
 	if err := p.importData(ctx, d, path); err != nil {
-		_ = addLog(ctx, p.d.DB, id, "import of %s refused: %v", path, err)
+		_ = p.store.log(ctx, id, "import of %s refused: %v", path, err)
 		return fmt.Errorf("importing data of deal %s: %w", id, err)
 	}
 	p.kick(id)
@@ -305,31 +284,30 @@ func (p *Provider) ImportData(ctx context.Context, id uuid.UUID, path string) er
 
 // DealCount is how many deals are in one state and checkpoint.
 type DealCount struct {
-	State      string `json:"state"` // StateActive, StateFailed, StateComplete or StateEnded
-	Checkpoint string `json:"checkpoint"`
-	N          int64  `json:"n"`
+	State      string     `json:"state"` // StateActive, StateFailed, StateComplete or StateEnded
+	Checkpoint Checkpoint `json:"checkpoint"`
+	N          int64      `json:"n"`
 }
 
 // DealCounts counts the deals by state and checkpoint, for metrics.
 func (p *Provider) DealCounts(ctx context.Context) ([]DealCount, error) {
-	rows, err := p.d.DB.QueryContext(ctx, `SELECT CASE
-			WHEN retry = 'fatal' THEN ?
-			WHEN ended_at != 0 THEN ?
-			WHEN checkpoint = 'Complete' THEN ?
-			ELSE ? END AS state, checkpoint, count(*)
-		FROM market_deals GROUP BY state, checkpoint ORDER BY state, checkpoint`,
-		StateFailed, StateEnded, StateComplete, StateActive)
-	if err != nil {
-		return nil, fmt.Errorf("counting deals: %w", err)
-	}
-	defer rows.Close()
-	var out []DealCount
-	for rows.Next() {
-		var c DealCount
-		if err := rows.Scan(&c.State, &c.Checkpoint, &c.N); err != nil {
-			return nil, fmt.Errorf("counting deals: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return p.store.counts(ctx)
+}
+
+// PublishNow publishes the queued deals without waiting for the batch to
+// fill or its period to pass.
+func (p *Provider) PublishNow(ctx context.Context) error { return p.pub.publishNow(ctx) }
+
+// Ingested sums the bytes of the deals whose data arrived (checkpoint
+// Transferred) since since, by period of length every, oldest first;
+// periods with nothing are included, so the result is a regular series.
+func (p *Provider) Ingested(ctx context.Context, since time.Time, every time.Duration) ([]IngestBucket, error) {
+	return p.store.ingested(ctx, since, every)
+}
+
+// Reserved sums what the staging and funds tags hold back.
+func (p *Provider) Reserved(ctx context.Context) (Reserved, error) {
+	r, err := p.store.reserved(ctx)
+	r.StagingCapacity = p.cfg.StagingCapacity
+	return r, err
 }

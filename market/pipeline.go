@@ -2,7 +2,7 @@ package market
 
 import (
 	"context"
-	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io"
@@ -10,13 +10,181 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/google/uuid"
 
 	"github.com/ferry-fil/ferry/chain"
-	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/internal/iocount"
 	"github.com/ferry-fil/ferry/piece"
+	"github.com/ferry-fil/ferry/sealing"
+	"github.com/ferry-fil/ferry/transfer"
 )
+
+// Checkpoint is the last step of the pipeline a deal finished. Checkpoints
+// are ordered: a deal only ever moves to the next one. The status protocol,
+// the database, the operator API and the metrics all use the names of
+// SPEC.md §1, which the table of steps (pipeline) holds.
+type Checkpoint uint8
+
+// The checkpoints, in pipeline order.
+const (
+	Accepted Checkpoint = iota + 1
+	Transferred
+	Published
+	PublishConfirmed
+	AddedPiece
+	IndexedAndAnnounced
+	Complete
+)
+
+// waitOn is the set of things the step from a checkpoint may wait for
+// besides its own work.
+type waitOn uint8
+
+const (
+	waitImport    waitOn = 1 << iota // an operator's import-data (offline deals)
+	waitPublisher                    // the publisher: a batch, then its receipt
+	waitSealing                      // the sealing subsystem
+	waitChain                        // chain state (the deal's activation)
+)
+
+// outside reports whether the step waits for another goroutine to move
+// the deal on (an import, the publisher) rather than polling itself.
+func (w waitOn) outside() bool { return w&(waitImport|waitPublisher) != 0 }
+
+// stage is one entry of the pipeline: a checkpoint, the step that advances
+// a deal from it, and what that step may wait on.
+type stage struct {
+	checkpoint Checkpoint
+	name       string // the checkpoint's name
+	step       string // what the step from it does, for logs and errors
+	waits      waitOn
+	// advance does the step from checkpoint for the deal row d: idempotent
+	// work, then the next checkpoint recorded. It returns errWait when the
+	// deal waits for something outside its goroutine (waits says what).
+	// nil at the last checkpoint.
+	advance func(p *Provider, ctx context.Context, d *dealRow, rd *runningDeal) error
+}
+
+// pipeline is the table of steps, in order, indexed by checkpoint-1. Every
+// use of a checkpoint's name, step or waits reads it. (A function rather
+// than a variable: the steps it names print checkpoints, whose names it
+// holds, and a variable may not refer to itself through them.)
+func pipeline() [int(Complete)]stage {
+	return [...]stage{
+		{Accepted, "Accepted", "transfer", waitImport, (*Provider).transfer},
+		{Transferred, "Transferred", "publish", waitPublisher, (*Provider).queueForPublish},
+		{Published, "Published", "publish confirmation", waitPublisher, (*Provider).awaitPublisher},
+		{PublishConfirmed, "PublishConfirmed", "add piece", waitSealing, (*Provider).addPiece},
+		{AddedPiece, "AddedPiece", "index and announce", 0, (*Provider).index},
+		{IndexedAndAnnounced, "IndexedAndAnnounced", "sealing", waitSealing | waitChain, (*Provider).awaitActive},
+		{Complete, "Complete", "", 0, nil},
+	}
+}
+
+// stage returns c's entry of the pipeline; ok is false for a value that is
+// not a checkpoint.
+func (c Checkpoint) stage() (st stage, ok bool) {
+	if c < Accepted || c > Complete {
+		return stage{}, false
+	}
+	return pipeline()[c-1], true
+}
+
+// String returns the checkpoint's name, as the status protocol sends it.
+func (c Checkpoint) String() string {
+	if st, ok := c.stage(); ok {
+		return st.name
+	}
+	return fmt.Sprintf("Checkpoint(%d)", uint8(c))
+}
+
+// ParseCheckpoint returns the checkpoint with the given name.
+func ParseCheckpoint(name string) (Checkpoint, error) {
+	for _, st := range pipeline() {
+		if st.name == name {
+			return st.checkpoint, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown checkpoint %q", name)
+}
+
+// andLater returns the checkpoints from c on, in order.
+func (c Checkpoint) andLater() []Checkpoint {
+	var out []Checkpoint
+	for _, st := range pipeline() {
+		if st.checkpoint >= c {
+			out = append(out, st.checkpoint)
+		}
+	}
+	return out
+}
+
+// MarshalText writes the checkpoint's name (the zero Checkpoint is "").
+func (c Checkpoint) MarshalText() ([]byte, error) {
+	if c == 0 {
+		return nil, nil
+	}
+	if _, ok := c.stage(); !ok {
+		return nil, fmt.Errorf("invalid checkpoint %d", uint8(c))
+	}
+	return []byte(c.String()), nil
+}
+
+// UnmarshalText reads a checkpoint's name.
+func (c *Checkpoint) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*c = 0
+		return nil
+	}
+	v, err := ParseCheckpoint(string(b))
+	if err != nil {
+		return err
+	}
+	*c = v
+	return nil
+}
+
+// Value stores the checkpoint as its name.
+func (c Checkpoint) Value() (driver.Value, error) {
+	if _, ok := c.stage(); !ok {
+		return nil, fmt.Errorf("invalid checkpoint %d", uint8(c))
+	}
+	return c.String(), nil
+}
+
+// Scan reads a checkpoint stored by Value.
+func (c *Checkpoint) Scan(src any) error {
+	var name string
+	switch v := src.(type) {
+	case string:
+		name = v
+	case []byte:
+		name = string(v)
+	default:
+		return fmt.Errorf("checkpoint stored as %T", src)
+	}
+	cp, err := ParseCheckpoint(name)
+	if err != nil {
+		return err
+	}
+	*c = cp
+	return nil
+}
+
+// RetryState says what happens to a deal after an error.
+type RetryState string
+
+// The retry states.
+const (
+	RetryNone   RetryState = ""       // running (or complete)
+	RetryAuto   RetryState = "auto"   // retried automatically after a back-off
+	RetryManual RetryState = "manual" // waits for an operator's Retry or Fail
+	RetryFatal  RetryState = "fatal"  // failed for good; tags released
+)
+
+// String returns the state's name ("" while the deal runs).
+func (r RetryState) String() string { return string(r) }
 
 // fatalError marks a failure that no retry can fix.
 type fatalError struct{ err error }
@@ -30,34 +198,39 @@ func fatalf(format string, args ...any) error { return fatalError{fmt.Errorf(for
 // import, the publisher); the goroutine ends without error.
 var errWait = errors.New("waiting")
 
+// errComplete means the deal has no step left.
+var errComplete = errors.New("complete")
+
+// advance does the step from the checkpoint of deal d, d being its row as
+// just read: the pipeline's unit of work, which needs nothing else of the
+// process that runs it but the deal's in-memory progress (rd). It returns
+// errWait when the deal now waits for another goroutine and errComplete at
+// the last checkpoint.
+func (p *Provider) advance(ctx context.Context, d *dealRow, rd *runningDeal) error {
+	st, ok := d.Checkpoint.stage()
+	if !ok {
+		return fatalf("deal %s has no such checkpoint %d", d.UUID, d.Checkpoint)
+	}
+	if st.advance == nil {
+		return errComplete
+	}
+	err := st.advance(p, ctx, d, rd)
+	if errors.Is(err, errWait) && !st.waits.outside() {
+		return fmt.Errorf("%s: waits for nothing it may wait on", st.step)
+	}
+	return err
+}
+
 // resume starts the goroutines of every unfinished deal.
 func (p *Provider) resume(ctx context.Context) error {
-	rows, err := p.d.DB.QueryContext(ctx, `SELECT uuid FROM market_deals WHERE retry IN ('', 'auto') AND checkpoint != ?`, Complete)
+	ids, err := p.store.unfinished(ctx)
 	if err != nil {
-		return fmt.Errorf("market: listing unfinished deals: %w", err)
-	}
-	var ids []uuid.UUID
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			rows.Close()
-			return fmt.Errorf("market: listing unfinished deals: %w", err)
-		}
-		id, err := uuid.Parse(s)
-		if err != nil {
-			rows.Close()
-			return fmt.Errorf("market: deal row %q: %w", s, err)
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("market: listing unfinished deals: %w", err)
+		return fmt.Errorf("market: %w", err)
 	}
 	for _, id := range ids {
 		p.kick(id)
 	}
-	p.wakePublisher()
+	p.pub.wakeUp()
 	return nil
 }
 
@@ -99,7 +272,7 @@ func (p *Provider) kick(id uuid.UUID) {
 // run advances one deal until it completes, fails, or waits.
 func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 	for ctx.Err() == nil {
-		d, err := p.loadDeal(ctx, id)
+		d, err := p.store.deal(ctx, id)
 		if err != nil {
 			if ctx.Err() == nil {
 				p.d.Logf("market: %v", err)
@@ -120,10 +293,10 @@ func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 				}
 			}
 		}
-		if d.Checkpoint == Complete {
+		err = p.advance(ctx, d, rd)
+		if errors.Is(err, errComplete) {
 			return
 		}
-		err = p.step(ctx, d, rd)
 		if errors.Is(err, errWait) {
 			p.hook(id, "Waiting")
 			return
@@ -140,28 +313,6 @@ func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 	}
 }
 
-// step does the work after the deal's current checkpoint.
-func (p *Provider) step(ctx context.Context, d *dealRow, rd *runningDeal) error {
-	switch d.Checkpoint {
-	case Accepted:
-		if d.IsOffline {
-			return errWait // ImportData continues it
-		}
-		return p.transfer(ctx, d, rd)
-	case Transferred:
-		return p.queueForPublish(ctx, d)
-	case Published:
-		return errWait // the publisher confirms it
-	case PublishConfirmed:
-		return p.addPiece(ctx, d, rd)
-	case AddedPiece:
-		return p.index(ctx, d)
-	case IndexedAndAnnounced:
-		return p.awaitActive(ctx, d)
-	}
-	return fatalf("unknown checkpoint %q", d.Checkpoint)
-}
-
 // stepFailed records an error: fatal errors fail the deal and release what
 // it holds; others are retried with back-off, then left to an operator.
 func (p *Provider) stepFailed(ctx context.Context, d *dealRow, cause error) error {
@@ -174,15 +325,9 @@ func (p *Provider) stepFailed(ctx context.Context, d *dealRow, cause error) erro
 	if retries > p.cfg.MaxAutoRetries {
 		state = RetryManual
 	}
-	err := db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = ?, retries = ?, retry_after = ?, error = ?, updated_at = ? WHERE uuid = ?`,
-			state, retries, after.UnixNano(), cause.Error(), time.Now().UnixNano(), d.UUID.String()); err != nil {
-			return err
-		}
-		return addLog(ctx, tx, d.UUID, "%s failed (attempt %d, next: %s): %v", nextStep(d.Checkpoint), retries, state, cause)
-	})
-	if err != nil {
-		return fmt.Errorf("recording failure of deal %s: %w", d.UUID, err)
+	line := fmt.Sprintf("%s failed (attempt %d, next: %s): %v", nextStep(d.Checkpoint), retries, state, cause)
+	if err := p.store.retryLater(ctx, d.UUID, state, retries, after, cause.Error(), line); err != nil {
+		return err
 	}
 	p.d.Logf("market: deal %s: %s failed (attempt %d): %v", d.UUID, nextStep(d.Checkpoint), retries, cause)
 	return nil
@@ -190,23 +335,9 @@ func (p *Provider) stepFailed(ctx context.Context, d *dealRow, cause error) erro
 
 // failDeal fails a deal for good and releases its tags and staging file.
 func (p *Provider) failDeal(ctx context.Context, id uuid.UUID, reason string) error {
-	var staging string
-	var owned bool
-	err := db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT staging_path, staging_owned FROM market_deals WHERE uuid = ?`, id.String()).Scan(&staging, &owned); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = 'fatal', error = ?, publish_queued = 0, updated_at = ? WHERE uuid = ?`,
-			reason, time.Now().UnixNano(), id.String()); err != nil {
-			return err
-		}
-		if err := releaseTagsTx(ctx, tx, id, true, true); err != nil {
-			return err
-		}
-		return addLog(ctx, tx, id, "failed: %s", reason)
-	})
+	staging, owned, err := p.store.fail(ctx, id, reason)
 	if err != nil {
-		return fmt.Errorf("failing deal %s: %w", id, err)
+		return err
 	}
 	if owned && staging != "" {
 		if err := os.Remove(staging); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -217,27 +348,60 @@ func (p *Provider) failDeal(ctx context.Context, id uuid.UUID, reason string) er
 	return nil
 }
 
-func nextStep(cp string) string {
-	switch cp {
-	case Accepted:
-		return "transfer"
-	case Transferred:
-		return "publish"
-	case Published:
-		return "publish confirmation"
-	case PublishConfirmed:
-		return "add piece"
-	case AddedPiece:
-		return "index and announce"
-	case IndexedAndAnnounced:
-		return "sealing"
+// advanceTo records checkpoint cp of a deal and calls the hook.
+func (p *Provider) advanceTo(ctx context.Context, id uuid.UUID, cp Checkpoint) error {
+	if err := p.store.advance(ctx, id, cp); err != nil {
+		return err
 	}
-	return cp
+	p.hook(id, cp.String())
+	return nil
+}
+
+// hook calls Deps.OnCheckpoint, if set.
+func (p *Provider) hook(id uuid.UUID, point string) {
+	if p.d.OnCheckpoint != nil {
+		p.d.OnCheckpoint(id, point)
+	}
+}
+
+// transferRequest rebuilds the download request of a deal. Its client,
+// for the downloader's fair share of slots, is the client's wallet.
+func (d *dealRow) transferRequest() (transfer.Request, error) {
+	req, err := transfer.ParseHTTPParams(d.TransferParams)
+	if err != nil {
+		return transfer.Request{}, err
+	}
+	req.Size, req.Client = d.TransferSize, d.ClientKey.String()
+	return req, nil
+}
+
+func sectorNum(n int64) abi.SectorNumber      { return abi.SectorNumber(max(n, 0)) }
+func paddedSize(n uint64) abi.PaddedPieceSize { return abi.PaddedPieceSize(n) }
+
+// indexRequest is what the indexer is told about a deal in a sector.
+func (d *dealRow) indexRequest() IndexRequest {
+	prop := &d.Proposal.Proposal
+	return IndexRequest{
+		DealUUID: d.UUID, PieceCID: prop.PieceCID, PieceSize: prop.PieceSize, ChainDealID: d.ChainDealID,
+		DataRoot: d.DataRoot, Sector: sectorNum(d.Sector), Offset: paddedSize(d.SectorOffset),
+		SkipIPNIAnnounce: d.SkipIPNI, KeepUnsealed: d.KeepUnsealed,
+	}
+}
+
+// nextStep names the step from cp, for logs and errors.
+func nextStep(cp Checkpoint) string {
+	if st, ok := cp.stage(); ok && st.step != "" {
+		return st.step
+	}
+	return cp.String()
 }
 
 // transfer downloads the data while computing its piece commitment, and
 // checks it against the proposal.
 func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) error {
+	if d.IsOffline {
+		return errWait // ImportData continues it
+	}
 	req, err := d.transferRequest()
 	if err != nil {
 		return fatalf("transfer parameters: %v", err)
@@ -251,11 +415,17 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 		rd.received.Store(n)
 		if time.Since(lastSave) > 2*time.Second {
 			lastSave = time.Now()
-			_, _ = p.d.DB.ExecContext(ctx, `UPDATE market_deals SET bytes_received = ? WHERE uuid = ?`, int64(n), d.UUID.String())
+			_ = p.store.saveProgress(ctx, d.UUID, n) // only for display: the file is what counts
 		}
 	}
 	if err := p.d.Downloader.Download(ctx, req, d.StagingPath, calc, progress); err != nil {
-		return fmt.Errorf("downloading %s: %w", req.URL, err)
+		err = fmt.Errorf("downloading %s: %w", transfer.Redact(req.URL), err)
+		if transfer.IsPermanent(err) {
+			// A 404, a body longer than declared, a private address: the
+			// deal fails now, and its tags and staging file go.
+			return fatalError{err}
+		}
+		return err // retried with back-off; transfer bounds each attempt
 	}
 	return p.finishData(ctx, d, calc, d.StagingPath, true)
 }
@@ -272,7 +442,11 @@ func (p *Provider) finishData(ctx context.Context, d *dealRow, calc *piece.Calc,
 	if !comm.CID().Equals(prop.PieceCID) {
 		return fatalf("the data's piece CID %s does not match the proposal's %s", comm.CID(), prop.PieceCID)
 	}
-	return p.setCheckpoint(ctx, d.UUID, Transferred, `bytes_received = ?, staging_path = ?, staging_owned = ?`, int64(received), path, owned)
+	if err := p.store.setTransferred(ctx, d.UUID, received, path, owned); err != nil {
+		return err
+	}
+	p.hook(d.UUID, Transferred.String())
+	return nil
 }
 
 // addPiece hands the piece to sealing, then frees the staging file.
@@ -292,19 +466,13 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	defer f.Close()
 	rd.added.Store(0)
 	data := iocount.Reader{R: f, N: &rd.added}
-	pl, err := p.d.Sealer.AddPieceToAny(ctx, prop.PieceSize.Unpadded(), data, SealingDeal{
+	pl, err := p.d.Sealer.AddPieceToAny(ctx, prop.PieceSize.Unpadded(), data, sealing.Deal{
 		UUID: d.UUID, DealID: d.ChainDealID, PublishCid: d.PublishCid, Proposal: *prop, KeepUnsealed: d.KeepUnsealed,
 	})
 	if err != nil {
 		return fmt.Errorf("adding piece to a sector: %w", err)
 	}
-	err = db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
-		if err := p.setCheckpointTx(ctx, tx, d.UUID, AddedPiece, `sector = ?, sector_offset = ?`, int64(pl.Sector), int64(pl.Offset)); err != nil {
-			return err
-		}
-		return releaseTagsTx(ctx, tx, d.UUID, false, true)
-	})
-	if err != nil {
+	if err := p.store.setAddedPiece(ctx, d.UUID, pl.Sector, pl.Offset); err != nil {
 		return err
 	}
 	if d.StagingOwned {
@@ -312,12 +480,12 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 			p.d.Logf("market: removing staging file of deal %s: %v", d.UUID, err)
 		}
 	}
-	p.hook(d.UUID, AddedPiece)
+	p.hook(d.UUID, AddedPiece.String())
 	return nil
 }
 
 // index indexes and announces the piece.
-func (p *Provider) index(ctx context.Context, d *dealRow) error {
+func (p *Provider) index(ctx context.Context, d *dealRow, _ *runningDeal) error {
 	// A crash between AddedPiece and the removal of the staging file leaves
 	// the file behind: remove it now.
 	if d.StagingOwned && d.StagingPath != "" {
@@ -326,43 +494,36 @@ func (p *Provider) index(ctx context.Context, d *dealRow) error {
 		}
 	}
 	if p.d.Indexer != nil {
-		prop := &d.Proposal.Proposal
-		err := p.d.Indexer.IndexAndAnnounce(ctx, IndexRequest{
-			DealUUID: d.UUID, PieceCID: prop.PieceCID, PieceSize: prop.PieceSize, ChainDealID: d.ChainDealID,
-			DataRoot: d.DataRoot, Sector: sectorNum(d.Sector), Offset: paddedSize(d.SectorOffset),
-			SkipIPNIAnnounce: d.SkipIPNI, KeepUnsealed: d.KeepUnsealed,
-		})
-		if err != nil {
+		if err := p.d.Indexer.IndexAndAnnounce(ctx, d.indexRequest()); err != nil {
 			return fmt.Errorf("indexing and announcing: %w", err)
 		}
 	}
-	return p.setCheckpoint(ctx, d.UUID, IndexedAndAnnounced, "")
+	return p.advanceTo(ctx, d.UUID, IndexedAndAnnounced)
 }
 
 // awaitActive follows sealing until the sector is proven and the deal is
 // active on chain.
-func (p *Provider) awaitActive(ctx context.Context, d *dealRow) error {
+func (p *Provider) awaitActive(ctx context.Context, d *dealRow, _ *runningDeal) error {
 	t := time.NewTicker(p.pollEvery)
 	defer t.Stop()
 	for {
-		_, state, err := p.d.Sealer.DealSectorState(ctx, d.UUID)
+		st, err := p.d.Sealer.SectorStatus(ctx, d.UUID)
 		if err != nil {
 			return fmt.Errorf("reading sector state: %w", err)
 		}
-		if state != d.SealingState {
-			if _, err := p.d.DB.ExecContext(ctx, `UPDATE market_deals SET sealing_state = ?, updated_at = ? WHERE uuid = ?`,
-				state, time.Now().UnixNano(), d.UUID.String()); err != nil {
-				return fmt.Errorf("recording sealing state: %w", err)
+		if state := string(st.State); state != d.SealingState {
+			if err := p.store.setSealingState(ctx, d.UUID, state); err != nil {
+				return err
 			}
 			d.SealingState = state
 		}
-		if state == ProvingState {
+		if st.Proven {
 			md, err := p.d.Node.StateMarketStorageDeal(ctx, d.ChainDealID, chain.TipSetKey{})
 			if err != nil {
 				return fmt.Errorf("reading chain deal %d: %w", d.ChainDealID, err)
 			}
 			if md.State.SectorStartEpoch > 0 {
-				return p.setCheckpoint(ctx, d.UUID, Complete, "")
+				return p.advanceTo(ctx, d.UUID, Complete)
 			}
 		}
 		select {
@@ -390,7 +551,7 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 	}
 	// The bytes hashed so far are the deal's NBytesReceived while the
 	// import runs, so the status APIs (and ferryd import-data) show it.
-	var hashed atomic.Uint64
+	var hashed atomic.Int64
 	p.mu.Lock()
 	if p.imports[d.UUID] != nil {
 		p.mu.Unlock()
@@ -404,7 +565,7 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 		p.mu.Unlock()
 	}()
 	calc := piece.NewCalc()
-	if _, err := io.Copy(io.MultiWriter(calc, countingWriter{&hashed}), &ctxReader{ctx: ctx, r: f}); err != nil {
+	if _, err := io.Copy(calc, iocount.Reader{R: iocount.ContextReader{Ctx: ctx, R: f}, N: &hashed}); err != nil {
 		calc.Sum() // releases the calculator's goroutines
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
@@ -415,27 +576,9 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 	if !comm.CID().Equals(d.Proposal.Proposal.PieceCID) {
 		return fmt.Errorf("the piece CID of %s is %s, the deal's is %s", path, comm.CID(), d.Proposal.Proposal.PieceCID)
 	}
-	return p.setCheckpoint(ctx, d.UUID, Transferred, `bytes_received = ?, transfer_size = ?, staging_path = ?, staging_owned = 0`,
-		int64(hashed.Load()), int64(hashed.Load()), path)
-}
-
-// countingWriter adds the length of every write to n.
-type countingWriter struct{ n *atomic.Uint64 }
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	c.n.Add(uint64(len(p)))
-	return len(p), nil
-}
-
-// ctxReader stops reading once ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
+	if err := p.store.setTransferred(ctx, d.UUID, uint64(hashed.Load()), path, false); err != nil {
+		return err
 	}
-	return c.r.Read(p)
+	p.hook(d.UUID, Transferred.String())
+	return nil
 }

@@ -68,8 +68,8 @@ func TestProtocolsOverLibp2p(t *testing.T) {
 	h.start()
 	connect(t, client, server)
 
-	for _, proto := range []string{wire.DealProtocolv121, wire.DealProtocolv120} {
-		params := h.deal("p2p.car", 1000, int64(len(proto)), nil)
+	for i, proto := range []string{wire.DealProtocolv121, wire.DealProtocolv120} {
+		params := h.deal("p2p.car", 1000, int64(i), nil) // two pieces: the same one twice is a duplicate
 		var resp wire.DealResponse
 		if err := exchange(t, client, server.ID(), proto, params, &resp); err != nil {
 			t.Fatalf("%s: %v", proto, err)
@@ -84,7 +84,7 @@ func TestProtocolsOverLibp2p(t *testing.T) {
 		if err := exchange(t, client, server.ID(), wire.DealStatusProtocol, &wire.DealStatusRequest{DealUUID: params.DealUUID, Signature: *sig}, &st); err != nil {
 			t.Fatal(err)
 		}
-		if st.DealStatus == nil || st.DealStatus.Status != Complete {
+		if st.DealStatus == nil || st.DealStatus.Status != Complete.String() {
 			t.Fatalf("status over libp2p: %+v", st)
 		}
 	}

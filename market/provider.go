@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,13 +18,14 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/transfer"
 	"github.com/ferry-fil/ferry/wire"
 )
 
 // Deps are the parts the provider works with.
 type Deps struct {
 	// Node is the chain.
-	Node chain.Node
+	Node Chain
 	// DB is Ferry's database (db.Open), with the market migrations applied.
 	DB *sql.DB
 	// Host is the libp2p host the protocol handlers are registered on.
@@ -32,45 +34,47 @@ type Deps struct {
 	Sealer Sealer
 	// Downloader fetches online deals' data.
 	Downloader Downloader
+	// Resolver resolves the host of a proposal's transfer URL, to refuse
+	// one that leads to a private address; nil is net.DefaultResolver.
+	Resolver transfer.Resolver
 	// Indexer indexes and announces pieces; nil skips the step.
 	Indexer PieceIndexer
-	// SignMessage signs publish messages; nil is NodeSigner(Node).
-	SignMessage MessageSigner
+	// Sender sends the publish messages from the worker (chain/sender).
+	Sender MessageSender
 	// Logf receives operational log lines; nil uses the standard logger.
 	Logf func(format string, args ...any)
 	// OnCheckpoint, when set, is called after a deal's checkpoint (or a
-	// publish batch's "PublishSigned"/"PublishPushed" state, or a deal's
-	// "Ended" and "PieceReleased" steps after Complete) is persisted, and
-	// with "Waiting" when a deal's goroutine stops to wait for an import or
-	// the publisher. Fault-injection tests use it to kill the process, or
-	// hold a goroutine, at a chosen point.
+	// publish batch's "PublishSent", the sender having returned its
+	// message's CID, or a deal's "Ended" and "PieceReleased" steps after
+	// Complete) is persisted, and with "Waiting" when a deal's goroutine
+	// stops to wait for an import or the publisher. Fault-injection tests
+	// use it to kill the process, or hold a goroutine, at a chosen point.
 	OnCheckpoint func(id uuid.UUID, checkpoint string)
 }
 
 // Provider is the storage provider. Create it with New, then Start it.
 type Provider struct {
-	cfg Config
-	d   Deps
+	cfg   Config
+	d     Deps
+	store *store
+	pub   *publisher
+	ends  *endWatcher
 
 	worker     address.Address
 	blockDelay time.Duration
 	pollEvery  time.Duration
-	endEvery   time.Duration
 	ask        atomic.Pointer[wire.SignedStorageAsk]
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	running  map[uuid.UUID]*runningDeal   // guarded by mu
-	imports  map[uuid.UUID]*atomic.Uint64 // bytes hashed by a running import-data; guarded by mu
-	started  bool                         // guarded by mu
-	askMu    sync.Mutex                   // serialises SetAsk
-	signMu   sync.Mutex                   // serialises nonce use of the worker
-	admitMu  sync.Mutex                   // one admission transaction at a time in this process
-	pubWake  chan struct{}
-	pubForce chan chan error
+	mu      sync.Mutex
+	running map[uuid.UUID]*runningDeal  // guarded by mu
+	imports map[uuid.UUID]*atomic.Int64 // bytes hashed by a running import-data; guarded by mu
+	started bool                        // guarded by mu
+	askMu   sync.Mutex                  // serialises SetAsk
+	admitMu sync.Mutex                  // one admission transaction at a time in this process
 }
 
 type runningDeal struct {
@@ -93,21 +97,27 @@ func New(cfg Config, d Deps) (*Provider, error) {
 		return nil, errors.New("market: Deps.Node and Deps.DB are required")
 	case d.Sealer == nil || d.Downloader == nil:
 		return nil, errors.New("market: Deps.Sealer and Deps.Downloader are required")
-	}
-	if d.SignMessage == nil {
-		d.SignMessage = NodeSigner(d.Node)
+	case d.Sender == nil:
+		return nil, errors.New("market: Deps.Sender is required")
 	}
 	if d.Logf == nil {
 		d.Logf = log.Printf
 	}
-	return &Provider{
-		cfg:      cfg,
-		d:        d,
-		running:  make(map[uuid.UUID]*runningDeal),
-		imports:  make(map[uuid.UUID]*atomic.Uint64),
-		pubWake:  make(chan struct{}, 1),
-		pubForce: make(chan chan error),
-	}, nil
+	if d.Resolver == nil {
+		d.Resolver = net.DefaultResolver
+	}
+	p := &Provider{
+		cfg:     cfg,
+		d:       d,
+		store:   &store{db: d.DB},
+		running: make(map[uuid.UUID]*runningDeal),
+		imports: make(map[uuid.UUID]*atomic.Int64),
+	}
+	p.pub = newPublisher(&publisher{
+		cfg: &p.cfg, store: p.store, chain: d.Node, sender: d.Sender, logf: d.Logf, hook: p.hook,
+		fail: p.failDeal, confirmed: p.kick,
+	})
+	return p, nil
 }
 
 // Start reads the miner's worker from the chain, makes the first ask if
@@ -128,6 +138,7 @@ func (p *Provider) Start(ctx context.Context) error {
 		return fmt.Errorf("market: reading miner %s info: %w", p.cfg.Miner, err)
 	}
 	p.worker = mi.Worker
+	p.pub.worker = mi.Worker
 	p.blockDelay = p.cfg.BlockDelay
 	if p.blockDelay == 0 {
 		v, err := p.d.Node.Version(ctx)
@@ -143,15 +154,20 @@ func (p *Provider) Start(ctx context.Context) error {
 	if p.pollEvery == 0 {
 		p.pollEvery = p.blockDelay
 	}
-	p.endEvery = p.cfg.DealEndCheckInterval
-	if p.endEvery == 0 {
-		p.endEvery = 10 * p.pollEvery
+	endEvery := p.cfg.DealEndCheckInterval
+	if endEvery == 0 {
+		endEvery = 10 * p.pollEvery
 	}
+	p.ends = &endWatcher{
+		store: p.store, chain: p.d.Node, poll: p.pollEvery, full: endEvery, perPass: p.cfg.EndChecksPerPass,
+		logf: p.d.Logf, hook: p.hook,
+	}
+	p.ends.remover, _ = p.d.Indexer.(PieceRemover)
 	if err := p.loadAsk(ctx); err != nil {
 		return err
 	}
-	if err := p.releaseStaleTags(ctx); err != nil {
-		return err
+	if err := p.store.releaseStaleTags(ctx); err != nil {
+		return fmt.Errorf("market: %w", err)
 	}
 
 	p.ctx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -171,15 +187,14 @@ func (p *Provider) Start(ctx context.Context) error {
 		h.SetStreamHandler(protocol.ID(wire.TransportsProtocol), p.handleTransports)
 	}
 
-	p.wg.Add(1)
+	p.wg.Add(2)
 	go func() {
 		defer p.wg.Done()
-		p.publisher(p.ctx)
+		p.pub.run(p.ctx)
 	}()
-	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		p.watchEnds(p.ctx)
+		p.ends.run(p.ctx)
 	}()
 	if err := p.resume(p.ctx); err != nil {
 		p.Close()
@@ -272,13 +287,22 @@ func (p *Provider) handleTransports(s network.Stream) {
 // Propose validates and admits a deal proposal; it is what the deal
 // protocol handler runs, exported for in-process clients and benchmarks.
 // clientPeer is the proposing peer's ID (informational).
+//
+// A rejection's reason goes to the client; the operator's log gets it with
+// the deal's UUID and, when something of the provider's own failed, the
+// cause.
 func (p *Provider) Propose(ctx context.Context, params *wire.DealParams, clientPeer string) wire.DealResponse {
-	info, reason := p.validate(ctx, params)
-	if reason != "" {
-		return wire.DealResponse{Message: reason}
+	info, rej := p.validate(ctx, params)
+	if rej == nil {
+		rej = p.admit(ctx, info, clientPeer)
 	}
-	if reason := p.admit(ctx, info, clientPeer); reason != "" {
-		return wire.DealResponse{Message: reason}
+	if rej != nil {
+		if rej.cause != nil {
+			p.d.Logf("market: deal %s from peer %s: %s (%v)", params.DealUUID, clientPeer, rej.reason, rej.cause)
+		} else {
+			p.d.Logf("market: deal %s from peer %s: %s", params.DealUUID, clientPeer, rej.reason)
+		}
+		return wire.DealResponse{Message: rej.reason}
 	}
 	p.kick(params.DealUUID)
 	return wire.DealResponse{Accepted: true}

@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,14 +20,21 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/peer"
 
-	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/piece"
-	"github.com/ferry-fil/ferry/transfer"
+	"github.com/ferry-fil/ferry/wire"
 )
 
 // ErrUnknownDeal is returned for a deal UUID the provider does not know.
 var ErrUnknownDeal = errors.New("unknown deal")
+
+// store holds every SQL statement of the market: deals and their logs,
+// the funds and staging tags, publish batches and the ask. Its methods are typed: checkpoints, retry
+// states and flags are parameters, never SQL text, and no SQL leaves it.
+// Every query is written to run unchanged on SQLite and PostgreSQL (`?`
+// placeholders, which the db package rebinds; RETURNING; no flag compared
+// with a literal).
+type store struct{ db *sql.DB }
 
 // dealRow is a market_deals row.
 type dealRow struct {
@@ -49,8 +55,8 @@ type dealRow struct {
 	StagingOwned   bool
 	KeepUnsealed   bool
 	SkipIPNI       bool
-	Checkpoint     string
-	Retry          string
+	Checkpoint     Checkpoint
+	Retry          RetryState
 	Retries        int
 	RetryAfter     time.Time
 	Error          string
@@ -76,7 +82,7 @@ type scanner interface{ Scan(dest ...any) error }
 func scanDeal(s scanner) (*dealRow, error) {
 	var (
 		d                              dealRow
-		id, spc, ckey, root, pub       string
+		id, spc, ckey, root, pub, rs   string
 		created, updated, retryAfter   int64
 		endedAt                        int64
 		prop                           []byte
@@ -84,12 +90,13 @@ func scanDeal(s scanner) (*dealRow, error) {
 		tsize, recv, dealID, sectorOff int64
 	)
 	err := s.Scan(&id, &spc, &created, &updated, &d.ClientPeer, &ckey, &prop, &root, &offline, &d.TransferType,
-		&d.TransferParams, &tsize, &recv, &d.StagingPath, &owned, &keep, &skip, &d.Checkpoint, &d.Retry, &d.Retries,
+		&d.TransferParams, &tsize, &recv, &d.StagingPath, &owned, &keep, &skip, &d.Checkpoint, &rs, &d.Retries,
 		&retryAfter, &d.Error, &d.PublishQueued, &d.BatchID, &pub, &dealID, &d.Sector, &sectorOff, &d.SealingState,
 		&endedAt, &d.EndReason, &d.PieceReleased)
 	if err != nil {
 		return nil, err
 	}
+	d.Retry = RetryState(rs)
 	if d.UUID, err = uuid.Parse(id); err != nil {
 		return nil, fmt.Errorf("deal row %q: %w", id, err)
 	}
@@ -121,8 +128,26 @@ func scanDeal(s scanner) (*dealRow, error) {
 	return &d, nil
 }
 
-func (p *Provider) loadDeal(ctx context.Context, id uuid.UUID) (*dealRow, error) {
-	d, err := scanDeal(p.d.DB.QueryRowContext(ctx, `SELECT `+dealColumns+` FROM market_deals WHERE uuid = ?`, id.String()))
+// sqlExec is what runs a statement: the database or a transaction.
+type sqlExec interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// inCheckpoints returns one placeholder per checkpoint and the checkpoints
+// as arguments, for `checkpoint IN (…)`.
+func inCheckpoints(cps []Checkpoint) (string, []any) {
+	args := make([]any, len(cps))
+	for i, c := range cps {
+		args[i] = c
+	}
+	return strings.TrimSuffix(strings.Repeat("?, ", len(cps)), ", "), args
+}
+
+// --- deals ---
+
+// deal reads one deal.
+func (s *store) deal(ctx context.Context, id uuid.UUID) (*dealRow, error) {
+	d, err := scanDeal(s.db.QueryRowContext(ctx, `SELECT `+dealColumns+` FROM market_deals WHERE uuid = ?`, id.String()))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("deal %s: %w", id, ErrUnknownDeal)
 	}
@@ -132,10 +157,102 @@ func (p *Provider) loadDeal(ctx context.Context, id uuid.UUID) (*dealRow, error)
 	return d, nil
 }
 
-// addLog appends a line to a deal's log, inside tx when given.
-func addLog(ctx context.Context, q interface {
-	ExecContext(context.Context, string, ...any) (sql.Result, error)
-}, id uuid.UUID, format string, args ...any) error {
+// checkpoint reads a deal's checkpoint.
+func (s *store) checkpoint(ctx context.Context, id uuid.UUID) (Checkpoint, error) {
+	var cp Checkpoint
+	err := s.db.QueryRowContext(ctx, `SELECT checkpoint FROM market_deals WHERE uuid = ?`, id.String()).Scan(&cp)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("deal %s: %w", id, ErrUnknownDeal)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading checkpoint of deal %s: %w", id, err)
+	}
+	return cp, nil
+}
+
+// unfinished lists the deals the pipeline still runs: not Complete, not
+// failed and not waiting for an operator.
+func (s *store) unfinished(ctx context.Context) ([]uuid.UUID, error) {
+	ids, err := s.uuids(ctx, `SELECT uuid FROM market_deals WHERE retry IN (?, ?) AND checkpoint != ?`, RetryNone, RetryAuto, Complete)
+	if err != nil {
+		return nil, fmt.Errorf("listing unfinished deals: %w", err)
+	}
+	return ids, nil
+}
+
+// uuids runs a query selecting deal UUIDs.
+func (s *store) uuids(ctx context.Context, query string, args ...any) ([]uuid.UUID, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []uuid.UUID
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		id, err := uuid.Parse(v)
+		if err != nil {
+			return nil, fmt.Errorf("deal row %q: %w", v, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+
+// logs returns a deal's log, oldest first.
+func (s *store) logs(ctx context.Context, id uuid.UUID) ([]DealLog, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT at, text FROM market_deal_logs WHERE uuid = ? ORDER BY id`, id.String())
+	if err != nil {
+		return nil, fmt.Errorf("reading log of deal %s: %w", id, err)
+	}
+	defer rows.Close()
+	out := []DealLog{}
+	for rows.Next() {
+		var at int64
+		var l DealLog
+		if err := rows.Scan(&at, &l.Text); err != nil {
+			return nil, fmt.Errorf("reading log of deal %s: %w", id, err)
+		}
+		l.At = time.Unix(0, at)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// counts counts the deals by state and checkpoint.
+func (s *store) counts(ctx context.Context) ([]DealCount, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT CASE
+			WHEN retry = ? THEN ?
+			WHEN ended_at != ? THEN ?
+			WHEN checkpoint = ? THEN ?
+			ELSE ? END AS state, checkpoint, count(*)
+		FROM market_deals GROUP BY state, checkpoint ORDER BY state, checkpoint`,
+		RetryFatal, StateFailed, 0, StateEnded, Complete, StateComplete, StateActive)
+	if err != nil {
+		return nil, fmt.Errorf("counting deals: %w", err)
+	}
+	defer rows.Close()
+	var out []DealCount
+	for rows.Next() {
+		var c DealCount
+		if err := rows.Scan(&c.State, &c.Checkpoint, &c.N); err != nil {
+			return nil, fmt.Errorf("counting deals: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// log appends a line to a deal's log.
+func (s *store) log(ctx context.Context, id uuid.UUID, format string, args ...any) error {
+	return addLog(ctx, s.db, id, format, args...)
+}
+
+func addLog(ctx context.Context, q sqlExec, id uuid.UUID, format string, args ...any) error {
 	_, err := q.ExecContext(ctx, `INSERT INTO market_deal_logs (uuid, at, text) VALUES (?, ?, ?)`,
 		id.String(), time.Now().UnixNano(), fmt.Sprintf(format, args...))
 	if err != nil {
@@ -144,40 +261,282 @@ func addLog(ctx context.Context, q interface {
 	return nil
 }
 
-// setCheckpoint moves a deal to its next checkpoint, with more column
-// updates in the same statement, logs it and calls the OnCheckpoint hook.
-func (p *Provider) setCheckpoint(ctx context.Context, id uuid.UUID, cp string, extra string, args ...any) error {
-	err := db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
-		return p.setCheckpointTx(ctx, tx, id, cp, extra, args...)
-	})
-	if err != nil {
-		return err
+// advanceTx moves a deal to checkpoint cp, clearing any retry state, with
+// the given columns set in the same statement, and logs it. set holds
+// column names and values in turn; the names are the store's own.
+func advanceTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, cp Checkpoint, set ...any) error {
+	q := `UPDATE market_deals SET checkpoint = ?, updated_at = ?, retry = ?, retries = ?, error = ?`
+	args := []any{cp, time.Now().UnixNano(), RetryNone, 0, ""}
+	for i := 0; i+1 < len(set); i += 2 {
+		q += ", " + set[i].(string) + " = ?"
+		args = append(args, set[i+1])
 	}
-	p.hook(id, cp)
-	return nil
-}
-
-func (p *Provider) setCheckpointTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, cp string, extra string, args ...any) error {
-	q := `UPDATE market_deals SET checkpoint = ?, updated_at = ?, retry = '', retries = 0, error = ''`
-	if extra != "" {
-		q += ", " + extra
-	}
-	q += ` WHERE uuid = ?`
-	all := append([]any{cp, time.Now().UnixNano()}, args...)
-	all = append(all, id.String())
-	if _, err := tx.ExecContext(ctx, q, all...); err != nil {
+	if _, err := tx.ExecContext(ctx, q+` WHERE uuid = ?`, append(args, id.String())...); err != nil {
 		return fmt.Errorf("recording checkpoint %s of deal %s: %w", cp, id, err)
 	}
 	return addLog(ctx, tx, id, "%s", checkpointLog(cp))
 }
 
-func (p *Provider) hook(id uuid.UUID, cp string) {
-	if p.d.OnCheckpoint != nil {
-		p.d.OnCheckpoint(id, cp)
-	}
+// advance runs advanceTx in its own transaction.
+func (s *store) advance(ctx context.Context, id uuid.UUID, cp Checkpoint, set ...any) error {
+	return db.InTx(ctx, s.db, func(tx *sql.Tx) error { return advanceTx(ctx, tx, id, cp, set...) })
 }
 
-// releaseTags drops a deal's funds and staging tags.
+// saveProgress records the bytes a running transfer has received.
+func (s *store) saveProgress(ctx context.Context, id uuid.UUID, received uint64) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE market_deals SET bytes_received = ? WHERE uuid = ?`, int64(received), id.String())
+	return err
+}
+
+// setTransferred records Transferred: the deal's data, bytes long, is at
+// path, which the market removes once the piece is in a sector when it
+// owns the file (a download) and leaves alone otherwise (an import).
+func (s *store) setTransferred(ctx context.Context, id uuid.UUID, bytes uint64, path string, owned bool) error {
+	return s.advance(ctx, id, Transferred,
+		"bytes_received", int64(bytes), "transfer_size", int64(bytes), "staging_path", path, "staging_owned", owned)
+}
+
+// queueForPublish puts a Transferred deal in the publish queue, once.
+func (s *store) queueForPublish(ctx context.Context, id uuid.UUID) error {
+	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		now := time.Now().UnixNano()
+		res, err := tx.ExecContext(ctx, `UPDATE market_deals SET publish_queued = ?, updated_at = ?
+			WHERE uuid = ? AND checkpoint = ? AND publish_queued = ?`, now, now, id.String(), Transferred, 0)
+		if err != nil {
+			return fmt.Errorf("queueing deal %s for publish: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		return addLog(ctx, tx, id, "waiting for a publish batch")
+	})
+}
+
+// setAddedPiece records AddedPiece with the piece's place, and releases
+// the deal's staging tag.
+func (s *store) setAddedPiece(ctx context.Context, id uuid.UUID, sector abi.SectorNumber, offset abi.PaddedPieceSize) error {
+	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if err := advanceTx(ctx, tx, id, AddedPiece, "sector", int64(sector), "sector_offset", int64(offset)); err != nil {
+			return err
+		}
+		return releaseTagsTx(ctx, tx, id, false, true)
+	})
+}
+
+// setSealingState records the state of the deal's sector.
+func (s *store) setSealingState(ctx context.Context, id uuid.UUID, state string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE market_deals SET sealing_state = ?, updated_at = ? WHERE uuid = ?`,
+		state, time.Now().UnixNano(), id.String()); err != nil {
+		return fmt.Errorf("recording sealing state of deal %s: %w", id, err)
+	}
+	return nil
+}
+
+// retryLater records a failed step: the retry state, the attempt count,
+// when to try again and the error, with logLine in the deal's log.
+func (s *store) retryLater(ctx context.Context, id uuid.UUID, state RetryState, retries int, after time.Time, cause, logLine string) error {
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = ?, retries = ?, retry_after = ?, error = ?, updated_at = ? WHERE uuid = ?`,
+			state, retries, after.UnixNano(), cause, time.Now().UnixNano(), id.String()); err != nil {
+			return err
+		}
+		return addLog(ctx, tx, id, "%s", logLine)
+	})
+	if err != nil {
+		return fmt.Errorf("recording failure of deal %s: %w", id, err)
+	}
+	return nil
+}
+
+// clearRetry makes a deal waiting for a retry run again now.
+func (s *store) clearRetry(ctx context.Context, id uuid.UUID, logLine string) error {
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = ?, retries = ?, retry_after = ?, updated_at = ? WHERE uuid = ?`,
+			RetryNone, 0, 0, time.Now().UnixNano(), id.String()); err != nil {
+			return err
+		}
+		return addLog(ctx, tx, id, "%s", logLine)
+	})
+	if err != nil {
+		return fmt.Errorf("retrying deal %s: %w", id, err)
+	}
+	return nil
+}
+
+// fail fails a deal for good, takes it out of the publish queue and drops
+// its tags. It returns the deal's staging file and whether the market
+// owns it, for the caller to remove.
+func (s *store) fail(ctx context.Context, id uuid.UUID, reason string) (staging string, owned bool, err error) {
+	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT staging_path, staging_owned FROM market_deals WHERE uuid = ?`, id.String()).Scan(&staging, &owned); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = ?, error = ?, publish_queued = ?, updated_at = ? WHERE uuid = ?`,
+			RetryFatal, reason, 0, time.Now().UnixNano(), id.String()); err != nil {
+			return err
+		}
+		if err := releaseTagsTx(ctx, tx, id, true, true); err != nil {
+			return err
+		}
+		return addLog(ctx, tx, id, "failed: %s", reason)
+	})
+	if err != nil {
+		return "", false, fmt.Errorf("failing deal %s: %w", id, err)
+	}
+	return staging, owned, nil
+}
+
+// --- tags and admission ---
+
+// newDeal is a deal admission records: its row and what it tags.
+type newDeal struct {
+	params     *wire.DealParams
+	signedCID  cid.Cid
+	clientKey  address.Address // the client's key address, which its escrow tag names
+	clientPeer string
+	staging    string          // the staging file of an online deal
+	collateral abi.TokenAmount // provider collateral, tagged until published
+	fee        abi.TokenAmount // the publish fee reserved, tagged until published
+	escrow     abi.TokenAmount // the client's escrow the deal will lock, tagged until published
+	space      uint64          // staging bytes, tagged until the piece is in a sector
+}
+
+// tagged is what the tags of the deals admitted so far hold.
+type tagged struct {
+	collateral, fee abi.TokenAmount
+	clientEscrow    abi.TokenAmount // this deal's client's escrow, tagged by its other deals
+	space           uint64
+}
+
+// Kinds of duplicate proposal.
+const (
+	dupIdentical = iota + 1 // the same signed proposal
+	dupContent              // the same piece, client, provider, epochs and price, signed again
+	dupUUID                 // the UUID is in use
+)
+
+// duplicateError: admission found a deal the proposal duplicates.
+type duplicateError struct {
+	kind  int
+	first uuid.UUID // the earlier deal
+}
+
+func (e duplicateError) Error() string {
+	switch e.kind {
+	case dupIdentical:
+		return fmt.Sprintf("the proposal is identical to that of deal %s", e.first)
+	case dupContent:
+		return fmt.Sprintf("the proposal has the same piece, client, provider, epochs and price as deal %s", e.first)
+	}
+	return fmt.Sprintf("the deal UUID %s is already in use", e.first)
+}
+
+// duplicate looks for a deal nd duplicates: the same signed proposal, the
+// same content (which the market actor would refuse to publish twice)
+// unless that deal failed before it was published, or the same UUID. It
+// returns a duplicateError when there is one.
+func (s *store) duplicate(ctx context.Context, nd *newDeal) error {
+	return duplicateIn(ctx, s.db, nd)
+}
+
+func duplicateIn(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, nd *newDeal) error {
+	prop := &nd.params.ClientDealProposal.Proposal
+	published, cps := inCheckpoints(PublishConfirmed.andLater())
+	for _, c := range []struct {
+		kind  int
+		query string
+		args  []any
+	}{
+		{dupIdentical, `SELECT uuid FROM market_deals WHERE signed_proposal_cid = ?`, []any{nd.signedCID.String()}},
+		{dupContent, `SELECT uuid FROM market_deals WHERE piece_cid = ? AND client_key = ? AND start_epoch = ? AND end_epoch = ?
+			AND provider = ? AND price = ? AND (retry != ? OR checkpoint IN (` + published + `)) ORDER BY created_at LIMIT 1`,
+			append([]any{prop.PieceCID.String(), nd.clientKey.String(), int64(prop.StartEpoch), int64(prop.EndEpoch),
+				prop.Provider.String(), prop.StoragePricePerEpoch.String(), RetryFatal}, cps...)},
+		{dupUUID, `SELECT uuid FROM market_deals WHERE uuid = ?`, []any{nd.params.DealUUID.String()}},
+	} {
+		var other string
+		err := q.QueryRowContext(ctx, c.query, c.args...).Scan(&other)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("looking for deals proposal %s duplicates: %w", nd.signedCID, err)
+		}
+		first, err := uuid.Parse(other)
+		if err != nil {
+			return fmt.Errorf("deal row %q: %w", other, err)
+		}
+		return duplicateError{kind: c.kind, first: first}
+	}
+	return nil
+}
+
+// admit records nd with its tags in one transaction, after checking that
+// neither its proposal nor its UUID is known (a duplicateError) and that
+// fits accepts it on top of what other deals have tagged (fits' error is
+// returned as it is). The transaction is what makes admission atomic,
+// also against other processes.
+func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error) error {
+	params := nd.params
+	prop := &params.ClientDealProposal.Proposal
+	id := params.DealUUID
+	var cbor bytes.Buffer
+	if err := params.ClientDealProposal.MarshalCBOR(&cbor); err != nil {
+		return fmt.Errorf("encoding the proposal: %w", err)
+	}
+	cn, ca, err1 := splitAtto(nd.collateral)
+	fn, fa, err2 := splitAtto(nd.fee)
+	en, ea, err3 := splitAtto(nd.escrow)
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return err
+	}
+	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if err := duplicateIn(ctx, tx, nd); err != nil {
+			return err
+		}
+		t, err := fundsTagged(ctx, tx, nd.clientKey)
+		if err != nil {
+			return err
+		}
+		var used int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0) FROM market_space_tags`).Scan(&used); err != nil {
+			return fmt.Errorf("summing staging tags: %w", err)
+		}
+		t.space = uint64(used)
+		if err := fits(t); err != nil {
+			return err
+		}
+
+		now := time.Now().UnixNano()
+		_, err = tx.ExecContext(ctx, `INSERT INTO market_deals (uuid, signed_proposal_cid, created_at, updated_at, client_peer,
+			client_key, proposal, piece_cid, piece_size, start_epoch, end_epoch, verified, data_root, is_offline,
+			transfer_type, transfer_params, transfer_size, staging_path, keep_unsealed, skip_ipni, checkpoint, provider, price)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id.String(), nd.signedCID.String(), now, now, nd.clientPeer, nd.clientKey.String(), cbor.Bytes(),
+			prop.PieceCID.String(), int64(prop.PieceSize), int64(prop.StartEpoch), int64(prop.EndEpoch), prop.VerifiedDeal,
+			cidString(params.DealDataRoot), params.IsOffline, params.Transfer.Type, params.Transfer.Params,
+			int64(params.Transfer.Size), nd.staging, !params.RemoveUnsealedCopy, params.SkipIPNIAnnounce, Accepted,
+			prop.Provider.String(), prop.StoragePricePerEpoch.String())
+		if err != nil {
+			return fmt.Errorf("recording deal: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO market_funds_tags (uuid, collateral_nano, collateral_atto, fee_nano, fee_atto,
+			client, escrow_nano, escrow_atto) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			id.String(), cn, ca, fn, fa, nd.clientKey.String(), en, ea); err != nil {
+			return fmt.Errorf("tagging funds: %w", err)
+		}
+		if nd.space > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO market_space_tags (uuid, bytes) VALUES (?, ?)`, id.String(), int64(nd.space)); err != nil {
+				return fmt.Errorf("tagging staging space: %w", err)
+			}
+		}
+		return addLog(ctx, tx, id, "accepted from peer %s (offline %t, piece %s, %d bytes)", nd.clientPeer, params.IsOffline, prop.PieceCID, prop.PieceSize)
+	})
+}
+
+// releaseTagsTx drops a deal's funds and staging tags.
 func releaseTagsTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, funds, space bool) error {
 	if funds {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM market_funds_tags WHERE uuid = ?`, id.String()); err != nil {
@@ -195,172 +554,19 @@ func releaseTagsTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, funds, space b
 // releaseStaleTags drops the tags of deals that no longer need them: funds
 // once published on chain or failed, staging once the piece is in a sector
 // or the deal failed.
-func (p *Provider) releaseStaleTags(ctx context.Context) error {
-	_, err := p.d.DB.ExecContext(ctx, `DELETE FROM market_funds_tags WHERE uuid IN (SELECT uuid FROM market_deals
-		WHERE retry = 'fatal' OR checkpoint IN ('PublishConfirmed','AddedPiece','IndexedAndAnnounced','Complete'))`)
-	if err != nil {
-		return fmt.Errorf("market: releasing funds tags: %w", err)
-	}
-	_, err = p.d.DB.ExecContext(ctx, `DELETE FROM market_space_tags WHERE uuid IN (SELECT uuid FROM market_deals
-		WHERE retry = 'fatal' OR checkpoint IN ('AddedPiece','IndexedAndAnnounced','Complete'))`)
-	if err != nil {
-		return fmt.Errorf("market: releasing staging tags: %w", err)
+func (s *store) releaseStaleTags(ctx context.Context) error {
+	for _, t := range []struct {
+		table string
+		from  Checkpoint
+	}{{"market_funds_tags", PublishConfirmed}, {"market_space_tags", AddedPiece}} {
+		in, args := inCheckpoints(t.from.andLater())
+		_, err := s.db.ExecContext(ctx, `DELETE FROM `+t.table+` WHERE uuid IN (SELECT uuid FROM market_deals
+			WHERE retry = ? OR checkpoint IN (`+in+`))`, append([]any{RetryFatal}, args...)...)
+		if err != nil {
+			return fmt.Errorf("releasing %s: %w", t.table, err)
+		}
 	}
 	return nil
-}
-
-// checkDuplicate rejects a proposal seen before or a UUID in use.
-func (p *Provider) checkDuplicate(ctx context.Context, info *proposalInfo) string {
-	var other string
-	err := p.d.DB.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE signed_proposal_cid = ?`, info.signedCID.String()).Scan(&other)
-	if err == nil {
-		return fmt.Sprintf("deal rejected: the proposal is identical to that of deal %s", other)
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Sprintf("deal rejected: the provider cannot read its deals: %v", err)
-	}
-	err = p.d.DB.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE uuid = ?`, info.params.DealUUID.String()).Scan(&other)
-	if err == nil {
-		return fmt.Sprintf("deal rejected: the deal UUID %s is already in use", other)
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Sprintf("deal rejected: the provider cannot read its deals: %v", err)
-	}
-	return ""
-}
-
-// admit records the deal with its funds and staging tags in one
-// transaction, after checking uniqueness, the provider's funds and the
-// staging space within it.
-func (p *Provider) admit(ctx context.Context, info *proposalInfo, clientPeer string) string {
-	params := info.params
-	prop := &params.ClientDealProposal.Proposal
-
-	// Chain reads happen before the transaction; the transaction compares
-	// them with everything already tagged.
-	mbal, err := p.d.Node.StateMarketBalance(ctx, p.cfg.Miner, chain.TipSetKey{})
-	if err != nil {
-		return fmt.Sprintf("deal rejected: the provider cannot read its market balance: %v", err)
-	}
-	escrowAvail := big.Sub(mbal.Escrow, mbal.Locked)
-	wbal, err := p.d.Node.WalletBalance(ctx, p.worker)
-	if err != nil {
-		return fmt.Sprintf("deal rejected: the provider cannot read its worker balance: %v", err)
-	}
-	fee := p.cfg.MaxPublishDealsFee
-	var space uint64
-	if !params.IsOffline {
-		space = params.Transfer.Size
-	}
-
-	var cbor bytes.Buffer
-	if err := params.ClientDealProposal.MarshalCBOR(&cbor); err != nil {
-		return fmt.Sprintf("deal rejected: the proposal cannot be encoded: %v", err)
-	}
-	id := params.DealUUID
-	staging := ""
-	if !params.IsOffline {
-		staging = filepath.Join(p.cfg.StagingDir, id.String()+".car")
-	}
-	var reason string
-	// The transaction is what makes admission atomic (also against other
-	// processes); the mutex only spares this process' admissions SQLite's
-	// busy-wait sleeps when they queue for the write lock.
-	p.admitMu.Lock()
-	defer p.admitMu.Unlock()
-	err = db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM market_deals WHERE signed_proposal_cid = ?`, info.signedCID.String()).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			reason = "deal rejected: the proposal is identical to that of an earlier deal"
-			return nil
-		}
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM market_deals WHERE uuid = ?`, id.String()).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
-			reason = fmt.Sprintf("deal rejected: the deal UUID %s is already in use", id)
-			return nil
-		}
-
-		collTagged, feeTagged, err := fundsTagged(ctx, tx)
-		if err != nil {
-			return err
-		}
-		if needColl := big.Add(collTagged, prop.ProviderCollateral); needColl.GreaterThan(escrowAvail) {
-			reason = fmt.Sprintf("deal rejected: the provider's available market escrow %s cannot cover this deal's collateral %s on top of the %s reserved for other deals",
-				escrowAvail, prop.ProviderCollateral, collTagged)
-			return nil
-		}
-		if needFee := big.Add(feeTagged, fee); needFee.GreaterThan(wbal) {
-			reason = fmt.Sprintf("deal rejected: the provider's worker balance %s cannot cover the publish fee %s on top of the %s reserved for other deals",
-				wbal, fee, feeTagged)
-			return nil
-		}
-		if p.cfg.StagingCapacity > 0 {
-			var used int64
-			if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0) FROM market_space_tags`).Scan(&used); err != nil {
-				return err
-			}
-			if uint64(used)+space > p.cfg.StagingCapacity {
-				reason = fmt.Sprintf("deal rejected: not enough staging space: %d bytes needed, %d of %d in use", space, used, p.cfg.StagingCapacity)
-				return nil
-			}
-		}
-
-		now := time.Now().UnixNano()
-		_, err = tx.ExecContext(ctx, `INSERT INTO market_deals (uuid, signed_proposal_cid, created_at, updated_at, client_peer,
-			client_key, proposal, piece_cid, piece_size, start_epoch, end_epoch, verified, data_root, is_offline,
-			transfer_type, transfer_params, transfer_size, staging_path, keep_unsealed, skip_ipni, checkpoint)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			id.String(), info.signedCID.String(), now, now, clientPeer, info.clientKey.String(), cbor.Bytes(),
-			prop.PieceCID.String(), int64(prop.PieceSize), int64(prop.StartEpoch), int64(prop.EndEpoch), prop.VerifiedDeal,
-			cidString(params.DealDataRoot), params.IsOffline, params.Transfer.Type, params.Transfer.Params,
-			int64(params.Transfer.Size), staging, !params.RemoveUnsealedCopy, params.SkipIPNIAnnounce, Accepted)
-		if err != nil {
-			return fmt.Errorf("recording deal: %w", err)
-		}
-		cn, ca, err1 := splitAtto(prop.ProviderCollateral)
-		fn, fa, err2 := splitAtto(fee)
-		if err := errors.Join(err1, err2); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO market_funds_tags (uuid, collateral_nano, collateral_atto, fee_nano, fee_atto) VALUES (?, ?, ?, ?, ?)`,
-			id.String(), cn, ca, fn, fa); err != nil {
-			return fmt.Errorf("tagging funds: %w", err)
-		}
-		if space > 0 {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO market_space_tags (uuid, bytes) VALUES (?, ?)`, id.String(), int64(space)); err != nil {
-				return fmt.Errorf("tagging staging space: %w", err)
-			}
-		}
-		return addLog(ctx, tx, id, "accepted from peer %s (offline %t, piece %s, %d bytes)", clientPeer, params.IsOffline, prop.PieceCID, prop.PieceSize)
-	})
-	if err != nil {
-		return fmt.Sprintf("deal rejected: the provider could not record the deal: %v", err)
-	}
-	if reason == "" {
-		p.hook(id, Accepted)
-	}
-	return reason
-}
-
-func cidString(c cid.Cid) string {
-	if !c.Defined() {
-		return ""
-	}
-	return c.String()
-}
-
-// transferRequest rebuilds the download request of a deal.
-func (d *dealRow) transferRequest() (TransferRequest, error) {
-	req, err := transfer.ParseHTTPParams(d.TransferParams)
-	if err != nil {
-		return TransferRequest{}, err
-	}
-	return TransferRequest{URL: req.URL, Headers: req.Headers, Size: d.TransferSize}, nil
 }
 
 var nano = big.NewInt(1_000_000_000)
@@ -377,25 +583,431 @@ func splitAtto(a big.Int) (nanoPart, attoPart int64, err error) {
 	return q.Int64(), r.Int64(), nil
 }
 
-// fundsTagged sums the collateral and publish fees reserved by tags.
-func fundsTagged(ctx context.Context, tx *sql.Tx) (coll, fee big.Int, err error) {
-	var cn, ca, fn, fa int64
-	err = tx.QueryRowContext(ctx, `SELECT coalesce(sum(collateral_nano), 0), coalesce(sum(collateral_atto), 0),
-		coalesce(sum(fee_nano), 0), coalesce(sum(fee_atto), 0) FROM market_funds_tags`).Scan(&cn, &ca, &fn, &fa)
+// fundsTagged sums the collateral and publish fees reserved by all tags
+// and the escrow that client's tags reserve, in one pass.
+func fundsTagged(ctx context.Context, tx *sql.Tx, client address.Address) (tagged, error) {
+	var cn, ca, fn, fa, en, ea int64
+	err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(collateral_nano), 0), coalesce(sum(collateral_atto), 0),
+		coalesce(sum(fee_nano), 0), coalesce(sum(fee_atto), 0),
+		coalesce(sum(CASE WHEN client = ? THEN escrow_nano ELSE 0 END), 0),
+		coalesce(sum(CASE WHEN client = ? THEN escrow_atto ELSE 0 END), 0) FROM market_funds_tags`,
+		client.String(), client.String()).Scan(&cn, &ca, &fn, &fa, &en, &ea)
 	if err != nil {
-		return big.Zero(), big.Zero(), fmt.Errorf("summing funds tags: %w", err)
+		return tagged{}, fmt.Errorf("summing funds tags: %w", err)
 	}
-	join := func(n, a int64) big.Int { return big.Add(big.Mul(big.NewInt(n), nano), big.NewInt(a)) }
-	return join(cn, ca), join(fn, fa), nil
+	return tagged{collateral: joinAtto(cn, ca), fee: joinAtto(fn, fa), clientEscrow: joinAtto(en, ea)}, nil
+}
+
+// joinAtto is the amount splitAtto split (or the sums of its parts).
+func joinAtto(nanoPart, attoPart int64) big.Int {
+	return big.Add(big.Mul(big.NewInt(nanoPart), nano), big.NewInt(attoPart))
+}
+
+func cidString(c cid.Cid) string {
+	if !c.Defined() {
+		return ""
+	}
+	return c.String()
+}
+
+// --- publish batches ---
+
+// Batch states.
+const (
+	batchSending = "sending" // recorded; its message is being sent or waited for
+	batchLanded  = "landed"
+	batchFailed  = "failed"
+)
+
+// batchRow is a market_publish_batches row.
+type batchRow struct {
+	id     int64
+	msgID  uuid.UUID // the message's id at the sender; uuid.Nil for a batch signed before there was one
+	msgCid cid.Cid   // undefined until the sender returned it
+	deals  []uuid.UUID
+	state  string
+	err    string // why a failed batch failed
+}
+
+// publishQueue returns up to limit queued deals, the longest queued first,
+// and when the first was queued.
+func (s *store) publishQueue(ctx context.Context, limit int) ([]uuid.UUID, time.Time, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT uuid, publish_queued FROM market_deals
+		WHERE publish_queued > ? AND checkpoint = ? AND retry IN (?, ?) ORDER BY publish_queued, uuid LIMIT ?`,
+		0, Transferred, RetryNone, RetryAuto, limit)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("reading the publish queue: %w", err)
+	}
+	defer rows.Close()
+	var ids []uuid.UUID
+	var oldest int64
+	for rows.Next() {
+		var v string
+		var q int64
+		if err := rows.Scan(&v, &q); err != nil {
+			return nil, time.Time{}, fmt.Errorf("reading the publish queue: %w", err)
+		}
+		id, err := uuid.Parse(v)
+		if err != nil {
+			return nil, time.Time{}, fmt.Errorf("deal row %q: %w", v, err)
+		}
+		if oldest == 0 {
+			oldest = q
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, time.Time{}, fmt.Errorf("reading the publish queue: %w", err)
+	}
+	return ids, time.Unix(0, oldest), nil
+}
+
+// recordBatch records a batch of deals to publish in one message, sent as
+// msgID, and moves the deals to Published, in one transaction.
+func (s *store) recordBatch(ctx context.Context, msgID uuid.UUID, deals []uuid.UUID) (int64, error) {
+	ids := make([]string, len(deals))
+	for i, d := range deals {
+		ids[i] = d.String()
+	}
+	djson, err := json.Marshal(ids)
+	if err != nil {
+		return 0, fmt.Errorf("encoding publish batch deals: %w", err)
+	}
+	var batchID int64
+	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `INSERT INTO market_publish_batches (created_at, msg_id, msg_cid, deals, state)
+			VALUES (?, ?, ?, ?, ?) RETURNING id`, time.Now().UnixNano(), msgID.String(), "", string(djson), batchSending).Scan(&batchID)
+		if err != nil {
+			return fmt.Errorf("recording publish batch: %w", err)
+		}
+		for _, d := range deals {
+			if err := advanceTx(ctx, tx, d, Published, "publish_queued", 0, "batch_id", batchID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return batchID, err
+}
+
+// batch reads a publish batch.
+func (s *store) batch(ctx context.Context, id int64) (*batchRow, error) {
+	b := batchRow{id: id}
+	var mid, mc, ds string
+	err := s.db.QueryRowContext(ctx, `SELECT msg_id, msg_cid, deals, state, error FROM market_publish_batches WHERE id = ?`, id).Scan(&mid, &mc, &ds, &b.state, &b.err)
+	if err != nil {
+		return nil, fmt.Errorf("reading publish batch %d: %w", id, err)
+	}
+	if mid != "" {
+		if b.msgID, err = uuid.Parse(mid); err != nil {
+			return nil, fmt.Errorf("publish batch %d message id: %w", id, err)
+		}
+	}
+	if mc != "" {
+		if b.msgCid, err = cid.Decode(mc); err != nil {
+			return nil, fmt.Errorf("publish batch %d message CID: %w", id, err)
+		}
+	}
+	var ss []string
+	if err := json.Unmarshal([]byte(ds), &ss); err != nil {
+		return nil, fmt.Errorf("publish batch %d deals: %w", id, err)
+	}
+	for _, v := range ss {
+		u, err := uuid.Parse(v)
+		if err != nil {
+			return nil, fmt.Errorf("publish batch %d deals: %w", id, err)
+		}
+		b.deals = append(b.deals, u)
+	}
+	return &b, nil
+}
+
+// sendingBatches lists the batches whose message has not landed.
+func (s *store) sendingBatches(ctx context.Context) ([]int64, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM market_publish_batches WHERE state = ? ORDER BY id`, batchSending)
+	if err != nil {
+		return nil, fmt.Errorf("listing publish batches: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("listing publish batches: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// setBatchSent records the CID of a batch's message on the batch and its
+// deals.
+func (s *store) setBatchSent(ctx context.Context, b *batchRow, msg cid.Cid) error {
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE market_publish_batches SET msg_cid = ? WHERE id = ?`, msg.String(), b.id); err != nil {
+			return err
+		}
+		for _, d := range b.deals {
+			if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET publish_cid = ?, updated_at = ? WHERE uuid = ? AND batch_id = ?`,
+				msg.String(), time.Now().UnixNano(), d.String(), b.id); err != nil {
+				return err
+			}
+			if err := addLog(ctx, tx, d, "publish message %s sent", msg); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording message %s of publish batch %d: %w", msg, b.id, err)
+	}
+	return nil
+}
+
+// landBatch applies a landed publish message: every deal of the batch
+// still Published and not failed moves to PublishConfirmed with its chain
+// deal ID (dealIDs, by position in the batch) or, when the market actor
+// rejected it, is returned as invalid; every deal's funds tag goes.
+func (s *store) landBatch(ctx context.Context, b *batchRow, final cid.Cid, dealIDs map[int]abi.DealID) (confirmed, invalid []uuid.UUID, err error) {
+	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		for i, d := range b.deals {
+			var cp Checkpoint
+			var retry string
+			if err := tx.QueryRowContext(ctx, `SELECT checkpoint, retry FROM market_deals WHERE uuid = ?`, d.String()).Scan(&cp, &retry); err != nil {
+				return err
+			}
+			if err := releaseTagsTx(ctx, tx, d, true, false); err != nil {
+				return err
+			}
+			if cp != Published || RetryState(retry) == RetryFatal {
+				continue // failed by an operator meanwhile, or already confirmed
+			}
+			id, ok := dealIDs[i]
+			if !ok {
+				invalid = append(invalid, d)
+				continue
+			}
+			if err := advanceTx(ctx, tx, d, PublishConfirmed, "chain_deal_id", int64(id), "publish_cid", final.String()); err != nil {
+				return err
+			}
+			confirmed = append(confirmed, d)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE market_publish_batches SET state = ?, msg_cid = ? WHERE id = ?`, batchLanded, final.String(), b.id)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("recording publish result of %s: %w", final, err)
+	}
+	return confirmed, invalid, nil
+}
+
+// failBatch records that a batch's message failed.
+func (s *store) failBatch(ctx context.Context, id int64, reason string) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE market_publish_batches SET state = ?, error = ? WHERE id = ?`, batchFailed, reason, id); err != nil {
+		return fmt.Errorf("recording failure of publish batch %d: %w", id, err)
+	}
+	return nil
+}
+
+// --- the deal-end watcher ---
+
+// The watcher's queries, with their arguments; the indexes of migration
+// 0032 serve them (a test checks the plans).
+
+// expiredQuery lists the Complete deals not yet ended (ended_at 0) whose
+// end epoch head reached.
+func expiredQuery(head abi.ChainEpoch) (string, []any) {
+	return `SELECT uuid, chain_deal_id FROM market_deals
+		WHERE checkpoint = ? AND ended_at = ? AND end_epoch <= ? ORDER BY end_epoch`, []any{Complete, 0, int64(head)}
+}
+
+// toCheckQuery lists up to limit Complete deals not yet ended, those
+// looked up on chain longest ago first. (The deals past their end epoch
+// were marked expired just before.)
+func toCheckQuery(limit int) (string, []any) {
+	return `SELECT uuid, chain_deal_id FROM market_deals
+		WHERE checkpoint = ? AND ended_at = ? ORDER BY end_checked_at LIMIT ?`, []any{Complete, 0, limit}
+}
+
+// unreleasedQuery lists the deals that ended, or failed after AddedPiece,
+// whose piece is not yet released. Its first two terms are those of the
+// partial index market_deals_unreleased, written alike so SQLite uses it.
+func unreleasedQuery() (string, []any) {
+	in, cps := inCheckpoints(AddedPiece.andLater())
+	return `SELECT uuid FROM market_deals WHERE piece_released = ?
+		AND (ended_at != ? OR retry = ?)
+		AND (ended_at != ? OR checkpoint IN (` + in + `))`, append([]any{false, 0, RetryFatal, 0}, cps...)
+}
+
+// watchedDeal is a Complete deal that has not ended.
+type watchedDeal struct {
+	id     uuid.UUID
+	dealID abi.DealID
+}
+
+// expired lists the Complete deals not yet ended whose end epoch head
+// reached.
+func (s *store) expired(ctx context.Context, head abi.ChainEpoch) ([]watchedDeal, error) {
+	q, args := expiredQuery(head)
+	return s.watched(ctx, q, args...)
+}
+
+// toCheck lists up to limit Complete deals not yet ended, those checked on
+// chain longest ago first.
+func (s *store) toCheck(ctx context.Context, limit int) ([]watchedDeal, error) {
+	q, args := toCheckQuery(limit)
+	return s.watched(ctx, q, args...)
+}
+
+func (s *store) watched(ctx context.Context, query string, args ...any) ([]watchedDeal, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing active deals: %w", err)
+	}
+	defer rows.Close()
+	var out []watchedDeal
+	for rows.Next() {
+		var v string
+		var id int64
+		if err := rows.Scan(&v, &id); err != nil {
+			return nil, fmt.Errorf("listing active deals: %w", err)
+		}
+		u, err := uuid.Parse(v)
+		if err != nil {
+			return nil, fmt.Errorf("deal row %q: %w", v, err)
+		}
+		out = append(out, watchedDeal{id: u, dealID: abi.DealID(id)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing active deals: %w", err)
+	}
+	return out, nil
+}
+
+// markEndChecked records that the deals were just looked up on chain.
+func (s *store) markEndChecked(ctx context.Context, ids []uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET end_checked_at = ? WHERE uuid = ?`, now, id.String()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording deal end checks: %w", err)
+	}
+	return nil
+}
+
+// recordEnd marks a deal ended, once; changed is false when it already was.
+func (s *store) recordEnd(ctx context.Context, id uuid.UUID, reason string, epoch abi.ChainEpoch) (changed bool, err error) {
+	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		now := time.Now().UnixNano()
+		res, err := tx.ExecContext(ctx, `UPDATE market_deals SET ended_at = ?, end_reason = ?, updated_at = ? WHERE uuid = ? AND ended_at = ?`,
+			now, reason, now, id.String(), 0)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil || n == 0 {
+			return err
+		}
+		changed = true
+		return addLog(ctx, tx, id, "deal ended on chain: %s (noticed at epoch %d)", reason, epoch)
+	})
+	if err != nil {
+		return false, fmt.Errorf("recording the end of deal %s: %w", id, err)
+	}
+	return changed, nil
+}
+
+// unreleased lists the deals that ended, or failed after AddedPiece, whose
+// piece is not yet released.
+func (s *store) unreleased(ctx context.Context) ([]uuid.UUID, error) {
+	q, args := unreleasedQuery()
+	ids, err := s.uuids(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("listing ended deals: %w", err)
+	}
+	return ids, nil
+}
+
+// pieceHolders counts the deals other than except that hold piece in a
+// sector and have not ended or failed, and how many of them asked for an
+// IPNI announcement.
+func (s *store) pieceHolders(ctx context.Context, piece cid.Cid, except uuid.UUID) (holders, announcing int, err error) {
+	in, args := inCheckpoints(AddedPiece.andLater())
+	err = s.db.QueryRowContext(ctx, `SELECT count(*), coalesce(sum(CASE WHEN skip_ipni = ? THEN 1 ELSE 0 END), 0) FROM market_deals
+		WHERE piece_cid = ? AND uuid != ? AND ended_at = ? AND retry != ? AND checkpoint IN (`+in+`)`,
+		append([]any{false, piece.String(), except.String(), 0, RetryFatal}, args...)...).Scan(&holders, &announcing)
+	if err != nil {
+		return 0, 0, fmt.Errorf("finding other deals of piece %s: %w", piece, err)
+	}
+	return holders, announcing, nil
+}
+
+// markReleased records that a deal's piece was released, with logLine.
+func (s *store) markReleased(ctx context.Context, id uuid.UUID, logLine string) error {
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET piece_released = ?, updated_at = ? WHERE uuid = ?`,
+			true, time.Now().UnixNano(), id.String()); err != nil {
+			return err
+		}
+		return addLog(ctx, tx, id, "%s", logLine)
+	})
+	if err != nil {
+		return fmt.Errorf("recording the piece release of deal %s: %w", id, err)
+	}
+	return nil
+}
+
+// --- the ask ---
+
+// ask reads the stored signed ask; nil when there is none yet.
+func (s *store) ask(ctx context.Context) (*wire.SignedStorageAsk, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, `SELECT ask FROM market_ask WHERE id = ?`, 1).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the stored ask: %w", err)
+	}
+	var a wire.SignedStorageAsk
+	if err := a.UnmarshalCBOR(bytes.NewReader(b)); err != nil {
+		return nil, fmt.Errorf("decoding the stored ask: %w", err)
+	}
+	if a.Ask == nil {
+		return nil, errors.New("the stored ask is empty")
+	}
+	return &a, nil
+}
+
+// putAsk stores the signed ask.
+func (s *store) putAsk(ctx context.Context, a *wire.SignedStorageAsk) error {
+	var enc bytes.Buffer
+	if err := a.MarshalCBOR(&enc); err != nil {
+		return fmt.Errorf("encoding signed ask: %w", err)
+	}
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO market_ask (id, ask) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET ask = excluded.ask`,
+		1, enc.Bytes()); err != nil {
+		return fmt.Errorf("storing ask: %w", err)
+	}
+	return nil
 }
 
 // The operator's views below (deal listings, ingest history, tag totals)
 // read what the pipeline wrote; the indexes that keep them fast at a
 // million deals are in migration 0039.
 
-// listDeals returns the deals f selects, newest first (ties by UUID,
+// list returns the deals f selects, newest first (ties by UUID,
 // descending, so that a DealCursor names one place in the order).
-func listDeals(ctx context.Context, q *sql.DB, f DealFilter) ([]*dealRow, error) {
+func (s *store) list(ctx context.Context, f DealFilter) ([]*dealRow, error) {
 	where, args, err := dealWhere(f)
 	if err != nil {
 		return nil, err
@@ -407,7 +1019,7 @@ func listDeals(ctx context.Context, q *sql.DB, f DealFilter) ([]*dealRow, error)
 	if limit == 0 {
 		limit = math.MaxInt64 // every deal (OFFSET needs a LIMIT in SQLite)
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+dealColumns+` FROM market_deals`+where+
+	rows, err := s.db.QueryContext(ctx, `SELECT `+dealColumns+` FROM market_deals`+where+
 		` ORDER BY created_at DESC, uuid DESC LIMIT ? OFFSET ?`, append(args, limit, f.Offset)...)
 	if err != nil {
 		return nil, err
@@ -447,10 +1059,11 @@ func dealWhere(f DealFilter) (string, []any, error) {
 		return "", nil, fmt.Errorf("state %q is not one of %s, %s, %s, %s", f.State, StateActive, StateFailed, StateComplete, StateEnded)
 	}
 	if f.Checkpoint != "" {
-		if !slices.Contains(checkpoints, f.Checkpoint) {
-			return "", nil, fmt.Errorf("checkpoint %q is not one of %s", f.Checkpoint, strings.Join(checkpoints, ", "))
+		cp, err := ParseCheckpoint(f.Checkpoint)
+		if err != nil {
+			return "", nil, err
 		}
-		add(`checkpoint = ?`, f.Checkpoint)
+		add(`checkpoint = ?`, cp)
 	}
 	if f.Client != "" {
 		if _, err := address.NewFromString(f.Client); err == nil {
@@ -490,9 +1103,6 @@ func dealWhere(f DealFilter) (string, []any, error) {
 	return " WHERE " + strings.Join(conds, " AND "), args, nil
 }
 
-// checkpoints are the pipeline's steps in order.
-var checkpoints = []string{Accepted, Transferred, Published, PublishConfirmed, AddedPiece, IndexedAndAnnounced, Complete}
-
 // searchCond finds deals by what s is: a deal UUID, a chain deal ID, a
 // piece CID (v1 or v2) or another CID (the payload's root).
 func searchCond(s string) (string, []any, error) {
@@ -501,7 +1111,8 @@ func searchCond(s string) (string, []any, error) {
 	}
 	if n, err := strconv.ParseUint(s, 10, 63); err == nil {
 		// 0 is a valid deal ID: only deals whose publish landed have one.
-		return `chain_deal_id = ? AND checkpoint IN (?, ?, ?, ?)`, []any{int64(n), PublishConfirmed, AddedPiece, IndexedAndAnnounced, Complete}, nil
+		in, args := inCheckpoints(PublishConfirmed.andLater())
+		return `chain_deal_id = ? AND checkpoint IN (` + in + `)`, append([]any{int64(n)}, args...), nil
 	}
 	c, err := cid.Decode(s)
 	if err != nil {
@@ -538,10 +1149,10 @@ type IngestBucket struct {
 	Deals int64     `json:"deals"`
 }
 
-// Ingested sums the bytes of the deals whose data arrived (checkpoint
+// ingested sums the bytes of the deals whose data arrived (checkpoint
 // Transferred) since since, by period of length every, oldest first;
 // periods with nothing are included, so the result is a regular series.
-func (p *Provider) Ingested(ctx context.Context, since time.Time, every time.Duration) ([]IngestBucket, error) {
+func (s *store) ingested(ctx context.Context, since time.Time, every time.Duration) ([]IngestBucket, error) {
 	if every <= 0 {
 		return nil, fmt.Errorf("ingest history: period %s is not positive", every)
 	}
@@ -551,7 +1162,7 @@ func (p *Provider) Ingested(ctx context.Context, since time.Time, every time.Dur
 	for i := range out {
 		out[i].Start = start.Add(time.Duration(i) * every)
 	}
-	rows, err := p.d.DB.QueryContext(ctx, `SELECT (l.at - ?) / ?, coalesce(sum(d.bytes_received), 0), count(*)
+	rows, err := s.db.QueryContext(ctx, `SELECT (l.at - ?) / ?, coalesce(sum(d.bytes_received), 0), count(*)
 		FROM market_deal_logs l JOIN market_deals d ON d.uuid = l.uuid
 		WHERE l.text = ? AND l.at >= ? GROUP BY (l.at - ?) / ?`,
 		start.UnixNano(), int64(every), transferredLog, start.UnixNano(), start.UnixNano(), int64(every))
@@ -577,7 +1188,7 @@ func (p *Provider) Ingested(ctx context.Context, since time.Time, every time.Dur
 var transferredLog = checkpointLog(Transferred)
 
 // checkpointLog is the log line of a deal reaching checkpoint cp.
-func checkpointLog(cp string) string { return "checkpoint " + cp }
+func checkpointLog(cp Checkpoint) string { return "checkpoint " + cp.String() }
 
 // Reserved is what the provider's tags hold back for accepted deals.
 type Reserved struct {
@@ -590,17 +1201,17 @@ type Reserved struct {
 	PublishFees big.Int `json:"publishFees"`
 }
 
-// Reserved sums the staging and funds tags.
-func (p *Provider) Reserved(ctx context.Context) (Reserved, error) {
-	r := Reserved{StagingCapacity: p.cfg.StagingCapacity}
-	err := db.InTx(ctx, p.d.DB, func(tx *sql.Tx) error {
+// reserved sums the staging and funds tags.
+func (s *store) reserved(ctx context.Context) (Reserved, error) {
+	var r Reserved
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		var space int64
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0) FROM market_space_tags`).Scan(&space); err != nil {
 			return fmt.Errorf("summing staging tags: %w", err)
 		}
 		r.StagingTagged = uint64(space)
-		var err error
-		r.Collateral, r.PublishFees, err = fundsTagged(ctx, tx)
+		t, err := fundsTagged(ctx, tx, address.Undef)
+		r.Collateral, r.PublishFees = t.collateral, t.fee
 		return err
 	})
 	if err != nil {

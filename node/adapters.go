@@ -1,15 +1,12 @@
 package node
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
 
 	"github.com/filecoin-project/go-state-types/abi"
-	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
@@ -17,30 +14,7 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
-	"github.com/ferry-fil/ferry/transfer"
 )
-
-// sealerAdapter gives the market the sealing subsystem in the market's
-// terms.
-type sealerAdapter struct{ s *sealing.Sealing }
-
-func (a sealerAdapter) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d market.SealingDeal) (market.Placement, error) {
-	p, err := a.s.AddPieceToAny(ctx, size, data, sealing.Deal{
-		UUID: d.UUID, DealID: d.DealID, PublishCid: d.PublishCid, Proposal: d.Proposal, KeepUnsealed: d.KeepUnsealed,
-	})
-	return market.Placement{Sector: p.Sector, Offset: p.Offset, Size: p.Size}, err
-}
-
-func (a sealerAdapter) DealSectorState(ctx context.Context, id uuid.UUID) (abi.SectorNumber, string, error) {
-	return a.s.DealSectorState(ctx, id)
-}
-
-// downloaderAdapter gives the market the HTTP downloader.
-type downloaderAdapter struct{ d *transfer.Downloader }
-
-func (a downloaderAdapter) Download(ctx context.Context, req market.TransferRequest, path string, tee io.Writer, progress func(uint64)) error {
-	return a.d.Download(ctx, transfer.Request{URL: req.URL, Headers: req.Headers, Size: req.Size}, path, tee, progress)
-}
 
 // marketConfig turns the config file's market section into market.Config.
 func (n *Node) marketConfig(retrieval ma.Multiaddr) (market.Config, error) {
@@ -83,6 +57,7 @@ func (n *Node) marketConfig(retrieval ma.Multiaddr) (market.Config, error) {
 		MaxDealsPerPublishMsg:   c.MaxDealsPerPublishMsg,
 		MaxPublishDealsFee:      fee,
 		RetrievalAddrs:          []ma.Multiaddr{retrieval},
+		AllowPrivateAddresses:   n.Config.Transfer.AllowPrivateAddresses,
 		DealEndCheckInterval:    c.DealEndCheckInterval.Std(),
 		EndChecksPerPass:        c.EndChecksPerPass,
 	}

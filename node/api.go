@@ -215,8 +215,12 @@ func (a *nodeAPI) Overview(ctx context.Context) (api.Overview, error) {
 	failed("reserved funds", err)
 	ov.StagingUsed, err = dirBytes(n.Repo.Path("staging"))
 	failed("staging", err)
-	ov.Sectors, err = n.Sealing.SectorCounts(ctx)
+	sectors, err := n.Sealing.SectorCounts(ctx)
 	failed("sectors", err)
+	ov.Sectors = map[string]int64{}
+	for st, k := range sectors {
+		ov.Sectors[string(st)] = k
+	}
 	ov.IndexPieces, err = n.Index.PieceCounts(ctx)
 	failed("index", err)
 	ov.IPNI = api.IPNIStatus{Enabled: n.IPNI != nil, Indexers: redactAll(n.Config.IPNI.IndexerURLs)}
@@ -268,7 +272,7 @@ func redactAll(urls []string) []string {
 }
 
 func (a *nodeAPI) Transfers(ctx context.Context) ([]api.Transfer, error) {
-	deals, err := a.n.Provider.Deals(ctx, market.DealFilter{State: market.StateActive, Checkpoint: market.Accepted, Limit: transfersShown})
+	deals, err := a.n.Provider.Deals(ctx, market.DealFilter{State: market.StateActive, Checkpoint: market.Accepted.String(), Limit: transfersShown})
 	if err != nil {
 		return nil, err
 	}
@@ -280,7 +284,7 @@ func (a *nodeAPI) Transfers(ctx context.Context) ([]api.Transfer, error) {
 			continue // waiting for import-data, nothing arriving
 		}
 		t := api.Transfer{DealUUID: d.UUID, Client: d.Client, PieceCID: d.PieceCID, IsOffline: d.IsOffline,
-			Size: d.TransferSize, Received: d.BytesReceived, Retry: d.Retry, Error: d.Error}
+			Size: d.TransferSize, Received: d.BytesReceived, Retry: string(d.Retry), Error: d.Error}
 		t.BytesPerSecond = a.rates.sample(d.UUID, d.BytesReceived, now)
 		if t.BytesPerSecond > 0 && t.Size > t.Received {
 			t.ETASeconds = int64(float64(t.Size-t.Received)/t.BytesPerSecond + 0.5)
@@ -374,7 +378,7 @@ func (a *nodeAPI) PieceShow(ctx context.Context, pc cid.Cid) (api.PieceDetail, e
 			if sp.Filler || !sp.PieceCID.Equals(v1) {
 				continue
 			}
-			pp := api.PiecePlacement{Sector: num, Offset: uint64(sp.Offset), Size: uint64(sp.Size), State: si.State,
+			pp := api.PiecePlacement{Sector: num, Offset: uint64(sp.Offset), Size: uint64(sp.Size), State: string(si.State),
 				Written: sp.Written, Unsealed: si.Unsealed}
 			if sp.DealUUID != nil {
 				pp.DealUUID = sp.DealUUID.String()

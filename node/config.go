@@ -95,15 +95,18 @@ type MarketConfig struct {
 	EndChecksPerPass     int
 }
 
-// TransferConfig sets deal data downloads.
+// TransferConfig sets deal data downloads (transfer.Config says more).
 type TransferConfig struct {
-	MaxConcurrent int
-	MaxPerHost    int
+	MaxConcurrent int // downloads at once
+	MaxPerHost    int // of them from one host:port
+	MaxPerClient  int // of them for one client (peer or wallet)
 	StallTimeout  Duration
-	// MaxRetries is how many times one download retries after a failed
-	// attempt before the deal's transfer step fails (and is retried by
-	// the market after its back-off); negative: no retries.
+	// A download ends (to be retried by the market) after MaxRetries failed
+	// attempts, or when its server sent less than MinRate bytes/s over a
+	// RateWindow.
 	MaxRetries            int
+	MinRate               int64
+	RateWindow            Duration
 	AllowPrivateAddresses bool
 }
 
@@ -151,8 +154,11 @@ func DefaultConfig() Config {
 		Transfer: TransferConfig{
 			MaxConcurrent:         20,
 			MaxPerHost:            10,
+			MaxPerClient:          10,
 			StallTimeout:          Duration(5 * time.Minute),
 			MaxRetries:            10,
+			MinRate:               32 << 10,
+			RateWindow:            Duration(10 * time.Minute),
 			AllowPrivateAddresses: true, // devnet: everything is on loopback
 		},
 		IPNI: IPNIConfig{Enable: true},

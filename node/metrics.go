@@ -52,14 +52,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	if c.n.Provider != nil {
 		counts, err := c.n.Provider.DealCounts(ctx)
 		for _, dc := range counts {
-			ch <- prometheus.MustNewConstMetric(dealsDesc, prometheus.GaugeValue, float64(dc.N), dc.State, dc.Checkpoint)
+			ch <- prometheus.MustNewConstMetric(dealsDesc, prometheus.GaugeValue, float64(dc.N), dc.State, dc.Checkpoint.String())
 		}
 		failed("deals", err)
 	}
 	if c.n.Sealing != nil {
 		counts, err := c.n.Sealing.SectorCounts(ctx)
 		for state, k := range counts {
-			ch <- prometheus.MustNewConstMetric(sectorsDesc, prometheus.GaugeValue, float64(k), state)
+			ch <- prometheus.MustNewConstMetric(sectorsDesc, prometheus.GaugeValue, float64(k), string(state))
 		}
 		failed("sectors", err)
 	}

@@ -191,8 +191,9 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 
 	// Sealing.
 	var policy devnet.Policy // zero on the real network: sealing's defaults are the network's
+	var confidence uint64    // sealing's default on the real network, Lotus' 5
 	if n.Devnet != nil {
-		policy = n.Devnet.Policy()
+		policy, confidence = n.Devnet.Policy(), 1
 	}
 	n.Sealing, err = sealing.New(sealing.Config{
 		Dir:                       repo.Path("sectors"),
@@ -206,7 +207,8 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		MaxProveCommitDuration:    policy.MaxProveCommitDuration,
 		MinSectorExpiration:       policy.MinSectorExpiration,
 		PollInterval:              cfg.Chain.DevnetBlockTime.Std(),
-	}, n.DB, n.Chain, n.Miner, sealing.NewDevnetSealer())
+		MessageConfidence:         confidence,
+	}, n.DB, n.Chain, n.Sender, n.Miner, sealing.NewDevnetSealer())
 	if err != nil {
 		return n, fmt.Errorf("starting sealing: %w", err)
 	}
@@ -239,6 +241,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		if err != nil {
 			return n, fmt.Errorf("starting IPNI: %w", err)
 		}
+		n.closers = append(n.closers, n.IPNI.Close)
 	}
 
 	// The market.
@@ -250,15 +253,19 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		Node:    n.Chain,
 		DB:      n.DB,
 		Host:    n.Host,
-		Sealer:  sealerAdapter{n.Sealing},
+		Sealer:  n.Sealing,
 		Indexer: indexer{idx: n.Index, ann: n.IPNI},
-		Downloader: downloaderAdapter{transfer.New(transfer.Config{
+		Sender:  n.Sender,
+		Downloader: transfer.New(transfer.Config{
 			MaxConcurrent:         cfg.Transfer.MaxConcurrent,
 			MaxPerHost:            cfg.Transfer.MaxPerHost,
+			MaxPerClient:          cfg.Transfer.MaxPerClient,
 			StallTimeout:          cfg.Transfer.StallTimeout.Std(),
 			MaxRetries:            cfg.Transfer.MaxRetries,
+			MinRate:               cfg.Transfer.MinRate,
+			RateWindow:            cfg.Transfer.RateWindow.Std(),
 			AllowPrivateAddresses: cfg.Transfer.AllowPrivateAddresses,
-		})},
+		}),
 		Logf: logf,
 	})
 	if err != nil {
@@ -274,7 +281,10 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 
 	// Retrieval and IPNI over HTTP.
 	mux := http.NewServeMux()
-	rh := retrieval.New(n.Index, src).Handler()
+	rh, err := retrieval.New(n.Index, src)
+	if err != nil {
+		return n, err
+	}
 	mux.Handle("/piece/", rh)
 	mux.Handle("/ipfs/", rh)
 	if n.IPNI != nil {
@@ -282,6 +292,9 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	}
 	if err := n.serve(cfg.HTTP.Listen, mux, "retrieval HTTP"); err != nil {
 		return n, err
+	}
+	if n.IPNI != nil {
+		n.IPNI.Start(runCtx) // the head to every indexer, now the chain is served
 	}
 
 	// The operator API, last: its api file tells commands the daemon is up.

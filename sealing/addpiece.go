@@ -9,23 +9,28 @@ import (
 	"os"
 
 	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/google/uuid"
 
-	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/piece"
 )
+
+// errNoRoom: no open sector has room and no new one may be started now.
+var errNoRoom = errors.New("no open sector has room and the sector limits forbid a new one")
 
 // AddPieceToAny places a deal's piece in a sector and writes it: data is the
 // piece's payload, at most size bytes (the unpadded piece size; a shorter
 // payload is zero-filled as the deal's CommP assumes). The piece goes into
-// the open sector that needs the least filler padding, or into a new sector
-// when none fits and the sector limits allow; otherwise the call waits for
-// room until ctx ends. The placement is recorded before any byte is written
-// and reported only after the bytes are synced and their piece commitment
-// matched the deal's PieceCID.
+// the open sector that needs the least filler padding, even one another
+// piece is being written into, or into a new sector when none fits and the
+// sector limits allow; otherwise the call waits for room until ctx ends.
+// The placement is reserved in the database before any byte is written; the
+// piece is written when its turn in the sector comes (writes into one
+// sector go in offset order) and the placement is reported only after the
+// bytes are synced and their piece commitment matched the deal's PieceCID.
 //
 // It is idempotent per deal (UUID or chain deal ID): a deal already placed
 // returns the same placement without reading data; a deal whose write was
-// interrupted (a crash) is written again at the same place.
+// interrupted (a crash) is written again where its reservation is.
 func (s *Sealing) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d Deal) (Placement, error) {
 	if err := piece.ValidateUnpadded(size); err != nil {
 		return Placement{}, fmt.Errorf("adding piece of deal %s: %w", d.UUID, err)
@@ -40,84 +45,124 @@ func (s *Sealing) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize,
 	if !d.Proposal.PieceCID.Defined() {
 		return Placement{}, fmt.Errorf("adding piece of deal %s: the proposal has no piece CID", d.UUID)
 	}
-	if d.UUID == [16]byte{} {
+	if d.UUID == uuid.Nil {
 		return Placement{}, errors.New("adding piece: deal UUID is not set")
 	}
 
-	release, err := s.claimDeal(ctx, d)
+	release, err := s.claimDeal(ctx, d.UUID)
 	if err != nil {
 		return Placement{}, err
 	}
 	defer release()
 
-	pl, status, found, err := s.lookupDeal(ctx, d)
+	pl, owner, written, found, releaseOwner, err := s.resume(ctx, d)
 	if err != nil {
 		return Placement{}, err
 	}
-	if found && status == statusDone {
+	if releaseOwner != nil {
+		defer releaseOwner()
+	}
+	if written {
 		return pl, nil
 	}
 	if found {
-		// An earlier call recorded the placement and did not finish: write
-		// again at the same place.
-		s.mu.Lock()
-		s.writing[pl.Sector]++
-		s.mu.Unlock()
+		d.UUID = owner // the same chain deal reserved under another UUID goes on as that one
 	} else {
-		head, err := s.node.ChainHead(ctx)
+		h, err := headHeight(ctx, s.node)
 		if err != nil {
-			return Placement{}, fmt.Errorf("adding piece of deal %s: reading chain head: %w", d.UUID, err)
+			return Placement{}, fmt.Errorf("adding piece of deal %s: %w", d.UUID, err)
 		}
-		if d.Proposal.StartEpoch < head.Height()+s.cfg.StartEpochSealingBuffer {
+		if d.Proposal.StartEpoch < h+s.cfg.StartEpochSealingBuffer {
 			return Placement{}, fmt.Errorf("adding piece of deal %s: start epoch %d is less than the sealing buffer of %d epochs after the current epoch %d: %w",
-				d.UUID, d.Proposal.StartEpoch, s.cfg.StartEpochSealingBuffer, head.Height(), ErrStartEpochTooSoon)
+				d.UUID, d.Proposal.StartEpoch, s.cfg.StartEpochSealingBuffer, h, ErrStartEpochTooSoon)
 		}
 		if pl, err = s.place(ctx, d, padded); err != nil {
 			return Placement{}, err
 		}
 	}
-	werr := s.addPiece(ctx, pl, size, data, d)
-	s.finishWrite(pl.Sector, werr)
-	if werr != nil {
-		return Placement{}, werr
+	pl, err = s.writeInTurn(ctx, pl, size, data, d)
+	s.endCall(pl.Sector, err)
+	if err != nil {
+		return Placement{}, err
 	}
 	return pl, nil
 }
 
 // claimDeal makes sure only one AddPieceToAny per deal runs in this process;
 // a second call waits for the first and then sees its result in the DB.
-func (s *Sealing) claimDeal(ctx context.Context, d Deal) (func(), error) {
+func (s *Sealing) claimDeal(ctx context.Context, id uuid.UUID) (func(), error) {
 	for {
 		s.mu.Lock()
-		ch, busy := s.inflight[d.UUID]
-		if !busy {
-			ch = make(chan struct{})
-			s.inflight[d.UUID] = ch
-			s.mu.Unlock()
-			return func() {
-				s.mu.Lock()
-				delete(s.inflight, d.UUID)
-				s.mu.Unlock()
-				close(ch)
-			}, nil
-		}
+		release, ch := s.claimLocked(id)
 		s.mu.Unlock()
+		if release != nil {
+			return release, nil
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return nil, fmt.Errorf("adding piece of deal %s: waiting for an earlier call for the same deal: %w", d.UUID, ctx.Err())
+			return nil, fmt.Errorf("adding piece of deal %s: waiting for an earlier call for the same deal: %w", id, ctx.Err())
 		}
 	}
 }
 
-// place records the placement intent, waiting for room when every open
-// sector is full and no new one may be started.
+// claimLocked claims deal id for this call and returns how to release it,
+// or, when a call holds it, a channel closed when that call ends. Call with
+// s.mu.
+func (s *Sealing) claimLocked(id uuid.UUID) (func(), <-chan struct{}) {
+	if ch, busy := s.inflight[id]; busy {
+		return nil, ch
+	}
+	ch := make(chan struct{})
+	s.inflight[id] = ch
+	return func() {
+		s.mu.Lock()
+		delete(s.inflight, id)
+		s.broadcastLocked() // a waiting call may now find this deal's reservation stale
+		s.mu.Unlock()
+		close(ch)
+	}, nil
+}
+
+// resume looks the deal's placement up; a reservation found is held by this
+// call from then on, under the UUID it was made for (owner: a chain deal
+// given again under another UUID is the same deal, and then claimed too
+// until releaseOwner).
+func (s *Sealing) resume(ctx context.Context, d Deal) (pl Placement, owner uuid.UUID, written, found bool, releaseOwner func(), err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pl, owner, written, found, err = s.st.dealPlacement(ctx, d)
+	if err != nil || !found || written {
+		return pl, owner, written, found, nil, err
+	}
+	if owner != d.UUID {
+		if releaseOwner, _ = s.claimLocked(owner); releaseOwner == nil {
+			return pl, owner, false, false, nil, fmt.Errorf("adding piece of deal %s: chain deal %d is being added as deal %s", d.UUID, d.DealID, owner)
+		}
+	}
+	s.held[pl.Sector]++
+	return pl, owner, written, found, releaseOwner, nil
+}
+
+// place reserves the piece's placement, waiting for room when every open
+// sector is full and no new one may be started. The reservation is held by
+// this call from then on.
 func (s *Sealing) place(ctx context.Context, d Deal, size abi.PaddedPieceSize) (Placement, error) {
+	choose := func(open []openSector, sealing int) (int, error) {
+		if i := choosePlacement(open, s.cfg.SectorSize, size); i >= 0 {
+			return i, nil
+		}
+		if len(open) >= s.cfg.MaxWaitDealsSectors ||
+			(s.cfg.MaxSealingSectorsForDeals > 0 && sealing >= s.cfg.MaxSealingSectorsForDeals) {
+			return 0, errNoRoom
+		}
+		return -1, nil
+	}
 	for {
 		s.mu.Lock()
-		pl, err := s.tryPlace(ctx, d, size)
+		pl, err := s.st.reserve(ctx, d, size, s.proof, choose)
 		if err == nil {
-			s.writing[pl.Sector]++
+			s.held[pl.Sector]++
 			s.mu.Unlock()
 			s.nudge()
 			return pl, nil
@@ -136,17 +181,176 @@ func (s *Sealing) place(ctx context.Context, d Deal, size abi.PaddedPieceSize) (
 	}
 }
 
-// finishWrite ends the bookkeeping of one write into sector n: when the last
-// write ends the sector goes back to WaitDeals (or AddPieceFailed).
-func (s *Sealing) finishWrite(n abi.SectorNumber, werr error) {
+// writeInTurn waits for the reservation's turn in its sector, then writes
+// the piece. Whatever fails, the reservation is withdrawn (its range zeroed
+// if it may have been written) so that the pieces behind it move up and the
+// sector stays laid out as the chain will compute it.
+func (s *Sealing) writeInTurn(ctx context.Context, pl Placement, size abi.UnpaddedPieceSize, data io.Reader, d Deal) (Placement, error) {
+	pl, err := s.takeTurn(ctx, d.UUID, pl)
+	if err != nil {
+		return pl, s.withdraw(pl, d.UUID, false, err)
+	}
+	defer s.endTurn(pl.Sector)
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return pl, s.withdraw(pl, d.UUID, false, fmt.Errorf("adding piece of deal %s: waiting for a writer: %w", d.UUID, ctx.Err()))
+	}
+	defer func() { <-s.sem }()
+	if _, err := s.st.setState(ctx, pl.Sector, StateAddPiece, "", StateWaitDeals, StateAddPieceFailed); err != nil {
+		return pl, s.withdraw(pl, d.UUID, false, err)
+	}
+	if err := s.addPiece(ctx, pl, size, data, d); err != nil {
+		return pl, s.withdraw(pl, d.UUID, true, err)
+	}
+	return pl, nil
+}
+
+// takeTurn waits until the deal's reservation in sector pl.Sector is the
+// first one there not written and no other write runs in the sector; then
+// the turn is the caller's until endTurn. Reservations before it that no
+// call in this process holds (left by a crash, their deals gone or not back
+// yet) are zeroed and withdrawn on the way: their deals get a new place when
+// they come back. It returns the reservation's placement, which moves to
+// lower offsets when reservations before it are withdrawn.
+func (s *Sealing) takeTurn(ctx context.Context, deal uuid.UUID, pl Placement) (Placement, error) {
+	n := pl.Sector
+	for {
+		s.mu.Lock()
+		if _, busy := s.writer[n]; !busy {
+			res, err := s.st.reservations(ctx, n)
+			if err != nil {
+				s.mu.Unlock()
+				return pl, err
+			}
+			var stale []reservation
+			mine := -1
+			for i, r := range res {
+				if r.Deal == deal {
+					mine = i
+					break
+				}
+				if _, live := s.inflight[r.Deal]; live {
+					break // its call writes first
+				}
+				stale = append(stale, r)
+			}
+			if mine < 0 && len(stale) == len(res) {
+				s.mu.Unlock()
+				return pl, fmt.Errorf("deal %s: its reservation in sector %d is gone", deal, n)
+			}
+			if mine >= 0 {
+				// Dropped under s.mu: a deal coming back now either
+				// still finds its reservation (and holds it) or finds
+				// none and is placed anew.
+				if len(stale) > 0 {
+					if err := s.dropStale(ctx, n, stale); err != nil {
+						s.mu.Unlock()
+						return pl, err
+					}
+				}
+				s.writer[n] = deal
+				s.mu.Unlock()
+				return s.currentPlacement(ctx, deal, pl)
+			}
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return pl, fmt.Errorf("deal %s: waiting for its turn to write into sector %d: %w", deal, n, ctx.Err())
+		}
+	}
+}
+
+// currentPlacement re-reads the deal's reservation.
+func (s *Sealing) currentPlacement(ctx context.Context, deal uuid.UUID, pl Placement) (Placement, error) {
+	cur, _, _, found, err := s.st.dealPlacement(ctx, Deal{UUID: deal})
+	if err == nil && !found {
+		err = fmt.Errorf("deal %s: its reservation in sector %d is gone", deal, pl.Sector)
+	}
+	if err != nil {
+		s.endTurn(pl.Sector)
+		return pl, err
+	}
+	return cur, nil
+}
+
+// endTurn gives up the write turn in sector n.
+func (s *Sealing) endTurn(n abi.SectorNumber) {
+	s.mu.Lock()
+	delete(s.writer, n)
+	s.broadcastLocked()
+	s.mu.Unlock()
+}
+
+// dropStale zeroes the ranges of reservations whose writes may have been
+// cut short and withdraws them. Call with s.mu, when no write runs in
+// sector n.
+func (s *Sealing) dropStale(ctx context.Context, n abi.SectorNumber, stale []reservation) error {
+	f, err := s.openUnsealed(n)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	deals := make([]uuid.UUID, len(stale))
+	for i, r := range stale {
+		if err := zeroRange(f, int64(r.Offset), int64(r.Size)); err != nil {
+			return fmt.Errorf("sector %d: clearing the interrupted piece of deal %s: %w", n, r.Deal, err)
+		}
+		deals[i] = r.Deal
+	}
+	return s.st.withdraw(ctx, n, deals...)
+}
+
+// withdraw handles a failed AddPiece: the deal's reservation is zeroed (when
+// written says bytes may have reached the file) and withdrawn, and the
+// trailer rewritten from what is written, so the sector is ready for the
+// next piece. It returns cause, with what went wrong on the way.
+func (s *Sealing) withdraw(pl Placement, deal uuid.UUID, written bool, cause error) error {
+	ctx := context.Background() // the bookkeeping must not be skipped; it is short
+	if written {
+		f, err := s.openUnsealed(pl.Sector)
+		if err != nil {
+			return fmt.Errorf("%w (and reopening the sector to clear the piece failed: %v)", cause, err)
+		}
+		defer f.Close()
+		if err := zeroRange(f, int64(pl.Offset), int64(pl.Size)); err != nil {
+			// Keep the reservation: the range may hold garbage, and the
+			// next try of this deal, the next piece's turn or packing
+			// zeroes it.
+			return fmt.Errorf("%w (and zeroing its range failed: %v)", cause, err)
+		}
+		done, err := s.st.writtenSpans(ctx, pl.Sector)
+		if err == nil {
+			err = writeTrailer(f, s.cfg.SectorSize, done)
+		}
+		if err == nil {
+			err = f.Sync()
+		}
+		if err != nil {
+			return fmt.Errorf("%w (and rewriting the sector %d trailer failed: %v)", cause, pl.Sector, err)
+		}
+	}
+	if err := s.st.withdraw(ctx, pl.Sector, deal); err != nil {
+		return fmt.Errorf("%w (and withdrawing the reservation failed: %v)", cause, err)
+	}
+	return cause
+}
+
+// endCall ends a call's hold on its reservation in sector n: when the last
+// call holding one there ends, the sector goes back to WaitDeals (or to
+// AddPieceFailed when one of them failed).
+func (s *Sealing) endCall(n abi.SectorNumber, werr error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.writing[n]--
+	s.held[n]--
 	if werr != nil {
 		s.failed[n] = werr
 	}
-	if s.writing[n] <= 0 {
-		delete(s.writing, n)
+	if s.held[n] <= 0 {
+		delete(s.held, n)
 		to, msg := StateWaitDeals, ""
 		if e := s.failed[n]; e != nil {
 			to, msg = StateAddPieceFailed, e.Error()
@@ -154,124 +358,54 @@ func (s *Sealing) finishWrite(n abi.SectorNumber, werr error) {
 		}
 		// Without a context of its own this bookkeeping must not be
 		// skipped; it is one short UPDATE.
-		_, _ = s.setState(context.Background(), n, to, msg, StateAddPiece)
+		_, _ = s.st.setState(context.Background(), n, to, msg, StateAddPiece)
 	}
 	s.broadcastLocked()
 	s.nudge()
 }
 
-// addPiece does the AddPiece work for a recorded placement: zero the fillers
-// before the piece, write the piece fr32-padded at its offset while
-// computing its commitment, check it against the deal, sync, update the
-// allocation trailer and record the piece done. On failure the piece's range
-// is zeroed and forgotten, so the sector stays consistent for the next piece.
+// addPiece does the AddPiece work for the placement whose turn it is: zero
+// the fillers before the piece, write the piece fr32-padded at its offset
+// while computing its commitment, check it against the deal, sync, update
+// the allocation trailer and record the piece written.
 func (s *Sealing) addPiece(ctx context.Context, pl Placement, size abi.UnpaddedPieceSize, data io.Reader, d Deal) error {
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return s.fail(pl, fmt.Errorf("adding piece of deal %s: waiting for a writer: %w", d.UUID, ctx.Err()))
-	}
-	defer func() { <-s.sem }()
-	lk := s.sectorLock(pl.Sector)
-	lk.Lock()
-	defer lk.Unlock()
-
-	if _, err := s.setState(ctx, pl.Sector, StateAddPiece, "", StateWaitDeals, StateAddPieceFailed); err != nil {
-		return s.fail(pl, err)
-	}
 	f, err := s.openUnsealed(pl.Sector)
 	if err != nil {
-		return s.fail(pl, fmt.Errorf("adding piece of deal %s: %w", d.UUID, err))
+		return fmt.Errorf("adding piece of deal %s: %w", d.UUID, err)
 	}
 	defer f.Close()
 
-	fillers, err := s.pendingFillers(ctx, pl)
+	fillers, err := s.st.reservedFillers(ctx, pl)
 	if err != nil {
-		return s.failFile(f, pl, err)
+		return err
 	}
 	for _, fl := range fillers {
 		if err := zeroRange(f, int64(fl.Offset), int64(fl.Size)); err != nil {
-			return s.failFile(f, pl, fmt.Errorf("adding piece of deal %s: zeroing filler in sector %d: %w", d.UUID, pl.Sector, err))
+			return fmt.Errorf("adding piece of deal %s: zeroing filler in sector %d: %w", d.UUID, pl.Sector, err)
 		}
 	}
 	comm, err := writePadded(ctx, f, pl, size, data)
 	if err != nil {
-		return s.failFile(f, pl, fmt.Errorf("adding piece of deal %s to sector %d at %d: %w", d.UUID, pl.Sector, pl.Offset, err))
+		return fmt.Errorf("adding piece of deal %s to sector %d at %d: %w", d.UUID, pl.Sector, pl.Offset, err)
 	}
 	if got := comm.CID(); !got.Equals(d.Proposal.PieceCID) {
-		return s.failFile(f, pl, fmt.Errorf("adding piece of deal %s: data has piece CID %s, the deal says %s: %w", d.UUID, got, d.Proposal.PieceCID, ErrCommPMismatch))
+		return fmt.Errorf("adding piece of deal %s: data has piece CID %s, the deal says %s: %w", d.UUID, got, d.Proposal.PieceCID, ErrCommPMismatch)
 	}
 	if err := f.Sync(); err != nil {
-		return s.failFile(f, pl, fmt.Errorf("adding piece of deal %s: syncing sector %d: %w", d.UUID, pl.Sector, err))
+		return fmt.Errorf("adding piece of deal %s: syncing sector %d: %w", d.UUID, pl.Sector, err)
 	}
-	done, err := s.pieceSpans(ctx, pl.Sector, "", statusDone)
+	done, err := s.st.writtenSpans(ctx, pl.Sector)
 	if err != nil {
-		return s.failFile(f, pl, err)
+		return err
 	}
 	alloc := append(append(done, fillers...), span{Offset: pl.Offset, Size: pl.Size})
 	if err := writeTrailer(f, s.cfg.SectorSize, alloc); err != nil {
-		return s.failFile(f, pl, fmt.Errorf("adding piece of deal %s: sector %d: %w", d.UUID, pl.Sector, err))
+		return fmt.Errorf("adding piece of deal %s: sector %d: %w", d.UUID, pl.Sector, err)
 	}
 	if err := f.Sync(); err != nil {
-		return s.failFile(f, pl, fmt.Errorf("adding piece of deal %s: syncing sector %d trailer: %w", d.UUID, pl.Sector, err))
+		return fmt.Errorf("adding piece of deal %s: syncing sector %d trailer: %w", d.UUID, pl.Sector, err)
 	}
-	if err := s.markDone(ctx, pl); err != nil {
-		// The bytes are in place; the intent stays and a retry of this
-		// deal writes them again.
-		return err
-	}
-	return nil
-}
-
-// fail handles a write that failed before the file was opened: the
-// placement is forgotten so that nothing refers to it.
-func (s *Sealing) fail(pl Placement, cause error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.abandonPiece(context.Background(), pl); err != nil {
-		return fmt.Errorf("%w (and forgetting the placement failed: %v)", cause, err)
-	}
-	return cause
-}
-
-// failFile zeroes the failed piece's range, forgets it and rewrites the
-// trailer from what is done, so the sector is ready for the next piece.
-func (s *Sealing) failFile(f sectorFile, pl Placement, cause error) error {
-	if err := zeroRange(f, int64(pl.Offset), int64(pl.Size)); err != nil {
-		// Keep the intent: the range may hold garbage, and the next try
-		// of this deal (or packing) zeroes it.
-		return fmt.Errorf("%w (and zeroing its range failed: %v)", cause, err)
-	}
-	if err := s.fail(pl, cause); err != nil && err != cause {
-		return err
-	}
-	ctx := context.Background()
-	done, err := s.pieceSpans(ctx, pl.Sector, "", statusDone)
-	if err == nil {
-		err = writeTrailer(f, s.cfg.SectorSize, done)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if err != nil {
-		return fmt.Errorf("%w (and rewriting the sector %d trailer failed: %v)", cause, pl.Sector, err)
-	}
-	return cause
-}
-
-// pendingFillers lists the fillers before pl not yet written.
-func (s *Sealing) pendingFillers(ctx context.Context, pl Placement) ([]span, error) {
-	all, err := s.pieceSpans(ctx, pl.Sector, kindFiller, statusWriting)
-	if err != nil {
-		return nil, err
-	}
-	var out []span
-	for _, f := range all {
-		if f.Offset < pl.Offset {
-			out = append(out, f)
-		}
-	}
-	return out, nil
+	return s.st.markWritten(ctx, pl)
 }
 
 // openUnsealed opens sector n's unsealed file, creating it sparse with an
@@ -407,7 +541,7 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 }
 
 // headHeight returns the chain head's height.
-func headHeight(ctx context.Context, node chain.Node) (abi.ChainEpoch, error) {
+func headHeight(ctx context.Context, node Chain) (abi.ChainEpoch, error) {
 	ts, err := node.ChainHead(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("reading chain head: %w", err)

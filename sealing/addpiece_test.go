@@ -96,13 +96,13 @@ func TestChoosePlacement(t *testing.T) {
 		want abi.SectorNumber // 0: none
 	}{
 		{"empty list", nil, 128, 0},
-		{"fits the only one", []openSector{{1, 0, 0, false}}, 1024, 1},
-		{"too big for any", []openSector{{1, 1152, 1, false}, {2, 1536, 1, false}}, 1024, 0},
+		{"fits the only one", []openSector{{1, 0, 0}}, 1024, 1},
+		{"too big for any", []openSector{{1, 1152, 1}, {2, 1536, 1}}, 1024, 0},
 		// used 128 needs 384 bytes of filler for a 512 piece; used 512 needs none
-		{"least padding wins", []openSector{{1, 128, 1, false}, {2, 512, 1, false}}, 512, 2},
-		{"tie goes to the older", []openSector{{3, 512, 1, false}, {2, 1536, 1, false}}, 512, 2},
-		{"full sector skipped", []openSector{{1, 2048, 2, false}, {2, 256, 1, false}}, 128, 2},
-		{"deal limit", []openSector{{1, 0, 256, false}}, 128, 0},
+		{"least padding wins", []openSector{{1, 128, 1}, {2, 512, 1}}, 512, 2},
+		{"tie goes to the older", []openSector{{3, 512, 1}, {2, 1536, 1}}, 512, 2},
+		{"full sector skipped", []openSector{{1, 2048, 2}, {2, 256, 1}}, 128, 2},
+		{"deal limit", []openSector{{1, 0, 256}}, 128, 0},
 	}
 	for _, c := range cases {
 		i := choosePlacement(c.open, ss, c.size)
@@ -338,7 +338,7 @@ func TestAddPieceCommPMismatch(t *testing.T) {
 	if _, err := s.ReadPiece(ctx, bad.cid); !errors.Is(err, ErrNoUnsealedCopy) {
 		t.Fatalf("ReadPiece of a failed piece: %v", err)
 	}
-	if _, _, err := s.DealSectorState(ctx, d.UUID); !errors.Is(err, ErrUnknownDeal) {
+	if _, err := s.SectorStatus(ctx, d.UUID); !errors.Is(err, ErrUnknownDeal) {
 		t.Fatalf("failed deal still listed: %v", err)
 	}
 	checkSector(t, s, 1)

@@ -3,6 +3,7 @@ package sealing
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math/rand"
 	"os"
@@ -96,6 +97,70 @@ func BenchmarkAddPieceNoDisk(b *testing.B) {
 		}
 		if _, err := c.SumAs(benchPiece); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// benchPieces are four different 64 MiB payloads and their pieces.
+func benchPieces(b *testing.B) []testPiece {
+	var ps []testPiece
+	for i := range 4 {
+		ps = append(ps, makePiece(b, int64(10+i), int(benchPiece.Unpadded()), benchPiece))
+	}
+	return ps
+}
+
+// BenchmarkAddPieceToAnyOneSector adds four 64 MiB pieces at once into one
+// 512 MiB sector, where their writes take turns (synced, as AddPieceToAny
+// always is).
+func BenchmarkAddPieceToAnyOneSector(b *testing.B) {
+	ps := benchPieces(b)
+	b.SetBytes(int64(len(ps)) * int64(benchPiece.Unpadded()))
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		s := openTestSealing(b, b.TempDir(), Config{SectorSize: 512 << 20}, &fakeNode{height: 10})
+		b.StartTimer()
+		var results []<-chan addResult
+		for _, p := range ps {
+			results = append(results, addAsync(context.Background(), s, p, bytes.NewReader(p.data), dealFor(p, 10000)))
+		}
+		for _, ch := range results {
+			if r := <-ch; r.err != nil || r.pl.Sector != 1 {
+				b.Fatal(r.pl, r.err)
+			}
+		}
+	}
+}
+
+// BenchmarkWritePaddedFourFiles is the same work with no turns: four 64 MiB
+// pieces written at once, each into a file of its own, then synced.
+func BenchmarkWritePaddedFourFiles(b *testing.B) {
+	ps := benchPieces(b)
+	b.SetBytes(int64(len(ps)) * int64(benchPiece.Unpadded()))
+	b.ResetTimer()
+	for range b.N {
+		dir := b.TempDir()
+		errs := make(chan error, len(ps))
+		for i, p := range ps {
+			go func() {
+				f, err := os.Create(filepath.Join(dir, fmt.Sprint(i)))
+				if err == nil {
+					_, err = WritePadded(context.Background(), f, 0, benchPiece, bytes.NewReader(p.data))
+				}
+				if err == nil {
+					err = f.Sync()
+				}
+				if f != nil {
+					f.Close()
+				}
+				errs <- err
+			}()
+		}
+		for range ps {
+			if err := <-errs; err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
 }

@@ -10,7 +10,9 @@ import (
 // Config tunes the sealing subsystem. Zero values take the defaults noted on
 // each field (Lotus' defaults where Lotus has one).
 type Config struct {
-	// Dir is the sectors directory; unsealed files live in Dir/unsealed/<n>.
+	// Dir is the storage path of the sectors, in Lotus' layout:
+	// Dir/sectorstore.json, and each sector's unsealed file in
+	// Dir/unsealed/s-t0<miner>-<number> (sealed/ and cache/ beside it).
 	Dir string
 	// SectorSize is the sector size: 2 KiB, 8 MiB, 512 MiB, 32 GiB or 64 GiB.
 	SectorSize abi.SectorSize
@@ -27,7 +29,8 @@ type Config struct {
 	// sooner than this (default 480).
 	StartEpochSealingBuffer abi.ChainEpoch
 	// AddPieceConcurrency bounds the AddPiece writes running at once, across
-	// sectors (default 4). Writes into one sector are always serialised.
+	// sectors (default 4). Writes into one sector take turns, in offset
+	// order.
 	AddPieceConcurrency int
 	// MaxProveCommitDuration is how long after its pre-commit a sector may
 	// still be proven (default 30 days + 150 epochs, the network's value).
@@ -43,6 +46,10 @@ type Config struct {
 	// PollInterval is how often the sector state machine looks at the chain
 	// and the timers (default 1s; tests use milliseconds).
 	PollInterval time.Duration
+	// MessageConfidence is how many epochs on top of its execution a
+	// pre-commit or prove-commit is waited for (default 5, Lotus'
+	// build.MessageConfidence).
+	MessageConfidence uint64
 	// RetryDelay is how long a failed step waits before it is retried
 	// (default 1 minute).
 	RetryDelay time.Duration
@@ -59,6 +66,7 @@ const (
 	DefaultAddPieceConcurrency     = 4
 	DefaultPreCommitChallengeDelay = abi.ChainEpoch(150)
 	DefaultPollInterval            = time.Second
+	DefaultMessageConfidence       = 5
 	DefaultRetryDelay              = time.Minute
 	DefaultMaxRetries              = 5
 )
@@ -87,6 +95,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = DefaultPollInterval
+	}
+	if c.MessageConfidence == 0 {
+		c.MessageConfidence = DefaultMessageConfidence
 	}
 	if c.RetryDelay <= 0 {
 		c.RetryDelay = DefaultRetryDelay

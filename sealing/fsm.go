@@ -3,7 +3,6 @@ package sealing
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -20,13 +19,14 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
-	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/piece"
 )
 
 // Run drives every sector through its states until ctx ends, resuming the
 // sectors persisted by an earlier run. It returns nil when ctx ends.
 func (s *Sealing) Run(ctx context.Context) error {
+	defer s.waiters.Wait()
 	t := time.NewTicker(s.cfg.PollInterval)
 	defer t.Stop()
 	for {
@@ -40,156 +40,105 @@ func (s *Sealing) Run(ctx context.Context) error {
 	}
 }
 
-// sectorRow is a sector's persisted sealing state.
-type sectorRow struct {
-	SectorInfo
-	precommitUUID string
-	commitUUID    string
-	proof         []byte
-	retryAfter    int64
-}
-
-// step runs one transition for each sector that is not done.
+// step runs one transition for each sector Run drives, with the handler the
+// state table names for its state.
 func (s *Sealing) step(ctx context.Context) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+sectorCols+`, precommit_uuid, commit_uuid, proof, retry_after
-		FROM sealing_sectors WHERE state NOT IN (?, ?) ORDER BY number`, StateProving, StateFailedUnrecoverable)
+	rows, err := s.st.activeSectors(ctx, s.cfg.SectorSize)
 	if err != nil {
 		return // the next tick tries again
 	}
-	var todo []sectorRow
-	for rows.Next() {
-		var r sectorRow
-		var err error
-		r.SectorInfo, err = scanSector(scanExtra{rows, []any{&r.precommitUUID, &r.commitUUID, &r.proof, &r.retryAfter}}, s.cfg.SectorSize)
-		if err != nil {
-			break
-		}
-		todo = append(todo, r)
-	}
-	rows.Close()
-	for _, r := range todo {
+	for i := range rows {
+		r := &rows[i]
 		if ctx.Err() != nil {
 			return
 		}
-		if err := s.fillPieces(ctx, &r.SectorInfo); err != nil {
-			continue
+		err := fmt.Errorf("sector %d: unknown state %q", r.Number, r.State)
+		if st, ok := lookupState(r.State); ok && st.handle != nil {
+			err = st.handle(s, ctx, r)
 		}
-		if err := s.handle(ctx, &r); err != nil && ctx.Err() == nil {
-			s.db.ExecContext(ctx, `UPDATE sealing_sectors SET last_error = ?, updated_at = ? WHERE number = ?`,
-				err.Error(), s.now().UnixNano(), int64(r.Number))
+		if err != nil && ctx.Err() == nil {
+			_ = s.st.setLastError(ctx, r.Number, err.Error()) // the next tick tries again
 		}
 	}
 }
 
-// scanExtra scans a sector row followed by extra columns.
-type scanExtra struct {
-	rows  *sql.Rows
-	extra []any
-}
-
-func (x scanExtra) Scan(dest ...any) error { return x.rows.Scan(append(dest, x.extra...)...) }
-
-func (s *Sealing) handle(ctx context.Context, r *sectorRow) error {
-	switch r.State {
-	case StateWaitDeals, StateAddPiece, StateAddPieceFailed:
-		return s.handleOpen(ctx, r)
-	case StatePacking:
-		return s.handlePacking(ctx, r)
-	case StatePreCommit1:
-		return s.handlePreCommit1(ctx, r)
-	case StatePreCommit2:
-		return s.handlePreCommit2(ctx, r)
-	case StateSubmitPreCommit:
-		return s.handleSubmitPreCommit(ctx, r)
-	case StateWaitSeed:
-		return s.handleWaitSeed(ctx, r)
-	case StateCommitting:
-		return s.handleCommitting(ctx, r)
-	case StateSubmitCommit:
-		return s.handleSubmitCommit(ctx, r)
-	case StateFinalizeSector:
-		return s.handleFinalize(ctx, r)
-	case StateSealFailed, StatePreCommitFailed, StateCommitFailed:
-		return s.handleFailed(ctx, r)
-	}
-	return fmt.Errorf("sector %d: unknown state %q", r.Number, r.State)
-}
-
-// handleOpen settles sectors taking pieces: back to WaitDeals once no write
-// runs, and on to Packing when full, when WaitDealsDelay has passed, or when
-// a deal's start epoch minus the sealing buffer is reached.
+// handleOpen settles sectors taking pieces: back to WaitDeals once no
+// AddPieceToAny holds a reservation there, and on to Packing when full, when
+// WaitDealsDelay has passed, or when a deal's start epoch minus the sealing
+// buffer is reached.
 func (s *Sealing) handleOpen(ctx context.Context, r *sectorRow) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.writing[r.Number] > 0 {
+	if s.held[r.Number] > 0 {
 		return nil
 	}
 	if r.State != StateWaitDeals {
-		if _, err := s.setState(ctx, r.Number, StateWaitDeals, r.LastError, r.State); err != nil {
+		if _, err := s.st.setState(ctx, r.Number, StateWaitDeals, r.LastError, r.State); err != nil {
 			return err
 		}
 		s.broadcastLocked()
 	}
-	reason := ""
-	switch {
-	case r.Used >= abi.PaddedPieceSize(s.cfg.SectorSize):
-		reason = "filled"
-	case r.Deals >= maxDealsPerSector(s.cfg.SectorSize):
-		reason = "maxdeals"
-	case s.now().Sub(r.OpenedAt) >= s.cfg.WaitDealsDelay:
-		reason = "wait-timeout"
+	reason, err := s.packReason(ctx, r)
+	if err != nil || reason == "" {
+		return err
 	}
-	if reason == "" && r.Deals > 0 {
-		h, err := headHeight(ctx, s.node)
-		if err != nil {
+	// Reservations left by a process that died mid-write would keep the
+	// sector from packing: wait for those a call here holds again, zero
+	// and withdraw the others, and decide on what is written.
+	res, err := s.st.reservations(ctx, r.Number)
+	if err != nil {
+		return err
+	}
+	if len(res) > 0 {
+		for _, x := range res {
+			if _, live := s.inflight[x.Deal]; live {
+				return nil
+			}
+		}
+		if err := s.dropStale(ctx, r.Number, res); err != nil {
 			return err
 		}
-		for _, p := range r.Pieces {
-			if !p.Filler && h >= p.StartEpoch-s.cfg.StartEpochSealingBuffer {
-				reason = "deal-start"
-			}
-		}
-	}
-	if reason == "" {
+		s.broadcastLocked()
+		s.nudge()
 		return nil
 	}
-	// Intents left by a process that died mid-write and never retried
-	// would block the sector; zero and forget them.
-	for _, p := range r.Pieces {
-		if !p.Written && !p.Filler {
-			if err := s.dropIntent(ctx, Placement{Sector: r.Number, Offset: p.Offset, Size: p.Size}); err != nil {
-				return err
-			}
-		}
-	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE sealing_sectors SET state = ?, pack_reason = ?, updated_at = ?
-		WHERE number = ? AND state = ?`, StatePacking, reason, s.now().UnixNano(), int64(r.Number), StateWaitDeals); err != nil {
-		return fmt.Errorf("packing sector %d: %w", r.Number, err)
+	if err := s.st.startPacking(ctx, r.Number, reason); err != nil {
+		return err
 	}
 	s.broadcastLocked()
 	s.nudge()
 	return nil
 }
 
-// dropIntent zeroes and forgets an interrupted placement.
-func (s *Sealing) dropIntent(ctx context.Context, pl Placement) error {
-	f, err := s.openUnsealed(pl.Sector)
+// packReason says why an open sector is to be packed now, or "".
+func (s *Sealing) packReason(ctx context.Context, r *sectorRow) (string, error) {
+	switch {
+	case r.Used >= abi.PaddedPieceSize(s.cfg.SectorSize):
+		return "filled", nil
+	case r.Deals >= maxDealsPerSector(s.cfg.SectorSize):
+		return "maxdeals", nil
+	case s.st.now().Sub(r.OpenedAt) >= s.cfg.WaitDealsDelay:
+		return "wait-timeout", nil
+	}
+	if r.Deals == 0 {
+		return "", nil
+	}
+	h, err := headHeight(ctx, s.node)
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer f.Close()
-	if err := zeroRange(f, int64(pl.Offset), int64(pl.Size)); err != nil {
-		return fmt.Errorf("dropping interrupted piece in sector %d: %w", pl.Sector, err)
+	for _, p := range r.Pieces {
+		if !p.Filler && h >= p.StartEpoch-s.cfg.StartEpochSealingBuffer {
+			return "deal-start", nil
+		}
 	}
-	return s.abandonPiece(ctx, pl)
+	return "", nil
 }
 
 // handlePacking fills the rest of the sector with zero pieces: their rows,
-// their (zeroed) ranges and the trailer then cover the whole sector.
+// their (zeroed) ranges and the trailer then cover the whole sector. No
+// piece is written meanwhile: the sector takes none once it is packing.
 func (s *Sealing) handlePacking(ctx context.Context, r *sectorRow) error {
-	lk := s.sectorLock(r.Number)
-	lk.Lock()
-	defer lk.Unlock()
 	f, err := s.openUnsealed(r.Number)
 	if err != nil {
 		return err
@@ -201,20 +150,10 @@ func (s *Sealing) handlePacking(ctx context.Context, r *sectorRow) error {
 			return fmt.Errorf("packing sector %d: %w", r.Number, err)
 		}
 	}
-	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		for _, t := range tail {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO sealing_pieces (sector, offset, size, kind, status, piece_cid)
-				VALUES (?, ?, ?, 'filler', 'done', ?)`, int64(r.Number), int64(t.Offset), int64(t.Size),
-				piece.CIDv1(piece.ZeroCommitment(t.Size)).String()); err != nil {
-				return fmt.Errorf("packing sector %d: %w", r.Number, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := s.st.addTailFillers(ctx, r.Number, tail); err != nil {
 		return err
 	}
-	done, err := s.pieceSpans(ctx, r.Number, "", statusDone)
+	done, err := s.st.writtenSpans(ctx, r.Number)
 	if err != nil {
 		return err
 	}
@@ -224,7 +163,7 @@ func (s *Sealing) handlePacking(ctx context.Context, r *sectorRow) error {
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("packing sector %d: syncing: %w", r.Number, err)
 	}
-	_, err = s.setState(ctx, r.Number, StatePreCommit1, "", StatePacking)
+	_, err = s.st.setState(ctx, r.Number, StatePreCommit1, "", StatePacking)
 	return err
 }
 
@@ -234,13 +173,7 @@ func (s *Sealing) handlePreCommit1(ctx context.Context, r *sectorRow) error {
 	if err != nil {
 		return err
 	}
-	ticket := max(h-1, 0)
-	_, err = s.db.ExecContext(ctx, `UPDATE sealing_sectors SET ticket_epoch = ?, state = ?, last_error = '', updated_at = ?
-		WHERE number = ? AND state = ?`, int64(ticket), StatePreCommit2, s.now().UnixNano(), int64(r.Number), StatePreCommit1)
-	if err != nil {
-		return fmt.Errorf("sector %d: recording ticket: %w", r.Number, err)
-	}
-	return nil
+	return s.st.recordTicket(ctx, r.Number, max(h-1, 0))
 }
 
 // sectorPieces lists a packed sector's pieces, fillers included, in order.
@@ -252,40 +185,26 @@ func sectorPieces(r *sectorRow) []abi.PieceInfo {
 	return out
 }
 
-func (s *Sealing) ref(r *sectorRow) (SectorRef, error) {
-	id, err := address.IDFromAddress(s.maddr)
-	if err != nil {
-		return SectorRef{}, fmt.Errorf("miner address %s: %w", s.maddr, err)
-	}
-	return SectorRef{Miner: abi.ActorID(id), Number: r.Number, ProofType: s.proof, UnsealedPath: s.unsealedPath(r.Number)}, nil
+func (s *Sealing) ref(r *sectorRow) SectorRef {
+	return SectorRef{Miner: s.miner, Number: r.Number, ProofType: s.proof, UnsealedPath: s.unsealedPath(r.Number)}
 }
 
 // handlePreCommit2 has the sealer compute CommD and CommR, and checks CommD
 // against the one the chain will compute from the deals.
 func (s *Sealing) handlePreCommit2(ctx context.Context, r *sectorRow) error {
-	ref, err := s.ref(r)
-	if err != nil {
-		return err
-	}
 	pieces := sectorPieces(r)
 	want, err := piece.CommD(abi.PaddedPieceSize(s.cfg.SectorSize), pieces)
 	if err != nil {
-		return s.toFailed(ctx, r, StateSealFailed, fmt.Errorf("computing CommD of sector %d: %w", r.Number, err))
+		return s.toFailed(ctx, r, StateSealPreCommit1Failed, fmt.Errorf("computing CommD of sector %d: %w", r.Number, err))
 	}
-	cids, err := s.sealer.PreCommit(ctx, ref, nil, pieces)
+	cids, err := s.sealer.PreCommit(ctx, s.ref(r), nil, pieces)
 	if err != nil {
-		return s.toFailed(ctx, r, StateSealFailed, fmt.Errorf("pre-committing sector %d: %w", r.Number, err))
+		return s.toFailed(ctx, r, StateSealPreCommit1Failed, fmt.Errorf("pre-committing sector %d: %w", r.Number, err))
 	}
 	if !cids.Unsealed.Equals(want) {
-		return s.toFailed(ctx, r, StateSealFailed, fmt.Errorf("sector %d: sealer's CommD %s differs from the pieces' %s", r.Number, cids.Unsealed, want))
+		return s.toFailed(ctx, r, StateSealPreCommit1Failed, fmt.Errorf("sector %d: sealer's CommD %s differs from the pieces' %s", r.Number, cids.Unsealed, want))
 	}
-	_, err = s.db.ExecContext(ctx, `UPDATE sealing_sectors SET comm_d = ?, comm_r = ?, state = ?, last_error = '', updated_at = ?
-		WHERE number = ? AND state = ?`, cids.Unsealed.String(), cids.Sealed.String(), StateSubmitPreCommit,
-		s.now().UnixNano(), int64(r.Number), StatePreCommit2)
-	if err != nil {
-		return fmt.Errorf("sector %d: recording commitments: %w", r.Number, err)
-	}
-	return nil
+	return s.st.recordCommitments(ctx, r.Number, cids)
 }
 
 func (s *Sealing) worker(ctx context.Context) (address.Address, error) {
@@ -296,76 +215,127 @@ func (s *Sealing) worker(ctx context.Context) (address.Address, error) {
 	return mi.Worker, nil
 }
 
-// push sends a message to the miner actor from its worker, idempotently:
-// the MsgUuid is recorded (uuidCol) before pushing and the CID (msgCol)
-// after, so a restart finds the message instead of sending another.
-func (s *Sealing) push(ctx context.Context, r *sectorRow, method abi.MethodNum, params cborMarshaler, uuidCol, msgCol, have string) (cid.Cid, error) {
+type cborMarshaler interface {
+	MarshalCBOR(w io.Writer) error
+}
+
+// send sends a message to the miner actor from its worker as the message
+// named id. Without an id yet, a new one is recorded with setID first, so
+// that a restart sends under the same name and the sender returns the
+// message it already sent.
+func (s *Sealing) send(ctx context.Context, n abi.SectorNumber, id uuid.UUID, setID func(context.Context, abi.SectorNumber, uuid.UUID) error,
+	method abi.MethodNum, params cborMarshaler) (cid.Cid, error) {
 	var buf bytes.Buffer
 	if err := params.MarshalCBOR(&buf); err != nil {
 		return cid.Undef, fmt.Errorf("encoding params: %w", err)
 	}
-	id := have
-	if id == "" {
-		id = uuid.NewString()
-		if _, err := s.db.ExecContext(ctx, `UPDATE sealing_sectors SET `+uuidCol+` = ? WHERE number = ?`, id, int64(r.Number)); err != nil {
-			return cid.Undef, fmt.Errorf("recording message id: %w", err)
+	if id == uuid.Nil {
+		id = uuid.New()
+		if err := setID(ctx, n, id); err != nil {
+			return cid.Undef, err
 		}
-	}
-	u, err := uuid.Parse(id)
-	if err != nil {
-		return cid.Undef, fmt.Errorf("recorded message id %q: %w", id, err)
 	}
 	from, err := s.worker(ctx)
 	if err != nil {
 		return cid.Undef, err
 	}
-	sm, err := s.node.MpoolPushMessage(ctx, &chain.Message{
+	return s.sender.Send(ctx, id, &chain.Message{
 		To: s.maddr, From: from, Value: big.Zero(), Method: method, Params: buf.Bytes(),
 		GasFeeCap: big.Zero(), GasPremium: big.Zero(),
-	}, &chain.MessageSendSpec{MaxFee: big.Zero(), MsgUuid: u})
-	if err != nil {
-		return cid.Undef, fmt.Errorf("pushing message: %w", err)
-	}
-	c, err := sm.Cid()
-	if err != nil {
-		return cid.Undef, fmt.Errorf("message CID: %w", err)
-	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE sealing_sectors SET `+msgCol+` = ? WHERE number = ?`, c.String(), int64(r.Number)); err != nil {
-		return cid.Undef, fmt.Errorf("recording message CID: %w", err)
-	}
-	return c, nil
+	}, &chain.MessageSendSpec{MaxFee: big.Zero()})
 }
 
-type cborMarshaler interface {
-	MarshalCBOR(w io.Writer) error
-}
-
-// lookup returns the executed message's receipt, or nil while it is pending.
-func (s *Sealing) lookup(ctx context.Context, msg *cid.Cid) (*chain.MsgLookup, error) {
-	l, err := s.node.StateSearchMsg(ctx, chain.EmptyTSK, *msg, -1, true)
-	if err != nil {
-		return nil, fmt.Errorf("looking up message %s: %w", msg, err)
+// await has a goroutine of its own wait for the message sent as id (one
+// per id, ended when ctx, Run's, ends) and then hand its receipt to done;
+// a failure is recorded as the sector's last error and the next pass waits
+// again. msg is the CID recorded when the message was sent: a message sent
+// before the sender kept its messages is unknown to it and followed by CID.
+func (s *Sealing) await(ctx context.Context, n abi.SectorNumber, id uuid.UUID, msg *cid.Cid, done func(context.Context, *chain.MsgLookup) error) {
+	s.mu.Lock()
+	if s.awaited[id] {
+		s.mu.Unlock()
+		return
 	}
-	return l, nil
+	s.awaited[id] = true
+	s.waiters.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.waiters.Done()
+		l, err := s.sender.Wait(ctx, id, s.cfg.MessageConfidence)
+		if errors.Is(err, sender.ErrUnknownID) && msg != nil {
+			l, err = s.search(ctx, *msg)
+		}
+		if err == nil {
+			err = done(ctx, l)
+		}
+		if err != nil && ctx.Err() == nil {
+			_ = s.st.setLastError(ctx, n, fmt.Sprintf("sector %d: waiting for message %s: %v", n, id, err))
+		}
+		s.mu.Lock()
+		delete(s.awaited, id)
+		s.mu.Unlock()
+		s.nudge()
+	}()
 }
 
+// search looks for an executed message by CID on every poll until it is
+// found or ctx ends.
+func (s *Sealing) search(ctx context.Context, msg cid.Cid) (*chain.MsgLookup, error) {
+	t := time.NewTicker(s.cfg.PollInterval)
+	defer t.Stop()
+	for {
+		l, err := s.node.StateSearchMsg(ctx, chain.EmptyTSK, msg, -1, true)
+		if err != nil {
+			return nil, fmt.Errorf("looking up message %s: %w", msg, err)
+		}
+		if l != nil {
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// preCommitted returns the sector's pre-commit on chain, or nil.
+func (s *Sealing) preCommitted(ctx context.Context, n abi.SectorNumber) (*chain.SectorPreCommitOnChainInfo, error) {
+	pci, err := s.node.StateSectorPreCommitInfo(ctx, s.maddr, n, chain.EmptyTSK)
+	if err != nil {
+		return nil, fmt.Errorf("sector %d: reading pre-commit: %w", n, err)
+	}
+	return pci, nil
+}
+
+// proven returns the sector's on-chain info once it is proven, or nil.
+func (s *Sealing) proven(ctx context.Context, n abi.SectorNumber) (*chain.SectorOnChainInfo, error) {
+	si, err := s.node.StateSectorGetInfo(ctx, s.maddr, n, chain.EmptyTSK)
+	if err != nil {
+		return nil, fmt.Errorf("sector %d: reading sector info: %w", n, err)
+	}
+	return si, nil
+}
+
+// preCommitLanded moves a sector whose pre-commit executed at epoch to
+// WaitSeed.
+func (s *Sealing) preCommitLanded(ctx context.Context, r *sectorRow, epoch abi.ChainEpoch) error {
+	return s.st.recordPreCommitLanded(ctx, r.Number, r.State, epoch, epoch+s.cfg.PreCommitChallengeDelay)
+}
+
+// handleSubmitPreCommit sends the pre-commit (a PreCommitSectorBatch2 of
+// one sector), unless the chain has it or it was sent before a restart.
 func (s *Sealing) handleSubmitPreCommit(ctx context.Context, r *sectorRow) error {
-	pci, err := s.node.StateSectorPreCommitInfo(ctx, s.maddr, r.Number, chain.EmptyTSK)
+	pci, err := s.preCommitted(ctx, r.Number)
 	if err != nil {
-		return fmt.Errorf("sector %d: reading pre-commit: %w", r.Number, err)
+		return err
 	}
 	if pci != nil {
 		return s.preCommitLanded(ctx, r, pci.PreCommitEpoch)
 	}
 	if r.PreCommitMsg != nil {
-		l, err := s.lookup(ctx, r.PreCommitMsg)
-		if err != nil || l == nil {
-			return err
-		}
-		if l.Receipt.ExitCode != exitcode.Ok {
-			return s.toFailed(ctx, r, StatePreCommitFailed, fmt.Errorf("pre-commit message %s failed: exit code %d", r.PreCommitMsg, l.Receipt.ExitCode))
-		}
-		return s.preCommitLanded(ctx, r, l.Height)
+		_, err := s.st.setState(ctx, r.Number, StatePreCommitBatchWait, "", r.State)
+		return err
 	}
 	h, err := headHeight(ctx, s.node)
 	if err != nil {
@@ -391,19 +361,32 @@ func (s *Sealing) handleSubmitPreCommit(ctx context.Context, r *sectorRow) error
 		Expiration:    exp,
 		UnsealedCid:   r.CommD,
 	}}}
-	_, err = s.push(ctx, r, builtin.MethodsMiner.PreCommitSectorBatch2, params, "precommit_uuid", "precommit_msg", r.precommitUUID)
+	c, err := s.send(ctx, r.Number, r.preCommitID, s.st.setPreCommitID, builtin.MethodsMiner.PreCommitSectorBatch2, params)
 	if err != nil {
 		return fmt.Errorf("sector %d: sending pre-commit: %w", r.Number, err)
 	}
-	return nil
+	return s.st.recordPreCommitSent(ctx, r.Number, c)
 }
 
-func (s *Sealing) preCommitLanded(ctx context.Context, r *sectorRow, epoch abi.ChainEpoch) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE sealing_sectors SET precommit_epoch = ?, seed_epoch = ?, state = ?, last_error = '', updated_at = ?
-		WHERE number = ?`, int64(epoch), int64(epoch+s.cfg.PreCommitChallengeDelay), StateWaitSeed, s.now().UnixNano(), int64(r.Number))
+// handlePreCommitWait waits for the pre-commit to execute: through the
+// sender, which pushes it again or under a new nonce when it has to.
+func (s *Sealing) handlePreCommitWait(ctx context.Context, r *sectorRow) error {
+	pci, err := s.preCommitted(ctx, r.Number)
 	if err != nil {
-		return fmt.Errorf("sector %d: recording pre-commit epoch: %w", r.Number, err)
+		return err
 	}
+	if pci != nil {
+		return s.preCommitLanded(ctx, r, pci.PreCommitEpoch)
+	}
+	if r.preCommitID == uuid.Nil {
+		return fmt.Errorf("sector %d: waiting for a pre-commit that has no message id", r.Number)
+	}
+	s.await(ctx, r.Number, r.preCommitID, r.PreCommitMsg, func(ctx context.Context, l *chain.MsgLookup) error {
+		if l.Receipt.ExitCode != exitcode.Ok {
+			return s.toFailed(ctx, r, StatePreCommitFailed, fmt.Errorf("pre-commit message %s failed: exit code %d", l.Message, l.Receipt.ExitCode))
+		}
+		return s.preCommitLanded(ctx, r, l.Height)
+	})
 	return nil
 }
 
@@ -415,54 +398,66 @@ func (s *Sealing) handleWaitSeed(ctx context.Context, r *sectorRow) error {
 	if h <= r.SeedEpoch {
 		return nil
 	}
-	_, err = s.setState(ctx, r.Number, StateCommitting, "", StateWaitSeed)
+	_, err = s.st.setState(ctx, r.Number, StateCommitting, "", StateWaitSeed)
 	return err
 }
 
 func (s *Sealing) handleCommitting(ctx context.Context, r *sectorRow) error {
-	ref, err := s.ref(r)
-	if err != nil {
-		return err
-	}
 	cids := SectorCids{}
 	if r.CommD != nil && r.CommR != nil {
 		cids = SectorCids{Unsealed: *r.CommD, Sealed: *r.CommR}
 	}
-	proof, err := s.sealer.Commit(ctx, ref, nil, nil, sectorPieces(r), cids)
+	proof, err := s.sealer.Commit(ctx, s.ref(r), nil, nil, sectorPieces(r), cids)
 	if err != nil {
-		return s.toFailed(ctx, r, StateCommitFailed, fmt.Errorf("proving sector %d: %w", r.Number, err))
+		return s.toFailed(ctx, r, StateComputeProofFailed, fmt.Errorf("proving sector %d: %w", r.Number, err))
 	}
-	_, err = s.db.ExecContext(ctx, `UPDATE sealing_sectors SET proof = ?, state = ?, last_error = '', updated_at = ?
-		WHERE number = ? AND state = ?`, proof, StateSubmitCommit, s.now().UnixNano(), int64(r.Number), StateCommitting)
-	if err != nil {
-		return fmt.Errorf("sector %d: recording proof: %w", r.Number, err)
-	}
-	return nil
+	return s.st.recordProof(ctx, r.Number, proof)
 }
 
+// handleSubmitCommit sends the prove-commit, unless the sector is proven or
+// it was sent before a restart.
 func (s *Sealing) handleSubmitCommit(ctx context.Context, r *sectorRow) error {
-	si, err := s.node.StateSectorGetInfo(ctx, s.maddr, r.Number, chain.EmptyTSK)
+	si, err := s.proven(ctx, r.Number)
 	if err != nil {
-		return fmt.Errorf("sector %d: reading sector info: %w", r.Number, err)
+		return err
 	}
 	if si != nil {
-		_, err := s.setState(ctx, r.Number, StateFinalizeSector, "", StateSubmitCommit)
+		_, err := s.st.setState(ctx, r.Number, StateFinalizeSector, "", r.State)
 		return err
 	}
 	if r.CommitMsg != nil {
-		l, err := s.lookup(ctx, r.CommitMsg)
-		if err != nil || l == nil {
-			return err
-		}
-		if l.Receipt.ExitCode != exitcode.Ok {
-			return s.toFailed(ctx, r, StateCommitFailed, fmt.Errorf("prove-commit message %s failed: exit code %d", r.CommitMsg, l.Receipt.ExitCode))
-		}
-		return nil // executed; the sector activates at the end of the epoch
+		_, err := s.st.setState(ctx, r.Number, StateCommitWait, "", r.State)
+		return err
 	}
 	params := &miner.ProveCommitSectorParams{SectorNumber: r.Number, Proof: r.proof}
-	if _, err := s.push(ctx, r, builtin.MethodsMiner.ProveCommitSector, params, "commit_uuid", "commit_msg", r.commitUUID); err != nil {
+	c, err := s.send(ctx, r.Number, r.commitID, s.st.setCommitID, builtin.MethodsMiner.ProveCommitSector, params)
+	if err != nil {
 		return fmt.Errorf("sector %d: sending prove-commit: %w", r.Number, err)
 	}
+	return s.st.recordCommitSent(ctx, r.Number, c)
+}
+
+// handleCommitWait waits for the prove-commit to execute, through the
+// sender, and the sector to be proven (at the end of the epoch the message
+// executed in).
+func (s *Sealing) handleCommitWait(ctx context.Context, r *sectorRow) error {
+	si, err := s.proven(ctx, r.Number)
+	if err != nil {
+		return err
+	}
+	if si != nil {
+		_, err := s.st.setState(ctx, r.Number, StateFinalizeSector, "", r.State)
+		return err
+	}
+	if r.commitID == uuid.Nil {
+		return fmt.Errorf("sector %d: waiting for a prove-commit that has no message id", r.Number)
+	}
+	s.await(ctx, r.Number, r.commitID, r.CommitMsg, func(ctx context.Context, l *chain.MsgLookup) error {
+		if l.Receipt.ExitCode != exitcode.Ok {
+			return s.toFailed(ctx, r, StateCommitFailed, fmt.Errorf("prove-commit message %s failed: exit code %d", l.Message, l.Receipt.ExitCode))
+		}
+		return nil // the next pass finds the sector proven
+	})
 	return nil
 }
 
@@ -475,64 +470,86 @@ func (s *Sealing) handleFinalize(ctx context.Context, r *sectorRow) error {
 		}
 	}
 	if !keep {
-		if _, err := s.db.ExecContext(ctx, `UPDATE sealing_sectors SET unsealed_removed = 1 WHERE number = ?`, int64(r.Number)); err != nil {
-			return fmt.Errorf("sector %d: recording unsealed copy removal: %w", r.Number, err)
+		if err := s.st.markUnsealedRemoved(ctx, r.Number); err != nil {
+			return err
 		}
 		if err := os.Remove(s.unsealedPath(r.Number)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("sector %d: removing unsealed copy: %w", r.Number, err)
 		}
 	}
-	_, err := s.setState(ctx, r.Number, StateProving, "", StateFinalizeSector)
+	_, err := s.st.setState(ctx, r.Number, StateProving, "", StateFinalizeSector)
 	return err
 }
 
-// toFailed records a failed step; handleFailed retries it after RetryDelay.
-func (s *Sealing) toFailed(ctx context.Context, r *sectorRow, state string, cause error) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE sealing_sectors SET state = ?, last_error = ?, retries = retries + 1,
-		retry_after = ?, updated_at = ? WHERE number = ?`, state, cause.Error(),
-		s.now().Add(s.cfg.RetryDelay).UnixNano(), s.now().UnixNano(), int64(r.Number))
-	if err != nil {
+// toFailed records a failed step in its failure state, whose handler
+// retries it after RetryDelay.
+func (s *Sealing) toFailed(ctx context.Context, r *sectorRow, state SectorState, cause error) error {
+	if err := s.st.recordFailure(ctx, r.Number, r.State, state, cause.Error(), s.st.now().Add(s.cfg.RetryDelay)); err != nil {
 		return fmt.Errorf("%w (and recording the failure: %v)", cause, err)
 	}
 	return nil
 }
 
-// handleFailed retries a failed step once RetryDelay has passed, first
-// checking whether the chain has what the step was to achieve.
-func (s *Sealing) handleFailed(ctx context.Context, r *sectorRow) error {
-	if s.now().UnixNano() < r.retryAfter {
-		return nil
+// retryNow says whether a failed sector's step may be retried now; after
+// MaxRetries the sector is left in FailedUnrecoverable.
+func (s *Sealing) retryNow(ctx context.Context, r *sectorRow) (bool, error) {
+	if s.st.now().Before(r.retryAfter) {
+		return false, nil
 	}
 	if r.Retries > s.cfg.MaxRetries {
-		_, err := s.setState(ctx, r.Number, StateFailedUnrecoverable, r.LastError, r.State)
+		_, err := s.st.setState(ctx, r.Number, StateFailedUnrecoverable, r.LastError, r.State)
+		return false, err
+	}
+	return true, nil
+}
+
+// handleSealFailed computes the commitments again from PreCommit1.
+func (s *Sealing) handleSealFailed(ctx context.Context, r *sectorRow) error {
+	if ok, err := s.retryNow(ctx, r); !ok {
 		return err
 	}
-	switch r.State {
-	case StateSealFailed:
-		_, err := s.setState(ctx, r.Number, StatePreCommit1, r.LastError, r.State)
-		return err
-	case StatePreCommitFailed:
-		pci, err := s.node.StateSectorPreCommitInfo(ctx, s.maddr, r.Number, chain.EmptyTSK)
-		if err != nil {
-			return err
-		}
-		if pci != nil {
-			return s.preCommitLanded(ctx, r, pci.PreCommitEpoch)
-		}
-		_, err = s.db.ExecContext(ctx, `UPDATE sealing_sectors SET precommit_uuid = '', precommit_msg = '', state = ?, updated_at = ?
-			WHERE number = ? AND state = ?`, StatePreCommit1, s.now().UnixNano(), int64(r.Number), r.State)
-		return err
-	default: // CommitFailed
-		si, err := s.node.StateSectorGetInfo(ctx, s.maddr, r.Number, chain.EmptyTSK)
-		if err != nil {
-			return err
-		}
-		if si != nil {
-			_, err := s.setState(ctx, r.Number, StateFinalizeSector, "", r.State)
-			return err
-		}
-		_, err = s.db.ExecContext(ctx, `UPDATE sealing_sectors SET commit_uuid = '', commit_msg = '', state = ?, updated_at = ?
-			WHERE number = ? AND state = ?`, StateWaitSeed, s.now().UnixNano(), int64(r.Number), r.State)
+	_, err := s.st.setState(ctx, r.Number, StatePreCommit1, r.LastError, r.State)
+	return err
+}
+
+// handlePreCommitFailed pre-commits again, unless the chain has the
+// pre-commit after all.
+func (s *Sealing) handlePreCommitFailed(ctx context.Context, r *sectorRow) error {
+	if ok, err := s.retryNow(ctx, r); !ok {
 		return err
 	}
+	pci, err := s.preCommitted(ctx, r.Number)
+	if err != nil {
+		return err
+	}
+	if pci != nil {
+		return s.preCommitLanded(ctx, r, pci.PreCommitEpoch)
+	}
+	return s.st.retryPreCommit(ctx, r.Number, r.State)
+}
+
+// handleComputeProofFailed computes the proof again.
+func (s *Sealing) handleComputeProofFailed(ctx context.Context, r *sectorRow) error {
+	if ok, err := s.retryNow(ctx, r); !ok {
+		return err
+	}
+	_, err := s.st.setState(ctx, r.Number, StateCommitting, r.LastError, r.State)
+	return err
+}
+
+// handleCommitFailed proves again from WaitSeed, unless the sector is
+// proven after all.
+func (s *Sealing) handleCommitFailed(ctx context.Context, r *sectorRow) error {
+	if ok, err := s.retryNow(ctx, r); !ok {
+		return err
+	}
+	si, err := s.proven(ctx, r.Number)
+	if err != nil {
+		return err
+	}
+	if si != nil {
+		_, err := s.st.setState(ctx, r.Number, StateFinalizeSector, "", r.State)
+		return err
+	}
+	return s.st.retryCommit(ctx, r.Number, r.State)
 }

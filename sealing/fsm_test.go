@@ -20,6 +20,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/piece"
 )
@@ -127,6 +128,49 @@ func (m *minerChain) MpoolPushMessage(ctx context.Context, msg *chain.Message, s
 	return sm, nil
 }
 
+// pushSender is the MessageSender of the tests: MpoolPushMessage with the
+// id as MsgUuid, which minerChain answers with the message it already has;
+// Wait follows the chain until the message has executed with confidence
+// epochs on top.
+type pushSender struct{ m *minerChain }
+
+func (p pushSender) Send(ctx context.Context, id uuid.UUID, msg *chain.Message, spec *chain.MessageSendSpec) (cid.Cid, error) {
+	sp := *spec
+	sp.MsgUuid = id
+	sm, err := p.m.MpoolPushMessage(ctx, msg, &sp)
+	if err != nil {
+		return cid.Undef, err
+	}
+	return sm.Cid()
+}
+
+func (p pushSender) Wait(ctx context.Context, id uuid.UUID, confidence uint64) (*chain.MsgLookup, error) {
+	p.m.mu.Lock()
+	sm := p.m.byUUID[id]
+	p.m.mu.Unlock()
+	if sm == nil {
+		return nil, fmt.Errorf("waiting for %s: %w", id, sender.ErrUnknownID)
+	}
+	c, err := sm.Cid()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		l, err := p.m.StateSearchMsg(ctx, chain.EmptyTSK, c, -1, true)
+		if err != nil {
+			return nil, err
+		}
+		if l != nil && p.m.head() >= l.Height+abi.ChainEpoch(confidence) {
+			return l, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
+
 // execute applies a miner message at height h. Call with m.mu.
 func (m *minerChain) execute(msg *chain.Message, h abi.ChainEpoch) exitcode.ExitCode {
 	switch msg.Method {
@@ -173,7 +217,7 @@ func (m *minerChain) execute(msg *chain.Message, h abi.ChainEpoch) exitcode.Exit
 	return exitcode.Ok
 }
 
-func waitState(t *testing.T, s *Sealing, n abi.SectorNumber, states ...string) SectorInfo {
+func waitState(t *testing.T, s *Sealing, n abi.SectorNumber, states ...SectorState) SectorInfo {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for time.Now().Before(deadline) {
@@ -210,11 +254,12 @@ func TestSectorToProving(t *testing.T) {
 	defer sqldb.Close()
 	cfg := fsmConfig()
 	cfg.Dir = filepath.Join(dir, "sectors")
-	s, err := New(cfg, sqldb, mc, testMiner, NewDevnetSealer())
+	s, err := New(cfg, sqldb, mc, pushSender{mc}, testMiner, NewDevnetSealer())
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ps []testPiece
+	var deals []Deal
 	for i, sz := range []abi.PaddedPieceSize{256, 512} {
 		p := makePiece(t, int64(i), int(sz)/2, sz)
 		d := dealFor(p, 100000)
@@ -226,19 +271,22 @@ func TestSectorToProving(t *testing.T) {
 		if _, err := s.AddPieceToAny(ctx, p.size, bytes.NewReader(p.data), d); err != nil {
 			t.Fatal(err)
 		}
-		ps = append(ps, p)
+		ps, deals = append(ps, p), append(deals, d)
+	}
+	if st, err := s.SectorStatus(ctx, deals[0].UUID); err != nil || st != (DealSectorStatus{Sector: 1, State: StateWaitDeals}) {
+		t.Fatalf("status of a deal in an open sector: %+v %v", st, err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- s.Run(runCtx) }()
-	waitState(t, s, 1, StateWaitSeed, StateCommitting, StateSubmitCommit, StateFinalizeSector, StateProving)
+	waitState(t, s, 1, StateWaitSeed, StateCommitting, StateSubmitCommit, StateCommitWait, StateFinalizeSector, StateProving)
 	// Restart in the middle: a new Sealing on the same database resumes
 	// without sending a second pre-commit.
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	s2, err := New(cfg, sqldb, mc, testMiner, NewDevnetSealer())
+	s2, err := New(cfg, sqldb, mc, pushSender{mc}, testMiner, NewDevnetSealer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,6 +307,11 @@ func TestSectorToProving(t *testing.T) {
 	}
 	if si.CommD == nil || si.Unsealed || si.PackReason != "wait-timeout" {
 		t.Fatalf("proving sector: %+v", si)
+	}
+	for _, d := range deals {
+		if st, err := s2.SectorStatus(context.Background(), d.UUID); err != nil || st != (DealSectorStatus{Sector: 1, State: StateProving, Proven: true}) {
+			t.Fatalf("status of a deal in a proving sector: %+v %v", st, err)
+		}
 	}
 	for _, p := range ps {
 		if _, err := s2.ReadPiece(context.Background(), p.cid); !errors.Is(err, ErrNoUnsealedCopy) {

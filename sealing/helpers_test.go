@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
@@ -52,7 +53,7 @@ func openTestDB(t testing.TB, dir string) *Sealing {
 	return openTestSealing(t, dir, Config{SectorSize: 2 << 10}, &fakeNode{height: 10})
 }
 
-func openTestSealing(t testing.TB, dir string, cfg Config, node chain.Node) *Sealing {
+func openTestSealing(t testing.TB, dir string, cfg Config, node Chain) *Sealing {
 	t.Helper()
 	ctx := context.Background()
 	sqldb, err := db.Open(ctx, filepath.Join(dir, "ferry.db"))
@@ -64,7 +65,7 @@ func openTestSealing(t testing.TB, dir string, cfg Config, node chain.Node) *Sea
 	if cfg.SectorSize == 0 {
 		cfg.SectorSize = 2 << 10
 	}
-	s, err := New(cfg, sqldb, node, testMiner, nil)
+	s, err := New(cfg, sqldb, node, nil, testMiner, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,4 +133,55 @@ func checkPayload(t testing.TB, got []byte, p testPiece) {
 	if !bytes.Equal(got, want) {
 		t.Fatalf("read back %d bytes differ from the %d-byte payload (zero-filled to %d)", len(got), len(p.data), p.size)
 	}
+}
+
+// gatedReader blocks its first Read until open is closed; then it reads r,
+// or fails with fail when that is set.
+type gatedReader struct {
+	r    io.Reader
+	open chan struct{}
+	fail error
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	<-g.open
+	if g.fail != nil {
+		return 0, g.fail
+	}
+	return g.r.Read(p)
+}
+
+// waitReserved waits until the deal's placement is recorded and returns it.
+func waitReserved(t testing.TB, s *Sealing, d Deal) Placement {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		pl, _, _, found, err := s.st.dealPlacement(context.Background(), d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found {
+			return pl
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("deal %s was never placed", d.UUID)
+	return Placement{}
+}
+
+// addResult is what an AddPieceToAny call run in a goroutine returned.
+type addResult struct {
+	pl  Placement
+	err error
+}
+
+// addAsync runs AddPieceToAny in a goroutine and returns where its result
+// will be.
+func addAsync(ctx context.Context, s *Sealing, p testPiece, r io.Reader, d Deal) <-chan addResult {
+	ch := make(chan addResult, 1)
+	go func() {
+		pl, err := s.AddPieceToAny(ctx, p.size, r, d)
+		ch <- addResult{pl, err}
+	}()
+	return ch
 }

@@ -9,9 +9,8 @@ import (
 // openSector is what packing needs to know of a sector open for deals.
 type openSector struct {
 	Number abi.SectorNumber
-	Used   abi.PaddedPieceSize // padded bytes taken by pieces and fillers
-	Deals  int                 // deal pieces placed
-	Busy   bool                // a piece is being written (or its write was interrupted)
+	Used   abi.PaddedPieceSize // padded bytes taken by pieces, reservations and their fillers
+	Deals  int                 // deal pieces written or reserved
 }
 
 // choosePlacement picks the open sector for a piece of padded size size by
@@ -40,6 +39,21 @@ func choosePlacement(open []openSector, ssize abi.SectorSize, size abi.PaddedPie
 	return best
 }
 
+// layoutFrom lays out pieces of the given padded sizes one after the other
+// from used, each at the next multiple of its size, which is where the chain
+// puts them when it computes CommD from the deals alone. It returns each
+// piece's offset and the zero fillers before it.
+func layoutFrom(used abi.PaddedPieceSize, sizes []abi.PaddedPieceSize) ([]abi.PaddedPieceSize, [][]span) {
+	offsets := make([]abi.PaddedPieceSize, len(sizes))
+	fillers := make([][]span, len(sizes))
+	for i, size := range sizes {
+		fillers[i] = fillersBefore(used, size)
+		offsets[i] = used + sumSpans(fillers[i])
+		used = offsets[i] + size
+	}
+	return offsets, fillers
+}
+
 // fillersBefore returns the zero pieces that align a piece of padded size
 // size placed after used bytes (piece.Fillers: Lotus' GetRequiredPadding),
 // with their offsets.
@@ -61,4 +75,12 @@ func spansFrom(off abi.PaddedPieceSize, sizes []abi.PaddedPieceSize) []span {
 		off += sz
 	}
 	return out
+}
+
+func sumSpans(s []span) abi.PaddedPieceSize {
+	var t abi.PaddedPieceSize
+	for _, x := range s {
+		t += x.Size
+	}
+	return t
 }

@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -14,8 +13,6 @@ import (
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
-
-	"github.com/ferry-fil/ferry/chain"
 )
 
 // Deal is a published deal whose piece is to be placed in a sector.
@@ -58,63 +55,82 @@ var (
 // Sealing places deal pieces into sectors and seals them. Create it with New
 // and run its state machine with Run.
 type Sealing struct {
-	cfg    Config
-	proof  abi.RegisteredSealProof
-	db     *sql.DB
-	node   chain.Node
-	maddr  address.Address
-	sealer Sealer
+	cfg     Config
+	proof   abi.RegisteredSealProof
+	st      *store
+	node    Chain
+	sender  MessageSender
+	maddr   address.Address
+	miner   abi.ActorID
+	sealer  Sealer
+	storage StorageMeta
 
 	openFile openFunc // opens unsealed files; tests inject failures here
-	now      func() time.Time
 
-	sem  chan struct{} // bounds concurrent AddPiece writes
-	wake chan struct{} // nudges Run
+	sem     chan struct{}  // bounds concurrent AddPiece writes
+	wake    chan struct{}  // nudges Run
+	waiters sync.WaitGroup // goroutines waiting for chain messages, ended with Run
 
-	mu       sync.Mutex                       // guards placement decisions and the fields below
-	changed  chan struct{}                    // closed when sectors change, then replaced
-	inflight map[uuid.UUID]chan struct{}      // deals with an AddPieceToAny running here
-	writing  map[abi.SectorNumber]int         // AddPiece writes placed and not finished, per sector
-	locks    map[abi.SectorNumber]*sync.Mutex // serialise writes into one sector file
-	failed   map[abi.SectorNumber]error       // last AddPiece failure per sector, until Run handles it
+	mu       sync.Mutex                     // guards placement decisions, write turns and the fields below
+	changed  chan struct{}                  // closed when sectors or turns change, then replaced
+	inflight map[uuid.UUID]chan struct{}    // deals with an AddPieceToAny running here
+	held     map[abi.SectorNumber]int       // AddPieceToAny calls holding a reservation, per sector
+	writer   map[abi.SectorNumber]uuid.UUID // the deal whose piece is being written, per sector
+	failed   map[abi.SectorNumber]error     // last AddPiece failure per sector, until its calls end
+	awaited  map[uuid.UUID]bool             // message ids a goroutine waits for
 }
 
-// New returns a Sealing that keeps its sectors in cfg.Dir and its state in
-// sqldb (migrated by db.Open), sealing for miner maddr through sealer.
-func New(cfg Config, sqldb *sql.DB, node chain.Node, maddr address.Address, sealer Sealer) (*Sealing, error) {
+// New returns a Sealing for miner maddr that keeps its sectors in the Lotus
+// storage path cfg.Dir (moving files of Ferry's first layout to Lotus'
+// names) and its state in sqldb (migrated by db.Open). It reads the chain
+// through node, sends pre-commits and prove-commits through sender, and
+// seals through sealer.
+func New(cfg Config, sqldb *sql.DB, node Chain, sender MessageSender, maddr address.Address, sealer Sealer) (*Sealing, error) {
 	cfg = cfg.withDefaults()
 	proof, err := SealProofFor(cfg.SectorSize)
 	if err != nil {
 		return nil, fmt.Errorf("sealing config: %w", err)
 	}
 	if cfg.Dir == "" {
-		return nil, errors.New("sealing config: Dir (the sectors directory) is not set")
+		return nil, errors.New("sealing config: Dir (the storage path for sectors) is not set")
 	}
-	if err := os.MkdirAll(filepath.Join(cfg.Dir, "unsealed"), 0o755); err != nil {
-		return nil, fmt.Errorf("creating sectors directory: %w", err)
+	id, err := address.IDFromAddress(maddr)
+	if err != nil {
+		return nil, fmt.Errorf("sealing for miner %s: not an ID address: %w", maddr, err)
+	}
+	meta, err := openStorage(cfg.Dir, abi.ActorID(id))
+	if err != nil {
+		return nil, fmt.Errorf("opening the sector storage: %w", err)
 	}
 	return &Sealing{
 		cfg:      cfg,
 		proof:    proof,
-		db:       sqldb,
+		st:       &store{db: sqldb, now: time.Now},
 		node:     node,
+		sender:   sender,
 		maddr:    maddr,
+		miner:    abi.ActorID(id),
 		sealer:   sealer,
+		storage:  meta,
 		openFile: osOpen,
-		now:      time.Now,
 		sem:      make(chan struct{}, cfg.AddPieceConcurrency),
 		wake:     make(chan struct{}, 1),
 		changed:  make(chan struct{}),
 		inflight: make(map[uuid.UUID]chan struct{}),
-		writing:  make(map[abi.SectorNumber]int),
-		locks:    make(map[abi.SectorNumber]*sync.Mutex),
+		held:     make(map[abi.SectorNumber]int),
+		writer:   make(map[abi.SectorNumber]uuid.UUID),
 		failed:   make(map[abi.SectorNumber]error),
+		awaited:  make(map[uuid.UUID]bool),
 	}, nil
 }
 
+// Storage returns the storage path holding the sector files and its
+// sectorstore.json.
+func (s *Sealing) Storage() (path string, meta StorageMeta) { return s.cfg.Dir, s.storage }
+
 // unsealedPath is where sector n's unsealed file lives.
 func (s *Sealing) unsealedPath(n abi.SectorNumber) string {
-	return filepath.Join(s.cfg.Dir, "unsealed", fmt.Sprint(uint64(n)))
+	return filepath.Join(s.cfg.Dir, dirUnsealed, sectorName(s.miner, n))
 }
 
 // nudge wakes Run without blocking.
@@ -125,20 +141,9 @@ func (s *Sealing) nudge() {
 	}
 }
 
-// broadcastLocked wakes AddPieceToAny calls waiting for room. Call with s.mu.
+// broadcastLocked wakes AddPieceToAny calls waiting for room or for their
+// turn. Call with s.mu.
 func (s *Sealing) broadcastLocked() {
 	close(s.changed)
 	s.changed = make(chan struct{})
-}
-
-// sectorLock returns the mutex serialising writes into sector n.
-func (s *Sealing) sectorLock(n abi.SectorNumber) *sync.Mutex {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l := s.locks[n]
-	if l == nil {
-		l = new(sync.Mutex)
-		s.locks[n] = l
-	}
-	return l
 }

@@ -6,106 +6,131 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/piece"
 )
 
-// Sector states. The deal path runs top to bottom; failures loop back.
-const (
-	StateWaitDeals       = "WaitDeals"
-	StateAddPiece        = "AddPiece"
-	StateAddPieceFailed  = "AddPieceFailed"
-	StatePacking         = "Packing"
-	StatePreCommit1      = "PreCommit1"
-	StatePreCommit2      = "PreCommit2"
-	StateSubmitPreCommit = "SubmitPreCommit"
-	StateWaitSeed        = "WaitSeed"
-	StateCommitting      = "Committing"
-	StateSubmitCommit    = "SubmitCommit"
-	StateFinalizeSector  = "FinalizeSector"
-	StateProving         = "Proving"
-	StateSealFailed      = "SealPreCommit1Failed"
-	StatePreCommitFailed = "PreCommitFailed"
-	StateCommitFailed    = "CommitFailed"
-	// StateFailedUnrecoverable is where a sector stops after MaxRetries.
-	StateFailedUnrecoverable = "FailedUnrecoverable"
-)
-
-const (
-	kindDeal      = "deal"
-	kindFiller    = "filler"
-	statusWriting = "writing"
-	statusDone    = "done"
-)
-
-// openStates are the states of a sector that takes new pieces.
-const openStatesSQL = `('WaitDeals','AddPiece','AddPieceFailed')`
-
-// errNoRoom: no open sector has room and no new one may be started now.
-var errNoRoom = errors.New("no open sector has room and the sector limits forbid a new one")
-
-// lookupDeal finds the placement recorded for a deal, by UUID or chain deal ID.
-func (s *Sealing) lookupDeal(ctx context.Context, d Deal) (pl Placement, status string, found bool, err error) {
-	row := s.db.QueryRowContext(ctx, `SELECT sector, offset, size, status FROM sealing_pieces
-		WHERE kind = 'deal' AND (deal_uuid = ? OR (? > 0 AND deal_id = ?)) LIMIT 1`,
-		d.UUID.String(), int64(d.DealID), int64(d.DealID))
-	var n, off, size int64
-	err = row.Scan(&n, &off, &size, &status)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Placement{}, "", false, nil
-	}
-	if err != nil {
-		return Placement{}, "", false, fmt.Errorf("looking up deal %s: %w", d.UUID, err)
-	}
-	return Placement{Sector: abi.SectorNumber(n), Offset: abi.PaddedPieceSize(off), Size: abi.PaddedPieceSize(size)}, status, true, nil
+// store holds all of sealing's SQL: the sectors (sealing_sectors) and what
+// occupies them (sealing_pieces). Each method is one statement or one
+// transaction. The queries run unchanged on SQLite and PostgreSQL: ?
+// placeholders (rebound by the db package), ON CONFLICT, flags and kinds
+// passed as parameters.
+type store struct {
+	db  *sql.DB
+	now func() time.Time
 }
 
-// tryPlace records the placement intent of a deal's piece: into the best
-// open sector, or a new one when the limits allow. Call with s.mu held.
-func (s *Sealing) tryPlace(ctx context.Context, d Deal, size abi.PaddedPieceSize) (Placement, error) {
-	var pl Placement
+// Piece kinds and statuses in sealing_pieces.
+const (
+	kindDeal   = "deal"
+	kindFiller = "filler"
+	// statusReserved: the placement is decided; the bytes are not (all)
+	// synced yet. statusDone: the bytes are synced and in the trailer.
+	statusReserved = "reserved"
+	statusDone     = "done"
+)
+
+// sectorRow is a sector's persisted sealing state, as the state machine
+// reads it.
+type sectorRow struct {
+	SectorInfo
+	preCommitID uuid.UUID // uuid.Nil until the pre-commit is about to be sent
+	commitID    uuid.UUID // uuid.Nil until the prove-commit is about to be sent
+	proof       []byte
+	retryAfter  time.Time
+}
+
+// reservation is a deal piece placed in a sector and not yet written.
+type reservation struct {
+	Deal   uuid.UUID
+	Offset abi.PaddedPieceSize
+	Size   abi.PaddedPieceSize
+}
+
+// placeholders returns "?, ?, …" for n parameters.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}
+
+// stateArgs turns states into query parameters.
+func stateArgs(states []SectorState) []any {
+	out := make([]any, len(states))
+	for i, s := range states {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// --- pieces and placements ---
+
+// dealPlacement finds the placement recorded for a deal, by UUID or chain
+// deal ID, the UUID it was recorded for and whether its bytes are written.
+func (st *store) dealPlacement(ctx context.Context, d Deal) (pl Placement, owner uuid.UUID, written, found bool, err error) {
+	var n, off, size int64
+	var status, du string
+	err = st.db.QueryRowContext(ctx, `SELECT sector, piece_offset, size, status, deal_uuid FROM sealing_pieces
+		WHERE kind = ? AND (deal_uuid = ? OR (? > 0 AND deal_id = ?)) LIMIT 1`,
+		kindDeal, d.UUID.String(), int64(d.DealID), int64(d.DealID)).Scan(&n, &off, &size, &status, &du)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Placement{}, uuid.Nil, false, false, nil
+	}
+	if err == nil {
+		owner, err = uuid.Parse(du)
+	}
+	if err != nil {
+		return Placement{}, uuid.Nil, false, false, fmt.Errorf("looking up the placement of deal %s: %w", d.UUID, err)
+	}
+	return Placement{Sector: abi.SectorNumber(n), Offset: abi.PaddedPieceSize(off), Size: abi.PaddedPieceSize(size)}, owner, status == statusDone, true, nil
+}
+
+// placeFunc chooses, among the open sectors, the one a piece goes to: an
+// index into open, or -1 to open a new sector. sealing counts the sectors
+// not yet proven or given up, open ones included.
+type placeFunc func(open []openSector, sealing int) (int, error)
+
+// reserve records the placement of deal d's piece of padded size size, in
+// the sector place chooses, after everything already placed there, with the
+// zero fillers that align it. The offset is the one the chain assumes for
+// the deal's piece when every piece before it is written.
+func (st *store) reserve(ctx context.Context, d Deal, size abi.PaddedPieceSize, proof abi.RegisteredSealProof, place placeFunc) (Placement, error) {
 	var prop bytes.Buffer
 	if err := d.Proposal.MarshalCBOR(&prop); err != nil {
-		return pl, fmt.Errorf("encoding deal proposal: %w", err)
+		return Placement{}, fmt.Errorf("encoding the proposal of deal %s: %w", d.UUID, err)
 	}
-	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		open, err := openSectors(ctx, tx)
+	var pl Placement
+	err := db.InTx(ctx, st.db, func(tx *sql.Tx) error {
+		open, err := st.openSectorsTx(ctx, tx)
 		if err != nil {
 			return err
 		}
-		// A sector takes one piece at a time: its offset is then final
-		// when recorded, and a failed piece is always the last one.
-		var free []openSector
-		for _, o := range open {
-			if !o.Busy && s.writing[o.Number] == 0 {
-				free = append(free, o)
-			}
+		var sealing int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sealing_sectors WHERE state NOT IN (`+placeholders(len(restingStates()))+`)`,
+			stateArgs(restingStates())...).Scan(&sealing); err != nil {
+			return fmt.Errorf("counting the sectors being sealed: %w", err)
 		}
-		i := choosePlacement(free, s.cfg.SectorSize, size)
+		i, err := place(open, sealing)
+		if err != nil {
+			return err
+		}
 		var sec openSector
 		if i >= 0 {
-			sec = free[i]
-		} else {
-			n, err := s.newSectorTx(ctx, tx, len(open))
-			if err != nil {
-				return err
-			}
-			sec = openSector{Number: n}
+			sec = open[i]
+		} else if sec.Number, err = st.newSectorTx(ctx, tx, proof); err != nil {
+			return err
 		}
-		fillers := fillersBefore(sec.Used, size)
-		for _, f := range fillers {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO sealing_pieces (sector, offset, size, kind, status, piece_cid)
-				VALUES (?, ?, ?, 'filler', 'writing', ?)`, int64(sec.Number), int64(f.Offset), int64(f.Size),
-				piece.CIDv1(piece.ZeroCommitment(f.Size)).String()); err != nil {
-				return fmt.Errorf("recording filler piece in sector %d: %w", sec.Number, err)
-			}
+		offsets, fillers := layoutFrom(sec.Used, []abi.PaddedPieceSize{size})
+		if err := insertFillersTx(ctx, tx, sec.Number, fillers[0], statusReserved); err != nil {
+			return err
 		}
-		pl = Placement{Sector: sec.Number, Offset: sec.Used + sumSpans(fillers), Size: size}
-		var dealID any
+		pl = Placement{Sector: sec.Number, Offset: offsets[0], Size: size}
+		var dealID any // NULL: the unique index on deal_id skips it
 		if d.DealID > 0 {
 			dealID = int64(d.DealID)
 		}
@@ -113,25 +138,27 @@ func (s *Sealing) tryPlace(ctx context.Context, d Deal, size abi.PaddedPieceSize
 		if d.PublishCid.Defined() {
 			publish = d.PublishCid.String()
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO sealing_pieces (sector, offset, size, kind, status, piece_cid,
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sealing_pieces (sector, piece_offset, size, kind, status, piece_cid,
 			deal_uuid, deal_id, publish_cid, start_epoch, end_epoch, keep_unsealed, proposal)
-			VALUES (?, ?, ?, 'deal', 'writing', ?, ?, ?, ?, ?, ?, ?, ?)`,
-			int64(pl.Sector), int64(pl.Offset), int64(pl.Size), d.Proposal.PieceCID.String(),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			int64(pl.Sector), int64(pl.Offset), int64(pl.Size), kindDeal, statusReserved, d.Proposal.PieceCID.String(),
 			d.UUID.String(), dealID, publish, int64(d.Proposal.StartEpoch), int64(d.Proposal.EndEpoch),
 			d.KeepUnsealed, prop.Bytes()); err != nil {
-			return fmt.Errorf("recording placement of deal %s in sector %d: %w", d.UUID, pl.Sector, err)
+			return fmt.Errorf("recording the placement of deal %s in sector %d: %w", d.UUID, pl.Sector, err)
 		}
 		return nil
 	})
 	return pl, err
 }
 
-// openSectors lists the sectors taking pieces with their used space.
-func openSectors(ctx context.Context, tx *sql.Tx) ([]openSector, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT s.number, COALESCE(MAX(p.offset + p.size), 0),
-		COUNT(CASE WHEN p.kind = 'deal' THEN 1 END), COUNT(CASE WHEN p.status = 'writing' THEN 1 END)
+// openSectorsTx lists the sectors taking pieces, with their used space.
+func (st *store) openSectorsTx(ctx context.Context, tx *sql.Tx) ([]openSector, error) {
+	open := openStates()
+	rows, err := tx.QueryContext(ctx, `SELECT s.number, COALESCE(MAX(p.piece_offset + p.size), 0),
+		COUNT(CASE WHEN p.kind = ? THEN 1 END)
 		FROM sealing_sectors s LEFT JOIN sealing_pieces p ON p.sector = s.number
-		WHERE s.state IN `+openStatesSQL+` GROUP BY s.number ORDER BY s.number`)
+		WHERE s.state IN (`+placeholders(len(open))+`) GROUP BY s.number ORDER BY s.number`,
+		append([]any{kindDeal}, stateArgs(open)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("listing open sectors: %w", err)
 	}
@@ -139,11 +166,11 @@ func openSectors(ctx context.Context, tx *sql.Tx) ([]openSector, error) {
 	var out []openSector
 	for rows.Next() {
 		var n, used int64
-		var deals, writing int
-		if err := rows.Scan(&n, &used, &deals, &writing); err != nil {
+		var deals int
+		if err := rows.Scan(&n, &used, &deals); err != nil {
 			return nil, fmt.Errorf("listing open sectors: %w", err)
 		}
-		out = append(out, openSector{Number: abi.SectorNumber(n), Used: abi.PaddedPieceSize(used), Deals: deals, Busy: writing > 0})
+		out = append(out, openSector{Number: abi.SectorNumber(n), Used: abi.PaddedPieceSize(used), Deals: deals})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing open sectors: %w", err)
@@ -151,138 +178,531 @@ func openSectors(ctx context.Context, tx *sql.Tx) ([]openSector, error) {
 	return out, nil
 }
 
-// newSectorTx starts a new sector for deals if MaxWaitDealsSectors and
-// MaxSealingSectorsForDeals allow it.
-func (s *Sealing) newSectorTx(ctx context.Context, tx *sql.Tx, open int) (abi.SectorNumber, error) {
-	if open >= s.cfg.MaxWaitDealsSectors {
-		return 0, errNoRoom
-	}
-	if s.cfg.MaxSealingSectorsForDeals > 0 {
-		var sealing int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sealing_sectors WHERE state NOT IN (?, ?)`,
-			StateProving, StateFailedUnrecoverable).Scan(&sealing); err != nil {
-			return 0, fmt.Errorf("counting sealing sectors: %w", err)
-		}
-		if sealing >= s.cfg.MaxSealingSectorsForDeals {
-			return 0, errNoRoom
-		}
-	}
+// newSectorTx creates the next sector, in WaitDeals.
+func (st *store) newSectorTx(ctx context.Context, tx *sql.Tx, proof abi.RegisteredSealProof) (abi.SectorNumber, error) {
 	var next int64
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(number), 0) + 1 FROM sealing_sectors`).Scan(&next); err != nil {
 		return 0, fmt.Errorf("choosing a sector number: %w", err)
 	}
-	now := s.now().UnixNano()
+	now := st.now().UnixNano()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO sealing_sectors (number, state, seal_proof, opened_at, updated_at)
-		VALUES (?, ?, ?, ?, ?)`, next, StateWaitDeals, int64(s.proof), now, now); err != nil {
+		VALUES (?, ?, ?, ?, ?)`, next, string(StateWaitDeals), int64(proof), now, now); err != nil {
 		return 0, fmt.Errorf("creating sector %d: %w", next, err)
 	}
 	return abi.SectorNumber(next), nil
 }
 
-func sumSpans(s []span) abi.PaddedPieceSize {
-	var t abi.PaddedPieceSize
-	for _, x := range s {
-		t += x.Size
+// insertFillersTx records zero filler pieces of sector n with status.
+func insertFillersTx(ctx context.Context, tx *sql.Tx, n abi.SectorNumber, fillers []span, status string) error {
+	for _, f := range fillers {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO sealing_pieces (sector, piece_offset, size, kind, status, piece_cid)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sector, piece_offset) DO NOTHING`,
+			int64(n), int64(f.Offset), int64(f.Size), kindFiller, status,
+			piece.CIDv1(piece.ZeroCommitment(f.Size)).String()); err != nil {
+			return fmt.Errorf("recording a filler piece at %d in sector %d: %w", f.Offset, n, err)
+		}
 	}
-	return t
+	return nil
 }
 
-// pieceSpans lists the spans of a sector's pieces with the given status
-// ("" for all), by kind.
-func (s *Sealing) pieceSpans(ctx context.Context, n abi.SectorNumber, kind, status string) ([]span, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT offset, size FROM sealing_pieces
-		WHERE sector = ? AND (? = '' OR kind = ?) AND (? = '' OR status = ?) ORDER BY offset`,
-		int64(n), kind, kind, status, status)
+// reservations lists sector n's deal pieces not yet written, in offset
+// order.
+func (st *store) reservations(ctx context.Context, n abi.SectorNumber) ([]reservation, error) {
+	return reservationsQ(ctx, st.db, n)
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func reservationsQ(ctx context.Context, q querier, n abi.SectorNumber) ([]reservation, error) {
+	rows, err := q.QueryContext(ctx, `SELECT deal_uuid, piece_offset, size FROM sealing_pieces
+		WHERE sector = ? AND kind = ? AND status = ? ORDER BY piece_offset`, int64(n), kindDeal, statusReserved)
 	if err != nil {
-		return nil, fmt.Errorf("listing pieces of sector %d: %w", n, err)
+		return nil, fmt.Errorf("listing the reservations of sector %d: %w", n, err)
+	}
+	defer rows.Close()
+	var out []reservation
+	for rows.Next() {
+		var du string
+		var off, size int64
+		if err := rows.Scan(&du, &off, &size); err != nil {
+			return nil, fmt.Errorf("listing the reservations of sector %d: %w", n, err)
+		}
+		u, err := uuid.Parse(du)
+		if err != nil {
+			return nil, fmt.Errorf("sector %d: reservation at %d has a bad deal UUID %q: %w", n, off, du, err)
+		}
+		out = append(out, reservation{Deal: u, Offset: abi.PaddedPieceSize(off), Size: abi.PaddedPieceSize(size)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing the reservations of sector %d: %w", n, err)
+	}
+	return out, nil
+}
+
+// withdraw forgets the reservations of deals in sector n and lays the
+// sector's other reservations out again right after its written pieces,
+// each at the next multiple of its size, with new fillers. Written pieces
+// never move; reservations are not written yet, so they may.
+func (st *store) withdraw(ctx context.Context, n abi.SectorNumber, deals ...uuid.UUID) error {
+	return db.InTx(ctx, st.db, func(tx *sql.Tx) error {
+		for _, d := range deals {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM sealing_pieces WHERE sector = ? AND status = ? AND deal_uuid = ?`,
+				int64(n), statusReserved, d.String()); err != nil {
+				return fmt.Errorf("withdrawing the reservation of deal %s in sector %d: %w", d, n, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM sealing_pieces WHERE sector = ? AND status = ? AND kind = ?`,
+			int64(n), statusReserved, kindFiller); err != nil {
+			return fmt.Errorf("withdrawing reserved fillers in sector %d: %w", n, err)
+		}
+		var used int64
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(piece_offset + size), 0) FROM sealing_pieces
+			WHERE sector = ? AND status = ?`, int64(n), statusDone).Scan(&used); err != nil {
+			return fmt.Errorf("reading the written end of sector %d: %w", n, err)
+		}
+		rest, err := reservationsQ(ctx, tx, n)
+		if err != nil {
+			return err
+		}
+		sizes := make([]abi.PaddedPieceSize, len(rest))
+		for i, r := range rest {
+			sizes[i] = r.Size
+		}
+		offsets, fillers := layoutFrom(abi.PaddedPieceSize(used), sizes)
+		// In offset order every new offset is at most the old one and past
+		// the new end of the pieces before it, so no update collides.
+		for i, r := range rest {
+			if offsets[i] != r.Offset {
+				if _, err := tx.ExecContext(ctx, `UPDATE sealing_pieces SET piece_offset = ? WHERE sector = ? AND deal_uuid = ?`,
+					int64(offsets[i]), int64(n), r.Deal.String()); err != nil {
+					return fmt.Errorf("moving the reservation of deal %s in sector %d: %w", r.Deal, n, err)
+				}
+			}
+			if err := insertFillersTx(ctx, tx, n, fillers[i], statusReserved); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// writtenSpans lists the spans of sector n's written pieces and fillers.
+func (st *store) writtenSpans(ctx context.Context, n abi.SectorNumber) ([]span, error) {
+	rows, err := st.db.QueryContext(ctx, `SELECT piece_offset, size FROM sealing_pieces WHERE sector = ? AND status = ?
+		ORDER BY piece_offset`, int64(n), statusDone)
+	return scanSpans(rows, err, n)
+}
+
+// reservedFillers lists the fillers reserved before pl, which are written
+// (as zeros) with it.
+func (st *store) reservedFillers(ctx context.Context, pl Placement) ([]span, error) {
+	rows, err := st.db.QueryContext(ctx, `SELECT piece_offset, size FROM sealing_pieces
+		WHERE sector = ? AND status = ? AND kind = ? AND piece_offset < ? ORDER BY piece_offset`,
+		int64(pl.Sector), statusReserved, kindFiller, int64(pl.Offset))
+	return scanSpans(rows, err, pl.Sector)
+}
+
+// scanSpans reads (offset, size) rows of sector n.
+func scanSpans(rows *sql.Rows, err error, n abi.SectorNumber) ([]span, error) {
+	if err != nil {
+		return nil, fmt.Errorf("listing the pieces of sector %d: %w", n, err)
 	}
 	defer rows.Close()
 	var out []span
 	for rows.Next() {
 		var off, size int64
 		if err := rows.Scan(&off, &size); err != nil {
-			return nil, fmt.Errorf("listing pieces of sector %d: %w", n, err)
+			return nil, fmt.Errorf("listing the pieces of sector %d: %w", n, err)
 		}
 		out = append(out, span{Offset: abi.PaddedPieceSize(off), Size: abi.PaddedPieceSize(size)})
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("listing pieces of sector %d: %w", n, err)
+		return nil, fmt.Errorf("listing the pieces of sector %d: %w", n, err)
 	}
 	return out, nil
 }
 
-// markDone records a written piece and the fillers before it as done.
-func (s *Sealing) markDone(ctx context.Context, pl Placement) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE sealing_pieces SET status = 'done', error = ''
-		WHERE sector = ? AND status = 'writing' AND (offset = ? OR (kind = 'filler' AND offset < ?))`,
-		int64(pl.Sector), int64(pl.Offset), int64(pl.Offset))
+// markWritten records a written piece, and the fillers before it, as done.
+func (st *store) markWritten(ctx context.Context, pl Placement) error {
+	_, err := st.db.ExecContext(ctx, `UPDATE sealing_pieces SET status = ?, error = ''
+		WHERE sector = ? AND status = ? AND (piece_offset = ? OR (kind = ? AND piece_offset < ?))`,
+		statusDone, int64(pl.Sector), statusReserved, int64(pl.Offset), kindFiller, int64(pl.Offset))
 	if err != nil {
-		return fmt.Errorf("recording piece at sector %d offset %d as written: %w", pl.Sector, pl.Offset, err)
+		return fmt.Errorf("recording the piece at sector %d offset %d as written: %w", pl.Sector, pl.Offset, err)
 	}
 	return nil
 }
 
-// abandonPiece forgets a piece that failed to be written, and the fillers
-// placed for it. A sector takes one piece at a time, so the failed piece is
-// the last one and the sector goes back to exactly where it was: the pieces
-// stay in order with alignment fillers only, as CommD computed from the
-// deals alone assumes. Call after the range was zeroed or never written.
-func (s *Sealing) abandonPiece(ctx context.Context, pl Placement) error {
-	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		var after int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sealing_pieces WHERE sector = ? AND offset > ?`,
-			int64(pl.Sector), int64(pl.Offset)).Scan(&after); err != nil {
-			return fmt.Errorf("abandoning piece in sector %d: %w", pl.Sector, err)
-		}
-		if after > 0 {
-			return fmt.Errorf("abandoning piece in sector %d at %d: %d pieces follow it", pl.Sector, pl.Offset, after)
-		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM sealing_pieces WHERE sector = ? AND status = 'writing'
-			AND (offset = ? OR (kind = 'filler' AND offset < ?))`, int64(pl.Sector), int64(pl.Offset), int64(pl.Offset)); err != nil {
-			return fmt.Errorf("abandoning piece in sector %d: %w", pl.Sector, err)
-		}
-		return nil
+// addTailFillers records the zero pieces that fill sector n to its end.
+func (st *store) addTailFillers(ctx context.Context, n abi.SectorNumber, tail []span) error {
+	return db.InTx(ctx, st.db, func(tx *sql.Tx) error {
+		return insertFillersTx(ctx, tx, n, tail, statusDone)
 	})
 }
 
-// setState moves sector n to state to if it is in one of from (any when
-// from is empty), recording errMsg. It reports whether the row changed.
-func (s *Sealing) setState(ctx context.Context, n abi.SectorNumber, to, errMsg string, from ...string) (bool, error) {
-	q := `UPDATE sealing_sectors SET state = ?, last_error = ?, updated_at = ? WHERE number = ?`
-	args := []any{to, errMsg, s.now().UnixNano(), int64(n)}
-	if len(from) > 0 {
-		q += ` AND state IN (?` + repeat(",?", len(from)-1) + `)`
-		for _, f := range from {
-			args = append(args, f)
+// unsealedCopies lists the written placements of a piece in sectors whose
+// unsealed copy is kept.
+func (st *store) unsealedCopies(ctx context.Context, pieceCid cid.Cid) ([]Placement, error) {
+	rows, err := st.db.QueryContext(ctx, `SELECT p.sector, p.piece_offset, p.size FROM sealing_pieces p
+		JOIN sealing_sectors s ON s.number = p.sector
+		WHERE p.piece_cid = ? AND p.kind = ? AND p.status = ? AND s.unsealed_removed = ?
+		ORDER BY p.sector, p.piece_offset`, pieceCid.String(), kindDeal, statusDone, false)
+	if err != nil {
+		return nil, fmt.Errorf("looking up piece %s: %w", pieceCid, err)
+	}
+	defer rows.Close()
+	var out []Placement
+	for rows.Next() {
+		var n, off, size int64
+		if err := rows.Scan(&n, &off, &size); err != nil {
+			return nil, fmt.Errorf("looking up piece %s: %w", pieceCid, err)
+		}
+		out = append(out, Placement{Sector: abi.SectorNumber(n), Offset: abi.PaddedPieceSize(off), Size: abi.PaddedPieceSize(size)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("looking up piece %s: %w", pieceCid, err)
+	}
+	return out, nil
+}
+
+// dealSector returns the sector a deal's piece is placed in and its state.
+func (st *store) dealSector(ctx context.Context, dealUUID uuid.UUID) (abi.SectorNumber, SectorState, error) {
+	var n int64
+	var state string
+	err := st.db.QueryRowContext(ctx, `SELECT s.number, s.state FROM sealing_pieces p
+		JOIN sealing_sectors s ON s.number = p.sector WHERE p.deal_uuid = ?`, dealUUID.String()).Scan(&n, &state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, "", fmt.Errorf("deal %s: %w", dealUUID, ErrUnknownDeal)
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("reading the sector of deal %s: %w", dealUUID, err)
+	}
+	return abi.SectorNumber(n), SectorState(state), nil
+}
+
+// --- sectors ---
+
+const sectorCols = `number, state, seal_proof, opened_at, updated_at, pack_reason, ticket_epoch, seed_epoch,
+	comm_d, comm_r, precommit_msg, precommit_epoch, commit_msg, retries, last_error, unsealed_removed`
+
+// scanSector scans sectorCols, then extra.
+func scanSector(sc interface{ Scan(...any) error }, ss abi.SectorSize, extra ...any) (SectorInfo, error) {
+	var si SectorInfo
+	var n, proof, opened, updated, ticket, seed, pcEpoch int64
+	var state, commD, commR, pcMsg, cMsg string
+	var removed bool
+	dest := append([]any{&n, &state, &proof, &opened, &updated, &si.PackReason, &ticket, &seed,
+		&commD, &commR, &pcMsg, &pcEpoch, &cMsg, &si.Retries, &si.LastError, &removed}, extra...)
+	if err := sc.Scan(dest...); err != nil {
+		return si, err
+	}
+	si.Number = abi.SectorNumber(n)
+	si.State = SectorState(state)
+	si.SealProof = abi.RegisteredSealProof(proof)
+	si.SectorSize = ss
+	si.OpenedAt = time.Unix(0, opened)
+	si.UpdatedAt = time.Unix(0, updated)
+	si.TicketEpoch = abi.ChainEpoch(ticket)
+	si.SeedEpoch = abi.ChainEpoch(seed)
+	si.PreCommitEpoch = abi.ChainEpoch(pcEpoch)
+	si.CommD = optCid(commD)
+	si.CommR = optCid(commR)
+	si.PreCommitMsg = optCid(pcMsg)
+	si.CommitMsg = optCid(cMsg)
+	si.Unsealed = !removed
+	return si, nil
+}
+
+func optCid(s string) *cid.Cid {
+	if s == "" {
+		return nil
+	}
+	c, err := cid.Decode(s)
+	if err != nil {
+		return nil
+	}
+	return &c
+}
+
+func optUUID(s string) (uuid.UUID, error) {
+	if s == "" {
+		return uuid.Nil, nil
+	}
+	return uuid.Parse(s)
+}
+
+// activeSectors lists, with their pieces, the sectors Run still drives.
+func (st *store) activeSectors(ctx context.Context, ss abi.SectorSize) ([]sectorRow, error) {
+	resting := restingStates()
+	rows, err := st.db.QueryContext(ctx, `SELECT `+sectorCols+`, precommit_uuid, commit_uuid, proof, retry_after
+		FROM sealing_sectors WHERE state NOT IN (`+placeholders(len(resting))+`) ORDER BY number`, stateArgs(resting)...)
+	if err != nil {
+		return nil, fmt.Errorf("listing sectors to seal: %w", err)
+	}
+	var out []sectorRow
+	for rows.Next() {
+		var r sectorRow
+		var pcID, cID string
+		var retryAfter int64
+		r.SectorInfo, err = scanSector(rows, ss, &pcID, &cID, &r.proof, &retryAfter)
+		if err == nil {
+			r.preCommitID, err = optUUID(pcID)
+		}
+		if err == nil {
+			r.commitID, err = optUUID(cID)
+		}
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("listing sectors to seal: %w", err)
+		}
+		r.retryAfter = time.Unix(0, retryAfter)
+		out = append(out, r)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, fmt.Errorf("listing sectors to seal: %w", err)
+	}
+	for i := range out {
+		if err := st.fillPieces(ctx, &out[i].SectorInfo); err != nil {
+			return nil, err
 		}
 	}
-	res, err := s.db.ExecContext(ctx, q, args...)
+	return out, nil
+}
+
+// sectors lists every sector with its pieces, in number order.
+func (st *store) sectors(ctx context.Context, ss abi.SectorSize) ([]SectorInfo, error) {
+	rows, err := st.db.QueryContext(ctx, `SELECT `+sectorCols+` FROM sealing_sectors ORDER BY number`)
 	if err != nil {
-		return false, fmt.Errorf("moving sector %d to %s: %w", n, to, err)
+		return nil, fmt.Errorf("listing sectors: %w", err)
+	}
+	var out []SectorInfo
+	for rows.Next() {
+		si, err := scanSector(rows, ss)
+		if err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("listing sectors: %w", err)
+		}
+		out = append(out, si)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, fmt.Errorf("listing sectors: %w", err)
+	}
+	for i := range out {
+		if err := st.fillPieces(ctx, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// sector returns sector n with its pieces, or ErrUnknownSector.
+func (st *store) sector(ctx context.Context, n abi.SectorNumber, ss abi.SectorSize) (SectorInfo, error) {
+	si, err := scanSector(st.db.QueryRowContext(ctx, `SELECT `+sectorCols+` FROM sealing_sectors WHERE number = ?`, int64(n)), ss)
+	if errors.Is(err, sql.ErrNoRows) {
+		return SectorInfo{}, fmt.Errorf("sector %d: %w", n, ErrUnknownSector)
+	}
+	if err != nil {
+		return SectorInfo{}, fmt.Errorf("reading sector %d: %w", n, err)
+	}
+	if err := st.fillPieces(ctx, &si); err != nil {
+		return SectorInfo{}, err
+	}
+	return si, nil
+}
+
+// fillPieces reads a sector's pieces into si, with its used space and deal
+// count.
+func (st *store) fillPieces(ctx context.Context, si *SectorInfo) error {
+	rows, err := st.db.QueryContext(ctx, `SELECT piece_offset, size, kind, status, piece_cid, deal_uuid, COALESCE(deal_id, 0),
+		start_epoch, end_epoch, keep_unsealed, error FROM sealing_pieces WHERE sector = ? ORDER BY piece_offset`, int64(si.Number))
+	if err != nil {
+		return fmt.Errorf("listing the pieces of sector %d: %w", si.Number, err)
+	}
+	defer rows.Close()
+	si.Pieces, si.Used, si.Deals = si.Pieces[:0], 0, 0
+	for rows.Next() {
+		var p SectorPiece
+		var off, size, dealID, start, end int64
+		var kind, status, pc string
+		var du sql.NullString
+		if err := rows.Scan(&off, &size, &kind, &status, &pc, &du, &dealID, &start, &end, &p.KeepUnsealed, &p.Error); err != nil {
+			return fmt.Errorf("listing the pieces of sector %d: %w", si.Number, err)
+		}
+		p.Offset, p.Size = abi.PaddedPieceSize(off), abi.PaddedPieceSize(size)
+		p.Filler = kind == kindFiller
+		p.Written = status == statusDone
+		if c, err := cid.Decode(pc); err == nil {
+			p.PieceCID = c
+		}
+		if du.Valid {
+			if u, err := uuid.Parse(du.String); err == nil {
+				p.DealUUID = &u
+			}
+		}
+		p.DealID = abi.DealID(dealID)
+		p.StartEpoch, p.EndEpoch = abi.ChainEpoch(start), abi.ChainEpoch(end)
+		if !p.Filler {
+			si.Deals++
+		}
+		si.Used = max(si.Used, p.Offset+p.Size)
+		si.Pieces = append(si.Pieces, p)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("listing the pieces of sector %d: %w", si.Number, err)
+	}
+	return nil
+}
+
+// countByState counts the sectors in each state.
+func (st *store) countByState(ctx context.Context) (map[SectorState]int64, error) {
+	counts, err := db.CountBy(ctx, st.db, `SELECT state, COUNT(*) FROM sealing_sectors GROUP BY state`)
+	if err != nil {
+		return nil, fmt.Errorf("counting sectors: %w", err)
+	}
+	out := make(map[SectorState]int64, len(counts))
+	for k, v := range counts {
+		out[SectorState(k)] = v
+	}
+	return out, nil
+}
+
+// --- sector state changes ---
+
+// exec runs one UPDATE of a sector and reports whether it changed a row.
+func (st *store) exec(ctx context.Context, what string, n abi.SectorNumber, q string, args ...any) (bool, error) {
+	res, err := st.db.ExecContext(ctx, q, args...)
+	if err != nil {
+		return false, fmt.Errorf("sector %d: %s: %w", n, what, err)
 	}
 	c, err := res.RowsAffected()
 	if err != nil {
-		return false, fmt.Errorf("moving sector %d to %s: %w", n, to, err)
+		return false, fmt.Errorf("sector %d: %s: %w", n, what, err)
 	}
 	return c > 0, nil
 }
 
-func repeat(s string, n int) string {
-	out := ""
-	for range n {
-		out += s
+// setState moves sector n to state to if it is in one of from (any state
+// when from is empty), recording errMsg as its last error. It reports
+// whether the sector moved.
+func (st *store) setState(ctx context.Context, n abi.SectorNumber, to SectorState, errMsg string, from ...SectorState) (bool, error) {
+	q := `UPDATE sealing_sectors SET state = ?, last_error = ?, updated_at = ? WHERE number = ?`
+	args := []any{string(to), errMsg, st.now().UnixNano(), int64(n)}
+	if len(from) > 0 {
+		q += ` AND state IN (` + placeholders(len(from)) + `)`
+		args = append(args, stateArgs(from)...)
 	}
-	return out
+	return st.exec(ctx, "moving to "+string(to), n, q, args...)
 }
 
-// dealUUIDs is used by tests and status output.
-func parseUUID(s sql.NullString) *uuid.UUID {
-	if !s.Valid {
-		return nil
-	}
-	u, err := uuid.Parse(s.String)
-	if err != nil {
-		return nil
-	}
-	return &u
+// setLastError records the error of a step that will be tried again.
+func (st *store) setLastError(ctx context.Context, n abi.SectorNumber, msg string) error {
+	_, err := st.exec(ctx, "recording the last error", n,
+		`UPDATE sealing_sectors SET last_error = ?, updated_at = ? WHERE number = ?`, msg, st.now().UnixNano(), int64(n))
+	return err
+}
+
+// startPacking moves a sector from WaitDeals to Packing for reason.
+func (st *store) startPacking(ctx context.Context, n abi.SectorNumber, reason string) error {
+	_, err := st.exec(ctx, "starting to pack", n, `UPDATE sealing_sectors SET state = ?, pack_reason = ?, updated_at = ?
+		WHERE number = ? AND state = ?`, string(StatePacking), reason, st.now().UnixNano(), int64(n), string(StateWaitDeals))
+	return err
+}
+
+// recordTicket records the ticket epoch: PreCommit1 → PreCommit2.
+func (st *store) recordTicket(ctx context.Context, n abi.SectorNumber, epoch abi.ChainEpoch) error {
+	_, err := st.exec(ctx, "recording the ticket", n, `UPDATE sealing_sectors SET ticket_epoch = ?, state = ?, last_error = '', updated_at = ?
+		WHERE number = ? AND state = ?`, int64(epoch), string(StatePreCommit2), st.now().UnixNano(), int64(n), string(StatePreCommit1))
+	return err
+}
+
+// recordCommitments records CommD and CommR: PreCommit2 →
+// SubmitPreCommitBatch.
+func (st *store) recordCommitments(ctx context.Context, n abi.SectorNumber, cids SectorCids) error {
+	_, err := st.exec(ctx, "recording the commitments", n, `UPDATE sealing_sectors SET comm_d = ?, comm_r = ?, state = ?, last_error = '', updated_at = ?
+		WHERE number = ? AND state = ?`, cids.Unsealed.String(), cids.Sealed.String(), string(StateSubmitPreCommitBatch),
+		st.now().UnixNano(), int64(n), string(StatePreCommit2))
+	return err
+}
+
+// setPreCommitID records the id the pre-commit is sent as, before it is
+// sent.
+func (st *store) setPreCommitID(ctx context.Context, n abi.SectorNumber, id uuid.UUID) error {
+	_, err := st.exec(ctx, "recording the pre-commit message id", n,
+		`UPDATE sealing_sectors SET precommit_uuid = ? WHERE number = ?`, id.String(), int64(n))
+	return err
+}
+
+// recordPreCommitSent records the pre-commit's CID: SubmitPreCommitBatch →
+// PreCommitBatchWait.
+func (st *store) recordPreCommitSent(ctx context.Context, n abi.SectorNumber, msg cid.Cid) error {
+	_, err := st.exec(ctx, "recording the pre-commit message", n, `UPDATE sealing_sectors SET precommit_msg = ?, state = ?, last_error = '', updated_at = ?
+		WHERE number = ? AND state = ?`, msg.String(), string(StatePreCommitBatchWait), st.now().UnixNano(), int64(n), string(StateSubmitPreCommitBatch))
+	return err
+}
+
+// recordPreCommitLanded records the pre-commit's epoch and the seed epoch
+// after it: from → WaitSeed.
+func (st *store) recordPreCommitLanded(ctx context.Context, n abi.SectorNumber, from SectorState, epoch, seed abi.ChainEpoch) error {
+	_, err := st.exec(ctx, "recording the pre-commit epoch", n, `UPDATE sealing_sectors SET precommit_epoch = ?, seed_epoch = ?, state = ?, last_error = '', updated_at = ?
+		WHERE number = ? AND state = ?`, int64(epoch), int64(seed), string(StateWaitSeed), st.now().UnixNano(), int64(n), string(from))
+	return err
+}
+
+// recordProof records the proof: Committing → SubmitCommit.
+func (st *store) recordProof(ctx context.Context, n abi.SectorNumber, proof []byte) error {
+	_, err := st.exec(ctx, "recording the proof", n, `UPDATE sealing_sectors SET proof = ?, state = ?, last_error = '', updated_at = ?
+		WHERE number = ? AND state = ?`, proof, string(StateSubmitCommit), st.now().UnixNano(), int64(n), string(StateCommitting))
+	return err
+}
+
+// setCommitID records the id the prove-commit is sent as, before it is
+// sent.
+func (st *store) setCommitID(ctx context.Context, n abi.SectorNumber, id uuid.UUID) error {
+	_, err := st.exec(ctx, "recording the prove-commit message id", n,
+		`UPDATE sealing_sectors SET commit_uuid = ? WHERE number = ?`, id.String(), int64(n))
+	return err
+}
+
+// recordCommitSent records the prove-commit's CID: SubmitCommit →
+// CommitWait.
+func (st *store) recordCommitSent(ctx context.Context, n abi.SectorNumber, msg cid.Cid) error {
+	_, err := st.exec(ctx, "recording the prove-commit message", n, `UPDATE sealing_sectors SET commit_msg = ?, state = ?, last_error = '', updated_at = ?
+		WHERE number = ? AND state = ?`, msg.String(), string(StateCommitWait), st.now().UnixNano(), int64(n), string(StateSubmitCommit))
+	return err
+}
+
+// recordFailure moves a sector from the state of a step to its failure
+// state, counting the retry and when it may be made.
+func (st *store) recordFailure(ctx context.Context, n abi.SectorNumber, from, state SectorState, cause string, retryAfter time.Time) error {
+	_, err := st.exec(ctx, "recording a failure", n, `UPDATE sealing_sectors SET state = ?, last_error = ?, retries = retries + 1,
+		retry_after = ?, updated_at = ? WHERE number = ? AND state = ?`,
+		string(state), cause, retryAfter.UnixNano(), st.now().UnixNano(), int64(n), string(from))
+	return err
+}
+
+// retryPreCommit forgets a failed pre-commit message: from → PreCommit1.
+func (st *store) retryPreCommit(ctx context.Context, n abi.SectorNumber, from SectorState) error {
+	_, err := st.exec(ctx, "retrying the pre-commit", n, `UPDATE sealing_sectors SET precommit_uuid = '', precommit_msg = '', state = ?, updated_at = ?
+		WHERE number = ? AND state = ?`, string(StatePreCommit1), st.now().UnixNano(), int64(n), string(from))
+	return err
+}
+
+// retryCommit forgets a failed prove-commit message: from → WaitSeed.
+func (st *store) retryCommit(ctx context.Context, n abi.SectorNumber, from SectorState) error {
+	_, err := st.exec(ctx, "retrying the prove-commit", n, `UPDATE sealing_sectors SET commit_uuid = '', commit_msg = '', state = ?, updated_at = ?
+		WHERE number = ? AND state = ?`, string(StateWaitSeed), st.now().UnixNano(), int64(n), string(from))
+	return err
+}
+
+// markUnsealedRemoved records that sector n keeps no unsealed copy.
+func (st *store) markUnsealedRemoved(ctx context.Context, n abi.SectorNumber) error {
+	_, err := st.exec(ctx, "recording the unsealed copy's removal", n,
+		`UPDATE sealing_sectors SET unsealed_removed = ? WHERE number = ?`, true, int64(n))
+	return err
 }

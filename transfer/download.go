@@ -35,7 +35,10 @@ const (
 	// the network fills some while the file and tee take others.
 	buffers = 4
 
-	progressInterval = 100 * time.Millisecond
+	// Progress is reported whenever progressBytes more are on disk, and
+	// every progressEvery while fewer came.
+	progressBytes = 64 << 10
+	progressEvery = time.Second
 )
 
 // Errors a Download may wrap; test them with errors.Is.
@@ -52,8 +55,9 @@ var (
 	// ErrTooSlow: the server sent less than the minimum rate over the rate
 	// window. It ends the Download but is not permanent.
 	ErrTooSlow = errors.New("transfer: slower than the minimum rate")
-	// ErrContentChanged: the server ignored a Range request and the bytes it
-	// sent from the start differ from the ones already on disk. Not retried.
+	// ErrContentChanged: bytes the server sent again — from the start, when
+	// it ignored a Range request, or the last byte of a complete file —
+	// differ from the ones already on disk. Not retried.
 	ErrContentChanged = errors.New("transfer: content differs from the bytes already downloaded")
 )
 
@@ -245,7 +249,8 @@ func newTransport(cfg Config) *http.Transport {
 // client; call it when the Downloader is no longer used.
 func (d *Downloader) CloseIdleConnections() { d.client.CloseIdleConnections() }
 
-// hostKey is the host:port a URL connects to, for the per-host limit.
+// hostKey is the host:port a URL connects to, for the per-host limit; a
+// numeric host in any spelling is the address it names.
 func hostKey(u *url.URL) string {
 	port := u.Port()
 	if port == "" {
@@ -254,16 +259,23 @@ func hostKey(u *url.URL) string {
 			port = "443"
 		}
 	}
-	return net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+	host := strings.ToLower(u.Hostname())
+	if ip, numeric, err := hostAddr(host); numeric && err == nil {
+		host = ip.String()
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // Download fetches req into the file at path, resuming from what is already
 // there (Range: bytes=N-). Every byte from offset 0 is written to tee in
 // order, the existing prefix replayed from the file first, so tee can compute
 // CommP in the same pass; tee may be nil. Give each call a fresh tee: a
-// failed call leaves its tee partway. progress, when not nil, is called
-// with the total bytes on disk at most every 100ms and once at the end. The
-// file is fsynced before Download returns nil.
+// failed call leaves its tee partway. progress, when not nil, is called with
+// the bytes on disk (and through tee): once the file's bytes are replayed,
+// then whenever 64 KiB more are on disk or a second has passed with fewer
+// new ones, whichever comes first, and once at the end. The calls are one at
+// a time, not always from the caller's goroutine, and none comes after
+// Download returns. The file is fsynced before Download returns nil.
 //
 // A server that answers a Range request with the whole file (200) is read
 // from the start: the bytes already on disk are compared with the ones
@@ -288,11 +300,11 @@ func (d *Downloader) Download(ctx context.Context, req Request, path string, tee
 	}
 	name := Redact(req.URL)
 	if req.Size == 0 || req.Size > math.MaxInt64 {
-		return fmt.Errorf("download %s: declared size %d out of range", name, req.Size)
+		return permanent(fmt.Errorf("download %s: declared size %d out of range", name, req.Size))
 	}
 	for k, v := range req.Headers {
 		if !validHeaderName(k) || !validHeaderValue(v) {
-			return fmt.Errorf("download %s: invalid header %q", name, k)
+			return permanent(fmt.Errorf("download %s: invalid header %q", name, k))
 		}
 	}
 	release, err := d.slots.acquire(ctx, hostKey(u), req.Client)
@@ -334,9 +346,12 @@ type session struct {
 	bufs [][]byte // buffers; bufs[0] and bufs[1] also serve replay and compare
 	have uint64   // bytes on disk, all of them written to tee
 
-	progress     func(uint64)
-	lastProgress time.Time
-	retryAfter   time.Duration // from the last response, if it said so
+	retryAfter time.Duration // from the last response, if it said so
+
+	progress func(uint64)
+	pmu      sync.Mutex // serializes progress calls
+	onDisk   uint64     // have, for the progress ticker; guarded by pmu
+	reported uint64     // the value of the last progress call; guarded by pmu
 
 	// received counts the body bytes read from the server. local counts
 	// the entries into and exits from the phases in which the Download
@@ -359,6 +374,7 @@ func (s *session) run(ctx context.Context) error {
 	}
 	s.report(true)
 	if err := s.fetch(ctx); err != nil {
+		s.report(false)
 		return err
 	}
 	if err := s.f.Sync(); err != nil {
@@ -371,12 +387,13 @@ func (s *session) run(ctx context.Context) error {
 // fetch makes attempts until one ends at the declared size, within the
 // retry budget and the minimum rate.
 func (s *session) fetch(ctx context.Context) error {
-	// The rate check can end the whole Download, between attempts too.
+	// The monitor reports progress on time and can end the whole
+	// Download, between attempts too.
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { s.checkRate(stop, cancel) })
+	wg.Go(func() { s.monitor(stop, cancel) })
 	defer func() {
 		close(stop)
 		wg.Wait()
@@ -418,6 +435,7 @@ func (s *session) fetch(ctx context.Context) error {
 
 // replay writes the first n bytes of the file to tee.
 func (s *session) replay(ctx context.Context, n uint64) error {
+	defer func() { s.onDisk = s.have }() // before the monitor starts
 	if s.tee == nil {
 		s.have = n
 		return nil
@@ -438,24 +456,31 @@ func (s *session) replay(ctx context.Context, n uint64) error {
 	return nil
 }
 
-// checkRate ends the Download through cancel with ErrTooSlow when a rate
-// window passes in which the server sent less than the minimum, until stop
-// is closed. A window in which the Download waited for its file or tee
+// monitor runs beside the attempts until stop is closed. Every second it
+// reports progress not yet reported. After each rate window it ends the
+// Download through cancel with ErrTooSlow if the server sent less than the
+// minimum in it; a window in which the Download waited for its file or tee
 // (s.local) is not judged.
-func (s *session) checkRate(stop <-chan struct{}, cancel context.CancelCauseFunc) {
+func (s *session) monitor(stop <-chan struct{}, cancel context.CancelCauseFunc) {
 	cfg := s.d.cfg
-	if cfg.MinRate < 0 {
-		return
+	progress := time.NewTicker(progressEvery)
+	defer progress.Stop()
+	var window <-chan time.Time // nil: no rate check
+	if cfg.MinRate > 0 {
+		t := time.NewTicker(cfg.RateWindow)
+		defer t.Stop()
+		window = t.C
 	}
 	least := max(1, uint64(float64(cfg.MinRate)*cfg.RateWindow.Seconds()))
-	t := time.NewTicker(cfg.RateWindow)
-	defer t.Stop()
 	var lastReceived, lastLocal uint64
 	for {
 		select {
 		case <-stop:
 			return
-		case <-t.C:
+		case <-progress.C:
+			s.report(false)
+			continue
+		case <-window:
 		}
 		received, local := s.received.Load(), s.local.Load()
 		if local == lastLocal && local%2 == 0 && received-lastReceived < least {
@@ -487,16 +512,35 @@ func (s *session) wait(ctx context.Context, failures int) error {
 	}
 }
 
-func (s *session) report(force bool) {
+// advanced notes that s.have bytes are on disk and reports them when they
+// reach a multiple of progressBytes, which write never steps over: two
+// reports are never more than progressBytes apart. Only the writer calls
+// it.
+func (s *session) advanced() {
 	if s.progress == nil {
 		return
 	}
-	now := time.Now()
-	if !force && now.Sub(s.lastProgress) < progressInterval {
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	s.onDisk = s.have
+	if s.have%progressBytes == 0 && s.reported != s.have {
+		s.reported = s.have
+		s.progress(s.have)
+	}
+}
+
+// report calls progress with the bytes on disk if they were not reported
+// yet, or in any case if always.
+func (s *session) report(always bool) {
+	if s.progress == nil {
 		return
 	}
-	s.lastProgress = now
-	s.progress(s.have)
+	s.pmu.Lock()
+	defer s.pmu.Unlock()
+	if always || s.onDisk != s.reported {
+		s.reported = s.onDisk
+		s.progress(s.onDisk)
+	}
 }
 
 // permanentError marks an error that another attempt would not fix.
@@ -677,8 +721,19 @@ func (s *session) pump(body *bodyReader, off uint64, free <-chan []byte, full ch
 			s.local.Add(1)
 			body.timer.Reset(body.timeout)
 		}
-		n, err := io.ReadFull(body, buf[:min(uint64(len(buf)), s.req.Size-off)])
+		// One read per buffer: what arrived goes to disk (and shows in
+		// the progress) at once. When the writer lags, bytes pile up in
+		// the connection and the next read takes more.
+		var n int
+		var err error
+		for n == 0 && err == nil {
+			n, err = body.Read(buf[:min(uint64(len(buf)), s.req.Size-off)])
+		}
 		off += uint64(n)
+		if errors.Is(err, io.EOF) && off == s.req.Size {
+			full <- filled{buf[:n], nil}
+			return // the body ended right at the declared size
+		}
 		full <- filled{buf[:n], err} // never blocks: full holds every buffer
 		if err != nil {
 			return
@@ -694,18 +749,23 @@ func (s *session) pump(body *bodyReader, off uint64, free <-chan []byte, full ch
 	}
 }
 
-// write appends p to the file and to tee.
+// write appends p to the file and to tee in steps that end at each
+// multiple of progressBytes, for advanced to report.
 func (s *session) write(p []byte) error {
-	if _, err := s.f.WriteAt(p, int64(s.have)); err != nil {
-		return localError{err} // a *PathError: "write PATH: no space left on device"
-	}
-	if s.tee != nil {
-		if _, err := s.tee.Write(p); err != nil {
-			return localError{fmt.Errorf("writing to tee: %w", err)}
+	for len(p) > 0 {
+		step := p[:min(uint64(len(p)), progressBytes-s.have%progressBytes)]
+		if _, err := s.f.WriteAt(step, int64(s.have)); err != nil {
+			return localError{err} // a *PathError: "write PATH: no space left on device"
 		}
+		if s.tee != nil {
+			if _, err := s.tee.Write(step); err != nil {
+				return localError{fmt.Errorf("writing to tee: %w", err)}
+			}
+		}
+		s.have += uint64(len(step))
+		p = p[len(step):]
+		s.advanced()
 	}
-	s.have += uint64(len(p))
-	s.report(false)
 	return nil
 }
 

@@ -244,3 +244,26 @@ func waitActive(t *testing.T, s *stingyServer, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// The per-host limit counts a numeric host once however it is spelled.
+func TestHostKeyNumericForms(t *testing.T) {
+	want := "127.0.0.1:8080"
+	for _, raw := range []string{"http://127.0.0.1:8080/", "http://127.1:8080/", "http://2130706433:8080/", "http://0x7f000001:8080/x", "http://0177.0.0.1:8080/"} {
+		u, err := parseURL(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hostKey(u); got != want {
+			t.Errorf("hostKey(%s) = %s, want %s", raw, got, want)
+		}
+	}
+	for raw, want := range map[string]string{"http://Example.COM/": "example.com:80", "https://example.com/": "example.com:443", "http://[::1]:9/": "[::1]:9"} {
+		u, err := parseURL(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hostKey(u); got != want {
+			t.Errorf("hostKey(%s) = %s, want %s", raw, got, want)
+		}
+	}
+}

@@ -312,10 +312,9 @@ func FuzzCheckURL(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		r := &stubResolver{addrs: map[string][]netip.Addr{}}
 		ctx := context.Background()
-		err := CheckURL(ctx, publicResolver{r}, raw, false)
-		errAllow := CheckURL(ctx, publicResolver{r}, raw, true)
+		err := CheckURL(ctx, publicResolver{}, raw, false)
+		errAllow := CheckURL(ctx, publicResolver{}, raw, true)
 		if errAllow != nil && !errors.Is(errAllow, ErrInvalidURL) {
 			t.Fatalf("%q: allowing private addresses: %v", raw, errAllow)
 		}
@@ -342,10 +341,9 @@ func FuzzCheckURL(f *testing.F) {
 }
 
 // publicResolver resolves every name to a public address.
-type publicResolver struct{ *stubResolver }
+type publicResolver struct{}
 
-func (r publicResolver) LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error) {
-	r.stubResolver.LookupNetIP(ctx, network, host)
+func (publicResolver) LookupNetIP(context.Context, string, string) ([]netip.Addr, error) {
 	return addrs("93.184.215.14"), nil
 }
 

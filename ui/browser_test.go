@@ -273,9 +273,8 @@ func waitDeal(t *testing.T, d *node.Node, id uuid.UUID, what string, ok func(*ma
 	}
 }
 
-func reached(cp string) func(*market.DealDetail) bool {
-	want := client.CheckpointIndex(cp)
-	return func(dd *market.DealDetail) bool { return client.CheckpointIndex(dd.Checkpoint) >= want }
+func reached(cp market.Checkpoint) func(*market.DealDetail) bool {
+	return func(dd *market.DealDetail) bool { return dd.Checkpoint >= cp }
 }
 
 // browserCtx starts headless chromium with a fresh profile.

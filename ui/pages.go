@@ -60,9 +60,17 @@ type kv struct {
 
 var (
 	allStates      = []string{market.StateActive, market.StateFailed, market.StateComplete, market.StateEnded}
-	allCheckpoints = []string{market.Accepted, market.Transferred, market.Published, market.PublishConfirmed, market.AddedPiece,
-		market.IndexedAndAnnounced, market.Complete}
+	allCheckpoints = checkpointNames()
 )
+
+// checkpointNames are the pipeline's checkpoints in order.
+func checkpointNames() []string {
+	var out []string
+	for c := market.Accepted; c <= market.Complete; c++ {
+		out = append(out, c.String())
+	}
+	return out
+}
 
 func (s *Server) overviewPage(ctx context.Context) (*page, error) {
 	ov, err := s.api.Overview(ctx)
@@ -75,7 +83,7 @@ func (s *Server) overviewPage(ctx context.Context) (*page, error) {
 		if d.Counts[c.State] == nil {
 			d.Counts[c.State] = map[string]int64{}
 		}
-		d.Counts[c.State][c.Checkpoint] += c.N
+		d.Counts[c.State][c.Checkpoint.String()] += c.N
 		d.Totals[c.State] += c.N
 	}
 	d.SectorRows, d.IndexRows = sorted(ov.Sectors), sorted(ov.IndexPieces)
@@ -450,8 +458,8 @@ func (s *Server) sectors(w http.ResponseWriter, r *http.Request) {
 	counts := map[string]int64{}
 	d := &sectorsData{State: state}
 	for _, si := range all {
-		counts[si.State]++
-		if state == "" || si.State == state {
+		counts[string(si.State)]++
+		if state == "" || string(si.State) == state {
 			d.Sectors = append(d.Sectors, si)
 		}
 	}

@@ -260,7 +260,7 @@ func uiInsert(ctx context.Context, stmt *sql.Stmt, r *rand.Rand, created time.Ti
 		return err
 	}
 	// 90% complete, 4% ended, 3% failed, 3% waiting for their data.
-	cp, retry, errText, endedAt, endReason := fmarket.Complete, "", "", int64(0), ""
+	cp, retry, errText, endedAt, endReason := fmarket.Complete, fmarket.RetryNone, "", int64(0), ""
 	offline, sector, dealID, pubCid := false, int64(r.IntN(40_000)), int64(r.IntN(10_000_000)), spc.String()
 	switch k := r.IntN(100); {
 	case k < 4:

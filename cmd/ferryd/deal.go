@@ -349,9 +349,7 @@ func printDeal(w io.Writer, d *market.DealDetail) {
 		}
 		row("Adding piece", cliutil.HumanBytes(int64(d.AddPieceBytes))+of+" written into a sector")
 	}
-	switch d.Checkpoint {
-	case market.Accepted, market.Transferred, market.Published:
-	default:
+	if d.Checkpoint >= market.PublishConfirmed {
 		row("Chain deal ID", d.ChainDealID)
 	}
 	if d.Sector != nil {

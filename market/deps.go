@@ -1,0 +1,126 @@
+package market
+
+import (
+	"context"
+	"io"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/crypto"
+	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/sealing"
+	"github.com/ferry-fil/ferry/transfer"
+)
+
+// This file holds every interface the market needs from outside, and what
+// they are told. node adapts the other parts to them.
+
+// Chain is what the market reads from the chain, and the worker's
+// signature of the storage ask. chain.Node (Lotus, the devnet) has it.
+type Chain interface {
+	// Version reports the node's block delay.
+	Version(ctx context.Context) (chain.APIVersion, error)
+	// ChainHead returns the heaviest tipset.
+	ChainHead(ctx context.Context) (*chain.TipSet, error)
+	// StateMinerInfo returns the miner's worker (among others).
+	StateMinerInfo(ctx context.Context, maddr address.Address, tsk chain.TipSetKey) (chain.MinerInfo, error)
+	// StateAccountKey resolves a client address to its key address.
+	StateAccountKey(ctx context.Context, addr address.Address, tsk chain.TipSetKey) (address.Address, error)
+	// StateMarketBalance returns an address's escrow and locked funds in
+	// the market actor.
+	StateMarketBalance(ctx context.Context, addr address.Address, tsk chain.TipSetKey) (chain.MarketBalance, error)
+	// StateDealProviderCollateralBounds returns the provider collateral
+	// bounds of a deal of the given size.
+	StateDealProviderCollateralBounds(ctx context.Context, size abi.PaddedPieceSize, verified bool, tsk chain.TipSetKey) (chain.DealCollateralBounds, error)
+	// StateVerifiedClientStatus returns a client's DataCap, nil for none.
+	StateVerifiedClientStatus(ctx context.Context, addr address.Address, tsk chain.TipSetKey) (*abi.StoragePower, error)
+	// StateMarketStorageDeal returns a published deal and its state.
+	StateMarketStorageDeal(ctx context.Context, id abi.DealID, tsk chain.TipSetKey) (*chain.MarketDeal, error)
+	// StateWaitMsg waits for a message to execute (publish messages signed
+	// before the MessageSender sent them).
+	StateWaitMsg(ctx context.Context, msg cid.Cid, confidence uint64, limit abi.ChainEpoch, allowReplaced bool) (*chain.MsgLookup, error)
+	// WalletBalance returns an address's balance (the worker's, for
+	// publish fees).
+	WalletBalance(ctx context.Context, addr address.Address) (big.Int, error)
+	// WalletSign signs data with an address's key (the worker's, for the
+	// ask).
+	WalletSign(ctx context.Context, addr address.Address, data []byte) (*crypto.Signature, error)
+}
+
+// MessageSender sends chain messages from one address with nonces it
+// assigns, once per id (chain/sender.Sender).
+type MessageSender interface {
+	// Send signs and pushes msg (From, To, Value, Method, Params set;
+	// nonce and gas filled in by the sender, the fee bounded by
+	// spec.MaxFee) as the message named id. Calling it again with the
+	// same id — after a crash, say — never sends a second message: it
+	// returns the CID of the one already sent (pushing it again if the
+	// pool lost it).
+	Send(ctx context.Context, id uuid.UUID, msg *chain.Message, spec *chain.MessageSendSpec) (cid.Cid, error)
+	// Wait waits until the message sent as id has executed with
+	// confidence epochs on top and returns its lookup (Message is the
+	// CID that executed, should it have been replaced).
+	Wait(ctx context.Context, id uuid.UUID, confidence uint64) (*chain.MsgLookup, error)
+}
+
+// Sealer is what the market needs from the sealing subsystem
+// (sealing.Sealing, or lotus-miner through its API).
+type Sealer interface {
+	// AddPieceToAny places and writes a deal's piece; idempotent per deal.
+	AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d sealing.Deal) (sealing.Placement, error)
+	// SectorStatus returns the deal's sector, its state and whether it is
+	// proven.
+	SectorStatus(ctx context.Context, dealUUID uuid.UUID) (sealing.DealSectorStatus, error)
+}
+
+// Downloader fetches deal data into a staging file, resuming from what the
+// file holds and replaying that prefix into tee first (transfer.Downloader).
+type Downloader interface {
+	Download(ctx context.Context, req transfer.Request, path string, tee io.Writer, progress func(received uint64)) error
+}
+
+// IndexRequest is what the indexer is told about a deal whose piece is in a
+// sector.
+type IndexRequest struct {
+	DealUUID         uuid.UUID           // the deal
+	PieceCID         cid.Cid             // its piece (v1 CID)
+	PieceSize        abi.PaddedPieceSize // padded piece size
+	ChainDealID      abi.DealID          // chain deal ID
+	DataRoot         cid.Cid             // root CID of the payload (CAR root)
+	Sector           abi.SectorNumber    // where the piece was placed
+	Offset           abi.PaddedPieceSize // padded offset in the sector
+	SkipIPNIAnnounce bool                // index but do not announce
+	KeepUnsealed     bool                // the client asked to keep an unsealed copy
+}
+
+// PieceIndexer indexes a piece's blocks and announces it to IPNI; it must
+// be idempotent.
+type PieceIndexer interface {
+	IndexAndAnnounce(ctx context.Context, d IndexRequest) error
+}
+
+// RemoveRequest is what a PieceRemover is told when a Complete deal ended
+// on chain.
+type RemoveRequest struct {
+	IndexRequest
+	// EndReason is why the deal ended: EndExpired, EndSlashed or EndRemoved,
+	// or EndFailed for a deal failed after its piece reached a sector.
+	EndReason string
+	// KeepIndex: another deal of this provider that has not ended holds the
+	// same piece in a sector, so the piece stays in the index.
+	KeepIndex bool
+	// KeepAnnounced: such a deal also asked for an IPNI announcement, so the
+	// piece's advertisement stays.
+	KeepAnnounced bool
+}
+
+// PieceRemover is implemented by a PieceIndexer that also takes pieces out
+// of the index and IPNI when their deal ends. It is called once per ended
+// deal (again after a crash during the call), so it must be idempotent.
+type PieceRemover interface {
+	RemovePiece(ctx context.Context, r RemoveRequest) error
+}

@@ -1,0 +1,79 @@
+// Package market is the storage provider: the Boost-compatible deal
+// protocol handlers, proposal validation, atomic admission, and the deal
+// pipeline that takes each deal from Accepted to Complete through persisted
+// checkpoints, with the batched publisher that never sends a publish
+// message twice and the watcher that follows Complete deals to their end
+// on chain.
+//
+// The database is the truth: a deal is a market_deals row with a
+// checkpoint; every step reads the row, does idempotent work and records
+// the next checkpoint, so a process killed at any point resumes where it
+// stopped. No queue lives only in memory.
+//
+// # A deal's path through the files
+//
+// provider.go: Provider owns the rest. Start reads the miner's worker,
+// loads the ask, registers the protocol handlers (one request and one
+// response per stream, through serve) and starts the publisher, the end
+// watcher and one goroutine per unfinished deal. Close stops them all;
+// deals continue from their checkpoints at the next Start.
+//
+// validate.go: a proposal (Propose, the /fil/storage/mk/1.2.x handler) is
+// checked in SPEC.md §1's order, then against the provider's policy (the
+// transfer URL's host resolved and refused when it leads to a private
+// address, unless AllowPrivateAddresses) and the external filter.
+// Admission then records the deal row, its funds tag (the client's escrow,
+// the provider collateral and the publish fee) and its staging tag in one
+// transaction, after checking within it that the proposal duplicates no
+// deal (the same signed proposal, or the same piece, client, provider,
+// epochs and price) and comparing what all tags hold with the chain
+// balances read just before, so concurrent proposals cannot over-commit.
+// A rejection holds the client's reason apart from its internal cause,
+// which only the operator's log sees, with the deal's UUID.
+//
+// pipeline.go: the table of steps (pipeline) names each checkpoint, the
+// step that advances a deal from it and what that step may wait on:
+//
+//	Accepted             transfer: download (or wait for import-data) with CommP in-stream, checked
+//	Transferred          publish: queue for the publisher, which takes over
+//	Published            publish confirmation: the publisher confirms it when the message lands
+//	PublishConfirmed     add piece: AddPieceToAny (idempotent per deal), staging freed
+//	AddedPiece           index and announce
+//	IndexedAndAnnounced  sealing: wait until the sector is proven and the deal active on chain
+//	Complete
+//
+// One goroutine per deal (kick, run) advances it a step at a time: the
+// unit of work is "advance deal X from its checkpoint", and its input is
+// the deal's row. A step's error is fatal (fatalError: the deal fails and
+// releases its tags and staging file) or retried with back-off
+// (RetryAuto) up to MaxAutoRetries, then left to an operator
+// (RetryManual). A download error transfer calls permanent (a 404, a body
+// longer than declared, a refused address) is fatal; URLs in errors and
+// logs are redacted (transfer.Redact).
+//
+// publish.go: the publisher batches queued deals (MaxDealsPerPublishMsg,
+// or PublishMsgPeriod, or PublishNow), re-checks each one against the
+// chain (start epoch, the client's and the provider's escrow, summed over
+// the batch), records the batch with its deals moved to Published, then
+// sends the PublishStorageDeals message through the MessageSender
+// (chain/sender) under the batch's message id and waits for its receipt;
+// valid deals get their chain deal IDs (PublishConfirmed), rejected ones
+// fail.
+//
+// end.go: the end watcher marks Complete deals expired from the chain
+// head alone and looks a bounded number of them up on chain each pass
+// (slashed, removed); an ended deal, or one failed after AddedPiece,
+// releases its piece through the PieceRemover once.
+//
+// operator.go and ask.go: the operator API's view (Deals, Deal,
+// DealCounts) and commands (Retry, Fail, Cancel, ImportData, PublishNow,
+// SetAsk), and the status and ask protocols.
+//
+// store.go: every SQL statement of the package, behind typed methods.
+// deps.go: every interface the market needs from outside (the chain, the
+// message sender, the sealer, the downloader, the indexer and remover).
+//
+// What it does not do: libp2p data transfers (only "http"), deal kinds
+// beyond Boost's 1.2.x storage deals, or several nodes sharing the deal
+// table (a deal's step is run by the process that holds it).
+package market
