@@ -1095,7 +1095,10 @@ func dealWhere(f DealFilter) (string, []any, error) {
 		add(cond, a...)
 	}
 	if f.After != nil {
-		add(`(created_at < ? OR (created_at = ? AND uuid < ?))`, f.After.CreatedAt.UnixNano(), f.After.CreatedAt.UnixNano(), f.After.UUID)
+		// A row value, which SQLite (and PostgreSQL) search as one range
+		// of the (…, created_at, uuid) indexes; the same test spelled with
+		// OR makes SQLite scan from the newest deal.
+		add(`(created_at, uuid) < (?, ?)`, f.After.CreatedAt.UnixNano(), f.After.UUID)
 	}
 	if len(conds) == 0 {
 		return "", nil, nil

@@ -158,7 +158,8 @@ func benchUI(ctx context.Context, out io.Writer, dir string, n, reqs int) error 
 // (unless it holds that many already) and returns the client addresses.
 // Deals are spread over 90 days from 100 clients: most Complete, some
 // failed, ended or still waiting for their data (offline, so that the
-// daemon has nothing to do for them).
+// daemon has nothing to do for them); pieces of ended and failed deals are
+// released already, as they would be by then.
 func uiGenerate(ctx context.Context, out io.Writer, path string, n int) ([]string, error) {
 	r := rand.New(rand.NewPCG(14, 1))
 	var clients []string
@@ -203,8 +204,8 @@ func uiGenerate(ctx context.Context, out io.Writer, path string, n int) ([]strin
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO market_deals (uuid, signed_proposal_cid, created_at, updated_at, client_peer,
 			client_key, proposal, piece_cid, piece_size, start_epoch, end_epoch, verified, data_root, is_offline, transfer_type,
 			transfer_size, bytes_received, keep_unsealed, skip_ipni, checkpoint, retry, error, publish_cid, chain_deal_id, sector,
-			sector_offset, sealing_state, ended_at, end_reason)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+			sector_offset, sealing_state, ended_at, end_reason, piece_released)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 		if err != nil {
 			tx.Rollback()
 			return nil, err
@@ -259,23 +260,23 @@ func uiInsert(ctx context.Context, stmt *sql.Stmt, r *rand.Rand, created time.Ti
 	if err := prop.MarshalCBOR(&buf); err != nil {
 		return err
 	}
-	// 90% complete, 4% ended, 3% failed, 3% waiting for their data.
+	// 90% complete, 4% ended, 6% failed, 0.1% waiting for their data.
 	cp, retry, errText, endedAt, endReason := fmarket.Complete, fmarket.RetryNone, "", int64(0), ""
 	offline, sector, dealID, pubCid := false, int64(r.IntN(40_000)), int64(r.IntN(10_000_000)), spc.String()
 	switch k := r.IntN(100); {
 	case k < 4:
 		endedAt, endReason = created.Add(200*24*time.Hour).UnixNano(), fmarket.EndExpired
-	case k < 7:
+	case k < 10 && r.IntN(60) == 0:
+		cp, offline, sector, dealID, pubCid = fmarket.Accepted, true, -1, 0, ""
+	case k < 10:
 		cp, retry, errText = fmarket.Transferred, fmarket.RetryFatal, "transfer: HTTP status 404 Not Found"
 		sector, dealID, pubCid = -1, 0, ""
-	case k < 10:
-		cp, offline, sector, dealID, pubCid = fmarket.Accepted, true, -1, 0, ""
 	}
 	tsize := uint64(size) / 128 * 127
 	_, err := stmt.ExecContext(ctx, id.String(), spc.String(), created.UnixNano(), created.Add(time.Hour).UnixNano(), peers[ci],
 		client.String(), buf.Bytes(), pc.String(), int64(size), int64(start), int64(start+518_400), prop.Proposal.VerifiedDeal,
 		dataRoot.String(), offline, "http", int64(tsize), int64(tsize), true, false, cp, retry, errText, pubCid, dealID, sector,
-		int64(0), "Proving", endedAt, endReason)
+		int64(0), "Proving", endedAt, endReason, true)
 	return err
 }
 
