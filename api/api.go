@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/ipni"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wire"
@@ -90,11 +91,11 @@ type Info struct {
 	ChainHead    abi.ChainEpoch `json:"chainHead"`
 	// ChainHeadTime is the head's timestamp and BlockDelayMillis the
 	// time between epochs, to place epochs in time.
-	ChainHeadTime     time.Time `json:"chainHeadTime"`
+	ChainHeadTime    time.Time `json:"chainHeadTime"`
 	BlockDelayMillis int64     `json:"blockDelayMillis"`
-	MarketEscrow      big.Int   `json:"marketEscrow"`
-	MarketLocked      big.Int   `json:"marketLocked"`
-	WorkerFunds       big.Int   `json:"workerFunds"`
+	MarketEscrow     big.Int   `json:"marketEscrow"`
+	MarketLocked     big.Int   `json:"marketLocked"`
+	WorkerFunds      big.Int   `json:"workerFunds"`
 }
 
 // PieceIndexInfo is one indexed piece.
@@ -141,9 +142,11 @@ type Overview struct {
 
 // IPNIStatus is the state of the IPNI announcer.
 type IPNIStatus struct {
-	Enabled  bool     `json:"enabled"`
-	Head     string   `json:"head,omitempty"` // the latest advertisement
-	Indexers []string `json:"indexers"`       // where announcements are sent
+	Enabled bool   `json:"enabled"`
+	Head    string `json:"head,omitempty"` // the latest advertisement
+	// Indexers are where announcements are sent, and whether each has
+	// taken the head.
+	Indexers []ipni.IndexerState `json:"indexers"`
 }
 
 // Transfer is a deal's data arriving: downloaded over HTTP or imported.
@@ -191,13 +194,13 @@ type PiecePlacement struct {
 
 // PieceAd is the latest IPNI advertisement of a piece.
 type PieceAd struct {
-	AdCID     string    `json:"adCid"`
-	Seq       int64     `json:"seq"`
-	Removal   bool      `json:"removal"`   // the ad withdraws the piece
-	Announced bool      `json:"announced"` // the piece is advertised now
-	Entries   int64     `json:"entries"`
-	CreatedAt time.Time `json:"createdAt"`
-	Indexers  []string  `json:"indexers"` // where the chain's head is announced
+	AdCID     string              `json:"adCid"`
+	Seq       int64               `json:"seq"`
+	Removal   bool                `json:"removal"`   // the ad withdraws the piece
+	Announced bool                `json:"announced"` // the piece is advertised now
+	Entries   int64               `json:"entries"`
+	CreatedAt time.Time           `json:"createdAt"`
+	Indexers  []ipni.IndexerState `json:"indexers"` // where the chain's head is announced, and whether each took it
 }
 
 // RetrievalCheck is what a client got back from the retrieval server.

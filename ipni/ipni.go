@@ -301,6 +301,30 @@ func (a *Announcer) loop(ctx context.Context) {
 	}
 }
 
+// IndexerState is whether one configured indexer has taken the current
+// head of the advertisement chain.
+type IndexerState struct {
+	URL string `json:"url"`
+	// Pending is set while the announce loop still retries the head with
+	// it, after Failures failed attempts.
+	Pending  bool `json:"pending"`
+	Failures int  `json:"failures,omitempty"`
+}
+
+// Indexers says, for each configured indexer, whether it has taken the
+// current head (as far as this process knows: an indexer is not pending
+// until an announcement to it failed).
+func (a *Announcer) Indexers() []IndexerState {
+	a.retryMu.Lock()
+	defer a.retryMu.Unlock()
+	out := make([]IndexerState, len(a.indexers))
+	for i, ix := range a.indexers {
+		n, pending := a.retry[i]
+		out[i] = IndexerState{URL: ix.url, Pending: pending, Failures: n}
+	}
+	return out
+}
+
 // retryLater hands indexer i to the announce loop, if it runs.
 func (a *Announcer) retryLater(i int) {
 	a.retryMu.Lock()

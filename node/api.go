@@ -29,6 +29,7 @@ import (
 	"github.com/ferry-fil/ferry/build"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/index"
+	"github.com/ferry-fil/ferry/ipni"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/sealing"
@@ -223,7 +224,7 @@ func (a *nodeAPI) Overview(ctx context.Context) (api.Overview, error) {
 	}
 	ov.IndexPieces, err = n.Index.PieceCounts(ctx)
 	failed("index", err)
-	ov.IPNI = api.IPNIStatus{Enabled: n.IPNI != nil, Indexers: redactAll(n.Config.IPNI.IndexerURLs)}
+	ov.IPNI = api.IPNIStatus{Enabled: n.IPNI != nil, Indexers: n.indexerStates()}
 	if n.IPNI != nil {
 		h, err := n.IPNI.Head(ctx)
 		failed("IPNI", err)
@@ -261,6 +262,18 @@ func dirBytes(dir string) (uint64, error) {
 		return nil
 	})
 	return total, err
+}
+
+// indexerStates are the IPNI indexers with their URLs redacted.
+func (n *Node) indexerStates() []ipni.IndexerState {
+	out := []ipni.IndexerState{}
+	if n.IPNI != nil {
+		for _, st := range n.IPNI.Indexers() {
+			st.URL = transfer.Redact(st.URL)
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 func redactAll(urls []string) []string {
@@ -408,7 +421,7 @@ func (a *nodeAPI) PieceShow(ctx context.Context, pc cid.Cid) (api.PieceDetail, e
 		}
 		if found {
 			pd.IPNI = &api.PieceAd{AdCID: ad.AdCID.String(), Seq: ad.Seq, Removal: ad.IsRm, Announced: active, Entries: ad.Entries,
-				CreatedAt: ad.CreatedAt, Indexers: redactAll(n.Config.IPNI.IndexerURLs)}
+				CreatedAt: ad.CreatedAt, Indexers: n.indexerStates()}
 		}
 	}
 	return pd, nil

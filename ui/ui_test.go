@@ -21,6 +21,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/api"
+	"github.com/ferry-fil/ferry/ipni"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wire"
@@ -92,7 +93,7 @@ func (f *fakeAPI) Overview(ctx context.Context) (api.Overview, error) {
 		IngestDaily:  []market.IngestBucket{{Start: now, Bytes: 1010, Deals: 2}},
 		Transfers:    ts, Reserved: market.Reserved{StagingCapacity: 1 << 30, StagingTagged: 1000, Collateral: big.NewInt(10), PublishFees: big.Zero()},
 		Sectors: map[string]int64{"WaitDeals": 1}, IndexPieces: map[string]int64{"indexed": 2},
-		IPNI: api.IPNIStatus{Enabled: true, Head: testRoot.String()}}, nil
+		IPNI: api.IPNIStatus{Enabled: true, Head: testRoot.String(), Indexers: []ipni.IndexerState{{URL: "https://cid.contact/announce"}, {URL: "https://ix.example/announce", Pending: true, Failures: 2}}}}, nil
 }
 
 func (f *fakeAPI) PieceShow(_ context.Context, c cid.Cid) (api.PieceDetail, error) {
@@ -413,6 +414,7 @@ func TestPages(t *testing.T) {
 	logIn(t, ts, c, adminToken)
 	for _, tc := range []struct{ path, want string }{
 		{"/", "Transfers in flight"},
+		{"/", "retrying, 2 failed"},
 		{"/overview/live", `id="live"`},
 		{"/deals", testDeal.String()},
 		{"/deals?state=active&checkpoint=Accepted&client=f1abc&piece=" + testPiece.String() + "&from=2026-01-01&to=2026-01-31&q=x", `value="2026-01-31"`},
