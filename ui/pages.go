@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -548,6 +549,9 @@ func parseSize(s string) (uint64, error) {
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("%q is not a size", s)
+	}
+	if n > math.MaxUint64/mult {
+		return 0, fmt.Errorf("%s is too large a size", s)
 	}
 	return n * mult, nil
 }
