@@ -48,6 +48,12 @@ type Methods struct {
 	IndexAnnounce    func(ctx context.Context, piece cid.Cid) (cid.Cid, error)                       `perm:"admin"`
 	AuthNew          func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
 	ChainAuthNew     func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
+
+	Overview            func(ctx context.Context) (Overview, error)                      `perm:"read"`
+	Transfers           func(ctx context.Context) ([]Transfer, error)                    `perm:"read"`
+	PieceShow           func(ctx context.Context, piece cid.Cid) (PieceDetail, error)    `perm:"read"`
+	PieceCheckRetrieval func(ctx context.Context, piece cid.Cid) (RetrievalCheck, error) `perm:"read"`
+	ConfigShow          func(ctx context.Context) (string, error)                        `perm:"read"`
 }
 
 // Struct implements Ferry over its Methods.

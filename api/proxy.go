@@ -110,3 +110,28 @@ func (s *Struct) AuthNew(ctx context.Context, perms []auth.Permission) (string, 
 func (s *Struct) ChainAuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
 	return s.Internal.ChainAuthNew(ctx, perms)
 }
+
+// Overview calls the daemon.
+func (s *Struct) Overview(ctx context.Context) (Overview, error) {
+	return s.Internal.Overview(ctx)
+}
+
+// Transfers calls the daemon.
+func (s *Struct) Transfers(ctx context.Context) ([]Transfer, error) {
+	return s.Internal.Transfers(ctx)
+}
+
+// PieceShow calls the daemon.
+func (s *Struct) PieceShow(ctx context.Context, piece cid.Cid) (PieceDetail, error) {
+	return s.Internal.PieceShow(ctx, piece)
+}
+
+// PieceCheckRetrieval calls the daemon.
+func (s *Struct) PieceCheckRetrieval(ctx context.Context, piece cid.Cid) (RetrievalCheck, error) {
+	return s.Internal.PieceCheckRetrieval(ctx, piece)
+}
+
+// ConfigShow calls the daemon.
+func (s *Struct) ConfigShow(ctx context.Context) (string, error) {
+	return s.Internal.ConfigShow(ctx)
+}

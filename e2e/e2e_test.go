@@ -483,6 +483,8 @@ Listen = "127.0.0.1:%d"
 WaitDealsDelay = "3s"
 [Market]
 PublishMsgPeriod = "2s"
+[Transfer]
+AllowPrivateAddresses = true # the client serves its data on loopback
 `, signInfo, info.Miner, freePort(t), e.retrievalPort, e.apiPort)
 	if err := os.WriteFile(filepath.Join(e.repo, "config.toml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

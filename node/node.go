@@ -54,6 +54,7 @@ import (
 	"github.com/ferry-fil/ferry/retrieval"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/transfer"
+	"github.com/ferry-fil/ferry/ui"
 	"github.com/ferry-fil/ferry/wallet"
 )
 
@@ -225,7 +226,7 @@ func (n *Node) connectLotus(ctx context.Context) error {
 	if n.Sender, err = sender.New(ctx, sender.Config{DB: n.DB, Node: n.Chain, From: n.Worker, Keys: n.Wallet, Logf: n.logf}); err != nil {
 		return err
 	}
-	if n.Config.Transfer.AllowPrivateAddresses {
+	if n.Config.allowPrivate() {
 		n.logf("warning: Transfer.AllowPrivateAddresses is on: clients can make ferryd download from loopback and private addresses; turn it off on a public network")
 	}
 	return nil
@@ -349,10 +350,23 @@ func (n *Node) startHTTP(ctx context.Context) error {
 // startAPI serves the operator API (and /metrics) and writes the api file,
 // the operator's admin token and, on the devnet, the clients' chain token.
 func (n *Node) startAPI(ctx context.Context) error {
+	impl := &nodeAPI{n: n, secret: n.secret}
 	rpc := jsonrpc.NewServer()
-	rpc.Register("Ferry", api.Permissioned(&nodeAPI{n: n, secret: n.secret}))
+	rpc.Register("Ferry", api.Permissioned(impl))
 	mux := http.NewServeMux()
 	mux.Handle("/rpc/v0", auth.RequireToken(n.secret, rpc))
+	// The web UI, on the same API and tokens.
+	web, err := ui.New(ui.Config{
+		API: impl,
+		Verify: func(_ context.Context, token string) ([]auth.Permission, error) {
+			return auth.Verify(n.secret, token)
+		},
+		Logf: n.logf,
+	})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", web.Handler())
 	// Counts only, no secrets: served without a token, as Prometheus
 	// scrapes (the listener is loopback unless the operator opens it).
 	mux.Handle("/metrics", n.metricsHandler())

@@ -243,3 +243,44 @@ func TestSealerForNetwork(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowPrivateAddressesDefault: unset, private transfer targets are
+// allowed on the devnet and refused in lotus mode, also in a config.toml a
+// devnet start wrote and the operator then switched to lotus; set, the
+// setting wins.
+func TestAllowPrivateAddressesDefault(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := LoadConfig(dir) // writes the defaults
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.allowPrivate() || !cfg.transferConfig().AllowPrivateAddresses {
+		t.Fatal("the devnet default refuses private addresses")
+	}
+	written, err := os.ReadFile(filepath.Join(dir, "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(written), "AllowPrivateAddresses") {
+		t.Fatalf("the written defaults pin AllowPrivateAddresses, so a switch to lotus mode would keep it on:\n%s", written)
+	}
+	switched := strings.Replace(string(written), `Mode = "devnet"`, `Mode = "lotus"`, 1)
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(switched), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = LoadConfig(dir); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.allowPrivate() || cfg.transferConfig().AllowPrivateAddresses {
+		t.Fatal("lotus mode allows private addresses by default")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(strings.Replace(switched, "[Transfer]\n", "[Transfer]\n  AllowPrivateAddresses = true\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = LoadConfig(dir); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.allowPrivate() {
+		t.Fatal("an explicit AllowPrivateAddresses = true is ignored in lotus mode")
+	}
+}

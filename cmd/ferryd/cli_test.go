@@ -62,7 +62,7 @@ func testDealInfo() market.DealInfo {
 	return market.DealInfo{UUID: testDeal.String(), CreatedAt: ended, UpdatedAt: ended, ClientPeer: "12D3KooW", Client: "f01001",
 		PieceCID: testPiece.String(), PieceSize: 2048, DataRoot: testCID.String(), StartEpoch: 10, EndEpoch: 20, Verified: true,
 		TransferSize: 2000, BytesReceived: 1000, AddPieceBytes: 500, Checkpoint: market.Complete, Retry: market.RetryFatal, Retries: 1,
-		Error: "expired", PublishCID: testCID.String(), ChainDealID: 7, Sector: &sector, SealingState: "Proving",
+		Error: "expired", PublishCID: testCID.String(), ChainDealID: 7, Sector: &sector, SectorOffset: &sector, SealingState: "Proving",
 		SignedCID: testCID.String(), Ended: market.EndExpired, EndedAt: &ended,
 		Kind: market.KindDirect, PieceCIDv2: testPieceV2.String(), AllocationID: 12, ClaimID: 12, DataPath: "/data/x.car"}
 }
@@ -175,6 +175,21 @@ func (o *operator) ChainAuthNew(_ context.Context, perms []ferryauth.Permission)
 	return "chain-token", nil
 }
 
+// The web UI's methods: no command calls them.
+func (o *operator) Overview(context.Context) (api.Overview, error) {
+	return api.Overview{}, errNoCommand
+}
+func (o *operator) Transfers(context.Context) ([]api.Transfer, error) { return nil, errNoCommand }
+func (o *operator) PieceShow(context.Context, cid.Cid) (api.PieceDetail, error) {
+	return api.PieceDetail{}, errNoCommand
+}
+func (o *operator) PieceCheckRetrieval(context.Context, cid.Cid) (api.RetrievalCheck, error) {
+	return api.RetrievalCheck{}, errNoCommand
+}
+func (o *operator) ConfigShow(context.Context) (string, error) { return "", errNoCommand }
+
+var errNoCommand = errors.New("no ferryd command calls this")
+
 // serveOperator serves o as ferryd serves its operator API (JSON-RPC with
 // a token, on loopback) and returns a repo directory that points at it.
 func serveOperator(t *testing.T, o api.Ferry) string {
@@ -269,7 +284,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 	repo := serveOperator(t, &operator{})
 	dealKeys := []string{"uuid", "kind", "createdAt", "updatedAt", "clientPeer", "client", "pieceCid", "pieceCidV2", "pieceSize", "allocationId",
 		"claimId", "dataPath", "dataRoot", "startEpoch", "endEpoch", "verified", "isOffline", "transferSize", "bytesReceived", "addPieceBytes",
-		"checkpoint", "retry", "retries", "error", "publishCid", "chainDealId", "sector", "sealingState", "signedCid", "ended", "endedAt"}
+		"checkpoint", "retry", "retries", "error", "publishCid", "chainDealId", "sector", "sectorOffset", "sealingState", "signedCid", "ended", "endedAt"}
 	detailKeys := append(append([]string{}, dealKeys...), "logs", "logs[].at", "logs[].text")
 	sectorKeys := []string{"number", "state", "sealProof", "sectorSize", "used", "deals", "pieces", "openedAt", "updatedAt", "packReason",
 		"ticketEpoch", "seedEpoch", "commD", "commR", "preCommitMsg", "preCommitEpoch", "commitMsg", "retries", "lastError", "unsealed",
@@ -318,7 +333,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	clitest.CheckKeys(t, "info", b.Bytes(), "version", "miner", "worker", "sectorSize", "peerId", "addresses", "retrievalUrl", "chainMode",
-		"chainApi", "chainHead", "marketEscrow", "marketLocked", "workerFunds")
+		"chainApi", "chainHead", "chainHeadTime", "blockDelayMillis", "marketEscrow", "marketLocked", "workerFunds")
 }
 
 func prefixed(p string, keys []string) []string {
