@@ -37,6 +37,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multihash"
+
+	"github.com/ferry-fil/ferry/db"
 )
 
 // DefaultEntriesPerChunk is how many multihashes go in one entry chunk.
@@ -228,7 +230,7 @@ func storeNode(ctx context.Context, ex execer, n ipld.Node) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, err
 	}
-	if _, err := ex.ExecContext(ctx, `INSERT OR IGNORE INTO ipni_blocks (cid, data) VALUES (?, ?)`, c.Bytes(), data); err != nil {
+	if _, err := ex.ExecContext(ctx, `INSERT INTO ipni_blocks (cid, data) VALUES (?, ?) ON CONFLICT (cid) DO NOTHING`, c.Bytes(), data); err != nil {
 		return cid.Undef, fmt.Errorf("storing IPNI block %s: %w", c, err)
 	}
 	return c, nil
@@ -399,6 +401,11 @@ func (a *Announcer) publish(ctx context.Context, ctxID []byte, pieceCid cid.Cid,
 		return cid.Undef, fmt.Errorf("publishing the ad for %s: %w", pieceCid, err)
 	}
 	defer tx.Rollback()
+	// One chain: ads published at once (by several nodes on one database)
+	// take turns, each on top of the one before.
+	if err := db.Serialize(ctx, tx, "ipni.chain"); err != nil {
+		return cid.Undef, fmt.Errorf("publishing the ad for %s: %w", pieceCid, err)
+	}
 	prev, err := head(ctx, tx)
 	if err != nil {
 		return cid.Undef, err

@@ -530,6 +530,12 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 		return err
 	}
 	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		// Admissions take turns, each seeing the deals and tags of those
+		// before it (on SQLite every transaction does; on PostgreSQL the
+		// lock makes them).
+		if err := db.Serialize(ctx, tx, "market.admission"); err != nil {
+			return err
+		}
 		if err := duplicateIn(ctx, tx, nd); err != nil {
 			return err
 		}

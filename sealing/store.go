@@ -90,6 +90,10 @@ func (st *store) dealPlacement(ctx context.Context, d Deal) (pl Placement, owner
 	return Placement{Sector: abi.SectorNumber(n), Offset: abi.PaddedPieceSize(off), Size: abi.PaddedPieceSize(size)}, owner, status == statusDone, true, nil
 }
 
+// placementLock serialises the transactions that lay pieces out in
+// sectors.
+const placementLock = "sealing.placement"
+
 // placeFunc chooses, among the open sectors, the one a piece goes to: an
 // index into open, or -1 to open a new sector. sealing counts the sectors
 // not yet proven or given up, open ones included.
@@ -106,6 +110,11 @@ func (st *store) reserve(ctx context.Context, d Deal, size abi.PaddedPieceSize, 
 	}
 	var pl Placement
 	err := db.InTx(ctx, st.db, func(tx *sql.Tx) error {
+		// Placements take turns, each seeing the ones before (several
+		// nodes may place pieces at once on one database).
+		if err := db.Serialize(ctx, tx, placementLock); err != nil {
+			return err
+		}
 		open, err := st.openSectorsTx(ctx, tx)
 		if err != nil {
 			return err
@@ -247,6 +256,9 @@ func reservationsQ(ctx context.Context, q querier, n abi.SectorNumber) ([]reserv
 // never move; reservations are not written yet, so they may.
 func (st *store) withdraw(ctx context.Context, n abi.SectorNumber, deals ...uuid.UUID) error {
 	return db.InTx(ctx, st.db, func(tx *sql.Tx) error {
+		if err := db.Serialize(ctx, tx, placementLock); err != nil {
+			return err
+		}
 		for _, d := range deals {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM sealing_pieces WHERE sector = ? AND status = ? AND deal_uuid = ?`,
 				int64(n), statusReserved, d.String()); err != nil {
