@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"os"
 	"sync"
 	"testing"
 
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/db/dbtest"
 )
+
+func TestMain(m *testing.M) { os.Exit(dbtest.Twice(m).Run()) }
 
 func open(t *testing.T, source string) *sql.DB {
 	t.Helper()
@@ -22,7 +25,8 @@ func open(t *testing.T, source string) *sql.DB {
 }
 
 func TestOpenMigratesAndReopens(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, source string) {
+	{
+		source := dbtest.Source(t, t.TempDir())
 		ctx := context.Background()
 		sqldb, err := db.Open(ctx, source)
 		if err != nil {
@@ -38,11 +42,12 @@ func TestOpenMigratesAndReopens(t *testing.T) {
 		if err := sqldb.QueryRow(`SELECT value FROM kv WHERE key = ?`, "a").Scan(&v); err != nil || v != "b" {
 			t.Fatalf("value after reopen = %q, %v", v, err)
 		}
-	})
+	}
 }
 
 func TestDialectOf(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, source string) {
+	{
+		source := dbtest.Source(t, t.TempDir())
 		want := db.SQLite
 		if db.IsURL(source) {
 			want = db.Postgres
@@ -50,11 +55,12 @@ func TestDialectOf(t *testing.T) {
 		if got := db.DialectOf(open(t, source)); got != want {
 			t.Fatalf("DialectOf = %v, want %v", got, want)
 		}
-	})
+	}
 }
 
 func TestInTxRollsBack(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, source string) {
+	{
+		source := dbtest.Source(t, t.TempDir())
 		ctx := context.Background()
 		sqldb := open(t, source)
 		err := db.InTx(ctx, sqldb, func(tx *sql.Tx) error {
@@ -71,7 +77,7 @@ func TestInTxRollsBack(t *testing.T) {
 		if n != 0 {
 			t.Fatalf("rolled-back row is present")
 		}
-	})
+	}
 }
 
 var errBoom = errors.New("boom")
@@ -79,7 +85,8 @@ var errBoom = errors.New("boom")
 // TestConcurrentOpen: several opens of a new database at once (as two
 // commands started together) all succeed, each migration applied once.
 func TestConcurrentOpen(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, source string) {
+	{
+		source := dbtest.Source(t, t.TempDir())
 		errs := make(chan error, 4)
 		for i := 0; i < cap(errs); i++ {
 			go func() {
@@ -95,7 +102,7 @@ func TestConcurrentOpen(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-	})
+	}
 }
 
 // TestPortableValues: what the stores rely on of both databases — bools
@@ -103,7 +110,8 @@ func TestConcurrentOpen(t *testing.T) {
 // RETURNING of a numbered key, upserts, and `?` inside a string literal
 // left alone.
 func TestPortableValues(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, source string) {
+	{
+		source := dbtest.Source(t, t.TempDir())
 		ctx := context.Background()
 		sqldb := open(t, source)
 		create := `CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, flag INTEGER NOT NULL, big INTEGER NOT NULL, data BLOB, name TEXT NOT NULL UNIQUE)`
@@ -151,13 +159,14 @@ func TestPortableValues(t *testing.T) {
 		if err := sqldb.QueryRowContext(ctx, `SELECT count(*) FROM t WHERE flag = ?`, false).Scan(&n); err != nil || n != 0 {
 			t.Fatalf("count of false flags = %d, %v; want 0 after the upsert", n, err)
 		}
-	})
+	}
 }
 
 // TestSerialize: transactions that read a total and write on it, taking
 // turns through Serialize, never both see the same total.
 func TestSerialize(t *testing.T) {
-	dbtest.Each(t, func(t *testing.T, source string) {
+	{
+		source := dbtest.Source(t, t.TempDir())
 		ctx := context.Background()
 		sqldb := open(t, source)
 		if _, err := sqldb.ExecContext(ctx, `INSERT INTO kv (key, value) VALUES (?, ?)`, "n", "0"); err != nil {
@@ -201,7 +210,7 @@ func TestSerialize(t *testing.T) {
 		if v != itoa(workers*each) {
 			t.Fatalf("counter = %s after %d increments: two transactions read the same value", v, workers*each)
 		}
-	})
+	}
 }
 
 func itoa(n int) string {
