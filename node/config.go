@@ -15,6 +15,7 @@ import (
 // directory. Every field has a default that runs a devnet demo on one
 // machine; an operator on the real network sets Chain.Mode = "lotus".
 type Config struct {
+	Database DatabaseConfig
 	Chain    ChainConfig
 	Libp2p   Libp2pConfig
 	HTTP     HTTPConfig

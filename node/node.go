@@ -100,7 +100,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		}
 	}()
 
-	if n.DB, err = db.Open(ctx, repo.Path("ferry.db")); err != nil {
+	if n.DB, err = db.Open(ctx, cfg.DatabaseSource(repo)); err != nil {
 		return n, err
 	}
 	n.closers = append(n.closers, n.DB.Close)

@@ -28,6 +28,7 @@ func newApp() *cli.App {
 			askCmd,
 			sectorsCmd,
 			indexCmd,
+			dbCmd,
 		},
 	}
 	cliutil.Setup(app, repoFlag)
