@@ -70,6 +70,28 @@ type FullNode interface {
 	// StateCirculatingSupply returns the circulating FIL supply.
 	StateCirculatingSupply(ctx context.Context, tsk TipSetKey) (abi.TokenAmount, error)
 
+	// StateVerifiedRegistryRootKey returns the address of the verified
+	// registry's root key.
+	StateVerifiedRegistryRootKey(ctx context.Context, tsk TipSetKey) (address.Address, error)
+	// StateGetAllocation returns a client's allocation by its ID, or nil.
+	StateGetAllocation(ctx context.Context, client address.Address, id AllocationID, tsk TipSetKey) (*Allocation, error)
+	// StateGetAllocations returns a client's allocations by ID.
+	StateGetAllocations(ctx context.Context, client address.Address, tsk TipSetKey) (map[AllocationID]Allocation, error)
+	// StateGetAllAllocations returns every allocation by ID.
+	StateGetAllAllocations(ctx context.Context, tsk TipSetKey) (map[AllocationID]Allocation, error)
+	// StateGetAllocationForPendingDeal returns the allocation a published,
+	// not yet activated, verified deal made, or nil.
+	StateGetAllocationForPendingDeal(ctx context.Context, dealID abi.DealID, tsk TipSetKey) (*Allocation, error)
+	// StateGetAllocationIdForPendingDeal is StateGetAllocationForPendingDeal's
+	// allocation ID, 0 (NoAllocationID) when there is none.
+	StateGetAllocationIdForPendingDeal(ctx context.Context, dealID abi.DealID, tsk TipSetKey) (AllocationID, error) //nolint:revive // Lotus' name
+	// StateGetClaim returns a provider's claim by its ID, or nil.
+	StateGetClaim(ctx context.Context, provider address.Address, id ClaimID, tsk TipSetKey) (*Claim, error)
+	// StateGetClaims returns a provider's claims by ID.
+	StateGetClaims(ctx context.Context, provider address.Address, tsk TipSetKey) (map[ClaimID]Claim, error)
+	// StateGetAllClaims returns every claim by ID.
+	StateGetAllClaims(ctx context.Context, tsk TipSetKey) (map[ClaimID]Claim, error)
+
 	// MpoolPending returns the messages waiting in the pool.
 	MpoolPending(ctx context.Context, tsk TipSetKey) ([]*SignedMessage, error)
 	// GasEstimateFeeCap estimates a gas fee cap for msg.
@@ -106,16 +128,16 @@ type Actor struct {
 	DelegatedAddress *address.Address
 }
 
-// Claim is a miner's (or the network's) power, Lotus' power.Claim.
-type Claim struct {
+// PowerClaim is a miner's (or the network's) power, Lotus' power.Claim.
+type PowerClaim struct {
 	RawBytePower    abi.StoragePower
 	QualityAdjPower abi.StoragePower
 }
 
 // MinerPower is what StateMinerPower returns, Lotus' api.MinerPower.
 type MinerPower struct {
-	MinerPower  Claim
-	TotalPower  Claim
+	MinerPower  PowerClaim
+	TotalPower  PowerClaim
 	HasMinPower bool
 }
 

@@ -4,6 +4,7 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	verifreg16 "github.com/filecoin-project/go-state-types/builtin/v16/verifreg"
 	miner17 "github.com/filecoin-project/go-state-types/builtin/v17/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/filecoin-project/go-state-types/builtin/v9/miner"
@@ -176,3 +177,25 @@ type SectorPreCommitOnChainInfo = miner.SectorPreCommitOnChainInfo
 // StateSectorGetInfo: the newest actors' shape (with Flags and DailyFee),
 // which Lotus uses for every network version.
 type SectorOnChainInfo = miner17.SectorOnChainInfo
+
+// Allocation is DataCap a verified client set aside for one provider to
+// claim with one piece, Lotus' verifreg.Allocation: Client and Provider are
+// actor IDs, Data the piece CID (v1), Size its padded size, TermMin and
+// TermMax bound how long the sector must keep it, and Expiration is the
+// last epoch it can be claimed.
+type Allocation = verifreg16.Allocation
+
+// AllocationID names an allocation among its client's; IDs are unique in
+// the verified registry and start at 1 (0 is NoAllocationID).
+type AllocationID = verifreg16.AllocationId
+
+// NoAllocationID is the allocation ID that names none.
+const NoAllocationID = verifreg16.NoAllocationID
+
+// Claim is an allocation a provider claimed by proving a sector with its
+// piece, Lotus' verifreg.Claim. It keeps its allocation's ID.
+type Claim = verifreg16.Claim
+
+// ClaimID names a claim among its provider's: the ID of the allocation it
+// claimed.
+type ClaimID = verifreg16.ClaimId

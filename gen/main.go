@@ -23,6 +23,11 @@ func run() error {
 	if err := genChain(); err != nil {
 		return fmt.Errorf("chain: %w", err)
 	}
+	// chain/devnet: the devnet's own actor types, tuple encoded like the
+	// actors'.
+	if err := genDevnet(); err != nil {
+		return fmt.Errorf("devnet: %w", err)
+	}
 	// wire: Boost's storage-market messages, map encoded like Boost's.
 	if err := cbg.WriteMapEncodersToFile("wire/types_cbor_gen.go", "wire",
 		wire.DealParams{},

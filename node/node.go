@@ -240,6 +240,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 		if err != nil {
 			return n, fmt.Errorf("starting IPNI: %w", err)
 		}
+		n.closers = append(n.closers, n.IPNI.Close)
 	}
 
 	// The market.
@@ -279,7 +280,10 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 
 	// Retrieval and IPNI over HTTP.
 	mux := http.NewServeMux()
-	rh := retrieval.New(n.Index, src).Handler()
+	rh, err := retrieval.New(n.Index, src)
+	if err != nil {
+		return n, err
+	}
 	mux.Handle("/piece/", rh)
 	mux.Handle("/ipfs/", rh)
 	if n.IPNI != nil {
@@ -287,6 +291,9 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	}
 	if err := n.serve(cfg.HTTP.Listen, mux, "retrieval HTTP"); err != nil {
 		return n, err
+	}
+	if n.IPNI != nil {
+		n.IPNI.Start(runCtx) // the head to every indexer, now the chain is served
 	}
 
 	// The operator API, last: its api file tells commands the daemon is up.

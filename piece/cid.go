@@ -135,3 +135,21 @@ func V2ToV1(c cid.Cid) (v1 cid.Cid, payload uint64, size abi.PaddedPieceSize, er
 	}
 	return CIDv1(root), payload, size, nil
 }
+
+// ParseCIDv2Strict is ParseCIDv2 with the rule go-fil-commcid applies, and so
+// Curio and Lotus: the padding is less than half the tree's payload capacity.
+// The tree is then the smallest that holds the payload, and the payload is at
+// least 65 bytes (as go-fil-commp-hashhash requires). A CID that ParseCIDv2
+// reads but this refuses names the same commitment in a larger tree than
+// its payload needs.
+func ParseCIDv2Strict(c cid.Cid) (root [32]byte, payload uint64, size abi.PaddedPieceSize, err error) {
+	root, payload, size, err = ParseCIDv2(c)
+	if err != nil {
+		return root, 0, 0, err
+	}
+	capacity := uint64(size.Unpadded())
+	if padding := capacity - payload; padding >= capacity/2 {
+		return root, 0, 0, fmt.Errorf("%w: %s: padding %d is not less than half the %d-byte capacity of its %d-byte tree (the payload of %d bytes belongs in a smaller tree, or is under 65 bytes)", ErrNotPieceCID, c, padding, capacity, size, payload)
+	}
+	return root, payload, size, nil
+}

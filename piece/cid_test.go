@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 )
@@ -87,11 +88,23 @@ func FuzzParseCID(f *testing.F) {
 				t.Fatalf("v1 %s does not round-trip", c)
 			}
 		}
-		if r, p, s, err := ParseCIDv2(c); err == nil {
+		r, p, s, err := ParseCIDv2(c)
+		if err == nil {
 			again, err := CIDv2(r, p, s)
 			if err != nil || !bytes.Equal(again.Bytes(), c.Bytes()) {
 				t.Fatalf("v2 %s does not round-trip: %v", c, err)
 			}
+		}
+		sr, sp, ss, serr := ParseCIDv2Strict(c)
+		switch {
+		case serr == nil && err != nil:
+			t.Fatalf("strict parse takes %s, which ParseCIDv2 refuses: %v", c, err)
+		case serr == nil && (sr != r || sp != p || ss != s):
+			t.Fatalf("strict parse of %s differs from ParseCIDv2", c)
+		case serr == nil && (ss != PaddedSizeFor(sp) || sp < 65):
+			t.Fatalf("strict parse takes %s: %d bytes in a %d-byte piece", c, sp, ss)
+		case serr != nil && err == nil && s == PaddedSizeFor(p) && p >= 65:
+			t.Fatalf("strict parse refuses %s, %d bytes in the smallest piece: %v", c, p, serr)
 		}
 	})
 }
@@ -149,4 +162,37 @@ func FuzzCommPOracle(f *testing.F) {
 			t.Fatalf("%d bytes: ours %x/%d, hashhash %x/%d", len(b), got.Root, got.Size, want, size)
 		}
 	})
+}
+
+func TestParseCIDv2Strict(t *testing.T) {
+	// The SPEC vector: 508 bytes (127×0x00‖127×0x01‖127×0x02‖127×0x03) in a 512-byte piece.
+	v2, err := cid.Parse("bafkzcibcaaces3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, p, s, err := ParseCIDv2Strict(v2); err != nil || p != 508 || s != 512 {
+		t.Fatalf("ParseCIDv2Strict(vector) = %d %d %v", p, s, err)
+	}
+	root := ZeroCommitment(2048)
+	for _, tc := range []struct {
+		payload uint64
+		size    abi.PaddedPieceSize
+		ok      bool
+	}{
+		{65, 128, true}, {127, 128, true}, {64, 128, false}, {1, 128, false},
+		{128, 256, true}, {1016, 1024, true}, {508, 1024, false}, {509, 1024, true},
+		{0, 2048, false}, {2032, 2048, true},
+	} {
+		c, err := CIDv2(root, tc.payload, tc.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, _, err = ParseCIDv2Strict(c)
+		if (err == nil) != tc.ok {
+			t.Errorf("%d bytes in a %d-byte piece: err %v, want ok %v", tc.payload, tc.size, err, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrNotPieceCID) {
+			t.Errorf("%d bytes in %d: error %v does not wrap ErrNotPieceCID", tc.payload, tc.size, err)
+		}
+	}
 }

@@ -248,7 +248,8 @@ func (d *Devnet) StateDealProviderCollateralBounds(ctx context.Context, size abi
 	return chain.DealCollateralBounds{Min: min, Max: max}, nil
 }
 
-// StateVerifiedClientStatus returns a verified client's DataCap, or nil.
+// StateVerifiedClientStatus returns an address' DataCap in bytes (its
+// DataCap tokens / 10^18), or nil when it holds none.
 func (d *Devnet) StateVerifiedClientStatus(ctx context.Context, addr address.Address, tsk chain.TipSetKey) (*abi.StoragePower, error) {
 	st, _, release, err := d.stateAt(ctx, tsk)
 	if err != nil {
@@ -259,11 +260,11 @@ func (d *Devnet) StateVerifiedClientStatus(ctx context.Context, addr address.Add
 	if !ok {
 		return nil, nil
 	}
-	dc, ok := st.Verifreg.Clients[id]
+	bal, ok := st.Datacap.Balances[id]
 	if !ok {
 		return nil, nil
 	}
-	out := big.Add(dc, big.Zero())
+	out := tokensToBytes(bal)
 	return &out, nil
 }
 

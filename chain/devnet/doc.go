@@ -11,14 +11,16 @@
 // burnt, deal ends), the power actor's CreateMiner, the miner actor
 // (peer ID, multiaddrs, worker and control addresses, pre-commit with
 // CommD checked against the deals' pieces, prove-commit activating the
-// deals) and the verified registry (verifiers, DataCap). State, blocks,
+// deals), the verified registry (verifiers, DataCap grants, allocations
+// and claims) and the DataCap token (f07). State, blocks,
 // messages and receipts are kept in a SQLite database in the state
 // directory, written in one transaction per block, so a restart (or a
 // kill -9) resumes at the last block.
 //
 // What it does not do: there is no consensus (one miner, no elections, no
 // null rounds, no forks); no proof of replication or of spacetime is
-// checked (ProveCommitSector accepts any non-empty proof bytes, and there
+// checked (ProveCommitSector and ProveCommitSectors3 accept any non-empty
+// proof bytes of the right count and size, and there
 // are no WindowPoSt deadlines or faults); gas is a fixed schedule with a
 // constant base fee, not mainnet's gas accounting; there are no pledges or
 // pre-commit deposits; state is a JSON snapshot, not a HAMT of actors, so
@@ -35,6 +37,43 @@
 // GasEstimateMessageGas returns that gas × 1.25, a premium of 1,000 and a
 // fee cap of 4×BaseFee + premium. Messages may be up to 512 KiB (Lotus:
 // 64 KiB) so that a PublishStorageDeals of a few hundred deals fits.
+//
+// Direct data onboarding (FIP-0076), as builtin-actors do it: DataCap is
+// an FRC-46 token of the DataCap actor f07 (10^18 units per byte), minted
+// to a client by AddVerifiedClient (from a verifier, or from the root key,
+// which on the devnet may grant any amount) with the market as operator.
+// Tokens move only to or from the verified registry f06: a client's
+// Transfer (method 80475954) to f06 with AllocationRequests as operator
+// data runs the registry's receiver hook (3726118371), which checks each
+// request (size ≥ 1 MiB, 180 days ≤ TermMin ≤ TermMax ≤ 5 years, now ≤
+// Expiration ≤ now + 60 days, the provider a miner) and that the tokens
+// pay exactly for them, and makes the allocations for the sender; a
+// verified PublishStorageDeals makes its deals' allocations the same way
+// (TransferFrom by the market, TermMin the deal's duration, TermMax 90
+// days more, Expiration its start) and keeps them pending until the deal
+// is activated, when the sector claims them. A sector pre-committed
+// without deals (PreCommitSectorBatch2 keeps its declared unsealed CID) is
+// proven with ProveCommitSectors3 (method 34) and the manifest of its
+// pieces: their CommD must be the pre-committed one; pieces with an
+// allocation key are claimed through ClaimAllocations (method 9: same
+// provider, client, piece and size, not expired, the sector's remaining
+// life within the allocation's terms), which stores a Claim under the
+// allocation's ID, removes the allocation and burns its DataCap; pieces
+// with notifications are announced to the actors they name with
+// SectorContentChanged (2034386435), and the market activates the deal a
+// payload names when its piece, size, provider and dates fit. Per-sector
+// failures and RequireActivationSuccess / RequireNotificationSuccess are
+// the actors'. RemoveExpiredAllocations returns the DataCap of allocations
+// that can no longer be claimed. A method that calls other actors undoes
+// everything when it fails, as a message does on Filecoin. Lotus' read
+// methods StateGetAllocation(s), StateGetAllAllocations,
+// StateGetAllocation(Id)ForPendingDeal, StateGetClaim(s),
+// StateGetAllClaims, StateVerifiedClientStatus (the DataCap balance in
+// bytes) and StateVerifiedRegistryRootKey are served with Lotus' shapes.
+// Not there: ExtendClaimTerms and RemoveExpiredClaims (a claim's TermMax
+// can be raised only through the receiver hook's extensions), claims that
+// end, ProveReplicaUpdates3 (snap deals), deal or claim events, and the
+// quality-adjusted power of verified data (power is raw bytes).
 //
 // Market and miner policy: deal durations 518,400…3,680,640 epochs; minimum
 // provider collateral is Filecoin's formula (1% of circulating supply ×
@@ -74,7 +113,8 @@
 // fixed schedule above.
 //
 // ID addresses: the system actors sit at their usual IDs (f00 system, f02
-// reward, f03 cron, f04 power, f05 market, f06 verified registry, f099
+// reward, f03 cron, f04 power, f05 market, f06 verified registry, f07
+// DataCap, f099
 // burnt funds), genesis accounts start at f0100, and actors created later
 // (accounts and miners alike) get IDs from f01000 upward, so the first actor
 // created after genesis, typically the provider's miner, is f01000.

@@ -126,17 +126,79 @@ type call struct {
 }
 
 // method is an actor method: it checks everything first and changes state
-// only when it returns nil.
+// only when it returns nil. A method that calls other actors (send) is made
+// atomic, so that a failure after a call that changed state undoes it.
 type method func(v *vm, c *call) ([]byte, error)
+
+// atomic makes m leave the state as it found it when it fails.
+func atomic(m method) method {
+	return func(v *vm, c *call) ([]byte, error) {
+		return v.undoOnFailure(func() ([]byte, error) { return m(v, c) })
+	}
+}
+
+// undoOnFailure runs f and, when it fails, puts the state back as it was
+// before (from a snapshot taken first).
+func (v *vm) undoOnFailure(f func() ([]byte, error)) ([]byte, error) {
+	before, err := v.st.encode()
+	if err != nil {
+		return nil, abort(exitcode.ErrIllegalState, "%v", err)
+	}
+	ret, err := f()
+	if err != nil {
+		restored, derr := decodeState(before)
+		if derr != nil {
+			// A snapshot just encoded always decodes; if it did not, the
+			// state could not be trusted either way.
+			return nil, abort(exitcode.ErrIllegalState, "%v; restoring the state also failed: %v", err, derr)
+		}
+		*v.st = *restored
+	}
+	return ret, err
+}
+
+// send calls method num of actor to on behalf of the actor running c, as
+// actors call each other: no value and no gas, and the callee sees
+// c.receiver as its caller. The callee changes nothing when it fails.
+func (v *vm) send(c *call, to uint64, num abi.MethodNum, params cbg.CBORMarshaler) ([]byte, error) {
+	a, ok := v.st.Actors[to]
+	if !ok {
+		return nil, abort(exitcode.SysErrInvalidReceiver, "no actor f0%d", to)
+	}
+	m, ok := methodsOf(a.Code)[num]
+	if !ok {
+		return nil, abort(exitcode.SysErrInvalidMethod, "%s actor f0%d has no method %d", a.Code, to, num)
+	}
+	var buf bytes.Buffer
+	if params != nil {
+		if err := params.MarshalCBOR(&buf); err != nil {
+			return nil, abort(exitcode.ErrSerialization, "encoding params of method %d: %v", num, err)
+		}
+	}
+	return m(v, &call{epoch: c.epoch, caller: c.receiver, origin: c.origin, nonce: c.nonce, value: big.Zero(), receiver: to, params: buf.Bytes()})
+}
+
+// exitCodeOf returns the exit code an actor error carries (Ok for nil).
+func exitCodeOf(err error) exitcode.ExitCode {
+	if err == nil {
+		return exitcode.Ok
+	}
+	var ae *actorError
+	if errors.As(err, &ae) {
+		return ae.code
+	}
+	return exitcode.ErrIllegalState
+}
 
 // methodsOf returns an actor kind's methods.
 func methodsOf(code string) map[abi.MethodNum]method {
 	switch code {
 	case codeMarket:
 		return map[abi.MethodNum]method{
-			builtin.MethodsMarket.AddBalance:          (*vm).marketAddBalance,
-			builtin.MethodsMarket.WithdrawBalance:     (*vm).marketWithdrawBalance,
-			builtin.MethodsMarket.PublishStorageDeals: (*vm).marketPublishStorageDeals,
+			builtin.MethodsMarket.AddBalance:                   (*vm).marketAddBalance,
+			builtin.MethodsMarket.WithdrawBalance:              (*vm).marketWithdrawBalance,
+			builtin.MethodsMarket.PublishStorageDeals:          (*vm).marketPublishStorageDeals,
+			builtin.MethodsMarket.SectorContentChangedExported: (*vm).marketSectorContentChanged,
 		}
 	case codePower:
 		return map[abi.MethodNum]method{
@@ -149,13 +211,30 @@ func methodsOf(code string) map[abi.MethodNum]method {
 			builtin.MethodsMiner.ChangeMultiaddrs:      (*vm).minerChangeMultiaddrs,
 			builtin.MethodsMiner.PreCommitSector:       (*vm).minerPreCommitSector,
 			builtin.MethodsMiner.PreCommitSectorBatch2: (*vm).minerPreCommitSectorBatch2,
-			builtin.MethodsMiner.ProveCommitSector:     (*vm).minerProveCommitSector,
+			builtin.MethodsMiner.ProveCommitSector:     atomic((*vm).minerProveCommitSector),
+			builtin.MethodsMiner.ProveCommitSectors3:   atomic((*vm).minerProveCommitSectors3),
 			builtin.MethodsMiner.WithdrawBalance:       (*vm).minerWithdrawBalance,
 		}
 	case codeVerifreg:
 		return map[abi.MethodNum]method{
-			builtin.MethodsVerifiedRegistry.AddVerifier:       (*vm).verifregAddVerifier,
-			builtin.MethodsVerifiedRegistry.AddVerifiedClient: (*vm).verifregAddVerifiedClient,
+			builtin.MethodsVerifiedRegistry.AddVerifier:                      (*vm).verifregAddVerifier,
+			builtin.MethodsVerifiedRegistry.AddVerifiedClient:                atomic((*vm).verifregAddVerifiedClient),
+			builtin.MethodsVerifiedRegistry.AddVerifiedClientExported:        atomic((*vm).verifregAddVerifiedClient),
+			builtin.MethodsVerifiedRegistry.RemoveExpiredAllocations:         atomic((*vm).verifregRemoveExpiredAllocations),
+			builtin.MethodsVerifiedRegistry.RemoveExpiredAllocationsExported: atomic((*vm).verifregRemoveExpiredAllocations),
+			builtin.MethodsVerifiedRegistry.ClaimAllocations:                 (*vm).verifregClaimAllocations,
+			builtin.MethodsVerifiedRegistry.GetClaims:                        (*vm).verifregGetClaims,
+			builtin.MethodsVerifiedRegistry.GetClaimsExported:                (*vm).verifregGetClaims,
+			builtin.MethodsVerifiedRegistry.UniversalReceiverHook:            (*vm).verifregReceive,
+		}
+	case codeDatacap:
+		return map[abi.MethodNum]method{
+			builtin.MethodsDatacap.MintExported:         (*vm).datacapMint,
+			builtin.MethodsDatacap.BalanceExported:      (*vm).datacapBalanceOf,
+			builtin.MethodsDatacap.AllowanceExported:    (*vm).datacapAllowance,
+			builtin.MethodsDatacap.TransferExported:     atomic((*vm).datacapTransfer),
+			builtin.MethodsDatacap.TransferFromExported: atomic((*vm).datacapTransferFrom),
+			builtin.MethodsDatacap.BurnExported:         (*vm).datacapBurn,
 		}
 	}
 	return nil
@@ -247,11 +326,7 @@ func (v *vm) invoke(c *call, to address.Address, num abi.MethodNum) ([]byte, exi
 	c.receiver = toID
 	ret, err := m(v, c)
 	if err != nil {
-		var ae *actorError
-		if errors.As(err, &ae) {
-			return nil, ae.code
-		}
-		return nil, exitcode.ErrIllegalState
+		return nil, exitCodeOf(err)
 	}
 	// The method accepted the value.
 	s.transfer(c.caller, toID, c.value)

@@ -213,20 +213,19 @@ func onlyGasChanged(t testing.TB, before, after *state, sender uint64, nonceMove
 	if len(after.Actors) != len(before.Actors) {
 		t.Fatalf("%d actors, was %d", len(after.Actors), len(before.Actors))
 	}
-	bm, _ := jsonOf(before.Market, before.Verifreg)
-	am, _ := jsonOf(after.Market, after.Verifreg)
+	bm, _ := jsonOf(before)
+	am, _ := jsonOf(after)
 	if !bytes.Equal(bm, am) {
-		t.Fatal("market or verified registry state changed")
+		t.Fatal("market, verified registry or DataCap state changed")
 	}
 	if !after.totalBalance().Equals(before.totalBalance()) {
 		t.Fatal("funds created or lost")
 	}
 }
 
-func jsonOf(vs ...any) ([]byte, error) {
-	s := &state{Actors: map[uint64]*actorState{}}
-	s.Market = vs[0].(marketState)
-	s.Verifreg = vs[1].(verifregState)
+// jsonOf encodes the market, verified registry and DataCap states of st.
+func jsonOf(st *state) ([]byte, error) {
+	s := &state{Actors: map[uint64]*actorState{}, Market: st.Market, Verifreg: st.Verifreg, Datacap: st.Datacap}
 	return s.encode()
 }
 

@@ -44,7 +44,7 @@ const codeActorsVersion = 7
 // Filecoin's manifests (the burnt funds actor is an account on Filecoin).
 var actorNames = map[string]string{
 	codeSystem: "system", codeReward: "reward", codeCron: "cron", codePower: "storagepower",
-	codeMarket: "storagemarket", codeVerifreg: "verifiedregistry", codeBurnt: "account",
+	codeMarket: "storagemarket", codeVerifreg: "verifiedregistry", codeDatacap: "datacap", codeBurnt: "account",
 	codeAccount: "account", codeMiner: "storageminer",
 }
 
@@ -267,12 +267,15 @@ func (d *Devnet) StateGetActor(ctx context.Context, actor address.Address, tsk c
 		Actor    *actorState
 		Market   *marketState   `json:",omitempty"`
 		Verifreg *verifregState `json:",omitempty"`
+		Datacap  *datacapState  `json:",omitempty"`
 	}{Actor: a}
 	switch id {
 	case idMarket:
 		rec.Market = &st.Market
 	case idVerifreg:
 		rec.Verifreg = &st.Verifreg
+	case idDatacap:
+		rec.Datacap = &st.Datacap
 	}
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -348,8 +351,8 @@ func (d *Devnet) StateMinerPower(ctx context.Context, maddr address.Address, tsk
 		}
 	}
 	out := &chain.MinerPower{
-		MinerPower: chain.Claim{RawBytePower: own, QualityAdjPower: own},
-		TotalPower: chain.Claim{RawBytePower: total, QualityAdjPower: total},
+		MinerPower: chain.PowerClaim{RawBytePower: own, QualityAdjPower: own},
+		TotalPower: chain.PowerClaim{RawBytePower: total, QualityAdjPower: total},
 	}
 	if min, err := builtin.ConsensusMinerMinPower(m.WindowPoStProof); err == nil {
 		out.HasMinPower = own.GreaterThanEqual(min)

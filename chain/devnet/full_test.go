@@ -208,6 +208,9 @@ func TestFullNodeRPC(t *testing.T) {
 	if _, err := n.StateGetActor(ctx, e.newKey(), chain.EmptyTSK); err == nil {
 		t.Fatal("actor of an unused key found")
 	}
+	if da, err := n.StateGetActor(ctx, idAddr(idDatacap), chain.EmptyTSK); err != nil || da.Code != CodeCID("datacap") {
+		t.Fatalf("DataCap actor %+v, %v", da, err)
+	}
 	codes, err := n.StateActorCodeCIDs(ctx, NetworkVersion)
 	if err != nil || codes["storagemarket"] != CodeCID("storagemarket") || CodeCID("account").String() == CodeCID("storageminer").String() {
 		t.Fatalf("code CIDs %v, %v", codes, err)

@@ -42,11 +42,12 @@ func FuzzMpoolPush(f *testing.F) {
 }
 
 // FuzzDecodeParams runs arbitrary params through every actor method the
-// devnet has: no panic, and a failed call changes nothing but the sender's
-// nonce and gas.
+// devnet has, sent by the miner's worker (which also holds DataCap): no
+// panic, and a failed call changes nothing but the sender's nonce and gas.
 func FuzzDecodeParams(f *testing.F) {
 	e := newDealEnv(f)
 	e.funded()
+	e.mustGrant(e.worker, 4<<20)
 	snap := e.d.snap
 	height := e.height()
 	worker, _ := address.IDFromAddress(e.lookupID(e.worker))
@@ -59,6 +60,13 @@ func FuzzDecodeParams(f *testing.F) {
 		{e.maddr, []abi.MethodNum{builtin.MethodsMiner.ChangeWorkerAddress, builtin.MethodsMiner.ChangePeerID, builtin.MethodsMiner.ChangeMultiaddrs,
 			builtin.MethodsMiner.PreCommitSector, builtin.MethodsMiner.PreCommitSectorBatch2, builtin.MethodsMiner.ProveCommitSector, builtin.MethodsMiner.WithdrawBalance}},
 		{idAddr(idVerifreg), []abi.MethodNum{builtin.MethodsVerifiedRegistry.AddVerifier, builtin.MethodsVerifiedRegistry.AddVerifiedClient}},
+		// Direct data onboarding (index 13 on).
+		{e.maddr, []abi.MethodNum{builtin.MethodsMiner.ProveCommitSectors3}},
+		{idAddr(idVerifreg), []abi.MethodNum{builtin.MethodsVerifiedRegistry.UniversalReceiverHook, builtin.MethodsVerifiedRegistry.ClaimAllocations,
+			builtin.MethodsVerifiedRegistry.RemoveExpiredAllocationsExported, builtin.MethodsVerifiedRegistry.GetClaimsExported}},
+		{idAddr(idDatacap), []abi.MethodNum{builtin.MethodsDatacap.TransferExported, builtin.MethodsDatacap.TransferFromExported,
+			builtin.MethodsDatacap.BalanceExported, builtin.MethodsDatacap.AllowanceExported, builtin.MethodsDatacap.MintExported, builtin.MethodsDatacap.BurnExported}},
+		{idAddr(idMarket), []abi.MethodNum{builtin.MethodsMarket.SectorContentChangedExported}},
 	}
 	var all []struct {
 		to address.Address
@@ -90,5 +98,34 @@ func FuzzDecodeParams(f *testing.F) {
 		}
 		before, _ := decodeState(snap)
 		onlyGasChanged(t, before, st, worker, true)
+	})
+}
+
+// FuzzSectorChangesDecode feeds arbitrary bytes to the hand-written
+// decoders of SectorContentChanged's params and return: no panic, and what
+// decodes encodes back to the same bytes.
+func FuzzSectorChangesDecode(f *testing.F) {
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var p sectorChangesParams
+		if err := p.UnmarshalCBOR(bytes.NewReader(b)); err == nil {
+			var out bytes.Buffer
+			if err := p.MarshalCBOR(&out); err != nil {
+				t.Fatal(err)
+			}
+			var again sectorChangesParams
+			if err := again.UnmarshalCBOR(&out); err != nil || len(again) != len(p) {
+				t.Fatalf("re-decoding %x: %v", out.Bytes(), err)
+			}
+		}
+		var r sectorChangesReturn
+		if err := r.UnmarshalCBOR(bytes.NewReader(b)); err == nil {
+			var out bytes.Buffer
+			if err := r.MarshalCBOR(&out); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(out.Bytes(), b[:out.Len()]) {
+				t.Fatalf("%x encodes back as %x", b, out.Bytes())
+			}
+		}
 	})
 }

@@ -21,31 +21,35 @@ import (
 
 // testNet is a devnet with manual mining and a wallet of test keys.
 type testNet struct {
-	t   testing.TB
-	d   *Devnet
-	w   *wallet.Wallet
-	dir string
-	ctx context.Context
+	t      testing.TB
+	d      *Devnet
+	w      *wallet.Wallet
+	dir    string
+	ctx    context.Context
+	policy Policy
 }
 
 // testPolicy makes deals short enough to live through in a test.
 var testPolicy = Policy{MinDealDuration: 10, MaxDealDuration: 1000, PreCommitChallengeDelay: 2, MaxProveCommitDuration: 30, MinSectorExpiration: 20, DealUpdatesInterval: 5}
 
-func newTestNet(t testing.TB) *testNet {
+func newTestNet(t testing.TB) *testNet { return newTestNetWith(t, testPolicy) }
+
+// newTestNetWith makes a test net with policy.
+func newTestNetWith(t testing.TB, policy Policy) *testNet {
 	t.Helper()
 	dir := t.TempDir()
 	w, err := wallet.Open(dir + "/wallet")
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn := &testNet{t: t, w: w, dir: dir + "/devnet", ctx: context.Background()}
+	tn := &testNet{t: t, w: w, dir: dir + "/devnet", ctx: context.Background(), policy: policy}
 	tn.open()
 	return tn
 }
 
 func (tn *testNet) open() {
 	tn.t.Helper()
-	d, err := Open(tn.ctx, Config{Dir: tn.dir, BlockTime: -1, Wallet: tn.w, Policy: testPolicy, Logf: tn.t.Logf})
+	d, err := Open(tn.ctx, Config{Dir: tn.dir, BlockTime: -1, Wallet: tn.w, Policy: tn.policy, Logf: tn.t.Logf})
 	if err != nil {
 		tn.t.Fatal(err)
 	}

@@ -8,9 +8,14 @@ import (
 	"github.com/filecoin-project/go-bitfield"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/builtin/v16/datacap"
+	"github.com/filecoin-project/go-state-types/builtin/v16/verifreg"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/filecoin-project/go-state-types/exitcode"
 	"github.com/ipfs/go-cid"
+
+	"github.com/ferry-fil/ferry/chain"
 )
 
 // Market policy values the actors use.
@@ -19,6 +24,10 @@ const (
 	DealMaxLabelSize = 256
 	// fil is one FIL in attoFIL.
 	fil = 1_000_000_000_000_000_000
+	// marketAllocationTermBuffer is how much longer than its deal the
+	// allocation of a verified deal may be kept (its TermMax − TermMin):
+	// 90 days.
+	marketAllocationTermBuffer = 90 * epochsInDay
 )
 
 var (
@@ -155,7 +164,7 @@ func (v *vm) marketPublishStorageDeals(c *call) ([]byte, error) {
 	}
 	var valid []accepted
 	clientLock := map[uint64]abi.TokenAmount{}
-	clientCap := map[uint64]abi.StoragePower{}
+	clientCap := map[uint64]abi.TokenAmount{} // DataCap tokens used by the batch
 	providerLock := big.Zero()
 	seen := map[cid.Cid]bool{}
 	for i := range p.Deals {
@@ -183,12 +192,11 @@ func (v *vm) marketPublishStorageDeals(c *call) ([]byte, error) {
 			continue
 		}
 		if d.Proposal.VerifiedDeal {
-			cap, ok := s.Verifreg.Clients[clientID]
-			used := clientLockOr0(clientCap, clientID)
-			if !ok || cap.LessThan(big.Add(used, big.NewInt(int64(d.Proposal.PieceSize)))) {
+			used := big.Add(clientLockOr0(clientCap, clientID), bytesToTokens(big.NewInt(int64(d.Proposal.PieceSize))))
+			if s.datacapBalance(clientID).LessThan(used) {
 				continue
 			}
-			clientCap[clientID] = big.Add(used, big.NewInt(int64(d.Proposal.PieceSize)))
+			clientCap[clientID] = used
 		}
 		clientLock[clientID] = need
 		providerLock = pneed
@@ -211,29 +219,98 @@ func (v *vm) marketPublishStorageDeals(c *call) ([]byte, error) {
 		return nil, err
 	}
 
-	// Commit: store the deals, lock the funds, use the DataCap.
-	for _, a := range valid {
-		id := s.NextDealID
-		s.NextDealID++
-		s.Market.Deals[id] = &dealState{
-			Proposal: a.proposal, ProposalCid: a.pcid,
-			SectorStartEpoch: -1, LastUpdatedEpoch: -1, SlashEpoch: -1,
-		}
-		s.proposals[a.pcid] = id
-		ce := s.escrowOf(a.client)
-		ce.Locked = big.Add(ce.Locked, a.proposal.ClientBalanceRequirement())
-		pe := s.escrowOf(provID)
-		pe.Locked = big.Add(pe.Locked, a.proposal.ProviderCollateral)
+	// Verified deals make their allocations with the clients' DataCap, one
+	// transfer per client, as the market actor does; a transfer that fails
+	// fails the whole message.
+	reqs := map[uint64][]int{} // client → indexes in valid
+	var clients []uint64
+	for i, a := range valid {
 		if a.proposal.VerifiedDeal {
-			left := big.Sub(s.Verifreg.Clients[a.client], big.NewInt(int64(a.proposal.PieceSize)))
-			if left.IsZero() {
-				delete(s.Verifreg.Clients, a.client)
-			} else {
-				s.Verifreg.Clients[a.client] = left
+			if _, ok := reqs[a.client]; !ok {
+				clients = append(clients, a.client)
 			}
+			reqs[a.client] = append(reqs[a.client], i)
 		}
 	}
-	return out, nil
+	commit := func() ([]byte, error) {
+		allocs := make([]verifreg.AllocationId, len(valid))
+		for _, client := range clients {
+			deals := make([]*market.DealProposal, 0, len(reqs[client]))
+			for _, i := range reqs[client] {
+				deals = append(deals, &valid[i].proposal)
+			}
+			ids, err := v.allocateForDeals(c, client, provID, deals)
+			if err != nil {
+				return nil, abort(exitcode.ErrIllegalState, "making the allocations of client f0%d's verified deals: %v", client, err)
+			}
+			for j, i := range reqs[client] {
+				allocs[i] = ids[j]
+			}
+		}
+		// Store the deals, lock the funds.
+		for i, a := range valid {
+			id := s.NextDealID
+			s.NextDealID++
+			s.Market.Deals[id] = &dealState{
+				Proposal: a.proposal, ProposalCid: a.pcid,
+				SectorStartEpoch: -1, LastUpdatedEpoch: -1, SlashEpoch: -1,
+			}
+			s.proposals[a.pcid] = id
+			if allocs[i] != verifreg.NoAllocationID {
+				s.Market.PendingAllocations[id] = allocs[i]
+			}
+			ce := s.escrowOf(a.client)
+			ce.Locked = big.Add(ce.Locked, a.proposal.ClientBalanceRequirement())
+			pe := s.escrowOf(provID)
+			pe.Locked = big.Add(pe.Locked, a.proposal.ProviderCollateral)
+		}
+		return out, nil
+	}
+	if len(clients) == 0 {
+		return commit()
+	}
+	return v.undoOnFailure(commit)
+}
+
+// allocateForDeals transfers the DataCap of a client's verified deals
+// with provider provID to the verified registry, with an allocation
+// request per deal (the allocation the provider claims when it activates
+// the deal), and returns the new allocation IDs in the deals' order.
+func (v *vm) allocateForDeals(c *call, client, provID uint64, deals []*market.DealProposal) ([]verifreg.AllocationId, error) {
+	n := len(deals)
+	reqs := verifreg.AllocationRequests{Allocations: make([]verifreg.AllocationRequest, 0, n), Extensions: []verifreg.ClaimExtensionRequest{}}
+	total := big.Zero()
+	for _, d := range deals {
+		termMin := d.EndEpoch - d.StartEpoch
+		reqs.Allocations = append(reqs.Allocations, verifreg.AllocationRequest{
+			Provider: abi.ActorID(provID), Data: d.PieceCID, Size: d.PieceSize,
+			TermMin: termMin, TermMax: min(termMin+marketAllocationTermBuffer, maxAllocationTerm),
+			Expiration: min(d.StartEpoch, c.epoch+maxAllocationExpiration),
+		})
+		total = big.Add(total, big.NewInt(int64(d.PieceSize)))
+	}
+	var opData bytes.Buffer
+	if err := reqs.MarshalCBOR(&opData); err != nil {
+		return nil, fmt.Errorf("encoding allocation requests: %w", err)
+	}
+	raw, err := v.send(c, idDatacap, builtin.MethodsDatacap.TransferFromExported, &datacap.TransferFromParams{
+		From: idAddr(client), To: idAddr(idVerifreg), Amount: bytesToTokens(total), OperatorData: opData.Bytes(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	var tr datacap.TransferFromReturn
+	if err := tr.UnmarshalCBOR(bytes.NewReader(raw)); err != nil {
+		return nil, fmt.Errorf("decoding the DataCap transfer's return: %w", err)
+	}
+	var ar verifreg.AllocationsResponse
+	if err := ar.UnmarshalCBOR(bytes.NewReader(tr.RecipientData)); err != nil {
+		return nil, fmt.Errorf("decoding the allocations response: %w", err)
+	}
+	if len(ar.NewAllocations) != n {
+		return nil, fmt.Errorf("the registry made %d allocations for %d deals", len(ar.NewAllocations), n)
+	}
+	return ar.NewAllocations, nil
 }
 
 func clientLockOr0(m map[uint64]abi.TokenAmount, id uint64) abi.TokenAmount {
@@ -370,9 +447,74 @@ func (v *vm) settle(d *dealState, to abi.ChainEpoch, ce, pe *escrow) {
 	d.LastUpdatedEpoch = to
 }
 
-// removeDeal deletes a deal and its pending proposal.
+// removeDeal deletes a deal, its pending proposal and its pending
+// allocation ID (the allocation itself stays until it is claimed or
+// removed as expired).
 func (v *vm) removeDeal(id abi.DealID) {
 	d := v.st.Market.Deals[id]
 	delete(v.st.proposals, d.ProposalCid)
 	delete(v.st.Market.Deals, id)
+	delete(v.st.Market.PendingAllocations, id)
+}
+
+// marketSectorContentChanged is the notification a miner sends when it
+// proves a sector whose manifest names the market for some pieces: each
+// piece's payload is a deal ID (CBOR), and the deal is activated in that
+// sector when it is this miner's, not yet in a sector, not past its start,
+// ends by the sector's expiration and has the piece's CID and size. Each
+// piece is accepted or refused on its own; the return says which.
+func (v *vm) marketSectorContentChanged(c *call) ([]byte, error) {
+	if err := requireNoValue(c); err != nil {
+		return nil, err
+	}
+	s := v.st
+	if a := s.Actors[c.caller]; a == nil || a.Code != codeMiner {
+		return nil, abort(exitcode.ErrForbidden, "caller f0%d is not a miner", c.caller)
+	}
+	var p sectorChangesParams
+	if err := decodeParams(c.params, &p); err != nil {
+		return nil, err
+	}
+	type activation struct {
+		deal   abi.DealID
+		sector abi.SectorNumber
+	}
+	var acts []activation
+	seen := map[abi.DealID]bool{}
+	ret := make(sectorChangesReturn, len(p))
+	for i, sec := range p {
+		ret[i] = make([]bool, len(sec.Added))
+		for j, pc := range sec.Added {
+			id, err := chain.ParseDealNotificationPayload(pc.Payload)
+			if err != nil || seen[id] {
+				continue
+			}
+			d, ok := s.Market.Deals[id]
+			if !ok {
+				continue
+			}
+			if prov, _ := s.lookupID(d.Proposal.Provider); prov != c.caller {
+				continue
+			}
+			if d.PreCommitted || d.SectorStartEpoch >= 0 || c.epoch > d.Proposal.StartEpoch || d.Proposal.EndEpoch > sec.MinimumCommitmentEpoch {
+				continue
+			}
+			if !pc.Data.Equals(d.Proposal.PieceCID) || pc.Size != d.Proposal.PieceSize {
+				continue
+			}
+			seen[id] = true
+			ret[i][j] = true
+			acts = append(acts, activation{deal: id, sector: sec.Sector})
+		}
+	}
+	out, err := encodeReturn(&ret)
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range acts {
+		d := s.Market.Deals[a.deal]
+		d.SectorNumber, d.SectorStartEpoch = a.sector, c.epoch
+		delete(s.Market.PendingAllocations, a.deal)
+	}
+	return out, nil
 }

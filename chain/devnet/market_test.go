@@ -16,7 +16,6 @@ import (
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/filecoin-project/go-state-types/builtin/v9/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/power"
-	"github.com/filecoin-project/go-state-types/builtin/v9/verifreg"
 	"github.com/filecoin-project/go-state-types/exitcode"
 	"github.com/ipfs/go-cid"
 
@@ -29,17 +28,32 @@ type dealEnv struct {
 	*testNet
 	owner, worker, client address.Address // key addresses
 	maddr                 address.Address // miner ID address
+	sealProof             abi.RegisteredSealProof
+	sectorSize            abi.SectorSize
 	seq                   int
 }
 
 func newDealEnv(t testing.TB) *dealEnv {
-	tn := newTestNet(t)
-	e := &dealEnv{testNet: tn, owner: tn.newKey(), worker: tn.newKey(), client: tn.newKey()}
+	return newDealEnvWith(t, testPolicy, abi.RegisteredSealProof_StackedDrg2KiBV1_1)
+}
+
+// newDealEnvWith makes a deal environment with policy and a miner sealing
+// with sealProof.
+func newDealEnvWith(t testing.TB, policy Policy, sealProof abi.RegisteredSealProof) *dealEnv {
+	tn := newTestNetWith(t, policy)
+	e := &dealEnv{testNet: tn, owner: tn.newKey(), worker: tn.newKey(), client: tn.newKey(), sealProof: sealProof}
 	for _, a := range []address.Address{e.owner, e.worker, e.client} {
 		tn.fund(a, 1000)
 	}
+	post, err := sealProof.RegisteredWindowPoStProof()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.sectorSize, err = sealProof.SectorSize(); err != nil {
+		t.Fatal(err)
+	}
 	r := tn.exec(e.owner, idAddr(idPower), builtin.MethodsPower.CreateMiner, big.Zero(), &power.CreateMinerParams{
-		Owner: e.owner, Worker: e.worker, WindowPoStProofType: abi.RegisteredPoStProof_StackedDrgWindow2KiBV1_1,
+		Owner: e.owner, Worker: e.worker, WindowPoStProofType: post,
 		Peer: []byte("peer"), Multiaddrs: []abi.Multiaddrs{{0x04, 127, 0, 0, 1}},
 	})
 	if r.ExitCode != exitcode.Ok {
@@ -251,38 +265,6 @@ func TestPublishStorageDealsRejections(t *testing.T) {
 	})
 }
 
-func TestVerifiedDealUsesDataCap(t *testing.T) {
-	e := newDealEnv(t).funded()
-	done := make(chan error, 1)
-	go func() { done <- e.d.GrantDataCap(e.ctx, e.client, big.NewInt(1024)) }()
-	for len(done) == 0 {
-		e.mine()
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	dc, err := e.d.StateVerifiedClientStatus(e.ctx, e.client, chain.EmptyTSK)
-	if err != nil || dc == nil || !dc.Equals(big.NewInt(1024)) {
-		t.Fatalf("DataCap %v, %v", dc, err)
-	}
-	p1, p2, p3 := e.proposal(), e.proposal(), e.proposal()
-	p1.VerifiedDeal, p2.VerifiedDeal, p3.VerifiedDeal = true, true, true
-	ret := decodePublish(t, e.publish(e.sign(p1, e.client), e.sign(p2, e.client), e.sign(p3, e.client)))
-	if got := bitsOf(t, ret.ValidDeals); len(got) != 2 {
-		t.Fatalf("valid %v, want two deals of 512 within 1024 of DataCap", got)
-	}
-	dc, _ = e.d.StateVerifiedClientStatus(e.ctx, e.client, chain.EmptyTSK)
-	if dc != nil {
-		t.Fatalf("DataCap left %v, want none", dc)
-	}
-	// Only the root key (or a verifier) may grant DataCap.
-	r := e.exec(e.client, idAddr(idVerifreg), builtin.MethodsVerifiedRegistry.AddVerifiedClient, big.Zero(),
-		&verifreg.AddVerifiedClientParams{Address: e.owner, Allowance: big.NewInt(1)})
-	if r.ExitCode != exitcode.ErrForbidden {
-		t.Fatalf("grant by a non-verifier: exit %d", r.ExitCode)
-	}
-}
-
 // sealedCID makes a replica commitment CID.
 func sealedCID(t testing.TB, n int) cid.Cid {
 	root := sha256.Sum256([]byte(fmt.Sprint("sealed", n)))
@@ -298,7 +280,7 @@ func sealedCID(t testing.TB, n int) cid.Cid {
 func (e *dealEnv) precommit(n abi.SectorNumber, deals []abi.DealID, unsealed *cid.Cid, expiration abi.ChainEpoch) chain.MessageReceipt {
 	e.t.Helper()
 	info := miner.SectorPreCommitInfo{
-		SealProof: abi.RegisteredSealProof_StackedDrg2KiBV1_1, SectorNumber: n, SealedCID: sealedCID(e.t, int(n)),
+		SealProof: e.sealProof, SectorNumber: n, SealedCID: sealedCID(e.t, int(n)),
 		SealRandEpoch: e.height() - 1, DealIDs: deals, Expiration: expiration, UnsealedCid: unsealed,
 	}
 	return e.exec(e.worker, e.maddr, builtin.MethodsMiner.PreCommitSectorBatch2, big.Zero(),
@@ -311,7 +293,7 @@ func (e *dealEnv) commD(props ...market.DealProposal) *cid.Cid {
 	for _, p := range props {
 		pieces = append(pieces, abi.PieceInfo{Size: p.PieceSize, PieceCID: p.PieceCID})
 	}
-	c, err := piece.CommD(2048, pieces)
+	c, err := piece.CommD(abi.PaddedPieceSize(e.sectorSize), pieces)
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/builtin/v16/verifreg"
 	"github.com/filecoin-project/go-state-types/builtin/v9/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/power"
 	"github.com/filecoin-project/go-state-types/exitcode"
@@ -328,7 +330,13 @@ func (v *vm) preCommit(c *call, infos []miner.SectorPreCommitInfo, fillCommD boo
 		if uint64(total) > uint64(m.SectorSize) {
 			return abort(exitcode.ErrIllegalArgument, "sector %d: deals total %d bytes, more than the sector size %d", n, total, m.SectorSize)
 		}
-		if len(pieces) > 0 || info.UnsealedCid != nil {
+		if info.UnsealedCid != nil && !isPieceCID(*info.UnsealedCid) {
+			return abort(exitcode.ErrIllegalArgument, "sector %d: unsealed CID %s is not a data commitment", n, *info.UnsealedCid)
+		}
+		// With deals, CommD is theirs; without, the declared one is kept as
+		// it is (a sector proven with ProveCommitSectors3 has its CommD
+		// checked against its manifest then), nil meaning an empty sector.
+		if len(pieces) > 0 {
 			commD, err := v.commD(abi.PaddedPieceSize(m.SectorSize), pieces)
 			if err != nil {
 				return abort(exitcode.ErrIllegalArgument, "sector %d: computing unsealed CID: %v", n, err)
@@ -377,6 +385,7 @@ func (v *vm) minerProveCommitSector(c *call) ([]byte, error) {
 	}
 	s := v.st
 	weight, verifiedWeight := big.Zero(), big.Zero()
+	claims := verifreg.SectorAllocationClaims{Sector: p.SectorNumber, SectorExpiry: pc.Info.Expiration, Claims: []verifreg.AllocationClaim{}}
 	for _, id := range pc.Info.DealIDs {
 		d, ok := s.Market.Deals[id]
 		if !ok {
@@ -391,21 +400,41 @@ func (v *vm) minerProveCommitSector(c *call) ([]byte, error) {
 		} else {
 			weight = big.Add(weight, w)
 		}
+		if alloc, ok := s.Market.PendingAllocations[id]; ok {
+			client, _ := s.lookupID(d.Proposal.Client)
+			claims.Claims = append(claims.Claims, verifreg.AllocationClaim{
+				Client: abi.ActorID(client), AllocationId: alloc, Data: d.Proposal.PieceCID, Size: d.Proposal.PieceSize,
+			})
+		}
+	}
+	// The verified deals' allocations are claimed as the deals activate;
+	// any that cannot be fails the proof.
+	if len(claims.Claims) > 0 {
+		if _, err := v.send(c, idVerifreg, builtin.MethodsVerifiedRegistry.ClaimAllocations,
+			&verifreg.ClaimAllocationsParams{Sectors: []verifreg.SectorAllocationClaims{claims}, AllOrNothing: true}); err != nil {
+			return nil, err
+		}
 	}
 	for _, id := range pc.Info.DealIDs {
 		d := s.Market.Deals[id]
 		d.PreCommitted, d.SectorNumber, d.SectorStartEpoch = false, p.SectorNumber, c.epoch
+		delete(s.Market.PendingAllocations, id)
 	}
-	zero := big.Zero()
-	m.Sectors[p.SectorNumber] = &sectorRecord{DealIDs: pc.Info.DealIDs, Info: chain.SectorOnChainInfo{
-		SectorNumber: p.SectorNumber, SealProof: pc.Info.SealProof, SealedCID: pc.Info.SealedCID,
-		DeprecatedDealIDs: pc.Info.DealIDs, Activation: c.epoch, Expiration: pc.Info.Expiration,
-		DealWeight: weight, VerifiedDealWeight: verifiedWeight, InitialPledge: zero,
-		ExpectedDayReward: &zero, ExpectedStoragePledge: &zero, PowerBaseEpoch: c.epoch,
-		ReplacedDayReward: &zero, DailyFee: zero,
-	}}
+	m.Sectors[p.SectorNumber] = newSectorRecord(pc, c.epoch, weight, verifiedWeight, pc.Info.DealIDs)
 	delete(m.PreCommits, p.SectorNumber)
 	return nil, nil
+}
+
+// newSectorRecord is the proven sector of a pre-commit, activated at epoch.
+func newSectorRecord(pc *miner.SectorPreCommitOnChainInfo, epoch abi.ChainEpoch, weight, verifiedWeight abi.DealWeight, deals []abi.DealID) *sectorRecord {
+	zero := big.Zero()
+	return &sectorRecord{DealIDs: deals, Info: chain.SectorOnChainInfo{
+		SectorNumber: pc.Info.SectorNumber, SealProof: pc.Info.SealProof, SealedCID: pc.Info.SealedCID,
+		DeprecatedDealIDs: deals, Activation: epoch, Expiration: pc.Info.Expiration,
+		DealWeight: weight, VerifiedDealWeight: verifiedWeight, InitialPledge: zero,
+		ExpectedDayReward: &zero, ExpectedStoragePledge: &zero, PowerBaseEpoch: epoch,
+		ReplacedDayReward: &zero, DailyFee: zero,
+	}}
 }
 
 // minerCron expires pre-commits that were never proven; it reports whether

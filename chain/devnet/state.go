@@ -9,6 +9,8 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/builtin/v16/verifreg"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/filecoin-project/go-state-types/builtin/v9/miner"
 	"github.com/ipfs/go-cid"
@@ -25,6 +27,7 @@ const (
 	codePower    = "storagepower"
 	codeMarket   = "storagemarket"
 	codeVerifreg = "verifiedregistry"
+	codeDatacap  = "datacap"
 	codeBurnt    = "burnt"
 	codeAccount  = "account"
 	codeMiner    = "storageminer"
@@ -38,6 +41,7 @@ const (
 	idPower    = 4
 	idMarket   = 5
 	idVerifreg = 6
+	idDatacap  = 7
 	idBurnt    = 99
 	// firstGenesisAccountID is where the genesis accounts start (Lotus
 	// genesis does the same).
@@ -46,14 +50,16 @@ const (
 	firstActorID = 1000
 )
 
-// state is the whole devnet state: actors, market, verified registry. It is
-// kept in memory and written as one JSON snapshot per block.
+// state is the whole devnet state: actors, market, verified registry,
+// DataCap token. It is kept in memory and written as one JSON snapshot per
+// block.
 type state struct {
 	NextID     uint64
 	NextDealID abi.DealID
 	Actors     map[uint64]*actorState
 	Market     marketState
 	Verifreg   verifregState
+	Datacap    datacapState
 
 	// byAddr maps key and robust addresses to actor IDs; rebuilt on load.
 	byAddr map[address.Address]uint64
@@ -94,6 +100,10 @@ type sectorRecord struct {
 type marketState struct {
 	Escrow map[uint64]*escrow
 	Deals  map[abi.DealID]*dealState
+	// PendingAllocations maps a published verified deal, until it is
+	// activated or times out, to the allocation its DataCap made (the
+	// actors' PendingDealAllocationIds).
+	PendingAllocations map[abi.DealID]verifreg.AllocationId
 }
 
 // escrow is an address' funds in the market: Balance includes Locked.
@@ -159,11 +169,27 @@ func (d *dealState) UnmarshalJSON(b []byte) error {
 }
 
 // verifregState is the verified registry: its root key, verifiers with
-// their allowance and clients with their DataCap.
+// their allowance, the allocations clients made (by client, then
+// allocation ID) and the claims providers made of them (by provider, then
+// claim ID, which is the allocation's ID). The DataCap of unclaimed
+// allocations is held as tokens by the registry in the DataCap actor.
 type verifregState struct {
 	Root      uint64
 	Verifiers map[uint64]abi.StoragePower
-	Clients   map[uint64]abi.StoragePower
+	// Clients is the DataCap of verified clients in bytes, where devnets
+	// made before the DataCap actor kept it; decodeState moves it into the
+	// DataCap actor.
+	Clients          map[uint64]abi.StoragePower `json:",omitempty"`
+	NextAllocationID verifreg.AllocationId
+	Allocations      map[uint64]map[verifreg.AllocationId]*verifreg.Allocation
+	Claims           map[uint64]map[verifreg.ClaimId]*verifreg.Claim
+}
+
+// datacapState is the DataCap token actor (FRC-46): balances and
+// operators' allowances in token units, 10^18 per byte of DataCap.
+type datacapState struct {
+	Balances   map[uint64]abi.TokenAmount
+	Allowances map[uint64]map[uint64]abi.TokenAmount // owner, then operator
 }
 
 // newState makes an empty state with the singleton actors.
@@ -172,18 +198,67 @@ func newState() *state {
 		NextID:     firstActorID,
 		NextDealID: 0,
 		Actors:     map[uint64]*actorState{},
-		Market:     marketState{Escrow: map[uint64]*escrow{}, Deals: map[abi.DealID]*dealState{}},
-		Verifreg:   verifregState{Verifiers: map[uint64]abi.StoragePower{}, Clients: map[uint64]abi.StoragePower{}},
 		byAddr:     map[address.Address]uint64{},
 		proposals:  map[cid.Cid]abi.DealID{},
 	}
-	for id, code := range map[uint64]string{
-		idSystem: codeSystem, idReward: codeReward, idCron: codeCron, idPower: codePower,
-		idMarket: codeMarket, idVerifreg: codeVerifreg, idBurnt: codeBurnt,
-	} {
-		s.Actors[id] = &actorState{Code: code, Address: idAddr(id), Balance: big.Zero()}
-	}
+	s.initMaps()
+	s.addSingletons()
 	return s
+}
+
+// singletons are the system actors every state has, by ID.
+var singletons = map[uint64]string{
+	idSystem: codeSystem, idReward: codeReward, idCron: codeCron, idPower: codePower,
+	idMarket: codeMarket, idVerifreg: codeVerifreg, idDatacap: codeDatacap, idBurnt: codeBurnt,
+}
+
+// addSingletons adds the system actors a state lacks (all of them for a
+// new state; the DataCap actor for a devnet made before it existed).
+func (s *state) addSingletons() {
+	for id, code := range singletons {
+		if _, ok := s.Actors[id]; !ok {
+			s.Actors[id] = &actorState{Code: code, Address: idAddr(id), Balance: big.Zero()}
+		}
+	}
+}
+
+// initMaps makes the maps a decoded state may lack (empty in its JSON, or
+// added after the devnet that wrote it).
+func (s *state) initMaps() {
+	if s.Market.Escrow == nil {
+		s.Market.Escrow = map[uint64]*escrow{}
+	}
+	if s.Market.Deals == nil {
+		s.Market.Deals = map[abi.DealID]*dealState{}
+	}
+	if s.Market.PendingAllocations == nil {
+		s.Market.PendingAllocations = map[abi.DealID]verifreg.AllocationId{}
+	}
+	if s.Verifreg.Verifiers == nil {
+		s.Verifreg.Verifiers = map[uint64]abi.StoragePower{}
+	}
+	if s.Verifreg.NextAllocationID == verifreg.NoAllocationID {
+		s.Verifreg.NextAllocationID = 1
+	}
+	if s.Verifreg.Allocations == nil {
+		s.Verifreg.Allocations = map[uint64]map[verifreg.AllocationId]*verifreg.Allocation{}
+	}
+	if s.Verifreg.Claims == nil {
+		s.Verifreg.Claims = map[uint64]map[verifreg.ClaimId]*verifreg.Claim{}
+	}
+	if s.Datacap.Balances == nil {
+		s.Datacap.Balances = map[uint64]abi.TokenAmount{}
+	}
+	if s.Datacap.Allowances == nil {
+		s.Datacap.Allowances = map[uint64]map[uint64]abi.TokenAmount{}
+	}
+	// DataCap in bytes from before the DataCap actor becomes tokens, with
+	// the market as operator, as AddVerifiedClient mints them.
+	for id, dc := range s.Verifreg.Clients {
+		s.Datacap.Balances[id] = big.Add(s.datacapBalance(id), big.Mul(dc, builtin.TokenPrecision))
+		s.setAllowance(id, idMarket, infiniteAllowance)
+	}
+	s.Verifreg.Clients = nil
 }
 
 // idAddr is the ID address of an actor.
@@ -221,22 +296,15 @@ func (s *state) encode() ([]byte, error) {
 
 // decodeState reads a state written by encode.
 func decodeState(b []byte) (*state, error) {
-	s := newState()
+	s := &state{}
 	if err := json.Unmarshal(b, s); err != nil {
 		return nil, fmt.Errorf("decoding devnet state: %w", err)
 	}
-	if s.Market.Escrow == nil {
-		s.Market.Escrow = map[uint64]*escrow{}
+	if s.Actors == nil {
+		s.Actors = map[uint64]*actorState{}
 	}
-	if s.Market.Deals == nil {
-		s.Market.Deals = map[abi.DealID]*dealState{}
-	}
-	if s.Verifreg.Verifiers == nil {
-		s.Verifreg.Verifiers = map[uint64]abi.StoragePower{}
-	}
-	if s.Verifreg.Clients == nil {
-		s.Verifreg.Clients = map[uint64]abi.StoragePower{}
-	}
+	s.initMaps()
+	s.addSingletons()
 	for _, a := range s.Actors {
 		if a.Miner != nil {
 			if a.Miner.PreCommits == nil {

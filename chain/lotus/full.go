@@ -39,6 +39,16 @@ type FullNodeMethods struct {
 	StateMarketDeals           func(ctx context.Context, tsk chain.TipSetKey) (map[string]*chain.MarketDeal, error)                                                  `perm:"read"`
 	StateCirculatingSupply     func(ctx context.Context, tsk chain.TipSetKey) (abi.TokenAmount, error)                                                               `perm:"read"`
 
+	StateVerifiedRegistryRootKey       func(ctx context.Context, tsk chain.TipSetKey) (address.Address, error)                                                  `perm:"read"`
+	StateGetAllocation                 func(ctx context.Context, client address.Address, id chain.AllocationID, tsk chain.TipSetKey) (*chain.Allocation, error) `perm:"read"`
+	StateGetAllocations                func(ctx context.Context, client address.Address, tsk chain.TipSetKey) (map[chain.AllocationID]chain.Allocation, error)  `perm:"read"`
+	StateGetAllAllocations             func(ctx context.Context, tsk chain.TipSetKey) (map[chain.AllocationID]chain.Allocation, error)                          `perm:"read"`
+	StateGetAllocationForPendingDeal   func(ctx context.Context, dealID abi.DealID, tsk chain.TipSetKey) (*chain.Allocation, error)                             `perm:"read"`
+	StateGetAllocationIdForPendingDeal func(ctx context.Context, dealID abi.DealID, tsk chain.TipSetKey) (chain.AllocationID, error)                            `perm:"read"`
+	StateGetClaim                      func(ctx context.Context, provider address.Address, id chain.ClaimID, tsk chain.TipSetKey) (*chain.Claim, error)         `perm:"read"`
+	StateGetClaims                     func(ctx context.Context, provider address.Address, tsk chain.TipSetKey) (map[chain.ClaimID]chain.Claim, error)          `perm:"read"`
+	StateGetAllClaims                  func(ctx context.Context, tsk chain.TipSetKey) (map[chain.ClaimID]chain.Claim, error)                                    `perm:"read"`
+
 	MpoolPending          func(ctx context.Context, tsk chain.TipSetKey) ([]*chain.SignedMessage, error)                                              `perm:"read"`
 	GasEstimateFeeCap     func(ctx context.Context, msg *chain.Message, maxqueueblks int64, tsk chain.TipSetKey) (big.Int, error)                     `perm:"read"`
 	GasEstimateGasPremium func(ctx context.Context, nblocksincl uint64, sender address.Address, gaslimit int64, tsk chain.TipSetKey) (big.Int, error) `perm:"read"`
@@ -223,6 +233,78 @@ func (s *FullNodeStruct) StateCirculatingSupply(ctx context.Context, tsk chain.T
 		return big.Int{}, ErrNotSupported
 	}
 	return s.Internal.StateCirculatingSupply(ctx, tsk)
+}
+
+// StateVerifiedRegistryRootKey calls Internal.StateVerifiedRegistryRootKey.
+func (s *FullNodeStruct) StateVerifiedRegistryRootKey(ctx context.Context, tsk chain.TipSetKey) (address.Address, error) {
+	if s.Internal.StateVerifiedRegistryRootKey == nil {
+		return address.Undef, ErrNotSupported
+	}
+	return s.Internal.StateVerifiedRegistryRootKey(ctx, tsk)
+}
+
+// StateGetAllocation calls Internal.StateGetAllocation.
+func (s *FullNodeStruct) StateGetAllocation(ctx context.Context, client address.Address, id chain.AllocationID, tsk chain.TipSetKey) (*chain.Allocation, error) {
+	if s.Internal.StateGetAllocation == nil {
+		return nil, ErrNotSupported
+	}
+	return s.Internal.StateGetAllocation(ctx, client, id, tsk)
+}
+
+// StateGetAllocations calls Internal.StateGetAllocations.
+func (s *FullNodeStruct) StateGetAllocations(ctx context.Context, client address.Address, tsk chain.TipSetKey) (map[chain.AllocationID]chain.Allocation, error) {
+	if s.Internal.StateGetAllocations == nil {
+		return nil, ErrNotSupported
+	}
+	return s.Internal.StateGetAllocations(ctx, client, tsk)
+}
+
+// StateGetAllAllocations calls Internal.StateGetAllAllocations.
+func (s *FullNodeStruct) StateGetAllAllocations(ctx context.Context, tsk chain.TipSetKey) (map[chain.AllocationID]chain.Allocation, error) {
+	if s.Internal.StateGetAllAllocations == nil {
+		return nil, ErrNotSupported
+	}
+	return s.Internal.StateGetAllAllocations(ctx, tsk)
+}
+
+// StateGetAllocationForPendingDeal calls Internal.StateGetAllocationForPendingDeal.
+func (s *FullNodeStruct) StateGetAllocationForPendingDeal(ctx context.Context, dealID abi.DealID, tsk chain.TipSetKey) (*chain.Allocation, error) {
+	if s.Internal.StateGetAllocationForPendingDeal == nil {
+		return nil, ErrNotSupported
+	}
+	return s.Internal.StateGetAllocationForPendingDeal(ctx, dealID, tsk)
+}
+
+// StateGetAllocationIdForPendingDeal calls Internal.StateGetAllocationIdForPendingDeal.
+func (s *FullNodeStruct) StateGetAllocationIdForPendingDeal(ctx context.Context, dealID abi.DealID, tsk chain.TipSetKey) (chain.AllocationID, error) { //nolint:revive // Lotus' name
+	if s.Internal.StateGetAllocationIdForPendingDeal == nil {
+		return chain.NoAllocationID, ErrNotSupported
+	}
+	return s.Internal.StateGetAllocationIdForPendingDeal(ctx, dealID, tsk)
+}
+
+// StateGetClaim calls Internal.StateGetClaim.
+func (s *FullNodeStruct) StateGetClaim(ctx context.Context, provider address.Address, id chain.ClaimID, tsk chain.TipSetKey) (*chain.Claim, error) {
+	if s.Internal.StateGetClaim == nil {
+		return nil, ErrNotSupported
+	}
+	return s.Internal.StateGetClaim(ctx, provider, id, tsk)
+}
+
+// StateGetClaims calls Internal.StateGetClaims.
+func (s *FullNodeStruct) StateGetClaims(ctx context.Context, provider address.Address, tsk chain.TipSetKey) (map[chain.ClaimID]chain.Claim, error) {
+	if s.Internal.StateGetClaims == nil {
+		return nil, ErrNotSupported
+	}
+	return s.Internal.StateGetClaims(ctx, provider, tsk)
+}
+
+// StateGetAllClaims calls Internal.StateGetAllClaims.
+func (s *FullNodeStruct) StateGetAllClaims(ctx context.Context, tsk chain.TipSetKey) (map[chain.ClaimID]chain.Claim, error) {
+	if s.Internal.StateGetAllClaims == nil {
+		return nil, ErrNotSupported
+	}
+	return s.Internal.StateGetAllClaims(ctx, tsk)
 }
 
 // MpoolPending calls Internal.MpoolPending.

@@ -297,6 +297,12 @@ func TestFullNotSupported(t *testing.T) {
 	if _, err := s.StateMinerPower(ctx, address.Undef, chain.EmptyTSK); !errors.Is(err, ErrNotSupported) {
 		t.Fatalf("StateMinerPower: %v", err)
 	}
+	if _, err := s.StateGetAllocations(ctx, address.Undef, chain.EmptyTSK); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("StateGetAllocations: %v", err)
+	}
+	if _, err := s.StateGetClaim(ctx, address.Undef, 1, chain.EmptyTSK); !errors.Is(err, ErrNotSupported) {
+		t.Fatalf("StateGetClaim: %v", err)
+	}
 	// The embedded Node methods report it too.
 	if _, err := s.ChainHead(ctx); !errors.Is(err, ErrNotSupported) {
 		t.Fatalf("ChainHead: %v", err)

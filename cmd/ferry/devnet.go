@@ -25,6 +25,7 @@ var devnetCmd = &cli.Command{
 			Flags:  []cli.Flag{jsonFlag, noWaitFlag},
 			Action: devnetFund,
 		},
+		devnetDatacapCmd,
 	},
 }
 

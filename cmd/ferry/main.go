@@ -30,6 +30,8 @@ func newApp() *cli.App {
 			dealCmd,
 			dealStatusCmd,
 			retrieveCmd,
+			allocateCmd,
+			allocationsCmd,
 		},
 	}
 	cliutil.Setup(app, repoFlag)

@@ -111,7 +111,10 @@ func newRetrievalServer(t *testing.T) *retrievalServer {
 	if _, err := idx.Rebuild(ctx, s.pieceCid); err != nil {
 		t.Fatal(err)
 	}
-	h := retrieval.New(idx, src).Handler()
+	h, err := retrieval.New(idx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if at := s.flip.Load(); at >= 0 {
 			w = &flipWriter{ResponseWriter: w, at: at}

@@ -1,0 +1,53 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/urfave/cli/v2"
+
+	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil"
+)
+
+// devnetDatacapCmd is `ferry devnet datacap`: a notary's grant of DataCap
+// on the devnet.
+var devnetDatacapCmd = &cli.Command{
+	Name:      "datacap",
+	Usage:     "give an address DataCap from the devnet's verified registry root key (refused on any other chain)",
+	ArgsUsage: "ADDRESS SIZE (bytes, or with a unit: 1MiB, 32GiB)",
+	Description: "Sends AddVerifiedClient from the root key, which the devnet holds, with MpoolPushMessage: it\n" +
+		"needs the devnet's admin token, like `ferry devnet fund`. Refuses unless the chain's network\n" +
+		"name is " + client.DevnetNetworkName + ". The smallest grant is 1 MiB.",
+	Flags:  []cli.Flag{jsonFlag, noWaitFlag},
+	Action: devnetDatacap,
+}
+
+func devnetDatacap(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return fmt.Errorf("devnet datacap: give ADDRESS and SIZE")
+	}
+	addr, err := address.NewFromString(c.Args().Get(0))
+	if err != nil {
+		return fmt.Errorf("devnet datacap: %q is not an address: %w", c.Args().Get(0), err)
+	}
+	size, err := cliutil.ParseBytes(c.Args().Get(1))
+	if err != nil {
+		return fmt.Errorf("devnet datacap: %w", err)
+	}
+	r, _ := openRepo(c) // only for the chain settings; none is fine
+	n, closer, err := dialChain(c, r)
+	if err != nil {
+		return err
+	}
+	defer closer()
+	mc, err := client.GrantDevnetDataCap(c.Context, n, addr, big.NewInt(size))
+	if err != nil {
+		return fmt.Errorf("devnet datacap: %w", err)
+	}
+	return waitAndReport(c, n, mc, func(w io.Writer) {
+		fmt.Fprintf(w, "granted %s (%d bytes) of DataCap to %s\n", cliutil.HumanBytes(size), size, addr)
+	})
+}
