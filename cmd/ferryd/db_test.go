@@ -95,6 +95,12 @@ func fillRepoDB(t *testing.T, sqldb *sql.DB) {
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, "8b1f6a36-3b34-4a4c-9f0c-3a6f3c1b7b10", "f1worker", now, now, blob, "1000",
 		int64(1), "recorded", "", "")
 	exec(`INSERT INTO chain_nonces (from_addr, next) VALUES (?, ?)`, "f1worker", int64(42))
+	exec(`INSERT INTO mk20_deals (id, client, deal, source, piece_cid, piece_size, raw_size, state, handed_off, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, "01JD0000000000000000000000", "f1client", `{"x":1}`, "put", "baga6ea4seaq",
+		int64(34359738368), int64(30000000000), "uploading", false, now, now)
+	exec(`INSERT INTO mk20_uploads (id, chunked, chunk_size, path, finalized) VALUES (?, ?, ?, ?, ?)`,
+		"01JD0000000000000000000000", true, int64(1<<20), "staging/x", false)
+	exec(`INSERT INTO mk20_upload_chunks (id, chunk, size, complete) VALUES (?, ?, ?, ?)`, "01JD0000000000000000000000", 1, int64(1<<20), true)
 	exec(`INSERT INTO kv (key, value) VALUES (?, ?)`, "miner", "f01000")
 	exec(`INSERT INTO db_locks (name, taken) VALUES (?, ?)`, "market.admission", int64(12))
 }
