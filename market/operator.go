@@ -92,8 +92,13 @@ type DealFilter struct {
 	State string
 	// Limit bounds how many deals are listed; 0 lists them all.
 	Limit int
-	// Offset skips that many of the matching deals, newest first, for
-	// paging.
+	// Before, a deal's UUID, lists the deals after that one in the list
+	// (created before it): the next page after a page ending with it.
+	// Paging this way reads only the page, however deep it is.
+	Before string
+	// Offset skips that many of the matching deals, newest first (after
+	// Before, if set). Deep offsets read every deal skipped: page with
+	// Before instead.
 	Offset int
 }
 

@@ -199,32 +199,58 @@ func (s *store) uuids(ctx context.Context, query string, args ...any) ([]uuid.UU
 	return ids, rows.Err()
 }
 
-// list returns the deals f selects, newest first.
+// dealStateSQL is a deal's operator state (StateFailed, StateEnded,
+// StateComplete or StateActive, in that order of precedence) as SQL over
+// its row. The indexes of migration 0049 are on this very text, which
+// SQLite and PostgreSQL match only when the query writes it alike: so the
+// retry state and checkpoint it names are literals, written here from
+// their Go values, and TestDealStateSQLIsIndexed checks it against the
+// migration.
+func dealStateSQL() string {
+	return fmt.Sprintf(`CASE WHEN retry = '%s' THEN '%s' WHEN ended_at != 0 THEN '%s' WHEN checkpoint = '%s' THEN '%s' ELSE '%s' END`,
+		RetryFatal, StateFailed, StateEnded, Complete, StateComplete, StateActive)
+}
+
+// list returns the deals f selects, newest first: those after f.Before
+// (keyset paging, which reads one page of an index however deep it is),
+// skipping f.Offset more.
 func (s *store) list(ctx context.Context, f DealFilter) ([]*dealRow, error) {
-	var where string
+	var where []string
 	var args []any
 	switch f.State {
 	case "":
-	case StateActive:
-		where, args = `WHERE retry != ? AND checkpoint != ?`, []any{RetryFatal, Complete}
-	case StateFailed:
-		where, args = `WHERE retry = ?`, []any{RetryFatal}
-	case StateComplete:
-		where, args = `WHERE checkpoint = ? AND ended_at = ?`, []any{Complete, 0}
-	case StateEnded:
-		where, args = `WHERE ended_at != ?`, []any{0}
+	case StateActive, StateFailed, StateComplete, StateEnded:
+		where, args = append(where, dealStateSQL()+` = ?`), append(args, f.State)
 	default:
 		return nil, fmt.Errorf("state %q is not one of %s, %s, %s, %s", f.State, StateActive, StateFailed, StateComplete, StateEnded)
 	}
 	if f.Limit < 0 || f.Offset < 0 {
 		return nil, fmt.Errorf("negative limit %d or offset %d", f.Limit, f.Offset)
 	}
+	if f.Before != "" {
+		id, err := uuid.Parse(f.Before)
+		if err != nil {
+			return nil, fmt.Errorf("the deal to list from, %q: %w", f.Before, err)
+		}
+		var created int64
+		err = s.db.QueryRowContext(ctx, `SELECT created_at FROM market_deals WHERE uuid = ?`, id.String()).Scan(&created)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("the deal to list from, %s: %w", id, ErrUnknownDeal)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading deal %s: %w", id, err)
+		}
+		where, args = append(where, `(created_at, uuid) < (?, ?)`), append(args, created, id.String())
+	}
 	limit := int64(f.Limit)
 	if limit == 0 {
 		limit = math.MaxInt64 // every deal (OFFSET needs a LIMIT in SQLite)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+dealColumns+` FROM market_deals `+where+` ORDER BY created_at DESC LIMIT ? OFFSET ?`,
-		append(args, limit, f.Offset)...)
+	q := `SELECT ` + dealColumns + ` FROM market_deals`
+	if len(where) > 0 {
+		q += ` WHERE ` + strings.Join(where, ` AND `)
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY created_at DESC, uuid DESC LIMIT ? OFFSET ?`, append(args, limit, f.Offset)...)
 	if err != nil {
 		return nil, err
 	}
@@ -260,15 +286,11 @@ func (s *store) logs(ctx context.Context, id uuid.UUID) ([]DealLog, error) {
 	return out, rows.Err()
 }
 
-// counts counts the deals by state and checkpoint.
+// counts counts the deals by state and checkpoint, from the index on
+// their state.
 func (s *store) counts(ctx context.Context) ([]DealCount, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT CASE
-			WHEN retry = ? THEN ?
-			WHEN ended_at != ? THEN ?
-			WHEN checkpoint = ? THEN ?
-			ELSE ? END AS state, checkpoint, count(*)
-		FROM market_deals GROUP BY state, checkpoint ORDER BY state, checkpoint`,
-		RetryFatal, StateFailed, 0, StateEnded, Complete, StateComplete, StateActive)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+dealStateSQL()+`, checkpoint, count(*)
+		FROM market_deals GROUP BY `+dealStateSQL()+`, checkpoint ORDER BY 1, 2`)
 	if err != nil {
 		return nil, fmt.Errorf("counting deals: %w", err)
 	}

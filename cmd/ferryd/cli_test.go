@@ -49,7 +49,7 @@ func (o *operator) Info(context.Context) (api.Info, error) {
 }
 
 func (o *operator) DealList(_ context.Context, f market.DealFilter) ([]market.DealInfo, error) {
-	o.calls = append(o.calls, fmt.Sprintf("DealList %s %d %d", f.State, f.Limit, f.Offset))
+	o.calls = append(o.calls, fmt.Sprintf("DealList %s %d %s%d", f.State, f.Limit, f.Before, f.Offset))
 	return []market.DealInfo{testDealInfo()}, nil
 }
 
@@ -210,6 +210,7 @@ func TestRepoAnyPosition(t *testing.T) {
 		"deal list --json --repo R",
 		"--json deal list --repo=R",
 		"deal list --state failed --repo R --json --limit 5",
+		"deal list --before " + testDeal.String() + " --json --repo R",
 	} {
 		out, err := runDaemonCLI(t, strings.Fields(strings.ReplaceAll(line, "R", repo))...)
 		if err != nil || !strings.Contains(out, testDeal.String()) {
@@ -226,7 +227,7 @@ func TestRepoAnyPosition(t *testing.T) {
 			t.Fatalf("%s: %q %v", line, out, err)
 		}
 	}
-	want := "DealList  100 0,DealList  100 0,DealList  100 0,DealList  100 0,DealList failed 5 0,SectorsStatus 3,SectorsStatus 3,SectorsStatus 3"
+	want := "DealList  100 0,DealList  100 0,DealList  100 0,DealList  100 0,DealList failed 5 0,DealList  100 " + testDeal.String() + "0,SectorsStatus 3,SectorsStatus 3,SectorsStatus 3"
 	if got := strings.Join(o.calls, ","); got != want {
 		t.Fatalf("calls %s, want %s", got, want)
 	}
