@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -255,9 +256,16 @@ func (p *Provider) kick(id uuid.UUID) {
 		defer p.wg.Done()
 		defer cancel()
 		for {
-			p.run(ctx, id, rd)
+			// The lease is given up before the goroutine leaves p.running,
+			// so a kick meanwhile runs this loop again rather than start a
+			// second goroutine that would hold it.
+			held := p.holdDeal(ctx, id)
+			if held {
+				p.run(ctx, id, rd)
+				p.letGoDeal(id)
+			}
 			p.mu.Lock()
-			if rd.again && ctx.Err() == nil {
+			if held && rd.again && ctx.Err() == nil {
 				rd.again = false
 				p.mu.Unlock()
 				continue
@@ -292,6 +300,9 @@ func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 				case <-t.C:
 				}
 			}
+		}
+		if !p.does(d.Checkpoint) {
+			return // a node that does this step takes the deal
 		}
 		err = p.advance(ctx, d, rd)
 		if errors.Is(err, errComplete) {
@@ -335,15 +346,11 @@ func (p *Provider) stepFailed(ctx context.Context, d *dealRow, cause error) erro
 
 // failDeal fails a deal for good and releases its tags and staging file.
 func (p *Provider) failDeal(ctx context.Context, id uuid.UUID, reason string) error {
-	staging, owned, err := p.store.fail(ctx, id, reason)
+	staging, node, owned, err := p.store.fail(ctx, id, reason)
 	if err != nil {
 		return err
 	}
-	if owned && staging != "" {
-		if err := os.Remove(staging); err != nil && !errors.Is(err, os.ErrNotExist) {
-			p.d.Logf("market: removing staging file of failed deal %s: %v", id, err)
-		}
-	}
+	p.removeStaging(&dealRow{UUID: id, StagingPath: staging, StagingNode: node, StagingOwned: owned})
 	p.d.Logf("market: deal %s failed: %s", id, reason)
 	return nil
 }
@@ -418,7 +425,10 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 			_ = p.store.saveProgress(ctx, d.UUID, n) // only for display: the file is what counts
 		}
 	}
-	if err := p.d.Downloader.Download(ctx, req, d.StagingPath, calc, progress); err != nil {
+	// The data goes to this node's staging directory, whichever node
+	// admitted the deal.
+	path := filepath.Join(p.cfg.StagingDir, filepath.Base(d.StagingPath))
+	if err := p.d.Downloader.Download(ctx, req, path, calc, progress); err != nil {
 		err = fmt.Errorf("downloading %s: %w", transfer.Redact(req.URL), err)
 		if transfer.IsPermanent(err) {
 			// A 404, a body longer than declared, a private address: the
@@ -427,7 +437,7 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 		}
 		return err // retried with back-off; transfer bounds each attempt
 	}
-	return p.finishData(ctx, d, calc, d.StagingPath, true)
+	return p.finishData(ctx, d, calc, path, true)
 }
 
 // finishData checks the commitment of the deal's data and records
@@ -442,11 +452,45 @@ func (p *Provider) finishData(ctx context.Context, d *dealRow, calc *piece.Calc,
 	if !comm.CID().Equals(prop.PieceCID) {
 		return fatalf("the data's piece CID %s does not match the proposal's %s", comm.CID(), prop.PieceCID)
 	}
-	if err := p.store.setTransferred(ctx, d.UUID, received, path, owned); err != nil {
+	if err := p.store.setTransferred(ctx, d.UUID, received, path, p.cfg.NodeID, owned); err != nil {
 		return err
 	}
 	p.hook(d.UUID, Transferred.String())
 	return nil
+}
+
+// localStaging reports whether the deal's staging file is on this node.
+func (p *Provider) localStaging(d *dealRow) bool {
+	return d.StagingNode == "" || d.StagingNode == p.cfg.NodeID
+}
+
+// openStaging opens the deal's staging file: here, or on the node of the
+// cluster that holds it.
+func (p *Provider) openStaging(ctx context.Context, d *dealRow) (io.ReadCloser, error) {
+	if p.localStaging(d) || p.d.Files == nil {
+		f, err := os.Open(d.StagingPath)
+		if err != nil {
+			return nil, fmt.Errorf("opening staged data: %w", err)
+		}
+		return f, nil
+	}
+	rc, err := p.d.Files.OpenStaging(ctx, d.StagingNode, d.StagingPath)
+	if err != nil {
+		return nil, fmt.Errorf("opening staged data on node %s: %w", d.StagingNode, err)
+	}
+	return rc, nil
+}
+
+// removeStaging removes the deal's staging file when the market owns it
+// and it is on this node (the node that holds it removes it otherwise:
+// sweepStaging).
+func (p *Provider) removeStaging(d *dealRow) {
+	if !d.StagingOwned || d.StagingPath == "" || !p.localStaging(d) {
+		return
+	}
+	if err := os.Remove(d.StagingPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		p.d.Logf("market: removing staging file of deal %s: %v", d.UUID, err)
+	}
 }
 
 // addPiece hands the piece to sealing, then frees the staging file.
@@ -459,9 +503,9 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	if head.Height() >= prop.StartEpoch {
 		return fatalf("the deal's start epoch %d passed (current epoch %d) before its piece was added to a sector", prop.StartEpoch, head.Height())
 	}
-	f, err := os.Open(d.StagingPath)
+	f, err := p.openStaging(ctx, d)
 	if err != nil {
-		return fmt.Errorf("opening staged data: %w", err)
+		return err
 	}
 	defer f.Close()
 	rd.added.Store(0)
@@ -475,11 +519,7 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	if err := p.store.setAddedPiece(ctx, d.UUID, pl.Sector, pl.Offset); err != nil {
 		return err
 	}
-	if d.StagingOwned {
-		if err := os.Remove(d.StagingPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			p.d.Logf("market: removing staging file of deal %s: %v", d.UUID, err)
-		}
-	}
+	p.removeStaging(d)
 	p.hook(d.UUID, AddedPiece.String())
 	return nil
 }
@@ -488,11 +528,7 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 func (p *Provider) index(ctx context.Context, d *dealRow, _ *runningDeal) error {
 	// A crash between AddedPiece and the removal of the staging file leaves
 	// the file behind: remove it now.
-	if d.StagingOwned && d.StagingPath != "" {
-		if err := os.Remove(d.StagingPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			p.d.Logf("market: removing staging file of deal %s: %v", d.UUID, err)
-		}
-	}
+	p.removeStaging(d)
 	if p.d.Indexer != nil {
 		if err := p.d.Indexer.IndexAndAnnounce(ctx, d.indexRequest()); err != nil {
 			return fmt.Errorf("indexing and announcing: %w", err)
@@ -576,7 +612,7 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 	if !comm.CID().Equals(d.Proposal.Proposal.PieceCID) {
 		return fmt.Errorf("the piece CID of %s is %s, the deal's is %s", path, comm.CID(), d.Proposal.Proposal.PieceCID)
 	}
-	if err := p.store.setTransferred(ctx, d.UUID, uint64(hashed.Load()), path, false); err != nil {
+	if err := p.store.setTransferred(ctx, d.UUID, uint64(hashed.Load()), path, p.cfg.NodeID, false); err != nil {
 		return err
 	}
 	p.hook(d.UUID, Transferred.String())

@@ -50,6 +50,7 @@ type dealRow struct {
 	BytesReceived  uint64
 	StagingPath    string
 	StagingOwned   bool
+	StagingNode    string // the cluster node holding StagingPath; "" for this one on a single node
 	KeepUnsealed   bool
 	SkipIPNI       bool
 	Checkpoint     Checkpoint
@@ -72,7 +73,8 @@ type dealRow struct {
 const dealColumns = `uuid, signed_proposal_cid, created_at, updated_at, client_peer, client_key, proposal,
 	data_root, is_offline, transfer_type, transfer_params, transfer_size, bytes_received, staging_path,
 	staging_owned, keep_unsealed, skip_ipni, checkpoint, retry, retries, retry_after, error, publish_queued,
-	batch_id, publish_cid, chain_deal_id, sector, sector_offset, sealing_state, ended_at, end_reason, piece_released`
+	batch_id, publish_cid, chain_deal_id, sector, sector_offset, sealing_state, ended_at, end_reason, piece_released,
+	staging_node`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -89,7 +91,7 @@ func scanDeal(s scanner) (*dealRow, error) {
 	err := s.Scan(&id, &spc, &created, &updated, &d.ClientPeer, &ckey, &prop, &root, &offline, &d.TransferType,
 		&d.TransferParams, &tsize, &recv, &d.StagingPath, &owned, &keep, &skip, &d.Checkpoint, &rs, &d.Retries,
 		&retryAfter, &d.Error, &d.PublishQueued, &d.BatchID, &pub, &dealID, &d.Sector, &sectorOff, &d.SealingState,
-		&endedAt, &d.EndReason, &d.PieceReleased)
+		&endedAt, &d.EndReason, &d.PieceReleased, &d.StagingNode)
 	if err != nil {
 		return nil, err
 	}
@@ -173,6 +175,30 @@ func (s *store) unfinished(ctx context.Context) ([]uuid.UUID, error) {
 	ids, err := s.uuids(ctx, `SELECT uuid FROM market_deals WHERE retry IN (?, ?) AND checkpoint != ?`, RetryNone, RetryAuto, Complete)
 	if err != nil {
 		return nil, fmt.Errorf("listing unfinished deals: %w", err)
+	}
+	return ids, nil
+}
+
+// claimable lists up to limit unfinished deals at the checkpoints cps that
+// no live node of the cluster holds (leases), the longest untouched
+// first: work whose node died or that waits for a node doing its next
+// step. Deals that wait for something else to move them on are left out:
+// an offline deal waiting for its data, a queued deal waiting for a
+// batch, a published deal whose batch has not landed.
+func (s *store) claimable(ctx context.Context, cps []Checkpoint, leases Leases, limit int) ([]uuid.UUID, error) {
+	if len(cps) == 0 {
+		return nil, nil
+	}
+	in, args := inCheckpoints(cps)
+	free, freeArgs := leases.FreeSQL(`'deal/' || uuid`)
+	ids, err := s.uuids(ctx, `SELECT uuid FROM market_deals WHERE retry IN (?, ?) AND checkpoint IN (`+in+`)
+		AND NOT (checkpoint = ? AND is_offline = ?)
+		AND NOT (checkpoint = ? AND publish_queued > ?)
+		AND NOT (checkpoint = ? AND batch_id IN (SELECT id FROM market_publish_batches WHERE state = ?))
+		AND `+free+` ORDER BY updated_at LIMIT ?`,
+		append(append(append([]any{RetryNone, RetryAuto}, args...), Accepted, true, Transferred, 0, Published, batchSending), append(freeArgs, limit)...)...)
+	if err != nil {
+		return nil, fmt.Errorf("listing deals no node works on: %w", err)
 	}
 	return ids, nil
 }
@@ -348,11 +374,12 @@ func (s *store) saveProgress(ctx context.Context, id uuid.UUID, received uint64)
 }
 
 // setTransferred records Transferred: the deal's data, bytes long, is at
-// path, which the market removes once the piece is in a sector when it
-// owns the file (a download) and leaves alone otherwise (an import).
-func (s *store) setTransferred(ctx context.Context, id uuid.UUID, bytes uint64, path string, owned bool) error {
+// path on node (the cluster node ID, "" on a single node), which the
+// market removes once the piece is in a sector when it owns the file (a
+// download) and leaves alone otherwise (an import).
+func (s *store) setTransferred(ctx context.Context, id uuid.UUID, bytes uint64, path, node string, owned bool) error {
 	return s.advance(ctx, id, Transferred,
-		"bytes_received", int64(bytes), "transfer_size", int64(bytes), "staging_path", path, "staging_owned", owned)
+		"bytes_received", int64(bytes), "transfer_size", int64(bytes), "staging_path", path, "staging_node", node, "staging_owned", owned)
 }
 
 // queueForPublish puts a Transferred deal in the publish queue, once.
@@ -423,11 +450,12 @@ func (s *store) clearRetry(ctx context.Context, id uuid.UUID, logLine string) er
 }
 
 // fail fails a deal for good, takes it out of the publish queue and drops
-// its tags. It returns the deal's staging file and whether the market
-// owns it, for the caller to remove.
-func (s *store) fail(ctx context.Context, id uuid.UUID, reason string) (staging string, owned bool, err error) {
+// its tags. It returns the deal's staging file, the node holding it and
+// whether the market owns it, for the caller to remove.
+func (s *store) fail(ctx context.Context, id uuid.UUID, reason string) (staging, node string, owned bool, err error) {
 	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT staging_path, staging_owned FROM market_deals WHERE uuid = ?`, id.String()).Scan(&staging, &owned); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT staging_path, staging_node, staging_owned FROM market_deals WHERE uuid = ?`,
+			id.String()).Scan(&staging, &node, &owned); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = ?, error = ?, publish_queued = ?, updated_at = ? WHERE uuid = ?`,
@@ -440,9 +468,9 @@ func (s *store) fail(ctx context.Context, id uuid.UUID, reason string) (staging 
 		return addLog(ctx, tx, id, "failed: %s", reason)
 	})
 	if err != nil {
-		return "", false, fmt.Errorf("failing deal %s: %w", id, err)
+		return "", "", false, fmt.Errorf("failing deal %s: %w", id, err)
 	}
-	return staging, owned, nil
+	return staging, node, owned, nil
 }
 
 // --- tags and admission ---
@@ -677,6 +705,10 @@ func cidString(c cid.Cid) string {
 
 // --- publish batches ---
 
+// publishLock serialises the transactions that record and land publish
+// batches (two nodes may, one having led before the other).
+const publishLock = "market.publish"
+
 // Batch states.
 const (
 	batchSending = "sending" // recorded; its message is being sent or waited for
@@ -740,6 +772,23 @@ func (s *store) recordBatch(ctx context.Context, msgID uuid.UUID, deals []uuid.U
 	}
 	var batchID int64
 	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if err := db.Serialize(ctx, tx, publishLock); err != nil {
+			return err
+		}
+		// Only deals still queued go in: a deal another publisher (a node
+		// that led before) batched meanwhile makes the batch fail whole,
+		// so no deal is ever in two messages.
+		in, cps := inCheckpoints([]Checkpoint{Transferred})
+		for _, d := range deals {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM market_deals WHERE uuid = ? AND checkpoint IN (`+in+`) AND publish_queued > ?`,
+				append(append([]any{d.String()}, cps...), 0)...).Scan(&n); err != nil {
+				return fmt.Errorf("checking deal %s is still queued: %w", d, err)
+			}
+			if n != 1 {
+				return fmt.Errorf("deal %s is no longer queued for publishing", d)
+			}
+		}
 		err := tx.QueryRowContext(ctx, `INSERT INTO market_publish_batches (created_at, msg_id, msg_cid, deals, state)
 			VALUES (?, ?, ?, ?, ?) RETURNING id`, time.Now().UnixNano(), msgID.String(), "", string(djson), batchSending).Scan(&batchID)
 		if err != nil {
@@ -835,6 +884,9 @@ func (s *store) setBatchSent(ctx context.Context, b *batchRow, msg cid.Cid) erro
 // rejected it, is returned as invalid; every deal's funds tag goes.
 func (s *store) landBatch(ctx context.Context, b *batchRow, final cid.Cid, dealIDs map[int]abi.DealID) (confirmed, invalid []uuid.UUID, err error) {
 	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if err := db.Serialize(ctx, tx, publishLock); err != nil {
+			return err
+		}
 		for i, d := range b.deals {
 			var cp Checkpoint
 			var retry string

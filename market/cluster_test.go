@@ -1,0 +1,169 @@
+package market
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/chain/sender"
+	"github.com/ferry-fil/ferry/cluster"
+)
+
+// dyingLeases are the leases of a node that can be killed: once dead it
+// takes, renews and gives up nothing, as a killed process, so the leases
+// it held stay in the database until they expire.
+type dyingLeases struct {
+	*cluster.Member
+	dead atomic.Bool
+}
+
+func (l *dyingLeases) Acquire(ctx context.Context, name string) (bool, error) {
+	if l.dead.Load() {
+		return false, nil
+	}
+	return l.Member.Acquire(ctx, name)
+}
+
+func (l *dyingLeases) Release(ctx context.Context, name string) error {
+	if l.dead.Load() {
+		return nil
+	}
+	return l.Member.Release(ctx, name)
+}
+
+// testClock is the cluster's clock, moved by the test.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// Two nodes on one database: node a admits six deals and dies while
+// downloading them (its leases left behind, as a SIGKILL leaves them).
+// Once a's leases expire, node b takes every deal over from its
+// checkpoint, downloads into its own staging directory and completes
+// them: two publish messages of three deals, one piece write per deal.
+func TestClusterTakesOverADeadNode(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	h := newHarness(t, dir, func(c *Config) { c.MaxDealsPerPublishMsg = 3; c.NodeID = "a" })
+	clk := &testClock{now: time.Now()}
+	join := func(id string) *cluster.Member {
+		m, err := cluster.Join(ctx, cluster.Config{DB: h.deps.DB, NodeID: id, LeaseTimeout: time.Minute, Heartbeat: time.Hour,
+			Now: clk.Now, Logf: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	a := &dyingLeases{Member: join("a")}
+	h.deps.Leases = a
+	block := make(chan struct{})
+	h.dl.block = block
+	h.start()
+	var ids []uuid.UUID
+	for i := range 6 {
+		params := h.deal(fmt.Sprintf("c%d.car", i), 2000+i, int64(100+i), nil)
+		if r := h.p.Propose(ctx, params, "cluster-test"); !r.Accepted {
+			t.Fatal(r.Message)
+		}
+		ids = append(ids, params.DealUUID)
+	}
+	for {
+		h.dl.mu.Lock()
+		started := h.dl.calls
+		h.dl.mu.Unlock()
+		if started == len(ids) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+
+	// a dies mid-download.
+	a.dead.Store(true)
+	h.p.Close()
+	h.dl.mu.Lock()
+	h.dl.block = nil
+	h.dl.mu.Unlock()
+	close(block)
+
+	b := join("b")
+	bcfg := h.cfg
+	bcfg.NodeID, bcfg.StagingDir = "b", filepath.Join(dir, "staging-b")
+	bdeps := h.deps
+	bdeps.Host, bdeps.Leases = nil, b
+	mi, err := h.deps.Node.StateMinerInfo(ctx, h.cfg.Miner, chain.TipSetKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bdeps.Sender, err = sender.New(ctx, sender.Config{DB: h.deps.DB, Node: h.deps.Node.(sender.Node), From: mi.Worker, Keys: h.keys, Logf: t.Logf}); err != nil {
+		t.Fatal(err)
+	}
+	pb, err := New(bcfg, bdeps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pb.Close() })
+	clk.add(2 * time.Minute) // a's leases expire
+	if err := b.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.p = pb
+	for _, id := range ids {
+		d := h.waitFor(id, complete, Complete)
+		if d.Error != "" && d.Retry != RetryNone {
+			t.Fatalf("deal %s: %+v", id, d)
+		}
+	}
+
+	h.fc.mu.Lock()
+	publishes, published := 0, 0
+	for _, m := range h.fc.st.Msgs {
+		if m.Method == 4 {
+			publishes++
+			published += m.Deals
+		}
+	}
+	h.fc.mu.Unlock()
+	if publishes != 2 || published != len(ids) {
+		t.Fatalf("%d publish messages with %d deals, want 2 with %d", publishes, published, len(ids))
+	}
+	h.sealer.mu.Lock()
+	defer h.sealer.mu.Unlock()
+	for _, id := range ids {
+		if n := h.sealer.st.Writes[id.String()]; n != 1 {
+			t.Fatalf("deal %s written %d times", id, n)
+		}
+	}
+	for _, id := range ids {
+		row, err := pb.store.deal(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if row.StagingNode != "b" || filepath.Dir(row.StagingPath) != bcfg.StagingDir {
+			t.Fatalf("deal %s staged at %s on node %q", id, row.StagingPath, row.StagingNode)
+		}
+	}
+}
