@@ -199,6 +199,10 @@ func fatalf(format string, args ...any) error { return fatalError{fmt.Errorf(for
 // import, the publisher); the goroutine ends without error.
 var errWait = errors.New("waiting")
 
+// errElsewhere means another node of the cluster must do the step (the
+// deal's piece is placed in one of its sectors).
+var errElsewhere = errors.New("done by another node")
+
 // errComplete means the deal has no step left.
 var errComplete = errors.New("complete")
 
@@ -311,6 +315,9 @@ func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 		if errors.Is(err, errWait) {
 			p.hook(id, "Waiting")
 			return
+		}
+		if errors.Is(err, errElsewhere) {
+			return // a node that can do the step takes the deal
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -513,6 +520,10 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	pl, err := p.d.Sealer.AddPieceToAny(ctx, prop.PieceSize.Unpadded(), data, sealing.Deal{
 		UUID: d.UUID, DealID: d.ChainDealID, PublishCid: d.PublishCid, Proposal: *prop, KeepUnsealed: d.KeepUnsealed,
 	})
+	var elsewhere *sealing.ElsewhereError
+	if errors.As(err, &elsewhere) {
+		return errElsewhere // the node whose sector it is adds it
+	}
 	if err != nil {
 		return fmt.Errorf("adding piece to a sector: %w", err)
 	}
