@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/cluster"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wire"
@@ -58,6 +59,10 @@ type Ferry interface {
 	IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error)
 	// IndexAnnounce (re)announces a piece to IPNI.
 	IndexAnnounce(ctx context.Context, piece cid.Cid) (cid.Cid, error)
+
+	// ClusterList lists the nodes sharing the database, with their roles,
+	// heartbeats, storage paths and the leases they hold.
+	ClusterList(ctx context.Context) ([]cluster.NodeInfo, error)
 }
 
 // Info describes a running ferryd.

@@ -16,6 +16,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/ferry-fil/ferry/cluster"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wire"
@@ -40,6 +41,7 @@ type Methods struct {
 	IndexStatus    func(ctx context.Context, piece cid.Cid) (PieceIndexInfo, error)                `perm:"read"`
 	IndexRebuild   func(ctx context.Context, piece cid.Cid) (int64, error)                         `perm:"admin"`
 	IndexAnnounce  func(ctx context.Context, piece cid.Cid) (cid.Cid, error)                       `perm:"admin"`
+	ClusterList    func(ctx context.Context) ([]cluster.NodeInfo, error)                           `perm:"read"`
 }
 
 // Struct implements Ferry over its Methods.

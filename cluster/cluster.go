@@ -286,6 +286,23 @@ func (m *Member) Close() error {
 	return err
 }
 
+// Shared returns what the cluster shares under name (kept in the
+// database), storing proposed when it has nothing yet: so the first node
+// decides, and every node gets the same. ferryd shares the libp2p identity
+// its market nodes serve and the secret its nodes sign their requests to
+// each other with.
+func Shared(ctx context.Context, sqldb *sql.DB, name string, proposed []byte) ([]byte, error) {
+	v, err := store{db: sqldb}.shared(ctx, "cluster."+name, hex.EncodeToString(proposed))
+	if err != nil {
+		return nil, fmt.Errorf("cluster: reading the shared %s: %w", name, err)
+	}
+	b, err := hex.DecodeString(v)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: the shared %s is not hex: %w", name, err)
+	}
+	return b, nil
+}
+
 // NodeInfo is a node as `ferryd cluster list` shows it.
 type NodeInfo struct {
 	ID        string    `json:"id"`

@@ -247,3 +247,20 @@ func TestParseRoles(t *testing.T) {
 		t.Fatal("an unknown role was accepted")
 	}
 }
+
+// The first node's proposal is what every node gets.
+func TestShared(t *testing.T) {
+	ctx := context.Background()
+	sqldb := openDB(t)
+	first, err := Shared(ctx, sqldb, "secret", []byte{1, 2, 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := Shared(ctx, sqldb, "secret", []byte{9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(first) != "\x01\x02\x03" || string(second) != string(first) {
+		t.Fatalf("shared values %x then %x, want 010203 both", first, second)
+	}
+}

@@ -80,6 +80,19 @@ func (s store) leave(ctx context.Context, node string) error {
 	})
 }
 
+// shared returns the kv value of key, setting it to proposed first if it
+// has none.
+func (s store) shared(ctx context.Context, key, proposed string) (string, error) {
+	var v string
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO kv (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`, key, proposed); err != nil {
+			return err
+		}
+		return tx.QueryRowContext(ctx, `SELECT value FROM kv WHERE key = ?`, key).Scan(&v)
+	})
+	return v, err
+}
+
 // addPath records a storage path of node.
 func (s store) addPath(ctx context.Context, node, kind, path string) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO cluster_paths (node, kind, path) VALUES (?, ?, ?)

@@ -16,6 +16,7 @@ import (
 // machine; an operator on the real network sets Chain.Mode = "lotus".
 type Config struct {
 	Database DatabaseConfig
+	Cluster  ClusterConfig
 	Chain    ChainConfig
 	Libp2p   Libp2pConfig
 	HTTP     HTTPConfig
@@ -162,6 +163,7 @@ func DefaultConfig() Config {
 			RateWindow:            Duration(10 * time.Minute),
 			AllowPrivateAddresses: true, // devnet: everything is on loopback
 		},
+		Cluster: ClusterConfig{LeaseTimeout: Duration(30 * time.Second)},
 		IPNI: IPNIConfig{Enable: true},
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/chain/lotus"
 	"github.com/ferry-fil/ferry/chain/sender"
+	"github.com/ferry-fil/ferry/cluster"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/ipni"
@@ -60,6 +61,9 @@ type Node struct {
 	Provider *market.Provider
 	Index    *index.Service
 	IPNI     *ipni.Announcer // nil when IPNI is off
+	// Cluster is this node's membership of the nodes sharing its database
+	// (one node alone, unless others join).
+	Cluster *cluster.Member
 
 	logf    func(string, ...any)
 	cancel  context.CancelFunc
@@ -67,6 +71,9 @@ type Node struct {
 	closers []func() error // run in reverse order by Close
 	servers []*http.Server
 	apiAddr string
+
+	clusterSecret []byte // signs the requests nodes send each other
+	clusterToken  string
 }
 
 // Options are choices made on ferryd's command line rather than in the
@@ -117,11 +124,17 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	if err != nil {
 		return n, err
 	}
+	if key, err = sharedIdentity(ctx, n, key); err != nil {
+		return n, err
+	}
 	n.Host, err = libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(cfg.Libp2p.ListenAddresses...))
 	if err != nil {
 		return n, fmt.Errorf("starting libp2p on %v: %w", cfg.Libp2p.ListenAddresses, err)
 	}
 	n.closers = append(n.closers, n.Host.Close)
+	if err := n.joinCluster(ctx); err != nil {
+		return n, err
+	}
 
 	// The chain and the miner.
 	var sectorSize abi.SectorSize
@@ -196,6 +209,7 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	}
 	n.Sealing, err = sealing.New(sealing.Config{
 		Dir:                       repo.Path("sectors"),
+		NodeID:                    n.nodeID(),
 		SectorSize:                sectorSize,
 		MaxWaitDealsSectors:       cfg.Sealing.MaxWaitDealsSectors,
 		MaxSealingSectorsForDeals: cfg.Sealing.MaxSealingSectorsForDeals,
@@ -211,16 +225,19 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	if err != nil {
 		return n, fmt.Errorf("starting sealing: %w", err)
 	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := n.Sealing.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			logf("sealing stopped: %v", err)
-		}
-	}()
+	if n.has(cluster.RoleSealing) {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			if err := n.Sealing.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+				logf("sealing stopped: %v", err)
+			}
+		}()
+	}
 
 	// The piece index and IPNI.
-	src := pieceSource(n.Sealing)
+	local := pieceSource(n.Sealing)
+	src := n.pieceSource(local)
 	n.Index = index.New(n.DB, src)
 	retrievalAddr, err := httpMultiaddr(cfg.HTTP.Listen)
 	if err != nil {
@@ -248,10 +265,18 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	if err != nil {
 		return n, err
 	}
+	mcfg.NodeID = n.nodeID()
+	var dealHost host.Host // the deal protocols: market nodes only
+	if n.has(cluster.RoleMarket) {
+		dealHost = n.Host
+	}
 	n.Provider, err = market.New(mcfg, market.Deps{
 		Node:    n.Chain,
 		DB:      n.DB,
-		Host:    n.Host,
+		Host:    dealHost,
+		Leases:  n.Cluster,
+		Does:    n.doesStep,
+		Files:   n,
 		Sealer:  n.Sealing,
 		Indexer: indexer{idx: n.Index, ann: n.IPNI},
 		Sender:  n.Sender,
@@ -270,8 +295,14 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	if err != nil {
 		return n, fmt.Errorf("starting the market: %w", err)
 	}
-	if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.Host.ID(), n.announceAddrs()); err != nil {
-		return n, fmt.Errorf("writing the peer ID and addresses to miner %s: %w", n.Miner, err)
+	if n.has(cluster.RoleMarket) {
+		addrs, err := n.marketAddrs(ctx)
+		if err != nil {
+			return n, err
+		}
+		if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.Host.ID(), addrs); err != nil {
+			return n, fmt.Errorf("writing the peer ID and addresses to miner %s: %w", n.Miner, err)
+		}
 	}
 	if err := n.Provider.Start(runCtx); err != nil {
 		return n, fmt.Errorf("starting the market: %w", err)
@@ -284,8 +315,11 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	if err != nil {
 		return n, err
 	}
-	mux.Handle("/piece/", rh)
-	mux.Handle("/ipfs/", rh)
+	if n.has(cluster.RoleRetrieval) {
+		mux.Handle("/piece/", rh)
+		mux.Handle("/ipfs/", rh)
+	}
+	mux.Handle("/remote/", n.remoteHandler(local))
 	if n.IPNI != nil {
 		mux.Handle("/ipni/v1/ad/", n.IPNI.Handler())
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/api"
+	"github.com/ferry-fil/ferry/cluster"
 	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/internal/cliutil/clitest"
 	"github.com/ferry-fil/ferry/market"
@@ -153,6 +154,15 @@ func (o *operator) IndexAnnounce(_ context.Context, pc cid.Cid) (cid.Cid, error)
 	return testCID, nil
 }
 
+func (o *operator) ClusterList(context.Context) ([]cluster.NodeInfo, error) {
+	o.calls = append(o.calls, "ClusterList")
+	at := time.Unix(1700000000, 0).UTC()
+	return []cluster.NodeInfo{{ID: "node-1", Roles: cluster.AllRoles(), APIURL: "http://127.0.0.1:1288", HTTPURL: "http://127.0.0.1:7777",
+		Libp2p: []string{"/ip4/127.0.0.1/tcp/24001"}, StartedAt: at, Heartbeat: at, Alive: true,
+		Paths:  []cluster.PathInfo{{Kind: "staging", Path: "/r/staging"}},
+		Leases: []cluster.LeaseInfo{{Name: "market.publisher", TakenAt: at, Expires: at}}}}, nil
+}
+
 // serveOperator serves o as ferryd serves its operator API (JSON-RPC with
 // a token, on loopback) and returns a repo directory that points at it.
 func serveOperator(t *testing.T, o api.Ferry) string {
@@ -279,6 +289,8 @@ func TestOperatorOutputKeys(t *testing.T) {
 		{"index status " + testPiece.String(), indexKeys},
 		{"index rebuild " + testPiece.String(), []string{"pieceCid", "blocks"}},
 		{"index announce " + testPiece.String(), []string{"pieceCid", "adCid"}},
+		{"cluster list", prefixed("[].", []string{"id", "roles", "apiUrl", "httpUrl", "libp2p", "startedAt", "heartbeat", "alive", "paths",
+			"paths[].kind", "paths[].path", "leases", "leases[].name", "leases[].takenAt", "leases[].expires"})},
 	} {
 		out, err := runDaemonCLI(t, append(strings.Fields(tc.line), "--json", "--repo", repo)...)
 		if err != nil {

@@ -29,6 +29,7 @@ func newApp() *cli.App {
 			sectorsCmd,
 			indexCmd,
 			dbCmd,
+			clusterCmd,
 		},
 	}
 	cliutil.Setup(app, repoFlag)
