@@ -164,7 +164,7 @@ func DefaultConfig() Config {
 			AllowPrivateAddresses: true, // devnet: everything is on loopback
 		},
 		Cluster: ClusterConfig{LeaseTimeout: Duration(30 * time.Second)},
-		IPNI: IPNIConfig{Enable: true},
+		IPNI:    IPNIConfig{Enable: true},
 	}
 }
 
