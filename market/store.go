@@ -531,33 +531,31 @@ func duplicateIn(ctx context.Context, q interface {
 }, nd *newDeal) error {
 	prop := &nd.params.ClientDealProposal.Proposal
 	published, cps := inCheckpoints(PublishConfirmed.andLater())
-	for _, c := range []struct {
-		kind  int
-		query string
-		args  []any
-	}{
-		{dupIdentical, `SELECT uuid FROM market_deals WHERE signed_proposal_cid = ?`, []any{nd.signedCID.String()}},
-		{dupContent, `SELECT uuid FROM market_deals WHERE piece_cid = ? AND client_key = ? AND start_epoch = ? AND end_epoch = ?
-			AND provider = ? AND price = ? AND (retry != ? OR checkpoint IN (` + published + `)) ORDER BY created_at LIMIT 1`,
-			append([]any{prop.PieceCID.String(), nd.clientKey.String(), int64(prop.StartEpoch), int64(prop.EndEpoch),
-				prop.Provider.String(), prop.StoragePricePerEpoch.String(), RetryFatal}, cps...)},
-		{dupUUID, `SELECT uuid FROM market_deals WHERE uuid = ?`, []any{nd.params.DealUUID.String()}},
-	} {
-		var other string
-		err := q.QueryRowContext(ctx, c.query, c.args...).Scan(&other)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("looking for deals proposal %s duplicates: %w", nd.signedCID, err)
-		}
-		first, err := uuid.Parse(other)
-		if err != nil {
-			return fmt.Errorf("deal row %q: %w", other, err)
-		}
-		return duplicateError{kind: c.kind, first: first}
+	// One query (a round trip, which counts on PostgreSQL) for the three
+	// kinds, the first found winning.
+	var kind int
+	var other string
+	err := q.QueryRowContext(ctx, `SELECT kind, uuid FROM (
+			SELECT CAST(? AS INTEGER) AS kind, uuid FROM market_deals WHERE signed_proposal_cid = ?
+			UNION ALL SELECT * FROM (SELECT CAST(? AS INTEGER) AS kind, uuid FROM market_deals WHERE piece_cid = ? AND client_key = ? AND start_epoch = ?
+				AND end_epoch = ? AND provider = ? AND price = ? AND (retry != ? OR checkpoint IN (`+published+`))
+				ORDER BY created_at LIMIT 1) content
+			UNION ALL SELECT CAST(? AS INTEGER) AS kind, uuid FROM market_deals WHERE uuid = ?
+		) dups ORDER BY kind LIMIT 1`,
+		append(append([]any{dupIdentical, nd.signedCID.String(), dupContent, prop.PieceCID.String(), nd.clientKey.String(),
+			int64(prop.StartEpoch), int64(prop.EndEpoch), prop.Provider.String(), prop.StoragePricePerEpoch.String(), RetryFatal},
+			cps...), dupUUID, nd.params.DealUUID.String())...).Scan(&kind, &other)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
 	}
-	return nil
+	if err != nil {
+		return fmt.Errorf("looking for deals proposal %s duplicates: %w", nd.signedCID, err)
+	}
+	first, err := uuid.Parse(other)
+	if err != nil {
+		return fmt.Errorf("deal row %q: %w", other, err)
+	}
+	return duplicateError{kind: kind, first: first}
 }
 
 // admit records nd with its tags in one transaction, after checking that
@@ -589,15 +587,10 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 		if err := duplicateIn(ctx, tx, nd); err != nil {
 			return err
 		}
-		t, err := fundsTagged(ctx, tx, nd.clientKey)
+		t, err := tagsTotal(ctx, tx, nd.clientKey)
 		if err != nil {
 			return err
 		}
-		var used int64
-		if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0) FROM market_space_tags`).Scan(&used); err != nil {
-			return fmt.Errorf("summing staging tags: %w", err)
-		}
-		t.space = uint64(used)
 		if err := fits(t); err != nil {
 			return err
 		}
@@ -676,19 +669,21 @@ func splitAtto(a big.Int) (nanoPart, attoPart int64, err error) {
 	return q.Int64(), r.Int64(), nil
 }
 
-// fundsTagged sums the collateral and publish fees reserved by all tags
-// and the escrow that client's tags reserve, in one pass.
-func fundsTagged(ctx context.Context, tx *sql.Tx, client address.Address) (tagged, error) {
-	var cn, ca, fn, fa, en, ea int64
+// tagsTotal sums, in one pass, the collateral and publish fees reserved
+// by all tags, the escrow that client's tags reserve, and the staging
+// bytes tagged.
+func tagsTotal(ctx context.Context, tx *sql.Tx, client address.Address) (tagged, error) {
+	var cn, ca, fn, fa, en, ea, space int64
 	err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(collateral_nano), 0), coalesce(sum(collateral_atto), 0),
 		coalesce(sum(fee_nano), 0), coalesce(sum(fee_atto), 0),
 		coalesce(sum(CASE WHEN client = ? THEN escrow_nano ELSE 0 END), 0),
-		coalesce(sum(CASE WHEN client = ? THEN escrow_atto ELSE 0 END), 0) FROM market_funds_tags`,
-		client.String(), client.String()).Scan(&cn, &ca, &fn, &fa, &en, &ea)
+		coalesce(sum(CASE WHEN client = ? THEN escrow_atto ELSE 0 END), 0),
+		(SELECT coalesce(sum(bytes), 0) FROM market_space_tags) FROM market_funds_tags`,
+		client.String(), client.String()).Scan(&cn, &ca, &fn, &fa, &en, &ea, &space)
 	if err != nil {
-		return tagged{}, fmt.Errorf("summing funds tags: %w", err)
+		return tagged{}, fmt.Errorf("summing funds and staging tags: %w", err)
 	}
-	return tagged{collateral: joinAtto(cn, ca), fee: joinAtto(fn, fa), clientEscrow: joinAtto(en, ea)}, nil
+	return tagged{collateral: joinAtto(cn, ca), fee: joinAtto(fn, fa), clientEscrow: joinAtto(en, ea), space: uint64(space)}, nil
 }
 
 // joinAtto is the amount splitAtto split (or the sums of its parts).
