@@ -3,6 +3,9 @@ package market
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -87,11 +90,14 @@ func (p *Provider) claim(ctx context.Context) {
 			mine = append(mine, st.checkpoint)
 		}
 	}
-	for {
+	for pass := 0; ; pass++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if pass%100 == 0 {
+			p.sweepStaging(ctx)
 		}
 		ids, err := p.store.claimable(ctx, mine, p.d.Leases, 100)
 		if err != nil {
@@ -102,6 +108,44 @@ func (p *Provider) claim(ctx context.Context) {
 		}
 		for _, id := range ids {
 			p.kick(id)
+		}
+	}
+}
+
+// sweepStaging removes the files of this node's staging directory whose
+// deal no longer needs them: its piece is in a sector (added by another
+// node, which read the file from here) or it failed. The node that adds a
+// piece removes its own file at once; this catches the files it read from
+// others.
+func (p *Provider) sweepStaging(ctx context.Context) {
+	entries, err := os.ReadDir(p.cfg.StagingDir)
+	if err != nil {
+		return // nothing staged yet
+	}
+	byDeal := map[uuid.UUID]string{}
+	for _, e := range entries {
+		id, err := uuid.Parse(strings.TrimSuffix(e.Name(), filepath.Ext(e.Name())))
+		if err == nil && !e.IsDir() {
+			byDeal[id] = filepath.Join(p.cfg.StagingDir, e.Name())
+		}
+	}
+	if len(byDeal) == 0 {
+		return
+	}
+	ids := make([]uuid.UUID, 0, len(byDeal))
+	for id := range byDeal {
+		ids = append(ids, id)
+	}
+	done, err := p.store.stagingDone(ctx, ids)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.d.Logf("market: sweeping the staging directory: %v", err)
+		}
+		return
+	}
+	for _, id := range done {
+		if err := os.Remove(byDeal[id]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			p.d.Logf("market: removing staging file of deal %s: %v", id, err)
 		}
 	}
 }

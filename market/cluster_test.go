@@ -3,6 +3,7 @@ package market
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -164,6 +165,47 @@ func TestClusterTakesOverADeadNode(t *testing.T) {
 		}
 		if row.StagingNode != "b" || filepath.Dir(row.StagingPath) != bcfg.StagingDir {
 			t.Fatalf("deal %s staged at %s on node %q", id, row.StagingPath, row.StagingNode)
+		}
+	}
+}
+
+// The staging sweep removes the files of deals whose piece is in a sector
+// (a node that read the file from here added it) and keeps those still
+// needed and files that are not a deal's.
+func TestSweepStaging(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	h.start()
+	done := h.deal("done.car", 1000, 1, nil)
+	if r := h.p.Propose(ctx, done, "sweep"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	h.waitFor(done.DealUUID, complete, Complete)
+	block := make(chan struct{})
+	defer close(block)
+	h.dl.mu.Lock()
+	h.dl.block = block
+	h.dl.mu.Unlock()
+	waiting := h.deal("waiting.car", 1000, 2, nil)
+	if r := h.p.Propose(ctx, waiting, "sweep"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	files := map[string]bool{ // name: kept
+		done.DealUUID.String() + ".car":    false,
+		waiting.DealUUID.String() + ".car": true,
+		uuid.NewString() + ".car":          true, // no such deal
+		"notes.txt":                        true,
+	}
+	for name := range files {
+		if err := os.WriteFile(filepath.Join(h.cfg.StagingDir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.p.sweepStaging(ctx)
+	for name, kept := range files {
+		_, err := os.Stat(filepath.Join(h.cfg.StagingDir, name))
+		if (err == nil) != kept {
+			t.Errorf("%s: kept %v, want %v", name, err == nil, kept)
 		}
 	}
 }

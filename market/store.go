@@ -203,6 +203,28 @@ func (s *store) claimable(ctx context.Context, cps []Checkpoint, leases Leases, 
 	return ids, nil
 }
 
+// stagingDone returns those of ids whose staging file the market owns and
+// no longer needs: the piece is in a sector, or the deal failed.
+func (s *store) stagingDone(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
+	var out []uuid.UUID
+	in, cps := inCheckpoints(AddedPiece.andLater())
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		args := []any{true, RetryFatal}
+		args = append(args, cps...)
+		for _, id := range chunk {
+			args = append(args, id.String())
+		}
+		got, err := s.uuids(ctx, `SELECT uuid FROM market_deals WHERE staging_owned = ? AND (retry = ? OR checkpoint IN (`+in+`))
+			AND uuid IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("looking up the deals of staged files: %w", err)
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
 // uuids runs a query selecting deal UUIDs.
 func (s *store) uuids(ctx context.Context, query string, args ...any) ([]uuid.UUID, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
