@@ -2,6 +2,7 @@ package market
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"github.com/filecoin-project/go-address"
@@ -141,6 +142,11 @@ type Leases interface {
 // Files reads the files other nodes of a cluster hold (node's HTTP
 // endpoint, as Lotus' /remote).
 type Files interface {
-	// OpenStaging streams the staging file at path on node.
+	// OpenStaging streams the staging file at path on node; the error
+	// wraps ErrNodeDown when node is not running.
 	OpenStaging(ctx context.Context, node, path string) (io.ReadCloser, error)
 }
+
+// ErrNodeDown: the node of the cluster holding a file is not running. The
+// deal waits for it (no attempt is counted) rather than fail.
+var ErrNodeDown = errors.New("the node holding the file is down")

@@ -511,6 +511,9 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 		return fatalf("the deal's start epoch %d passed (current epoch %d) before its piece was added to a sector", prop.StartEpoch, head.Height())
 	}
 	f, err := p.openStaging(ctx, d)
+	if errors.Is(err, ErrNodeDown) {
+		return errElsewhere // once it is back, its file is read, or it adds the piece
+	}
 	if err != nil {
 		return err
 	}

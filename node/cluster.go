@@ -256,7 +256,7 @@ func (n *Node) nodeURL(ctx context.Context, id string) (string, error) {
 		return "", err
 	}
 	if !nd.Alive {
-		return "", fmt.Errorf("node %s is down (last heartbeat %s)", id, nd.Heartbeat.Format("2006-01-02 15:04:05"))
+		return "", fmt.Errorf("node %s (last heartbeat %s): %w", id, nd.Heartbeat.Format(time.DateTime), market.ErrNodeDown)
 	}
 	return strings.TrimSuffix(nd.HTTPURL, "/"), nil
 }

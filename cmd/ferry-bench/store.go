@@ -411,6 +411,20 @@ func generateStore(ctx context.Context, out io.Writer, source string, miner addr
 	now := time.Now().Add(-time.Duration(shape.deals) * time.Second).UnixNano()
 	perSector := (shape.deals + shape.sectors - 1) / shape.sectors
 	fmt.Fprintf(out, "generating %d deals (with 4 log lines each) in %d sectors\n", shape.deals, shape.sectors)
+	sectors := w.table("sealing_sectors", "number", "state", "seal_proof", "opened_at", "updated_at", "node")
+	var nodeID string
+	if err := w.db.QueryRowContext(ctx, `SELECT id FROM cluster_nodes ORDER BY started_at DESC LIMIT 1`).Scan(&nodeID); err != nil {
+		return g, fmt.Errorf("reading the node ID: %w", err)
+	}
+	// Sectors first: their pieces refer to them.
+	for s := 1; s <= shape.sectors; s++ {
+		if err := sectors.add(int64(s), "Proving", int64(abi.RegisteredSealProof_StackedDrg32GiBV1_1), now, now, nodeID); err != nil {
+			return g, err
+		}
+	}
+	if err := sectors.flush(); err != nil {
+		return g, err
+	}
 	deals := w.table("market_deals", "uuid", "signed_proposal_cid", "created_at", "updated_at", "client_peer", "client_key", "proposal",
 		"piece_cid", "piece_size", "start_epoch", "end_epoch", "verified", "data_root", "is_offline", "transfer_type", "staging_path",
 		"keep_unsealed", "skip_ipni", "checkpoint", "retry", "error", "chain_deal_id", "sector", "sector_offset", "sealing_state",
@@ -462,17 +476,7 @@ func generateStore(ctx context.Context, out io.Writer, source string, miner addr
 			}
 		}
 	}
-	sectors := w.table("sealing_sectors", "number", "state", "seal_proof", "opened_at", "updated_at", "node")
-	var nodeID string
-	if err := w.db.QueryRowContext(ctx, `SELECT id FROM cluster_nodes ORDER BY started_at DESC LIMIT 1`).Scan(&nodeID); err != nil {
-		return g, fmt.Errorf("reading the node ID: %w", err)
-	}
-	for s := 1; s <= shape.sectors; s++ {
-		if err := sectors.add(int64(s), "Proving", int64(abi.RegisteredSealProof_StackedDrg32GiBV1_1), now, now, nodeID); err != nil {
-			return g, err
-		}
-	}
-	for _, t := range []*bulkTable{deals, logs, tags, sectors, pieces, indexed} {
+	for _, t := range []*bulkTable{deals, logs, tags, pieces, indexed} {
 		if err := t.flush(); err != nil {
 			return g, err
 		}
