@@ -2,19 +2,27 @@ package market
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/cluster"
+	"github.com/ferry-fil/ferry/wire"
 )
 
 // dyingLeases are the leases of a node that can be killed: once dead it
@@ -207,5 +215,101 @@ func TestSweepStaging(t *testing.T) {
 		if (err == nil) != kept {
 			t.Errorf("%s: kept %v, want %v", name, err == nil, kept)
 		}
+	}
+}
+
+// All market nodes of a cluster serve one libp2p identity on their own
+// addresses, which the miner actor lists together. A client proposing
+// deals one after the other while one market node dies goes on with the
+// other: it dials the same peer ID, libp2p finds the node still there
+// among the addresses, and every proposal is admitted once.
+func TestMarketFailoverWhileProposing(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t, t.TempDir(), nil)
+	clk := &testClock{now: time.Now()}
+	join := func(id string) *cluster.Member {
+		m, err := cluster.Join(ctx, cluster.Config{DB: h.deps.DB, NodeID: id, LeaseTimeout: time.Minute, Heartbeat: time.Hour,
+			Now: clk.Now, Logf: t.Logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close() })
+		return m
+	}
+	key, _, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func() host.Host {
+		hst, err := libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { hst.Close() })
+		return hst
+	}
+	hostA, hostB := serve(), serve()
+	h.deps.Host, h.deps.Leases = hostA, &dyingLeases{Member: join("a")}
+	h.start()
+	pa := h.p
+	bdeps := h.deps
+	bdeps.Host, bdeps.Leases = hostB, join("b")
+	mi, err := h.deps.Node.StateMinerInfo(ctx, h.cfg.Miner, chain.TipSetKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bdeps.Sender, err = sender.New(ctx, sender.Config{DB: h.deps.DB, Node: h.deps.Node.(sender.Node), From: mi.Worker, Keys: h.keys, Logf: t.Logf}); err != nil {
+		t.Fatal(err)
+	}
+	pb, err := New(h.cfg, bdeps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pb.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pb.Close() })
+
+	// The client knows the provider as the miner actor shows it: one peer
+	// ID, both nodes' addresses.
+	client := newHost(t)
+	client.Peerstore().AddAddrs(hostA.ID(), append(hostA.Addrs(), hostB.Addrs()...), time.Hour)
+	const proposals, dieAt = 12, 5
+	var accepted []uuid.UUID
+	for i := range proposals {
+		if i == dieAt {
+			// Node a dies: its deal protocols stop and its host is gone.
+			h.deps.Leases.(*dyingLeases).dead.Store(true)
+			pa.Close()
+			hostA.Close()
+		}
+		params := h.deal(fmt.Sprintf("f%d.car", i), 1000+i, int64(200+i), func(_ *market.DealProposal, p *wire.DealParams) { p.IsOffline = true })
+		var resp wire.DealResponse
+		err := exchange(t, client, hostA.ID(), wire.DealProtocolv121, params, &resp)
+		if err != nil {
+			// The stream was on the dead node's connection: a client tries
+			// again, and libp2p dials the node that is left.
+			err = exchange(t, client, hostA.ID(), wire.DealProtocolv121, params, &resp)
+		}
+		if err != nil || !resp.Accepted {
+			t.Fatalf("proposal %d (node a dead: %v): %v %+v", i, i >= dieAt, err, resp)
+		}
+		accepted = append(accepted, params.DealUUID)
+	}
+	ds, err := pb.Deals(ctx, DealFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != proposals {
+		t.Fatalf("%d deals recorded for %d proposals accepted", len(ds), proposals)
+	}
+	for _, id := range accepted {
+		if _, err := pb.Deal(ctx, id); err != nil {
+			t.Fatalf("accepted deal %s: %v", id, err)
+		}
+	}
+	if conns := client.Network().ConnsToPeer(hostA.ID()); len(conns) != 1 ||
+		!slices.ContainsFunc(hostB.Addrs(), func(a ma.Multiaddr) bool { return a.Equal(conns[0].RemoteMultiaddr()) }) {
+		t.Fatalf("the client's connections after the failover: %v", conns)
 	}
 }
