@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/lotus"
+	"github.com/ferry-fil/ferry/client"
 )
 
 // binaries builds ferryd and ferry once for the package's tests.
@@ -117,7 +119,11 @@ func (e *env) start() {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	token, err := os.ReadFile(filepath.Join(e.repo, "token"))
+	// The chain token a devnet ferryd gives clients (read and write).
+	token, err := os.ReadFile(filepath.Join(e.repo, client.DevnetTokenFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return // a ferryd on a Lotus node: the test names the chain
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,6 +404,18 @@ func TestKilledDaemonResumes(t *testing.T) {
 	if n := e.chainDealsWithPiece(deal.PieceCID); n != 1 {
 		t.Fatalf("%d deals on chain carry piece %s, want 1", n, deal.PieceCID)
 	}
+
+	// A read token, as for a dashboard: it shows, it does not steer.
+	line := strings.TrimSpace(e.must(e.ferryd, "--repo", e.repo, "auth", "api-info", "--perm", "read"))
+	info, ok := strings.CutPrefix(line, "FERRY_API_INFO=")
+	if !ok {
+		t.Fatalf("ferryd auth api-info printed %q", line)
+	}
+	t.Setenv("FERRY_API_INFO", info)
+	e.must(e.ferryd, "info")
+	if out, err := e.run(e.ferryd, "deal", "fail", deal.DealUUID); err == nil || !strings.Contains(err.Error(), "permission") {
+		t.Fatalf("deal fail with a read token: %v %s", err, out)
+	}
 }
 
 // chainDealsWithPiece counts the deals on chain (IDs from 0 until the first
@@ -443,6 +461,15 @@ func TestLotusMode(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The second ferryd signs with the worker key in the "Lotus node":
+	// its operator makes it a token with sign, as with `lotus auth
+	// api-info --perm sign`.
+	line := strings.TrimSpace(chainNode.must(chainNode.ferryd, "--repo", chainNode.repo, "auth", "api-info", "--chain", "--perm", "sign"))
+	signInfo, ok := strings.CutPrefix(line, "FULLNODE_API_INFO=")
+	if !ok {
+		t.Fatalf("ferryd auth api-info --chain printed %q", line)
+	}
+
 	e := newEnv(t)
 	cfg := fmt.Sprintf(`
 [Chain]
@@ -459,7 +486,9 @@ Listen = "127.0.0.1:%d"
 WaitDealsDelay = "3s"
 [Market]
 PublishMsgPeriod = "2s"
-`, chainNode.apiInfo, info.Miner, freePort(t), e.retrievalPort, e.apiPort)
+[Transfer]
+AllowPrivateAddresses = true # the client serves its data on loopback
+`, signInfo, info.Miner, freePort(t), e.retrievalPort, e.apiPort)
 	if err := os.WriteFile(filepath.Join(e.repo, "config.toml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -69,7 +69,8 @@ func (c *testClock) add(d time.Duration) {
 // downloading them (its leases left behind, as a SIGKILL leaves them).
 // Once a's leases expire, node b takes every deal over from its
 // checkpoint, downloads into its own staging directory and completes
-// them: two publish messages of three deals, one piece write per deal.
+// them: each deal in one publish message (of at most three), one piece
+// write per deal.
 func TestClusterTakesOverADeadNode(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -156,8 +157,10 @@ func TestClusterTakesOverADeadNode(t *testing.T) {
 		}
 	}
 	h.fc.mu.Unlock()
-	if publishes != 2 || published != len(ids) {
-		t.Fatalf("%d publish messages with %d deals, want 2 with %d", publishes, published, len(ids))
+	// Batches fill as the downloads end (or go at the publish period):
+	// however many messages, each deal is in exactly one.
+	if publishes < 2 || published != len(ids) {
+		t.Fatalf("%d publish messages with %d deals, want at least 2 with %d", publishes, published, len(ids))
 	}
 	h.sealer.mu.Lock()
 	defer h.sealer.mu.Unlock()

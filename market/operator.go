@@ -3,6 +3,7 @@ package market
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -37,6 +38,7 @@ type DealInfo struct {
 	PublishCID    string     `json:"publishCid,omitempty"`
 	ChainDealID   uint64     `json:"chainDealId"` // valid from PublishConfirmed on (0 is a valid deal ID)
 	Sector        *uint64    `json:"sector,omitempty"`
+	SectorOffset  *uint64    `json:"sectorOffset,omitempty"` // padded offset of the piece in its sector
 	SealingState  string     `json:"sealingState,omitempty"`
 	SignedCID     string     `json:"signedCid"`
 	Ended         string     `json:"ended,omitempty"`   // EndExpired, EndSlashed or EndRemoved
@@ -55,6 +57,29 @@ type DealDetail struct {
 	Logs []DealLog `json:"logs"`
 }
 
+// CheckpointTime is when a deal reached a checkpoint.
+type CheckpointTime struct {
+	Checkpoint Checkpoint `json:"checkpoint"`
+	At         time.Time  `json:"at"`
+}
+
+// Timeline is when the deal reached each checkpoint: Accepted when it was
+// created, the later ones read from its log, in order (a step done twice,
+// after a restart, appears once, at its last time).
+func (d *DealDetail) Timeline() []CheckpointTime {
+	out := []CheckpointTime{{Checkpoint: Accepted, At: d.CreatedAt}}
+	for _, l := range d.Logs {
+		for _, cp := range Accepted.andLater() {
+			if l.Text != checkpointLog(cp) {
+				continue
+			}
+			out = slices.DeleteFunc(out, func(c CheckpointTime) bool { return c.Checkpoint == cp })
+			out = append(out, CheckpointTime{Checkpoint: cp, At: l.At})
+		}
+	}
+	return out
+}
+
 func (p *Provider) info(d *dealRow) DealInfo {
 	prop := &d.Proposal.Proposal
 	di := DealInfo{
@@ -67,8 +92,8 @@ func (p *Provider) info(d *dealRow) DealInfo {
 		AddPieceBytes: p.addedBytes(d),
 	}
 	if d.Sector >= 0 {
-		s := uint64(d.Sector)
-		di.Sector = &s
+		s, off := uint64(d.Sector), d.SectorOffset
+		di.Sector, di.SectorOffset = &s, &off
 	}
 	if !d.EndedAt.IsZero() {
 		at := d.EndedAt
@@ -85,22 +110,48 @@ const (
 	StateEnded    = "ended"    // ended on chain after Complete
 )
 
-// DealFilter selects the deals Deals lists.
+// DealFilter selects the deals Deals lists. Every field set narrows the
+// selection; the zero filter lists every deal.
 type DealFilter struct {
 	// State is StateActive, StateFailed, StateComplete, StateEnded, or ""
 	// for every deal.
-	State string
+	State string `json:"state,omitempty"`
+	// Checkpoint selects the deals whose last finished step is this one
+	// (Accepted … Complete).
+	Checkpoint string `json:"checkpoint,omitempty"`
+	// Client selects one client's deals: its wallet's key address or its
+	// libp2p peer ID.
+	Client string `json:"client,omitempty"`
+	// PieceCID selects the deals of one piece (CID v1 or v2).
+	PieceCID string `json:"pieceCid,omitempty"`
+	// CreatedFrom and CreatedTo bound when the proposal was accepted:
+	// from inclusive, to exclusive; zero leaves that side open.
+	CreatedFrom time.Time `json:"createdFrom,omitzero"`
+	CreatedTo   time.Time `json:"createdTo,omitzero"`
+	// Search finds deals by deal UUID, piece CID (v1 or v2), payload (data
+	// root) CID or chain deal ID, whichever the text is.
+	Search string `json:"search,omitempty"`
+	// After continues a listing: only the deals listed after this one
+	// (older, or as old with a smaller UUID). Paging by After stays as
+	// fast on the last page as on the first, unlike Offset.
+	After *DealCursor `json:"after,omitempty"`
 	// Limit bounds how many deals are listed; 0 lists them all.
-	Limit int
-	// Before, a deal's UUID, lists the deals after that one in the list
-	// (created before it): the next page after a page ending with it.
-	// Paging this way reads only the page, however deep it is.
-	Before string
-	// Offset skips that many of the matching deals, newest first (after
-	// Before, if set). Deep offsets read every deal skipped: page with
-	// Before instead.
-	Offset int
+	Limit int `json:"limit,omitempty"`
+	// Offset skips that many of the matching deals, newest first, for
+	// paging.
+	Offset int `json:"offset,omitempty"`
 }
+
+// DealCursor is a deal's place in the listing order (newest first, then
+// by UUID): the Cursor of the last deal of a page is the After of the
+// next.
+type DealCursor struct {
+	CreatedAt time.Time `json:"createdAt"`
+	UUID      string    `json:"uuid"`
+}
+
+// Cursor is the deal's place in the listing order.
+func (d DealInfo) Cursor() DealCursor { return DealCursor{CreatedAt: d.CreatedAt, UUID: d.UUID} }
 
 // Deals lists the deals f selects, newest first.
 func (p *Provider) Deals(ctx context.Context, f DealFilter) ([]DealInfo, error) {
@@ -233,9 +284,9 @@ func (p *Provider) ImportData(ctx context.Context, id uuid.UUID, path string) er
 
 // DealCount is how many deals are in one state and checkpoint.
 type DealCount struct {
-	State      string // StateActive, StateFailed, StateComplete or StateEnded
-	Checkpoint Checkpoint
-	N          int64
+	State      string     `json:"state"` // StateActive, StateFailed, StateComplete or StateEnded
+	Checkpoint Checkpoint `json:"checkpoint"`
+	N          int64      `json:"n"`
 }
 
 // DealCounts counts the deals by state and checkpoint, for metrics.
@@ -246,3 +297,17 @@ func (p *Provider) DealCounts(ctx context.Context) ([]DealCount, error) {
 // PublishNow publishes the queued deals without waiting for the batch to
 // fill or its period to pass.
 func (p *Provider) PublishNow(ctx context.Context) error { return p.pub.publishNow(ctx) }
+
+// Ingested sums the bytes of the deals whose data arrived (checkpoint
+// Transferred) since since, by period of length every, oldest first;
+// periods with nothing are included, so the result is a regular series.
+func (p *Provider) Ingested(ctx context.Context, since time.Time, every time.Duration) ([]IngestBucket, error) {
+	return p.store.ingested(ctx, since, every)
+}
+
+// Reserved sums what the staging and funds tags hold back.
+func (p *Provider) Reserved(ctx context.Context) (Reserved, error) {
+	r, err := p.store.reserved(ctx)
+	r.StagingCapacity = p.cfg.StagingCapacity
+	return r, err
+}

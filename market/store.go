@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,8 +18,10 @@ import (
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/wire"
 )
 
@@ -259,60 +262,6 @@ func dealStateSQL() string {
 		RetryFatal, StateFailed, StateEnded, Complete, StateComplete, StateActive)
 }
 
-// list returns the deals f selects, newest first: those after f.Before
-// (keyset paging, which reads one page of an index however deep it is),
-// skipping f.Offset more.
-func (s *store) list(ctx context.Context, f DealFilter) ([]*dealRow, error) {
-	var where []string
-	var args []any
-	switch f.State {
-	case "":
-	case StateActive, StateFailed, StateComplete, StateEnded:
-		where, args = append(where, dealStateSQL()+` = ?`), append(args, f.State)
-	default:
-		return nil, fmt.Errorf("state %q is not one of %s, %s, %s, %s", f.State, StateActive, StateFailed, StateComplete, StateEnded)
-	}
-	if f.Limit < 0 || f.Offset < 0 {
-		return nil, fmt.Errorf("negative limit %d or offset %d", f.Limit, f.Offset)
-	}
-	if f.Before != "" {
-		id, err := uuid.Parse(f.Before)
-		if err != nil {
-			return nil, fmt.Errorf("the deal to list from, %q: %w", f.Before, err)
-		}
-		var created int64
-		err = s.db.QueryRowContext(ctx, `SELECT created_at FROM market_deals WHERE uuid = ?`, id.String()).Scan(&created)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("the deal to list from, %s: %w", id, ErrUnknownDeal)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("reading deal %s: %w", id, err)
-		}
-		where, args = append(where, `(created_at, uuid) < (?, ?)`), append(args, created, id.String())
-	}
-	limit := int64(f.Limit)
-	if limit == 0 {
-		limit = math.MaxInt64 // every deal (OFFSET needs a LIMIT in SQLite)
-	}
-	q := `SELECT ` + dealColumns + ` FROM market_deals`
-	if len(where) > 0 {
-		q += ` WHERE ` + strings.Join(where, ` AND `)
-	}
-	rows, err := s.db.QueryContext(ctx, q+` ORDER BY created_at DESC, uuid DESC LIMIT ? OFFSET ?`, append(args, limit, f.Offset)...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*dealRow
-	for rows.Next() {
-		d, err := scanDeal(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
 
 // logs returns a deal's log, oldest first.
 func (s *store) logs(ctx context.Context, id uuid.UUID) ([]DealLog, error) {
@@ -381,7 +330,7 @@ func advanceTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, cp Checkpoint, set
 	if _, err := tx.ExecContext(ctx, q+` WHERE uuid = ?`, append(args, id.String())...); err != nil {
 		return fmt.Errorf("recording checkpoint %s of deal %s: %w", cp, id, err)
 	}
-	return addLog(ctx, tx, id, "checkpoint %s", cp)
+	return addLog(ctx, tx, id, "%s", checkpointLog(cp))
 }
 
 // advance runs advanceTx in its own transaction.
@@ -1133,4 +1082,217 @@ func (s *store) putAsk(ctx context.Context, a *wire.SignedStorageAsk) error {
 		return fmt.Errorf("storing ask: %w", err)
 	}
 	return nil
+}
+
+// The operator's views below (deal listings, ingest history, tag totals)
+// read what the pipeline wrote; the indexes that keep them fast at a
+// million deals are in migration 0039.
+
+// list returns the deals f selects, newest first (ties by UUID,
+// descending, so that a DealCursor names one place in the order).
+func (s *store) list(ctx context.Context, f DealFilter) ([]*dealRow, error) {
+	where, args, err := dealWhere(f)
+	if err != nil {
+		return nil, err
+	}
+	if f.Limit < 0 || f.Offset < 0 {
+		return nil, fmt.Errorf("negative limit %d or offset %d", f.Limit, f.Offset)
+	}
+	limit := int64(f.Limit)
+	if limit == 0 {
+		limit = math.MaxInt64 // every deal (OFFSET needs a LIMIT in SQLite)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+dealColumns+` FROM market_deals`+where+
+		` ORDER BY created_at DESC, uuid DESC LIMIT ? OFFSET ?`, append(args, limit, f.Offset)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*dealRow
+	for rows.Next() {
+		d, err := scanDeal(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// dealWhere is the WHERE clause (with a leading space, or empty) and its
+// arguments for f.
+func dealWhere(f DealFilter) (string, []any, error) {
+	var conds []string
+	var args []any
+	add := func(cond string, a ...any) {
+		conds = append(conds, cond)
+		args = append(args, a...)
+	}
+	switch f.State {
+	case "":
+	case StateActive, StateFailed, StateComplete, StateEnded:
+		// The index market_deals_state_page yields each state's deals in
+		// listing order.
+		add(dealStateSQL()+` = ?`, f.State)
+	default:
+		return "", nil, fmt.Errorf("state %q is not one of %s, %s, %s, %s", f.State, StateActive, StateFailed, StateComplete, StateEnded)
+	}
+	if f.Checkpoint != "" {
+		cp, err := ParseCheckpoint(f.Checkpoint)
+		if err != nil {
+			return "", nil, err
+		}
+		add(`checkpoint = ?`, cp)
+	}
+	if f.Client != "" {
+		if _, err := address.NewFromString(f.Client); err == nil {
+			add(`client_key = ?`, f.Client)
+		} else if _, err := peer.Decode(f.Client); err == nil {
+			add(`client_peer = ?`, f.Client)
+		} else {
+			return "", nil, fmt.Errorf("client %q is neither a wallet address nor a peer ID", f.Client)
+		}
+	}
+	if f.PieceCID != "" {
+		v1, err := pieceCIDv1(f.PieceCID)
+		if err != nil {
+			return "", nil, err
+		}
+		add(`piece_cid = ?`, v1.String())
+	}
+	if !f.CreatedFrom.IsZero() {
+		add(`created_at >= ?`, f.CreatedFrom.UnixNano())
+	}
+	if !f.CreatedTo.IsZero() {
+		add(`created_at < ?`, f.CreatedTo.UnixNano())
+	}
+	if s := strings.TrimSpace(f.Search); s != "" {
+		cond, a, err := searchCond(s)
+		if err != nil {
+			return "", nil, err
+		}
+		add(cond, a...)
+	}
+	if f.After != nil {
+		// A row value, which SQLite (and PostgreSQL) search as one range
+		// of the (…, created_at, uuid) indexes; the same test spelled with
+		// OR makes SQLite scan from the newest deal.
+		add(`(created_at, uuid) < (?, ?)`, f.After.CreatedAt.UnixNano(), f.After.UUID)
+	}
+	if len(conds) == 0 {
+		return "", nil, nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args, nil
+}
+
+// searchCond finds deals by what s is: a deal UUID, a chain deal ID, a
+// piece CID (v1 or v2) or another CID (the payload's root).
+func searchCond(s string) (string, []any, error) {
+	if id, err := uuid.Parse(s); err == nil {
+		return `uuid = ?`, []any{id.String()}, nil
+	}
+	if n, err := strconv.ParseUint(s, 10, 63); err == nil {
+		// 0 is a valid deal ID: only deals whose publish landed have one.
+		in, args := inCheckpoints(PublishConfirmed.andLater())
+		return `chain_deal_id = ? AND checkpoint IN (` + in + `)`, append([]any{int64(n)}, args...), nil
+	}
+	c, err := cid.Decode(s)
+	if err != nil {
+		return "", nil, fmt.Errorf("search %q is not a deal UUID, a chain deal ID or a CID", s)
+	}
+	if v1, err := pieceCIDv1(s); err == nil {
+		return `piece_cid = ?`, []any{v1.String()}, nil
+	}
+	return `data_root = ?`, []any{c.String()}, nil
+}
+
+// pieceCIDv1 reads a piece CID v1 or v2 and returns it as v1, the form
+// deals are stored by.
+func pieceCIDv1(s string) (cid.Cid, error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("piece CID %q: %w", s, err)
+	}
+	if _, err := piece.ParseCID(c); err == nil {
+		return c, nil
+	}
+	v1, _, _, err := piece.V2ToV1(c)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("%s is not a piece CID (v1 or v2)", s)
+	}
+	return v1, nil
+}
+
+// IngestBucket is how many deal bytes finished their transfer (or import)
+// in one period.
+type IngestBucket struct {
+	Start time.Time `json:"start"`
+	Bytes uint64    `json:"bytes"`
+	Deals int64     `json:"deals"`
+}
+
+// ingested sums the bytes of the deals whose data arrived (checkpoint
+// Transferred) since since, by period of length every, oldest first;
+// periods with nothing are included, so the result is a regular series.
+func (s *store) ingested(ctx context.Context, since time.Time, every time.Duration) ([]IngestBucket, error) {
+	if every <= 0 {
+		return nil, fmt.Errorf("ingest history: period %s is not positive", every)
+	}
+	start := since.Truncate(every)
+	n := int(time.Since(start)/every) + 1
+	out := make([]IngestBucket, n)
+	for i := range out {
+		out[i].Start = start.Add(time.Duration(i) * every)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT (l.at - ?) / ?, coalesce(sum(d.bytes_received), 0), count(*)
+		FROM market_deal_logs l JOIN market_deals d ON d.uuid = l.uuid
+		WHERE l.text = ? AND l.at >= ? GROUP BY (l.at - ?) / ?`,
+		start.UnixNano(), int64(every), transferredLog, start.UnixNano(), start.UnixNano(), int64(every))
+	if err != nil {
+		return nil, fmt.Errorf("reading the ingest history: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var i, bytes, deals int64
+		if err := rows.Scan(&i, &bytes, &deals); err != nil {
+			return nil, fmt.Errorf("reading the ingest history: %w", err)
+		}
+		if i >= 0 && i < int64(n) {
+			out[i].Bytes, out[i].Deals = uint64(bytes), deals
+		}
+	}
+	return out, rows.Err()
+}
+
+// transferredLog is the log line setCheckpoint writes when a deal's data
+// has arrived; the ingest history counts these lines (migration 0039
+// indexes them).
+var transferredLog = checkpointLog(Transferred)
+
+// checkpointLog is the log line of a deal reaching checkpoint cp.
+func checkpointLog(cp Checkpoint) string { return "checkpoint " + cp.String() }
+
+// Reserved is what the provider's tags hold back for accepted deals.
+type Reserved struct {
+	// StagingCapacity is Market.StagingCapacity (0: unlimited) and
+	// StagingTagged the bytes reserved in it by deals not yet in a sector.
+	StagingCapacity uint64 `json:"stagingCapacity"`
+	StagingTagged   uint64 `json:"stagingTagged"`
+	// Collateral and PublishFees are reserved for deals not yet published.
+	Collateral  big.Int `json:"collateral"`
+	PublishFees big.Int `json:"publishFees"`
+}
+
+// reserved sums the staging and funds tags.
+func (s *store) reserved(ctx context.Context) (Reserved, error) {
+	var r Reserved
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		t, err := tagsTotal(ctx, tx, address.Undef)
+		r.StagingTagged, r.Collateral, r.PublishFees = t.space, t.collateral, t.fee
+		return err
+	})
+	if err != nil {
+		return r, fmt.Errorf("reading the reserved funds and space: %w", err)
+	}
+	return r, nil
 }

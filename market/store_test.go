@@ -103,7 +103,7 @@ func TestDealStateSQLIsIndexed(t *testing.T) {
 		{`SELECT uuid FROM market_deals WHERE ` + dealStateSQL() + ` = ? AND (created_at, uuid) < (?, ?)
 			ORDER BY created_at DESC, uuid DESC LIMIT ?`, []any{StateFailed, 1, "x", 100}, "market_deals_state_page"},
 		{`SELECT uuid FROM market_deals WHERE (created_at, uuid) < (?, ?) ORDER BY created_at DESC, uuid DESC LIMIT ?`,
-			[]any{1, "x", 100}, "market_deals_page"},
+			[]any{1, "x", 100}, "market_deals_order"},
 		{`SELECT ` + dealStateSQL() + `, checkpoint, count(*) FROM market_deals GROUP BY ` + dealStateSQL() + `, checkpoint ORDER BY 1, 2`,
 			nil, "COVERING INDEX market_deals_state_count"},
 	} {

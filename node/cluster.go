@@ -14,12 +14,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/filecoin-project/go-jsonrpc/auth"
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/ferry-fil/ferry/chain/devnet"
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/cluster"
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/market"
@@ -106,7 +105,7 @@ func (n *Node) joinCluster(ctx context.Context) error {
 	if n.clusterSecret, err = cluster.Shared(ctx, n.DB, "secret", secret); err != nil {
 		return err
 	}
-	if n.clusterToken, err = devnet.MintToken(n.clusterSecret, remotePerm); err != nil {
+	if n.clusterToken, err = auth.Mint(n.clusterSecret, remotePerm); err != nil {
 		return fmt.Errorf("minting the cluster token: %w", err)
 	}
 	var addrs []string
@@ -186,7 +185,7 @@ func (n *Node) marketAddrs(ctx context.Context) ([]ma.Multiaddr, error) {
 }
 
 // remotePerm is the permission of the token nodes present to each other.
-const remotePerm auth.Permission = "read"
+const remotePerm = auth.Read
 
 // remoteHandler serves this node's files to the other nodes of the
 // cluster, as Lotus' /remote does, with ranged reads:
@@ -198,7 +197,7 @@ const remotePerm auth.Permission = "read"
 func (n *Node) remoteHandler(local index.PieceSource) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if perms, err := devnet.VerifyToken(n.clusterSecret, token); !ok || err != nil || !hasPerm(perms, remotePerm) {
+		if perms, err := auth.Verify(n.clusterSecret, token); !ok || err != nil || !hasPerm(perms, remotePerm) {
 			http.Error(w, "a cluster token is needed", http.StatusUnauthorized)
 			return
 		}

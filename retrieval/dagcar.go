@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/internal/carv1"
+	"github.com/ferry-fil/ferry/internal/iocount"
 )
 
 // dagCAR is the CARv1 of the whole DAG under root: the root, then every
@@ -51,9 +53,9 @@ type stream struct {
 
 // WriteTo writes the CAR to w.
 func (s *stream) WriteTo(w io.Writer) (int64, error) {
-	cw := &countWriter{w: w}
-	err := s.write(cw)
-	return cw.n, err
+	var n atomic.Int64
+	err := s.write(iocount.Writer{W: w, N: &n})
+	return n.Load(), err
 }
 
 // Read reads the CAR through a pipe from WriteTo.
@@ -404,16 +406,4 @@ func (s *sectionScanner) take(c cid.Cid, keep bool, buf []byte) ([]byte, error) 
 		return nil, nil
 	}
 	return buf, nil
-}
-
-// countWriter counts what passes to w.
-type countWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }

@@ -23,6 +23,8 @@ func main() {
 			devnetCommand(),
 			addPieceCommand(),
 			storeCommand(),
+			handoffCommand(),
+			uiCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

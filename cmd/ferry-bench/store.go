@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -166,9 +165,7 @@ func benchStore(ctx context.Context, out io.Writer, dir, dbURL string, shape sto
 	cfg.Database.URL = dbURL
 	cfg.Chain.DevnetListen = "127.0.0.1:0"
 	cfg.HTTP.Listen = "127.0.0.1:0"
-	if cfg.API.Listen, err = freeLoopbackAddr(); err != nil {
-		return res, err
-	}
+	cfg.API.Listen = freeLoopbackAddr()
 	cfg.Libp2p.ListenAddresses = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Market.MaxPublishDealsFee = "0.000001"
 	cfg.Market.StagingCapacity = "1000000TiB"
@@ -228,7 +225,8 @@ func benchStore(ctx context.Context, out io.Writer, dir, dbURL string, shape sto
 	}
 	if res.deep, err = measure(requests, func(i int) error {
 		// The page after deal number deals/2 (newest first): keyset paging.
-		_, err := f.DealList(ctx, marketpkg.DealFilter{Limit: 100, Before: gen.uuid(shape.deals/2 + i).String()})
+		mid := shape.deals/2 + i
+		_, err := f.DealList(ctx, marketpkg.DealFilter{Limit: 100, After: &marketpkg.DealCursor{CreatedAt: gen.createdAt(mid), UUID: gen.uuid(mid).String()}})
 		return err
 	}); err != nil {
 		return res, fmt.Errorf("store: deep deal list: %w", err)
@@ -323,10 +321,14 @@ func printStoreResults(out io.Writer, shape storeShape, rs []storeResult) {
 
 // generated is what generateStore wrote, to pick request arguments from.
 type generated struct {
+	start      time.Time // deal i was created start + i seconds
 	seed       uint64
 	unfinished int
 	entries    int64
 }
+
+// createdAt is when deal i was created.
+func (g generated) createdAt(i int) time.Time { return g.start.Add(time.Duration(i) * time.Second) }
 
 // uuid is deal i's UUID (deal 0 is the oldest).
 func (g generated) uuid(i int) uuid.UUID {
@@ -408,7 +410,8 @@ func generateStore(ctx context.Context, out io.Writer, source string, miner addr
 	}
 	defer w.close()
 
-	now := time.Now().Add(-time.Duration(shape.deals) * time.Second).UnixNano()
+	g.start = time.Now().Add(-time.Duration(shape.deals) * time.Second).Truncate(time.Second)
+	now := g.start.UnixNano()
 	perSector := (shape.deals + shape.sectors - 1) / shape.sectors
 	fmt.Fprintf(out, "generating %d deals (with 4 log lines each) in %d sectors\n", shape.deals, shape.sectors)
 	sectors := w.table("sealing_sectors", "number", "state", "seal_proof", "opened_at", "updated_at", "node")
@@ -681,15 +684,4 @@ func newClientHost(ctx context.Context, d *node.Node) (host.Host, error) {
 		return nil, fmt.Errorf("store: connecting to ferryd: %w", err)
 	}
 	return h, nil
-}
-
-// freeLoopbackAddr returns a loopback address with a port free now (the
-// operator API needs its port known before it starts).
-func freeLoopbackAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
 }

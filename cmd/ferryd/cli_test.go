@@ -25,6 +25,7 @@ import (
 
 	"github.com/ferry-fil/ferry/api"
 	"github.com/ferry-fil/ferry/cluster"
+	ferryauth "github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/internal/cliutil/clitest"
 	"github.com/ferry-fil/ferry/market"
@@ -50,7 +51,11 @@ func (o *operator) Info(context.Context) (api.Info, error) {
 }
 
 func (o *operator) DealList(_ context.Context, f market.DealFilter) ([]market.DealInfo, error) {
-	o.calls = append(o.calls, fmt.Sprintf("DealList %s %d %s%d", f.State, f.Limit, f.Before, f.Offset))
+	after := ""
+	if f.After != nil {
+		after = f.After.UUID
+	}
+	o.calls = append(o.calls, fmt.Sprintf("DealList %s %d %s%d", f.State, f.Limit, after, f.Offset))
 	return []market.DealInfo{testDealInfo()}, nil
 }
 
@@ -60,7 +65,7 @@ func testDealInfo() market.DealInfo {
 	return market.DealInfo{UUID: testDeal.String(), CreatedAt: ended, UpdatedAt: ended, ClientPeer: "12D3KooW", Client: "f01001",
 		PieceCID: testPiece.String(), PieceSize: 2048, DataRoot: testCID.String(), StartEpoch: 10, EndEpoch: 20, Verified: true,
 		TransferSize: 2000, BytesReceived: 1000, AddPieceBytes: 500, Checkpoint: market.Complete, Retry: market.RetryFatal, Retries: 1,
-		Error: "expired", PublishCID: testCID.String(), ChainDealID: 7, Sector: &sector, SealingState: "Proving",
+		Error: "expired", PublishCID: testCID.String(), ChainDealID: 7, Sector: &sector, SectorOffset: &sector, SealingState: "Proving",
 		SignedCID: testCID.String(), Ended: market.EndExpired, EndedAt: &ended}
 }
 
@@ -163,6 +168,31 @@ func (o *operator) ClusterList(context.Context) ([]cluster.NodeInfo, error) {
 		Leases: []cluster.LeaseInfo{{Name: "market.publisher", TakenAt: at, Expires: at}}}}, nil
 }
 
+func (o *operator) AuthNew(_ context.Context, perms []ferryauth.Permission) (string, error) {
+	o.calls = append(o.calls, fmt.Sprint("AuthNew ", perms))
+	return "operator-token", nil
+}
+
+func (o *operator) ChainAuthNew(_ context.Context, perms []ferryauth.Permission) (string, error) {
+	o.calls = append(o.calls, fmt.Sprint("ChainAuthNew ", perms))
+	return "chain-token", nil
+}
+
+// The web UI's methods: no command calls them.
+func (o *operator) Overview(context.Context) (api.Overview, error) {
+	return api.Overview{}, errNoCommand
+}
+func (o *operator) Transfers(context.Context) ([]api.Transfer, error) { return nil, errNoCommand }
+func (o *operator) PieceShow(context.Context, cid.Cid) (api.PieceDetail, error) {
+	return api.PieceDetail{}, errNoCommand
+}
+func (o *operator) PieceCheckRetrieval(context.Context, cid.Cid) (api.RetrievalCheck, error) {
+	return api.RetrievalCheck{}, errNoCommand
+}
+func (o *operator) ConfigShow(context.Context) (string, error) { return "", errNoCommand }
+
+var errNoCommand = errors.New("no ferryd command calls this")
+
 // serveOperator serves o as ferryd serves its operator API (JSON-RPC with
 // a token, on loopback) and returns a repo directory that points at it.
 func serveOperator(t *testing.T, o api.Ferry) string {
@@ -175,7 +205,7 @@ func serveOperator(t *testing.T, o api.Ferry) string {
 			if tok != token {
 				return nil, errors.New("bad token")
 			}
-			return api.AllPermissions, nil
+			return ferryauth.All(), nil
 		},
 		Next: rpc.ServeHTTP,
 	})
@@ -220,7 +250,7 @@ func TestRepoAnyPosition(t *testing.T) {
 		"deal list --json --repo R",
 		"--json deal list --repo=R",
 		"deal list --state failed --repo R --json --limit 5",
-		"deal list --before " + testDeal.String() + " --json --repo R",
+		"deal list --after " + testDeal.String() + " --json --repo R",
 	} {
 		out, err := runDaemonCLI(t, strings.Fields(strings.ReplaceAll(line, "R", repo))...)
 		if err != nil || !strings.Contains(out, testDeal.String()) {
@@ -237,7 +267,7 @@ func TestRepoAnyPosition(t *testing.T) {
 			t.Fatalf("%s: %q %v", line, out, err)
 		}
 	}
-	want := "DealList  100 0,DealList  100 0,DealList  100 0,DealList  100 0,DealList failed 5 0,DealList  100 " + testDeal.String() + "0,SectorsStatus 3,SectorsStatus 3,SectorsStatus 3"
+	want := "DealList  100 0,DealList  100 0,DealList  100 0,DealList  100 0,DealList failed 5 0,DealShow " + testDeal.String() + ",DealList  100 " + testDeal.String() + "0,SectorsStatus 3,SectorsStatus 3,SectorsStatus 3"
 	if got := strings.Join(o.calls, ","); got != want {
 		t.Fatalf("calls %s, want %s", got, want)
 	}
@@ -258,7 +288,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 	repo := serveOperator(t, &operator{})
 	dealKeys := []string{"uuid", "createdAt", "updatedAt", "clientPeer", "client", "pieceCid", "pieceSize", "dataRoot", "startEpoch", "endEpoch",
 		"verified", "isOffline", "transferSize", "bytesReceived", "addPieceBytes", "checkpoint", "retry", "retries", "error", "publishCid",
-		"chainDealId", "sector", "sealingState", "signedCid", "ended", "endedAt"}
+		"chainDealId", "sector", "sectorOffset", "sealingState", "signedCid", "ended", "endedAt"}
 	detailKeys := append(append([]string{}, dealKeys...), "logs", "logs[].at", "logs[].text")
 	sectorKeys := []string{"number", "state", "sealProof", "sectorSize", "used", "deals", "pieces", "openedAt", "updatedAt", "packReason",
 		"ticketEpoch", "seedEpoch", "commD", "commR", "preCommitMsg", "preCommitEpoch", "commitMsg", "retries", "lastError", "unsealed",
@@ -291,6 +321,9 @@ func TestOperatorOutputKeys(t *testing.T) {
 		{"index announce " + testPiece.String(), []string{"pieceCid", "adCid"}},
 		{"cluster list", prefixed("[].", []string{"id", "roles", "apiUrl", "httpUrl", "libp2p", "startedAt", "heartbeat", "alive", "paths",
 			"paths[].kind", "paths[].path", "leases", "leases[].name", "leases[].takenAt", "leases[].expires"})},
+		{"auth create-token --perm read", []string{"token"}},
+		{"auth api-info --perm admin", []string{"token", "name", "apiInfo"}},
+		{"auth api-info --perm write --chain", []string{"token", "name", "apiInfo"}},
 	} {
 		out, err := runDaemonCLI(t, append(strings.Fields(tc.line), "--json", "--repo", repo)...)
 		if err != nil {
@@ -305,7 +338,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	clitest.CheckKeys(t, "info", b.Bytes(), "version", "miner", "worker", "sectorSize", "peerId", "addresses", "retrievalUrl", "chainMode",
-		"chainHead", "marketEscrow", "marketLocked", "workerFunds")
+		"chainApi", "chainHead", "chainHeadTime", "blockDelayMillis", "marketEscrow", "marketLocked", "workerFunds")
 }
 
 func prefixed(p string, keys []string) []string {

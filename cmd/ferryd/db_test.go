@@ -101,6 +101,13 @@ func fillRepoDB(t *testing.T, sqldb *sql.DB) {
 	exec(`INSERT INTO mk20_uploads (id, chunked, chunk_size, path, finalized) VALUES (?, ?, ?, ?, ?)`,
 		"01JD0000000000000000000000", true, int64(1<<20), "staging/x", false)
 	exec(`INSERT INTO mk20_upload_chunks (id, chunk, size, complete) VALUES (?, ?, ?, ?)`, "01JD0000000000000000000000", 1, int64(1<<20), true)
+	exec(`INSERT INTO minerapi_deals (deal_uuid, deal_id, publish_cid, piece_cid, piece_size, sector, sector_offset, attempts, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, "00000000-0000-4000-8000-000000000005", int64(77), "bafy-msg", "baga6ea4seaq",
+		int64(34359738368), int64(1), nil, int64(1), now, now)
+	exec(`INSERT INTO cluster_nodes (id, roles, api_url, http_url, libp2p_addrs, started_at, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		"node-1", "market,sealing", "http://127.0.0.1:1288", "http://127.0.0.1:7777", "/ip4/127.0.0.1/tcp/24001", now, now)
+	exec(`INSERT INTO cluster_leases (name, holder, taken_at, expires_at) VALUES (?, ?, ?, ?)`, "market.publisher", "node-1", now, now+1)
+	exec(`INSERT INTO cluster_paths (node, kind, path) VALUES (?, ?, ?)`, "node-1", "staging", "/r/staging")
 	exec(`INSERT INTO kv (key, value) VALUES (?, ?)`, "miner", "f01000")
 	exec(`INSERT INTO db_locks (name, taken) VALUES (?, ?)`, "market.admission", int64(12))
 }

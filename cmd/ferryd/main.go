@@ -30,6 +30,7 @@ func newApp() *cli.App {
 			indexCmd,
 			dbCmd,
 			clusterCmd,
+			authCmd,
 		},
 	}
 	cliutil.Setup(app, repoFlag)

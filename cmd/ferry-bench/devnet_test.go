@@ -1,12 +1,12 @@
-package devnet
+package main
 
 import (
 	"context"
 	"testing"
 )
 
-func TestBenchmarkScenario(t *testing.T) {
-	rep, err := Benchmark(context.Background(), t.TempDir(), 20, 8)
+func TestDevnetBenchScenario(t *testing.T) {
+	rep, err := benchDevnet(context.Background(), t.TempDir(), 20, 8)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -17,7 +17,7 @@ func TestBenchmarkScenario(t *testing.T) {
 
 func BenchmarkDevnet(b *testing.B) {
 	for i := 0; i < b.N; i++ {
-		rep, err := Benchmark(context.Background(), b.TempDir(), 1000, 256)
+		rep, err := benchDevnet(context.Background(), b.TempDir(), 1000, 256)
 		if err != nil {
 			b.Fatal(err)
 		}
