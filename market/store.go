@@ -1246,8 +1246,8 @@ func (s *store) ingested(ctx context.Context, since time.Time, every time.Durati
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT (l.at - ?) / ?, coalesce(sum(d.bytes_received), 0), count(*)
 		FROM market_deal_logs l JOIN market_deals d ON d.uuid = l.uuid
-		WHERE l.text = ? AND l.at >= ? GROUP BY (l.at - ?) / ?`,
-		start.UnixNano(), int64(every), transferredLog, start.UnixNano(), start.UnixNano(), int64(every))
+		WHERE l.text = ? AND l.at >= ? GROUP BY 1`, // by position: PostgreSQL sees the same expression with other parameters as another
+		start.UnixNano(), int64(every), transferredLog, start.UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("reading the ingest history: %w", err)
 	}
