@@ -173,9 +173,6 @@ func (m *Member) Roles() Roles { return m.cfg.Roles }
 // Has reports whether the node runs role r.
 func (m *Member) Has(r Role) bool { return m.cfg.Roles.Has(r) }
 
-// LeaseTimeout is how long a lease outlives its holder's heartbeat.
-func (m *Member) LeaseTimeout() time.Duration { return m.cfg.LeaseTimeout }
-
 func (m *Member) heartbeat(ctx context.Context) {
 	defer m.wg.Done()
 	t := time.NewTicker(m.cfg.Heartbeat)
