@@ -260,16 +260,12 @@ func (p *Provider) kick(id uuid.UUID) {
 		defer p.wg.Done()
 		defer cancel()
 		for {
-			// The lease is given up before the goroutine leaves p.running,
-			// so a kick meanwhile runs this loop again rather than start a
-			// second goroutine that would hold it.
-			held := p.holdDeal(ctx, id)
-			if held {
-				p.run(ctx, id, rd)
-				p.letGoDeal(id)
-			}
+			// run gives the deal's lease up before the goroutine leaves
+			// p.running, so a kick meanwhile runs this loop again rather
+			// than start a second goroutine that would hold it.
+			p.run(ctx, id, rd)
 			p.mu.Lock()
-			if held && rd.again && ctx.Err() == nil {
+			if rd.again && ctx.Err() == nil {
 				rd.again = false
 				p.mu.Unlock()
 				continue
@@ -281,8 +277,16 @@ func (p *Provider) kick(id uuid.UUID) {
 	}()
 }
 
-// run advances one deal until it completes, fails, or waits.
+// run advances one deal until it completes, fails, or waits. It takes the
+// deal's lease before the first step it does (none for a deal that only
+// waits, as most do when ferryd starts) and gives it up when it returns.
 func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
+	held := false
+	defer func() {
+		if held {
+			p.letGoDeal(id)
+		}
+	}()
 	for ctx.Err() == nil {
 		d, err := p.store.deal(ctx, id)
 		if err != nil {
@@ -307,6 +311,16 @@ func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 		}
 		if !p.does(d.Checkpoint) {
 			return // a node that does this step takes the deal
+		}
+		if d.idle() {
+			p.hook(id, "Waiting")
+			return
+		}
+		if !held {
+			if held = p.holdDeal(ctx, id); !held {
+				return // another node works on it
+			}
+			continue // read it again, now this node holds it
 		}
 		err = p.advance(ctx, d, rd)
 		if errors.Is(err, errComplete) {
@@ -376,6 +390,13 @@ func (p *Provider) hook(id uuid.UUID, point string) {
 	if p.d.OnCheckpoint != nil {
 		p.d.OnCheckpoint(id, point)
 	}
+}
+
+// idle reports whether the deal waits for something else to move it on —
+// an offline deal for its data, a queued deal for a publish batch — with
+// nothing to do meanwhile.
+func (d *dealRow) idle() bool {
+	return d.Checkpoint == Accepted && d.IsOffline || d.Checkpoint == Transferred && d.PublishQueued > 0
 }
 
 // transferRequest rebuilds the download request of a deal. Its client,
