@@ -102,6 +102,11 @@ func openSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening database %s: %w", path, err)
 	}
+	// A bounded pool, as on PostgreSQL: many goroutines reading at once (a
+	// start resuming thousands of deals) share connections instead of
+	// opening one file descriptor each.
+	sqldb.SetMaxOpenConns(32)
+	sqldb.SetMaxIdleConns(16)
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("opening database %s: %w", path, err)
