@@ -62,8 +62,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// run counts every metricsRefresh until ctx ends.
+// run counts at once, then every metricsRefresh until ctx ends.
 func (c *collector) run(ctx context.Context) {
+	c.refresh(ctx)
 	t := time.NewTicker(metricsRefresh)
 	defer t.Stop()
 	for {
