@@ -262,7 +262,6 @@ func dealStateSQL() string {
 		RetryFatal, StateFailed, StateEnded, Complete, StateComplete, StateActive)
 }
 
-
 // logs returns a deal's log, oldest first.
 func (s *store) logs(ctx context.Context, id uuid.UUID) ([]DealLog, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT at, text FROM market_deal_logs WHERE uuid = ? ORDER BY id`, id.String())

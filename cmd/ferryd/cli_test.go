@@ -24,8 +24,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/ferry-fil/ferry/api"
-	"github.com/ferry-fil/ferry/cluster"
 	ferryauth "github.com/ferry-fil/ferry/auth"
+	"github.com/ferry-fil/ferry/cluster"
 	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/internal/cliutil/clitest"
 	"github.com/ferry-fil/ferry/market"
