@@ -1,6 +1,7 @@
 package sealing
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -163,6 +164,24 @@ type Sealing struct {
 	awaited  map[uuid.UUID]bool             // message ids a goroutine waits for
 }
 
+// ElsewhereError: the deal's piece is placed, and not yet written, in a
+// sector of another node of the cluster, which adds it (its files are
+// there).
+type ElsewhereError struct {
+	Node   string
+	Sector abi.SectorNumber
+}
+
+func (e *ElsewhereError) Error() string {
+	return fmt.Sprintf("its piece is placed in sector %d on node %s, which writes it", e.Sector, e.Node)
+}
+
+// UnsealedElsewhere lists the other nodes of the cluster holding an
+// unsealed copy of pieceCid (ReadPiece reads this node's only).
+func (s *Sealing) UnsealedElsewhere(ctx context.Context, pieceCid cid.Cid) ([]string, error) {
+	return s.st.unsealedNodes(ctx, pieceCid)
+}
+
 // New returns a Sealing for miner maddr that keeps its sectors in the Lotus
 // storage path cfg.Dir (moving files of Ferry's first layout to Lotus'
 // names) and its state in sqldb (migrated by db.Open). It reads the chain
@@ -185,10 +204,16 @@ func New(cfg Config, sqldb *sql.DB, node Chain, sender MessageSender, maddr addr
 	if err != nil {
 		return nil, fmt.Errorf("opening the sector storage: %w", err)
 	}
+	st := &store{db: sqldb, now: time.Now, node: cfg.NodeID}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := st.adopt(ctx); err != nil {
+		return nil, err
+	}
 	return &Sealing{
 		cfg:      cfg,
 		proof:    proof,
-		st:       &store{db: sqldb, now: time.Now},
+		st:       st,
 		node:     node,
 		sender:   sender,
 		maddr:    maddr,

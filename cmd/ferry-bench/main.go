@@ -22,6 +22,7 @@ func main() {
 			retrievalCommand(),
 			devnetCommand(),
 			addPieceCommand(),
+			storeCommand(),
 			handoffCommand(),
 			uiCommand(),
 		},
