@@ -26,6 +26,11 @@ const (
 	directBuffers = 32              // the calculator's chunks and those queued or being written
 )
 
+// DirectWriteMax is the most bytes one O_DIRECT write of a piece carries:
+// runs of up to that many padded bytes go to the sector file in one
+// vectored write of piece.ChunkSize buffers.
+const DirectWriteMax = directBatch * directBufSize
+
 // errDirectUnsupported: the file system or platform has no O_DIRECT.
 var errDirectUnsupported = errors.New("O_DIRECT is not supported here")
 
