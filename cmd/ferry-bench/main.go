@@ -22,6 +22,7 @@ func main() {
 			retrievalCommand(),
 			devnetCommand(),
 			addPieceCommand(),
+			ingestCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {
