@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -55,6 +56,7 @@ func ingestCommand() *cli.Command {
 			&cli.DurationFlag{Name: "publish-period", Value: time.Second, Usage: "the daemon's Market.PublishMsgPeriod"},
 			&cli.StringFlag{Name: "dir", Usage: "directory for the data and the daemons' repos (default: the system temp dir)"},
 			&cli.BoolFlag{Name: "verbose", Usage: "show the daemon's log"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of the first round (proposals to the last AddedPiece) to this file"},
 		},
 		Action: func(cctx *cli.Context) error {
 			ps, err := commpParseSize(cctx.String("piece-size"))
@@ -64,10 +66,13 @@ func ingestCommand() *cli.Command {
 			p := ingestParams{
 				Deals: cctx.Int("deals"), PieceSize: abi.PaddedPieceSize(ps), SectorSize: cctx.String("sector-size"),
 				Rounds: cctx.Int("rounds"), PublishPeriod: cctx.Duration("publish-period"), Dir: cctx.String("dir"),
-				Progress: func(f string, a ...any) { fmt.Fprintf(cctx.App.Writer, f+"\n", a...) },
+				Progress:   func(f string, a ...any) { fmt.Fprintf(cctx.App.Writer, f+"\n", a...) },
+				CPUProfile: cctx.String("cpuprofile"),
 			}
 			if cctx.Bool("verbose") {
-				p.Logf = func(f string, a ...any) { fmt.Fprintf(cctx.App.Writer, "ferryd: "+f+"\n", a...) }
+				p.Logf = func(f string, a ...any) {
+					fmt.Fprintf(cctx.App.Writer, "%s ferryd: "+f+"\n", append([]any{time.Now().Format("15:04:05.000")}, a...)...)
+				}
 			}
 			res, err := runIngest(cctx.Context, p)
 			if err != nil {
@@ -89,6 +94,7 @@ type ingestParams struct {
 	Dir           string               // "": the temp dir
 	Logf          func(string, ...any) // the daemon's log; nil: dropped
 	Progress      func(string, ...any) // the bench's own progress lines; nil: dropped
+	CPUProfile    string               // file for a CPU profile of the first round; "": none
 }
 
 // ingestDeal is one deal's data as the client prepared it.
@@ -105,7 +111,9 @@ type ingestRound struct {
 	start  time.Time // the first proposal
 	deals  []dealTimes
 	bytes  uint64
-	maxRSS float64 // peak RSS of the process once the round ended
+	cpu    time.Duration // CPU time of the process (daemon, client and HTTP server) from the first proposal to the last AddedPiece seen
+	polled time.Duration // when the wait saw the last AddedPiece, from start
+	maxRSS float64       // peak RSS of the process once the round ended
 }
 
 // dealTimes are the moments a deal passed its checkpoints, from its log.
@@ -200,7 +208,11 @@ func runIngest(ctx context.Context, p ingestParams) (*ingestResult, error) {
 		res.commp = append(res.commp, pa)
 
 		p.Progress("round %d: %d deals", r+1, p.Deals)
-		round, err := ingestOnce(ctx, p, filepath.Join(tmp, fmt.Sprintf("repo-%d", r)), baseURL, deals, &res.maxHeap)
+		profile := ""
+		if r == 0 {
+			profile = p.CPUProfile
+		}
+		round, err := ingestOnce(ctx, p, filepath.Join(tmp, fmt.Sprintf("repo-%d", r)), baseURL, deals, profile, &res.maxHeap)
 		if err != nil {
 			return nil, fmt.Errorf("round %d: %w", r+1, err)
 		}
@@ -267,7 +279,7 @@ func writeIngestCAR(dir string, i int, ps abi.PaddedPieceSize) (ingestDeal, erro
 
 // ingestOnce starts a devnet ferryd on a new repo at dir, proposes every
 // deal at once and waits until all reached AddedPiece.
-func ingestOnce(ctx context.Context, p ingestParams, dir, baseURL string, deals []ingestDeal, maxHeap *uint64) (ingestRound, error) {
+func ingestOnce(ctx context.Context, p ingestParams, dir, baseURL string, deals []ingestDeal, profile string, maxHeap *uint64) (ingestRound, error) {
 	defer os.RemoveAll(dir)
 	if err := writeIngestConfig(dir, p); err != nil {
 		return ingestRound{}, err
@@ -298,6 +310,18 @@ func ingestOnce(ctx context.Context, p ingestParams, dir, baseURL string, deals 
 		return ingestRound{}, err
 	}
 
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return ingestRound{}, fmt.Errorf("creating the CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return ingestRound{}, fmt.Errorf("starting the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	cpu0 := cpuTime()
 	round := ingestRound{start: time.Now(), deals: make([]dealTimes, len(deals))}
 	ids, err := proposeAll(ctx, d, h, wallet, baseURL, deals)
 	if err != nil {
@@ -309,6 +333,7 @@ func ingestOnce(ctx context.Context, p ingestParams, dir, baseURL string, deals 
 	if err := waitAddedPiece(ctx, d.Provider, ids, maxHeap); err != nil {
 		return ingestRound{}, err
 	}
+	round.cpu, round.polled = seconds(cpuTime()-cpu0), time.Since(round.start)
 	for i, id := range ids {
 		dd, err := d.Provider.Deal(ctx, id)
 		if err != nil {
@@ -327,6 +352,10 @@ func writeIngestConfig(dir string, p ingestParams) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	ss, err := commpParseSize(p.SectorSize)
+	if err != nil {
+		return fmt.Errorf("sector size: %w", err)
+	}
 	cfg := node.DefaultConfig()
 	cfg.Chain.DevnetListen = "127.0.0.1:0"
 	cfg.Chain.DevnetSectorSize = p.SectorSize
@@ -334,6 +363,10 @@ func writeIngestConfig(dir string, p ingestParams) error {
 	cfg.API.Listen = "127.0.0.1:0"
 	cfg.Libp2p.ListenAddresses = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Market.PublishMsgPeriod = node.Duration(p.PublishPeriod)
+	// Room for every deal's sector at once: the bench measures the data
+	// path, not how soon full sectors leave WaitDeals.
+	perSector := max(1, int(ss/uint64(p.PieceSize)))
+	cfg.Sealing.MaxWaitDealsSectors = max(cfg.Sealing.MaxWaitDealsSectors, (p.Deals+perSector-1)/perSector)
 	var buf bytes.Buffer
 	if err := toml.NewEncoder(&buf).Encode(cfg); err != nil {
 		return fmt.Errorf("encoding config: %w", err)
@@ -464,6 +497,10 @@ func (r *ingestResult) print(out io.Writer) {
 	fmt.Fprintf(out, "ingest:  %8.1f MiB/s of deal data (median round)\n", rate)
 	fmt.Fprintf(out, "limit:   %8.1f MiB/s = min(disk O_DIRECT write %.1f MiB/s / 2, CommP %.1f MiB/s)\n", limit, 2*diskHalf, commp)
 	fmt.Fprintf(out, "ratio:   %7.1f%% (target >= %.0f%%)\n", 100*rate/limit, 100*ingestTarget)
+	gib := float64(round.bytes) / (1 << 30)
+	cpuPerGiB := round.cpu.Seconds() / gib
+	fmt.Fprintf(out, "CPU:     %.2f CPU-s per GiB of deal data (daemon, client and HTTP server), %.0f%% of %d CPUs busy; at that cost %d CPUs ingest at most %.1f MiB/s\n",
+		cpuPerGiB, 100*round.cpu.Seconds()/round.polled.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU(), runtime.NumCPU(), float64(runtime.NumCPU())/cpuPerGiB*1024)
 	// Where the median round's time went.
 	phase := func(name string, from, to func(dealTimes) time.Time) {
 		var first, last time.Time
