@@ -25,7 +25,7 @@ import (
 const addPieceTarget = 0.90
 
 // addPieceCommand compares the fused AddPiece work (fr32 + write into a
-// sparse unsealed sector file + CommP, sealing.WritePadded) with a plain
+// sparse unsealed sector file + CommP, sealing.PieceWriter) with a plain
 // CommP pass over the same file (what `ferry commp` does), and measures the
 // disk's own O_DIRECT sequential write rate beside them, so the output says
 // which of the two is the ceiling.
@@ -131,6 +131,7 @@ func runAddPieceBench(ctx context.Context, p addPieceParams) (*addPieceResult, e
 		return nil
 	}
 	var rootPlain, rootFused [32]byte
+	var pw sealing.PieceWriter // one for every pass, as ferryd's sealing keeps one
 	commpPass := func() error {
 		runtime.GOMAXPROCS(res.commpProcs)
 		pa, root, err := timeCommP(src, res.piece)
@@ -151,7 +152,7 @@ func runAddPieceBench(ctx context.Context, p addPieceParams) (*addPieceResult, e
 			// once, so the profile covers the first AddPiece pass.
 			defer func() { pprof.StopCPUProfile(); prof = nil }()
 		}
-		pa, sync, root, err := timeAddPiece(ctx, src, filepath.Join(tmp, "unsealed"), res.piece)
+		pa, sync, root, err := timeAddPiece(ctx, &pw, src, filepath.Join(tmp, "unsealed"), res.piece)
 		if err != nil {
 			return err
 		}
@@ -245,7 +246,7 @@ func timeCommP(src string, ps abi.PaddedPieceSize) (pass, [32]byte, error) {
 
 // timeAddPiece is the fused pass into a new sparse sector file at dst (each
 // round writes into fresh sector space, as AddPiece does), then its fsync.
-func timeAddPiece(ctx context.Context, src, dst string, ps abi.PaddedPieceSize) (pass, time.Duration, [32]byte, error) {
+func timeAddPiece(ctx context.Context, pw *sealing.PieceWriter, src, dst string, ps abi.PaddedPieceSize) (pass, time.Duration, [32]byte, error) {
 	f, err := os.Open(src)
 	if err != nil {
 		return pass{}, 0, [32]byte{}, err
@@ -262,7 +263,7 @@ func timeAddPiece(ctx context.Context, src, dst string, ps abi.PaddedPieceSize) 
 		return pass{}, 0, [32]byte{}, fmt.Errorf("sizing sector file: %w", err)
 	}
 	start, cpu0 := time.Now(), cpuTime()
-	comm, err := sealing.WritePadded(ctx, out, 0, ps, f)
+	comm, err := pw.WritePadded(ctx, out, 0, ps, f)
 	if err != nil {
 		return pass{}, 0, [32]byte{}, fmt.Errorf("addpiece pass: %w", err)
 	}
