@@ -22,7 +22,7 @@ import (
 // 2-core VM (ferry-bench addpiece, CPU profiles of both): about 0.2 CPU-s
 // per GiB, nearly all of it fr32 padding into buffers the device has just
 // read (their cache lines are cold; padding into a plain Calc's chunks,
-// which only the CPU touches, costs a third as much) and the write
+// which only the CPU touches, costs less than half as much) and the write
 // syscalls. Copying each chunk into the buffer instead costs the same.
 // Buffers are reused, the last freed first, from a pool that outlives the
 // piece (bufferPool), so a piece's writes fault in no fresh memory.
