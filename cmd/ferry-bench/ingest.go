@@ -387,8 +387,6 @@ func proposeAll(ctx context.Context, d *node.Node, h host.Host, wallet address.A
 			res, err := client.MakeDeal(ctx, d.Chain, h, d.Wallet, client.DealRequest{
 				Provider: d.Miner, Client: wallet, PieceCID: dl.pieceCID, PieceSize: piece.PaddedSizeFor(dl.size),
 				CARSize: dl.size, PayloadCID: dl.root, HTTPURL: baseURL + dl.name,
-				// Distinct start epochs keep equal proposals apart.
-				StartEpoch: 0, Duration: client.DefaultDuration + abi.ChainEpoch(i),
 			})
 			if err != nil {
 				errs[i] = fmt.Errorf("proposing deal %d: %w", i, err)
