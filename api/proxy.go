@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wire"
@@ -48,6 +49,11 @@ func (s *Struct) DealCancel(ctx context.Context, id uuid.UUID) error {
 // DealImportData calls the daemon.
 func (s *Struct) DealImportData(ctx context.Context, id uuid.UUID, path string) error {
 	return s.Internal.DealImportData(ctx, id, path)
+}
+
+// DealImportDirect calls the daemon.
+func (s *Struct) DealImportDirect(ctx context.Context, dd market.DirectDeal) (*market.DealInfo, error) {
+	return s.Internal.DealImportDirect(ctx, dd)
 }
 
 // PublishNow calls the daemon.
@@ -93,4 +99,39 @@ func (s *Struct) IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error)
 // IndexAnnounce calls the daemon.
 func (s *Struct) IndexAnnounce(ctx context.Context, piece cid.Cid) (cid.Cid, error) {
 	return s.Internal.IndexAnnounce(ctx, piece)
+}
+
+// AuthNew calls the daemon.
+func (s *Struct) AuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
+	return s.Internal.AuthNew(ctx, perms)
+}
+
+// ChainAuthNew calls the daemon.
+func (s *Struct) ChainAuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
+	return s.Internal.ChainAuthNew(ctx, perms)
+}
+
+// Overview calls the daemon.
+func (s *Struct) Overview(ctx context.Context) (Overview, error) {
+	return s.Internal.Overview(ctx)
+}
+
+// Transfers calls the daemon.
+func (s *Struct) Transfers(ctx context.Context) ([]Transfer, error) {
+	return s.Internal.Transfers(ctx)
+}
+
+// PieceShow calls the daemon.
+func (s *Struct) PieceShow(ctx context.Context, piece cid.Cid) (PieceDetail, error) {
+	return s.Internal.PieceShow(ctx, piece)
+}
+
+// PieceCheckRetrieval calls the daemon.
+func (s *Struct) PieceCheckRetrieval(ctx context.Context, piece cid.Cid) (RetrievalCheck, error) {
+	return s.Internal.PieceCheckRetrieval(ctx, piece)
+}
+
+// ConfigShow calls the daemon.
+func (s *Struct) ConfigShow(ctx context.Context) (string, error) {
+	return s.Internal.ConfigShow(ctx)
 }

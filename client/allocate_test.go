@@ -23,6 +23,7 @@ import (
 	"github.com/ipfs/go-cid"
 	cbg "github.com/whyrusleeping/cbor-gen"
 
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/piece"
@@ -38,6 +39,7 @@ type ddoNet struct {
 	ctx    context.Context
 	d      *devnet.Devnet
 	n      chain.FullNode
+	ep     Endpoint
 	r      *Repo
 	client address.Address
 	maddr  address.Address
@@ -55,11 +57,12 @@ func newDDONet(t *testing.T, dataCap int64) *ddoNet {
 	t.Cleanup(func() { d.Close() })
 	srv := httptest.NewServer(d.Handler())
 	t.Cleanup(srv.Close)
-	tok, err := d.Token()
+	tok, err := d.Token(auth.Read, auth.Write) // a client's token
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, closer, err := Dial(ctx, Endpoint{URL: srv.URL + "/rpc/v1", Token: tok, Source: "test devnet"})
+	ep := Endpoint{URL: srv.URL + "/rpc/v1", Token: tok, Source: "test devnet"}
+	n, closer, err := Dial(ctx, ep)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,9 +83,9 @@ func newDDONet(t *testing.T, dataCap int64) *ddoNet {
 	if err := d.Fund(ctx, cl, chain.FIL(10)); err != nil {
 		t.Fatal(err)
 	}
-	e := &ddoNet{t: t, ctx: ctx, d: d, n: n, r: r, client: cl, maddr: maddr}
+	e := &ddoNet{t: t, ctx: ctx, d: d, n: n, ep: ep, r: r, client: cl, maddr: maddr}
 	if dataCap > 0 {
-		mc, err := GrantDevnetDataCap(ctx, n, cl, big.NewInt(dataCap))
+		mc, err := GrantDevnetDataCap(ctx, n, ep, cl, big.NewInt(dataCap))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,7 +112,9 @@ func (e *ddoNet) push(to address.Address, method abi.MethodNum, params cbg.CBORM
 	if err := params.MarshalCBOR(&buf); err != nil {
 		e.t.Fatal(err)
 	}
-	sm, err := e.n.MpoolPushMessage(e.ctx, &chain.Message{From: e.d.GenesisAddress(), To: to, Method: method, Value: big.Zero(), Params: buf.Bytes()}, nil)
+	// The provider's side signs in the devnet, whose keys the client's
+	// token may not use.
+	sm, err := e.d.MpoolPushMessage(e.ctx, &chain.Message{From: e.d.GenesisAddress(), To: to, Method: method, Value: big.Zero(), Params: buf.Bytes()}, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -304,14 +309,14 @@ func (mainnet) StateNetworkName(context.Context) (chain.NetworkName, error) { re
 
 func TestGrantDevnetDataCapRefusals(t *testing.T) {
 	ctx := context.Background()
-	if _, err := GrantDevnetDataCap(ctx, mainnet{}, mustAddr(t, "f01000"), big.NewInt(mib)); !errors.Is(err, ErrNotDevnet) {
+	if _, err := GrantDevnetDataCap(ctx, mainnet{}, Endpoint{URL: "http://127.0.0.1:1/rpc/v1"}, mustAddr(t, "f01000"), big.NewInt(mib)); !errors.Is(err, ErrNotDevnet) {
 		t.Fatalf("on mainnet: %v", err)
 	}
 	e := newDDONet(t, 0)
-	if _, err := GrantDevnetDataCap(ctx, e.n, e.client, big.NewInt(mib-1)); err == nil || !strings.Contains(err.Error(), "minimum") {
+	if _, err := GrantDevnetDataCap(ctx, e.n, e.ep, e.client, big.NewInt(mib-1)); err == nil || !strings.Contains(err.Error(), "minimum") {
 		t.Fatalf("below 1 MiB: %v", err)
 	}
-	mc, err := GrantDevnetDataCap(ctx, e.n, e.client, big.NewInt(3*mib))
+	mc, err := GrantDevnetDataCap(ctx, e.n, e.ep, e.client, big.NewInt(3*mib))
 	if err != nil {
 		t.Fatal(err)
 	}

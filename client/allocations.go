@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -9,11 +8,10 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
-	"github.com/filecoin-project/go-state-types/builtin"
-	"github.com/filecoin-project/go-state-types/builtin/v16/verifreg"
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/chain/lotus"
 )
 
 // AllocationReader reads a client's allocations and claims (chain.FullNode
@@ -151,24 +149,22 @@ func actorIDs(as []address.Address) (map[abi.ActorID]bool, error) {
 	return out, nil
 }
 
-// DevnetNotary is the chain API a devnet DataCap grant uses.
+// DevnetNotary is the chain API a devnet DataCap grant checks.
 type DevnetNotary interface {
 	StateNetworkName(ctx context.Context) (chain.NetworkName, error)
-	StateVerifiedRegistryRootKey(ctx context.Context, tsk chain.TipSetKey) (address.Address, error)
-	MpoolPushMessage(ctx context.Context, msg *chain.Message, spec *chain.MessageSendSpec) (*chain.SignedMessage, error)
 }
 
 // DevnetNetworkName is the network name of a ferry devnet; `ferry devnet
 // datacap` refuses any other chain.
 const DevnetNetworkName = "ferry-devnet"
 
-// GrantDevnetDataCap gives addr size bytes of DataCap on a ferry devnet:
-// an AddVerifiedClient message from the verified registry's root key,
-// which the devnet holds and lets grant any amount, sent with
-// MpoolPushMessage (which needs the devnet's admin token). It refuses
-// unless the chain's network name is the devnet's, so it can never be
-// tried on a real network.
-func GrantDevnetDataCap(ctx context.Context, n DevnetNotary, addr address.Address, size abi.StoragePower) (cid.Cid, error) {
+// GrantDevnetDataCap gives addr size bytes of DataCap on a ferry devnet: the
+// devnet at ep (its own API beside Lotus', lotus.DevnetNamespace) sends an
+// AddVerifiedClient message from the verified registry's root key, which it
+// holds; the token needs the write permission, as the one ferryd gives
+// clients has. It refuses unless n, the same chain, says its network name is
+// the devnet's, so it can never be tried on a real network.
+func GrantDevnetDataCap(ctx context.Context, n DevnetNotary, ep Endpoint, addr address.Address, size abi.StoragePower) (cid.Cid, error) {
 	name, err := n.StateNetworkName(ctx)
 	if err != nil {
 		return cid.Undef, fmt.Errorf("reading the network name: %w", err)
@@ -179,23 +175,14 @@ func GrantDevnetDataCap(ctx context.Context, n DevnetNotary, addr address.Addres
 	if size.LessThan(big.NewInt(int64(MinAllocationSize))) {
 		return cid.Undef, fmt.Errorf("%s bytes of DataCap is below the registry's minimum grant of %d bytes (1 MiB)", size, MinAllocationSize)
 	}
-	root, err := n.StateVerifiedRegistryRootKey(ctx, chain.EmptyTSK)
+	notary, closer, err := lotus.DialDevnet(ctx, ep.URL, ep.Token)
 	if err != nil {
-		return cid.Undef, fmt.Errorf("reading the verified registry's root key: %w", err)
+		return cid.Undef, err
 	}
-	var params bytes.Buffer
-	p := verifreg.AddVerifiedClientParams{Address: addr, Allowance: size}
-	if err := p.MarshalCBOR(&params); err != nil {
-		return cid.Undef, fmt.Errorf("encoding AddVerifiedClient params: %w", err)
-	}
-	msg := &chain.Message{
-		To: builtin.VerifiedRegistryActorAddr, From: root, Value: big.Zero(),
-		Method: builtin.MethodsVerifiedRegistry.AddVerifiedClient, Params: params.Bytes(),
-		GasFeeCap: big.Zero(), GasPremium: big.Zero(),
-	}
-	sm, err := n.MpoolPushMessage(ctx, msg, nil)
+	defer closer()
+	c, err := notary.GrantDataCap(ctx, addr, size)
 	if err != nil {
-		return cid.Undef, tokenHint(fmt.Errorf("sending AddVerifiedClient from the root key %s: %w", root, err))
+		return cid.Undef, tokenHint(fmt.Errorf("asking the devnet for %s bytes of DataCap: %w", size, err))
 	}
-	return sm.Cid()
+	return c, nil
 }

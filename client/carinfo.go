@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/ipfs/go-cid"
 	carv2 "github.com/ipld/go-car/v2"
 
+	"github.com/ferry-fil/ferry/internal/iocount"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -44,7 +46,8 @@ func InspectCAR(ctx context.Context, path string, progress func(read int64)) (CA
 	}
 	defer f.Close()
 	calc := piece.NewCalc()
-	cr := &countingReader{ctx: ctx, r: f, progress: progress}
+	var read atomic.Int64
+	cr := iocount.ContextReader{Ctx: ctx, R: iocount.Reader{R: f, N: &read, Progress: progress}}
 	// Everything the block reader reads goes through the CommP calculator.
 	tee := bufio.NewReaderSize(io.TeeReader(cr, calc), 1<<20)
 	br, err := carv2.NewBlockReader(tee, carv2.WithTrustedCAR(false))
@@ -73,37 +76,17 @@ func InspectCAR(ctx context.Context, path string, progress func(read int64)) (CA
 	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return CARInfo{}, fmt.Errorf("reading CAR: %w", err)
 	}
-	if cr.n == 0 {
+	if read.Load() == 0 {
 		return CARInfo{}, fmt.Errorf("%s: %w: empty file", path, ErrNotCAR)
 	}
 	c, err := calc.Sum()
 	if err != nil {
 		return CARInfo{}, fmt.Errorf("computing the piece commitment: %w", err)
 	}
-	info.Size = uint64(cr.n)
+	info.Size = uint64(read.Load())
 	info.PieceCID = c.CID()
 	info.PieceSize = c.Size
 	return info, nil
-}
-
-// countingReader counts bytes, reports progress and stops on cancellation.
-type countingReader struct {
-	ctx      context.Context
-	r        io.Reader
-	n        int64
-	progress func(int64)
-}
-
-func (c *countingReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	if n > 0 && c.progress != nil {
-		c.progress(c.n)
-	}
-	return n, err
 }
 
 // PieceCIDFor returns the CAR's piece CID in a piece of padded size size

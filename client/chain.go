@@ -20,6 +20,11 @@ const DefaultDevnetURL = "http://127.0.0.1:1234/rpc/v1"
 // `ferry devnet fund` refuses any other chain.
 const DevnetVersionTag = "ferry-devnet"
 
+// DevnetTokenFile is the file in ferryd's repo that holds the devnet's
+// chain token for clients (read and write: enough to push what the client
+// signed and to use the faucet).
+const DevnetTokenFile = "devnet-token"
+
 // Endpoint is a chain API address and its token.
 type Endpoint struct {
 	// URL is the JSON-RPC URL.
@@ -32,9 +37,9 @@ type Endpoint struct {
 
 // ResolveEndpoint finds the chain API the way Lotus tools do:
 // FULLNODE_API_INFO, else the config's ChainAPI, else the local devnet with
-// the token from FERRY_API_TOKEN or from the ferryd repo's token file
-// ($FERRY_REPO or ~/.ferry, file "token") when it exists. getenv is
-// os.Getenv outside tests.
+// the token from FERRY_API_TOKEN or from the client token file ferryd
+// writes in its repo ($FERRY_REPO or ~/.ferry, file DevnetTokenFile) when
+// it exists. getenv is os.Getenv outside tests.
 func ResolveEndpoint(getenv func(string) string, cfg Config) (Endpoint, error) {
 	if info := getenv(lotus.EnvAPIInfo); info != "" {
 		u, tok, err := lotus.ParseAPIInfo(info)
@@ -63,7 +68,7 @@ func ResolveEndpoint(getenv func(string) string, cfg Config) (Endpoint, error) {
 		}
 		dir = filepath.Join(home, ".ferry")
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "token"))
+	b, err := os.ReadFile(filepath.Join(dir, DevnetTokenFile))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:

@@ -15,14 +15,22 @@ import (
 	"github.com/filecoin-project/go-state-types/exitcode"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/wallet"
 )
 
 // startDevnet runs a devnet with millisecond blocks behind its JSON-RPC
-// handler and returns the endpoint with an admin token.
+// handler and returns the endpoint with a token as ferryd gives clients
+// (read and write).
 func startDevnet(t *testing.T) Endpoint {
+	t.Helper()
+	ep, _ := startDevnetNode(t)
+	return ep
+}
+
+func startDevnetNode(t *testing.T) (Endpoint, *devnet.Devnet) {
 	t.Helper()
 	d, err := devnet.Open(context.Background(), devnet.Config{Dir: filepath.Join(t.TempDir(), "devnet"), BlockTime: 5 * time.Millisecond, Logf: t.Logf})
 	if err != nil {
@@ -31,11 +39,11 @@ func startDevnet(t *testing.T) Endpoint {
 	t.Cleanup(func() { d.Close() })
 	srv := httptest.NewServer(d.Handler())
 	t.Cleanup(srv.Close)
-	tok, err := d.Token()
+	tok, err := d.Token(auth.Read, auth.Write)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Endpoint{URL: srv.URL + "/rpc/v1", Token: tok, Source: "test devnet"}
+	return Endpoint{URL: srv.URL + "/rpc/v1", Token: tok, Source: "test devnet"}, d
 }
 
 func dialTest(t *testing.T, ep Endpoint) chain.FullNode {
@@ -63,7 +71,7 @@ func TestFundAddBalanceWithdraw(t *testing.T) {
 	}
 
 	ten := chain.FIL(10)
-	c, err := FundFromDevnet(ctx, n, addr, ten)
+	c, err := FundFromDevnet(ctx, n, ep, addr, ten)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,19 +159,28 @@ func (notDevnet) Version(context.Context) (chain.APIVersion, error) {
 }
 
 func TestFundRefusesOtherChains(t *testing.T) {
-	_, err := FundFromDevnet(context.Background(), notDevnet{}, mustAddr(t, "f01001"), chain.FIL(1))
+	_, err := FundFromDevnet(context.Background(), notDevnet{}, Endpoint{URL: "http://127.0.0.1:1/rpc/v1"}, mustAddr(t, "f01001"), chain.FIL(1))
 	if !errors.Is(err, ErrNotDevnet) {
 		t.Fatalf("funding on mainnet: %v", err)
 	}
 }
 
-func TestFundNeedsSignToken(t *testing.T) {
-	ep := startDevnet(t)
-	ep.Token = ""
-	n := dialTest(t, ep) // read methods work without a token
-	_, err := FundFromDevnet(context.Background(), n, mustAddr(t, "f01001"), chain.FIL(1))
-	if err == nil || !strings.Contains(err.Error(), "token") {
-		t.Fatalf("funding without a token: %v", err)
+// TestFundNeedsWriteToken: the faucet needs a token with write; without
+// one, or with read only, the error says which token to use.
+func TestFundNeedsWriteToken(t *testing.T) {
+	ep, d := startDevnetNode(t)
+	n := dialTest(t, ep)
+	read, err := d.Token(auth.Read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{"", read} {
+		e := ep
+		e.Token = tok
+		_, err := FundFromDevnet(context.Background(), n, e, mustAddr(t, "f01001"), chain.FIL(1))
+		if err == nil || !strings.Contains(err.Error(), DevnetTokenFile) {
+			t.Fatalf("funding with token %q: %v", tok, err)
+		}
 	}
 }
 
@@ -180,7 +197,13 @@ func TestResolveEndpoint(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(home, ".ferry"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(home, ".ferry", "token"), []byte("filetoken\n"), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(home, ".ferry", "token"), []byte("operator token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ep, _ := ResolveEndpoint(getenv, Config{}); ep.Token != "" {
+		t.Fatalf("the operator's token is read for the chain: %+v", ep)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ferry", DevnetTokenFile), []byte("filetoken\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if ep, _ := ResolveEndpoint(getenv, Config{}); ep.Token != "filetoken" {
@@ -228,7 +251,7 @@ func TestConcurrentSendsShareNonces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := FundFromDevnet(ctx, n, addr, chain.FIL(10))
+	c, err := FundFromDevnet(ctx, n, ep, addr, chain.FIL(10))
 	if err != nil {
 		t.Fatal(err)
 	}

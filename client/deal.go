@@ -249,7 +249,8 @@ type DealResult struct {
 
 // MakeDeal validates req, fills in the defaults from the chain and the
 // provider's ask, checks the client's escrow, signs the proposal and sends
-// it. A rejection is returned as an error wrapping ErrRejected along with
+// it: over HTTP to Curio's mk12 route first, at the miner's addresses as
+// sptool tries them (DealBaseURLs), then over libp2p. A rejection is returned as an error wrapping ErrRejected along with
 // the result.
 func MakeDeal(ctx context.Context, n chain.Node, h host.Host, w *wallet.Wallet, req DealRequest) (*DealResult, error) {
 	if err := req.Validate(); err != nil {
@@ -336,7 +337,7 @@ func MakeDeal(ctx context.Context, n chain.Node, h host.Host, w *wallet.Wallet, 
 		}
 		params.Transfer.Params = tp
 	}
-	resp, err := Propose(ctx, h, p, params)
+	resp, err := proposeAny(ctx, h, p, params)
 	if err != nil {
 		return nil, err
 	}

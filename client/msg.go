@@ -17,6 +17,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/chain/lotus"
 	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/db"
 )
@@ -108,11 +109,13 @@ func WithdrawBalanceMessage(addr address.Address, amount abi.TokenAmount) (*chai
 // ferry devnet.
 var ErrNotDevnet = fmt.Errorf("not a ferry devnet")
 
-// FundFromDevnet sends amount to addr from the node's default wallet (the
-// devnet's genesis key) with MpoolPushMessage, which needs a token with the
-// sign permission. It refuses unless Version reports a ferry devnet, so it
-// can never spend real funds.
-func FundFromDevnet(ctx context.Context, n chain.Node, addr address.Address, amount abi.TokenAmount) (cid.Cid, error) {
+// FundFromDevnet asks the faucet of the devnet at ep (the devnet's own API
+// beside Lotus', lotus.DevnetNamespace) to send amount from its genesis
+// account to addr; the token needs the write permission, as the one
+// ferryd gives clients has. It refuses unless n, the same chain, reports a
+// ferry devnet in its version, and cannot spend real funds: it signs
+// nothing.
+func FundFromDevnet(ctx context.Context, n chain.Node, ep Endpoint, addr address.Address, amount abi.TokenAmount) (cid.Cid, error) {
 	v, err := n.Version(ctx)
 	if err != nil {
 		return cid.Undef, fmt.Errorf("reading the chain version: %w", err)
@@ -120,23 +123,23 @@ func FundFromDevnet(ctx context.Context, n chain.Node, addr address.Address, amo
 	if !strings.Contains(v.Version, DevnetVersionTag) {
 		return cid.Undef, fmt.Errorf("%w: the chain reports version %q; `ferry devnet fund` only works on the devnet ferryd runs", ErrNotDevnet, v.Version)
 	}
-	from, err := n.WalletDefaultAddress(ctx)
+	faucet, closer, err := lotus.DialDevnet(ctx, ep.URL, ep.Token)
 	if err != nil {
-		return cid.Undef, tokenHint(fmt.Errorf("reading the devnet's default wallet: %w", err))
+		return cid.Undef, err
 	}
-	msg := &chain.Message{To: addr, From: from, Value: amount, Method: builtin.MethodSend, GasFeeCap: big.Zero(), GasPremium: big.Zero()}
-	sm, err := n.MpoolPushMessage(ctx, msg, nil)
+	defer closer()
+	c, err := faucet.Fund(ctx, addr, amount)
 	if err != nil {
-		return cid.Undef, tokenHint(fmt.Errorf("sending funds from %s: %w", from, err))
+		return cid.Undef, tokenHint(fmt.Errorf("asking the devnet's faucet for %s: %w", chain.FormatFIL(amount), err))
 	}
-	return sm.Cid()
+	return c, nil
 }
 
 // tokenHint adds what to do to an error caused by a missing API token.
 func tokenHint(err error) error {
 	s := err.Error()
 	if strings.Contains(s, "permission") || strings.Contains(s, "401") {
-		return fmt.Errorf("%w: this needs the devnet's admin token (export FULLNODE_API_INFO as `ferryd run` prints it, or set %s)", err, EnvAPIToken)
+		return fmt.Errorf("%w: this needs a devnet token with the write permission (the one ferryd writes to its repo's %s, or FULLNODE_API_INFO as `ferryd run` prints it, or %s)", err, DevnetTokenFile, EnvAPIToken)
 	}
 	return err
 }

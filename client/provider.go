@@ -128,13 +128,19 @@ func rpc(ctx context.Context, h host.Host, p *Provider, protos []protocol.ID, re
 	return nil
 }
 
-// QueryAsk asks the provider for its storage ask and checks it: it must be
-// the miner's, signed by its worker key, and not expired at the chain head.
+// QueryAsk asks the provider for its storage ask over libp2p and checks it:
+// it must be the miner's, signed by its worker key.
 func QueryAsk(ctx context.Context, n chain.Node, h host.Host, p *Provider) (*wire.StorageAsk, error) {
 	var resp wire.AskResponse
 	if err := rpc(ctx, h, p, []protocol.ID{wire.AskProtocol}, &wire.AskRequest{Miner: p.Miner}, &resp); err != nil {
 		return nil, fmt.Errorf("querying the ask: %w", err)
 	}
+	return checkAsk(ctx, n, p, &resp)
+}
+
+// checkAsk checks an ask answer: it must be the miner's, signed by its
+// worker key.
+func checkAsk(ctx context.Context, n chain.Node, p *Provider, resp *wire.AskResponse) (*wire.StorageAsk, error) {
 	if resp.Ask == nil || resp.Ask.Ask == nil {
 		return nil, fmt.Errorf("miner %s has no storage ask", p.Miner)
 	}

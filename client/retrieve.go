@@ -4,19 +4,20 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
+	"github.com/ferry-fil/ferry/internal/iocount"
 	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/retrieval"
 	"github.com/ferry-fil/ferry/wire"
@@ -178,7 +179,7 @@ func Retrieve(ctx context.Context, req RetrieveRequest) (*RetrieveResult, error)
 		return nil, errors.New("retrieval: a piece has no paths; give its payload CID with the path")
 	}
 	if req.Piece {
-		if _, err := pieceCIDCheck(req.CID); err != nil {
+		if _, _, _, err := piece.ParseAnyCID(req.CID); err != nil {
 			return nil, fmt.Errorf("retrieval: %s: %w", req.CID, err)
 		}
 	}
@@ -257,16 +258,6 @@ func Retrieve(ctx context.Context, req RetrieveRequest) (*RetrieveResult, error)
 	return res, nil
 }
 
-// pieceCIDCheck reports whether c is a piece CID (v1 or v2).
-func pieceCIDCheck(c cid.Cid) (cid.Cid, error) {
-	if c.Prefix().MhType == piece.MhV2 {
-		v1, _, _, err := piece.V2ToV1(c)
-		return v1, err
-	}
-	_, err := piece.ParseCID(c)
-	return c, err
-}
-
 // fetchToFile streams the piece or CAR into path (created or truncated),
 // synced before it returns, and returns the bytes received.
 func fetchToFile(ctx context.Context, path string, req RetrieveRequest, opts []retrieval.FetchOption) (int64, error) {
@@ -274,7 +265,8 @@ func fetchToFile(ctx context.Context, path string, req RetrieveRequest, opts []r
 	if err != nil {
 		return 0, fmt.Errorf("creating %s: %w", path, err)
 	}
-	cw := &countWriter{w: f, progress: req.Progress}
+	var written atomic.Int64
+	cw := iocount.Writer{W: f, N: &written, Progress: req.Progress}
 	if req.Piece {
 		err = retrieval.FetchPiece(ctx, req.BaseURL, req.CID, cw, opts...)
 	} else {
@@ -286,23 +278,7 @@ func fetchToFile(ctx context.Context, path string, req RetrieveRequest, opts []r
 	if cerr := f.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("writing %s: %w", path, cerr)
 	}
-	return cw.n, err
-}
-
-// countWriter counts the bytes written through it.
-type countWriter struct {
-	w        io.Writer
-	n        int64
-	progress func(int64)
-}
-
-func (c *countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	if c.progress != nil {
-		c.progress(c.n)
-	}
-	return n, err
+	return written.Load(), err
 }
 
 // VerificationError is a retrieval whose data did not match the CID asked

@@ -107,7 +107,10 @@ func newRetrievalFixture(t *testing.T) *retrievalFixture {
 	if _, err := idx.Rebuild(ctx, f.pieceCid); err != nil {
 		t.Fatal(err)
 	}
-	h := retrieval.New(idx, src).Handler()
+	h, err := retrieval.New(idx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
 	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		at := f.tamperAt
@@ -354,7 +357,7 @@ func TestRetrievePath(t *testing.T) {
 	if pres.Bytes <= 50_000 || pres.Bytes >= wres.Size() {
 		t.Fatalf("CAR of big.bin: %d bytes, the whole DAG's %d", pres.Bytes, wres.Size())
 	}
-	if _, err := Retrieve(ctx, RetrieveRequest{BaseURL: f.srv.URL, CID: f.root, Path: "sub/missing", Out: filepath.Join(dir, "m")}); err == nil || !strings.Contains(err.Error(), "404") {
+	if _, err := Retrieve(ctx, RetrieveRequest{BaseURL: f.srv.URL, CID: f.root, Path: "sub/missing", Out: filepath.Join(dir, "m")}); err == nil || !strings.Contains(err.Error(), `has no entry "missing"`) {
 		t.Fatalf("missing name: %v", err)
 	}
 	if _, err := Retrieve(ctx, RetrieveRequest{BaseURL: f.srv.URL, CID: f.pieceCid, Piece: true, Path: "x", Out: filepath.Join(dir, "p")}); err == nil {

@@ -8,6 +8,13 @@
 // publisher (GET /ipni/v1/ad/head and /ipni/v1/ad/{cid}); after each new ad
 // an announce message goes over HTTP to the configured indexers, which then
 // sync the chain from us.
+//
+// Start runs the announce loop: it announces the current head to every
+// configured indexer when the announcer starts (so that indexers added to
+// the configuration since the last run learn of the chain without waiting
+// for a new ad), and it retries each indexer that failed to take an
+// announcement, the one at start or one made when an ad was published,
+// with growing back-off until it does or the announcer closes.
 package ipni
 
 import (
@@ -18,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"maps"
 	"net/http"
 	"net/url"
 	"sync"
@@ -78,18 +86,47 @@ type Config struct {
 	Topic string
 	// HTTPClient sends announcements; nil means a client with a 30 s timeout.
 	HTTPClient *http.Client
+	// RetryInterval is the first wait before an indexer that failed to take
+	// an announcement is tried again; each further failure doubles it, up
+	// to MaxRetryInterval. Zero means DefaultRetryInterval.
+	RetryInterval time.Duration
+}
+
+// DefaultRetryInterval is the first wait before a failed announcement is
+// sent again.
+const DefaultRetryInterval = 10 * time.Second
+
+// MaxRetryInterval bounds the wait between two tries of one indexer.
+const MaxRetryInterval = 10 * time.Minute
+
+// endpoint is one indexer's announce URL with its own sender, so that each
+// indexer is retried on its own.
+type endpoint struct {
+	url    string
+	sender *httpsender.Sender
 }
 
 // Announcer builds, stores, serves and announces the advertisement chain.
 type Announcer struct {
-	db     *sql.DB
-	mhs    Multihashes
-	cfg    Config
-	peerID peer.ID
-	lsys   ipld.LinkSystem
-	pub    *ipnisync.Publisher
-	sender *httpsender.Sender // nil without announce URLs
-	mu     sync.Mutex         // one chain append at a time
+	db       *sql.DB
+	mhs      Multihashes
+	cfg      Config
+	peerID   peer.ID
+	lsys     ipld.LinkSystem
+	pub      *ipnisync.Publisher
+	indexers []endpoint
+	mu       sync.Mutex // one chain append at a time
+
+	// The announce loop (Start): retry holds the indexers (by position in
+	// indexers) that have not taken the current head, each with the count
+	// of failures handed over (so that one handed over again while the
+	// loop sends is kept); wake tells the loop that one was added.
+	retryMu sync.Mutex
+	running bool
+	retry   map[int]int
+	wake    chan struct{}
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // AdInfo describes one advertisement of the chain.
@@ -151,24 +188,26 @@ func New(sqldb *sql.DB, mhs Multihashes, cfg Config) (*Announcer, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
 	}
-	a := &Announcer{db: sqldb, mhs: mhs, cfg: cfg, peerID: id}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = DefaultRetryInterval
+	}
+	a := &Announcer{db: sqldb, mhs: mhs, cfg: cfg, peerID: id, retry: map[int]int{}, wake: make(chan struct{}, 1)}
+	for _, s := range cfg.AnnounceURLs {
+		u, err := url.Parse(s)
+		if err != nil {
+			return nil, fmt.Errorf("ipni: announce URL %q: %w", s, err)
+		}
+		snd, err := httpsender.New([]*url.URL{u}, id, httpsender.WithClient(cfg.HTTPClient))
+		if err != nil {
+			return nil, fmt.Errorf("ipni: creating the announce sender for %s: %w", s, err)
+		}
+		a.indexers = append(a.indexers, endpoint{url: s, sender: snd})
+	}
 	a.lsys = cidlink.DefaultLinkSystem()
 	a.lsys.StorageReadOpener = a.open
 	a.pub, err = ipnisync.NewPublisher(a.lsys, cfg.PrivKey, ipnisync.WithStartServer(false), ipnisync.WithHeadTopic(cfg.Topic))
 	if err != nil {
 		return nil, fmt.Errorf("ipni: creating the publisher: %w", err)
-	}
-	if len(cfg.AnnounceURLs) > 0 {
-		urls := make([]*url.URL, len(cfg.AnnounceURLs))
-		for i, s := range cfg.AnnounceURLs {
-			if urls[i], err = url.Parse(s); err != nil {
-				return nil, fmt.Errorf("ipni: announce URL %q: %w", s, err)
-			}
-		}
-		a.sender, err = httpsender.New(urls, id, httpsender.WithClient(cfg.HTTPClient))
-		if err != nil {
-			return nil, fmt.Errorf("ipni: creating the announce sender: %w", err)
-		}
 	}
 	head, err := a.Head(context.Background())
 	if err != nil {
@@ -187,10 +226,132 @@ func (a *Announcer) PeerID() peer.ID { return a.peerID }
 // at that prefix.
 func (a *Announcer) Handler() http.Handler { return a.pub }
 
-// Close releases idle announce connections.
+// Start runs the announce loop until Close: the current head (if there is
+// one) goes to every configured indexer now, and any indexer that fails to
+// take an announcement is tried again later. Call it once, when the
+// handler is being served, so that indexers can sync what they are told of.
+func (a *Announcer) Start(ctx context.Context) {
+	if len(a.indexers) == 0 {
+		return
+	}
+	a.retryMu.Lock()
+	defer a.retryMu.Unlock()
+	if a.running {
+		return
+	}
+	ctx, a.stop = context.WithCancel(ctx)
+	a.done = make(chan struct{})
+	a.running = true
+	for i := range a.indexers {
+		a.retry[i]++
+	}
+	go a.loop(ctx)
+}
+
+// loop announces the head to the indexers in a.retry until each took it,
+// waiting longer after each round that left some behind.
+func (a *Announcer) loop(ctx context.Context) {
+	defer close(a.done)
+	wait := a.cfg.RetryInterval
+	for {
+		a.retryMu.Lock()
+		todo := maps.Clone(a.retry)
+		a.retryMu.Unlock()
+		failed := false
+		if len(todo) > 0 {
+			h, err := a.Head(ctx)
+			if err != nil {
+				failed = true
+			}
+			for i, gen := range todo {
+				if err != nil || !h.Defined() {
+					break
+				}
+				if a.sendTo(ctx, a.indexers[i], h) != nil {
+					failed = true
+					continue
+				}
+				a.retryMu.Lock()
+				if a.retry[i] == gen {
+					delete(a.retry, i)
+				}
+				a.retryMu.Unlock()
+			}
+		}
+		var timer *time.Timer
+		var fire <-chan time.Time
+		if failed {
+			timer = time.NewTimer(wait)
+			fire = timer.C
+			wait = min(2*wait, MaxRetryInterval)
+		} else {
+			wait = a.cfg.RetryInterval
+		}
+		select {
+		case <-ctx.Done():
+		case <-a.wake:
+		case <-fire:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// IndexerState is whether one configured indexer has taken the current
+// head of the advertisement chain.
+type IndexerState struct {
+	URL string `json:"url"`
+	// Pending is set while the announce loop still retries the head with
+	// it, after Failures failed attempts.
+	Pending  bool `json:"pending"`
+	Failures int  `json:"failures,omitempty"`
+}
+
+// Indexers says, for each configured indexer, whether it has taken the
+// current head (as far as this process knows: an indexer is not pending
+// until an announcement to it failed).
+func (a *Announcer) Indexers() []IndexerState {
+	a.retryMu.Lock()
+	defer a.retryMu.Unlock()
+	out := make([]IndexerState, len(a.indexers))
+	for i, ix := range a.indexers {
+		n, pending := a.retry[i]
+		out[i] = IndexerState{URL: ix.url, Pending: pending, Failures: n}
+	}
+	return out
+}
+
+// retryLater hands indexer i to the announce loop, if it runs.
+func (a *Announcer) retryLater(i int) {
+	a.retryMu.Lock()
+	if !a.running {
+		a.retryMu.Unlock()
+		return
+	}
+	a.retry[i]++
+	a.retryMu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the announce loop and releases idle announce connections.
 func (a *Announcer) Close() error {
-	if a.sender != nil {
-		a.sender.Close()
+	a.retryMu.Lock()
+	running := a.running
+	a.running = false
+	a.retryMu.Unlock()
+	if running {
+		a.stop()
+		<-a.done
+	}
+	for _, ix := range a.indexers {
+		ix.sender.Close()
 	}
 	return a.pub.Close()
 }
@@ -228,7 +389,7 @@ func storeNode(ctx context.Context, ex execer, n ipld.Node) (cid.Cid, error) {
 	if err != nil {
 		return cid.Undef, err
 	}
-	if _, err := ex.ExecContext(ctx, `INSERT OR IGNORE INTO ipni_blocks (cid, data) VALUES (?, ?)`, c.Bytes(), data); err != nil {
+	if _, err := ex.ExecContext(ctx, `INSERT INTO ipni_blocks (cid, data) VALUES (?, ?) ON CONFLICT (cid) DO NOTHING`, c.Bytes(), data); err != nil {
 		return cid.Undef, fmt.Errorf("storing IPNI block %s: %w", c, err)
 	}
 	return c, nil
@@ -433,20 +594,34 @@ func (a *Announcer) publish(ctx context.Context, ctxID []byte, pieceCid cid.Cid,
 	return adCid, nil
 }
 
-// Announce sends the current head to the configured indexers over HTTP.
-// With no indexers configured, or no ads yet, it does nothing.
+// Announce sends the current head to every configured indexer over HTTP
+// and returns the failures, one per indexer; with the announce loop
+// running (Start), those indexers are tried again later. With no indexers
+// configured, or no ads yet, it does nothing.
 func (a *Announcer) Announce(ctx context.Context) error {
-	if a.sender == nil {
+	if len(a.indexers) == 0 {
 		return nil
 	}
 	h, err := a.Head(ctx)
 	if err != nil || !h.Defined() {
 		return err
 	}
+	var errs []error
+	for i, ix := range a.indexers {
+		if err := a.sendTo(ctx, ix, h); err != nil {
+			errs = append(errs, err)
+			a.retryLater(i)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sendTo announces head h to one indexer.
+func (a *Announcer) sendTo(ctx context.Context, ix endpoint, h cid.Cid) error {
 	msg := message.Message{Cid: h}
 	msg.SetAddrs(a.cfg.PublisherAddrs)
-	if err := a.sender.Send(ctx, msg); err != nil {
-		return fmt.Errorf("announcing IPNI head %s: %w", h, err)
+	if err := ix.sender.Send(ctx, msg); err != nil {
+		return fmt.Errorf("announcing IPNI head %s to %s: %w", h, ix.url, err)
 	}
 	return nil
 }
@@ -481,6 +656,24 @@ func (a *Announcer) Ads(ctx context.Context) ([]AdInfo, error) {
 		return nil, fmt.Errorf("listing IPNI ads: %w", err)
 	}
 	return out, nil
+}
+
+// PieceAd returns the latest advertisement of pieceCid (an ad or its
+// removal) and whether the piece is advertised now; found is false for a
+// piece never advertised.
+func (a *Announcer) PieceAd(ctx context.Context, pieceCid cid.Cid) (ad AdInfo, active, found bool, err error) {
+	adCid, active, err := a.contextState(ctx, ContextID(pieceCid))
+	if err != nil || !adCid.Defined() {
+		return ad, false, false, err
+	}
+	var created int64
+	err = a.db.QueryRowContext(ctx, `SELECT seq, context_id, is_rm, entries, created_at FROM ipni_ads WHERE ad_cid = ?`, adCid.String()).
+		Scan(&ad.Seq, &ad.ContextID, &ad.IsRm, &ad.Entries, &created)
+	if err != nil {
+		return ad, false, false, fmt.Errorf("reading IPNI ad %s of piece %s: %w", adCid, pieceCid, err)
+	}
+	ad.AdCID, ad.PieceCID, ad.CreatedAt = adCid, pieceCid, time.Unix(created, 0)
+	return ad, active, true, nil
 }
 
 // IsAnnounced reports whether pieceCid is currently advertised.

@@ -11,8 +11,10 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ipfs/go-cid"
 	"github.com/ipld/go-ipld-prime"
@@ -71,6 +73,10 @@ type indexer struct {
 	mu     sync.Mutex
 	msgs   []message.Message
 	status int
+	// fails is how many announcements are answered 503 before status.
+	fails int
+	// got, when set, is told of each announcement taken.
+	got chan message.Message
 }
 
 func (ix *indexer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -84,6 +90,11 @@ func (ix *indexer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "indexer down", ix.status)
 		return
 	}
+	if ix.fails > 0 {
+		ix.fails--
+		http.Error(w, "indexer busy", http.StatusServiceUnavailable)
+		return
+	}
 	var m message.Message
 	if err := m.UnmarshalCBOR(r.Body); err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -91,6 +102,9 @@ func (ix *indexer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ix.msgs = append(ix.msgs, m)
 	w.WriteHeader(http.StatusNoContent)
+	if ix.got != nil {
+		ix.got <- m
+	}
 }
 
 type env struct {
@@ -403,3 +417,118 @@ func TestAnnounceErrors(t *testing.T) {
 }
 
 var _ = basicnode.Prototype.Any
+
+// waitAnnounce waits for the next announcement ix takes.
+func waitAnnounce(t *testing.T, ix *indexer, what string) message.Message {
+	t.Helper()
+	select {
+	case m := <-ix.got:
+		return m
+	case <-time.After(time.Minute):
+		t.Fatalf("%s: no announcement arrived", what)
+		return message.Message{}
+	}
+}
+
+// TestAnnounceAtStart restarts the announcer with two more indexers, one
+// failing at first: at start each is told of the current head, without a
+// new ad, and the failing one is retried until it takes it.
+func TestAnnounceAtStart(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	p, mhs := testPiece(t, 5, 4)
+	e.mhs[p] = mhs
+	ad, err := e.a.AnnouncePiece(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	e.ix.got = make(chan message.Message, 10)
+	fresh := &indexer{got: make(chan message.Message, 10)}
+	flaky := &indexer{got: make(chan message.Message, 10), fails: 2}
+	var urls []string
+	for _, ix := range []*indexer{fresh, flaky} {
+		s := httptest.NewServer(ix)
+		t.Cleanup(s.Close)
+		urls = append(urls, s.URL)
+	}
+	cfg := e.cfg
+	cfg.AnnounceURLs = append([]string{e.ixs.URL}, urls...)
+	cfg.RetryInterval = time.Millisecond
+	if e.a, err = New(e.db, e.mhs, cfg); err != nil {
+		t.Fatal(err)
+	}
+	e.a.Start(ctx)
+	for name, ix := range map[string]*indexer{"the old indexer": e.ix, "a new indexer": fresh, "an indexer failing at first": flaky} {
+		m := waitAnnounce(t, ix, name)
+		if !m.Cid.Equals(ad) {
+			t.Errorf("%s was told of %s, want the head %s", name, m.Cid, ad)
+		}
+		addrs, err := m.GetAddrs()
+		if err != nil || len(addrs) != 1 || !strings.HasPrefix(addrs[0].String(), e.cfg.RetrievalAddrs[0].String()) {
+			t.Errorf("%s got publisher addresses %v (%v)", name, addrs, err)
+		}
+	}
+	if list, _ := e.a.Ads(ctx); len(list) != 1 {
+		t.Fatalf("%d ads after a restart, want the one", len(list))
+	}
+
+	// A later ad that an indexer refuses is retried by the loop too.
+	flaky.mu.Lock()
+	flaky.fails = 1
+	flaky.mu.Unlock()
+	p2, mhs2 := testPiece(t, 6, 3)
+	e.mhs[p2] = mhs2
+	ad2, err := e.a.AnnouncePiece(ctx, p2)
+	if err == nil || !strings.Contains(err.Error(), urls[1]) {
+		t.Fatalf("announce with a refusing indexer: %v, want its error", err)
+	}
+	if m := waitAnnounce(t, fresh, "a new ad"); !m.Cid.Equals(ad2) {
+		t.Fatalf("new ad announced as %s, want %s", m.Cid, ad2)
+	}
+	if m := waitAnnounce(t, flaky, "a refused new ad, retried"); !m.Cid.Equals(ad2) {
+		t.Fatalf("retried announce of %s, want %s", m.Cid, ad2)
+	}
+}
+
+// Indexers tells which indexers still have to take the head: one that
+// refused it is pending until the announce loop got it through.
+func TestIndexerStates(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	if err := e.a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.cfg
+	cfg.RetryInterval = time.Millisecond
+	var err error
+	if e.a, err = New(e.db, e.mhs, cfg); err != nil {
+		t.Fatal(err)
+	}
+	e.a.Start(ctx)
+	p, mhs := testPiece(t, 7, 3)
+	e.mhs[p] = mhs
+	e.ix.mu.Lock()
+	e.ix.status = http.StatusServiceUnavailable
+	e.ix.got = make(chan message.Message, 10)
+	e.ix.mu.Unlock()
+	if _, err := e.a.AnnouncePiece(ctx, p); err == nil {
+		t.Fatal("an indexer refused the announcement, yet no error")
+	}
+	st := e.a.Indexers()
+	if len(st) != 1 || st[0].URL != e.ixs.URL || !st[0].Pending {
+		t.Fatalf("indexers %+v after a refusal, want the one pending", st)
+	}
+	e.ix.mu.Lock()
+	e.ix.status = 0
+	e.ix.mu.Unlock()
+	waitAnnounce(t, e.ix, "the retried head")
+	for deadline := time.Now().Add(time.Minute); e.a.Indexers()[0].Pending; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the indexer stays pending after it took the head: %+v", e.a.Indexers())
+		}
+	}
+}

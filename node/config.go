@@ -4,11 +4,25 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/ipfs/go-cid"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/chain/devnet"
+	"github.com/ferry-fil/ferry/internal/cliutil"
+	"github.com/ferry-fil/ferry/ipni"
+	"github.com/ferry-fil/ferry/market"
+	"github.com/ferry-fil/ferry/sealing"
+	"github.com/ferry-fil/ferry/transfer"
 )
 
 // Config is ferryd's configuration, read from config.toml in the repo
@@ -49,6 +63,11 @@ type Libp2pConfig struct {
 	// AnnounceAddresses, when set, are written to the miner actor instead
 	// of the listen addresses.
 	AnnounceAddresses []string
+	// ProposalsPerPeer is how many deal proposals of one client are
+	// handled at once; more are answered at once with a rejection that
+	// says to retry. The resource manager lets that many streams in and
+	// more, so a busy client gets that answer, never a reset.
+	ProposalsPerPeer int
 }
 
 // HTTPConfig sets the server for retrievals and IPNI.
@@ -104,10 +123,23 @@ type TransferConfig struct {
 	// A download ends (to be retried by the market) after MaxRetries failed
 	// attempts, or when its server sent less than MinRate bytes/s over a
 	// RateWindow.
-	MaxRetries            int
-	MinRate               int64
-	RateWindow            Duration
-	AllowPrivateAddresses bool
+	MaxRetries int
+	MinRate    int64
+	RateWindow Duration
+	// AllowPrivateAddresses lets clients name loopback, private and
+	// link-local hosts as transfer URLs. Unset, it is true on the devnet
+	// (where everything is on loopback) and false in lotus mode, so a
+	// config written by a devnet start stays safe when switched to the
+	// real network.
+	AllowPrivateAddresses *bool `toml:",omitempty"`
+}
+
+// allowPrivate is AllowPrivateAddresses with its default for the mode.
+func (c *Config) allowPrivate() bool {
+	if p := c.Transfer.AllowPrivateAddresses; p != nil {
+		return *p
+	}
+	return c.Chain.Mode == "devnet"
 }
 
 // IPNIConfig sets announcements to network indexers.
@@ -127,7 +159,7 @@ func DefaultConfig() Config {
 			DevnetListen:     "127.0.0.1:1234",
 			DevnetSectorSize: "8MiB",
 		},
-		Libp2p: Libp2pConfig{ListenAddresses: []string{"/ip4/127.0.0.1/tcp/24001"}},
+		Libp2p: Libp2pConfig{ListenAddresses: []string{"/ip4/127.0.0.1/tcp/24001"}, ProposalsPerPeer: 256},
 		HTTP:   HTTPConfig{Listen: "127.0.0.1:7777"},
 		API:    APIConfig{Listen: "127.0.0.1:1288"},
 		Sealing: SealingConfig{
@@ -152,14 +184,13 @@ func DefaultConfig() Config {
 			EndChecksPerPass:        1000,
 		},
 		Transfer: TransferConfig{
-			MaxConcurrent:         20,
-			MaxPerHost:            10,
-			MaxPerClient:          10,
-			StallTimeout:          Duration(5 * time.Minute),
-			MaxRetries:            10,
-			MinRate:               32 << 10,
-			RateWindow:            Duration(10 * time.Minute),
-			AllowPrivateAddresses: true, // devnet: everything is on loopback
+			MaxConcurrent: 20,
+			MaxPerHost:    10,
+			MaxPerClient:  10,
+			StallTimeout:  Duration(5 * time.Minute),
+			MaxRetries:    10,
+			MinRate:       32 << 10,
+			RateWindow:    Duration(10 * time.Minute),
 		},
 		IPNI: IPNIConfig{Enable: true},
 	}
@@ -192,10 +223,164 @@ func LoadConfig(dir string) (Config, error) {
 	if und := md.Undecoded(); len(und) > 0 {
 		return cfg, fmt.Errorf("reading %s: unknown setting %q", path, und[0].String())
 	}
-	if cfg.Chain.Mode != "devnet" && cfg.Chain.Mode != "lotus" {
-		return cfg, fmt.Errorf("reading %s: Chain.Mode must be \"devnet\" or \"lotus\", not %q", path, cfg.Chain.Mode)
+	if err := cfg.validate(); err != nil {
+		return cfg, fmt.Errorf("reading %s: %w", path, err)
 	}
 	return cfg, nil
+}
+
+// validate checks the settings that are more than their TOML type, so that
+// a mistake is named at start rather than found by the part that reads it.
+func (c *Config) validate() error {
+	if c.Chain.Mode != "devnet" && c.Chain.Mode != "lotus" {
+		return fmt.Errorf("Chain.Mode must be \"devnet\" or \"lotus\", not %q", c.Chain.Mode)
+	}
+	if c.Chain.Mode == "devnet" {
+		if _, err := parseSectorSize(c.Chain.DevnetSectorSize); err != nil {
+			return fmt.Errorf("Chain.DevnetSectorSize: %w", err)
+		}
+	}
+	for _, s := range c.Libp2p.AnnounceAddresses {
+		if _, err := ma.NewMultiaddr(s); err != nil {
+			return fmt.Errorf("Libp2p.AnnounceAddresses: %q: %w", s, err)
+		}
+	}
+	if c.Libp2p.ProposalsPerPeer <= 0 {
+		return fmt.Errorf("Libp2p.ProposalsPerPeer must be at least 1, not %d", c.Libp2p.ProposalsPerPeer)
+	}
+	if _, err := c.retrievalAddr(); err != nil {
+		return err
+	}
+	// The market's settings parse as one.
+	_, err := c.marketConfig(address.Undef, "", nil, false)
+	return err
+}
+
+// sealingConfig is the Sealing section as sealing.Config, for sectors of
+// size in dir; the devnet's policy shortens the chain's delays and its
+// messages are waited for with confidence epochs on top (zero on the real
+// network: sealing's defaults are the network's).
+func (c *Config) sealingConfig(dir string, size abi.SectorSize, policy devnet.Policy, confidence uint64) sealing.Config {
+	s := c.Sealing
+	return sealing.Config{
+		Dir:                       dir,
+		SectorSize:                size,
+		MaxWaitDealsSectors:       s.MaxWaitDealsSectors,
+		MaxSealingSectorsForDeals: s.MaxSealingSectorsForDeals,
+		WaitDealsDelay:            s.WaitDealsDelay.Std(),
+		StartEpochSealingBuffer:   abi.ChainEpoch(s.StartEpochSealingBuffer),
+		AddPieceConcurrency:       s.AddPieceConcurrency,
+		PreCommitChallengeDelay:   policy.PreCommitChallengeDelay,
+		MaxProveCommitDuration:    policy.MaxProveCommitDuration,
+		MinSectorExpiration:       policy.MinSectorExpiration,
+		PollInterval:              c.Chain.DevnetBlockTime.Std(),
+		MessageConfidence:         confidence,
+	}
+}
+
+// transferConfig is the Transfer section as transfer.Config.
+func (c *Config) transferConfig() transfer.Config {
+	t := c.Transfer
+	return transfer.Config{
+		MaxConcurrent:         t.MaxConcurrent,
+		MaxPerHost:            t.MaxPerHost,
+		MaxPerClient:          t.MaxPerClient,
+		StallTimeout:          t.StallTimeout.Std(),
+		MaxRetries:            t.MaxRetries,
+		MinRate:               t.MinRate,
+		RateWindow:            t.RateWindow.Std(),
+		AllowPrivateAddresses: c.allowPrivate(),
+	}
+}
+
+// marketConfig is the Market section as market.Config for miner, with
+// staging in stagingDir and retrievals announced at retrieval; on the
+// devnet the market polls the chain at each block.
+func (c *Config) marketConfig(miner address.Address, stagingDir string, retrieval ma.Multiaddr, devnet bool) (market.Config, error) {
+	m := c.Market
+	capacity, err := cliutil.ParseBytes(m.StagingCapacity)
+	if err != nil {
+		return market.Config{}, fmt.Errorf("Market.StagingCapacity: %w", err)
+	}
+	fee, err := chain.ParseFIL(m.MaxPublishDealsFee)
+	if err != nil {
+		return market.Config{}, fmt.Errorf("Market.MaxPublishDealsFee %q: %w", m.MaxPublishDealsFee, err)
+	}
+	var blocklist []cid.Cid
+	for _, s := range m.PieceCidBlocklist {
+		pc, err := cid.Decode(s)
+		if err != nil {
+			return market.Config{}, fmt.Errorf("Market.PieceCidBlocklist: %q is not a CID: %w", s, err)
+		}
+		blocklist = append(blocklist, pc)
+	}
+	var filter []string
+	if m.Filter != "" {
+		filter = []string{"/bin/sh", "-c", m.Filter}
+	}
+	cfg := market.Config{
+		Miner:                   miner,
+		StagingDir:              stagingDir,
+		StagingCapacity:         uint64(capacity),
+		RejectOnline:            !m.ConsiderOnlineDeals,
+		RejectOffline:           !m.ConsiderOfflineDeals,
+		RejectVerified:          !m.ConsiderVerifiedDeals,
+		RejectUnverified:        !m.ConsiderUnverifiedDeals,
+		PieceCIDBlocklist:       blocklist,
+		ExpectedSealDuration:    m.ExpectedSealDuration.Std(),
+		MaxDealStartDelay:       m.MaxDealStartDelay.Std(),
+		StartEpochSealingBuffer: abi.ChainEpoch(c.Sealing.StartEpochSealingBuffer),
+		FilterCommand:           filter,
+		FilterTimeout:           m.FilterTimeout.Std(),
+		PublishMsgPeriod:        m.PublishMsgPeriod.Std(),
+		MaxDealsPerPublishMsg:   m.MaxDealsPerPublishMsg,
+		MaxPublishDealsFee:      fee,
+		AllowPrivateAddresses:   c.allowPrivate(),
+		DealEndCheckInterval:    m.DealEndCheckInterval.Std(),
+		EndChecksPerPass:        m.EndChecksPerPass,
+	}
+	if retrieval != nil {
+		cfg.RetrievalAddrs = []ma.Multiaddr{retrieval}
+	}
+	if devnet {
+		cfg.PublishConfidence = 1
+		cfg.PollInterval = c.Chain.DevnetBlockTime.Std()
+	}
+	return cfg, nil
+}
+
+// retrievalAddr is where clients retrieve, as the market and IPNI announce
+// it: HTTP.PublicURL, else HTTP.Listen, as /ip4/…/tcp/…/http.
+func (c *Config) retrievalAddr() (ma.Multiaddr, error) {
+	if c.HTTP.PublicURL != "" {
+		m, err := ipni.HTTPMultiaddr(c.HTTP.PublicURL)
+		if err != nil {
+			return nil, fmt.Errorf("HTTP.PublicURL: %w", err)
+		}
+		return m, nil
+	}
+	tcp, err := net.ResolveTCPAddr("tcp", c.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP.Listen: %w", err)
+	}
+	m, err := manet.FromNetAddr(tcp)
+	if err != nil {
+		return nil, fmt.Errorf("HTTP.Listen: %w", err)
+	}
+	return m.Encapsulate(ma.StringCast("/http")), nil
+}
+
+// parseSectorSize reads "2KiB", "8MiB", "512MiB", "32GiB" or "64GiB".
+func parseSectorSize(s string) (abi.SectorSize, error) {
+	v, err := cliutil.ParseBytes(s)
+	if err != nil {
+		return 0, fmt.Errorf("sector size: %w", err)
+	}
+	ss := abi.SectorSize(v)
+	if _, err := sealing.SealProofFor(ss); err != nil {
+		return 0, fmt.Errorf("sector size %q: must be 2KiB, 8MiB, 512MiB, 32GiB or 64GiB", s)
+	}
+	return ss, nil
 }
 
 // Duration is a time.Duration written as "10s", "1h30m" in TOML.

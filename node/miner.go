@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
@@ -90,7 +91,11 @@ type devnetMiner struct {
 // sender under an id derived from the worker, and the worker key is recorded
 // before it is used, so a crash part way resumes instead of creating a
 // second miner.
-func ensureDevnetMiner(ctx context.Context, sqldb *sql.DB, node chain.FullNode, w *wallet.Wallet, genesis address.Address, sectorSize abi.SectorSize, self peer.ID, logf func(string, ...any)) (*devnetMiner, error) {
+//
+// The devnet's senders look again at a message that waited ten blocks
+// (blockTime each) without executing.
+func ensureDevnetMiner(ctx context.Context, sqldb *sql.DB, node chain.FullNode, w *wallet.Wallet, genesis address.Address, sectorSize abi.SectorSize, self peer.ID, blockTime time.Duration, logf func(string, ...any)) (*devnetMiner, error) {
+	recheck := 10 * blockTime
 	kv := facts{sqldb}
 	// The worker key.
 	v, ok, err := kv.get(ctx, "worker")
@@ -109,7 +114,7 @@ func ensureDevnetMiner(ctx context.Context, sqldb *sql.DB, node chain.FullNode, 
 	if err != nil {
 		return nil, fmt.Errorf("making the worker key: %w", err)
 	}
-	ws, err := sender.New(ctx, sender.Config{DB: sqldb, Node: node, From: worker, Keys: w, Logf: logf})
+	ws, err := sender.New(ctx, sender.Config{DB: sqldb, Node: node, From: worker, Keys: w, Recheck: recheck, Logf: logf})
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +131,7 @@ func ensureDevnetMiner(ctx context.Context, sqldb *sql.DB, node chain.FullNode, 
 
 	// Fund the worker from genesis: the devnet holds the genesis key and
 	// signs (MpoolPushMessage).
-	gs, err := sender.New(ctx, sender.Config{DB: sqldb, Node: node, From: genesis, Logf: logf})
+	gs, err := sender.New(ctx, sender.Config{DB: sqldb, Node: node, From: genesis, Recheck: recheck, Logf: logf})
 	if err != nil {
 		return nil, err
 	}

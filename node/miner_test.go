@@ -56,7 +56,7 @@ func newMinerEnv(t *testing.T) *minerEnv {
 
 func (e *minerEnv) ensure() *devnetMiner {
 	e.t.Helper()
-	dm, err := ensureDevnetMiner(e.ctx, e.kv.db, e.d, e.w, e.d.GenesisAddress(), 2048, testPeer(e.t), e.t.Logf)
+	dm, err := ensureDevnetMiner(e.ctx, e.kv.db, e.d, e.w, e.d.GenesisAddress(), 2048, testPeer(e.t), 5*time.Millisecond, e.t.Logf)
 	if err != nil {
 		e.t.Fatal(err)
 	}

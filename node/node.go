@@ -1,8 +1,23 @@
-// Package node wires ferryd together: it reads the repo and its config,
-// opens the database and wallet, starts the chain (the embedded devnet or a
-// Lotus client), the libp2p host, sealing, the market, the piece index and
-// the HTTP servers, and stops them in reverse order. Plain constructors, no
-// dependency-injection framework.
+// Package node wires ferryd together. Start reads the repo and its config
+// and brings the parts up in this order, each in its own small function:
+//
+//	store     the database, the keystore, the API secret
+//	libp2p    the host clients propose deals to, with the deal protocols'
+//	          limits (libp2p.go)
+//	chain     the embedded devnet or a Lotus node; the miner and the
+//	          worker's message sender
+//	sealing   sectors, with the sealer back end the chain accepts (none
+//	          yet on a real network: ferryd stops there, sending nothing)
+//	index     the piece index and IPNI
+//	market    the peer ID and addresses on the miner actor, the deal
+//	          protocols and the deal pipeline
+//	HTTP      retrievals and IPNI advertisements
+//	API       the operator API and /metrics, last: its api file tells
+//	          ferryd's commands that the daemon is up
+//
+// Close stops them in reverse order. Plain constructors, no
+// dependency-injection framework; config.go turns the config file into each
+// part's Config, index.go gives the market the piece index.
 package node
 
 import (
@@ -19,18 +34,19 @@ import (
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-jsonrpc"
-	"github.com/filecoin-project/go-jsonrpc/auth"
 	"github.com/filecoin-project/go-state-types/abi"
-	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/ferry-fil/ferry/api"
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/chain/lotus"
 	"github.com/ferry-fil/ferry/chain/sender"
+	"github.com/ferry-fil/ferry/client"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/ipni"
@@ -38,6 +54,7 @@ import (
 	"github.com/ferry-fil/ferry/retrieval"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/transfer"
+	"github.com/ferry-fil/ferry/ui"
 	"github.com/ferry-fil/ferry/wallet"
 )
 
@@ -61,12 +78,19 @@ type Node struct {
 	Index    *index.Service
 	IPNI     *ipni.Announcer // nil when IPNI is off
 
-	logf    func(string, ...any)
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	closers []func() error // run in reverse order by Close
-	servers []*http.Server
-	apiAddr string
+	logf          func(string, ...any)
+	runCtx        context.Context // the parts' goroutines run until Close
+	cancel        context.CancelFunc
+	wg            sync.WaitGroup
+	closers       []func() error // run in reverse order by Close
+	servers       []*http.Server
+	secret        []byte         // signs the operator API's tokens
+	libp2pKey     crypto.PrivKey // the peer identity, also IPNI's signing key
+	dealHost      host.Host      // Host with the proposal limit, for the market
+	sectorSize    abi.SectorSize
+	pieces        index.PieceSource
+	retrievalAddr ma.Multiaddr // where clients retrieve, as announced
+	apiAddr       string
 }
 
 // Options are choices made on ferryd's command line rather than in the
@@ -76,13 +100,10 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
-// Start brings up a ferryd on the repo at dir. It returns once every part
-// is serving; Close stops them.
-func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
-	logf := opts.Logf
-	if logf == nil {
-		logf = log.Printf
-	}
+// Start brings up a ferryd on the repo at dir, part by part (see the
+// package doc). It returns once every part is serving; Close stops them.
+// When a part fails to start, those started before it are stopped again.
+func Start(ctx context.Context, dir string, opts Options) (*Node, error) {
 	repo, err := OpenRepo(dir)
 	if err != nil {
 		return nil, err
@@ -91,209 +112,313 @@ func Start(ctx context.Context, dir string, opts Options) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	n = &Node{Repo: repo, Config: cfg, logf: logf, cancel: cancel}
-	defer func() {
-		if err != nil {
+	n := &Node{Repo: repo, Config: cfg, logf: opts.Logf}
+	if n.logf == nil {
+		n.logf = log.Printf
+	}
+	n.runCtx, n.cancel = context.WithCancel(context.Background())
+	for _, start := range []func(context.Context) error{
+		n.startStore,
+		n.startLibp2p,
+		n.startChain,
+		n.startSealing,
+		n.startIndex,
+		n.startMarket,
+		n.startHTTP,
+		n.startAPI,
+	} {
+		if err := start(ctx); err != nil {
 			n.Close()
-			n = nil
+			return nil, err
 		}
-	}()
+	}
+	return n, nil
+}
 
-	if n.DB, err = db.Open(ctx, repo.Path("ferry.db")); err != nil {
-		return n, err
+// startStore opens the database, the keystore and the API secret.
+func (n *Node) startStore(ctx context.Context) (err error) {
+	if n.DB, err = db.Open(ctx, n.Repo.Path("ferry.db")); err != nil {
+		return err
 	}
 	n.closers = append(n.closers, n.DB.Close)
-	if n.Wallet, err = wallet.Open(repo.Path("keystore")); err != nil {
-		return n, fmt.Errorf("opening the keystore: %w", err)
+	if n.Wallet, err = wallet.Open(n.Repo.Path("keystore")); err != nil {
+		return fmt.Errorf("opening the keystore: %w", err)
 	}
-	secret, err := repo.Secret()
-	if err != nil {
-		return n, err
-	}
+	n.secret, err = n.Repo.Secret()
+	return err
+}
 
-	// libp2p host with the repo's identity.
-	key, err := repo.Libp2pKey()
-	if err != nil {
-		return n, err
+// startLibp2p starts the host with the repo's identity.
+func (n *Node) startLibp2p(ctx context.Context) (err error) {
+	if n.libp2pKey, err = n.Repo.Libp2pKey(); err != nil {
+		return err
 	}
-	n.Host, err = libp2p.New(libp2p.Identity(key), libp2p.ListenAddrStrings(cfg.Libp2p.ListenAddresses...))
-	if err != nil {
-		return n, fmt.Errorf("starting libp2p on %v: %w", cfg.Libp2p.ListenAddresses, err)
+	if n.Host, err = newHost(n.libp2pKey, n.Config.Libp2p); err != nil {
+		return err
 	}
 	n.closers = append(n.closers, n.Host.Close)
+	n.dealHost = limitProposals(n.Host, n.Config.Libp2p.ProposalsPerPeer)
+	return nil
+}
 
-	// The chain and the miner.
-	var sectorSize abi.SectorSize
-	switch cfg.Chain.Mode {
-	case "devnet":
-		sectorSize, err = parseSectorSize(cfg.Chain.DevnetSectorSize)
-		if err != nil {
-			return n, err
-		}
-		started := time.Now()
-		n.Devnet, err = devnet.Open(ctx, devnet.Config{
-			Dir:       repo.Path("devnet"),
-			BlockTime: cfg.Chain.DevnetBlockTime.Std(),
-			Wallet:    n.Wallet,
-			Secret:    secret,
-			Logf:      logf,
-		})
-		if err != nil {
-			return n, fmt.Errorf("starting the devnet: %w", err)
-		}
-		n.closers = append(n.closers, n.Devnet.Close)
-		n.Chain = n.Devnet
-		if err := n.serve(cfg.Chain.DevnetListen, n.Devnet.Handler(), "devnet chain API"); err != nil {
-			return n, err
-		}
-		logf("devnet started in %s; Lotus API at http://%s/rpc/v1", time.Since(started).Round(time.Millisecond), cfg.Chain.DevnetListen)
-		dm, err := ensureDevnetMiner(ctx, n.DB, n.Chain, n.Wallet, n.Devnet.GenesisAddress(), sectorSize, n.Host.ID(), logf)
-		if err != nil {
-			return n, err
-		}
-		n.Miner, n.Worker, n.Sender = dm.miner, dm.worker, dm.sender
-	case "lotus":
-		info := cfg.Chain.LotusAPIInfo
-		if info == "" {
-			info = os.Getenv(lotus.EnvAPIInfo)
-		}
-		url, token, err := lotus.ParseAPIInfo(info)
-		if err != nil {
-			return n, fmt.Errorf("reading the Lotus API info (Chain.LotusAPIInfo or %s): %w", lotus.EnvAPIInfo, err)
-		}
-		node, closer, err := lotus.Dial(ctx, url, token)
-		if err != nil {
-			return n, err
-		}
-		n.closers = append(n.closers, func() error { closer(); return nil })
-		n.Chain = node
-		if n.Miner, err = address.NewFromString(cfg.Chain.Miner); err != nil {
-			return n, fmt.Errorf("Chain.Miner %q is not a miner address: %w", cfg.Chain.Miner, err)
-		}
-		mi, err := node.StateMinerInfo(ctx, n.Miner, chain.EmptyTSK)
-		if err != nil {
-			return n, fmt.Errorf("reading miner %s: %w", n.Miner, err)
-		}
-		n.Worker, sectorSize = mi.Worker, mi.SectorSize
-		// The worker's key is usually in the Lotus node's wallet (the node
-		// signs); in ours when the operator imported it.
-		if n.Sender, err = sender.New(ctx, sender.Config{DB: n.DB, Node: n.Chain, From: n.Worker, Keys: n.Wallet, Logf: logf}); err != nil {
-			return n, err
-		}
-		// Say plainly what network mode does not do yet.
-		logf("warning: the only sealer back end is the devnet's (no proof of replication); pre-commits on a real network will fail until a lotus-miner back end is configured")
-		if cfg.Transfer.AllowPrivateAddresses {
-			logf("warning: Transfer.AllowPrivateAddresses is on: clients can make ferryd download from loopback and private addresses; turn it off on a public network")
-		}
+// startChain starts the devnet or connects to the Lotus node, and finds
+// (on the devnet: makes) the miner and its worker's sender.
+func (n *Node) startChain(ctx context.Context) error {
+	if n.Config.Chain.Mode == "devnet" {
+		return n.startDevnet(ctx)
 	}
+	return n.connectLotus(ctx)
+}
 
-	// Sealing.
+// startDevnet runs the embedded chain, serves its Lotus API and makes this
+// repo's miner on it at first start.
+func (n *Node) startDevnet(ctx context.Context) (err error) {
+	c := n.Config.Chain
+	if n.sectorSize, err = parseSectorSize(c.DevnetSectorSize); err != nil {
+		return err
+	}
+	started := time.Now()
+	n.Devnet, err = devnet.Open(ctx, devnet.Config{Dir: n.Repo.Path("devnet"), BlockTime: c.DevnetBlockTime.Std(), Wallet: n.Wallet, Logf: n.logf})
+	if err != nil {
+		return fmt.Errorf("starting the devnet: %w", err)
+	}
+	n.closers = append(n.closers, n.Devnet.Close)
+	n.Chain = n.Devnet
+	if err := n.serve(c.DevnetListen, n.Devnet.Handler(), "devnet chain API"); err != nil {
+		return err
+	}
+	n.logf("devnet started in %s; Lotus API at http://%s/rpc/v1", time.Since(started).Round(time.Millisecond), c.DevnetListen)
+	dm, err := ensureDevnetMiner(ctx, n.DB, n.Chain, n.Wallet, n.Devnet.GenesisAddress(), n.sectorSize, n.Host.ID(), c.DevnetBlockTime.Std(), n.logf)
+	if err != nil {
+		return err
+	}
+	n.Miner, n.Worker, n.Sender = dm.miner, dm.worker, dm.sender
+	return nil
+}
+
+// connectLotus dials the Lotus node and reads the operator's miner.
+func (n *Node) connectLotus(ctx context.Context) error {
+	c := n.Config.Chain
+	info := c.LotusAPIInfo
+	if info == "" {
+		info = os.Getenv(lotus.EnvAPIInfo)
+	}
+	url, token, err := lotus.ParseAPIInfo(info)
+	if err != nil {
+		return fmt.Errorf("reading the Lotus API info (Chain.LotusAPIInfo or %s): %w", lotus.EnvAPIInfo, err)
+	}
+	node, closer, err := lotus.Dial(ctx, url, token)
+	if err != nil {
+		return err
+	}
+	n.closers = append(n.closers, func() error { closer(); return nil })
+	n.Chain = node
+	if n.Miner, err = address.NewFromString(c.Miner); err != nil {
+		return fmt.Errorf("Chain.Miner %q is not a miner address: %w", c.Miner, err)
+	}
+	mi, err := node.StateMinerInfo(ctx, n.Miner, chain.EmptyTSK)
+	if err != nil {
+		return fmt.Errorf("reading miner %s: %w", n.Miner, err)
+	}
+	n.Worker, n.sectorSize = mi.Worker, mi.SectorSize
+	// The worker's key is usually in the Lotus node's wallet (the node
+	// signs); in ours when the operator imported it.
+	if n.Sender, err = sender.New(ctx, sender.Config{DB: n.DB, Node: n.Chain, From: n.Worker, Keys: n.Wallet, Logf: n.logf}); err != nil {
+		return err
+	}
+	if n.Config.allowPrivate() {
+		n.logf("warning: Transfer.AllowPrivateAddresses is on: clients can make ferryd download from loopback and private addresses; turn it off on a public network")
+	}
+	return nil
+}
+
+// startSealing starts the sealing subsystem with the back end the chain
+// accepts.
+func (n *Node) startSealing(ctx context.Context) error {
+	sealer, err := n.sealer(ctx)
+	if err != nil {
+		return err
+	}
 	var policy devnet.Policy // zero on the real network: sealing's defaults are the network's
 	var confidence uint64    // sealing's default on the real network, Lotus' 5
 	if n.Devnet != nil {
 		policy, confidence = n.Devnet.Policy(), 1
 	}
-	n.Sealing, err = sealing.New(sealing.Config{
-		Dir:                       repo.Path("sectors"),
-		SectorSize:                sectorSize,
-		MaxWaitDealsSectors:       cfg.Sealing.MaxWaitDealsSectors,
-		MaxSealingSectorsForDeals: cfg.Sealing.MaxSealingSectorsForDeals,
-		WaitDealsDelay:            cfg.Sealing.WaitDealsDelay.Std(),
-		StartEpochSealingBuffer:   abi.ChainEpoch(cfg.Sealing.StartEpochSealingBuffer),
-		AddPieceConcurrency:       cfg.Sealing.AddPieceConcurrency,
-		PreCommitChallengeDelay:   policy.PreCommitChallengeDelay,
-		MaxProveCommitDuration:    policy.MaxProveCommitDuration,
-		MinSectorExpiration:       policy.MinSectorExpiration,
-		PollInterval:              cfg.Chain.DevnetBlockTime.Std(),
-		MessageConfidence:         confidence,
-	}, n.DB, n.Chain, n.Sender, n.Miner, sealing.NewDevnetSealer())
+	n.Sealing, err = sealing.New(n.Config.sealingConfig(n.Repo.Path("sectors"), n.sectorSize, policy, confidence), n.DB, n.Chain, n.Sender, n.Miner, sealer)
 	if err != nil {
-		return n, fmt.Errorf("starting sealing: %w", err)
+		return fmt.Errorf("starting sealing: %w", err)
 	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		if err := n.Sealing.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
-			logf("sealing stopped: %v", err)
+		if err := n.Sealing.Run(n.runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			n.logf("sealing stopped: %v", err)
 		}
 	}()
+	return nil
+}
 
-	// The piece index and IPNI.
-	src := pieceSource(n.Sealing)
-	n.Index = index.New(n.DB, src)
-	retrievalAddr, err := httpMultiaddr(cfg.HTTP.Listen)
+// sealer is the sealing back end for the chain. ferryd's own sealer makes
+// the devnet's placeholder proofs, which only a Ferry devnet accepts
+// (embedded, or reached as a Lotus node); for a real network there is no
+// back end until the lotus-miner one is written.
+func (n *Node) sealer(ctx context.Context) (sealing.Sealer, error) {
+	name, err := n.Chain.StateNetworkName(ctx)
 	if err != nil {
-		return n, fmt.Errorf("HTTP.Listen: %w", err)
+		return nil, fmt.Errorf("reading the chain's network name: %w", err)
 	}
-	if cfg.HTTP.PublicURL != "" {
-		if retrievalAddr, err = ipni.HTTPMultiaddr(cfg.HTTP.PublicURL); err != nil {
-			return n, fmt.Errorf("HTTP.PublicURL: %w", err)
-		}
+	if name != devnet.NetworkName {
+		return nil, fmt.Errorf("no sealer back end for network %q: ferryd's own sealer makes the devnet's placeholder proofs, which a real network refuses, and the lotus-miner back end is not written yet", name)
 	}
-	if cfg.IPNI.Enable {
-		n.IPNI, err = ipni.New(n.DB, n.Index, ipni.Config{
-			PrivKey:        key,
-			RetrievalAddrs: []ma.Multiaddr{retrievalAddr},
-			AnnounceURLs:   cfg.IPNI.IndexerURLs,
-		})
-		if err != nil {
-			return n, fmt.Errorf("starting IPNI: %w", err)
-		}
-	}
+	return sealing.NewDevnetSealer(), nil
+}
 
-	// The market.
-	mcfg, err := n.marketConfig(retrievalAddr)
-	if err != nil {
-		return n, err
+// startIndex opens the piece index over the unsealed sectors and, when
+// IPNI is on, the announcer.
+func (n *Node) startIndex(ctx context.Context) (err error) {
+	n.pieces = pieceSource(n.Sealing)
+	n.Index = index.New(n.DB, n.pieces)
+	if n.retrievalAddr, err = n.Config.retrievalAddr(); err != nil {
+		return err
 	}
-	n.Provider, err = market.New(mcfg, market.Deps{
-		Node:    n.Chain,
-		DB:      n.DB,
-		Host:    n.Host,
-		Sealer:  n.Sealing,
-		Indexer: indexer{idx: n.Index, ann: n.IPNI},
-		Sender:  n.Sender,
-		Downloader: transfer.New(transfer.Config{
-			MaxConcurrent:         cfg.Transfer.MaxConcurrent,
-			MaxPerHost:            cfg.Transfer.MaxPerHost,
-			MaxPerClient:          cfg.Transfer.MaxPerClient,
-			StallTimeout:          cfg.Transfer.StallTimeout.Std(),
-			MaxRetries:            cfg.Transfer.MaxRetries,
-			MinRate:               cfg.Transfer.MinRate,
-			RateWindow:            cfg.Transfer.RateWindow.Std(),
-			AllowPrivateAddresses: cfg.Transfer.AllowPrivateAddresses,
-		}),
-		Logf: logf,
+	if !n.Config.IPNI.Enable {
+		return nil
+	}
+	n.IPNI, err = ipni.New(n.DB, n.Index, ipni.Config{
+		PrivKey:        n.libp2pKey,
+		RetrievalAddrs: []ma.Multiaddr{n.retrievalAddr},
+		AnnounceURLs:   n.Config.IPNI.IndexerURLs,
 	})
 	if err != nil {
-		return n, fmt.Errorf("starting the market: %w", err)
+		return fmt.Errorf("starting IPNI: %w", err)
 	}
-	if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.Host.ID(), n.announceAddrs()); err != nil {
-		return n, fmt.Errorf("writing the peer ID and addresses to miner %s: %w", n.Miner, err)
+	n.closers = append(n.closers, n.IPNI.Close)
+	return nil
+}
+
+// startMarket writes the peer ID and addresses clients find the market at
+// to the miner actor, and starts the deal protocols and the deal pipeline.
+func (n *Node) startMarket(ctx context.Context) error {
+	if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.Host.ID(), n.chainAddrs()); err != nil {
+		return fmt.Errorf("writing the peer ID and addresses to miner %s: %w", n.Miner, err)
 	}
-	if err := n.Provider.Start(runCtx); err != nil {
-		return n, fmt.Errorf("starting the market: %w", err)
+	mcfg, err := n.Config.marketConfig(n.Miner, n.Repo.Path("staging"), n.retrievalAddr, n.Devnet != nil)
+	if err != nil {
+		return err
+	}
+	n.Provider, err = market.New(mcfg, market.Deps{
+		Node:       n.Chain,
+		DB:         n.DB,
+		Host:       n.dealHost,
+		Sealer:     n.Sealing,
+		Indexer:    indexer{idx: n.Index, ann: n.IPNI},
+		Sender:     n.Sender,
+		Downloader: transfer.New(n.Config.transferConfig()),
+		Logf:       n.logf,
+	})
+	if err != nil {
+		return fmt.Errorf("starting the market: %w", err)
+	}
+	if err := n.Provider.Start(n.runCtx); err != nil {
+		return fmt.Errorf("starting the market: %w", err)
 	}
 	n.closers = append(n.closers, n.Provider.Close)
+	return nil
+}
 
-	// Retrieval and IPNI over HTTP.
+// startHTTP serves retrievals and IPNI advertisements.
+func (n *Node) startHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
-	rh := retrieval.New(n.Index, src).Handler()
+	rh, err := retrieval.New(n.Index, n.pieces)
+	if err != nil {
+		return err
+	}
 	mux.Handle("/piece/", rh)
 	mux.Handle("/ipfs/", rh)
 	if n.IPNI != nil {
 		mux.Handle("/ipni/v1/ad/", n.IPNI.Handler())
 	}
-	if err := n.serve(cfg.HTTP.Listen, mux, "retrieval HTTP"); err != nil {
-		return n, err
+	if err := n.serve(n.Config.HTTP.Listen, mux, "retrieval HTTP"); err != nil {
+		return err
 	}
+	if n.IPNI != nil {
+		n.IPNI.Start(n.runCtx) // the head to every indexer, now the chain is served
+	}
+	return nil
+}
 
-	// The operator API, last: its api file tells commands the daemon is up.
-	if err := n.serveAPI(secret); err != nil {
-		return n, err
+// startAPI serves the operator API (and /metrics) and writes the api file,
+// the operator's admin token and, on the devnet, the clients' chain token.
+func (n *Node) startAPI(ctx context.Context) error {
+	impl := &nodeAPI{n: n, secret: n.secret}
+	rpc := jsonrpc.NewServer()
+	rpc.Register("Ferry", api.Permissioned(impl))
+	mux := http.NewServeMux()
+	mux.Handle("/rpc/v0", auth.RequireToken(n.secret, rpc))
+	// The web UI, on the same API and tokens.
+	web, err := ui.New(ui.Config{
+		API: impl,
+		Verify: func(_ context.Context, token string) ([]auth.Permission, error) {
+			return auth.Verify(n.secret, token)
+		},
+		Logf: n.logf,
+	})
+	if err != nil {
+		return err
 	}
-	return n, nil
+	mux.Handle("/", web.Handler())
+	// Counts only, no secrets: served without a token, as Prometheus
+	// scrapes (the listener is loopback unless the operator opens it).
+	mux.Handle("/metrics", n.metricsHandler())
+	if err := n.serve(n.Config.API.Listen, mux, "operator API"); err != nil {
+		return err
+	}
+	token, err := auth.Mint(n.secret, auth.All()...)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(n.Repo.Path("token"), []byte(token), 0o600); err != nil {
+		return fmt.Errorf("writing the token file: %w", err)
+	}
+	if n.Devnet != nil {
+		// Clients may read the chain, push what they signed and ask the
+		// faucet for funds; they may not sign with the keys ferryd holds
+		// (the worker's, the genesis account's).
+		ct, err := n.Devnet.Token(ClientChainPermissions()...)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(n.Repo.Path(client.DevnetTokenFile), []byte(ct), 0o600); err != nil {
+			return fmt.Errorf("writing the devnet token file: %w", err)
+		}
+	}
+	addr, err := APIMultiaddr(n.Config.API.Listen)
+	if err != nil {
+		return fmt.Errorf("reading API.Listen: %w", err)
+	}
+	if err := writeFileAtomic(n.Repo.Path("api"), []byte(addr), 0o644); err != nil {
+		return fmt.Errorf("writing the api file: %w", err)
+	}
+	n.apiAddr = addr
+	return nil
+}
+
+// ClientChainPermissions are those of the devnet chain token ferryd gives
+// clients: read and write, never sign or admin.
+func ClientChainPermissions() []auth.Permission { return []auth.Permission{auth.Read, auth.Write} }
+
+// APIMultiaddr writes host:port as the multiaddr Lotus' API info strings
+// use, /ip4/…/tcp/…/http.
+func APIMultiaddr(hostport string) (string, error) {
+	tcp, err := net.ResolveTCPAddr("tcp", hostport)
+	if err != nil {
+		return "", err
+	}
+	m, err := manet.FromNetAddr(tcp)
+	if err != nil {
+		return "", err
+	}
+	return m.String() + "/http", nil
 }
 
 // announceAddrs are the multiaddrs written to the miner actor.
@@ -301,13 +426,26 @@ func (n *Node) announceAddrs() []ma.Multiaddr {
 	if len(n.Config.Libp2p.AnnounceAddresses) > 0 {
 		var out []ma.Multiaddr
 		for _, s := range n.Config.Libp2p.AnnounceAddresses {
-			if m, err := ma.NewMultiaddr(s); err == nil {
+			if m, err := ma.NewMultiaddr(s); err == nil { // checked by LoadConfig
 				out = append(out, m)
 			}
 		}
 		return out
 	}
 	return n.Host.Addrs()
+}
+
+// chainAddrs are the multiaddrs written to the miner actor: the libp2p
+// ones, then the HTTP listener's, from which Curio's clients derive the
+// provider's HTTP base URL. libp2p clients (ferry's, Boost's) dial what
+// they can of them and skip the HTTP one, which no libp2p transport
+// takes.
+func (n *Node) chainAddrs() []ma.Multiaddr {
+	addrs := n.announceAddrs()
+	if n.retrievalAddr != nil {
+		addrs = append(addrs, n.retrievalAddr)
+	}
+	return addrs
 }
 
 // RetrievalURL is where clients fetch pieces and blocks.
@@ -333,46 +471,6 @@ func (n *Node) serve(addr string, h http.Handler, what string) error {
 			n.logf("%s stopped: %v", what, err)
 		}
 	}()
-	return nil
-}
-
-// serveAPI serves the operator API (and /metrics) and writes the api and
-// token files.
-func (n *Node) serveAPI(secret []byte) error {
-	rpc := jsonrpc.NewServer()
-	rpc.Register("Ferry", api.Permissioned(&nodeAPI{n: n}))
-	mux := http.NewServeMux()
-	mux.Handle("/rpc/v0", &auth.Handler{
-		Verify: func(ctx context.Context, token string) ([]auth.Permission, error) {
-			return devnet.VerifyToken(secret, token)
-		},
-		Next: rpc.ServeHTTP,
-	})
-	// Counts only, no secrets: served without a token, as Prometheus
-	// scrapes (the listener is loopback unless the operator opens it).
-	mux.Handle("/metrics", n.metricsHandler())
-	if err := n.serve(n.Config.API.Listen, mux, "operator API"); err != nil {
-		return err
-	}
-	token, err := devnet.MintToken(secret, api.AllPermissions...)
-	if err != nil {
-		return fmt.Errorf("minting the API token: %w", err)
-	}
-	tcp, err := net.ResolveTCPAddr("tcp", n.Config.API.Listen)
-	if err != nil {
-		return fmt.Errorf("reading API.Listen: %w", err)
-	}
-	m, err := manet.FromNetAddr(tcp)
-	if err != nil {
-		return fmt.Errorf("reading API.Listen: %w", err)
-	}
-	n.apiAddr = m.String() + "/http"
-	if err := writeFileAtomic(n.Repo.Path("token"), []byte(token), 0o600); err != nil {
-		return fmt.Errorf("writing the token file: %w", err)
-	}
-	if err := writeFileAtomic(n.Repo.Path("api"), []byte(n.apiAddr), 0o644); err != nil {
-		return fmt.Errorf("writing the api file: %w", err)
-	}
 	return nil
 }
 

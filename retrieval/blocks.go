@@ -2,7 +2,6 @@ package retrieval
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -32,6 +31,12 @@ const maxNesting = 256
 
 // ErrBlockNotFound is returned when no indexed piece holds a block.
 var ErrBlockNotFound = errors.New("block not found")
+
+// blk is a block: its CID and data.
+type blk struct {
+	c    cid.Cid
+	data []byte
+}
 
 // readSection reads the block c from the CAR section at loc.Offset of pr,
 // checking that the section is the one the index promised and that the data
@@ -165,55 +170,4 @@ func collectLinks(n datamodel.Node, out *[]cid.Cid, depth int) error {
 		}
 	}
 	return nil
-}
-
-// blockLoader reads blocks through the index, keeping the pieces it opened
-// for the rest of the request.
-type blockLoader struct {
-	dir    Directory
-	src    index.PieceSource
-	pieces map[cid.Cid]index.PieceReader
-}
-
-func newLoader(dir Directory, src index.PieceSource) *blockLoader {
-	return &blockLoader{dir: dir, src: src, pieces: map[cid.Cid]index.PieceReader{}}
-}
-
-func (l *blockLoader) close() {
-	for _, pr := range l.pieces {
-		pr.Close()
-	}
-}
-
-// load returns the data of block c from the first piece that serves it.
-func (l *blockLoader) load(ctx context.Context, c cid.Cid) ([]byte, error) {
-	if isIdentity(c) {
-		return identityData(c)
-	}
-	locs, err := l.dir.PiecesContaining(ctx, c.Hash())
-	if err != nil {
-		return nil, err
-	}
-	if len(locs) == 0 {
-		return nil, fmt.Errorf("%w: %s is in no indexed piece", ErrBlockNotFound, c)
-	}
-	var lastErr error
-	for _, loc := range locs {
-		pr, ok := l.pieces[loc.PieceCID]
-		if !ok {
-			pr, err = l.src.ReadPiece(ctx, loc.PieceCID)
-			if err != nil {
-				lastErr = fmt.Errorf("block %s: opening piece %s: %w", c, loc.PieceCID, err)
-				continue
-			}
-			l.pieces[loc.PieceCID] = pr
-		}
-		data, err := readSection(pr, loc, c)
-		if err != nil {
-			lastErr = fmt.Errorf("piece %s: %w", loc.PieceCID, err)
-			continue
-		}
-		return data, nil
-	}
-	return nil, lastErr
 }

@@ -3,14 +3,17 @@ package retrieval
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
-	"math"
 	"testing"
 
+	"github.com/ipfs/boxo/gateway"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
+	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/internal/carv1"
+	"github.com/ferry-fil/ferry/piece"
 )
 
 // FuzzVerifyCAR feeds arbitrary bytes to the CAR verifier a client runs on
@@ -48,7 +51,7 @@ func FuzzLinks(f *testing.F) {
 		mh, _ := multihash.Sum(data, multihash.SHA2_256, -1)
 		c := cid.NewCidV1(codecs[int(codec)%len(codecs)], mh)
 		links(c, data)
-		unixfsFileLike(c, data)
+		unixfsNode(c, data)
 	})
 }
 
@@ -68,38 +71,30 @@ func FuzzParseSection(f *testing.F) {
 	})
 }
 
-// FuzzEntityBytes parses arbitrary entity-bytes values and resolves them
-// against arbitrary entity sizes: an error or a range inside the entity,
-// never a panic.
+// FuzzEntityBytes parses arbitrary entity-bytes values as the gateway
+// does and resolves them against arbitrary file sizes for rangeCAR: an
+// error, no range, or a range inside the file, never a panic.
 func FuzzEntityBytes(f *testing.F) {
 	for _, s := range []string{"0:*", "10:20", "-1024:*", "499:-1000", "5:2", "abc", ""} {
 		f.Add(s, uint64(1234))
 	}
 	f.Fuzz(func(t *testing.T, s string, size uint64) {
-		r, err := parseEntityBytes(s)
+		r, err := gateway.NewDagByteRange(s)
 		if err != nil {
 			return
 		}
-		again, err := parseEntityBytes(r.String())
-		if err != nil || again != r {
-			t.Fatalf("%q parsed as %s, which parses as %+v (%v)", s, r, again, err)
-		}
-		start, end, empty, outside := r.resolve(size)
-		if outside && !empty {
-			t.Fatalf("%s of %d: outside but not empty", r, size)
-		}
-		if empty {
+		from, to, ok := resolveRange(r, size)
+		if !ok {
 			return
 		}
-		if start > end || end >= size {
-			t.Fatalf("%s of %d: range %d-%d", r, size, start, end)
+		if from > to || to >= size {
+			t.Fatalf("%q of %d: range %d-%d", s, size, from, to)
 		}
-		if r.from >= 0 && start != uint64(r.from) {
-			t.Fatalf("%s of %d: starts at %d", r, size, start)
+		if r.From >= 0 && from != uint64(r.From) {
+			t.Fatalf("%q of %d: starts at %d", s, size, from)
 		}
-		// Sizes past int64 are no real entity's: resolve caps them.
-		if r.toEnd && size <= math.MaxInt64 && end != size-1 {
-			t.Fatalf("%s of %d: ends at %d", r, size, end)
+		if r.To == nil && to != size-1 {
+			t.Fatalf("%q of %d: ends at %d", s, size, to)
 		}
 	})
 }
@@ -115,7 +110,7 @@ func FuzzResolveReceived(f *testing.F) {
 	f.Add(carOf(f, tr.root, all[:2]), "dir/sub")
 	f.Add([]byte{}, "raw.txt")
 	f.Fuzz(func(t *testing.T, data []byte, path string) {
-		got, err := readPathBlocks(bytes.NewReader(data), tr.root)
+		got, _, err := readPathBlocks(bytes.NewReader(data))
 		if err != nil {
 			return
 		}
@@ -146,4 +141,52 @@ func blockMap(bs []blk) map[cid.Cid][]byte {
 		m[b.c] = b.data
 	}
 	return m
+}
+
+// pieceDir is a directory that knows one block: the root, at an offset of
+// one piece.
+type pieceDir struct {
+	root cid.Cid
+	loc  index.Location
+}
+
+func (d pieceDir) PiecesContaining(_ context.Context, mh multihash.Multihash) ([]index.Location, error) {
+	if bytes.Equal(mh, d.root.Hash()) {
+		return []index.Location{d.loc}, nil
+	}
+	return nil, nil
+}
+func (pieceDir) FindSegment(context.Context, cid.Cid) ([]index.SegmentInfo, error) { return nil, nil }
+func (pieceDir) Piece(context.Context, cid.Cid) (index.PieceInfo, error) {
+	return index.PieceInfo{}, index.ErrNotFound
+}
+
+// FuzzDAGCAR feeds arbitrary bytes as the piece a whole DAG is streamed
+// from, its root's section where the CAR header ends: the stream ends or
+// fails, never panics, writes no more than the piece holds (plus the
+// headers it writes itself), and a depth-first CAR comes out as it is.
+func FuzzDAGCAR(f *testing.F) {
+	d := makeDAG(f)
+	dfs := carOf(f, d.C.c, []blk{d.C, d.D, d.F, d.L1, d.L2, d.L3})
+	f.Add(dfs)
+	f.Add(carOf(f, d.C.c, d.all()))
+	f.Add(carOf(f, d.C.c, []blk{d.C, d.D, d.F}))
+	f.Add(dfs[:len(dfs)-7])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pc := piece.CIDv1([32]byte{1})
+		off := uint64(0)
+		if l, k := binary.Uvarint(data); k > 0 && l < uint64(len(data)) {
+			off = uint64(k) + l
+		}
+		dir := pieceDir{d.C.c, index.Location{PieceCID: pc, Offset: off, Size: uint64(len(d.C.data))}}
+		src := &memSource{pieces: map[cid.Cid][]byte{pc: data}}
+		var out bytes.Buffer
+		_, err := newDAGCAR(context.Background(), NewBlockstore(dir, src), d.C.c).WriteTo(&out)
+		if limit := len(data) + len(carv1.Header([]cid.Cid{d.C.c})) + 6*64; out.Len() > limit {
+			t.Fatalf("%d bytes out of a %d-byte piece", out.Len(), len(data))
+		}
+		if bytes.Equal(data, dfs) && (err != nil || !bytes.Equal(out.Bytes(), dfs)) {
+			t.Fatalf("the depth-first CAR came out as %d bytes (%v)", out.Len(), err)
+		}
+	})
 }

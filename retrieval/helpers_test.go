@@ -159,9 +159,19 @@ func newFixture(t testing.TB) *fixture {
 	if _, err := f.idx.Rebuild(ctx, f.pc); err != nil {
 		t.Fatal(err)
 	}
-	f.srv = httptest.NewServer(New(f.idx, f.src).Handler())
+	f.srv = httptest.NewServer(newServer(t, f.idx, f.src))
 	t.Cleanup(f.srv.Close)
 	return f
 }
 
 func link(b blk) *format.Link { return &format.Link{Cid: b.c, Size: uint64(len(b.data))} }
+
+// newServer returns the retrieval handler over dir and src.
+func newServer(t testing.TB, dir Directory, src index.PieceSource, opts ...Option) *Server {
+	t.Helper()
+	s, err := New(dir, src, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -70,18 +70,11 @@ func escapePath(segs []string) string {
 
 // resolved is a content path walked down to its terminal block.
 type resolved struct {
-	// visited holds the blocks loaded to walk the path, in the order they
-	// were loaded, each once: the root, then directories and HAMT shards.
-	// It is empty for a path without segments.
-	visited []blk
-	// roots holds the CID each segment starts from, then the terminal's.
-	roots []cid.Cid
 	// terminal is the block the path names.
 	terminal blk
 }
 
-// blockSource loads verified blocks: the server's blockLoader, or the
-// blocks a client received.
+// blockSource loads verified blocks: the blocks a client received.
 type blockSource interface {
 	load(ctx context.Context, c cid.Cid) ([]byte, error)
 }
@@ -89,22 +82,14 @@ type blockSource interface {
 // resolvePath walks segs from root (whose block is rootData) through
 // UnixFS directories, plain or HAMT-sharded.
 func resolvePath(ctx context.Context, l blockSource, root cid.Cid, rootData []byte, segs []string) (resolved, error) {
-	res := resolved{roots: []cid.Cid{root}}
-	seen := map[cid.Cid]struct{}{}
-	visit := func(c cid.Cid, data []byte) {
-		if _, ok := seen[c]; !ok {
-			seen[c] = struct{}{}
-			res.visited = append(res.visited, blk{c, data})
-		}
-	}
+	var res resolved
 	cur := blk{root, rootData}
 	for i, seg := range segs {
 		if err := ctx.Err(); err != nil {
 			return resolved{}, err
 		}
 		where := "/" + escapePath(segs[:i])
-		visit(cur.c, cur.data)
-		next, err := lookupName(ctx, l, cur, seg, visit)
+		next, err := lookupName(ctx, l, cur, seg)
 		if err != nil {
 			return resolved{}, fmt.Errorf("resolving %q under %s (at %s): %w", seg, root, where, err)
 		}
@@ -113,15 +98,13 @@ func resolvePath(ctx context.Context, l blockSource, root cid.Cid, rootData []by
 			return resolved{}, fmt.Errorf("resolving %q under %s (at %s): %w", seg, root, where, err)
 		}
 		cur = blk{next, data}
-		res.roots = append(res.roots, next)
 	}
 	res.terminal = cur
 	return res, nil
 }
 
-// lookupName finds the entry name in the directory dir. visit is told of
-// every block loaded on the way (HAMT shards).
-func lookupName(ctx context.Context, l blockSource, dir blk, name string, visit func(cid.Cid, []byte)) (cid.Cid, error) {
+// lookupName finds the entry name in the directory dir.
+func lookupName(ctx context.Context, l blockSource, dir blk, name string) (cid.Cid, error) {
 	if dir.c.Type() != cid.DagProtobuf {
 		return cid.Undef, fmt.Errorf("%w: %s is not UnixFS (codec 0x%x)", errNotDirectory, dir.c, dir.c.Type())
 	}
@@ -138,7 +121,7 @@ func lookupName(ctx context.Context, l blockSource, dir blk, name string, visit 
 		}
 		return cid.Undef, fmt.Errorf("%w: directory %s has no entry %q", errNoSuchName, dir.c, name)
 	case unixfs.THAMTShard:
-		sh, err := hamt.NewHamtFromDag(loaderDAG{l, visit}, pn)
+		sh, err := hamt.NewHamtFromDag(loaderDAG{l}, pn)
 		if err != nil {
 			return cid.Undef, fmt.Errorf("HAMT directory %s: %w", dir.c, err)
 		}
@@ -155,14 +138,10 @@ func lookupName(ctx context.Context, l blockSource, dir blk, name string, visit 
 	}
 }
 
-// errReadOnly is what loaderDAG answers to writes.
-var errReadOnly = errors.New("retrieval: the block loader is read-only")
-
 // loaderDAG is a read-only ipld.DAGService over a blockSource, for the
-// HAMT code. It tells visit of every block it loads.
+// HAMT code.
 type loaderDAG struct {
-	l     blockSource
-	visit func(cid.Cid, []byte)
+	l blockSource
 }
 
 var _ ipld.DAGService = loaderDAG{}
@@ -173,7 +152,6 @@ func (d loaderDAG) Get(ctx context.Context, c cid.Cid) (ipld.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.visit(c, data)
 	b, err := blocks.NewBlockWithCid(data, c)
 	if err != nil {
 		return nil, fmt.Errorf("block %s: %w", c, err)

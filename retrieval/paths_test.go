@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
 	chunker "github.com/ipfs/boxo/chunker"
+	"github.com/ipfs/boxo/gateway"
 	"github.com/ipfs/boxo/ipld/merkledag"
 	"github.com/ipfs/boxo/ipld/unixfs"
 	"github.com/ipfs/boxo/ipld/unixfs/hamt"
@@ -322,8 +325,8 @@ func TestServePaths(t *testing.T) {
 			t.Fatalf("%s%s: %s %q", c.path, c.query, resp.Status, body)
 		}
 		roots, got := carRead(t, body)
-		if len(roots) != 1 || !roots[0].Equals(tr.root) {
-			t.Fatalf("%s: CAR roots %v", c.path, roots)
+		if len(roots) != 1 || !slices.ContainsFunc(got, func(b blk) bool { return b.c.Equals(roots[0]) }) {
+			t.Fatalf("%s: CAR roots %v, not one of its blocks", c.path, roots)
 		}
 		if c.want == nil {
 			// Each shard once, the root shard first, every other one
@@ -354,12 +357,18 @@ func TestServePaths(t *testing.T) {
 		}
 	}
 
-	// Raw: the terminal block; headers name the whole path.
+	// A raw block is only served for a bare CID: a path cannot be
+	// verified from the terminal block alone.
 	resp, body := do(t, "GET", f.srv.URL+"/ipfs/"+root+"/hamt/nested%20dir/x.bin?format=raw", nil)
-	if resp.StatusCode != 200 || !bytes.Equal(body, tr.dag.nodes[tr.xbin].RawData()) {
+	if resp.StatusCode != http.StatusNotAcceptable {
 		t.Fatalf("raw through the HAMT: %s %q", resp.Status, body)
 	}
-	if got := resp.Header.Get("X-Ipfs-Path"); got != "/ipfs/"+root+"/hamt/nested%20dir/x.bin" {
+	// Headers name the whole path.
+	resp, body = do(t, "GET", f.srv.URL+"/ipfs/"+root+"/hamt/nested%20dir/x.bin?format=car&dag-scope=block", nil)
+	if _, got := carRead(t, body); resp.StatusCode != 200 || len(got) == 0 || !got[len(got)-1].c.Equals(tr.xbin) {
+		t.Fatalf("block through the HAMT: %s", resp.Status)
+	}
+	if got := resp.Header.Get("X-Ipfs-Path"); got != "/ipfs/"+root+"/hamt/nested dir/x.bin" {
 		t.Fatalf("X-Ipfs-Path %q", got)
 	}
 	if got, want := resp.Header.Get("X-Ipfs-Roots"), strings.Join([]string{root, tr.hamt.String(), tr.nested.String(), tr.xbin.String()}, ","); got != want {
@@ -382,38 +391,41 @@ func TestServePaths(t *testing.T) {
 		etags[e] = p
 	}
 
+	// A name that is not there, or a path through a file: the blocks
+	// walked, as the proof, under an empty root (boxo's answer).
 	for _, c := range []struct {
 		path string
-		code int
-		says string
+		want []cid.Cid
 	}{
-		{"/dir/nope?format=car", 404, `"nope"`},
-		{"/dir/sub/nope/deeper?format=car", 404, `"nope"`},
-		{"/hamt/nope?format=car", 404, `"nope"`},
-		{"/hamt/nope?format=raw", 404, `"nope"`},
-		{"/dir/sub/file.bin/x?format=car", 400, "not a directory"},
-		{"/raw.txt/x?format=car", 400, "not a directory"},
-		{"/hamt/entry-01/x?format=car", 400, "not a directory"},
-		{"/dir/../raw.txt?format=car", 400, `".."`},
-		{"/dir/./sub?format=car", 400, `"."`},
-		{"/dir/%2e%2e/raw.txt?format=car", 400, `".."`},
-		{"/dir//sub?format=car", 400, "empty segment"},
+		{"/dir/nope", []cid.Cid{tr.root, tr.dir}},
+		{"/dir/sub/nope/deeper", []cid.Cid{tr.root, tr.dir, tr.sub}},
+		{"/dir/sub/file.bin/x", []cid.Cid{tr.root, tr.dir, tr.sub, tr.file}},
+		{"/raw.txt/x", []cid.Cid{tr.root, tr.raw}},
 	} {
-		resp, body := do(t, "GET", f.srv.URL+"/ipfs/"+root+c.path, nil)
-		if resp.StatusCode != c.code || !strings.Contains(string(body), c.says) {
-			t.Errorf("%s: %s %q", c.path, resp.Status, body)
+		resp, body := do(t, "GET", f.srv.URL+"/ipfs/"+root+c.path+"?format=car", nil)
+		roots, got := carRead(t, body)
+		if resp.StatusCode != 200 || len(roots) != 1 || !isIdentity(roots[0]) || sameCids(got, c.want) != nil {
+			t.Errorf("%s: %s, roots %v, blocks %v", c.path, resp.Status, roots, got)
 		}
 	}
-	// A block on the path that is gone is a 404, before any CAR is sent.
+	for _, p := range []string{"/hamt/nope", "/hamt/entry-01/x"} {
+		resp, body := do(t, "GET", f.srv.URL+"/ipfs/"+root+p+"?format=car", nil)
+		roots, got := carRead(t, body)
+		if resp.StatusCode != 200 || len(roots) != 1 || !isIdentity(roots[0]) || len(got) < 2 || !got[0].c.Equals(tr.root) || !got[1].c.Equals(tr.hamt) {
+			t.Errorf("%s: %s, roots %v, %d blocks", p, resp.Status, roots, len(got))
+		}
+	}
+	// A block on the path that is gone is not in the CAR: no client can
+	// be told the path resolves.
 	srv := hidingServer(t, f, tr.dir)
 	resp, body = do(t, "GET", srv+"/ipfs/"+root+"/dir/sub?format=car", nil)
-	if resp.StatusCode != 404 || !strings.Contains(string(body), "not stored") {
-		t.Fatalf("hidden directory: %s %q", resp.Status, body)
+	if _, got := carRead(t, body); slices.ContainsFunc(got, func(b blk) bool { return b.c.Equals(tr.dir) || b.c.Equals(tr.sub) }) {
+		t.Fatalf("hidden directory: %s, blocks %v", resp.Status, got)
 	}
 }
 
 func hidingServer(t *testing.T, f *fixture, c cid.Cid) string {
-	srv := httptest.NewServer(New(hidingDir{f.idx, c.Hash()}, f.src))
+	srv := httptest.NewServer(newServer(t, hidingDir{f.idx, c.Hash()}, f.src))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -442,7 +454,7 @@ func TestServeEntityBytes(t *testing.T) {
 		{"-1:*", size - 1, size - 1},
 	} {
 		for _, base := range []string{"/ipfs/" + tr.root.String() + "/dir/sub/file.bin", "/ipfs/" + tr.file.String()} {
-			resp, body := do(t, "GET", f.srv.URL+base+"?format=car&entity-bytes="+c.eb, nil)
+			resp, body := do(t, "GET", f.srv.URL+base+"?format=car&dag-scope=entity&entity-bytes="+c.eb, nil)
 			if resp.StatusCode != 200 {
 				t.Fatalf("%s: %s %q", c.eb, resp.Status, body)
 			}
@@ -470,91 +482,73 @@ func TestServeEntityBytes(t *testing.T) {
 		t.Fatalf("the whole range is %d blocks, the file %d", len(all), len(tr.dfs(tr.file)))
 	}
 
-	fileURL := f.srv.URL + "/ipfs/" + tr.root.String() + "/dir/sub/file.bin?format=car"
+	fileURL := f.srv.URL + "/ipfs/" + tr.root.String() + "/dir/sub/file.bin?format=car&dag-scope=entity"
 	// A range with no byte in the file: the file's root block alone.
-	resp, body := do(t, "GET", fileURL+"&entity-bytes=0:-5000", nil)
-	if _, got := carRead(t, body); resp.StatusCode != 200 || sameCids(got, cat(prefix, []cid.Cid{tr.file})) != nil {
-		t.Fatalf("empty range: %s %d blocks", resp.Status, len(got))
+	for _, eb := range []string{"0:-5000", "1234:*", "5000:6000"} {
+		resp, body := do(t, "GET", fileURL+"&entity-bytes="+eb, nil)
+		if _, got := carRead(t, body); resp.StatusCode != 200 || sameCids(got, cat(prefix, []cid.Cid{tr.file})) != nil {
+			t.Fatalf("empty range %s: %s %d blocks", eb, resp.Status, len(got))
+		}
 	}
 	// A raw file is one block: the range needs it.
-	resp, body = do(t, "GET", f.srv.URL+"/ipfs/"+tr.root.String()+"/raw.txt?format=car&entity-bytes=2:3", nil)
+	resp, body := do(t, "GET", f.srv.URL+"/ipfs/"+tr.root.String()+"/raw.txt?format=car&dag-scope=entity&entity-bytes=2:3", nil)
 	if _, got := carRead(t, body); resp.StatusCode != 200 || sameCids(got, []cid.Cid{tr.root, tr.raw}) != nil {
 		t.Fatalf("raw file range: %s", resp.Status)
 	}
 	// Not a file: entity-bytes is ignored, the entity is the directory.
-	resp, body = do(t, "GET", f.srv.URL+"/ipfs/"+tr.root.String()+"/dir?format=car&entity-bytes=0:10", nil)
+	resp, body = do(t, "GET", f.srv.URL+"/ipfs/"+tr.root.String()+"/dir?format=car&dag-scope=entity&entity-bytes=0:10", nil)
 	if _, got := carRead(t, body); resp.StatusCode != 200 || sameCids(got, []cid.Cid{tr.root, tr.dir}) != nil {
 		t.Fatalf("directory with entity-bytes: %s", resp.Status)
 	}
 	// ETags follow the range.
 	r1, _ := do(t, "HEAD", fileURL+"&entity-bytes=0:10", nil)
 	r2, _ := do(t, "HEAD", fileURL+"&entity-bytes=0:11", nil)
-	r3, _ := do(t, "HEAD", fileURL+"&dag-scope=entity", nil)
+	r3, _ := do(t, "HEAD", fileURL, nil)
 	if e1, e2, e3 := r1.Header.Get("ETag"), r2.Header.Get("ETag"), r3.Header.Get("ETag"); e1 == e2 || e1 == e3 || e1 == "" {
 		t.Fatalf("ETags %s %s %s", e1, e2, e3)
 	}
-
-	for _, c := range []struct{ q, says string }{
-		{"&entity-bytes=", "not from:to"},
-		{"&entity-bytes=abc", "not from:to"},
-		{"&entity-bytes=1:2:3", "not an integer"},
-		{"&entity-bytes=5:2", "from is after to"},
-		{"&entity-bytes=-2:-5", "from is after to"},
-		{"&entity-bytes=:5", "missing number"},
-		{"&entity-bytes=*:5", "not an integer"},
-		{"&entity-bytes=+1:5", "not an integer"},
-		{"&entity-bytes=1:99999999999999999999", "out of range"},
-		{"&entity-bytes=1234:*", "past the end"},
-		{"&entity-bytes=5000:6000", "past the end"},
-		{"&entity-bytes=0:5&dag-scope=all", "implies dag-scope=entity"},
-		{"&entity-bytes=0:5&dag-scope=block", "implies dag-scope=entity"},
-	} {
-		resp, body := do(t, "GET", fileURL+c.q, nil)
-		if resp.StatusCode != 400 || !strings.Contains(string(body), c.says) {
-			t.Errorf("%s: %s %q", c.q, resp.Status, body)
+	for _, q := range []string{"&entity-bytes=", "&entity-bytes=abc", "&entity-bytes=1:2:3", "&entity-bytes=5:2",
+		"&entity-bytes=-2:-5", "&entity-bytes=:5", "&entity-bytes=*:5", "&entity-bytes=1:99999999999999999999"} {
+		resp, body := do(t, "GET", fileURL+q, nil)
+		if resp.StatusCode != 400 || !strings.Contains(string(body), "entity-bytes") {
+			t.Errorf("%s: %s %q", q, resp.Status, body)
 		}
 	}
-	resp, _ = do(t, "GET", fileURL+"&entity-bytes=0:5&dag-scope=entity", nil)
-	if resp.StatusCode != 200 {
-		t.Fatalf("entity-bytes with dag-scope=entity: %s", resp.Status)
+
+	// An explicit dag-scope wins over entity-bytes: all is the whole DAG
+	// (what lassie asks for with --entity-bytes), block the one block.
+	allURL := f.srv.URL + "/ipfs/" + tr.file.String() + "?format=car&entity-bytes=0:5&dag-scope="
+	resp, body = do(t, "GET", allURL+"all", nil)
+	if _, got := carRead(t, body); resp.StatusCode != 200 || sameCids(got, tr.dfs(tr.file)) != nil {
+		t.Fatalf("entity-bytes with dag-scope=all: %s, %d blocks, want the whole file's %d", resp.Status, len(got), len(tr.dfs(tr.file)))
+	}
+	resp, body = do(t, "GET", allURL+"block", nil)
+	if _, got := carRead(t, body); resp.StatusCode != 200 || sameCids(got, []cid.Cid{tr.file}) != nil {
+		t.Fatalf("entity-bytes with dag-scope=block: %s, %d blocks", resp.Status, len(got))
 	}
 }
 
-func TestParseEntityBytes(t *testing.T) {
+func TestResolveRange(t *testing.T) {
+	to := func(n int64) *int64 { return &n }
 	for _, c := range []struct {
-		in   string
-		want entityBytes
+		r        gateway.DagByteRange
+		size     uint64
+		from, to uint64
+		ok       bool
 	}{
-		{"0:*", entityBytes{0, 0, true}},
-		{"10:20", entityBytes{10, 20, false}},
-		{"-1024:*", entityBytes{-1024, 0, true}},
-		{"499:-1000", entityBytes{499, -1000, false}},
-		{"-10:5", entityBytes{-10, 5, false}},
-		{"-0:0", entityBytes{0, 0, false}},
+		{gateway.DagByteRange{From: 0}, 10, 0, 9, true},
+		{gateway.DagByteRange{From: -3}, 10, 7, 9, true},
+		{gateway.DagByteRange{From: -30}, 10, 0, 9, true},
+		{gateway.DagByteRange{From: 2, To: to(-3)}, 10, 2, 7, true},
+		{gateway.DagByteRange{From: 8, To: to(-3)}, 10, 0, 0, false},
+		{gateway.DagByteRange{From: 10}, 10, 0, 0, false},
+		{gateway.DagByteRange{From: 0}, 0, 0, 0, false},
+		{gateway.DagByteRange{From: 5, To: to(100)}, 10, 5, 9, true},
+		{gateway.DagByteRange{From: -1, To: to(-1)}, 10, 9, 9, true},
 	} {
-		got, err := parseEntityBytes(c.in)
-		if err != nil || got != c.want {
-			t.Errorf("%q: %+v %v", c.in, got, err)
-		}
-	}
-	for _, c := range []struct {
-		eb             entityBytes
-		size           uint64
-		start, end     uint64
-		empty, outside bool
-	}{
-		{entityBytes{0, 0, true}, 10, 0, 9, false, false},
-		{entityBytes{-3, 0, true}, 10, 7, 9, false, false},
-		{entityBytes{-30, 0, true}, 10, 0, 9, false, false},
-		{entityBytes{2, -3, false}, 10, 2, 7, false, false},
-		{entityBytes{8, -3, false}, 10, 0, 0, true, false},
-		{entityBytes{10, 0, true}, 10, 0, 0, true, true},
-		{entityBytes{0, 0, true}, 0, 0, 0, true, true},
-		{entityBytes{5, 100, false}, 10, 5, 9, false, false},
-	} {
-		s, e, empty, outside := c.eb.resolve(c.size)
-		if s != c.start || e != c.end || empty != c.empty || outside != c.outside {
-			t.Errorf("%s of %d: %d-%d empty %v outside %v", c.eb, c.size, s, e, empty, outside)
+		from, to, ok := resolveRange(c.r, c.size)
+		if from != c.from || to != c.to || ok != c.ok {
+			t.Errorf("%+v of %d: %d-%d %v", c.r, c.size, from, to, ok)
 		}
 	}
 }

@@ -21,8 +21,9 @@ const maxPathCAR = 64 << 20
 // /ipfs/{root}/{path}; unescaped names) and returns the CID the path names.
 // The path is walked again over the blocks received, each checked against
 // its hash, so a server cannot name a CID the root does not lead to: such
-// a response gives an error wrapping ErrVerification. An empty path is
-// root itself.
+// a response gives an error wrapping ErrVerification. A path the blocks
+// received prove absent (a directory without the name, a file in the
+// way) is an error that does not. An empty path is root itself.
 func ResolvePath(ctx context.Context, baseURL string, root cid.Cid, path string, opts ...FetchOption) (cid.Cid, error) {
 	var segs []string
 	for _, s := range strings.Split(strings.Trim(path, "/"), "/") {
@@ -45,7 +46,7 @@ func ResolvePath(ctx context.Context, baseURL string, root cid.Cid, path string,
 		return cid.Undef, fmt.Errorf("resolving %s: %w", full, err)
 	}
 	defer resp.Body.Close()
-	got, err := readPathBlocks(resp.Body, root)
+	got, carRoot, err := readPathBlocks(resp.Body)
 	if err != nil {
 		return cid.Undef, fmt.Errorf("resolving %s: %w", full, err)
 	}
@@ -54,8 +55,17 @@ func ResolvePath(ctx context.Context, baseURL string, root cid.Cid, path string,
 		return cid.Undef, fmt.Errorf("resolving %s: %w", full, err)
 	}
 	res, err := resolvePath(ctx, got, root, rootData, segs)
+	if errors.Is(err, errNoSuchName) || errors.Is(err, errNotDirectory) {
+		// The blocks sent prove the path is not there.
+		return cid.Undef, fmt.Errorf("resolving %s: %w", full, err)
+	}
 	if err != nil {
 		return cid.Undef, fmt.Errorf("resolving %s over the blocks received: %w: %v", full, ErrVerification, err)
+	}
+	// Gateways name the root (older ones) or the terminal (boxo) as
+	// the CAR's root.
+	if !carRoot.Equals(root) && !carRoot.Equals(res.terminal.c) {
+		return cid.Undef, fmt.Errorf("resolving %s: %w: the CAR's root is %s, neither the root nor %s", full, ErrVerification, carRoot, res.terminal.c)
 	}
 	return res.terminal.c, nil
 }
@@ -63,29 +73,29 @@ func ResolvePath(ctx context.Context, baseURL string, root cid.Cid, path string,
 // receivedBlocks are blocks read from a CAR, each checked against its CID.
 type receivedBlocks map[cid.Cid][]byte
 
-// readPathBlocks reads the CAR of a path request: rooted at root, at most
+// readPathBlocks reads the CAR of a path request: one root, at most
 // maxPathCAR bytes of blocks.
-func readPathBlocks(r io.Reader, root cid.Cid) (receivedBlocks, error) {
+func readPathBlocks(r io.Reader) (receivedBlocks, cid.Cid, error) {
 	br, err := car.NewBlockReader(bufio.NewReader(r),
 		car.MaxAllowedHeaderSize(1<<20), car.MaxAllowedSectionSize(maxBlockSize))
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading the CAR header: %v", ErrVerification, err)
+		return nil, cid.Undef, fmt.Errorf("%w: reading the CAR header: %v", ErrVerification, err)
 	}
-	if len(br.Roots) != 1 || !br.Roots[0].Equals(root) {
-		return nil, fmt.Errorf("%w: the CAR's roots are %v, want [%s]", ErrVerification, br.Roots, root)
+	if len(br.Roots) != 1 {
+		return nil, cid.Undef, fmt.Errorf("%w: the CAR has %d roots, want one", ErrVerification, len(br.Roots))
 	}
 	got := receivedBlocks{}
 	total := 0
 	for {
 		b, err := br.Next() // checks the block's hash
 		if errors.Is(err, io.EOF) {
-			return got, nil
+			return got, br.Roots[0], nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%w: reading block %d: %v", ErrVerification, len(got), err)
+			return nil, cid.Undef, fmt.Errorf("%w: reading block %d: %v", ErrVerification, len(got), err)
 		}
 		if total += len(b.RawData()); total > maxPathCAR {
-			return nil, fmt.Errorf("%w: the path's blocks exceed %d bytes", ErrVerification, maxPathCAR)
+			return nil, cid.Undef, fmt.Errorf("%w: the path's blocks exceed %d bytes", ErrVerification, maxPathCAR)
 		}
 		got[b.Cid()] = b.RawData()
 	}

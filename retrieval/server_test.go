@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -59,9 +60,34 @@ func TestServePiece(t *testing.T) {
 	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, f.payload[len(f.payload)-5:]) {
 		t.Fatalf("suffix range: %s", resp.Status)
 	}
-	resp, _ = do(t, "GET", u, map[string]string{"Range": "bytes=999999-"})
-	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable {
-		t.Fatalf("bad range: %s", resp.Status)
+	// Every unsatisfiable form: 416 naming the size, no bytes.
+	size := len(f.payload)
+	for _, rh := range []string{
+		"bytes=-0",
+		"bytes=-000",
+		"bytes= -0 ",
+		"bytes=-0,-0",
+		fmt.Sprintf("bytes=%d-", size),
+		fmt.Sprintf("bytes=%d-", size+1000),
+		fmt.Sprintf("bytes=%d-%d", size, size+10),
+		fmt.Sprintf("bytes=-0,%d-", size),
+		fmt.Sprintf("bytes=%d-,-0", size+5),
+	} {
+		resp, _ := do(t, "GET", u, map[string]string{"Range": rh})
+		if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", size) {
+			t.Errorf("Range %q: %s, Content-Range %q", rh, resp.Status, resp.Header.Get("Content-Range"))
+		}
+	}
+	// A satisfiable range beside an empty suffix is served alone.
+	resp, body = do(t, "GET", u, map[string]string{"Range": "bytes=-0, 3-7"})
+	if resp.StatusCode != http.StatusPartialContent || !bytes.Equal(body, f.payload[3:8]) ||
+		resp.Header.Get("Content-Range") != fmt.Sprintf("bytes 3-7/%d", size) {
+		t.Fatalf("bytes=-0, 3-7: %s %q", resp.Status, resp.Header.Get("Content-Range"))
+	}
+	// A mismatched If-Range still turns any range into the whole piece.
+	resp, body = do(t, "GET", u, map[string]string{"Range": "bytes=-0", "If-Range": `"other"`})
+	if resp.StatusCode != http.StatusOK || !bytes.Equal(body, f.payload) {
+		t.Fatalf("If-Range mismatch with bytes=-0: %s", resp.Status)
 	}
 	resp, body = do(t, "HEAD", u, nil)
 	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != int64(len(f.payload)) {
@@ -166,15 +192,13 @@ func TestServeRawBlock(t *testing.T) {
 		{"/ipfs/bogus?format=raw", nil, 400},
 		{"/ipfs/" + f.dag.L1.c.String(), nil, http.StatusNotAcceptable},
 		{"/ipfs/" + f.dag.L1.c.String(), map[string]string{"Accept": "text/html"}, http.StatusNotAcceptable},
-		{"/ipfs/" + f.dag.L1.c.String() + "?format=tar", nil, 400},
+		{"/ipfs/" + f.dag.L1.c.String() + "?format=tar", nil, http.StatusNotAcceptable},
 		{"/ipfs/" + f.dag.L1.c.String() + "?format=car&dag-scope=most", nil, 400},
-		{"/ipfs/" + f.dag.D.c.String() + "/nope?format=car", nil, http.StatusNotFound},
-		{"/ipfs/" + f.dag.D.c.String() + "/a/x?format=car", nil, http.StatusBadRequest},
-		{"/ipfs/" + f.dag.C.c.String() + "/dir?format=car", nil, http.StatusBadRequest},
+		{"/ipfs/" + f.dag.L1.c.String() + "/x?format=raw", nil, http.StatusNotAcceptable},
 		{"/ipfs/" + f.dag.D.c.String() + "?format=car&car-version=2", nil, 400},
 		{"/ipfs/" + f.dag.D.c.String() + "?format=car&car-order=weird", nil, 400},
 		{"/ipfs/" + f.dag.D.c.String() + "?format=car&entity-bytes=10", nil, http.StatusBadRequest},
-		{"/ipfs/" + f.dag.F.c.String() + "?format=raw&entity-bytes=0:10", nil, http.StatusBadRequest},
+		{"/ipfs/" + f.dag.D.c.String() + "?format=car&car-dups=maybe", nil, http.StatusBadRequest},
 	} {
 		resp, body := do(t, "GET", f.srv.URL+c.path, c.hdr)
 		if resp.StatusCode != c.code || len(body) == 0 {
@@ -226,10 +250,14 @@ func TestServeCAR(t *testing.T) {
 		{d.D.c, "/a?format=car&dag-scope=block", []blk{d.D, d.F}},
 		{d.D.c, "/b?format=car&dag-scope=entity", []blk{d.D, d.L3}},
 		// A directory has no bytes: entity-bytes is ignored.
-		{d.D.c, "?format=car&entity-bytes=0:10", []blk{d.D}},
+		{d.D.c, "?format=car&dag-scope=entity&entity-bytes=0:10", []blk{d.D}},
 		// The file's first 10 bytes are all in L1.
-		{d.D.c, "/a?format=car&entity-bytes=0:10", []blk{d.D, d.F, d.L1}},
-		{d.F.c, "?format=car&entity-bytes=-5:*", []blk{d.F, d.L2}},
+		{d.D.c, "/a?format=car&dag-scope=entity&entity-bytes=0:10", []blk{d.D, d.F, d.L1}},
+		{d.F.c, "?format=car&dag-scope=entity&entity-bytes=-5:*", []blk{d.F, d.L2}},
+		// An explicit dag-scope=all serves the whole DAG.
+		{d.C.c, "?format=car&dag-scope=all&entity-bytes=0:10", []blk{d.C, d.D, d.F, d.L1, d.L2, d.L3}},
+		// Paths go through DAG-CBOR nodes too.
+		{d.C.c, "/dir/a?format=car&dag-scope=entity", []blk{d.C, d.D, d.F, d.L1, d.L2}},
 	} {
 		resp, body := do(t, "GET", f.srv.URL+"/ipfs/"+c.root.String()+c.query, nil)
 		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), CARContentType) {
@@ -246,11 +274,11 @@ func TestServeCAR(t *testing.T) {
 		}
 	}
 	resp, _ := do(t, "GET", f.srv.URL+"/ipfs/"+d.C.c.String(), map[string]string{"Accept": "application/vnd.ipld.car; version=1; order=dfs; dups=y"})
-	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Type"), "dups=n") {
-		t.Fatalf("Accept car: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Type"), "dups=y") {
+		t.Fatalf("Accept car with dups=y: %s %s", resp.Status, resp.Header.Get("Content-Type"))
 	}
 	resp, _ = do(t, "GET", f.srv.URL+"/ipfs/"+d.C.c.String(), map[string]string{"Accept": "application/vnd.ipld.car; version=2"})
-	if resp.StatusCode != http.StatusNotAcceptable {
+	if resp.StatusCode != http.StatusBadRequest {
 		t.Fatalf("CAR v2 asked: %s", resp.Status)
 	}
 }
@@ -266,12 +294,19 @@ func TestFetchCAR(t *testing.T) {
 		t.Fatalf("fetched %v", got)
 	}
 
-	// A server missing one block cuts the stream: the fetch fails.
+	// A server that lost one block (not in the index, its bytes in the
+	// piece rotten), through either way of serving a whole DAG: the fetch
+	// fails.
 	hide := hidingDir{f.idx, f.dag.L2.c.Hash()}
-	srv := httptest.NewServer(New(hide, f.src))
-	defer srv.Close()
-	if err := FetchCAR(ctx, srv.URL, f.dag.C.c, io.Discard); !errors.Is(err, ErrVerification) {
-		t.Fatalf("incomplete DAG: %v", err)
+	rotten := &memSource{pieces: map[cid.Cid][]byte{f.pc: bytes.Clone(f.payload)}}
+	at := bytes.Index(rotten.pieces[f.pc], f.dag.L2.data)
+	rotten.pieces[f.pc][at] ^= 1
+	for _, opts := range [][]Option{nil, {WithLibraryOnly()}} {
+		srv := httptest.NewServer(newServer(t, hide, rotten, opts...))
+		defer srv.Close()
+		if err := FetchCAR(ctx, srv.URL, f.dag.C.c, io.Discard); !errors.Is(err, ErrVerification) {
+			t.Fatalf("lost block (%d options): %v", len(opts), err)
+		}
 	}
 	if err := FetchCAR(ctx, f.srv.URL, rawBlock(t, []byte("x")).c, io.Discard); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Fatalf("missing root: %v", err)
@@ -311,5 +346,86 @@ func TestVerifyCAR(t *testing.T) {
 		if err := VerifyCAR(bytes.NewReader(c), d.C.c, io.Discard); !errors.Is(err, ErrVerification) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestGatewayHeaders checks what the trustless gateway spec asks of the
+// headers, on the fast paths and on boxo's: ?filename= names the
+// download, X-Ipfs-Roots is there without a path, and CARs say
+// Accept-Ranges: none.
+func TestGatewayHeaders(t *testing.T) {
+	f := newFixture(t)
+	d := f.dag
+	for _, c := range []struct {
+		path, accept, roots string
+	}{
+		{"/ipfs/" + d.C.c.String() + "?format=car&filename=all.car", "", d.C.c.String()},                                   // dagCAR
+		{"/ipfs/" + d.F.c.String() + "?format=car&dag-scope=entity&entity-bytes=0:5&filename=all.car", "", d.F.c.String()}, // rangeCAR
+		{"/ipfs/" + d.C.c.String() + "?format=car&dag-scope=block&filename=all.car", "", d.C.c.String()},                   // boxo
+		{"/ipfs/" + d.C.c.String() + "/dir?format=car&filename=all.car", "", d.C.c.String() + "," + d.D.c.String()},        // boxo, a path
+		{"/ipfs/" + d.L1.c.String() + "?filename=all.car", RawContentType, d.L1.c.String()},                                // a raw block
+	} {
+		resp, _ := do(t, "GET", f.srv.URL+c.path, map[string]string{"Accept": c.accept})
+		h := resp.Header
+		if resp.StatusCode != 200 || !strings.Contains(h.Get("Content-Disposition"), `filename="all.car"`) || h.Get("X-Ipfs-Roots") != c.roots {
+			t.Errorf("%s: %s, Content-Disposition %q, X-Ipfs-Roots %q (want %q)", c.path, resp.Status, h.Get("Content-Disposition"), h.Get("X-Ipfs-Roots"), c.roots)
+		}
+		if strings.HasPrefix(h.Get("Content-Type"), CARContentType) && h.Get("Accept-Ranges") != "none" {
+			t.Errorf("%s: Accept-Ranges %q on a CAR", c.path, h.Get("Accept-Ranges"))
+		}
+	}
+}
+
+// A piece CID v2 names the payload: /piece/{v2} serves its bytes alone (a
+// v1 the whole piece), FetchPiece writes them alone whatever the server
+// sends after them, and a v2 whose payload is larger than the stored piece
+// is not stored here.
+func TestServePieceV2Payload(t *testing.T) {
+	f := newFixture(t)
+	n := len(bytes.TrimRight(f.payload, "\x00"))
+	size := piece.PaddedSizeFor(uint64(len(f.payload)))
+	v2, err := piece.V1ToV2(f.pc, uint64(n), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := f.srv.URL + "/piece/" + v2.String()
+	resp, body := do(t, "GET", u, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, f.payload[:n]) || resp.ContentLength != int64(n) {
+		t.Fatalf("GET v2: %s, %d bytes; want the %d payload bytes", resp.Status, len(body), n)
+	}
+	resp, _ = do(t, "GET", u, map[string]string{"Range": fmt.Sprintf("bytes=%d-", n)})
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", n) {
+		t.Fatalf("range past the payload: %s %q", resp.Status, resp.Header.Get("Content-Range"))
+	}
+	bigger, err := piece.V1ToV2(f.pc, uint64(len(f.payload))+1, size*2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := do(t, "GET", f.srv.URL+"/piece/"+bigger.String(), nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("v2 with a payload larger than the piece: %s", resp.Status)
+	}
+
+	ctx := context.Background()
+	var got bytes.Buffer
+	if err := FetchPiece(ctx, f.srv.URL, v2, &got); err != nil || !bytes.Equal(got.Bytes(), f.payload[:n]) {
+		t.Fatalf("FetchPiece(v2): %d bytes, %v", got.Len(), err)
+	}
+	// A server that sends the whole piece for a v2 (the zero fill after
+	// the payload too): the payload is written alone.
+	whole := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(f.payload) }))
+	defer whole.Close()
+	got.Reset()
+	if err := FetchPiece(ctx, whole.URL, v2, &got); err != nil || !bytes.Equal(got.Bytes(), f.payload[:n]) {
+		t.Fatalf("FetchPiece(v2) from a server sending the whole piece: %d bytes, %v", got.Len(), err)
+	}
+	// One that sends less than the payload, even if the commitment holds.
+	short := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(f.payload[:n]) }))
+	defer short.Close()
+	long, err := piece.V1ToV2(f.pc, uint64(n+1), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := FetchPiece(ctx, short.URL, long, io.Discard); !errors.Is(err, ErrVerification) {
+		t.Fatalf("FetchPiece of a short payload: %v", err)
 	}
 }

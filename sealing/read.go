@@ -9,9 +9,12 @@ import (
 	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
+	miner13 "github.com/filecoin-project/go-state-types/builtin/v13/miner"
+	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -127,6 +130,14 @@ type SectorPiece struct {
 	EndEpoch     abi.ChainEpoch      `json:"endEpoch"`
 	KeepUnsealed bool                `json:"keepUnsealed"`
 	Error        string              `json:"error,omitempty"`
+	// Direct: a piece onboarded directly (FIP-0076), activated by its
+	// manifest; AllocationID is the verified allocation the piece claims.
+	Direct       bool               `json:"direct,omitempty"`
+	AllocationID chain.AllocationID `json:"allocationId,omitempty"`
+
+	proposal *market.DealProposal             // a market deal's proposal
+	manifest *miner13.PieceActivationManifest // a direct piece's manifest
+	claim    pieceClaim                       // the allocation it claims, with its TermMax
 }
 
 // Sectors lists every sector with its pieces, in number order.

@@ -53,10 +53,6 @@ type Config struct {
 	// Logf receives rare operational messages (a block that could not be
 	// written). Nil means the standard logger.
 	Logf func(format string, args ...any)
-	// Secret, when set, signs and checks the API tokens instead of the
-	// secret made at genesis, so an embedding daemon can issue one token
-	// for its own API and the chain's.
-	Secret []byte
 }
 
 // ErrClosed is returned by Mine after Close.
@@ -70,7 +66,7 @@ type Devnet struct {
 	wallets  []*wallet.Wallet // the node wallet first, then the devnet's own
 	genesis  address.Address
 	root     address.Address
-	secret   []byte // API token secret
+	secret   []byte // signs the API's tokens, made at genesis
 	logf     func(format string, args ...any)
 	mineLock sync.Mutex // serialises block production
 	pushMu   sync.Mutex // serialises MpoolPushMessage's nonce assignment
@@ -165,9 +161,6 @@ func (d *Devnet) load(ctx context.Context) error {
 		return errors.New("chain database has no API secret")
 	}
 	d.secret = secret
-	if len(d.cfg.Secret) > 0 {
-		d.secret = d.cfg.Secret
-	}
 	snap, err := d.store.snapshot(ctx, h)
 	if err != nil {
 		return err
@@ -226,10 +219,6 @@ func (d *Devnet) makeGenesis(ctx context.Context) error {
 	if _, err := rand.Read(d.secret); err != nil {
 		return fmt.Errorf("making the API secret: %w", err)
 	}
-	meta := d.secret
-	if len(d.cfg.Secret) > 0 {
-		d.secret = d.cfg.Secret
-	}
 
 	s := newState()
 	s.NextID = firstGenesisAccountID
@@ -267,7 +256,7 @@ func (d *Devnet) makeGenesis(ctx context.Context) error {
 	}
 	err = d.store.writeBlock(ctx, &blockWrite{
 		height: 0, cid: ts.Cids()[0], header: hdr, snapshot: snap,
-		meta: map[string][]byte{"genesis": gen.Bytes(), "root": root.Bytes(), "secret": meta, "receipts": receipts.Bytes()},
+		meta: map[string][]byte{"genesis": gen.Bytes(), "root": root.Bytes(), "secret": d.secret, "receipts": receipts.Bytes()},
 	})
 	if err != nil {
 		return err

@@ -100,7 +100,16 @@
 //
 // API: besides chain.Node the devnet serves chain.FullNode, the read
 // methods Lotus' tools and Boost's client call (ChainNotify over the
-// websocket only). StateNetworkName is "ferry-devnet". StateGetActor
+// websocket only), with Lotus' permissions: tokens (package auth, signed
+// with a secret made at genesis) grant read, write, sign, admin; a request
+// without one may read. MpoolPushMessage honours MessageSendSpec.MsgUuid as
+// Lotus does (the message signed for a MsgUuid is kept and returned again).
+// Beside Lotus' "Filecoin" namespace, the "Devnet" namespace
+// (lotus.Devnet) has the faucet, Fund, which sends up to MaxFund from the
+// genesis account, and the notary, GrantDataCap, which sends
+// AddVerifiedClient from the root key, both for a token with write, so
+// clients get funds and DataCap without a token that may sign with the
+// keys the node holds. StateNetworkName is "ferry-devnet". StateGetActor
 // reports legacy code CIDs, raw CIDs whose identity multihash holds
 // "fil/7/<name>" (see CodeCID), since the devnet runs no actor bytecode and
 // so has no manifest; an actor's Head is a CID of its devnet state record.

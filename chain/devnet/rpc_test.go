@@ -14,6 +14,7 @@ import (
 	"github.com/filecoin-project/go-state-types/crypto"
 	"github.com/filecoin-project/go-state-types/exitcode"
 
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/lotus"
 	"github.com/ferry-fil/ferry/wallet"
@@ -139,13 +140,16 @@ func TestRPCEndToEnd(t *testing.T) {
 		if _, err := anon.WalletSign(ctx, g, []byte("x")); err == nil {
 			t.Fatal("signing without a token succeeded")
 		}
-		readTok, _ := d.Token(lotus.PermRead, lotus.PermWrite)
+		readTok, _ := d.Token(auth.Read, auth.Write)
 		rw, closer2, _ := lotus.Dial(ctx, url, readTok)
 		defer closer2()
 		if _, err := rw.MpoolPushMessage(ctx, &chain.Message{From: g, To: g}, nil); err == nil {
 			t.Fatal("MpoolPushMessage with a write token succeeded (needs sign)")
 		}
-		signTok, _ := d.Token(lotus.PermRead, lotus.PermSign)
+		if _, err := rw.WalletSign(ctx, g, []byte("x")); err == nil {
+			t.Fatal("WalletSign with a write token succeeded (needs sign)")
+		}
+		signTok, _ := d.Token(auth.Read, auth.Sign)
 		s, closer3, _ := lotus.Dial(ctx, url, signTok)
 		defer closer3()
 		sig, err := s.WalletSign(ctx, g, []byte("ferry"))
@@ -155,47 +159,67 @@ func TestRPCEndToEnd(t *testing.T) {
 		if err := wallet.Verify(sig, g, []byte("ferry")); err != nil {
 			t.Fatal(err)
 		}
-		other := make([]byte, 32)
-		forged, _ := MintToken(other, lotus.PermAdmin)
+		forged, _ := auth.Mint(make([]byte, 32), auth.All()...)
 		f, closer4, _ := lotus.Dial(ctx, url, forged)
 		defer closer4()
 		if _, err := f.ChainHead(ctx); err == nil {
 			t.Fatal("a token signed with another secret was accepted")
 		}
 	})
-}
 
-func TestConfigSecret(t *testing.T) {
-	secret := []byte("a secret shared with the operator API")
-	d, err := Open(context.Background(), Config{Dir: t.TempDir(), BlockTime: -1, Secret: secret})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	tok, err := d.Token(lotus.PermRead)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := VerifyToken(secret, tok); err != nil {
-		t.Fatalf("token not signed with Config.Secret: %v", err)
-	}
-}
-
-func TestTokenRoundTrip(t *testing.T) {
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	tok, err := MintToken(secret, lotus.PermRead, lotus.PermSign)
-	if err != nil {
-		t.Fatal(err)
-	}
-	perms, err := VerifyToken(secret, tok)
-	if err != nil || len(perms) != 2 || perms[0] != lotus.PermRead || perms[1] != lotus.PermSign {
-		t.Fatalf("perms %v, %v", perms, err)
-	}
-	for _, bad := range []string{"", "a.b", tok + "x", strings.Replace(tok, ".", ".e30.", 1), "e30.e30.e30"} {
-		if _, err := VerifyToken(secret, bad); err == nil {
-			t.Fatalf("token %q accepted", bad)
+	// The faucet and the notary: funds and DataCap for a write token,
+	// nothing without one, and no more than MaxFund a call.
+	t.Run("faucet", func(t *testing.T) {
+		url := srv.URL + "/rpc/v1"
+		to, _ := wallet.Generate(wallet.TypeSecp256k1)
+		addr, _ := to.Address()
+		for tok, ok := range map[string]bool{"": false, mustToken(t, d, auth.Read): false, mustToken(t, d, auth.Read, auth.Write): true} {
+			dn, closer, err := lotus.DialDevnet(ctx, url, tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closer()
+			c, err := dn.Fund(ctx, addr, big.NewInt(fil))
+			if (err == nil) != ok {
+				t.Fatalf("fund with token %q: %v (want success %v)", tok, err, ok)
+			}
+			if !ok {
+				if _, err := dn.GrantDataCap(ctx, addr, big.NewInt(2<<20)); err == nil {
+					t.Fatalf("DataCap granted with token %q", tok)
+				}
+				continue
+			}
+			if l, err := d.StateWaitMsg(ctx, c, 0, -1, false); err != nil || l.Receipt.ExitCode != exitcode.Ok {
+				t.Fatalf("fund message: %+v, %v", l, err)
+			}
+			if _, err := dn.Fund(ctx, addr, big.Add(MaxFund(), big.NewInt(1))); err == nil {
+				t.Fatal("funded more than MaxFund")
+			}
+			// The notary, with the same permission.
+			c, err = dn.GrantDataCap(ctx, addr, big.NewInt(2<<20))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l, err := d.StateWaitMsg(ctx, c, 0, -1, false); err != nil || l.Receipt.ExitCode != exitcode.Ok {
+				t.Fatalf("DataCap grant: %+v, %v", l, err)
+			}
+			if dc, err := d.StateVerifiedClientStatus(ctx, addr, chain.EmptyTSK); err != nil || dc == nil || dc.Int64() != 2<<20 {
+				t.Fatalf("DataCap after the grant: %v, %v", dc, err)
+			}
 		}
+		if b, _ := d.WalletBalance(ctx, addr); !b.Equals(big.NewInt(fil)) {
+			t.Fatalf("funded address holds %s", b)
+		}
+	})
+}
+
+func mustToken(t *testing.T, d *Devnet, perms ...auth.Permission) string {
+	t.Helper()
+	tok, err := d.Token(perms...)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return tok
 }
 
 func TestRestartKeepsEverything(t *testing.T) {

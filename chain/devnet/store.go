@@ -344,19 +344,24 @@ func (s *store) poolAdd(ctx context.Context, c cid.Cid, seq uint64, smsg *chain.
 	if err := smsg.MarshalCBOR(&buf); err != nil {
 		return fmt.Errorf("encoding message %s: %w", c, err)
 	}
+	const add = `INSERT INTO mpool (cid, seq, msg) VALUES (?, ?, ?)
+		ON CONFLICT (cid) DO UPDATE SET seq = excluded.seq, msg = excluded.msg`
+	if msgUUID == uuid.Nil {
+		if _, err := s.db.ExecContext(ctx, add, c.String(), int64(seq), buf.Bytes()); err != nil {
+			return fmt.Errorf("storing pending message %s: %w", c, err)
+		}
+		return nil
+	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storing pending message %s: %w", c, err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO mpool (cid, seq, msg) VALUES (?, ?, ?)
-		ON CONFLICT (cid) DO UPDATE SET seq = excluded.seq, msg = excluded.msg`, c.String(), int64(seq), buf.Bytes()); err != nil {
+	if _, err := tx.ExecContext(ctx, add, c.String(), int64(seq), buf.Bytes()); err != nil {
 		return fmt.Errorf("storing pending message %s: %w", c, err)
 	}
-	if msgUUID != uuid.Nil {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO msg_uuids (uuid, msg) VALUES (?, ?)`, msgUUID.String(), buf.Bytes()); err != nil {
-			return fmt.Errorf("recording message %s as MsgUuid %s: %w", c, msgUUID, err)
-		}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO msg_uuids (uuid, msg) VALUES (?, ?)`, msgUUID.String(), buf.Bytes()); err != nil {
+		return fmt.Errorf("recording message %s as MsgUuid %s: %w", c, msgUUID, err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("storing pending message %s: %w", c, err)

@@ -52,6 +52,13 @@ func Dial(ctx context.Context, url string, token string) (chain.FullNode, jsonrp
 // A multiaddr ending in /ws, /wss or /https selects that scheme; otherwise
 // http. A URL without a path gets Lotus' /rpc/v1.
 func ParseAPIInfo(s string) (apiURL, token string, err error) {
+	return ParseAPIInfoPath(s, apiPath)
+}
+
+// ParseAPIInfoPath is ParseAPIInfo for an API served at defaultPath (a
+// multiaddr, or a URL without a path, gets it): lotus-miner's
+// MINER_API_INFO names an API at /rpc/v0.
+func ParseAPIInfoPath(s, defaultPath string) (apiURL, token string, err error) {
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return "", "", fmt.Errorf("empty API info")
@@ -68,7 +75,7 @@ func ParseAPIInfo(s string) (apiURL, token string, err error) {
 		}
 	}
 	if strings.HasPrefix(addr, "/") {
-		apiURL, err = multiaddrURL(addr)
+		apiURL, err = multiaddrURL(addr, defaultPath)
 		if err != nil {
 			return "", "", fmt.Errorf("parsing API info: %w", err)
 		}
@@ -87,7 +94,7 @@ func ParseAPIInfo(s string) (apiURL, token string, err error) {
 		return "", "", fmt.Errorf("API address %q has no host", addr)
 	}
 	if u.Path == "" || u.Path == "/" {
-		u.Path = apiPath
+		u.Path = defaultPath
 	}
 	return u.String(), token, nil
 }
@@ -103,9 +110,9 @@ func hasScheme(s string) bool {
 	return false
 }
 
-// multiaddrURL turns /ip4/…/tcp/…[/http|/https|/ws|/wss] into a URL of the
-// v1 API.
-func multiaddrURL(s string) (string, error) {
+// multiaddrURL turns /ip4/…/tcp/…[/http|/https|/ws|/wss] into the URL of
+// the API at apiPath.
+func multiaddrURL(s, apiPath string) (string, error) {
 	m, err := ma.NewMultiaddr(s)
 	if err != nil {
 		return "", fmt.Errorf("multiaddr %q: %w", s, err)

@@ -5,13 +5,14 @@ import (
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-bitfield"
-	"github.com/filecoin-project/go-jsonrpc/auth"
+	jsonrpcauth "github.com/filecoin-project/go-jsonrpc/auth"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
 	"github.com/filecoin-project/go-state-types/dline"
 	"github.com/filecoin-project/go-state-types/network"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 )
 
@@ -78,7 +79,7 @@ func (s *FullNodeStruct) internals() []interface{} {
 func PermissionedFull(n chain.FullNode) *FullNodeStruct {
 	var s FullNodeStruct
 	for _, out := range s.internals() {
-		auth.PermissionedProxy(AllPermissions, DefaultPermissions, n, out)
+		jsonrpcauth.PermissionedProxy(auth.All(), anonymous(), n, out)
 	}
 	return &s
 }

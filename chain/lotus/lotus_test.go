@@ -21,6 +21,7 @@ import (
 	"github.com/filecoin-project/go-state-types/crypto"
 	"github.com/ipfs/go-cid"
 
+	ferryauth "github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 )
 
@@ -76,8 +77,8 @@ func readRecorded(t *testing.T, name string, v interface{}) {
 
 // tokens maps bearer tokens to their permissions.
 var testTokens = map[string][]auth.Permission{
-	"admin-token": AllPermissions,
-	"read-token":  {PermRead},
+	"admin-token": ferryauth.All(),
+	"read-token":  {ferryauth.Read},
 }
 
 type server struct {

@@ -1,6 +1,7 @@
 // Package lotus is the JSON-RPC client of a Lotus full node (or of anything
 // that serves the same API, such as chain/devnet), and the permission table
-// a server of that API enforces.
+// a server of that API enforces; also the client and table of the devnet's
+// own namespace (DevnetNamespace).
 package lotus
 
 import (
@@ -8,32 +9,19 @@ import (
 	"errors"
 
 	"github.com/filecoin-project/go-address"
-	"github.com/filecoin-project/go-jsonrpc/auth"
+	jsonrpcauth "github.com/filecoin-project/go-jsonrpc/auth"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
 	"github.com/filecoin-project/go-state-types/crypto"
 	"github.com/filecoin-project/go-state-types/network"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 )
 
-// The permissions of the Lotus API, weakest first. A token carries a list of
-// them; each method needs one (Lotus' `perm` tags).
-const (
-	PermRead  auth.Permission = "read"
-	PermWrite auth.Permission = "write"
-	PermSign  auth.Permission = "sign"
-	PermAdmin auth.Permission = "admin"
-)
-
-// AllPermissions lists every permission, for auth.PermissionedProxy's
-// validPerms and for an admin token.
-var AllPermissions = []auth.Permission{PermRead, PermWrite, PermSign, PermAdmin}
-
-// DefaultPermissions is what a caller without a token gets: read only, as in
-// Lotus.
-var DefaultPermissions = []auth.Permission{PermRead}
+// anonymous is what a caller without a token gets: read only, as in Lotus.
+func anonymous() []auth.Permission { return []auth.Permission{auth.Read} }
 
 // NodeMethods has one function field per chain.Node method, tagged with the
 // permission Lotus requires for it. go-jsonrpc fills it on the client side
@@ -79,12 +67,12 @@ type NodeStruct struct {
 var _ chain.Node = (*NodeStruct)(nil)
 
 // Permissioned wraps n so that every method first checks the caller's
-// permissions (auth.WithPerm in the context, DefaultPermissions when there
-// are none) against Lotus' table. Register the result on a jsonrpc server
+// permissions (those of its token, read when it has none) against Lotus'
+// table. Register the result on a jsonrpc server
 // under the "Filecoin" namespace.
 func Permissioned(n chain.Node) *NodeStruct {
 	var s NodeStruct
-	auth.PermissionedProxy(AllPermissions, DefaultPermissions, n, &s.Internal)
+	jsonrpcauth.PermissionedProxy(auth.All(), anonymous(), n, &s.Internal)
 	return &s
 }
 

@@ -55,7 +55,8 @@
 // A kill -9 at any point leaves a row from which Send or Wait, called again
 // with the id, carries on: a signed message is pushed again as it is,
 // never re-signed with the same nonce; a recorded one is given to the node
-// under the same MsgUuid.
+// under the same MsgUuid. Wait pushes a message not known to be in the pool
+// before it waits, since a node cannot wait for a message it has not seen.
 //
 // # When another message takes the nonce
 //
@@ -64,7 +65,8 @@
 // this package). Wait, when the message has not executed after
 // Config.Recheck, and Send, when the pool refuses it, look at the chain: if
 // the address' nonce has passed the message's and neither the message nor
-// a replacement of it executed, it can never land, and it is signed again
+// a replacement of it executed (or the node has never seen it: Lotus then
+// fails the lookup), it can never land, and it is signed again
 // under the same id with a new nonce (its version goes up; the node-signed
 // path then uses a new MsgUuid). While it is merely pending, Wait pushes it
 // again after each Recheck, with any earlier message of the address still

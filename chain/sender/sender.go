@@ -173,7 +173,7 @@ func (s *Sender) Send(ctx context.Context, id uuid.UUID, msg *chain.Message, spe
 		return cid.Undef, err
 	}
 	if r == nil {
-		if _, err := s.store.insert(ctx, s.key, id, &want, maxFee); err != nil {
+		if err := s.store.insert(ctx, s.key, id, &want, maxFee); err != nil {
 			return cid.Undef, err
 		}
 		if r, err = s.store.get(ctx, id); err != nil {
@@ -201,20 +201,25 @@ func (s *Sender) Wait(ctx context.Context, id uuid.UUID, confidence uint64) (*ch
 		if r == nil {
 			return nil, fmt.Errorf("waiting for message %s: %w", id, ErrUnknownID)
 		}
-		if r.signed == nil {
-			// Recorded, not signed yet (a crash, or a re-signing that
-			// failed): finish what Send started.
+		if r.state == stateRecorded || r.state == stateSigned {
+			// Not signed yet, or never known to be pushed (a crash, a
+			// refusal, a re-signing): finish what Send started, as a node
+			// cannot wait for a message it has not seen.
 			s.mu.Lock()
 			_, err := s.deliver(ctx, r)
 			s.mu.Unlock()
 			if err != nil {
 				return nil, fmt.Errorf("waiting for message %s: %w", id, err)
 			}
-			continue
+			if r, err = s.reload(ctx, id); err != nil {
+				return nil, err
+			}
 		}
 		wctx, cancel := context.WithTimeout(ctx, s.cfg.Recheck)
 		l, err := s.cfg.Node.StateWaitMsg(wctx, r.cid, confidence, -1, true)
-		timedOut := wctx.Err() != nil
+		// A node that lost the message (or another node behind the same
+		// address) is given it again, as after a Recheck.
+		timedOut := wctx.Err() != nil || (err != nil && notFound(err))
 		cancel()
 		if err == nil {
 			if r.state != stateExecuted {
@@ -416,8 +421,9 @@ type status struct {
 }
 
 // status reads the sender's nonce and looks the message up at one tipset:
-// when the nonce has passed the message's and neither it nor a
-// replacement executed, the nonce was taken.
+// while the nonce has not passed the message's, nothing can have executed
+// in its place; once it has, either the message (or a replacement of it)
+// executed or its nonce was taken.
 func (s *Sender) status(ctx context.Context, r *record) (status, error) {
 	head, err := s.cfg.Node.ChainHead(ctx)
 	if err != nil {
@@ -427,11 +433,32 @@ func (s *Sender) status(ctx context.Context, r *record) (status, error) {
 	if err != nil {
 		return status{}, fmt.Errorf("reading the nonce of %s: %w", s.key, err)
 	}
-	l, err := s.cfg.Node.StateSearchMsg(ctx, head.Key(), r.cid, -1, true)
-	if err != nil {
-		return status{}, fmt.Errorf("looking up message %s: %w", r.cid, err)
+	st := status{nonce: act.Nonce, head: head}
+	if act.Nonce <= r.signed.Message.Nonce {
+		return st, nil // pending
 	}
-	return status{executed: l, taken: l == nil && act.Nonce > r.signed.Message.Nonce, nonce: act.Nonce, head: head}, nil
+	l, err := s.cfg.Node.StateSearchMsg(ctx, head.Key(), r.cid, -1, true)
+	switch {
+	case err != nil && notFound(err):
+		// The node has never seen the message, so it did not execute.
+		st.taken = true
+	case err != nil:
+		return status{}, fmt.Errorf("looking up message %s: %w", r.cid, err)
+	case l != nil:
+		st.executed = l
+	default:
+		st.taken = true
+	}
+	return st, nil
+}
+
+// notFound reports whether a lookup failed because the node does not have
+// the message at all: Lotus loads it from its blockstore first, and says
+// so in these words (over JSON-RPC only the text arrives). The devnet
+// answers such a lookup with no lookup and no error.
+func notFound(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "could not find") || strings.Contains(s, "not found")
 }
 
 // resign gives r a new nonce: its old one was taken.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"path/filepath"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/chain/lotus"
@@ -175,7 +177,7 @@ func TestSendWaitResend(t *testing.T) {
 	e := newEnv(t, 5*time.Millisecond)
 	srv := httptest.NewServer(e.d.Handler())
 	t.Cleanup(srv.Close)
-	tok, err := e.d.Token(lotus.PermRead, lotus.PermWrite, lotus.PermSign)
+	tok, err := e.d.Token(auth.Read, auth.Write, auth.Sign)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,50 +344,108 @@ func (e *env) signElsewhere(to address.Address, nonce uint64, premium int64) *ch
 	return sm
 }
 
+// lotusLike is the devnet answering a lookup of a message it never saw as
+// Lotus does: with an error, since Lotus loads the message from its
+// blockstore first.
+type lotusLike struct {
+	*devnet.Devnet
+	mu   sync.Mutex
+	seen map[cid.Cid]bool
+}
+
+func (l *lotusLike) saw(c cid.Cid) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen == nil {
+		l.seen = map[cid.Cid]bool{}
+	}
+	l.seen[c] = true
+}
+
+func (l *lotusLike) known(c cid.Cid) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.seen[c] {
+		return fmt.Errorf("failed to load message: ipld: could not find %s", c)
+	}
+	return nil
+}
+
+func (l *lotusLike) MpoolPush(ctx context.Context, sm *chain.SignedMessage) (cid.Cid, error) {
+	c, err := l.Devnet.MpoolPush(ctx, sm)
+	if err == nil {
+		l.saw(c)
+	}
+	return c, err
+}
+
+func (l *lotusLike) StateSearchMsg(ctx context.Context, from chain.TipSetKey, c cid.Cid, limit abi.ChainEpoch, allowReplaced bool) (*chain.MsgLookup, error) {
+	if err := l.known(c); err != nil {
+		return nil, err
+	}
+	return l.Devnet.StateSearchMsg(ctx, from, c, limit, allowReplaced)
+}
+
+func (l *lotusLike) StateWaitMsg(ctx context.Context, c cid.Cid, confidence uint64, limit abi.ChainEpoch, allowReplaced bool) (*chain.MsgLookup, error) {
+	if err := l.known(c); err != nil {
+		return nil, err
+	}
+	return l.Devnet.StateWaitMsg(ctx, c, confidence, limit, allowReplaced)
+}
+
 // TestTakenNonceBeforePush: another program sends from the same key with
 // the nonce the sender has just recorded, and its message executes before
 // the sender pushes. The push is refused; the message is signed again
-// under the same id with the next nonce, and lands.
+// under the same id with the next nonce, and lands. Also with a node that,
+// like Lotus, fails to look up a message it never saw.
 func TestTakenNonceBeforePush(t *testing.T) {
-	e := newEnv(t, -1)
-	elsewhere, to := e.newAddr(), e.newAddr()
-	var first cid.Cid
-	var s *Sender
-	s = e.sender(e.openDB("ferry.db"), e.d, e.w, func(c *Config) {
-		c.OnStep = func(id uuid.UUID, st Step) {
-			if st != StepRecorded || first.Defined() {
-				return
+	for _, lotusLookups := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lotus lookups %v", lotusLookups), func(t *testing.T) {
+			e := newEnv(t, -1)
+			var node Node = e.d
+			if lotusLookups {
+				node = &lotusLike{Devnet: e.d}
 			}
-			r, err := s.store.get(e.ctx, id)
+			elsewhere, to := e.newAddr(), e.newAddr()
+			var first cid.Cid
+			var s *Sender
+			s = e.sender(e.openDB("ferry.db"), node, e.w, func(c *Config) {
+				c.OnStep = func(id uuid.UUID, st Step) {
+					if st != StepRecorded || first.Defined() {
+						return
+					}
+					r, err := s.store.get(e.ctx, id)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					first = r.cid
+					if _, err := e.d.MpoolPush(e.ctx, e.signElsewhere(elsewhere, r.signed.Message.Nonce, 1000)); err != nil {
+						t.Error(err)
+					}
+					e.mine()
+				}
+			})
+			id := uuid.New()
+			c, err := s.Send(e.ctx, id, send(e.from, to, 1000), nil)
 			if err != nil {
-				t.Error(err)
-				return
+				t.Fatal(err)
 			}
-			first = r.cid
-			if _, err := e.d.MpoolPush(e.ctx, e.signElsewhere(elsewhere, r.signed.Message.Nonce, 1000)); err != nil {
-				t.Error(err)
+			if !first.Defined() || c == first {
+				t.Fatalf("Send returned %s, the first signing was %s: not signed again", c, first)
 			}
 			e.mine()
-		}
-	})
-	id := uuid.New()
-	c, err := s.Send(e.ctx, id, send(e.from, to, 1000), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !first.Defined() || c == first {
-		t.Fatalf("Send returned %s, the first signing was %s: not signed again", c, first)
-	}
-	e.mine()
-	l, err := s.Wait(e.ctx, id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.Message != c || l.Receipt.ExitCode != exitcode.Ok {
-		t.Fatalf("lookup %+v, want %s", l, c)
-	}
-	if !e.balance(to).Equals(big.NewInt(1000)) || !e.balance(elsewhere).Equals(big.NewInt(5)) || e.nonce(e.from) != 2 {
-		t.Fatalf("after both messages: recipient %s, other %s, nonce %d", e.balance(to), e.balance(elsewhere), e.nonce(e.from))
+			l, err := s.Wait(e.ctx, id, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.Message != c || l.Receipt.ExitCode != exitcode.Ok {
+				t.Fatalf("lookup %+v, want %s", l, c)
+			}
+			if !e.balance(to).Equals(big.NewInt(1000)) || !e.balance(elsewhere).Equals(big.NewInt(5)) || e.nonce(e.from) != 2 {
+				t.Fatalf("after both messages: recipient %s, other %s, nonce %d", e.balance(to), e.balance(elsewhere), e.nonce(e.from))
+			}
+		})
 	}
 }
 

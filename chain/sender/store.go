@@ -97,29 +97,23 @@ func (s *store) get(ctx context.Context, id uuid.UUID) (*record, error) {
 }
 
 // insert records a new message from the key address from in state
-// recorded. It returns false when id is recorded already (by another
-// Sender meanwhile).
-func (s *store) insert(ctx context.Context, from address.Address, id uuid.UUID, msg *chain.Message, maxFee abi.TokenAmount) (bool, error) {
+// recorded, unless id is recorded already (by another Sender meanwhile).
+func (s *store) insert(ctx context.Context, from address.Address, id uuid.UUID, msg *chain.Message, maxFee abi.TokenAmount) error {
 	b, err := msg.Serialize()
 	if err != nil {
-		return false, err
+		return err
 	}
 	fee := ""
 	if !maxFee.Nil() {
 		fee = maxFee.String()
 	}
 	now := time.Now().UnixNano()
-	res, err := s.db.ExecContext(ctx, `INSERT INTO chain_messages (id, from_addr, created_at, updated_at, message, max_fee, version, state, cid, exec_cid)
+	if _, err := s.db.ExecContext(ctx, `INSERT INTO chain_messages (id, from_addr, created_at, updated_at, message, max_fee, version, state, cid, exec_cid)
 		VALUES (?, ?, ?, ?, ?, ?, 0, ?, '', '') ON CONFLICT (id) DO NOTHING`,
-		id.String(), from.String(), now, now, b, fee, string(stateRecorded))
-	if err != nil {
-		return false, fmt.Errorf("recording message %s: %w", id, err)
+		id.String(), from.String(), now, now, b, fee, string(stateRecorded)); err != nil {
+		return fmt.Errorf("recording message %s: %w", id, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("recording message %s: %w", id, err)
-	}
-	return n == 1, nil
+	return nil
 }
 
 // signLocally assigns from's next nonce (at least poolNonce), lets sign make

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
@@ -276,12 +277,8 @@ func timeAddPiece(ctx context.Context, pw *sealing.PieceWriter, src, dst string,
 
 // medianPass is the pass of median wall time; its CPU time goes with it.
 func medianPass(ps []pass) pass {
-	s := append([]pass(nil), ps...)
-	for i := 1; i < len(s); i++ {
-		for j := i; j > 0 && s[j].wall < s[j-1].wall; j-- {
-			s[j], s[j-1] = s[j-1], s[j]
-		}
-	}
+	s := slices.Clone(ps)
+	slices.SortFunc(s, func(a, b pass) int { return int(a.wall - b.wall) })
 	return s[len(s)/2]
 }
 
@@ -317,3 +314,10 @@ func (r *addPieceResult) print(out io.Writer) {
 
 // seconds turns cpuTime's float seconds into a Duration.
 func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// medianDuration is the median of d.
+func medianDuration(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -23,6 +23,8 @@ func main() {
 			devnetCommand(),
 			addPieceCommand(),
 			ingestCommand(),
+			handoffCommand(),
+			uiCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,33 +12,39 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/ipfs/go-cid"
-	"github.com/multiformats/go-multihash"
 	"github.com/urfave/cli/v2"
 
+	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/index"
+	"github.com/ferry-fil/ferry/internal/carv1"
 	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/retrieval"
 )
 
-// retrievalCommand compares serving a piece from an fr32-padded unsealed
-// file through the retrieval handler with net/http's FileServer serving the
-// same payload bytes from a plain file, both over loopback, in alternating
-// rounds.
+// retrievalCommand measures retrieval over loopback from one piece that
+// holds the CAR of a UnixFS file, stored fr32-padded as in an unsealed
+// sector and indexed: GET /piece/ against net/http's FileServer on the
+// same payload bytes, the whole DAG as a CAR against /piece/ of the same
+// piece, and /ipfs/ whole DAGs and entity-bytes ranges through Ferry's
+// fast paths against boxo's gateway alone (blocks, which have no fast
+// path, through boxo), in rotating rounds.
 func retrievalCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "retrieval",
-		Usage: "GET /piece/ from an unsealed (fr32) file vs http.FileServer on the unpadded bytes (target ratio >= 0.7)",
+		Usage: "GET /piece/ vs http.FileServer (target >= 0.7), the whole-DAG CAR vs /piece/ (target >= 0.8), /ipfs/ fast paths vs boxo's gateway",
 		Flags: []cli.Flag{
 			&cli.Uint64Flag{Name: "size", Value: 1 << 30, Usage: "padded piece size (a power of two)"},
-			&cli.IntFlag{Name: "rounds", Value: 5, Usage: "rounds; each runs both downloads, in alternating order"},
+			&cli.IntFlag{Name: "rounds", Value: 5, Usage: "rounds; each runs every download once, in rotating order"},
+			&cli.IntFlag{Name: "requests", Value: 200, Usage: "block and range requests per round"},
 			&cli.StringFlag{Name: "dir", Usage: "directory for the files (default: a new temporary directory)"},
 		},
 		Action: func(cctx *cli.Context) error {
-			return benchRetrieval(cctx.Context, abi.PaddedPieceSize(cctx.Uint64("size")), cctx.Int("rounds"), cctx.String("dir"))
+			return benchRetrieval(cctx.Context, abi.PaddedPieceSize(cctx.Uint64("size")), cctx.Int("rounds"), cctx.Int("requests"), cctx.String("dir"))
 		},
 	}
 }
@@ -64,23 +71,16 @@ func (u *unsealedPiece) ReadAt(p []byte, off int64) (int, error) {
 func (u *unsealedPiece) Close() error { return nil }
 func (u *unsealedPiece) Size() int64  { return u.size }
 
-// noSegments is a piece directory without aggregates.
-type noSegments struct{}
+// rtLeafSize is the leaf size of the benchmark's UnixFS file, kubo's
+// default chunk.
+const rtLeafSize = 256 << 10
 
-func (noSegments) PiecesContaining(context.Context, multihash.Multihash) ([]index.Location, error) {
-	return nil, nil
-}
-func (noSegments) FindSegment(context.Context, cid.Cid) ([]index.SegmentInfo, error) { return nil, nil }
-func (noSegments) Piece(_ context.Context, c cid.Cid) (index.PieceInfo, error) {
-	return index.PieceInfo{}, index.ErrNotFound
-}
-
-func benchRetrieval(ctx context.Context, size abi.PaddedPieceSize, rounds int, dir string) error {
+func benchRetrieval(ctx context.Context, size abi.PaddedPieceSize, rounds, requests int, dir string) error {
 	if err := piece.ValidatePadded(size); err != nil {
 		return err
 	}
-	if rounds <= 0 {
-		return errors.New("retrieval: rounds must be positive")
+	if rounds <= 0 || requests <= 0 {
+		return errors.New("retrieval: rounds and requests must be positive")
 	}
 	if dir == "" {
 		d, err := os.MkdirTemp("", "ferry-bench-retrieval-")
@@ -96,8 +96,10 @@ func benchRetrieval(ctx context.Context, size abi.PaddedPieceSize, rounds int, d
 	}
 	plainPath := filepath.Join(plainDir, "piece")
 	unsealedPath := filepath.Join(dir, "unsealed")
+	payload := int64(size.Unpadded())
 
-	// The payload: random bytes, the piece's whole unpadded capacity.
+	// The payload: the CAR of a UnixFS file filling most of the piece,
+	// then zeros, written plain, fr32-padded and through CommP.
 	start := time.Now()
 	plain, err := os.Create(plainPath)
 	if err != nil {
@@ -112,17 +114,21 @@ func benchRetrieval(ctx context.Context, size abi.PaddedPieceSize, rounds int, d
 	defer os.Remove(unsealedPath)
 	calc := piece.NewCalc()
 	pw := piece.NewPadWriter(unsealed)
-	rng := rand.NewChaCha8([32]byte{7})
-	buf := make([]byte, 127<<13)
-	for left := int64(size.Unpadded()); left > 0; {
-		b := buf[:min(int64(len(buf)), left)]
-		rng.Read(b)
-		for _, w := range []io.Writer{plain, pw, calc} {
-			if _, err := w.Write(b); err != nil {
-				return err
-			}
-		}
-		left -= int64(len(b))
+	cw := &rtCounter{w: bufio.NewWriterSize(io.MultiWriter(plain, pw, calc), 1<<20)}
+	fileSize := uint64(payload) - uint64(payload)/64 // room for the CAR's own bytes
+	dag, err := carv1.WriteFileDAG(cw, fileSize, rtLeafSize, 7)
+	if err != nil {
+		return err
+	}
+	if cw.n > payload {
+		return fmt.Errorf("retrieval: the CAR (%d bytes) does not fit the piece (%d)", cw.n, payload)
+	}
+	carSize := cw.n
+	if _, err := io.CopyN(cw, zeros{}, payload-cw.n); err != nil {
+		return err
+	}
+	if err := cw.w.(*bufio.Writer).Flush(); err != nil {
+		return err
 	}
 	if err := pw.Close(); err != nil {
 		return err
@@ -136,56 +142,147 @@ func benchRetrieval(ctx context.Context, size abi.PaddedPieceSize, rounds int, d
 		return err
 	}
 	pc := comm.CID()
-	fmt.Printf("prepared a %d-byte piece %s (unsealed file %d bytes) in %v\n", size, pc, size, time.Since(start).Round(time.Millisecond))
-
-	src := index.PieceSourceFunc(func(ctx context.Context, c cid.Cid) (index.PieceReader, error) {
-		if !c.Equals(pc) {
-			return nil, fmt.Errorf("piece %s: %w", c, index.ErrNotFound)
-		}
-		return &unsealedPiece{f: unsealed, size: int64(size.Unpadded())}, nil
-	})
 	if unsealed, err = os.Open(unsealedPath); err != nil {
 		return err
 	}
 	defer unsealed.Close()
-
-	ours, err := rtServe(retrieval.New(noSegments{}, src))
+	src := index.PieceSourceFunc(func(ctx context.Context, c cid.Cid) (index.PieceReader, error) {
+		if !c.Equals(pc) {
+			return nil, fmt.Errorf("piece %s: %w", c, index.ErrNotFound)
+		}
+		return &unsealedPiece{f: unsealed, size: payload}, nil
+	})
+	sqldb, err := db.Open(ctx, filepath.Join(dir, "ferry.db"))
 	if err != nil {
 		return err
 	}
-	defer ours.Close()
-	ref, err := rtServe(http.FileServer(http.Dir(plainDir)))
+	defer sqldb.Close()
+	idx := index.New(sqldb, src)
+	res, err := idx.Rebuild(ctx, pc)
 	if err != nil {
 		return err
 	}
-	defer ref.Close()
-	ourURL := "http://" + ours.Addr().String() + "/piece/" + pc.String()
-	refURL := "http://" + ref.Addr().String() + "/piece"
+	fmt.Printf("prepared a %d-byte piece %s holding a %d-byte CAR (%d blocks, a %d-byte UnixFS file) in %v\n",
+		size, pc, carSize, res.Blocks, fileSize, time.Since(start).Round(time.Millisecond))
 
-	var ourRates, refRates []float64
-	for i := 0; i < rounds; i++ {
-		order := []bool{i%2 == 0, i%2 != 0}
-		for _, mine := range order {
-			u := refURL
-			if mine {
-				u = ourURL
-			}
-			rate, err := rtDownload(ctx, u, int64(size.Unpadded()))
-			if err != nil {
-				return err
-			}
-			if mine {
-				ourRates = append(ourRates, rate)
-			} else {
-				refRates = append(refRates, rate)
-			}
+	servers := map[string]http.Handler{"FileServer": http.FileServer(http.Dir(plainDir))}
+	for name, opts := range map[string][]retrieval.Option{
+		"ferry": nil,
+		"boxo":  {retrieval.WithLibraryOnly()},
+	} {
+		s, err := retrieval.New(idx, src, opts...)
+		if err != nil {
+			return err
+		}
+		servers[name] = s
+	}
+	base := map[string]string{}
+	for name, h := range servers {
+		srv, err := rtServe(h)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		base[name] = "http://" + srv.Addr().String()
+	}
+
+	// The measurements: each a GET (or a series of GETs) and the unit it
+	// counts.
+	const car = "application/vnd.ipld.car"
+	const raw = "application/vnd.ipld.raw"
+	root := dag.Root.String()
+	rng := rand.New(rand.NewPCG(1, 2))
+	type measure struct {
+		name, unit string
+		run        func() (float64, error)
+	}
+	// CPU-seconds per GiB of the process (server and client) beside the
+	// rate: on a machine others load too, the rate swings with their
+	// work, the CPU a byte costs much less.
+	cpu := map[string][]float64{}
+	download := func(name, u, accept string, want int64) func() (float64, error) {
+		return func() (float64, error) {
+			c0 := rtCPU()
+			rate, err := rtDownload(ctx, u, accept, want)
+			cpu[name] = append(cpu[name], (rtCPU()-c0)/(float64(want)/(1<<30)))
+			return rate, err
 		}
 	}
-	om, rm := rtMedian(ourRates), rtMedian(refRates)
-	fmt.Printf("retrieval /piece/ (fr32 unsealed file): median %.0f MiB/s over %d rounds\n", om/(1<<20), rounds)
-	fmt.Printf("http.FileServer (plain file):           median %.0f MiB/s over %d rounds\n", rm/(1<<20), rounds)
-	fmt.Printf("ratio %.2f (target >= 0.7)\n", om/rm)
+	series := func(server, accept string, want int64, next func() string) func() (float64, error) {
+		return func() (float64, error) {
+			t0 := time.Now()
+			for range requests {
+				if _, err := rtDownload(ctx, base[server]+next(), accept, want); err != nil {
+					return 0, err
+				}
+			}
+			return float64(requests) / time.Since(t0).Seconds(), nil
+		}
+	}
+	block := func() string { return "/ipfs/" + dag.Leaves[rng.IntN(len(dag.Leaves))].String() }
+	const rangeLen = 1 << 20
+	span := func() string {
+		from := rng.Uint64N(dag.Size - rangeLen)
+		return fmt.Sprintf("/ipfs/%s?dag-scope=entity&entity-bytes=%d:%d", root, from, from+rangeLen-1)
+	}
+	ms := []measure{
+		{"/piece/ (fr32 unsealed file)", "MiB/s", download("piece", base["ferry"]+"/piece/"+pc.String(), "", payload)},
+		{"http.FileServer (plain file)", "MiB/s", download("plain", base["FileServer"]+"/piece", "", payload)},
+		{"whole DAG, ferry (sections in order)", "MiB/s", download("dag", base["ferry"]+"/ipfs/"+root+"?dag-scope=all", car, carSize)},
+		{"whole DAG, boxo gateway", "MiB/s", download("boxo dag", base["boxo"]+"/ipfs/"+root+"?dag-scope=all", car, carSize)},
+		{"1 MiB entity-bytes ranges, ferry", "req/s", series("ferry", car, -1, span)},
+		{"1 MiB entity-bytes ranges, boxo gateway", "req/s", series("boxo", car, -1, span)},
+		{"blocks (boxo gateway)", "req/s", series("ferry", raw, -1, block)},
+	}
+	rates := make([][]float64, len(ms))
+	for r := range rounds {
+		for k := range ms {
+			i := (k + r) % len(ms)
+			v, err := ms[i].run()
+			if err != nil {
+				return fmt.Errorf("%s: %w", ms[i].name, err)
+			}
+			rates[i] = append(rates[i], v)
+		}
+	}
+	med := make(map[string]float64, len(ms))
+	for i, m := range ms {
+		v := rtMedian(rates[i])
+		med[m.name] = v
+		if m.unit == "MiB/s" {
+			v /= 1 << 20
+		}
+		fmt.Printf("%-42s median %8.1f %s over %d rounds\n", m.name, v, m.unit, rounds)
+	}
+	for _, k := range []string{"piece", "plain", "dag", "boxo dag"} {
+		fmt.Printf("CPU (server and client) for %-9s median %.2f CPU-s/GiB\n", k, rtMedian(cpu[k]))
+	}
+	ratio := func(a, b string) float64 { return med[a] / med[b] }
+	fmt.Printf("ratio /piece/ to http.FileServer            %.2f (target >= 0.7)\n", ratio(ms[0].name, ms[1].name))
+	fmt.Printf("ratio whole DAG (ferry) to /piece/          %.2f (target >= 0.8); in CPU per byte %.2f\n", ratio(ms[2].name, ms[0].name), rtMedian(cpu["piece"])/rtMedian(cpu["dag"]))
+	fmt.Printf("ratio whole DAG, ferry to boxo              %.2f\n", ratio(ms[2].name, ms[3].name))
+	fmt.Printf("ratio ranges, ferry to boxo                 %.2f\n", ratio(ms[4].name, ms[5].name))
 	return nil
+}
+
+// rtCounter counts the bytes written through it.
+type rtCounter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *rtCounter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }
 
 type rtServer struct {
@@ -206,11 +303,16 @@ func rtServe(h http.Handler) (*rtServer, error) {
 func (s *rtServer) Addr() net.Addr { return s.l.Addr() }
 func (s *rtServer) Close() error   { return s.srv.Close() }
 
-// download GETs u into io.Discard and returns bytes per second.
-func rtDownload(ctx context.Context, u string, want int64) (float64, error) {
+// rtDownload GETs u (with Accept: accept, if set) into io.Discard and
+// returns bytes per second; want, unless negative, is the length it must
+// have.
+func rtDownload(ctx context.Context, u, accept string, want int64) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return 0, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
 	}
 	start := time.Now()
 	resp, err := http.DefaultClient.Do(req)
@@ -225,10 +327,19 @@ func rtDownload(ctx context.Context, u string, want int64) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if n != want {
+	if want >= 0 && n != want {
 		return 0, fmt.Errorf("GET %s: %d bytes, want %d", u, n, want)
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// rtCPU is the CPU time this process has used, in seconds.
+func rtCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 func rtMedian(xs []float64) float64 {

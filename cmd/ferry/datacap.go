@@ -18,9 +18,9 @@ var devnetDatacapCmd = &cli.Command{
 	Name:      "datacap",
 	Usage:     "give an address DataCap from the devnet's verified registry root key (refused on any other chain)",
 	ArgsUsage: "ADDRESS SIZE (bytes, or with a unit: 1MiB, 32GiB)",
-	Description: "Sends AddVerifiedClient from the root key, which the devnet holds, with MpoolPushMessage: it\n" +
-		"needs the devnet's admin token, like `ferry devnet fund`. Refuses unless the chain's network\n" +
-		"name is " + client.DevnetNetworkName + ". The smallest grant is 1 MiB.",
+	Description: "Asks the devnet to send AddVerifiedClient from the root key, which it holds: it needs a\n" +
+		"devnet token with the write permission, like `ferry devnet fund`. Refuses unless the chain's\n" +
+		"network name is " + client.DevnetNetworkName + ". The smallest grant is 1 MiB.",
 	Flags:  []cli.Flag{jsonFlag, noWaitFlag},
 	Action: devnetDatacap,
 }
@@ -43,7 +43,11 @@ func devnetDatacap(c *cli.Context) error {
 		return err
 	}
 	defer closer()
-	mc, err := client.GrantDevnetDataCap(c.Context, n, addr, big.NewInt(size))
+	ep, err := chainEndpoint(r)
+	if err != nil {
+		return err
+	}
+	mc, err := client.GrantDevnetDataCap(c.Context, n, ep, addr, big.NewInt(size))
 	if err != nil {
 		return fmt.Errorf("devnet datacap: %w", err)
 	}

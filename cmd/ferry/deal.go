@@ -34,8 +34,12 @@ var dealCmd = &cli.Command{
 		"(two days, Boost's default); --storage-price the provider's ask (verified price\n" +
 		"for --verified) in attoFIL per GiB per epoch, times the piece size, rounded up;\n" +
 		"--provider-collateral the chain's minimum for the piece size.\n\n" +
-		"Prints the deal UUID. A rejected deal exits non-zero with the provider's reason.",
-	Flags: []cli.Flag{
+		"Prints the deal UUID. A rejected deal exits non-zero with the provider's reason.\n\n" +
+		"With --ddo, a direct data onboarding deal (mk20 ddo_v1, Curio's Market 2.0 HTTP API):\n" +
+		"the provider downloads --http-url, or --upload sends FILE in chunks; the piece CID v2\n" +
+		"comes from FILE or --commp; --allocation-id names a verified allocation. Prints the\n" +
+		"deal's ULID, which deal-status --deal-uuid takes.",
+	Flags: append([]cli.Flag{
 		&cli.StringFlag{Name: "provider", Usage: "the storage provider's miner address (f0…)", Required: true},
 		&cli.StringFlag{Name: "http-url", Usage: "URL the provider downloads the CAR file from"},
 		&cli.StringSliceFlag{Name: "http-headers", Usage: "HTTP headers for the download, Key=Value (repeatable)"},
@@ -55,7 +59,7 @@ var dealCmd = &cli.Command{
 		&cli.StringFlag{Name: "serve-addr", Usage: "address to serve on with --serve (default: a free loopback port, or ServeAddr in the config)"},
 		&cli.DurationFlag{Name: "transfer-timeout", Usage: "with --serve, give up waiting after this long (0: no limit)"},
 		walletFlag, jsonFlag,
-	},
+	}, ddoFlags...),
 	Action: dealAction,
 }
 
@@ -104,6 +108,14 @@ func newDealOutput(req client.DealRequest, res *client.DealResult) dealOutput {
 }
 
 func dealAction(c *cli.Context) error {
+	if c.Bool("ddo") {
+		return ddoDealAction(c)
+	}
+	for _, f := range []string{"upload", "allocation-id", "deal-id"} {
+		if c.IsSet(f) {
+			return fmt.Errorf("--%s is for --ddo deals", f)
+		}
+	}
 	r, err := openRepo(c)
 	if err != nil {
 		return err
@@ -317,7 +329,7 @@ var dealStatusCmd = &cli.Command{
 	Usage: "ask a provider for a deal's status",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "provider", Usage: "the storage provider's miner address (f0…)", Required: true},
-		&cli.StringFlag{Name: "deal-uuid", Usage: "the deal's UUID", Required: true},
+		&cli.StringFlag{Name: "deal-uuid", Aliases: []string{"deal-id"}, Usage: "the deal's UUID, or the ULID of a --ddo deal", Required: true},
 		&cli.BoolFlag{Name: "watch", Usage: "follow the deal until it completes or fails"},
 		&cli.DurationFlag{Name: "interval", Usage: "time between polls with --watch", Value: 2 * time.Second},
 		walletFlag, jsonFlag,
@@ -445,6 +457,13 @@ func printStatus(w io.Writer, o statusOutput) {
 }
 
 func dealStatusAction(c *cli.Context) error {
+	if id, ok := isULID(c.String("deal-uuid")); ok {
+		miner, err := parseMiner(c.String("provider"))
+		if err != nil {
+			return err
+		}
+		return mk20StatusAction(c, id, miner)
+	}
 	id, err := uuid.Parse(c.String("deal-uuid"))
 	if err != nil {
 		return fmt.Errorf("--deal-uuid %q: %w", c.String("deal-uuid"), err)

@@ -19,9 +19,10 @@ var devnetCmd = &cli.Command{
 			Name:      "fund",
 			Usage:     "send FIL from the devnet's genesis wallet (refused on any other chain)",
 			ArgsUsage: "ADDRESS FIL",
-			Description: "Uses MpoolPushMessage, which needs the devnet's admin token: the one in\n" +
-				"~/.ferry/token (or $FERRY_REPO/token), $FERRY_API_TOKEN, or FULLNODE_API_INFO as\n" +
-				"`ferryd run` prints it. Refuses unless the chain's version says ferry-devnet.",
+			Description: "Asks the devnet's faucet, which needs a devnet token with the write permission:\n" +
+				"the one in ~/.ferry/devnet-token (or $FERRY_REPO/devnet-token), $FERRY_API_TOKEN, or\n" +
+				"FULLNODE_API_INFO as `ferryd run` prints it. Refuses unless the chain's version says\n" +
+				"ferry-devnet.",
 			Flags:  []cli.Flag{jsonFlag, noWaitFlag},
 			Action: devnetFund,
 		},
@@ -50,7 +51,11 @@ func devnetFund(c *cli.Context) error {
 		return err
 	}
 	defer closer()
-	mc, err := client.FundFromDevnet(c.Context, n, addr, amount)
+	ep, err := chainEndpoint(r)
+	if err != nil {
+		return err
+	}
+	mc, err := client.FundFromDevnet(c.Context, n, ep, addr, amount)
 	if err != nil {
 		return fmt.Errorf("devnet fund: %w", err)
 	}

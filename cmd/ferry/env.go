@@ -39,15 +39,21 @@ func openRepo(c *cli.Context) (*client.Repo, error) {
 // dialChain connects to the chain the repo's config and the environment
 // name.
 func dialChain(c *cli.Context, r *client.Repo) (chain.FullNode, func(), error) {
-	var cfg client.Config
-	if r != nil {
-		cfg = r.Config
-	}
-	ep, err := client.ResolveEndpoint(os.Getenv, cfg)
+	ep, err := chainEndpoint(r)
 	if err != nil {
 		return nil, nil, err
 	}
 	return client.Dial(c.Context, ep)
+}
+
+// chainEndpoint is the chain API the repo's config and the environment
+// name (r may be nil).
+func chainEndpoint(r *client.Repo) (client.Endpoint, error) {
+	var cfg client.Config
+	if r != nil {
+		cfg = r.Config
+	}
+	return client.ResolveEndpoint(os.Getenv, cfg)
 }
 
 // clientAddress is --wallet, or the wallet's default.

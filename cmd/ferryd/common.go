@@ -28,6 +28,3 @@ func repoDir(cctx *cli.Context) string {
 	}
 	return dir
 }
-
-// printJSON writes v as indented JSON on stdout.
-func printJSON(v any) error { return cliutil.WriteJSON(os.Stdout, v) }

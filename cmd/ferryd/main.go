@@ -25,9 +25,11 @@ func newApp() *cli.App {
 			dealCmd,
 			publishCmd,
 			importDataCmd,
+			importDirectCmd,
 			askCmd,
 			sectorsCmd,
 			indexCmd,
+			authCmd,
 		},
 	}
 	cliutil.Setup(app, repoFlag)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -11,6 +12,9 @@ import (
 
 	"github.com/ferry-fil/ferry/api"
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/chain/lotus"
+	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/internal/procs"
 	"github.com/ferry-fil/ferry/node"
 )
@@ -41,7 +45,6 @@ a funded miner. Stop it with Ctrl-C; it resumes every deal where it stopped.`,
 
 // printStarted tells the operator where everything is.
 func printStarted(n *node.Node) {
-	token, _ := os.ReadFile(n.Repo.Path("token"))
 	fmt.Printf("ferryd %s is running\n", n.Config.Chain.Mode)
 	fmt.Printf("  miner       %s (worker %s)\n", n.Miner, n.Worker)
 	fmt.Printf("  peer        %s\n", n.Host.ID())
@@ -49,24 +52,15 @@ func printStarted(n *node.Node) {
 		fmt.Printf("  libp2p      %s\n", a)
 	}
 	fmt.Printf("  retrieval   %s\n", n.RetrievalURL())
-	fmt.Printf("  operator    http://%s/rpc/v0 (metrics at /metrics)\n", n.Config.API.Listen)
+	fmt.Printf("  operator    http://%s/rpc/v0 (token in %s; metrics at /metrics)\n", n.Config.API.Listen, n.Repo.Path("token"))
 	if n.Devnet != nil {
+		token, _ := os.ReadFile(n.Repo.Path(client.DevnetTokenFile))
+		addr, _ := node.APIMultiaddr(n.Config.Chain.DevnetListen)
 		fmt.Printf("  chain API   http://%s/rpc/v1\n", n.Config.Chain.DevnetListen)
-		fmt.Printf("\nClients on this machine find the devnet by themselves; elsewhere:\n")
-		fmt.Printf("  export FULLNODE_API_INFO=%s:%s\n", token, apiInfoAddr(n.Config.Chain.DevnetListen))
+		fmt.Printf("\nClients on this machine find the devnet by themselves; elsewhere (read and\n")
+		fmt.Printf("write: enough to send their own messages and use the devnet's faucet):\n")
+		fmt.Printf("  export %s=%s:%s\n", lotus.EnvAPIInfo, token, addr)
 	}
-}
-
-// apiInfoAddr writes host:port as the multiaddr FULLNODE_API_INFO uses.
-func apiInfoAddr(hostport string) string {
-	host, port := hostport, ""
-	for i := len(hostport) - 1; i >= 0; i-- {
-		if hostport[i] == ':' {
-			host, port = hostport[:i], hostport[i+1:]
-			break
-		}
-	}
-	return fmt.Sprintf("/ip4/%s/tcp/%s/http", host, port)
 }
 
 var infoCmd = &cli.Command{
@@ -79,20 +73,21 @@ var infoCmd = &cli.Command{
 			if err != nil {
 				return err
 			}
-			if cctx.Bool("json") {
-				return printJSON(info)
-			}
-			fmt.Printf("Miner:          %s (%s sectors)\n", info.Miner, info.SectorSize.ShortString())
-			fmt.Printf("Worker:         %s (%s)\n", info.Worker, chain.FormatFIL(info.WorkerFunds))
-			fmt.Printf("Market escrow:  %s (locked %s)\n", chain.FormatFIL(info.MarketEscrow), chain.FormatFIL(info.MarketLocked))
-			fmt.Printf("Peer ID:        %s\n", info.PeerID)
-			for _, a := range info.Addresses {
-				fmt.Printf("Address:        %s\n", a)
-			}
-			fmt.Printf("Retrieval:      %s\n", info.RetrievalURL)
-			fmt.Printf("Chain:          %s, head %d\n", info.ChainMode, info.ChainHead)
-			fmt.Printf("Version:        %s\n", info.Version)
-			return nil
+			return cliutil.Print(cctx, info, func(w io.Writer) {
+				fmt.Fprintf(w, "Miner:          %s (%s sectors)\n", info.Miner, info.SectorSize.ShortString())
+				fmt.Fprintf(w, "Worker:         %s (%s)\n", info.Worker, chain.FormatFIL(info.WorkerFunds))
+				fmt.Fprintf(w, "Market escrow:  %s (locked %s)\n", chain.FormatFIL(info.MarketEscrow), chain.FormatFIL(info.MarketLocked))
+				fmt.Fprintf(w, "Peer ID:        %s\n", info.PeerID)
+				for _, a := range info.Addresses {
+					fmt.Fprintf(w, "Address:        %s\n", a)
+				}
+				fmt.Fprintf(w, "Retrieval:      %s\n", info.RetrievalURL)
+				fmt.Fprintf(w, "Chain:          %s, head %d\n", info.ChainMode, info.ChainHead)
+				if info.ChainAPI != "" {
+					fmt.Fprintf(w, "Chain API:      %s\n", info.ChainAPI)
+				}
+				fmt.Fprintf(w, "Version:        %s\n", info.Version)
+			})
 		})
 	},
 }

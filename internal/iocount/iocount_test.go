@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync/atomic"
 	"testing"
 )
@@ -34,5 +35,34 @@ func TestContextReader(t *testing.T) {
 	cancel()
 	if n, err := r.Read(buf); n != 0 || !errors.Is(err, context.Canceled) {
 		t.Fatalf("after cancel: %d, %v", n, err)
+	}
+}
+
+func TestProgress(t *testing.T) {
+	data := bytes.Repeat([]byte("ferry"), 1000)
+	var read atomic.Int64
+	var seen []int64
+	r := Reader{R: bytes.NewReader(data), N: &read, Progress: func(total int64) { seen = append(seen, total) }}
+	buf := make([]byte, 1500)
+	for {
+		if _, err := r.Read(buf); err != nil {
+			break
+		}
+	}
+	// 5000 bytes in reads of 1500: progress after each read that got bytes,
+	// never for the empty read at EOF.
+	if want := []int64{1500, 3000, 4500, 5000}; !slices.Equal(seen, want) {
+		t.Fatalf("Reader progress %v, want %v", seen, want)
+	}
+
+	var written atomic.Int64
+	var last int64
+	var out bytes.Buffer
+	w := Writer{W: &out, N: &written, Progress: func(total int64) { last = total }}
+	if _, err := io.Copy(w, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if written.Load() != int64(len(data)) || last != int64(len(data)) || !bytes.Equal(out.Bytes(), data) {
+		t.Fatalf("Writer: counted %d, last progress %d, %d bytes out", written.Load(), last, out.Len())
 	}
 }

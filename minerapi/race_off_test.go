@@ -1,0 +1,5 @@
+//go:build !race
+
+package minerapi
+
+const raceEnabled = false

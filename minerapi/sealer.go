@@ -1,0 +1,293 @@
+package minerapi
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/filecoin-project/go-address"
+	"github.com/filecoin-project/go-jsonrpc"
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
+
+	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/piece"
+	"github.com/ferry-fil/ferry/sealing"
+)
+
+// DealStates reads published deals from the chain; chain.Node satisfies it.
+type DealStates interface {
+	StateMarketStorageDeal(ctx context.Context, dealID abi.DealID, tsk chain.TipSetKey) (*chain.MarketDeal, error)
+}
+
+// Sealer is the market's sealer when sealing runs in lotus-miner (or in a
+// ferryd serving its API): it hands pieces over with SectorAddPieceToAny
+// and follows their sectors. It never places a deal twice (see the package
+// doc for the lookup); a miner that cannot be reached gives an error
+// wrapping ErrUnavailable, which is transient.
+type Sealer struct {
+	c       *Client
+	chain   DealStates
+	store   *dealStore
+	miner   address.Address
+	minerID abi.ActorID
+	ssize   abi.SectorSize
+
+	mu       sync.Mutex
+	inflight map[uuid.UUID]chan struct{} // deals with an AddPieceToAny running here
+}
+
+// NewSealer returns a Sealer over c for miner, keeping its records in
+// sqldb (migrated by db.Open). It checks that the API seals for miner and
+// reads its sector size.
+func NewSealer(ctx context.Context, c *Client, miner address.Address, chainDeals DealStates, sqldb *sql.DB) (*Sealer, error) {
+	id, err := address.IDFromAddress(miner)
+	if err != nil {
+		return nil, fmt.Errorf("miner %s is not an ID address: %w", miner, err)
+	}
+	got, err := c.ActorAddress(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("checking the miner API at %s: %w", c.URL(), err)
+	}
+	if got != miner {
+		return nil, fmt.Errorf("the miner API at %s seals for %s, not for this market's miner %s", c.URL(), got, miner)
+	}
+	ssize, err := c.ActorSectorSize(ctx, miner)
+	if err != nil {
+		return nil, fmt.Errorf("checking the miner API at %s: %w", c.URL(), err)
+	}
+	return &Sealer{c: c, chain: chainDeals, store: &dealStore{db: sqldb, now: time.Now},
+		miner: miner, minerID: abi.ActorID(id), ssize: ssize, inflight: make(map[uuid.UUID]chan struct{})}, nil
+}
+
+// SectorSize is the miner's sector size.
+func (s *Sealer) SectorSize() abi.SectorSize { return s.ssize }
+
+// AddPieceToAny hands a deal's piece to the miner and returns where it was
+// placed: data is the payload, at most size bytes (zero-filled to size).
+// A deal already placed, by an earlier call or one that failed half way,
+// returns that placement without reading data.
+func (s *Sealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d sealing.Deal) (sealing.Placement, error) {
+	if err := piece.ValidateUnpadded(size); err != nil {
+		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: %w", d.UUID, err)
+	}
+	switch {
+	case d.UUID == uuid.Nil:
+		return sealing.Placement{}, errors.New("adding piece: deal UUID is not set")
+	case d.IsDirect() || d.Proposal == nil:
+		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: only builtin-market deals are handed to lotus-miner yet, not direct pieces", d.UUID)
+	case d.DealID == 0 || !d.PublishCid.Defined():
+		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: the chain deal ID and publish CID are needed to hand a piece to lotus-miner", d.UUID)
+	case d.Proposal.PieceSize != size.Padded():
+		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: piece size %d does not match the proposal's %d", d.UUID, size.Padded(), d.Proposal.PieceSize)
+	case !d.Proposal.PieceCID.Defined():
+		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: the proposal has no piece CID", d.UUID)
+	}
+	release, err := s.claim(ctx, d.UUID)
+	if err != nil {
+		return sealing.Placement{}, err
+	}
+	defer release()
+
+	h, ok, err := s.store.get(ctx, d.UUID)
+	if err != nil {
+		return sealing.Placement{}, err
+	}
+	if ok && h.Placed {
+		return h.Placement, nil
+	}
+	if err := s.store.begin(ctx, d); err != nil {
+		return sealing.Placement{}, err
+	}
+	pl, found, err := s.find(ctx, d)
+	if err != nil {
+		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: looking up whether it is already in a sector: %w", d.UUID, err)
+	}
+	if !found {
+		off, err := s.c.SectorAddPieceToAny(ctx, size, data, dealInfo(d))
+		if err != nil {
+			// The miner may have placed the piece before the call
+			// broke (a restart, a timeout): look again.
+			var ferr error
+			if pl, found, ferr = s.find(ctx, d); ferr != nil || !found {
+				return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: %w", d.UUID, err)
+			}
+		} else {
+			pl = sealing.Placement{Sector: off.Sector, Offset: off.Offset, Size: size.Padded()}
+		}
+	}
+	if err := s.store.placed(ctx, d.UUID, pl); err != nil {
+		return sealing.Placement{}, err
+	}
+	return pl, nil
+}
+
+// claim makes sure one AddPieceToAny per deal runs in this process; a
+// second call waits for the first and then sees its record.
+func (s *Sealer) claim(ctx context.Context, id uuid.UUID) (func(), error) {
+	for {
+		s.mu.Lock()
+		ch := s.inflight[id]
+		if ch == nil {
+			ch = make(chan struct{})
+			s.inflight[id] = ch
+			s.mu.Unlock()
+			return func() {
+				s.mu.Lock()
+				delete(s.inflight, id)
+				s.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for another hand-off of deal %s: %w", id, ctx.Err())
+		}
+	}
+}
+
+// dealInfo is the PieceDealInfo of a builtin-market deal.
+func dealInfo(d sealing.Deal) PieceDealInfo {
+	publish, prop := d.PublishCid, d.Proposal
+	return PieceDealInfo{
+		PublishCid:   &publish,
+		DealID:       d.DealID,
+		DealProposal: prop,
+		DealSchedule: DealSchedule{StartEpoch: prop.StartEpoch, EndEpoch: prop.EndEpoch},
+		KeepUnsealed: d.KeepUnsealed,
+	}
+}
+
+// find looks for deal d's piece at the miner: first in every sector that
+// holds pieces not yet active on chain (placedStates), newest first, then,
+// if the chain says the deal is active, in the sector the chain names. In
+// that order a sector that goes on to prove between the two looks is seen
+// by one of them.
+func (s *Sealer) find(ctx context.Context, d sealing.Deal) (sealing.Placement, bool, error) {
+	nums, err := s.c.SectorsListInStates(ctx, placedStates)
+	if err != nil {
+		return sealing.Placement{}, false, err
+	}
+	slices.SortFunc(nums, func(a, b abi.SectorNumber) int { return cmp.Compare(b, a) })
+	for _, n := range nums {
+		si, err := s.c.SectorsStatus(ctx, n, false)
+		var rpcErr *jsonrpc.JSONRPCError
+		if errors.As(err, &rpcErr) {
+			continue // the miner answered: the sector went away since the list
+		}
+		if err != nil {
+			return sealing.Placement{}, false, err
+		}
+		if pl, ok := pieceIn(si, d); ok {
+			return pl, true, nil
+		}
+	}
+	md, err := s.chain.StateMarketStorageDeal(ctx, d.DealID, chain.EmptyTSK)
+	if err != nil {
+		return sealing.Placement{}, false, fmt.Errorf("reading deal %d on chain: %w", d.DealID, err)
+	}
+	if md.State.SectorStartEpoch <= 0 {
+		return sealing.Placement{}, false, nil
+	}
+	si, err := s.c.SectorsStatus(ctx, md.State.SectorNumber, false)
+	if err != nil {
+		return sealing.Placement{}, false, fmt.Errorf("deal %d is active on chain in sector %d: %w", d.DealID, md.State.SectorNumber, err)
+	}
+	if pl, ok := pieceIn(si, d); ok {
+		return pl, true, nil
+	}
+	return sealing.Placement{}, false, fmt.Errorf("deal %d is active on chain in sector %d, but the miner lists no such piece in it", d.DealID, md.State.SectorNumber)
+}
+
+// pieceIn finds deal d's piece in a sector: the piece with d's deal ID and
+// piece CID (and publish CID, when the miner reports one). Its offset is
+// the sum of the sizes of the pieces before it.
+func pieceIn(si SectorInfo, d sealing.Deal) (sealing.Placement, bool) {
+	var off abi.PaddedPieceSize
+	for i, p := range si.Pieces {
+		var dealID abi.DealID
+		var publish *cid.Cid
+		if p.DealInfo != nil {
+			dealID, publish = p.DealInfo.DealID, p.DealInfo.PublishCid
+		} else if len(si.Deals) == len(si.Pieces) {
+			dealID = si.Deals[i]
+		}
+		if dealID == d.DealID && p.Piece.PieceCID.Equals(d.Proposal.PieceCID) && (publish == nil || publish.Equals(d.PublishCid)) {
+			return sealing.Placement{Sector: si.SectorID, Offset: off, Size: p.Piece.Size}, true
+		}
+		off += p.Piece.Size
+	}
+	return sealing.Placement{}, false
+}
+
+// SectorStatus returns the sector of a deal handed over by AddPieceToAny
+// and its state at the miner; sealing.ErrUnknownDeal when the deal has no
+// known placement.
+func (s *Sealer) SectorStatus(ctx context.Context, dealUUID uuid.UUID) (sealing.DealSectorStatus, error) {
+	h, ok, err := s.store.get(ctx, dealUUID)
+	if err != nil {
+		return sealing.DealSectorStatus{}, err
+	}
+	if !ok || !h.Placed {
+		return sealing.DealSectorStatus{}, fmt.Errorf("deal %s: %w", dealUUID, sealing.ErrUnknownDeal)
+	}
+	si, err := s.c.SectorsStatus(ctx, h.Placement.Sector, false)
+	if err != nil {
+		return sealing.DealSectorStatus{}, fmt.Errorf("reading the sector of deal %s: %w", dealUUID, err)
+	}
+	return sealing.DealSectorStatus{Sector: si.SectorID, State: si.State, Proven: proven(si.State)}, nil
+}
+
+// ReadPiece opens a piece handed over by AddPieceToAny for reading from
+// the miner's unsealed copy, over /remote. It fails with
+// sealing.ErrNoUnsealedCopy when the miner keeps none (UnsealPiece asks
+// for one).
+func (s *Sealer) ReadPiece(ctx context.Context, pieceCid cid.Cid) (sealing.PieceReader, error) {
+	recs, err := s.store.placedPiece(ctx, pieceCid)
+	if err != nil {
+		return nil, err
+	}
+	for _, h := range recs {
+		r, err := s.c.OpenPiece(ctx, abi.SectorID{Miner: s.minerID, Number: h.Placement.Sector}, s.ssize, h.Placement.Offset, h.Placement.Size)
+		if errors.Is(err, sealing.ErrNoUnsealedCopy) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("opening piece %s: %w", pieceCid, err)
+		}
+		return r, nil
+	}
+	return nil, fmt.Errorf("piece %s: %w", pieceCid, sealing.ErrNoUnsealedCopy)
+}
+
+// UnsealPiece asks the miner to make an unsealed copy of a piece handed
+// over by AddPieceToAny (SectorsUnsealPiece); it returns when the copy
+// exists.
+func (s *Sealer) UnsealPiece(ctx context.Context, pieceCid cid.Cid) error {
+	recs, err := s.store.placedPiece(ctx, pieceCid)
+	if err != nil {
+		return err
+	}
+	if len(recs) == 0 {
+		return fmt.Errorf("piece %s: no deal of it was handed to the miner: %w", pieceCid, sealing.ErrUnknownDeal)
+	}
+	pl := recs[0].Placement
+	si, err := s.c.SectorsStatus(ctx, pl.Sector, false)
+	if err != nil {
+		return fmt.Errorf("unsealing piece %s: %w", pieceCid, err)
+	}
+	ref := SectorRef{ID: abi.SectorID{Miner: s.minerID, Number: pl.Sector}, ProofType: si.SealProof}
+	if err := s.c.SectorsUnsealPiece(ctx, ref, UnpaddedByteIndex(pl.Offset.Unpadded()), pl.Size.Unpadded(), si.Ticket.Value, si.CommD); err != nil {
+		return fmt.Errorf("unsealing piece %s in sector %d: %w", pieceCid, pl.Sector, err)
+	}
+	return nil
+}
