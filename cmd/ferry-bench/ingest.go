@@ -160,8 +160,10 @@ func runIngest(ctx context.Context, p ingestParams) (*ingestResult, error) {
 	if p.Progress == nil {
 		p.Progress = func(string, ...any) {}
 	}
-	// The daemon runs as ferryd does (its spare P, internal/procs).
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs.Ferryd()))
+	// The daemon runs as ferryd does (its spare P, internal/procs); the
+	// CommP pass of the limit as `ferry commp` does, at Go's default.
+	commpProcs := runtime.GOMAXPROCS(procs.Ferryd())
+	defer runtime.GOMAXPROCS(commpProcs)
 
 	tmp, err := os.MkdirTemp(p.Dir, "ferry-bench-ingest-")
 	if err != nil {
@@ -201,7 +203,9 @@ func runIngest(ctx context.Context, p ingestParams) (*ingestResult, error) {
 			return nil, fmt.Errorf("disk pass: %w", err)
 		}
 		res.disk = append(res.disk, pa)
+		ferrydProcs := runtime.GOMAXPROCS(commpProcs)
 		pa, _, err = timeCommP(filepath.Join(dataDir, deals[r%len(deals)].name), piece.PaddedSizeFor(deals[r%len(deals)].size))
+		runtime.GOMAXPROCS(ferrydProcs)
 		if err != nil {
 			return nil, err
 		}
