@@ -149,7 +149,8 @@ type Sealing struct {
 	sealer  Sealer
 	storage StorageMeta
 
-	openFile openFunc // opens unsealed files; tests inject failures here
+	openFile openFunc   // opens unsealed files; tests inject failures here
+	bufs     bufferPool // the aligned buffers of AddPiece's direct writes, for the next piece
 
 	sem     chan struct{}  // bounds concurrent AddPiece writes
 	wake    chan struct{}  // nudges Run

@@ -23,6 +23,7 @@ func main() {
 			devnetCommand(),
 			addPieceCommand(),
 			storeCommand(),
+			ingestCommand(),
 			handoffCommand(),
 			uiCommand(),
 		},
