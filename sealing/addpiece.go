@@ -11,6 +11,7 @@ import (
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/google/uuid"
 
+	"github.com/ferry-fil/ferry/internal/iocount"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -516,7 +517,7 @@ func writePadded(ctx context.Context, bufs *bufferPool, f io.WriterAt, pl Placem
 // bytes.
 func hashInto(ctx context.Context, calc *piece.Calc, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
 	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(calc, &ctxReader{ctx: ctx, r: io.LimitReader(data, int64(size)+1)}, buf)
+	n, err := io.CopyBuffer(calc, iocount.ContextReader{Ctx: ctx, R: io.LimitReader(data, int64(size)+1)}, buf)
 	if err != nil {
 		calc.Sum() // releases the calculator's goroutines; the error is err
 		return piece.Commitment{}, fmt.Errorf("writing piece data: %w", err)
@@ -548,19 +549,6 @@ func (h *holeWriter) Write(p []byte) (int, error) {
 	n, err := h.w.WriteAt(p, h.off)
 	h.off += int64(n)
 	return n, err
-}
-
-// ctxReader stops reading once ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // headHeight returns the chain head's height.

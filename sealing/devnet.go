@@ -11,6 +11,7 @@ import (
 	commcid "github.com/filecoin-project/go-fil-commcid"
 	"github.com/filecoin-project/go-state-types/abi"
 
+	"github.com/ferry-fil/ferry/internal/iocount"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -44,7 +45,7 @@ func (DevnetSealer) PreCommit(ctx context.Context, s SectorRef, ticket abi.SealR
 	// The tree over the file's padded bytes: unpad and let Calc pad again,
 	// which is the identity on valid fr32 data.
 	calc := piece.NewCalc()
-	r := &ctxReader{ctx: ctx, r: piece.NewUnpadReader(io.NewSectionReader(f, 0, int64(ss)))}
+	r := iocount.ContextReader{Ctx: ctx, R: piece.NewUnpadReader(io.NewSectionReader(f, 0, int64(ss)))}
 	if _, err := io.CopyBuffer(calc, r, make([]byte, 1<<20)); err != nil {
 		calc.Sum()
 		return SectorCids{}, fmt.Errorf("sector %d: reading unsealed file: %w", s.Number, err)
