@@ -288,7 +288,7 @@ type upload struct {
 	ctx     context.Context
 	id      uuid.UUID
 	size    int64
-	body    io.Reader
+	body    *exactReader
 	started atomic.Bool
 	done    chan error
 }
@@ -353,6 +353,14 @@ func (u *upload) push() error {
 		break
 	}
 	resp, err := u.c.pushRequest(u.ctx, http.MethodPost, target, u.body, u.size)
+	if derr := u.body.failed.Load(); derr != nil {
+		// The payload's own fault, whatever the transport made of the
+		// aborted request (it may report the broken connection instead).
+		if err == nil {
+			resp.Body.Close()
+		}
+		return derr
+	}
 	if err != nil {
 		return err
 	}
@@ -398,10 +406,17 @@ func (e *dataError) Unwrap() error { return e.err }
 // bytes in r is an error, found before the last byte is given so the
 // miner never sees a whole body.
 type exactReader struct {
-	r     io.Reader
-	left  int64
-	size  int64
-	zeros bool
+	r      io.Reader
+	left   int64
+	size   int64
+	zeros  bool
+	failed atomic.Pointer[dataError] // the error that ended the payload, read after the POST
+}
+
+func (e *exactReader) fail(err error) *dataError {
+	d := &dataError{err}
+	e.failed.Store(d)
+	return d
 }
 
 func (e *exactReader) Read(p []byte) (int, error) {
@@ -425,11 +440,11 @@ func (e *exactReader) Read(p []byte) (int, error) {
 			return e.Read(p)
 		}
 	case err != nil:
-		return n, &dataError{fmt.Errorf("reading piece data: %w", err)}
+		return n, e.fail(fmt.Errorf("reading piece data: %w", err))
 	case e.left == 0:
 		var b [1]byte
 		if k, _ := io.ReadFull(e.r, b[:]); k > 0 {
-			return 0, &dataError{fmt.Errorf("piece data is longer than the piece's %d unpadded bytes", e.size)}
+			return 0, e.fail(fmt.Errorf("piece data is longer than the piece's %d unpadded bytes", e.size))
 		}
 	}
 	return n, nil
