@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -417,7 +419,7 @@ func (s *store) setAddedPiece(ctx context.Context, id uuid.UUID, sector abi.Sect
 		if err := advanceTx(ctx, tx, id, AddedPiece, "sector", int64(sector), "sector_offset", int64(offset)); err != nil {
 			return err
 		}
-		return releaseTagsTx(ctx, tx, id, false, true)
+		return releaseTx(ctx, tx, id, false, true)
 	})
 }
 
@@ -474,10 +476,10 @@ func (s *store) fail(ctx context.Context, id uuid.UUID, reason string) (staging,
 			RetryFatal, reason, 0, time.Now().UnixNano(), id.String()); err != nil {
 			return err
 		}
-		if err := releaseTagsTx(ctx, tx, id, true, true); err != nil {
+		if err := addLog(ctx, tx, id, "failed: %s", reason); err != nil {
 			return err
 		}
-		return addLog(ctx, tx, id, "failed: %s", reason)
+		return releaseTx(ctx, tx, id, true, true)
 	})
 	if err != nil {
 		return "", "", false, fmt.Errorf("failing deal %s: %w", id, err)
@@ -593,13 +595,13 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 		// Admissions take turns, each seeing the deals and tags of those
 		// before it (on SQLite every transaction does; on PostgreSQL the
 		// lock makes them).
-		if err := db.Serialize(ctx, tx, "market.admission"); err != nil {
+		if err := db.Serialize(ctx, tx, admissionLock); err != nil {
 			return err
 		}
 		if err := duplicateIn(ctx, tx, nd); err != nil {
 			return err
 		}
-		t, err := tagsTotal(ctx, tx, nd.clientKey)
+		t, err := tagTotals(ctx, tx, nd.clientKey)
 		if err != nil {
 			return err
 		}
@@ -625,12 +627,16 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 			id.String(), cn, ca, fn, fa, nd.clientKey.String(), en, ea); err != nil {
 			return fmt.Errorf("tagging funds: %w", err)
 		}
-		if nd.space > 0 {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO market_space_tags (uuid, bytes) VALUES (?, ?)`, id.String(), int64(nd.space)); err != nil {
-				return fmt.Errorf("tagging staging space: %w", err)
-			}
+		if err := tagSpaceTx(ctx, tx, id, nd.space); err != nil {
+			return err
 		}
-		return addLog(ctx, tx, id, "accepted from peer %s (offline %t, piece %s, %d bytes)", nd.clientPeer, params.IsOffline, prop.PieceCID, prop.PieceSize)
+		if err := addLog(ctx, tx, id, "accepted from peer %s (offline %t, piece %s, %d bytes)", nd.clientPeer, params.IsOffline, prop.PieceCID, prop.PieceSize); err != nil {
+			return err
+		}
+		var c tagChange
+		c.funds(nd.clientKey.String(), tagSums{collateralNano: cn, collateralAtto: ca, feeNano: fn, feeAtto: fa, escrowNano: en, escrowAtto: ea}, 1)
+		c.staging(int64(nd.space), 1)
+		return c.writeTx(ctx, tx)
 	})
 }
 
@@ -646,6 +652,10 @@ func (s *store) admitDirect(ctx context.Context, nd *newDirectDeal, fits func(sp
 	}
 	id := nd.id.String()
 	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		// Turns with the other admissions, which also tag staging space.
+		if err := db.Serialize(ctx, tx, admissionLock); err != nil {
+			return err
+		}
 		var other string
 		err := tx.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE uuid = ?`, id).Scan(&other)
 		if err == nil {
@@ -663,11 +673,11 @@ func (s *store) admitDirect(ctx context.Context, nd *newDirectDeal, fits func(sp
 			return fmt.Errorf("looking for deals of allocation %d: %w", nd.allocationID, err)
 		}
 		if nd.space > 0 {
-			var used int64
-			if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0) FROM market_space_tags`).Scan(&used); err != nil {
-				return fmt.Errorf("summing staging tags: %w", err)
+			t, err := tagTotals(ctx, tx, address.Undef)
+			if err != nil {
+				return err
 			}
-			if err := fits(uint64(used)); err != nil {
+			if err := fits(t.space); err != nil {
 				return err
 			}
 		}
@@ -686,42 +696,101 @@ func (s *store) admitDirect(ctx context.Context, nd *newDirectDeal, fits func(sp
 		if err != nil {
 			return fmt.Errorf("recording direct deal %s: %w", nd.id, err)
 		}
-		if nd.space > 0 {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO market_space_tags (uuid, bytes) VALUES (?, ?)`, id, int64(nd.space)); err != nil {
-				return fmt.Errorf("tagging staging space: %w", err)
-			}
+		if err := tagSpaceTx(ctx, tx, nd.id, nd.space); err != nil {
+			return err
 		}
-		return addLog(ctx, tx, nd.id, "direct deal accepted from %s (allocation %d of client %s, piece %s, %d bytes, epochs %d to %d)",
-			nd.source, nd.allocationID, nd.clientKey, nd.manifest.CID, nd.manifest.Size, nd.start, nd.end)
+		if err := addLog(ctx, tx, nd.id, "direct deal accepted from %s (allocation %d of client %s, piece %s, %d bytes, epochs %d to %d)",
+			nd.source, nd.allocationID, nd.clientKey, nd.manifest.CID, nd.manifest.Size, nd.start, nd.end); err != nil {
+			return err
+		}
+		var c tagChange
+		if nd.space > 0 {
+			c.staging(int64(nd.space), 1)
+		}
+		return c.writeTx(ctx, tx)
 	})
 }
 
-// releaseTagsTx drops a deal's funds and staging tags.
-func releaseTagsTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, funds, space bool) error {
+// tagSpaceTx tags bytes of staging for deal id (nothing for 0 bytes); the
+// caller adds them to its tagChange.
+func tagSpaceTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, bytes uint64) error {
+	if bytes == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO market_space_tags (uuid, bytes) VALUES (?, ?)`, id.String(), int64(bytes)); err != nil {
+		return fmt.Errorf("tagging staging space of deal %s: %w", id, err)
+	}
+	return nil
+}
+
+// releaseTagsTx drops a deal's funds and staging tags, and takes what
+// they held from c; the caller writes c to the totals before it commits.
+func releaseTagsTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, funds, space bool, c *tagChange) error {
 	if funds {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM market_funds_tags WHERE uuid = ?`, id.String()); err != nil {
+		var client string
+		var t tagSums
+		err := tx.QueryRowContext(ctx, `DELETE FROM market_funds_tags WHERE uuid = ?
+			RETURNING client, collateral_nano, collateral_atto, fee_nano, fee_atto, escrow_nano, escrow_atto`, id.String()).
+			Scan(&client, &t.collateralNano, &t.collateralAtto, &t.feeNano, &t.feeAtto, &t.escrowNano, &t.escrowAtto)
+		switch {
+		case err == nil:
+			c.funds(client, t, -1)
+		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("releasing funds tag of deal %s: %w", id, err)
 		}
 	}
 	if space {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM market_space_tags WHERE uuid = ?`, id.String()); err != nil {
+		var bytes int64
+		err := tx.QueryRowContext(ctx, `DELETE FROM market_space_tags WHERE uuid = ? RETURNING bytes`, id.String()).Scan(&bytes)
+		switch {
+		case err == nil:
+			c.staging(bytes, -1)
+		case !errors.Is(err, sql.ErrNoRows):
 			return fmt.Errorf("releasing staging tag of deal %s: %w", id, err)
 		}
 	}
 	return nil
 }
 
+// releaseTx releases a deal's tags (releaseTagsTx) and writes the change
+// to the totals.
+func releaseTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, funds, space bool) error {
+	var c tagChange
+	if err := releaseTagsTx(ctx, tx, id, funds, space, &c); err != nil {
+		return err
+	}
+	return c.writeTx(ctx, tx)
+}
+
 // releaseStaleTags drops the tags of deals that no longer need them: funds
 // once published on chain or failed, staging once the piece is in a sector
-// or the deal failed.
+// or the deal failed. Each release goes with its checkpoint, so there are
+// none unless a database written before that has some; the tags, not the
+// deals, are read to find out.
 func (s *store) releaseStaleTags(ctx context.Context) error {
 	for _, t := range []struct {
-		table string
-		from  Checkpoint
-	}{{"market_funds_tags", PublishConfirmed}, {"market_space_tags", AddedPiece}} {
+		table        string
+		from         Checkpoint
+		funds, space bool
+	}{{"market_funds_tags", PublishConfirmed, true, false}, {"market_space_tags", AddedPiece, false, true}} {
 		in, args := inCheckpoints(t.from.andLater())
-		_, err := s.db.ExecContext(ctx, `DELETE FROM `+t.table+` WHERE uuid IN (SELECT uuid FROM market_deals
-			WHERE retry = ? OR checkpoint IN (`+in+`))`, append([]any{RetryFatal}, args...)...)
+		ids, err := s.uuids(ctx, `SELECT t.uuid FROM `+t.table+` t JOIN market_deals d ON d.uuid = t.uuid
+			WHERE d.retry = ? OR d.checkpoint IN (`+in+`)`, append([]any{RetryFatal}, args...)...)
+		if err != nil {
+			return fmt.Errorf("looking for stale %s: %w", t.table, err)
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+			var c tagChange
+			for _, id := range ids {
+				if err := releaseTagsTx(ctx, tx, id, t.funds, t.space, &c); err != nil {
+					return err
+				}
+			}
+			return c.writeTx(ctx, tx)
+		})
 		if err != nil {
 			return fmt.Errorf("releasing %s: %w", t.table, err)
 		}
@@ -743,21 +812,124 @@ func splitAtto(a big.Int) (nanoPart, attoPart int64, err error) {
 	return q.Int64(), r.Int64(), nil
 }
 
-// tagsTotal sums, in one pass, the collateral and publish fees reserved
-// by all tags, the escrow that client's tags reserve, and the staging
-// bytes tagged.
-func tagsTotal(ctx context.Context, tx *sql.Tx, client address.Address) (tagged, error) {
-	var cn, ca, fn, fa, en, ea, space int64
-	err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(collateral_nano), 0), coalesce(sum(collateral_atto), 0),
-		coalesce(sum(fee_nano), 0), coalesce(sum(fee_atto), 0),
-		coalesce(sum(CASE WHEN client = ? THEN escrow_nano ELSE 0 END), 0),
-		coalesce(sum(CASE WHEN client = ? THEN escrow_atto ELSE 0 END), 0),
-		(SELECT coalesce(sum(bytes), 0) FROM market_space_tags) FROM market_funds_tags`,
-		client.String(), client.String()).Scan(&cn, &ca, &fn, &fa, &en, &ea, &space)
-	if err != nil {
-		return tagged{}, fmt.Errorf("summing funds and staging tags: %w", err)
+// admissionLock is the name under which admissions take turns
+// (db.Serialize), each reading the totals the one before left.
+const admissionLock = "market.admission"
+
+// allClients names the row of market_tag_totals that holds the sums over
+// every tag; the other rows are named by a client's key address.
+const allClients = "*"
+
+// tagSums is what tags hold, or a row of market_tag_totals: nano/atto
+// pairs as in the tags, and staging bytes.
+type tagSums struct {
+	collateralNano, collateralAtto int64
+	feeNano, feeAtto               int64
+	escrowNano, escrowAtto         int64
+	space                          int64
+}
+
+// add adds sign times o to s.
+func (s *tagSums) add(o tagSums, sign int64) {
+	s.collateralNano += sign * o.collateralNano
+	s.collateralAtto += sign * o.collateralAtto
+	s.feeNano += sign * o.feeNano
+	s.feeAtto += sign * o.feeAtto
+	s.escrowNano += sign * o.escrowNano
+	s.escrowAtto += sign * o.escrowAtto
+	s.space += sign * o.space
+}
+
+// tagChange adds up what one transaction's tag writes and releases change
+// in market_tag_totals, for writeTx to apply in one statement.
+type tagChange struct {
+	all     tagSums
+	clients map[string]tagSums
+	changed bool
+}
+
+// funds counts a funds tag of client written (sign 1) or dropped (-1).
+func (c *tagChange) funds(client string, t tagSums, sign int64) {
+	t.space = 0
+	c.all.add(t, sign)
+	if c.clients == nil {
+		c.clients = map[string]tagSums{}
 	}
-	return tagged{collateral: joinAtto(cn, ca), fee: joinAtto(fn, fa), clientEscrow: joinAtto(en, ea), space: uint64(space)}, nil
+	sum := c.clients[client]
+	sum.add(t, sign)
+	c.clients[client] = sum
+	c.changed = true
+}
+
+// staging counts a staging tag of bytes written (sign 1) or dropped (-1).
+func (c *tagChange) staging(bytes, sign int64) {
+	c.all.space += sign * bytes
+	c.changed = true
+}
+
+// writeTx adds the change to the totals, the row of every tag first and
+// then the clients' rows. A transaction writes it after its other writes:
+// the row of every tag is the one lock every tag writer takes, so taking
+// it last, and all client rows only after it, no two writers wait for
+// each other's locks (a release holding a deal's row waits at most for
+// the transaction holding the totals to commit).
+func (c *tagChange) writeTx(ctx context.Context, tx *sql.Tx) error {
+	if !c.changed {
+		return nil
+	}
+	row := func(client string, t tagSums) []any {
+		return []any{client, t.collateralNano, t.collateralAtto, t.feeNano, t.feeAtto, t.escrowNano, t.escrowAtto, t.space}
+	}
+	values, args := `(?, ?, ?, ?, ?, ?, ?, ?)`, row(allClients, c.all)
+	for _, client := range slices.Sorted(maps.Keys(c.clients)) {
+		values, args = values+`, (?, ?, ?, ?, ?, ?, ?, ?)`, append(args, row(client, c.clients[client])...)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO market_tag_totals (client, collateral_nano, collateral_atto, fee_nano, fee_atto,
+		escrow_nano, escrow_atto, space) VALUES `+values+` ON CONFLICT (client) DO UPDATE SET
+		collateral_nano = market_tag_totals.collateral_nano + excluded.collateral_nano,
+		collateral_atto = market_tag_totals.collateral_atto + excluded.collateral_atto,
+		fee_nano = market_tag_totals.fee_nano + excluded.fee_nano, fee_atto = market_tag_totals.fee_atto + excluded.fee_atto,
+		escrow_nano = market_tag_totals.escrow_nano + excluded.escrow_nano,
+		escrow_atto = market_tag_totals.escrow_atto + excluded.escrow_atto,
+		space = market_tag_totals.space + excluded.space`, args...)
+	if err != nil {
+		return fmt.Errorf("updating the tag totals: %w", err)
+	}
+	return nil
+}
+
+// tagTotals reads what the tags hold from their totals: the collateral
+// and publish fees of all tags, the escrow client's tags reserve (none
+// for address.Undef) and the staging bytes tagged. Two rows at most,
+// however many deals hold tags.
+func tagTotals(ctx context.Context, tx *sql.Tx, client address.Address) (tagged, error) {
+	t := tagged{collateral: big.Zero(), fee: big.Zero(), clientEscrow: big.Zero()}
+	name := allClients
+	if client != address.Undef {
+		name = client.String()
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT client, collateral_nano, collateral_atto, fee_nano, fee_atto, escrow_nano, escrow_atto, space
+		FROM market_tag_totals WHERE client IN (?, ?)`, allClients, name)
+	if err != nil {
+		return t, fmt.Errorf("reading the tag totals: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c string
+		var cn, ca, fn, fa, en, ea, space int64
+		if err := rows.Scan(&c, &cn, &ca, &fn, &fa, &en, &ea, &space); err != nil {
+			return t, fmt.Errorf("reading the tag totals: %w", err)
+		}
+		if c == allClients {
+			t.collateral, t.fee, t.space = joinAtto(cn, ca), joinAtto(fn, fa), uint64(space)
+		} else {
+			t.clientEscrow = joinAtto(en, ea)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return t, fmt.Errorf("reading the tag totals: %w", err)
+	}
+	return t, nil
 }
 
 // joinAtto is the amount splitAtto split (or the sums of its parts).
@@ -956,13 +1128,14 @@ func (s *store) landBatch(ctx context.Context, b *batchRow, final cid.Cid, dealI
 		if err := db.Serialize(ctx, tx, publishLock); err != nil {
 			return err
 		}
+		var released tagChange
 		for i, d := range b.deals {
 			var cp Checkpoint
 			var retry string
 			if err := tx.QueryRowContext(ctx, `SELECT checkpoint, retry FROM market_deals WHERE uuid = ?`, d.String()).Scan(&cp, &retry); err != nil {
 				return err
 			}
-			if err := releaseTagsTx(ctx, tx, d, true, false); err != nil {
+			if err := releaseTagsTx(ctx, tx, d, true, false, &released); err != nil {
 				return err
 			}
 			if cp != Published || RetryState(retry) == RetryFatal {
@@ -978,8 +1151,11 @@ func (s *store) landBatch(ctx context.Context, b *batchRow, final cid.Cid, dealI
 			}
 			confirmed = append(confirmed, d)
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE market_publish_batches SET state = ?, msg_cid = ? WHERE id = ?`, batchLanded, final.String(), b.id)
-		return err
+		if _, err := tx.ExecContext(ctx, `UPDATE market_publish_batches SET state = ?, msg_cid = ? WHERE id = ?`,
+			batchLanded, final.String(), b.id); err != nil {
+			return err
+		}
+		return released.writeTx(ctx, tx)
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("recording publish result of %s: %w", final, err)
@@ -1389,11 +1565,11 @@ type Reserved struct {
 	PublishFees big.Int `json:"publishFees"`
 }
 
-// reserved sums the staging and funds tags.
+// reserved reads what the staging and funds tags hold.
 func (s *store) reserved(ctx context.Context) (Reserved, error) {
 	var r Reserved
 	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		t, err := tagsTotal(ctx, tx, address.Undef)
+		t, err := tagTotals(ctx, tx, address.Undef)
 		r.StagingTagged, r.Collateral, r.PublishFees = t.space, t.collateral, t.fee
 		return err
 	})
