@@ -479,7 +479,18 @@ func generateStore(ctx context.Context, out io.Writer, source string, miner addr
 			}
 		}
 	}
-	for _, t := range []*bulkTable{deals, logs, tags, pieces, indexed} {
+	// The tags' totals, as the market keeps them: the row of every tag
+	// ("*") and the client's.
+	totals := w.table("market_tag_totals", "client", "collateral_nano", "collateral_atto", "fee_nano", "fee_atto", "escrow_nano", "escrow_atto", "space")
+	if g.unfinished > 0 {
+		n := int64(g.unfinished)
+		for _, c := range []string{"*", client.String()} {
+			if err := totals.add(c, int64(0), n*1_000_000, int64(0), n*10, n*1000, int64(0), int64(0)); err != nil {
+				return g, err
+			}
+		}
+	}
+	for _, t := range []*bulkTable{deals, logs, tags, totals, pieces, indexed} {
 		if err := t.flush(); err != nil {
 			return g, err
 		}
