@@ -335,11 +335,9 @@ func TestFailedDealReleasesPiece(t *testing.T) {
 	close(h.dl.block)
 }
 
-// The watcher's queries read indexes, not every deal.
+// The watcher's queries read indexes, not every deal, on SQLite and on
+// PostgreSQL.
 func TestDealEndQueriesUseIndexes(t *testing.T) {
-	if dbtest.OnPostgres() {
-		t.Skip("the plans checked are SQLite's")
-	}
 	h := newHarness(t, t.TempDir(), nil)
 	type queryOf func() (string, []any)
 	for _, c := range []struct {
@@ -351,21 +349,7 @@ func TestDealEndQueriesUseIndexes(t *testing.T) {
 		{unreleasedQuery, "market_deals_unreleased"},
 	} {
 		q, args := c.query()
-		rows, err := h.deps.DB.Query("EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
-		if !strings.Contains(strings.Join(plan, "; "), c.index) {
+		if plan := queryPlan(t, h.deps.DB, false, q, args...); !strings.Contains(plan, c.index) {
 			t.Errorf("query %q: plan %q does not use %s", q, plan, c.index)
 		}
 	}

@@ -281,7 +281,8 @@ func (p *Provider) advance(ctx context.Context, d *dealRow, rd *runningDeal) err
 	return err
 }
 
-// resume starts the goroutines of every unfinished deal.
+// resume starts the goroutines of the deals the pipeline runs
+// (store.unfinished: idle deals wait for what moves them on).
 func (p *Provider) resume(ctx context.Context) error {
 	ids, err := p.store.unfinished(ctx)
 	if err != nil {
@@ -450,7 +451,7 @@ func (p *Provider) hook(id uuid.UUID, point string) {
 // idle reports whether the deal waits for something else to move it on —
 // an offline deal for its data (a direct deal given a file reads it
 // itself), a queued deal for a publish batch — with nothing to do
-// meanwhile. store.claimable leaves out the same deals.
+// meanwhile. store.idleSQL is the same test in SQL.
 func (d *dealRow) idle() bool {
 	return d.Checkpoint == Accepted && d.IsOffline && d.TransferType != transferFile ||
 		d.Checkpoint == Transferred && d.PublishQueued > 0

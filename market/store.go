@@ -216,14 +216,39 @@ func (s *store) checkpoint(ctx context.Context, id uuid.UUID) (Checkpoint, error
 	return cp, nil
 }
 
-// unfinished lists the deals the pipeline still runs: not Complete, not
-// failed and not waiting for an operator.
+// unfinished lists the deals a start resumes: not Complete, not failed,
+// not waiting for an operator, and not idle (dealRow.idle: an offline deal
+// waiting for its data, a queued deal waiting for a batch), which
+// something else moves on when it comes (an import, the publisher) and
+// whose goroutine would only read the deal and stop. A provider with
+// twenty thousand deals waiting so starts without twenty thousand reads
+// taking the connections the operator's requests need.
 func (s *store) unfinished(ctx context.Context) ([]uuid.UUID, error) {
-	ids, err := s.uuids(ctx, `SELECT uuid FROM market_deals WHERE retry IN (?, ?) AND checkpoint != ?`, RetryNone, RetryAuto, Complete)
+	q, args := unfinishedQuery()
+	ids, err := s.uuids(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing unfinished deals: %w", err)
 	}
 	return ids, nil
+}
+
+// unfinishedQuery is unfinished's statement and its arguments. It asks
+// for the active deals (dealStateSQL) with the retry states the pipeline
+// runs, so that the index on the state (market_deals_state_count) is read
+// for the active deals only; retry IN (…) AND checkpoint != Complete
+// reads as many rows on that index as there are deals, and SQLite, given
+// the statistics of ANALYZE (which count values, not how often each
+// comes), scans the table for it.
+func unfinishedQuery() (string, []any) {
+	idle, idleArgs := idleSQL()
+	return `SELECT uuid FROM market_deals WHERE ` + dealStateSQL() + ` = ? AND retry IN (?, ?) AND NOT ` + idle,
+		append([]any{StateActive, RetryNone, RetryAuto}, idleArgs...)
+}
+
+// idleSQL is dealRow.idle as an SQL condition, and its arguments.
+func idleSQL() (string, []any) {
+	return `((checkpoint = ? AND is_offline = ? AND transfer_type != ?) OR (checkpoint = ? AND publish_queued > ?))`,
+		[]any{Accepted, true, transferFile, Transferred, 0}
 }
 
 // claimable lists up to limit unfinished deals at the checkpoints cps that
@@ -238,12 +263,11 @@ func (s *store) claimable(ctx context.Context, cps []Checkpoint, leases Leases, 
 	}
 	in, args := inCheckpoints(cps)
 	free, freeArgs := leases.FreeSQL(`'deal/' || uuid`)
-	ids, err := s.uuids(ctx, `SELECT uuid FROM market_deals WHERE retry IN (?, ?) AND checkpoint IN (`+in+`)
-		AND NOT (checkpoint = ? AND is_offline = ? AND transfer_type != ?)
-		AND NOT (checkpoint = ? AND publish_queued > ?)
+	idle, idleArgs := idleSQL()
+	args = append(append(append([]any{RetryNone, RetryAuto}, args...), idleArgs...), Published, batchSending)
+	ids, err := s.uuids(ctx, `SELECT uuid FROM market_deals WHERE retry IN (?, ?) AND checkpoint IN (`+in+`) AND NOT `+idle+`
 		AND NOT (checkpoint = ? AND batch_id IN (SELECT id FROM market_publish_batches WHERE state = ?))
-		AND `+free+` ORDER BY updated_at LIMIT ?`,
-		append(append(append([]any{RetryNone, RetryAuto}, args...), Accepted, true, transferFile, Transferred, 0, Published, batchSending), append(freeArgs, limit)...)...)
+		AND `+free+` ORDER BY updated_at LIMIT ?`, append(append(args, freeArgs...), limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("listing deals no node works on: %w", err)
 	}
@@ -326,11 +350,15 @@ func (s *store) logs(ctx context.Context, id uuid.UUID) ([]DealLog, error) {
 	return out, rows.Err()
 }
 
+// countsQuery is counts' statement.
+func countsQuery() string {
+	return `SELECT ` + dealStateSQL() + `, checkpoint, count(*) FROM market_deals GROUP BY ` + dealStateSQL() + `, checkpoint ORDER BY 1, 2`
+}
+
 // counts counts the deals by state and checkpoint, from the index on
 // their state.
 func (s *store) counts(ctx context.Context) ([]DealCount, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+dealStateSQL()+`, checkpoint, count(*)
-		FROM market_deals GROUP BY `+dealStateSQL()+`, checkpoint ORDER BY 1, 2`)
+	rows, err := s.db.QueryContext(ctx, countsQuery())
 	if err != nil {
 		return nil, fmt.Errorf("counting deals: %w", err)
 	}
@@ -1373,19 +1401,11 @@ func (s *store) putAsk(ctx context.Context, a *wire.SignedStorageAsk) error {
 // list returns the deals f selects, newest first (ties by UUID,
 // descending, so that a DealCursor names one place in the order).
 func (s *store) list(ctx context.Context, f DealFilter) ([]*dealRow, error) {
-	where, args, err := dealWhere(f)
+	q, args, err := listQuery(f)
 	if err != nil {
 		return nil, err
 	}
-	if f.Limit < 0 || f.Offset < 0 {
-		return nil, fmt.Errorf("negative limit %d or offset %d", f.Limit, f.Offset)
-	}
-	limit := int64(f.Limit)
-	if limit == 0 {
-		limit = math.MaxInt64 // every deal (OFFSET needs a LIMIT in SQLite)
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+dealColumns+` FROM market_deals`+where+
-		` ORDER BY created_at DESC, uuid DESC LIMIT ? OFFSET ?`, append(args, limit, f.Offset)...)
+	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -1399,6 +1419,23 @@ func (s *store) list(ctx context.Context, f DealFilter) ([]*dealRow, error) {
 		out = append(out, d)
 	}
 	return out, rows.Err()
+}
+
+// listQuery is list's statement and its arguments.
+func listQuery(f DealFilter) (string, []any, error) {
+	where, args, err := dealWhere(f)
+	if err != nil {
+		return "", nil, err
+	}
+	if f.Limit < 0 || f.Offset < 0 {
+		return "", nil, fmt.Errorf("negative limit %d or offset %d", f.Limit, f.Offset)
+	}
+	limit := int64(f.Limit)
+	if limit == 0 {
+		limit = math.MaxInt64 // every deal (OFFSET needs a LIMIT in SQLite)
+	}
+	return `SELECT ` + dealColumns + ` FROM market_deals` + where + ` ORDER BY created_at DESC, uuid DESC LIMIT ? OFFSET ?`,
+		append(args, limit, f.Offset), nil
 }
 
 // dealWhere is the WHERE clause (with a leading space, or empty) and its
