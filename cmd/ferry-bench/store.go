@@ -205,7 +205,7 @@ func benchStore(ctx context.Context, out io.Writer, dir, dbURL string, shape sto
 	}
 	defer d.Close()
 	res.start = time.Since(t0)
-	fmt.Fprintf(out, "[%s] ferryd started in %s, resuming %d unfinished deals\n", res.dialect, res.start.Round(time.Millisecond), gen.unfinished)
+	fmt.Fprintf(out, "[%s] ferryd started in %s with %d unfinished deals (offline, waiting for their data)\n", res.dialect, res.start.Round(time.Millisecond), gen.unfinished)
 
 	f, closer, err := api.Dial(ctx, dir)
 	if err != nil {
@@ -304,7 +304,7 @@ func printStoreResults(out io.Writer, shape storeShape, rs []storeResult) {
 	}
 	p99 := "p99 < " + storeRequestP99.String()
 	row("generate", "", func(r storeResult) string { return r.generate.Round(time.Second).String() })
-	row("start (resume unfinished)", "< "+storeStart.String(), func(r storeResult) string {
+	row("start (unfinished deals)", "< "+storeStart.String(), func(r storeResult) string {
 		return fmt.Sprintf("%s (%d deals)", r.start.Round(time.Millisecond), r.unfinished)
 	})
 	row("admission (libp2p proposal)", p99, func(r storeResult) string { return r.accept.String() })
