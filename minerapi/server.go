@@ -261,7 +261,9 @@ func lotusSectorInfo(si sealing.SectorInfo) SectorInfo {
 		if !p.Filler {
 			dealID = p.DealID
 			sp.DealInfo = &PieceDealInfo{
+				PublishCid:   p.PublishCid,
 				DealID:       p.DealID,
+				DealProposal: p.Proposal,
 				DealSchedule: DealSchedule{StartEpoch: p.StartEpoch, EndEpoch: p.EndEpoch},
 				KeepUnsealed: p.KeepUnsealed,
 			}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
@@ -116,17 +117,21 @@ type SectorInfo struct {
 
 // SectorPiece is one piece (a deal's or a zero filler) in a sector.
 type SectorPiece struct {
-	Offset       abi.PaddedPieceSize `json:"offset"`
-	Size         abi.PaddedPieceSize `json:"size"`
-	PieceCID     cid.Cid             `json:"pieceCid"`
-	Filler       bool                `json:"filler"`
-	Written      bool                `json:"written"` // false while reserved: waiting for its turn, being written, or interrupted
-	DealUUID     *uuid.UUID          `json:"dealUuid,omitempty"`
-	DealID       abi.DealID          `json:"dealId,omitempty"`
-	StartEpoch   abi.ChainEpoch      `json:"startEpoch"`
-	EndEpoch     abi.ChainEpoch      `json:"endEpoch"`
-	KeepUnsealed bool                `json:"keepUnsealed"`
-	Error        string              `json:"error,omitempty"`
+	Offset     abi.PaddedPieceSize `json:"offset"`
+	Size       abi.PaddedPieceSize `json:"size"`
+	PieceCID   cid.Cid             `json:"pieceCid"`
+	Filler     bool                `json:"filler"`
+	Written    bool                `json:"written"` // false while reserved: waiting for its turn, being written, or interrupted
+	DealUUID   *uuid.UUID          `json:"dealUuid,omitempty"`
+	DealID     abi.DealID          `json:"dealId,omitempty"`
+	PublishCid *cid.Cid            `json:"publishCid,omitempty"` // the deal's PublishStorageDeals message
+	// Proposal is the deal's proposal as published (nil for fillers);
+	// lotus-miner's SectorsStatus shows it, `ferryd sectors` does not.
+	Proposal     *market.DealProposal `json:"-"`
+	StartEpoch   abi.ChainEpoch       `json:"startEpoch"`
+	EndEpoch     abi.ChainEpoch       `json:"endEpoch"`
+	KeepUnsealed bool                 `json:"keepUnsealed"`
+	Error        string               `json:"error,omitempty"`
 }
 
 // Sectors lists every sector with its pieces, in number order.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
@@ -520,7 +521,7 @@ func (st *store) sector(ctx context.Context, n abi.SectorNumber, ss abi.SectorSi
 // count.
 func (st *store) fillPieces(ctx context.Context, si *SectorInfo) error {
 	rows, err := st.db.QueryContext(ctx, `SELECT piece_offset, size, kind, status, piece_cid, deal_uuid, COALESCE(deal_id, 0),
-		start_epoch, end_epoch, keep_unsealed, error FROM sealing_pieces WHERE sector = ? ORDER BY piece_offset`, int64(si.Number))
+		publish_cid, proposal, start_epoch, end_epoch, keep_unsealed, error FROM sealing_pieces WHERE sector = ? ORDER BY piece_offset`, int64(si.Number))
 	if err != nil {
 		return fmt.Errorf("listing the pieces of sector %d: %w", si.Number, err)
 	}
@@ -529,10 +530,18 @@ func (st *store) fillPieces(ctx context.Context, si *SectorInfo) error {
 	for rows.Next() {
 		var p SectorPiece
 		var off, size, dealID, start, end int64
-		var kind, status, pc string
+		var kind, status, pc, publish string
 		var du sql.NullString
-		if err := rows.Scan(&off, &size, &kind, &status, &pc, &du, &dealID, &start, &end, &p.KeepUnsealed, &p.Error); err != nil {
+		var prop []byte
+		if err := rows.Scan(&off, &size, &kind, &status, &pc, &du, &dealID, &publish, &prop, &start, &end, &p.KeepUnsealed, &p.Error); err != nil {
 			return fmt.Errorf("listing the pieces of sector %d: %w", si.Number, err)
+		}
+		p.PublishCid = optCid(publish)
+		if len(prop) > 0 {
+			p.Proposal = new(market.DealProposal)
+			if err := p.Proposal.UnmarshalCBOR(bytes.NewReader(prop)); err != nil {
+				return fmt.Errorf("reading the proposal of the piece at %d of sector %d: %w", off, si.Number, err)
+			}
 		}
 		p.Offset, p.Size = abi.PaddedPieceSize(off), abi.PaddedPieceSize(size)
 		p.Filler = kind == kindFiller

@@ -115,7 +115,7 @@ func (o *operator) AskSet(_ context.Context, p market.AskParams) (*wire.SignedSt
 func testSector() sealing.SectorInfo {
 	at := time.Unix(1700000000, 0).UTC()
 	return sealing.SectorInfo{Number: 3, State: "Proving", SealProof: abi.RegisteredSealProof_StackedDrg8MiBV1_1, SectorSize: 8 << 20, Used: 4096, Deals: 1,
-		Pieces:   []sealing.SectorPiece{{Offset: 0, Size: 2048, PieceCID: testPiece, Written: true, DealUUID: &testDeal, DealID: 7, StartEpoch: 10, EndEpoch: 20, KeepUnsealed: true, Error: "x"}},
+		Pieces:   []sealing.SectorPiece{{Offset: 0, Size: 2048, PieceCID: testPiece, Written: true, DealUUID: &testDeal, DealID: 7, PublishCid: &testCID, StartEpoch: 10, EndEpoch: 20, KeepUnsealed: true, Error: "x"}},
 		OpenedAt: at, UpdatedAt: at, PackReason: "full", TicketEpoch: 1, SeedEpoch: 2, CommD: &testPiece, CommR: &testCID, PreCommitMsg: &testCID,
 		PreCommitEpoch: 3, CommitMsg: &testCID, Retries: 1, LastError: "y", Unsealed: true}
 }
@@ -262,7 +262,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 	detailKeys := append(append([]string{}, dealKeys...), "logs", "logs[].at", "logs[].text")
 	sectorKeys := []string{"number", "state", "sealProof", "sectorSize", "used", "deals", "pieces", "openedAt", "updatedAt", "packReason",
 		"ticketEpoch", "seedEpoch", "commD", "commR", "preCommitMsg", "preCommitEpoch", "commitMsg", "retries", "lastError", "unsealed",
-		"pieces[].offset", "pieces[].size", "pieces[].pieceCid", "pieces[].filler", "pieces[].written", "pieces[].dealUuid", "pieces[].dealId",
+		"pieces[].offset", "pieces[].size", "pieces[].pieceCid", "pieces[].filler", "pieces[].written", "pieces[].dealUuid", "pieces[].dealId", "pieces[].publishCid",
 		"pieces[].startEpoch", "pieces[].endEpoch", "pieces[].keepUnsealed", "pieces[].error"}
 	askKeys := []string{"miner", "price", "verifiedPrice", "minPieceSize", "maxPieceSize", "timestamp", "expiry", "seqNo"}
 	indexKeys := []string{"pieceCid", "state", "blocks", "aggregate", "announced", "error", "bytesRead", "bytesTotal"}
