@@ -13,6 +13,7 @@
 // {"/": "…"}):
 //
 //	Version                                          read
+//	AuthVerify(token) []permission                   read
 //	ActorAddress() address                           read
 //	ActorSectorSize(address) SectorSize              read
 //	SectorsStatus(n, showOnChainInfo) SectorInfo     read

@@ -143,6 +143,10 @@ func (m *serverImpl) Version(ctx context.Context) (chain.APIVersion, error) {
 	return chain.APIVersion{Version: m.s.cfg.Version, APIVersion: MinerAPIVersion}, nil
 }
 
+func (m *serverImpl) AuthVerify(ctx context.Context, token string) ([]auth.Permission, error) {
+	return m.s.cfg.Verify(ctx, token)
+}
+
 func (m *serverImpl) ActorAddress(ctx context.Context) (address.Address, error) {
 	return m.s.cfg.Miner, nil
 }
