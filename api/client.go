@@ -47,6 +47,7 @@ type Methods struct {
 	IndexAnnounce  func(ctx context.Context, piece cid.Cid) (cid.Cid, error)                       `perm:"admin"`
 	AuthNew        func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
 	ChainAuthNew   func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
+	MinerAuthNew   func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
 }
 
 // Struct implements Ferry over its Methods.

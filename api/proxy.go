@@ -105,3 +105,8 @@ func (s *Struct) AuthNew(ctx context.Context, perms []auth.Permission) (string, 
 func (s *Struct) ChainAuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
 	return s.Internal.ChainAuthNew(ctx, perms)
 }
+
+// MinerAuthNew calls the daemon.
+func (s *Struct) MinerAuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
+	return s.Internal.MinerAuthNew(ctx, perms)
+}

@@ -13,16 +13,23 @@ import (
 	"github.com/ferry-fil/ferry/sealing"
 )
 
+// pieceReaders opens pieces from unsealed copies: ferryd's sealing
+// (*sealing.Sealing), or lotus-miner's over /remote (*minerapi.Sealer).
+type pieceReaders interface {
+	ReadPiece(ctx context.Context, pieceCid cid.Cid) (sealing.PieceReader, error)
+}
+
 // pieceSource reads pieces from the unsealed sectors for the index and
-// retrievals.
-func pieceSource(s *sealing.Sealing) index.PieceSource {
+// retrievals. A lotus-miner that cannot be reached is told to the market
+// as market.ErrSealerUnavailable, so that indexing waits for it.
+func pieceSource(s pieceReaders) index.PieceSource {
 	return index.PieceSourceFunc(func(ctx context.Context, pieceCid cid.Cid) (index.PieceReader, error) {
 		r, err := s.ReadPiece(ctx, pieceCid)
 		if errors.Is(err, sealing.ErrNoUnsealedCopy) {
 			return nil, fmt.Errorf("%w: %w", index.ErrNoUnsealedCopy, err)
 		}
 		if err != nil {
-			return nil, err
+			return nil, sealerError(err)
 		}
 		return r, nil
 	})
