@@ -144,7 +144,7 @@ func (c *Client) URL() string { return c.apiURL }
 // go-jsonrpc's wrapping.
 type statusError struct{ status string }
 
-func (e *statusError) Error() string { return "HTTP " + e.status }
+func (e *statusError) Error() string { return ErrUnauthorized.Error() + " (HTTP " + e.status + ")" }
 func (e *statusError) Is(target error) bool {
 	return target == ErrUnauthorized
 }

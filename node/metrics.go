@@ -10,9 +10,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
-// Metrics are read from the database when Prometheus scrapes them, so they
-// cost nothing between scrapes and can never disagree with `ferryd deal
-// list` or `sectors list`.
+// Metrics are read from the database when Prometheus scrapes them (the
+// sectors from lotus-miner's SectorsSummary when it seals), so they cost
+// nothing between scrapes and can never disagree with `ferryd deal list`
+// or `sectors list`.
 var (
 	dealsDesc = prometheus.NewDesc("ferry_deals", "Storage deals by state (active, failed, complete, ended) and checkpoint.",
 		[]string{"state", "checkpoint"}, nil)
@@ -56,8 +57,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		failed("deals", err)
 	}
-	if c.n.Sealing != nil {
+	switch {
+	case c.n.Sealing != nil:
 		counts, err := c.n.Sealing.SectorCounts(ctx)
+		for state, k := range counts {
+			ch <- prometheus.MustNewConstMetric(sectorsDesc, prometheus.GaugeValue, float64(k), string(state))
+		}
+		failed("sectors", err)
+	case c.n.MinerAPI != nil: // the sectors are lotus-miner's
+		counts, err := c.n.MinerAPI.SectorsSummary(ctx)
 		for state, k := range counts {
 			ch <- prometheus.MustNewConstMetric(sectorsDesc, prometheus.GaugeValue, float64(k), string(state))
 		}
