@@ -114,8 +114,8 @@ func (s *Sealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, 
 	switch {
 	case d.UUID == uuid.Nil:
 		return sealing.Placement{}, errors.New("adding piece: deal UUID is not set")
-	case d.DealID == 0 || !d.PublishCid.Defined():
-		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: the chain deal ID and publish CID are needed to hand a piece to lotus-miner", d.UUID)
+	case !d.PublishCid.Defined():
+		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: the publish CID is needed to hand a piece to lotus-miner", d.UUID)
 	case d.Proposal.PieceSize != size.Padded():
 		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: piece size %d does not match the proposal's %d", d.UUID, size.Padded(), d.Proposal.PieceSize)
 	case !d.Proposal.PieceCID.Defined():
@@ -240,19 +240,21 @@ func (s *Sealer) find(ctx context.Context, d sealing.Deal) (sealing.Placement, b
 }
 
 // pieceIn finds deal d's piece in a sector: the piece with d's deal ID and
-// piece CID (and publish CID, when the miner reports one). Its offset is
-// the sum of the sizes of the pieces before it.
+// piece CID (and publish CID, when the miner reports one). A piece without
+// deal info matches by Deals' entry, never for deal ID 0, which Deals
+// gives fillers. Its offset is the sum of the sizes of the pieces before
+// it.
 func pieceIn(si SectorInfo, d sealing.Deal) (sealing.Placement, bool) {
 	var off abi.PaddedPieceSize
 	for i, p := range si.Pieces {
-		var dealID abi.DealID
+		dealID, known := abi.DealID(0), false
 		var publish *cid.Cid
 		if p.DealInfo != nil {
-			dealID, publish = p.DealInfo.DealID, p.DealInfo.PublishCid
+			dealID, publish, known = p.DealInfo.DealID, p.DealInfo.PublishCid, true
 		} else if len(si.Deals) == len(si.Pieces) {
-			dealID = si.Deals[i]
+			dealID, known = si.Deals[i], si.Deals[i] != 0
 		}
-		if dealID == d.DealID && p.Piece.PieceCID.Equals(d.Proposal.PieceCID) && (publish == nil || publish.Equals(d.PublishCid)) {
+		if known && dealID == d.DealID && p.Piece.PieceCID.Equals(d.Proposal.PieceCID) && (publish == nil || publish.Equals(d.PublishCid)) {
 			return sealing.Placement{Sector: si.SectorID, Offset: off, Size: p.Piece.Size}, true
 		}
 		off += p.Piece.Size

@@ -103,6 +103,37 @@ func TestSealerAddsOnce(t *testing.T) {
 	}
 }
 
+// TestSealerDealIDZero: the first deal of a devnet has chain deal ID 0; it
+// is handed over and found again like any other, by its deal info, never
+// mistaken for a filler (whose Deals entry is 0 too).
+func TestSealerDealIDZero(t *testing.T) {
+	ctx := context.Background()
+	h := newSealerHarness(t)
+	first := testDeal(0, 2048)
+	if err := (&PieceDealInfo{PublishCid: &first.PublishCid, DealProposal: &first.Proposal,
+		DealSchedule: DealSchedule{first.Proposal.StartEpoch, first.Proposal.EndEpoch}}).Validate(); err != nil {
+		t.Fatalf("deal info of deal 0: %v", err)
+	}
+	pl, err := h.s.AddPieceToAny(ctx, 2032, bytes.NewReader(randomBytes(2000, 4)), first)
+	if err != nil || pl != (sealing.Placement{Sector: 1, Offset: 0, Size: 2048}) {
+		t.Fatalf("deal 0: %+v, %v", pl, err)
+	}
+	// Handed over again by a process that lost its record: found.
+	fresh, err := NewSealer(ctx, h.ts.dial(t, adminToken), testMiner, h.chain, openTestDB(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if again, err := fresh.AddPieceToAny(ctx, 2032, unreadable{t}, first); err != nil || again != pl || h.fs.addCount() != 1 {
+		t.Fatalf("deal 0 again: %+v, %v; %d pieces added", again, err, h.fs.addCount())
+	}
+	// A filler is never deal 0's piece, even with the same piece CID.
+	filler := SectorInfo{SectorID: 2, Deals: []abi.DealID{0}, Pieces: []SectorPiece{{Piece: abi.PieceInfo{Size: 2048, PieceCID: first.Proposal.PieceCID}}}}
+	if pl, ok := pieceIn(filler, first); ok {
+		t.Fatalf("a filler taken for deal 0: %+v", pl)
+	}
+}
+
 // TestSealerFindsPlacementOfAnotherProcess: the deal was handed over by a
 // process that died before it recorded the answer; the lookup finds it in
 // an open sector, or through the chain once its sector is proving.
