@@ -277,6 +277,7 @@ func TestSplitProvider(t *testing.T) {
 	p.waitDeal(ops, deal.DealUUID, "PublishConfirmed", func(d *market.DealInfo) bool { return d.Checkpoint >= market.PublishConfirmed })
 	p.sealer.kill()
 	d := p.waitDeal(ops, deal.DealUUID, "a failed try", func(d *market.DealInfo) bool { return d.Error != "" })
+	t.Logf("with the sealer down the market waits: %s (%s)", d.Error, d.Checkpoint)
 	if d.Checkpoint >= market.AddedPiece {
 		t.Logf("the piece was in a sector before the kill reached the sealer: %+v", d)
 	}
@@ -290,5 +291,106 @@ func TestSplitProvider(t *testing.T) {
 		if k != 1 {
 			t.Fatalf("deal %d is in the sealer's sectors %d times", id, k)
 		}
+	}
+}
+
+// waitHandOff polls the market's deals until one of them is streaming its
+// piece to the sealer (AddPiece in flight) and returns it; nil when every
+// deal got past AddPiece first.
+func (p *splitPair) waitHandOff(f api.Ferry, deals []proposedDeal) *market.DealInfo {
+	t := p.market.t
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for time.Now().Before(deadline) {
+		list, err := f.DealList(context.Background(), market.DealFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		past := 0
+		for i := range list {
+			d := &list[i]
+			if d.Checkpoint == market.PublishConfirmed && d.AddPieceBytes > 0 && d.AddPieceBytes < d.TransferSize {
+				return d
+			}
+			if d.Checkpoint > market.PublishConfirmed {
+				past++
+			}
+		}
+		if past == len(deals) {
+			return nil
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no piece was handed over in 3 minutes\nmarket log:\n%s", p.market.log())
+	return nil
+}
+
+// TestSplitProvider512MiB: 512 MiB sectors and four deals of 128 MiB
+// pieces, which share one sector; the market is killed (kill -9) while it
+// streams a piece to the sealer, then the sealer while it takes one. Every
+// deal completes, published once and placed once, and a piece reads back
+// through the market.
+func TestSplitProvider512MiB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	p := newSplitPair(t, "512MiB", "1m")
+	m := p.market
+	m.fundClient()
+	ops := m.operator()
+	var deals []proposedDeal
+	var cars []string
+	for range 4 {
+		carPath, _ := m.carOf(100 << 20)
+		deals = append(deals, p.propose(carPath))
+		cars = append(cars, carPath)
+	}
+
+	if d := p.waitHandOff(ops, deals); d != nil {
+		t.Logf("killing the market while deal %s streams its piece (%d of %d bytes)", d.UUID, d.AddPieceBytes, d.TransferSize)
+	} else {
+		t.Logf("killing the market after every piece was handed over")
+	}
+	m.kill()
+	m.start()
+	ops = m.operator()
+	if d := p.waitHandOff(ops, deals); d != nil {
+		t.Logf("killing the sealer while deal %s streams its piece (%d of %d bytes)", d.UUID, d.AddPieceBytes, d.TransferSize)
+	} else {
+		t.Logf("killing the sealer after every piece was handed over")
+	}
+	p.sealer.kill()
+	p.sealer.start()
+
+	for _, d := range deals {
+		p.waitDeal(ops, d.DealUUID, "Complete", func(d *market.DealInfo) bool { return d.Checkpoint == market.Complete })
+		if n := m.chainDealsWithPiece(d.PieceCID); n != 1 {
+			t.Fatalf("%d deals on chain carry piece %s, want 1", n, d.PieceCID)
+		}
+	}
+	perDeal, perSector := p.placements()
+	if len(perDeal) != len(deals) {
+		t.Fatalf("the sealer holds pieces of deals %v, want %d deals", perDeal, len(deals))
+	}
+	for id, k := range perDeal {
+		if k != 1 {
+			t.Fatalf("deal %d is in the sealer's sectors %d times", id, k)
+		}
+	}
+	most := 0
+	for _, k := range perSector {
+		most = max(most, k)
+	}
+	if most < 2 {
+		t.Fatalf("no sector holds several deals: %v", perSector)
+	}
+	t.Logf("deals per sector: %v", perSector)
+
+	pieceOut := filepath.Join(t.TempDir(), "piece")
+	m.must(m.ferry, "retrieve", "--provider", p.miner, "--piece", deals[3].PieceCID, "-o", pieceOut)
+	car, _ := os.ReadFile(cars[3])
+	got, _ := os.ReadFile(pieceOut)
+	if len(got) < len(car) || !bytes.Equal(got[:len(car)], car) {
+		t.Fatalf("the piece read back through the market does not start with the CAR (%d of %d bytes)", len(got), len(car))
 	}
 }
