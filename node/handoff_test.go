@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,9 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipfs/go-cid"
+
 	"github.com/ferry-fil/ferry/auth"
+	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/minerapi"
+	"github.com/ferry-fil/ferry/sealing"
 )
 
 // repoWith writes config.toml into a new repo: a fast 2 KiB devnet on
@@ -182,5 +187,32 @@ func TestLotusMinerBackendNeedsAPIInfo(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "Sealing.MinerAPIInfo") || !strings.Contains(err.Error(), minerapi.EnvAPIInfo) {
 		t.Fatalf("error does not say how to name the miner: %v", err)
+	}
+}
+
+// failingPieces fails every read with err.
+type failingPieces struct{ err error }
+
+func (f failingPieces) ReadPiece(context.Context, cid.Cid) (sealing.PieceReader, error) {
+	return nil, f.err
+}
+
+// TestPieceSourceErrors: what the market and the retrievals are told when
+// a piece cannot be read: no unsealed copy (410), one being made (503), a
+// lotus-miner that cannot be reached (the market waits for it).
+func TestPieceSourceErrors(t *testing.T) {
+	pc := cid.MustParse("baga6ea4seaqao7s73y24kcutaosvacpdjgfe5pw76ooefnyqw4ynr3d2y6x2mpq")
+	for _, tc := range []struct {
+		err       error
+		want, not error
+	}{
+		{fmt.Errorf("piece: %w", sealing.ErrNoUnsealedCopy), index.ErrNoUnsealedCopy, index.ErrUnsealing},
+		{fmt.Errorf("piece: %w", minerapi.ErrUnsealing), index.ErrUnsealing, index.ErrNoUnsealedCopy},
+		{fmt.Errorf("lotus-miner StorageFindSector: %w: connection refused", minerapi.ErrUnavailable), market.ErrSealerUnavailable, index.ErrNoUnsealedCopy},
+	} {
+		_, err := pieceSource(failingPieces{tc.err}).ReadPiece(context.Background(), pc)
+		if !errors.Is(err, tc.want) || errors.Is(err, tc.not) || !errors.Is(err, tc.err) {
+			t.Errorf("%v: read gives %v, want %v", tc.err, err, tc.want)
+		}
 	}
 }
