@@ -29,25 +29,32 @@ const EnvAPIInfo = "FERRY_API_INFO"
 // Methods has one func field per Ferry method, tagged with the permission
 // it needs. It is both the JSON-RPC client and the server's proxy.
 type Methods struct {
-	Info           func(ctx context.Context) (Info, error)                                         `perm:"read"`
-	DealList       func(ctx context.Context, f market.DealFilter) ([]market.DealInfo, error)       `perm:"read"`
-	DealShow       func(ctx context.Context, id uuid.UUID) (*market.DealDetail, error)             `perm:"read"`
-	DealRetry      func(ctx context.Context, id uuid.UUID) error                                   `perm:"admin"`
-	DealFail       func(ctx context.Context, id uuid.UUID) error                                   `perm:"admin"`
-	DealCancel     func(ctx context.Context, id uuid.UUID) error                                   `perm:"admin"`
-	DealImportData func(ctx context.Context, id uuid.UUID, path string) error                      `perm:"admin"`
-	PublishNow     func(ctx context.Context) error                                                 `perm:"admin"`
-	AskGet         func(ctx context.Context) (*wire.SignedStorageAsk, error)                       `perm:"read"`
-	AskSet         func(ctx context.Context, ask market.AskParams) (*wire.SignedStorageAsk, error) `perm:"admin"`
-	SectorsList    func(ctx context.Context) ([]sealing.SectorInfo, error)                         `perm:"read"`
-	SectorsStatus  func(ctx context.Context, n abi.SectorNumber) (sealing.SectorInfo, error)       `perm:"read"`
-	IndexList      func(ctx context.Context) ([]PieceIndexInfo, error)                             `perm:"read"`
-	IndexStatus    func(ctx context.Context, piece cid.Cid) (PieceIndexInfo, error)                `perm:"read"`
-	IndexRebuild   func(ctx context.Context, piece cid.Cid) (int64, error)                         `perm:"admin"`
-	IndexAnnounce  func(ctx context.Context, piece cid.Cid) (cid.Cid, error)                       `perm:"admin"`
-	AuthNew        func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
-	ChainAuthNew   func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
-	MinerAuthNew   func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
+	Info             func(ctx context.Context) (Info, error)                                         `perm:"read"`
+	DealList         func(ctx context.Context, f market.DealFilter) ([]market.DealInfo, error)       `perm:"read"`
+	DealShow         func(ctx context.Context, id uuid.UUID) (*market.DealDetail, error)             `perm:"read"`
+	DealRetry        func(ctx context.Context, id uuid.UUID) error                                   `perm:"admin"`
+	DealFail         func(ctx context.Context, id uuid.UUID) error                                   `perm:"admin"`
+	DealCancel       func(ctx context.Context, id uuid.UUID) error                                   `perm:"admin"`
+	DealImportData   func(ctx context.Context, id uuid.UUID, path string) error                      `perm:"admin"`
+	DealImportDirect func(ctx context.Context, dd market.DirectDeal) (*market.DealInfo, error)       `perm:"admin"`
+	PublishNow       func(ctx context.Context) error                                                 `perm:"admin"`
+	AskGet           func(ctx context.Context) (*wire.SignedStorageAsk, error)                       `perm:"read"`
+	AskSet           func(ctx context.Context, ask market.AskParams) (*wire.SignedStorageAsk, error) `perm:"admin"`
+	SectorsList      func(ctx context.Context) ([]sealing.SectorInfo, error)                         `perm:"read"`
+	SectorsStatus    func(ctx context.Context, n abi.SectorNumber) (sealing.SectorInfo, error)       `perm:"read"`
+	IndexList        func(ctx context.Context) ([]PieceIndexInfo, error)                             `perm:"read"`
+	IndexStatus      func(ctx context.Context, piece cid.Cid) (PieceIndexInfo, error)                `perm:"read"`
+	IndexRebuild     func(ctx context.Context, piece cid.Cid) (int64, error)                         `perm:"admin"`
+	IndexAnnounce    func(ctx context.Context, piece cid.Cid) (cid.Cid, error)                       `perm:"admin"`
+	AuthNew          func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
+	ChainAuthNew     func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
+	MinerAuthNew     func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
+
+	Overview            func(ctx context.Context) (Overview, error)                      `perm:"read"`
+	Transfers           func(ctx context.Context) ([]Transfer, error)                    `perm:"read"`
+	PieceShow           func(ctx context.Context, piece cid.Cid) (PieceDetail, error)    `perm:"read"`
+	PieceCheckRetrieval func(ctx context.Context, piece cid.Cid) (RetrievalCheck, error) `perm:"read"`
+	ConfigShow          func(ctx context.Context) (string, error)                        `perm:"read"`
 }
 
 // Struct implements Ferry over its Methods.

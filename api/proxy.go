@@ -51,6 +51,11 @@ func (s *Struct) DealImportData(ctx context.Context, id uuid.UUID, path string) 
 	return s.Internal.DealImportData(ctx, id, path)
 }
 
+// DealImportDirect calls the daemon.
+func (s *Struct) DealImportDirect(ctx context.Context, dd market.DirectDeal) (*market.DealInfo, error) {
+	return s.Internal.DealImportDirect(ctx, dd)
+}
+
 // PublishNow calls the daemon.
 func (s *Struct) PublishNow(ctx context.Context) error {
 	return s.Internal.PublishNow(ctx)
@@ -109,4 +114,29 @@ func (s *Struct) ChainAuthNew(ctx context.Context, perms []auth.Permission) (str
 // MinerAuthNew calls the daemon.
 func (s *Struct) MinerAuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
 	return s.Internal.MinerAuthNew(ctx, perms)
+}
+
+// Overview calls the daemon.
+func (s *Struct) Overview(ctx context.Context) (Overview, error) {
+	return s.Internal.Overview(ctx)
+}
+
+// Transfers calls the daemon.
+func (s *Struct) Transfers(ctx context.Context) ([]Transfer, error) {
+	return s.Internal.Transfers(ctx)
+}
+
+// PieceShow calls the daemon.
+func (s *Struct) PieceShow(ctx context.Context, piece cid.Cid) (PieceDetail, error) {
+	return s.Internal.PieceShow(ctx, piece)
+}
+
+// PieceCheckRetrieval calls the daemon.
+func (s *Struct) PieceCheckRetrieval(ctx context.Context, piece cid.Cid) (RetrievalCheck, error) {
+	return s.Internal.PieceCheckRetrieval(ctx, piece)
+}
+
+// ConfigShow calls the daemon.
+func (s *Struct) ConfigShow(ctx context.Context) (string, error) {
+	return s.Internal.ConfigShow(ctx)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multihash"
 
 	"github.com/ferry-fil/ferry/chain"
@@ -328,5 +329,49 @@ func TestProviderUnreachable(t *testing.T) {
 	fc.info.Multiaddrs = nil
 	if _, err := LookupProvider(ctx, fc, mustAddr(t, "f01000")); err == nil {
 		t.Fatal("a miner without multiaddrs was found")
+	}
+}
+
+// A miner whose multiaddrs on chain include its HTTP listener's (as
+// ferryd writes them, for Curio's clients) is still reached over libp2p:
+// the host dials the addresses it has a transport for and skips the rest,
+// as Boost's client, which hands libp2p the same list, relies on too.
+func TestProviderWithHTTPAddrOnChain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, fc := newFakeProvider(t)
+	httpAddr, err := multiaddr.NewMultiaddr("/ip4/127.0.0.1/tcp/7777/http")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc.info.Multiaddrs = append([]abi.Multiaddrs{httpAddr.Bytes()}, fc.info.Multiaddrs...)
+	h, err := NewHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	p, err := LookupProvider(ctx, fc, mustAddr(t, "f01000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.AddrInfo.Addrs) != len(fc.info.Multiaddrs) || !p.AddrInfo.Addrs[0].Equal(httpAddr) {
+		t.Fatalf("addresses %v", p.AddrInfo.Addrs)
+	}
+	if _, err := QueryAsk(ctx, fc, h, p); err != nil {
+		t.Fatalf("asking a provider with an HTTP address on chain: %v", err)
+	}
+	// Only the HTTP address: nothing libp2p can dial (from a host not
+	// connected yet).
+	fc.info.Multiaddrs = []abi.Multiaddrs{httpAddr.Bytes()}
+	if p, err = LookupProvider(ctx, fc, mustAddr(t, "f01000")); err != nil {
+		t.Fatal(err)
+	}
+	h2, err := NewHost()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h2.Close()
+	if _, err := QueryAsk(ctx, fc, h2, p); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("a provider with only an HTTP address: %v", err)
 	}
 }

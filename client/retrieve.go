@@ -179,7 +179,7 @@ func Retrieve(ctx context.Context, req RetrieveRequest) (*RetrieveResult, error)
 		return nil, errors.New("retrieval: a piece has no paths; give its payload CID with the path")
 	}
 	if req.Piece {
-		if _, err := pieceCIDCheck(req.CID); err != nil {
+		if _, _, _, err := piece.ParseAnyCID(req.CID); err != nil {
 			return nil, fmt.Errorf("retrieval: %s: %w", req.CID, err)
 		}
 	}
@@ -256,16 +256,6 @@ func Retrieve(ctx context.Context, req RetrieveRequest) (*RetrieveResult, error)
 		return nil, fmt.Errorf("retrieval: %w", err)
 	}
 	return res, nil
-}
-
-// pieceCIDCheck reports whether c is a piece CID (v1 or v2).
-func pieceCIDCheck(c cid.Cid) (cid.Cid, error) {
-	if c.Prefix().MhType == piece.MhV2 {
-		v1, _, _, err := piece.V2ToV1(c)
-		return v1, err
-	}
-	_, err := piece.ParseCID(c)
-	return c, err
 }
 
 // fetchToFile streams the piece or CAR into path (created or truncated),

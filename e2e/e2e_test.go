@@ -389,10 +389,7 @@ func TestKilledDaemonResumes(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	e.daemon.Process.Kill()
-	e.daemon.Wait()
-	e.daemon = nil
-	os.Remove(filepath.Join(e.repo, "api")) // a killed daemon leaves it behind
+	e.kill()
 	e.start()
 
 	e.must(e.ferry, "deal-status", "--provider", miner, "--deal-uuid", deal.DealUUID, "--watch")
@@ -486,6 +483,8 @@ Listen = "127.0.0.1:%d"
 WaitDealsDelay = "3s"
 [Market]
 PublishMsgPeriod = "2s"
+[Transfer]
+AllowPrivateAddresses = true # the client serves its data on loopback
 `, signInfo, info.Miner, freePort(t), e.retrievalPort, e.apiPort)
 	if err := os.WriteFile(filepath.Join(e.repo, "config.toml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -526,4 +525,240 @@ func lastJSON(out string) string {
 		return out
 	}
 	return out[i+1:]
+}
+
+// directDeal is a direct deal made as the README makes one: its client's
+// wallet, the CAR, its piece CIDs and allocation, and the deal's UUID.
+type directDeal struct {
+	miner, client string
+	payload       []byte
+	car, root     string
+	pieceCID      string
+	pieceCIDv2    string
+	allocation    uint64
+	uuid          string
+}
+
+// makeDirectDeal funds a client with DataCap, makes a CAR of a folder and
+// an allocation for it (by piece CID v2), and has the operator import the
+// CAR for that allocation.
+func (e *env) makeDirectDeal() *directDeal {
+	t := e.t
+	t.Helper()
+	dd := &directDeal{}
+	dd.miner, dd.client = e.fundClient()
+	e.must(e.ferry, "devnet", "datacap", dd.client, "4MiB")
+
+	data := t.TempDir()
+	dd.payload = make([]byte, 1<<20+4321)
+	rand.Read(dd.payload)
+	os.WriteFile(filepath.Join(data, "direct.bin"), dd.payload, 0o644)
+	dd.car = filepath.Join(t.TempDir(), "direct.car")
+	dd.root = strings.TrimSpace(e.must(e.ferry, "car", "create", data, "-o", dd.car))
+	var cp struct {
+		PieceCID   string `json:"pieceCid"`
+		PieceCIDv2 string `json:"pieceCidV2"`
+	}
+	if err := json.Unmarshal([]byte(e.must(e.ferry, "commp", dd.car, "--json")), &cp); err != nil {
+		t.Fatal(err)
+	}
+	dd.pieceCID, dd.pieceCIDv2 = cp.PieceCID, cp.PieceCIDv2
+	var alloc struct {
+		Allocations []struct {
+			AllocationID uint64 `json:"allocationId"`
+			PieceCID     string `json:"pieceCid"`
+		} `json:"allocations"`
+	}
+	if err := json.Unmarshal([]byte(e.must(e.ferry, "allocate", "--provider", dd.miner, "--piece-cid", dd.pieceCIDv2, "--json")), &alloc); err != nil {
+		t.Fatal(err)
+	}
+	if len(alloc.Allocations) != 1 || alloc.Allocations[0].PieceCID != dd.pieceCID {
+		t.Fatalf("ferry allocate made %+v", alloc)
+	}
+	dd.allocation = alloc.Allocations[0].AllocationID
+
+	var deal struct {
+		UUID string `json:"uuid"`
+		Kind string `json:"kind"`
+	}
+	out := e.must(e.ferryd, "--repo", e.repo, "import-direct", "--client", dd.client, "--allocation-id", fmt.Sprint(dd.allocation), dd.pieceCIDv2, dd.car, "--json")
+	if err := json.Unmarshal([]byte(out), &deal); err != nil || deal.Kind != "direct" {
+		t.Fatalf("import-direct printed %q (%v)", out, err)
+	}
+	dd.uuid = deal.UUID
+	return dd
+}
+
+// directView is what `ferryd deal show --json` says of a direct deal.
+type directView struct {
+	Checkpoint   string
+	Retry        string
+	Sector       *uint64
+	PieceCID     string
+	PieceCIDv2   string
+	AllocationID uint64
+	ClaimID      uint64
+	PublishCID   string
+	Error        string
+}
+
+// showDirect reads a direct deal as the operator sees it.
+func (e *env) showDirect(uuid string) directView {
+	e.t.Helper()
+	var v directView
+	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "deal", "show", uuid, "--json")), &v); err != nil {
+		e.t.Fatal(err)
+	}
+	if v.Retry == "fatal" {
+		e.t.Fatalf("direct deal failed: %+v\nferryd log:\n%s", v, e.daemonLog)
+	}
+	return v
+}
+
+// waitDirect waits until the direct deal reaches a checkpoint done says is
+// far enough.
+func (e *env) waitDirect(uuid string, done func(checkpoint string) bool) directView {
+	e.t.Helper()
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		v := e.showDirect(uuid)
+		if done(v.Checkpoint) {
+			return v
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("direct deal stuck: %+v\nferryd log:\n%s", v, e.daemonLog)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func isComplete(cp string) bool { return cp == "Complete" }
+
+// checkClaimed checks the chain has exactly one claim of the provider's,
+// the deal's, in the deal's sector, and that the provider placed the piece
+// once.
+func (e *env) checkClaimed(dd *directDeal, shown directView) {
+	t := e.t
+	t.Helper()
+	if shown.PieceCID != dd.pieceCID || shown.PieceCIDv2 != dd.pieceCIDv2 || shown.AllocationID != dd.allocation ||
+		shown.ClaimID != dd.allocation || shown.PublishCID != "" || shown.Sector == nil {
+		t.Fatalf("complete direct deal: %+v", shown)
+	}
+	ctx := context.Background()
+	url, token, err := lotus.ParseAPIInfo(e.apiInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, closer, err := lotus.Dial(ctx, url, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closer()
+	maddr, _ := address.NewFromString(dd.miner)
+	claims, err := node.StateGetClaims(ctx, maddr, chain.EmptyTSK)
+	if err != nil || len(claims) != 1 {
+		t.Fatalf("claims of %s on chain: %+v, %v; want one", dd.miner, claims, err)
+	}
+	cl := claims[chain.ClaimID(dd.allocation)]
+	if uint64(cl.Sector) != *shown.Sector || cl.Data.String() != dd.pieceCID {
+		t.Fatalf("claim %d on chain: %+v", dd.allocation, cl)
+	}
+	var sectors []struct {
+		Pieces []struct {
+			DealUUID string `json:"dealUuid"`
+		} `json:"pieces"`
+	}
+	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "sectors", "list", "--json")), &sectors); err != nil {
+		t.Fatal(err)
+	}
+	placed := 0
+	for _, s := range sectors {
+		for _, p := range s.Pieces {
+			if p.DealUUID == dd.uuid {
+				placed++
+			}
+		}
+	}
+	if placed != 1 {
+		t.Fatalf("the deal's piece is placed %d times", placed)
+	}
+}
+
+// TestDirectDeal is the README's direct data onboarding deal: the client
+// gets DataCap, makes a CAR and an allocation of DataCap for the provider
+// and its piece (by piece CID v2), the operator imports the CAR for that
+// allocation, the deal completes once its sector is proven with the
+// piece's activation manifest, the chain shows the claim in that sector,
+// and the data comes back by payload CID and by piece CID v2.
+func TestDirectDeal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	e := newEnv(t)
+	e.start()
+	dd := e.makeDirectDeal()
+	// The same allocation again is refused while the deal lives.
+	if _, err := e.run(e.ferryd, "--repo", e.repo, "import-direct", "--client", dd.client, "--allocation-id", fmt.Sprint(dd.allocation), dd.pieceCID, dd.car); err == nil {
+		t.Fatal("a second deal of the same allocation was accepted")
+	}
+	e.checkClaimed(dd, e.waitDirect(dd.uuid, isComplete))
+
+	// The client sees the claim with ferry allocations; the index shows
+	// the piece's CID v2.
+	var claims struct {
+		Claims []struct {
+			ClaimID uint64 `json:"claimId"`
+		} `json:"claims"`
+	}
+	if err := json.Unmarshal([]byte(e.must(e.ferry, "allocations", "--claims", "--provider", dd.miner, "--json")), &claims); err != nil ||
+		len(claims.Claims) != 1 || claims.Claims[0].ClaimID != dd.allocation {
+		t.Fatalf("ferry allocations --claims: %+v, %v", claims, err)
+	}
+	var pieces []struct {
+		PieceCID   string `json:"pieceCid"`
+		PieceCIDv2 string `json:"pieceCidV2"`
+	}
+	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "index", "list", "--json")), &pieces); err != nil ||
+		len(pieces) != 1 || pieces[0].PieceCIDv2 != dd.pieceCIDv2 {
+		t.Fatalf("index list: %+v, %v", pieces, err)
+	}
+
+	// The data comes back: the files, and the payload by piece CID v2.
+	back := filepath.Join(t.TempDir(), "back")
+	e.must(e.ferry, "retrieve", "--provider", dd.miner, dd.root, "-o", back, "--extract")
+	if got, err := os.ReadFile(filepath.Join(back, "direct.bin")); err != nil || !bytes.Equal(got, dd.payload) {
+		t.Fatalf("retrieved direct.bin differs (%d bytes, %v)", len(got), err)
+	}
+	pieceOut := filepath.Join(t.TempDir(), "piece")
+	e.must(e.ferry, "retrieve", "--provider", dd.miner, "--piece", dd.pieceCIDv2, "-o", pieceOut)
+	car, _ := os.ReadFile(dd.car)
+	if got, _ := os.ReadFile(pieceOut); !bytes.Equal(got, car) {
+		t.Fatalf("the piece by CID v2 is %d bytes, not the %d-byte CAR", len(got), len(car))
+	}
+}
+
+// TestKilledDaemonResumesDirect kills ferryd with SIGKILL right after it
+// took a direct deal and again once the piece is in a sector: the deal
+// still completes, its piece placed once and its allocation claimed once.
+func TestKilledDaemonResumesDirect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	e := newEnv(t)
+	e.start()
+	dd := e.makeDirectDeal()
+	e.kill()
+	e.start()
+	e.waitDirect(dd.uuid, func(cp string) bool { return cp == "AddedPiece" || cp == "IndexedAndAnnounced" || cp == "Complete" })
+	e.kill()
+	e.start()
+	e.checkClaimed(dd, e.waitDirect(dd.uuid, isComplete))
+}
+
+// kill stops ferryd with SIGKILL.
+func (e *env) kill() {
+	e.daemon.Process.Kill()
+	e.daemon.Wait()
+	e.daemon = nil
+	os.Remove(filepath.Join(e.repo, "api")) // a killed daemon leaves it behind
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -108,14 +107,6 @@ func cutEnv(t *testing.T, out, name string) string {
 		t.Fatalf("want a %s= line, got %q", name, out)
 	}
 	return v
-}
-
-// kill ends the daemon with SIGKILL, as a crash would.
-func (e *env) kill() {
-	e.daemon.Process.Signal(syscall.SIGKILL)
-	e.daemon.Wait()
-	e.daemon = nil
-	os.Remove(filepath.Join(e.repo, "api")) // a killed daemon leaves it behind
 }
 
 // carOf writes a CAR of a folder holding one file of n random bytes.

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
@@ -72,14 +73,19 @@ type Location struct {
 	Size     uint64
 }
 
-// PieceInfo describes an indexed piece.
+// PieceInfo describes an indexed piece: its CID v1, and once its sizes are
+// recorded (SetPieceSizes) its padded size, its payload's size and its CID
+// v2 (cid.Undef until then).
 type PieceInfo struct {
-	PieceCID  cid.Cid
-	State     string // "indexing", "indexed" or "failed"
-	Blocks    int64
-	Aggregate bool
-	IndexedAt time.Time
-	Error     string
+	PieceCID   cid.Cid
+	PieceSize  abi.PaddedPieceSize
+	RawSize    uint64
+	PieceCIDv2 cid.Cid
+	State      string // "indexing", "indexed" or "failed"
+	Blocks     int64
+	Aggregate  bool
+	IndexedAt  time.Time
+	Error      string
 	// BytesRead and BytesTotal show an indexing run of this Service under
 	// way: the payload bytes read so far and those to read (0 when the
 	// length of a stream is unknown).
@@ -195,7 +201,7 @@ func (s *Service) IsIndexed(ctx context.Context, pieceCid cid.Cid) (bool, error)
 
 // Piece returns what the directory knows of pieceCid.
 func (s *Service) Piece(ctx context.Context, pieceCid cid.Cid) (PieceInfo, error) {
-	row := s.db.QueryRowContext(ctx, `SELECT piece_cid, state, blocks, aggregate, indexed_at, error FROM index_pieces WHERE piece_cid = ?`, pieceCid.String())
+	row := s.db.QueryRowContext(ctx, `SELECT `+pieceColumns+` FROM index_pieces WHERE piece_cid = ?`, pieceCid.String())
 	pi, err := scanPiece(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return PieceInfo{}, fmt.Errorf("piece %s: %w", pieceCid, ErrNotFound)
@@ -208,7 +214,7 @@ func (s *Service) Piece(ctx context.Context, pieceCid cid.Cid) (PieceInfo, error
 
 // Pieces lists every piece in the directory.
 func (s *Service) Pieces(ctx context.Context) ([]PieceInfo, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT piece_cid, state, blocks, aggregate, indexed_at, error FROM index_pieces ORDER BY id`)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+pieceColumns+` FROM index_pieces ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("listing pieces: %w", err)
 	}
@@ -229,14 +235,17 @@ func (s *Service) Pieces(ctx context.Context) ([]PieceInfo, error) {
 
 type scanner interface{ Scan(...any) error }
 
+const pieceColumns = `piece_cid, state, blocks, aggregate, indexed_at, error, piece_size, raw_size`
+
 func scanPiece(sc scanner) (PieceInfo, error) {
 	var (
-		pi   PieceInfo
-		pc   string
-		agg  bool
-		when int64
+		pi         PieceInfo
+		pc         string
+		agg        bool
+		when       int64
+		size, sraw int64
 	)
-	if err := sc.Scan(&pc, &pi.State, &pi.Blocks, &agg, &when, &pi.Error); err != nil {
+	if err := sc.Scan(&pc, &pi.State, &pi.Blocks, &agg, &when, &pi.Error, &size, &sraw); err != nil {
 		return pi, err
 	}
 	c, err := cid.Decode(pc)
@@ -244,6 +253,12 @@ func scanPiece(sc scanner) (PieceInfo, error) {
 		return pi, fmt.Errorf("stored piece CID %q: %w", pc, err)
 	}
 	pi.PieceCID, pi.Aggregate = c, agg
+	if size > 0 {
+		pi.PieceSize, pi.RawSize = abi.PaddedPieceSize(size), uint64(sraw)
+		if pi.PieceCIDv2, err = piece.V1ToV2(c, pi.RawSize, pi.PieceSize); err != nil {
+			return pi, fmt.Errorf("stored piece %s of %d bytes with a %d-byte payload: %w", c, size, sraw, err)
+		}
+	}
 	if when != 0 {
 		pi.IndexedAt = time.Unix(when, 0)
 	}
@@ -396,6 +411,24 @@ func (s *Service) segments(ctx context.Context, where string, arg any) ([]Segmen
 		return nil, fmt.Errorf("listing data segments: %w", err)
 	}
 	return out, nil
+}
+
+// SetPieceSizes records the padded size of pieceCid and its payload's
+// size, from which its CID v2 is made, once the piece is indexed (Rebuild
+// or IndexPiece made its entry). It checks that they make a v2.
+func (s *Service) SetPieceSizes(ctx context.Context, pieceCid cid.Cid, size abi.PaddedPieceSize, raw uint64) error {
+	if _, err := piece.V1ToV2(pieceCid, raw, size); err != nil {
+		return fmt.Errorf("recording the sizes of piece %s: %w", pieceCid, err)
+	}
+	res, err := s.db.ExecContext(ctx, `UPDATE index_pieces SET piece_size = ?, raw_size = ? WHERE piece_cid = ?`,
+		int64(size), int64(raw), pieceCid.String())
+	if err != nil {
+		return fmt.Errorf("recording the sizes of piece %s: %w", pieceCid, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return fmt.Errorf("recording the sizes of piece %s: %w", pieceCid, errors.Join(err, ErrNotFound))
+	}
+	return nil
 }
 
 // RemovePiece deletes pieceCid and its blocks from the directory. Removing a

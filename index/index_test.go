@@ -10,9 +10,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/ipfs/go-cid"
 	car "github.com/ipld/go-car/v2"
 	"github.com/multiformats/go-multihash"
+
+	"github.com/ferry-fil/ferry/piece"
 )
 
 func checkBlocks(t *testing.T, s *Service, pc cid.Cid, payload []byte, blocks []testBlock) {
@@ -313,5 +316,50 @@ func TestIndexProgress(t *testing.T) {
 	}
 	if pi, err = s.Piece(ctx, pc); err != nil || pi.State != stateIndexed || pi.BytesRead != 0 || pi.BytesTotal != 0 {
 		t.Fatalf("after indexing: %+v, %v", pi, err)
+	}
+}
+
+// A piece is indexed by its CID v1; its sizes, recorded beside it, make its
+// CID v2, which Piece and Pieces show.
+func TestPieceSizesMakeCIDv2(t *testing.T) {
+	ctx := context.Background()
+	s := New(openDB(t), nil)
+	carBytes, _ := makeCAR(t, 20, 3)
+	pc, payload := pieceOf(t, carBytes)
+	if err := s.SetPieceSizes(ctx, pc, 4096, uint64(len(carBytes))); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("sizes of a piece not indexed: %v", err)
+	}
+	if _, err := s.IndexPiece(ctx, pc, bytes.NewReader(payload), int64(len(payload))); err != nil {
+		t.Fatal(err)
+	}
+	pi, err := s.Piece(ctx, pc)
+	if err != nil || pi.PieceCIDv2.Defined() || pi.PieceSize != 0 {
+		t.Fatalf("before the sizes: %+v %v", pi, err)
+	}
+	size := abi.PaddedPieceSize(len(payload) + len(payload)/127)
+	if err := s.SetPieceSizes(ctx, pc, size, uint64(len(carBytes))); err != nil {
+		t.Fatal(err)
+	}
+	want, err := piece.V1ToV2(pc, uint64(len(carBytes)), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pi, err = s.Piece(ctx, pc)
+	if err != nil || !pi.PieceCIDv2.Equals(want) || pi.RawSize != uint64(len(carBytes)) || pi.PieceSize != size {
+		t.Fatalf("after the sizes: %+v %v; want v2 %s", pi, err, want)
+	}
+	all, err := s.Pieces(ctx)
+	if err != nil || len(all) != 1 || !all[0].PieceCIDv2.Equals(want) {
+		t.Fatalf("Pieces: %+v %v", all, err)
+	}
+	// Indexing again keeps them; sizes that make no v2 are refused.
+	if _, err := s.IndexPiece(ctx, pc, bytes.NewReader(payload), int64(len(payload))); err != nil {
+		t.Fatal(err)
+	}
+	if pi, _ = s.Piece(ctx, pc); !pi.PieceCIDv2.Equals(want) {
+		t.Fatalf("re-indexed: %+v", pi)
+	}
+	if err := s.SetPieceSizes(ctx, pc, size, uint64(size)); err == nil {
+		t.Fatal("a payload larger than the piece was recorded")
 	}
 }

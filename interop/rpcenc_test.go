@@ -135,7 +135,7 @@ func dialLotusScheme(t *testing.T, scheme, addr, token string) *lotusClient {
 
 // headNode is the chain as sealing's AddPieceToAny sees it: a head.
 type headNode struct {
-	chain.Node
+	chain.FullNode
 	height abi.ChainEpoch
 }
 
@@ -604,5 +604,5 @@ func (noChain) StateMarketStorageDeal(context.Context, abi.DealID, chain.TipSetK
 }
 
 func sealingDeal(d lpiece.PieceDealInfo) sealing.Deal {
-	return sealing.Deal{UUID: uuid.New(), DealID: d.DealID, PublishCid: *d.PublishCid, Proposal: *d.DealProposal, KeepUnsealed: d.KeepUnsealed}
+	return sealing.Deal{UUID: uuid.New(), DealID: d.DealID, PublishCid: *d.PublishCid, Proposal: d.DealProposal, KeepUnsealed: d.KeepUnsealed}
 }

@@ -301,6 +301,30 @@ func (a *Announcer) loop(ctx context.Context) {
 	}
 }
 
+// IndexerState is whether one configured indexer has taken the current
+// head of the advertisement chain.
+type IndexerState struct {
+	URL string `json:"url"`
+	// Pending is set while the announce loop still retries the head with
+	// it, after Failures failed attempts.
+	Pending  bool `json:"pending"`
+	Failures int  `json:"failures,omitempty"`
+}
+
+// Indexers says, for each configured indexer, whether it has taken the
+// current head (as far as this process knows: an indexer is not pending
+// until an announcement to it failed).
+func (a *Announcer) Indexers() []IndexerState {
+	a.retryMu.Lock()
+	defer a.retryMu.Unlock()
+	out := make([]IndexerState, len(a.indexers))
+	for i, ix := range a.indexers {
+		n, pending := a.retry[i]
+		out[i] = IndexerState{URL: ix.url, Pending: pending, Failures: n}
+	}
+	return out
+}
+
 // retryLater hands indexer i to the announce loop, if it runs.
 func (a *Announcer) retryLater(i int) {
 	a.retryMu.Lock()
@@ -632,6 +656,24 @@ func (a *Announcer) Ads(ctx context.Context) ([]AdInfo, error) {
 		return nil, fmt.Errorf("listing IPNI ads: %w", err)
 	}
 	return out, nil
+}
+
+// PieceAd returns the latest advertisement of pieceCid (an ad or its
+// removal) and whether the piece is advertised now; found is false for a
+// piece never advertised.
+func (a *Announcer) PieceAd(ctx context.Context, pieceCid cid.Cid) (ad AdInfo, active, found bool, err error) {
+	adCid, active, err := a.contextState(ctx, ContextID(pieceCid))
+	if err != nil || !adCid.Defined() {
+		return ad, false, false, err
+	}
+	var created int64
+	err = a.db.QueryRowContext(ctx, `SELECT seq, context_id, is_rm, entries, created_at FROM ipni_ads WHERE ad_cid = ?`, adCid.String()).
+		Scan(&ad.Seq, &ad.ContextID, &ad.IsRm, &ad.Entries, &created)
+	if err != nil {
+		return ad, false, false, fmt.Errorf("reading IPNI ad %s of piece %s: %w", adCid, pieceCid, err)
+	}
+	ad.AdCID, ad.PieceCID, ad.CreatedAt = adCid, pieceCid, time.Unix(created, 0)
+	return ad, active, true, nil
 }
 
 // IsAnnounced reports whether pieceCid is currently advertised.

@@ -493,3 +493,42 @@ func TestAnnounceAtStart(t *testing.T) {
 		t.Fatalf("retried announce of %s, want %s", m.Cid, ad2)
 	}
 }
+
+// Indexers tells which indexers still have to take the head: one that
+// refused it is pending until the announce loop got it through.
+func TestIndexerStates(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	if err := e.a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.cfg
+	cfg.RetryInterval = time.Millisecond
+	var err error
+	if e.a, err = New(e.db, e.mhs, cfg); err != nil {
+		t.Fatal(err)
+	}
+	e.a.Start(ctx)
+	p, mhs := testPiece(t, 7, 3)
+	e.mhs[p] = mhs
+	e.ix.mu.Lock()
+	e.ix.status = http.StatusServiceUnavailable
+	e.ix.got = make(chan message.Message, 10)
+	e.ix.mu.Unlock()
+	if _, err := e.a.AnnouncePiece(ctx, p); err == nil {
+		t.Fatal("an indexer refused the announcement, yet no error")
+	}
+	st := e.a.Indexers()
+	if len(st) != 1 || st[0].URL != e.ixs.URL || !st[0].Pending {
+		t.Fatalf("indexers %+v after a refusal, want the one pending", st)
+	}
+	e.ix.mu.Lock()
+	e.ix.status = 0
+	e.ix.mu.Unlock()
+	waitAnnounce(t, e.ix, "the retried head")
+	for deadline := time.Now().Add(time.Minute); e.a.Indexers()[0].Pending; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the indexer stays pending after it took the head: %+v", e.a.Indexers())
+		}
+	}
+}

@@ -105,6 +105,10 @@ func (p *Provider) Status(ctx context.Context, req *wire.DealStatusRequest) wire
 		resp.Error = "signature verification failed"
 		return resp
 	}
+	if d.Kind != KindMarket {
+		resp.Error = fmt.Sprintf("deal %s is a direct data onboarding deal, not a storage market deal", req.DealUUID)
+		return resp
+	}
 	st := &wire.DealStatus{
 		Error:             d.Error,
 		Status:            d.Checkpoint.String(),
@@ -131,7 +135,7 @@ func (p *Provider) Status(ctx context.Context, req *wire.DealStatusRequest) wire
 
 // addedBytes is how much of a deal's data AddPiece has read, while it runs.
 func (p *Provider) addedBytes(d *dealRow) uint64 {
-	if d.Checkpoint != PublishConfirmed {
+	if !d.addsPiece() {
 		return 0
 	}
 	p.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin/v16/verifreg"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multiaddr"
 )
@@ -33,6 +34,9 @@ const (
 	// MaxSectorExpirationExtension bounds how far past the current epoch a
 	// deal may end.
 	MaxSectorExpirationExtension = abi.ChainEpoch(1278 * 2880)
+	// MinAllocationSize is the smallest verified allocation, and so the
+	// smallest piece of a verified deal: 1 MiB.
+	MinAllocationSize = abi.PaddedPieceSize(verifreg.MinimumVerifiedAllocationSize)
 )
 
 // DefaultMaxPublishDealsFee is 0.05 FIL.

@@ -12,17 +12,20 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
 )
 
 const (
-	crashDirEnv = "FERRY_MARKET_CRASH_DIR"
-	crashAtEnv  = "FERRY_MARKET_CRASH_AT"
+	crashDirEnv  = "FERRY_MARKET_CRASH_DIR"
+	crashAtEnv   = "FERRY_MARKET_CRASH_AT"
+	crashKindEnv = "FERRY_MARKET_CRASH_KIND"
 )
 
 // TestCrashChild is the process the crash test kills: it runs a provider in
-// the directory given by the environment, proposes one deal on its first
-// run, SIGKILLs itself when the named checkpoint is persisted, and otherwise
-// waits for the deal to complete.
+// the directory given by the environment, proposes one deal (or imports a
+// direct deal, when the kind is KindDirect) on its first run, SIGKILLs
+// itself when the named checkpoint is persisted, and otherwise waits for
+// the deal to complete.
 func TestCrashChild(t *testing.T) {
 	dir := os.Getenv(crashDirEnv)
 	if dir == "" {
@@ -43,10 +46,23 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	direct := DealKind(os.Getenv(crashKindEnv)) == KindDirect
+	var path string
+	var pc cid.Cid
+	if direct {
+		// The fake chain forgets its allocations with the process.
+		path, pc, _ = h.directPiece(42, "crash.car", 1500, 42)
+	}
 	if len(deals) == 0 {
-		params := h.deal("crash.car", 3000, 42, nil)
-		if r := h.p.Propose(ctx, params, "crash-test"); !r.Accepted {
-			t.Fatal(r.Message)
+		if direct {
+			if _, err := h.importFile(42, pc, path, nil); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			params := h.deal("crash.car", 3000, 42, nil)
+			if r := h.p.Propose(ctx, params, "crash-test"); !r.Accepted {
+				t.Fatal(r.Message)
+			}
 		}
 		deals, _ = h.p.Deals(ctx, DealFilter{})
 	}
@@ -58,17 +74,32 @@ func TestCrashChild(t *testing.T) {
 // restarts it over the same directory: the deal completes with exactly one
 // publish message and one piece write.
 func TestCrashAtEachCheckpoint(t *testing.T) {
+	points := []string{Accepted.String(), Transferred.String(), Published.String(), "MessageRecorded", "MessagePushed", "PublishSent",
+		PublishConfirmed.String(), AddedPiece.String(), IndexedAndAnnounced.String()}
+	crashAtEach(t, KindMarket, points, 1)
+}
+
+// TestCrashDirectAtEachCheckpoint kills a provider at every checkpoint of
+// a direct deal: it completes with one piece write, one claim and no
+// publish message.
+func TestCrashDirectAtEachCheckpoint(t *testing.T) {
+	points := []string{Accepted.String(), Transferred.String(), AddedPiece.String(), IndexedAndAnnounced.String()}
+	crashAtEach(t, KindDirect, points, 0)
+}
+
+// crashAtEach runs the crash child of a deal of kind, killed at each
+// point, then again to completion, and checks the publish messages and
+// piece writes (and claims) the deal made.
+func crashAtEach(t *testing.T, kind DealKind, points []string, publishes int) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
-	points := []string{Accepted.String(), Transferred.String(), Published.String(), "MessageRecorded", "MessagePushed", "PublishSent",
-		PublishConfirmed.String(), AddedPiece.String(), IndexedAndAnnounced.String()}
 	for _, at := range points {
 		t.Run(at, func(t *testing.T) {
 			dir := t.TempDir()
 			run := func(crashAt string) error {
 				cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-				cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashAtEnv+"="+crashAt)
+				cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashAtEnv+"="+crashAt, crashKindEnv+"="+string(kind))
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
 				done := make(chan error, 1)
@@ -101,15 +132,19 @@ func TestCrashAtEachCheckpoint(t *testing.T) {
 			}
 
 			var cs fakeChainState
-			readJSON(t, filepath.Join(dir, "fakechain.json"), &cs)
+			if publishes > 0 { // the fake chain saves its state when a message is pushed
+				readJSON(t, filepath.Join(dir, "fakechain.json"), &cs)
+			} else if _, err := os.Stat(filepath.Join(dir, "fakechain.json")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("a message was pushed: %v", err)
+			}
 			msgs := 0
 			for _, m := range cs.Msgs {
 				if m.Method == 4 {
 					msgs++
 				}
 			}
-			if msgs != 1 {
-				t.Fatalf("%d publish messages on chain, want 1", msgs)
+			if msgs != publishes {
+				t.Fatalf("%d publish messages on chain, want %d", msgs, publishes)
 			}
 			var ss fakeSealerState
 			readJSON(t, filepath.Join(dir, "fakesealer.json"), &ss)
@@ -120,6 +155,9 @@ func TestCrashAtEachCheckpoint(t *testing.T) {
 				if n != 1 {
 					t.Fatalf("deal %s written %d times", id, n)
 				}
+			}
+			if kind == KindDirect && len(ss.Claims) != 1 {
+				t.Fatalf("%d claims, want 1: %+v", len(ss.Claims), ss.Claims)
 			}
 		})
 	}

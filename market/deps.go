@@ -41,6 +41,15 @@ type Chain interface {
 	StateVerifiedClientStatus(ctx context.Context, addr address.Address, tsk chain.TipSetKey) (*abi.StoragePower, error)
 	// StateMarketStorageDeal returns a published deal and its state.
 	StateMarketStorageDeal(ctx context.Context, id abi.DealID, tsk chain.TipSetKey) (*chain.MarketDeal, error)
+	// StateLookupID resolves a direct deal's client to its ID address.
+	StateLookupID(ctx context.Context, addr address.Address, tsk chain.TipSetKey) (address.Address, error)
+	// StateGetAllocation returns a client's verified allocation, nil when
+	// there is none (a direct deal's, checked at import).
+	StateGetAllocation(ctx context.Context, client address.Address, id chain.AllocationID, tsk chain.TipSetKey) (*chain.Allocation, error)
+	// StateGetClaim returns the provider's claim of an allocation, nil
+	// when there is none (a direct deal is Complete once its claim is on
+	// chain).
+	StateGetClaim(ctx context.Context, provider address.Address, id chain.ClaimID, tsk chain.TipSetKey) (*chain.Claim, error)
 	// StateWaitMsg waits for a message to execute (publish messages signed
 	// before the MessageSender sent them).
 	StateWaitMsg(ctx context.Context, msg cid.Cid, confidence uint64, limit abi.ChainEpoch, allowReplaced bool) (*chain.MsgLookup, error)
@@ -99,7 +108,8 @@ type IndexRequest struct {
 	DealUUID         uuid.UUID           // the deal
 	PieceCID         cid.Cid             // its piece (v1 CID)
 	PieceSize        abi.PaddedPieceSize // padded piece size
-	ChainDealID      abi.DealID          // chain deal ID
+	PayloadSize      uint64              // the payload's bytes (the raw size of piece CID v2)
+	ChainDealID      abi.DealID          // chain deal ID (a market deal's)
 	DataRoot         cid.Cid             // root CID of the payload (CAR root)
 	Sector           abi.SectorNumber    // where the piece was placed
 	Offset           abi.PaddedPieceSize // padded offset in the sector

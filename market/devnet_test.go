@@ -3,6 +3,7 @@ package market
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
 	"github.com/filecoin-project/go-state-types/builtin"
+	"github.com/filecoin-project/go-state-types/builtin/v16/datacap"
+	"github.com/filecoin-project/go-state-types/builtin/v16/verifreg"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/filecoin-project/go-state-types/builtin/v9/power"
 	"github.com/google/uuid"
@@ -18,6 +21,7 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/chain/sender"
+	"github.com/ferry-fil/ferry/client"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wallet"
 	"github.com/ferry-fil/ferry/wire"
@@ -187,6 +191,13 @@ func TestDevnetComplete(t *testing.T) {
 // whose provider uses it.
 func devnetHarness(t *testing.T, ctx context.Context) (*harness, *devnet.Devnet, address.Address) {
 	t.Helper()
+	return devnetHarnessOf(t, ctx, abi.RegisteredSealProof_StackedDrg2KiBV1_1)
+}
+
+// devnetHarnessOf is devnetHarness with a miner of the given seal proof's
+// sector size.
+func devnetHarnessOf(t *testing.T, ctx context.Context, proof abi.RegisteredSealProof) (*harness, *devnet.Devnet, address.Address) {
+	t.Helper()
 	dir := t.TempDir()
 	w, err := wallet.Open(dir + "/wallet")
 	if err != nil {
@@ -203,7 +214,7 @@ func devnetHarness(t *testing.T, ctx context.Context) (*harness, *devnet.Devnet,
 		t.Fatal(err)
 	}
 	devnetExec(t, dn, dn.GenesisAddress(), worker, 0, chain.FIL(1000), nil)
-	postProof, err := abi.RegisteredSealProof_StackedDrg2KiBV1_1.RegisteredWindowPoStProof()
+	postProof, err := proof.RegisteredWindowPoStProof()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,4 +252,91 @@ func devnetHarness(t *testing.T, ctx context.Context) (*harness, *devnet.Devnet,
 	h.keys = w
 	h.clientID, h.clientKI = clientID, ki
 	return h, dn, worker
+}
+
+// TestDevnetDirectComplete takes a direct deal all the way to Complete
+// with the devnet chain and the real sealing subsystem: the client's
+// DataCap becomes an allocation, the provider imports the piece's file,
+// the sector holding it is proven with ProveCommitSectors3, and the chain
+// shows the claim in that sector.
+func TestDevnetDirectComplete(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a devnet and sealing")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	h, dn, worker := devnetHarnessOf(t, ctx, abi.RegisteredSealProof_StackedDrg8MiBV1_1)
+	snd, err := sender.New(ctx, sender.Config{DB: h.deps.DB, Node: dn, From: worker, Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := dn.Policy()
+	s, err := sealing.New(sealing.Config{
+		Dir: h.dir + "/sectors", SectorSize: 8 << 20, WaitDealsDelay: 50 * time.Millisecond,
+		StartEpochSealingBuffer: 30, PreCommitChallengeDelay: pol.PreCommitChallengeDelay, PollInterval: 20 * time.Millisecond,
+		MaxProveCommitDuration: pol.MaxProveCommitDuration, MinSectorExpiration: pol.MinSectorExpiration, MessageConfidence: 1,
+	}, h.deps.DB, dn, snd, h.cfg.Miner, sealing.NewDevnetSealer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	h.deps.Sealer = s
+	h.start()
+
+	// DataCap for the client, then an allocation of it for the piece.
+	clientKey, err := dn.StateAccountKey(ctx, h.clientID, chain.TipSetKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := dn.StateVerifiedRegistryRootKey(ctx, chain.TipSetKey{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	devnetExec(t, dn, root, builtin.VerifiedRegistryActorAddr, builtin.MethodsVerifiedRegistry.AddVerifiedClient, big.Zero(),
+		&verifreg.AddVerifiedClientParams{Address: clientKey, Allowance: big.NewInt(1 << 20)})
+	pc, size := h.payload("direct.car", 1_000_000, 11)
+	mid, _ := address.IDFromAddress(h.cfg.Miner)
+	head, _ := dn.ChainHead(ctx)
+	msg, err := client.AllocateMessage(clientKey, []verifreg.AllocationRequest{{Provider: abi.ActorID(mid), Data: pc, Size: size,
+		TermMin: verifreg.MinimumVerifiedAllocationTerm, TermMax: verifreg.MaximumVerifiedAllocationTerm, Expiration: head.Height() + 10_000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tp datacap.TransferParams
+	if err := tp.UnmarshalCBOR(bytes.NewReader(msg.Params)); err != nil {
+		t.Fatal(err)
+	}
+	ids, err := client.NewAllocations(devnetExec(t, dn, clientKey, msg.To, msg.Method, big.Zero(), &tp))
+	if err != nil || len(ids) != 1 {
+		t.Fatalf("allocations %v, %v", ids, err)
+	}
+
+	info, err := h.p.ImportDirect(ctx, DirectDeal{Client: clientKey, AllocationID: ids[0], PieceCID: pc,
+		StartEpoch: head.Height() + 2000, Data: DirectData{File: filepath.Join(h.dl.srcDir, "direct.car")}, Source: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		d, err := h.p.Deal(ctx, uuid.MustParse(info.UUID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Checkpoint == Complete {
+			cl, err := dn.StateGetClaim(ctx, h.cfg.Miner, chain.ClaimID(ids[0]), chain.TipSetKey{})
+			if err != nil || cl == nil || d.Sector == nil || cl.Sector != abi.SectorNumber(*d.Sector) || !cl.Data.Equals(pc) {
+				t.Fatalf("complete direct deal %+v, claim %+v, %v", d.DealInfo, cl, err)
+			}
+			if d.ClaimID != uint64(ids[0]) {
+				t.Fatalf("claim ID %d, want %d", d.ClaimID, ids[0])
+			}
+			return
+		}
+		if d.Retry == RetryFatal || time.Now().After(deadline) {
+			t.Fatalf("direct deal did not complete: %+v", d.DealInfo)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

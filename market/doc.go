@@ -1,9 +1,9 @@
 // Package market is the storage provider: the Boost-compatible deal
-// protocol handlers, proposal validation, atomic admission, and the deal
-// pipeline that takes each deal from Accepted to Complete through persisted
-// checkpoints, with the batched publisher that never sends a publish
-// message twice and the watcher that follows Complete deals to their end
-// on chain.
+// protocol handlers, proposal validation, atomic admission, direct data
+// onboarding deals (FIP-0076), and the deal pipeline that takes each deal
+// from Accepted to Complete through persisted checkpoints, with the
+// batched publisher that never sends a publish message twice and the
+// watcher that follows Complete deals to their end on chain.
 //
 // The database is the truth: a deal is a market_deals row with a
 // checkpoint; every step reads the row, does idempotent work and records
@@ -31,8 +31,9 @@
 // A rejection holds the client's reason apart from its internal cause,
 // which only the operator's log sees, with the deal's UUID.
 //
-// pipeline.go: the table of steps (pipeline) names each checkpoint, the
-// step that advances a deal from it and what that step may wait on:
+// pipeline.go: the table of steps of a storage market deal (pipeline)
+// names each checkpoint, the step that advances a deal from it and what
+// that step may wait on:
 //
 //	Accepted             transfer: download (or wait for import-data) with CommP in-stream, checked
 //	Transferred          publish: queue for the publisher, which takes over
@@ -42,6 +43,31 @@
 //	IndexedAndAnnounced  sealing: wait until the sector is proven and the deal active on chain
 //	Complete
 //
+// A direct deal (KindDirect) has its own table (directPipeline), with no
+// publish: Accepted (its file read where it is, a download, or an upload
+// continued by ImportData, CommP checked) → Transferred (AddPieceToAny
+// with the piece's PieceActivationManifest) → AddedPiece (index and
+// announce) → IndexedAndAnnounced (sealing: the sector proven with
+// ProveCommitSectors3, and the claim of its allocation on chain in that
+// sector) → Complete. The deal's kind picks its table; checkpoints keep
+// their names and order.
+//
+// direct.go: ImportDirect is the entry point of direct deals, for
+// `ferryd import-direct` and any other front end (Curio's ddo_v1 over
+// HTTP): give it a DirectDeal, the client's allocation and the piece (CID
+// v1 or v2), a start epoch (default head + 2 days) and the data's source,
+// exactly one of a file on this machine (DeleteAfterImport removes it once
+// the piece is in a sector), an HTTP download into staging, or an upload
+// into staging. It runs Boost's import-direct checks against the chain
+// (the allocation exists and is this miner's, for this piece and padded
+// size, its Expiration not before the start, the start after the sealing
+// buffer, TermMin no longer than a sector can be committed for, no other
+// live deal of the same allocation), records the deal at Accepted with its
+// staging tag in one transaction and returns its DealInfo; refusals wrap
+// ErrDirectDealRejected. The deal ends at start + TermMin. An upload's
+// bytes go to DealInfo.DataPath, then ImportData(uuid, that path) checks
+// them and the deal goes on; the staging file is the market's and removed
+// once the piece is in a sector.
 // One goroutine per deal (kick, run) advances it a step at a time: the
 // unit of work is "advance deal X from its checkpoint", and its input is
 // the deal's row. A step's error is fatal (fatalError: the deal fails and
@@ -62,8 +88,9 @@
 //
 // end.go: the end watcher marks Complete deals expired from the chain
 // head alone and looks a bounded number of them up on chain each pass
-// (slashed, removed); an ended deal, or one failed after AddedPiece,
-// releases its piece through the PieceRemover once.
+// (slashed, removed; a direct deal whose claim is gone is removed); an
+// ended deal, or one failed after AddedPiece, releases its piece through
+// the PieceRemover once.
 //
 // operator.go and ask.go: the operator API's view (Deals, Deal,
 // DealCounts) and commands (Retry, Fail, Cancel, ImportData, PublishNow,
@@ -73,7 +100,12 @@
 // deps.go: every interface the market needs from outside (the chain, the
 // message sender, the sealer, the downloader, the indexer and remover).
 //
+// Validation also refuses verified deals the verified registry would
+// refuse an allocation for at publish (a piece under 1 MiB, a start more
+// than 60 days away), which would fail the whole publish message.
+//
 // What it does not do: libp2p data transfers (only "http"), deal kinds
-// beyond Boost's 1.2.x storage deals, or several nodes sharing the deal
-// table (a deal's step is run by the process that holds it).
+// beyond Boost's 1.2.x storage deals and direct deals, or several nodes
+// sharing the deal table (a deal's step is run by the process that holds
+// it).
 package market

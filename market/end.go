@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/google/uuid"
 
@@ -31,7 +32,8 @@ import (
 type endWatcher struct {
 	store   *store
 	chain   Chain
-	remover PieceRemover // nil: pieces are released without an index to update
+	miner   address.Address // whose claims direct deals have
+	remover PieceRemover    // nil: pieces are released without an index to update
 	// poll is how often expiry is checked; full how often active deals are
 	// looked up on chain, perPass of them at most.
 	poll, full time.Duration
@@ -88,7 +90,7 @@ func (w *endWatcher) check(ctx context.Context, full bool) error {
 		var errs []error
 		var checked []uuid.UUID
 		for _, d := range active {
-			reason, err := w.chainEnd(ctx, d.dealID, head.Key())
+			reason, err := w.chainEnd(ctx, d, head.Key())
 			if err == nil {
 				checked = append(checked, d.id)
 				if reason != "" {
@@ -114,8 +116,20 @@ func (w *endWatcher) check(ctx context.Context, full bool) error {
 
 // chainEnd reads an active deal on chain and says why it ended, or "".
 // The deal was active (it is Complete), so the chain no longer knowing it
-// means it ended; any other error is only an error.
-func (w *endWatcher) chainEnd(ctx context.Context, id abi.DealID, tsk chain.TipSetKey) (string, error) {
+// (its chain deal, or a direct deal's claim) means it ended; any other
+// error is only an error.
+func (w *endWatcher) chainEnd(ctx context.Context, d watchedDeal, tsk chain.TipSetKey) (string, error) {
+	if d.kind == KindDirect {
+		cl, err := w.chain.StateGetClaim(ctx, w.miner, d.claim, tsk)
+		if err != nil {
+			return "", fmt.Errorf("reading claim %d: %w", d.claim, err)
+		}
+		if cl == nil {
+			return EndRemoved, nil
+		}
+		return "", nil
+	}
+	id := d.dealID
 	md, err := w.chain.StateMarketStorageDeal(ctx, id, tsk)
 	if err != nil {
 		if isDealNotFound(err, id) {
@@ -174,12 +188,11 @@ func (w *endWatcher) releasePiece(ctx context.Context, id uuid.UUID) error {
 	if err != nil {
 		return err
 	}
-	prop := &d.Proposal.Proposal
 	text := "piece released (no index to update)"
 	if w.remover != nil {
 		// Deals holding the piece in a sector; a deal before AddedPiece
 		// indexes and announces the piece again when it gets there.
-		holders, announcing, err := w.store.pieceHolders(ctx, prop.PieceCID, id)
+		holders, announcing, err := w.store.pieceHolders(ctx, d.PieceCID, id)
 		if err != nil {
 			return err
 		}
@@ -189,7 +202,7 @@ func (w *endWatcher) releasePiece(ctx context.Context, id uuid.UUID) error {
 		}
 		req := RemoveRequest{IndexRequest: d.indexRequest(), EndReason: reason, KeepIndex: holders > 0, KeepAnnounced: announcing > 0}
 		if err := w.remover.RemovePiece(ctx, req); err != nil {
-			return fmt.Errorf("removing piece %s of ended deal %s: %w", prop.PieceCID, id, err)
+			return fmt.Errorf("removing piece %s of ended deal %s: %w", d.PieceCID, id, err)
 		}
 		switch {
 		case holders == 0:

@@ -15,7 +15,8 @@ import (
 // TestDevnetDealGone checks the end detection against what the devnet
 // answers, in process and over its Lotus JSON-RPC API: a deal the market
 // actor no longer holds reads as removed, while a failed read of another
-// kind (an unknown tipset, also "not found") is only an error.
+// kind (an unknown tipset, also "not found") is only an error; a direct
+// deal whose claim is gone reads as removed.
 func TestDevnetDealGone(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a devnet")
@@ -40,14 +41,24 @@ func TestDevnetDealGone(t *testing.T) {
 	defer closer()
 
 	bogus := chain.NewTipSetKey(testRoot)
-	for name, node := range map[string]chain.Node{"devnet": dn, "json-rpc": rpc} {
-		w := &endWatcher{chain: node}
-		reason, err := w.chainEnd(ctx, 424242, chain.TipSetKey{})
+	for name, node := range map[string]chain.FullNode{"devnet": dn, "json-rpc": rpc} {
+		w := &endWatcher{chain: node, miner: dn.GenesisAddress()}
+		gone := watchedDeal{kind: KindMarket, dealID: 424242}
+		reason, err := w.chainEnd(ctx, gone, chain.TipSetKey{})
 		if err != nil || reason != EndRemoved {
 			t.Fatalf("%s: unknown deal: reason %q, error %v", name, reason, err)
 		}
-		if reason, err := w.chainEnd(ctx, 424242, bogus); err == nil || reason != "" {
+		if reason, err := w.chainEnd(ctx, gone, bogus); err == nil || reason != "" {
 			t.Fatalf("%s: unknown tipset: reason %q, error %v", name, reason, err)
+		}
+		// A direct deal's claim the registry no longer has (null over
+		// JSON-RPC) is a removed deal too.
+		noClaim := watchedDeal{kind: KindDirect, claim: 424242}
+		if reason, err := w.chainEnd(ctx, noClaim, chain.TipSetKey{}); err != nil || reason != EndRemoved {
+			t.Fatalf("%s: unknown claim: reason %q, error %v", name, reason, err)
+		}
+		if reason, err := w.chainEnd(ctx, noClaim, bogus); err == nil || reason != "" {
+			t.Fatalf("%s: claim at an unknown tipset: reason %q, error %v", name, reason, err)
 		}
 	}
 }

@@ -57,6 +57,8 @@ type fakeChain struct {
 	rejectNext int                       // the next publish marks its deal at this index invalid (-1: none)
 	stealNonce bool                      // another message takes the nonce of the next publish
 	slashed    map[abi.DealID]abi.ChainEpoch
+	allocs     map[chain.AllocationID]*chain.Allocation // verified allocations by ID
+	claimed    func(chain.ClaimID) *chain.Claim         // the claims the sealer made, when set
 }
 
 type fakeChainState struct {
@@ -99,6 +101,7 @@ func newFakeChain(t testing.TB, dir string, workerKey wallet.KeyInfo) *fakeChain
 		collMin:    big.NewInt(10),
 		rejectNext: -1,
 		slashed:    map[abi.DealID]abi.ChainEpoch{},
+		allocs:     map[chain.AllocationID]*chain.Allocation{},
 		st:         fakeChainState{Msgs: map[string]*fakeMsg{}, NextDealID: 1, Deals: map[abi.DealID]bool{}},
 	}
 	wa, err := workerKey.Address()
@@ -240,6 +243,42 @@ func (fc *fakeChain) StateMarketStorageDeal(_ context.Context, id abi.DealID, _ 
 		slash = -1
 	}
 	return &chain.MarketDeal{State: chain.MarketDealState{SectorStartEpoch: fc.height, LastUpdatedEpoch: -1, SlashEpoch: slash}}, nil
+}
+
+// StateGetAllocation returns an allocation the test made, if its client is
+// client.
+func (fc *fakeChain) StateGetAllocation(_ context.Context, client address.Address, id chain.AllocationID, _ chain.TipSetKey) (*chain.Allocation, error) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	a := fc.allocs[id]
+	if a == nil || mustID(uint64(a.Client)) != client {
+		return nil, nil
+	}
+	out := *a
+	return &out, nil
+}
+
+// StateGetClaim returns the claim the fake sealer made of allocation id.
+func (fc *fakeChain) StateGetClaim(_ context.Context, provider address.Address, id chain.ClaimID, _ chain.TipSetKey) (*chain.Claim, error) {
+	fc.mu.Lock()
+	claimed := fc.claimed
+	fc.mu.Unlock()
+	if provider != testMiner || claimed == nil {
+		return nil, nil
+	}
+	return claimed(id), nil
+}
+
+// allocate makes an allocation of client for the test miner.
+func (fc *fakeChain) allocate(id chain.AllocationID, client address.Address, pc cid.Cid, size abi.PaddedPieceSize, termMin, termMax, expiration abi.ChainEpoch) {
+	c, err := address.IDFromAddress(client)
+	if err != nil {
+		panic(err)
+	}
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	fc.allocs[id] = &chain.Allocation{Client: abi.ActorID(c), Provider: 1000, Data: pc, Size: size,
+		TermMin: termMin, TermMax: termMax, Expiration: expiration}
 }
 
 func (fc *fakeChain) StateDealProviderCollateralBounds(context.Context, abi.PaddedPieceSize, bool, chain.TipSetKey) (chain.DealCollateralBounds, error) {
@@ -425,11 +464,21 @@ type fakeSealer struct {
 type fakeSealerState struct {
 	Placed map[string]abi.SectorNumber
 	Writes map[string]int // completed writes per deal (idempotent calls do not write)
+	// Claims are the allocations of direct pieces placed, by ID: each is
+	// claimed once its sector is proving.
+	Claims map[chain.ClaimID]fakeClaim
+}
+
+type fakeClaim struct {
+	Deal   string
+	Sector abi.SectorNumber
+	Piece  cid.Cid
+	Client abi.ActorID
 }
 
 func newFakeSealer(t testing.TB, dir string) *fakeSealer {
 	s := &fakeSealer{path: filepath.Join(dir, "fakesealer.json"), state: sealing.StateProving,
-		st: fakeSealerState{Placed: map[string]abi.SectorNumber{}, Writes: map[string]int{}}}
+		st: fakeSealerState{Placed: map[string]abi.SectorNumber{}, Writes: map[string]int{}, Claims: map[chain.ClaimID]fakeClaim{}}}
 	if b, err := os.ReadFile(s.path); err == nil {
 		if err := json.Unmarshal(b, &s.st); err != nil {
 			t.Fatal(err)
@@ -463,17 +512,35 @@ func (s *fakeSealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSi
 	if err != nil {
 		return sealing.Placement{}, err
 	}
-	if !comm.CID().Equals(d.Proposal.PieceCID) {
+	if !comm.CID().Equals(d.PieceCID()) {
 		return sealing.Placement{}, fmt.Errorf("fake sealer: commP mismatch")
 	}
 	n := abi.SectorNumber(len(s.st.Placed) + 1)
 	s.st.Placed[d.UUID.String()] = n
 	s.st.Writes[d.UUID.String()]++
+	if m := d.PieceActivationManifest; m != nil && m.VerifiedAllocationKey != nil {
+		k := m.VerifiedAllocationKey
+		if _, dup := s.st.Claims[chain.ClaimID(k.ID)]; dup {
+			return sealing.Placement{}, fmt.Errorf("fake sealer: allocation %d placed twice", k.ID)
+		}
+		s.st.Claims[chain.ClaimID(k.ID)] = fakeClaim{Deal: d.UUID.String(), Sector: n, Piece: m.CID, Client: k.Client}
+	}
 	b, _ := json.Marshal(s.st)
 	if err := os.WriteFile(s.path, b, 0o644); err != nil {
 		return sealing.Placement{}, err
 	}
 	return sealing.Placement{Sector: n, Size: size.Padded()}, nil
+}
+
+// claim is the claim of allocation id once its piece's sector is proving.
+func (s *fakeSealer) claim(id chain.ClaimID) *chain.Claim {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.st.Claims[id]
+	if !ok || s.state != sealing.StateProving {
+		return nil
+	}
+	return &chain.Claim{Provider: 1000, Client: c.Client, Data: c.Piece, Sector: c.Sector}
 }
 
 func (s *fakeSealer) SectorStatus(_ context.Context, id uuid.UUID) (sealing.DealSectorStatus, error) {
@@ -648,6 +715,7 @@ func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 	h.keys = h.fc
 	h.fc.addClient(t, h.clientID, h.clientKI, chain.FIL(1000))
 	h.sealer = newFakeSealer(t, dir)
+	h.fc.claimed = h.sealer.claim
 	h.dl = &fakeDownloader{srcDir: filepath.Join(dir, "src")}
 	h.idx = &fakeIndexer{}
 	if err := os.MkdirAll(h.dl.srcDir, 0o755); err != nil {

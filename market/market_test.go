@@ -123,7 +123,7 @@ func TestRejections(t *testing.T) {
 		{"collateral high", func(p *market.DealProposal, _ *wire.DealParams) { p.ProviderCollateral = big.NewInt(21) }, nil, "provider collateral 21 is outside"},
 		{"price low", func(p *market.DealProposal, _ *wire.DealParams) { p.StoragePricePerEpoch = big.NewInt(1) }, nil, "less than the asking price"},
 		{"client escrow", func(p *market.DealProposal, _ *wire.DealParams) { p.ClientCollateral = chain.FIL(2000) }, nil, "available market escrow"},
-		{"verified without enough DataCap", func(p *market.DealProposal, _ *wire.DealParams) { p.VerifiedDeal = true }, nil, "DataCap 512 is less than"},
+		{"verified piece under 1 MiB", func(p *market.DealProposal, _ *wire.DealParams) { p.VerifiedDeal = true }, nil, "piece must be at least 1048576 bytes"},
 		{"blocked piece", func(p *market.DealProposal, _ *wire.DealParams) { p.PieceCID = blocked }, nil, "is blocked"},
 		{"start too soon", func(p *market.DealProposal, _ *wire.DealParams) { p.StartEpoch = 200 }, nil, "is too soon"},
 		{"start too late", func(p *market.DealProposal, _ *wire.DealParams) {
@@ -142,6 +142,29 @@ func TestRejections(t *testing.T) {
 			c.post(params)
 		}
 		r := h.p.Propose(context.Background(), params, "p")
+		if r.Accepted || !strings.Contains(r.Message, c.want) {
+			t.Errorf("%s: got %+v, want a rejection containing %q", c.name, r, c.want)
+		}
+	}
+	// Verified deals of 1 MiB: the allocation the market actor makes at
+	// publish must be valid, or the whole publish message fails.
+	verified := func(start abi.ChainEpoch) func(*market.DealProposal, *wire.DealParams) {
+		return func(p *market.DealProposal, _ *wire.DealParams) {
+			p.VerifiedDeal, p.StoragePricePerEpoch = true, big.NewInt(1_000_000)
+			if start != 0 {
+				p.StartEpoch, p.EndEpoch = start, start+MinDealDuration
+			}
+		}
+	}
+	for i, c := range []struct {
+		name  string
+		start abi.ChainEpoch
+		want  string
+	}{
+		{"verified, starting after its allocation would expire", 100 + 60*2880 + 1, "must start within 172800 epochs"},
+		{"verified without enough DataCap", 0, "DataCap 512 is less than"},
+	} {
+		r := h.p.Propose(context.Background(), h.deal("v.car", 600_000, int64(200+i), verified(c.start)), "p")
 		if r.Accepted || !strings.Contains(r.Message, c.want) {
 			t.Errorf("%s: got %+v, want a rejection containing %q", c.name, r, c.want)
 		}
@@ -260,7 +283,7 @@ func TestCommPMismatchFailsDeal(t *testing.T) {
 		t.Fatal(r.Message)
 	}
 	d := h.waitFor(params.DealUUID, failed, "failure")
-	if !strings.Contains(d.Error, "does not match the proposal's") {
+	if !strings.Contains(d.Error, "does not match the deal's") {
 		t.Fatalf("error %q", d.Error)
 	}
 	if f, s := tagCounts(t, h); f != 0 || s != 0 {

@@ -66,20 +66,75 @@ type stage struct {
 	advance func(p *Provider, ctx context.Context, d *dealRow, rd *runningDeal) error
 }
 
-// pipeline is the table of steps, in order, indexed by checkpoint-1. Every
-// use of a checkpoint's name, step or waits reads it. (A function rather
-// than a variable: the steps it names print checkpoints, whose names it
-// holds, and a variable may not refer to itself through them.)
+// stepAddPiece is the name of the step that adds a deal's piece to a
+// sector.
+const stepAddPiece = "add piece"
+
+// pipeline is the table of steps of a storage market deal (KindMarket),
+// in order, indexed by checkpoint-1: it passes every checkpoint, so it is
+// also the table of the checkpoints' names. Every use of a checkpoint's
+// name, step or waits reads it or directPipeline. (Functions rather than
+// variables: the steps they name print checkpoints, whose names they
+// hold, and a variable may not refer to itself through them.)
 func pipeline() [int(Complete)]stage {
 	return [...]stage{
 		{Accepted, "Accepted", "transfer", waitImport, (*Provider).transfer},
 		{Transferred, "Transferred", "publish", waitPublisher, (*Provider).queueForPublish},
 		{Published, "Published", "publish confirmation", waitPublisher, (*Provider).awaitPublisher},
-		{PublishConfirmed, "PublishConfirmed", "add piece", waitSealing, (*Provider).addPiece},
+		{PublishConfirmed, "PublishConfirmed", stepAddPiece, waitSealing, (*Provider).addPiece},
 		{AddedPiece, "AddedPiece", "index and announce", 0, (*Provider).index},
 		{IndexedAndAnnounced, "IndexedAndAnnounced", "sealing", waitSealing | waitChain, (*Provider).awaitActive},
 		{Complete, "Complete", "", 0, nil},
 	}
+}
+
+// directPipeline is the table of steps of a direct deal (KindDirect): no
+// publish, so from Transferred straight to the piece's sector; Complete
+// once the sector is proven and the piece's claim is on chain.
+func directPipeline() []stage {
+	all := pipeline()
+	return []stage{
+		all[Accepted-1],
+		{Transferred, "Transferred", stepAddPiece, waitSealing, (*Provider).addPiece},
+		all[AddedPiece-1],
+		{IndexedAndAnnounced, "IndexedAndAnnounced", "sealing and claim", waitSealing | waitChain, (*Provider).awaitActive},
+		all[Complete-1],
+	}
+}
+
+// DealKind says how a deal gets to the chain.
+type DealKind string
+
+// The kinds of deal.
+const (
+	// KindMarket is a Boost storage deal (the 1.2.x deal protocol),
+	// published with PublishStorageDeals and activated when its sector is
+	// proven.
+	KindMarket DealKind = "market"
+	// KindDirect is direct data onboarding (FIP-0076): no deal on chain;
+	// the piece claims a verified allocation when its sector is proven
+	// with ProveCommitSectors3 (ImportDirect).
+	KindDirect DealKind = "direct"
+)
+
+// steps is the table of steps of deals of kind k.
+func (k DealKind) steps() []stage {
+	if k == KindDirect {
+		return directPipeline()
+	}
+	all := pipeline()
+	return all[:]
+}
+
+// stage returns the entry of the deal's pipeline at its checkpoint; ok is
+// false for a checkpoint its kind does not pass.
+func (d *dealRow) stage() (stage, bool) {
+	for _, st := range d.Kind.steps() {
+		if st.checkpoint == d.Checkpoint {
+			return st, true
+		}
+	}
+	return stage{}, false
 }
 
 // stage returns c's entry of the pipeline; ok is false for a value that is
@@ -207,9 +262,9 @@ var errComplete = errors.New("complete")
 // errWait when the deal now waits for another goroutine and errComplete at
 // the last checkpoint.
 func (p *Provider) advance(ctx context.Context, d *dealRow, rd *runningDeal) error {
-	st, ok := d.Checkpoint.stage()
+	st, ok := d.stage()
 	if !ok {
-		return fatalf("deal %s has no such checkpoint %d", d.UUID, d.Checkpoint)
+		return fatalf("deal %s of kind %s has no checkpoint %s", d.UUID, d.Kind, d.Checkpoint)
 	}
 	if st.advance == nil {
 		return errComplete
@@ -323,7 +378,7 @@ func (p *Provider) stepFailed(ctx context.Context, d *dealRow, cause error) erro
 	}
 	if errors.Is(cause, ErrSealerUnavailable) {
 		// Not the deal's failure: wait for the sealer to come back.
-		line := fmt.Sprintf("%s waits for the sealer (next try in %s): %v", nextStep(d.Checkpoint), p.cfg.RetryBackoff, cause)
+		line := fmt.Sprintf("%s waits for the sealer (next try in %s): %v", d.nextStep(), p.cfg.RetryBackoff, cause)
 		if err := p.store.retryLater(ctx, d.UUID, RetryAuto, d.Retries, time.Now().Add(p.cfg.RetryBackoff), cause.Error(), line); err != nil {
 			return err
 		}
@@ -335,11 +390,11 @@ func (p *Provider) stepFailed(ctx context.Context, d *dealRow, cause error) erro
 	if retries > p.cfg.MaxAutoRetries {
 		state = RetryManual
 	}
-	line := fmt.Sprintf("%s failed (attempt %d, next: %s): %v", nextStep(d.Checkpoint), retries, state, cause)
+	line := fmt.Sprintf("%s failed (attempt %d, next: %s): %v", d.nextStep(), retries, state, cause)
 	if err := p.store.retryLater(ctx, d.UUID, state, retries, after, cause.Error(), line); err != nil {
 		return err
 	}
-	p.d.Logf("market: deal %s: %s failed (attempt %d): %v", d.UUID, nextStep(d.Checkpoint), retries, cause)
+	p.d.Logf("market: deal %s: %s failed (attempt %d): %v", d.UUID, d.nextStep(), retries, cause)
 	return nil
 }
 
@@ -390,26 +445,36 @@ func paddedSize(n uint64) abi.PaddedPieceSize { return abi.PaddedPieceSize(n) }
 
 // indexRequest is what the indexer is told about a deal in a sector.
 func (d *dealRow) indexRequest() IndexRequest {
-	prop := &d.Proposal.Proposal
 	return IndexRequest{
-		DealUUID: d.UUID, PieceCID: prop.PieceCID, PieceSize: prop.PieceSize, ChainDealID: d.ChainDealID,
+		DealUUID: d.UUID, PieceCID: d.PieceCID, PieceSize: d.PieceSize, PayloadSize: d.TransferSize, ChainDealID: d.ChainDealID,
 		DataRoot: d.DataRoot, Sector: sectorNum(d.Sector), Offset: paddedSize(d.SectorOffset),
 		SkipIPNIAnnounce: d.SkipIPNI, KeepUnsealed: d.KeepUnsealed,
 	}
 }
 
-// nextStep names the step from cp, for logs and errors.
-func nextStep(cp Checkpoint) string {
-	if st, ok := cp.stage(); ok && st.step != "" {
+// nextStep names the step from the deal's checkpoint, for logs and errors.
+func (d *dealRow) nextStep() string {
+	if st, ok := d.stage(); ok && st.step != "" {
 		return st.step
 	}
-	return cp.String()
+	return d.Checkpoint.String()
+}
+
+// addsPiece reports whether the deal's next step adds its piece to a
+// sector.
+func (d *dealRow) addsPiece() bool {
+	st, ok := d.stage()
+	return ok && st.step == stepAddPiece
 }
 
 // transfer downloads the data while computing its piece commitment, and
-// checks it against the proposal.
+// checks it against the deal's piece; a direct deal's file is read where
+// it is and checked the same way.
 func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) error {
-	if d.IsOffline {
+	switch {
+	case d.TransferType == transferFile:
+		return p.importData(ctx, d, d.StagingPath)
+	case d.IsOffline:
 		return errWait // ImportData continues it
 	}
 	req, err := d.transferRequest()
@@ -443,14 +508,13 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 // finishData checks the commitment of the deal's data and records
 // Transferred.
 func (p *Provider) finishData(ctx context.Context, d *dealRow, calc *piece.Calc, path string, owned bool) error {
-	prop := &d.Proposal.Proposal
 	received := calc.Written()
-	comm, err := calc.SumAs(prop.PieceSize)
+	comm, err := calc.SumAs(d.PieceSize)
 	if err != nil {
-		return fatalf("computing the piece commitment of %d bytes for a %d-byte piece: %v", received, prop.PieceSize, err)
+		return fatalf("computing the piece commitment of %d bytes for a %d-byte piece: %v", received, d.PieceSize, err)
 	}
-	if !comm.CID().Equals(prop.PieceCID) {
-		return fatalf("the data's piece CID %s does not match the proposal's %s", comm.CID(), prop.PieceCID)
+	if !comm.CID().Equals(d.PieceCID) {
+		return fatalf("the data's piece CID %s does not match the deal's %s", comm.CID(), d.PieceCID)
 	}
 	if err := p.store.setTransferred(ctx, d.UUID, received, path, owned); err != nil {
 		return err
@@ -459,15 +523,28 @@ func (p *Provider) finishData(ctx context.Context, d *dealRow, calc *piece.Calc,
 	return nil
 }
 
+// sealingDeal is what sealing is told of the deal: a market deal's
+// published proposal, or a direct deal's piece manifest and schedule.
+func (d *dealRow) sealingDeal() sealing.Deal {
+	if d.Kind == KindDirect {
+		return sealing.Deal{
+			UUID: d.UUID, PieceActivationManifest: d.Manifest, KeepUnsealed: d.KeepUnsealed,
+			DealSchedule: sealing.DealSchedule{StartEpoch: d.StartEpoch, EndEpoch: d.EndEpoch},
+		}
+	}
+	return sealing.Deal{
+		UUID: d.UUID, DealID: d.ChainDealID, PublishCid: d.PublishCid, Proposal: &d.Proposal.Proposal, KeepUnsealed: d.KeepUnsealed,
+	}
+}
+
 // addPiece hands the piece to sealing, then frees the staging file.
 func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) error {
-	prop := &d.Proposal.Proposal
 	head, err := p.d.Node.ChainHead(ctx)
 	if err != nil {
 		return fmt.Errorf("reading chain head: %w", err)
 	}
-	if head.Height() >= prop.StartEpoch {
-		return fatalf("the deal's start epoch %d passed (current epoch %d) before its piece was added to a sector", prop.StartEpoch, head.Height())
+	if head.Height() >= d.StartEpoch {
+		return fatalf("the deal's start epoch %d passed (current epoch %d) before its piece was added to a sector", d.StartEpoch, head.Height())
 	}
 	f, err := os.Open(d.StagingPath)
 	if err != nil {
@@ -476,33 +553,38 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	defer f.Close()
 	rd.added.Store(0)
 	data := iocount.Reader{R: f, N: &rd.added}
-	pl, err := p.d.Sealer.AddPieceToAny(ctx, prop.PieceSize.Unpadded(), data, sealing.Deal{
-		UUID: d.UUID, DealID: d.ChainDealID, PublishCid: d.PublishCid, Proposal: *prop, KeepUnsealed: d.KeepUnsealed,
-	})
+	pl, err := p.d.Sealer.AddPieceToAny(ctx, d.PieceSize.Unpadded(), data, d.sealingDeal())
+	if errors.Is(err, sealing.ErrCannotSeal) {
+		return fatalf("adding piece to a sector: %v", err)
+	}
 	if err != nil {
 		return fmt.Errorf("adding piece to a sector: %w", err)
 	}
 	if err := p.store.setAddedPiece(ctx, d.UUID, pl.Sector, pl.Offset); err != nil {
 		return err
 	}
-	if d.StagingOwned {
-		if err := os.Remove(d.StagingPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			p.d.Logf("market: removing staging file of deal %s: %v", d.UUID, err)
-		}
-	}
+	p.removeData(d)
 	p.hook(d.UUID, AddedPiece.String())
 	return nil
 }
 
+// removeData removes the deal's data file once its piece is in a sector,
+// when the market created it (a download, an upload) or was asked to
+// (import-direct --delete-after-import).
+func (p *Provider) removeData(d *dealRow) {
+	if (!d.StagingOwned && !d.DeleteAfterAdd) || d.StagingPath == "" {
+		return
+	}
+	if err := os.Remove(d.StagingPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		p.d.Logf("market: removing the data file of deal %s: %v", d.UUID, err)
+	}
+}
+
 // index indexes and announces the piece.
 func (p *Provider) index(ctx context.Context, d *dealRow, _ *runningDeal) error {
-	// A crash between AddedPiece and the removal of the staging file leaves
+	// A crash between AddedPiece and the removal of the data file leaves
 	// the file behind: remove it now.
-	if d.StagingOwned && d.StagingPath != "" {
-		if err := os.Remove(d.StagingPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			p.d.Logf("market: removing staging file of deal %s: %v", d.UUID, err)
-		}
-	}
+	p.removeData(d)
 	if p.d.Indexer != nil {
 		if err := p.d.Indexer.IndexAndAnnounce(ctx, d.indexRequest()); err != nil {
 			return fmt.Errorf("indexing and announcing: %w", err)
@@ -512,7 +594,8 @@ func (p *Provider) index(ctx context.Context, d *dealRow, _ *runningDeal) error 
 }
 
 // awaitActive follows sealing until the sector is proven and the deal is
-// active on chain.
+// active on chain: a market deal's chain deal activated, a direct deal's
+// allocation claimed in the deal's sector.
 func (p *Provider) awaitActive(ctx context.Context, d *dealRow, _ *runningDeal) error {
 	t := time.NewTicker(p.pollEvery)
 	defer t.Stop()
@@ -528,11 +611,11 @@ func (p *Provider) awaitActive(ctx context.Context, d *dealRow, _ *runningDeal) 
 			d.SealingState = state
 		}
 		if st.Proven {
-			md, err := p.d.Node.StateMarketStorageDeal(ctx, d.ChainDealID, chain.TipSetKey{})
+			active, err := p.activeOnChain(ctx, d, st.Sector)
 			if err != nil {
-				return fmt.Errorf("reading chain deal %d: %w", d.ChainDealID, err)
+				return err
 			}
-			if md.State.SectorStartEpoch > 0 {
+			if active {
 				return p.advanceTo(ctx, d.UUID, Complete)
 			}
 		}
@@ -544,8 +627,34 @@ func (p *Provider) awaitActive(ctx context.Context, d *dealRow, _ *runningDeal) 
 	}
 }
 
-// importData reads an offline deal's file, checks its commitment and
-// continues the deal.
+// activeOnChain reports whether the chain shows the deal active: a market
+// deal's chain deal with a sector start epoch, or a direct deal's claim,
+// in sector n.
+func (p *Provider) activeOnChain(ctx context.Context, d *dealRow, n abi.SectorNumber) (bool, error) {
+	if d.Kind != KindDirect {
+		md, err := p.d.Node.StateMarketStorageDeal(ctx, d.ChainDealID, chain.TipSetKey{})
+		if err != nil {
+			return false, fmt.Errorf("reading chain deal %d: %w", d.ChainDealID, err)
+		}
+		return md.State.SectorStartEpoch > 0, nil
+	}
+	cl, err := p.d.Node.StateGetClaim(ctx, p.cfg.Miner, chain.ClaimID(d.AllocationID), chain.TipSetKey{})
+	if err != nil {
+		return false, fmt.Errorf("reading claim %d: %w", d.AllocationID, err)
+	}
+	if cl == nil {
+		return false, nil
+	}
+	if cl.Sector != n || !cl.Data.Equals(d.PieceCID) {
+		return false, fatalf("claim %d on chain is piece %s in sector %d, not this deal's %s in sector %d", d.AllocationID, cl.Data, cl.Sector, d.PieceCID, n)
+	}
+	return true, nil
+}
+
+// importData reads a deal's data file (an offline deal's import, a direct
+// deal's file), checks its commitment and records Transferred. The file is
+// the deal's to remove only when it is the staging file the market owns
+// (an upload).
 func (p *Provider) importData(ctx context.Context, d *dealRow, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
@@ -556,8 +665,8 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
-	if max := uint64(d.Proposal.Proposal.PieceSize.Unpadded()); uint64(st.Size()) > max {
-		return fmt.Errorf("%s is %d bytes, more than the deal's piece holds (%d)", path, st.Size(), max)
+	if max := uint64(d.PieceSize.Unpadded()); uint64(st.Size()) > max {
+		return fatalf("%s is %d bytes, more than the deal's piece holds (%d)", path, st.Size(), max)
 	}
 	// The bytes hashed so far are the deal's NBytesReceived while the
 	// import runs, so the status APIs (and ferryd import-data) show it.
@@ -579,14 +688,15 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 		calc.Sum() // releases the calculator's goroutines
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
-	comm, err := calc.SumAs(d.Proposal.Proposal.PieceSize)
+	comm, err := calc.SumAs(d.PieceSize)
 	if err != nil {
-		return fmt.Errorf("computing the piece commitment of %s: %w", path, err)
+		return fatalf("computing the piece commitment of %s: %v", path, err)
 	}
-	if !comm.CID().Equals(d.Proposal.Proposal.PieceCID) {
-		return fmt.Errorf("the piece CID of %s is %s, the deal's is %s", path, comm.CID(), d.Proposal.Proposal.PieceCID)
+	if !comm.CID().Equals(d.PieceCID) {
+		return fatalf("the piece CID of %s is %s, the deal's is %s", path, comm.CID(), d.PieceCID)
 	}
-	if err := p.store.setTransferred(ctx, d.UUID, uint64(hashed.Load()), path, false); err != nil {
+	owned := d.StagingOwned && path == d.StagingPath
+	if err := p.store.setTransferred(ctx, d.UUID, uint64(hashed.Load()), path, owned); err != nil {
 		return err
 	}
 	p.hook(d.UUID, Transferred.String())

@@ -159,7 +159,7 @@ func (p *Provider) Start(ctx context.Context) error {
 		endEvery = 10 * p.pollEvery
 	}
 	p.ends = &endWatcher{
-		store: p.store, chain: p.d.Node, poll: p.pollEvery, full: endEvery, perPass: p.cfg.EndChecksPerPass,
+		store: p.store, chain: p.d.Node, miner: p.cfg.Miner, poll: p.pollEvery, full: endEvery, perPass: p.cfg.EndChecksPerPass,
 		logf: p.d.Logf, hook: p.hook,
 	}
 	p.ends.remover, _ = p.d.Indexer.(PieceRemover)

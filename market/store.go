@@ -8,17 +8,22 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	miner13 "github.com/filecoin-project/go-state-types/builtin/v13/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
+	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/wire"
 )
 
@@ -33,15 +38,25 @@ var ErrUnknownDeal = errors.New("unknown deal")
 // with a literal).
 type store struct{ db *sql.DB }
 
-// dealRow is a market_deals row.
+// dealRow is a market_deals row. The piece, client and epochs are the
+// proposal's for a market deal and the manifest's and import's for a
+// direct deal; the pipeline's common steps read them, not the proposal.
 type dealRow struct {
 	UUID           uuid.UUID
-	SignedCID      cid.Cid
+	Kind           DealKind
+	SignedCID      cid.Cid // a market deal's signed proposal CID
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	ClientPeer     string
 	ClientKey      address.Address
-	Proposal       market.ClientDealProposal
+	Proposal       market.ClientDealProposal        // a market deal's
+	Manifest       *miner13.PieceActivationManifest // a direct deal's
+	AllocationID   chain.AllocationID               // a direct deal's verified allocation
+	PieceCID       cid.Cid
+	PieceSize      abi.PaddedPieceSize
+	StartEpoch     abi.ChainEpoch
+	EndEpoch       abi.ChainEpoch
+	Verified       bool
 	DataRoot       cid.Cid
 	IsOffline      bool
 	TransferType   string
@@ -50,6 +65,7 @@ type dealRow struct {
 	BytesReceived  uint64
 	StagingPath    string
 	StagingOwned   bool
+	DeleteAfterAdd bool // remove the data file once the piece is in a sector, though the market did not create it
 	KeepUnsealed   bool
 	SkipIPNI       bool
 	Checkpoint     Checkpoint
@@ -69,42 +85,69 @@ type dealRow struct {
 	PieceReleased  bool      // the end's piece removal was done
 }
 
-const dealColumns = `uuid, signed_proposal_cid, created_at, updated_at, client_peer, client_key, proposal,
+// client is the deal's client: a market deal's proposal's, a direct
+// deal's allocation's (as an ID address).
+func (d *dealRow) client() address.Address {
+	if d.Kind == KindDirect && d.Manifest != nil && d.Manifest.VerifiedAllocationKey != nil {
+		if a, err := address.NewIDAddress(uint64(d.Manifest.VerifiedAllocationKey.Client)); err == nil {
+			return a
+		}
+	}
+	return d.Proposal.Proposal.Client
+}
+
+const dealColumns = `uuid, kind, signed_proposal_cid, created_at, updated_at, client_peer, client_key, proposal,
+	allocation_id, piece_cid, piece_size, start_epoch, end_epoch, verified,
 	data_root, is_offline, transfer_type, transfer_params, transfer_size, bytes_received, staging_path,
-	staging_owned, keep_unsealed, skip_ipni, checkpoint, retry, retries, retry_after, error, publish_queued,
+	staging_owned, delete_after_add, keep_unsealed, skip_ipni, checkpoint, retry, retries, retry_after, error, publish_queued,
 	batch_id, publish_cid, chain_deal_id, sector, sector_offset, sealing_state, ended_at, end_reason, piece_released`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanDeal(s scanner) (*dealRow, error) {
 	var (
-		d                              dealRow
-		id, spc, ckey, root, pub, rs   string
-		created, updated, retryAfter   int64
-		endedAt                        int64
-		prop                           []byte
-		offline, owned, keep, skip     bool
-		tsize, recv, dealID, sectorOff int64
+		d                                 dealRow
+		id, kind, spc, ckey, pc, root, rs string
+		pub                               string
+		created, updated, retryAfter      int64
+		endedAt, allocID, psize           int64
+		start, end                        int64
+		prop                              []byte
+		offline, owned, del, keep, skip   bool
+		tsize, recv, dealID, sectorOff    int64
 	)
-	err := s.Scan(&id, &spc, &created, &updated, &d.ClientPeer, &ckey, &prop, &root, &offline, &d.TransferType,
-		&d.TransferParams, &tsize, &recv, &d.StagingPath, &owned, &keep, &skip, &d.Checkpoint, &rs, &d.Retries,
-		&retryAfter, &d.Error, &d.PublishQueued, &d.BatchID, &pub, &dealID, &d.Sector, &sectorOff, &d.SealingState,
-		&endedAt, &d.EndReason, &d.PieceReleased)
+	err := s.Scan(&id, &kind, &spc, &created, &updated, &d.ClientPeer, &ckey, &prop, &allocID, &pc, &psize, &start, &end,
+		&d.Verified, &root, &offline, &d.TransferType, &d.TransferParams, &tsize, &recv, &d.StagingPath, &owned, &del, &keep, &skip,
+		&d.Checkpoint, &rs, &d.Retries, &retryAfter, &d.Error, &d.PublishQueued, &d.BatchID, &pub, &dealID, &d.Sector, &sectorOff,
+		&d.SealingState, &endedAt, &d.EndReason, &d.PieceReleased)
 	if err != nil {
 		return nil, err
 	}
-	d.Retry = RetryState(rs)
+	d.Kind, d.Retry = DealKind(kind), RetryState(rs)
 	if d.UUID, err = uuid.Parse(id); err != nil {
 		return nil, fmt.Errorf("deal row %q: %w", id, err)
-	}
-	if d.SignedCID, err = cid.Decode(spc); err != nil {
-		return nil, fmt.Errorf("deal %s signed proposal CID: %w", id, err)
 	}
 	if d.ClientKey, err = address.NewFromString(ckey); err != nil {
 		return nil, fmt.Errorf("deal %s client key: %w", id, err)
 	}
-	if err := d.Proposal.UnmarshalCBOR(bytes.NewReader(prop)); err != nil {
-		return nil, fmt.Errorf("deal %s proposal: %w", id, err)
+	if d.PieceCID, err = cid.Decode(pc); err != nil {
+		return nil, fmt.Errorf("deal %s piece CID: %w", id, err)
+	}
+	switch d.Kind {
+	case KindMarket:
+		if d.SignedCID, err = cid.Decode(spc); err != nil {
+			return nil, fmt.Errorf("deal %s signed proposal CID: %w", id, err)
+		}
+		if err := d.Proposal.UnmarshalCBOR(bytes.NewReader(prop)); err != nil {
+			return nil, fmt.Errorf("deal %s proposal: %w", id, err)
+		}
+	case KindDirect:
+		d.Manifest = new(miner13.PieceActivationManifest)
+		if err := d.Manifest.UnmarshalCBOR(bytes.NewReader(prop)); err != nil {
+			return nil, fmt.Errorf("deal %s piece manifest: %w", id, err)
+		}
+	default:
+		return nil, fmt.Errorf("deal %s has an unknown kind %q", id, kind)
 	}
 	if root != "" {
 		if d.DataRoot, err = cid.Decode(root); err != nil {
@@ -120,7 +163,9 @@ func scanDeal(s scanner) (*dealRow, error) {
 	if endedAt != 0 {
 		d.EndedAt = time.Unix(0, endedAt)
 	}
-	d.IsOffline, d.StagingOwned, d.KeepUnsealed, d.SkipIPNI = offline, owned, keep, skip
+	d.AllocationID, d.PieceSize = chain.AllocationID(allocID), abi.PaddedPieceSize(psize)
+	d.StartEpoch, d.EndEpoch = abi.ChainEpoch(start), abi.ChainEpoch(end)
+	d.IsOffline, d.StagingOwned, d.DeleteAfterAdd, d.KeepUnsealed, d.SkipIPNI = offline, owned, del, keep, skip
 	d.TransferSize, d.BytesReceived, d.ChainDealID, d.SectorOffset = uint64(tsize), uint64(recv), abi.DealID(dealID), uint64(sectorOff)
 	return &d, nil
 }
@@ -199,46 +244,6 @@ func (s *store) uuids(ctx context.Context, query string, args ...any) ([]uuid.UU
 	return ids, rows.Err()
 }
 
-// list returns the deals f selects, newest first.
-func (s *store) list(ctx context.Context, f DealFilter) ([]*dealRow, error) {
-	var where string
-	var args []any
-	switch f.State {
-	case "":
-	case StateActive:
-		where, args = `WHERE retry != ? AND checkpoint != ?`, []any{RetryFatal, Complete}
-	case StateFailed:
-		where, args = `WHERE retry = ?`, []any{RetryFatal}
-	case StateComplete:
-		where, args = `WHERE checkpoint = ? AND ended_at = ?`, []any{Complete, 0}
-	case StateEnded:
-		where, args = `WHERE ended_at != ?`, []any{0}
-	default:
-		return nil, fmt.Errorf("state %q is not one of %s, %s, %s, %s", f.State, StateActive, StateFailed, StateComplete, StateEnded)
-	}
-	if f.Limit < 0 || f.Offset < 0 {
-		return nil, fmt.Errorf("negative limit %d or offset %d", f.Limit, f.Offset)
-	}
-	limit := int64(f.Limit)
-	if limit == 0 {
-		limit = math.MaxInt64 // every deal (OFFSET needs a LIMIT in SQLite)
-	}
-	rows, err := s.db.QueryContext(ctx, `SELECT `+dealColumns+` FROM market_deals `+where+` ORDER BY created_at DESC LIMIT ? OFFSET ?`,
-		append(args, limit, f.Offset)...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []*dealRow
-	for rows.Next() {
-		d, err := scanDeal(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
-}
 
 // logs returns a deal's log, oldest first.
 func (s *store) logs(ctx context.Context, id uuid.UUID) ([]DealLog, error) {
@@ -311,7 +316,7 @@ func advanceTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, cp Checkpoint, set
 	if _, err := tx.ExecContext(ctx, q+` WHERE uuid = ?`, append(args, id.String())...); err != nil {
 		return fmt.Errorf("recording checkpoint %s of deal %s: %w", cp, id, err)
 	}
-	return addLog(ctx, tx, id, "checkpoint %s", cp)
+	return addLog(ctx, tx, id, "%s", checkpointLog(cp))
 }
 
 // advance runs advanceTx in its own transaction.
@@ -570,6 +575,68 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 			}
 		}
 		return addLog(ctx, tx, id, "accepted from peer %s (offline %t, piece %s, %d bytes)", nd.clientPeer, params.IsOffline, prop.PieceCID, prop.PieceSize)
+	})
+}
+
+// admitDirect records a direct deal, with its staging tag when its data
+// goes to staging, in one transaction, after checking within it that its
+// UUID is new and that no other deal that has not failed claims the same
+// allocation of the same client, and that fits accepts the staging bytes
+// on top of those tagged (fits' error is returned as it is).
+func (s *store) admitDirect(ctx context.Context, nd *newDirectDeal, fits func(space uint64) error) error {
+	var manifest bytes.Buffer
+	if err := nd.manifest.MarshalCBOR(&manifest); err != nil {
+		return fmt.Errorf("encoding the piece manifest: %w", err)
+	}
+	id := nd.id.String()
+	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		var other string
+		err := tx.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE uuid = ?`, id).Scan(&other)
+		if err == nil {
+			return rejectDirect("the deal UUID %s is already in use", nd.id)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("looking up deal %s: %w", nd.id, err)
+		}
+		err = tx.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE allocation_id = ? AND client_key = ? AND kind = ? AND retry != ?
+			ORDER BY created_at LIMIT 1`, int64(nd.allocationID), nd.clientKey.String(), KindDirect, RetryFatal).Scan(&other)
+		if err == nil {
+			return rejectDirect("deal %s already claims allocation %d of client %s", other, nd.allocationID, nd.clientKey)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("looking for deals of allocation %d: %w", nd.allocationID, err)
+		}
+		if nd.space > 0 {
+			var used int64
+			if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0) FROM market_space_tags`).Scan(&used); err != nil {
+				return fmt.Errorf("summing staging tags: %w", err)
+			}
+			if err := fits(uint64(used)); err != nil {
+				return err
+			}
+		}
+		now := time.Now().UnixNano()
+		// signed_proposal_cid must be set and unique: a direct deal has no
+		// signed proposal, and its UUID is what names it.
+		_, err = tx.ExecContext(ctx, `INSERT INTO market_deals (uuid, kind, signed_proposal_cid, created_at, updated_at, client_peer,
+			client_key, proposal, allocation_id, piece_cid, piece_size, start_epoch, end_epoch, verified, data_root, is_offline,
+			transfer_type, transfer_params, transfer_size, staging_path, staging_owned, delete_after_add, keep_unsealed, skip_ipni,
+			checkpoint, provider, price)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, KindDirect, id, now, now, nd.source, nd.clientKey.String(), manifest.Bytes(), int64(nd.allocationID),
+			nd.manifest.CID.String(), int64(nd.manifest.Size), int64(nd.start), int64(nd.end), nd.manifest.VerifiedAllocationKey != nil,
+			"", nd.offline, nd.transferType, nd.params, int64(nd.size), nd.staging, nd.owned, nd.deleteAfter, nd.keepUnsealed, nd.skipIPNI,
+			Accepted, "", "")
+		if err != nil {
+			return fmt.Errorf("recording direct deal %s: %w", nd.id, err)
+		}
+		if nd.space > 0 {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO market_space_tags (uuid, bytes) VALUES (?, ?)`, id, int64(nd.space)); err != nil {
+				return fmt.Errorf("tagging staging space: %w", err)
+			}
+		}
+		return addLog(ctx, tx, nd.id, "direct deal accepted from %s (allocation %d of client %s, piece %s, %d bytes, epochs %d to %d)",
+			nd.source, nd.allocationID, nd.clientKey, nd.manifest.CID, nd.manifest.Size, nd.start, nd.end)
 	})
 }
 
@@ -854,7 +921,7 @@ func (s *store) failBatch(ctx context.Context, id int64, reason string) error {
 // expiredQuery lists the Complete deals not yet ended (ended_at 0) whose
 // end epoch head reached.
 func expiredQuery(head abi.ChainEpoch) (string, []any) {
-	return `SELECT uuid, chain_deal_id FROM market_deals
+	return `SELECT uuid, kind, chain_deal_id, allocation_id FROM market_deals
 		WHERE checkpoint = ? AND ended_at = ? AND end_epoch <= ? ORDER BY end_epoch`, []any{Complete, 0, int64(head)}
 }
 
@@ -862,7 +929,7 @@ func expiredQuery(head abi.ChainEpoch) (string, []any) {
 // looked up on chain longest ago first. (The deals past their end epoch
 // were marked expired just before.)
 func toCheckQuery(limit int) (string, []any) {
-	return `SELECT uuid, chain_deal_id FROM market_deals
+	return `SELECT uuid, kind, chain_deal_id, allocation_id FROM market_deals
 		WHERE checkpoint = ? AND ended_at = ? ORDER BY end_checked_at LIMIT ?`, []any{Complete, 0, limit}
 }
 
@@ -876,10 +943,13 @@ func unreleasedQuery() (string, []any) {
 		AND (ended_at != ? OR checkpoint IN (` + in + `))`, append([]any{false, 0, RetryFatal, 0}, cps...)
 }
 
-// watchedDeal is a Complete deal that has not ended.
+// watchedDeal is a Complete deal that has not ended: a market deal's
+// chain deal, or a direct deal's claim (its allocation's ID).
 type watchedDeal struct {
 	id     uuid.UUID
+	kind   DealKind
 	dealID abi.DealID
+	claim  chain.ClaimID
 }
 
 // expired lists the Complete deals not yet ended whose end epoch head
@@ -904,16 +974,16 @@ func (s *store) watched(ctx context.Context, query string, args ...any) ([]watch
 	defer rows.Close()
 	var out []watchedDeal
 	for rows.Next() {
-		var v string
-		var id int64
-		if err := rows.Scan(&v, &id); err != nil {
+		var v, kind string
+		var id, claim int64
+		if err := rows.Scan(&v, &kind, &id, &claim); err != nil {
 			return nil, fmt.Errorf("listing active deals: %w", err)
 		}
 		u, err := uuid.Parse(v)
 		if err != nil {
 			return nil, fmt.Errorf("deal row %q: %w", v, err)
 		}
-		out = append(out, watchedDeal{id: u, dealID: abi.DealID(id)})
+		out = append(out, watchedDeal{id: u, kind: DealKind(kind), dealID: abi.DealID(id), claim: chain.ClaimID(claim)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing active deals: %w", err)
@@ -1036,4 +1106,226 @@ func (s *store) putAsk(ctx context.Context, a *wire.SignedStorageAsk) error {
 		return fmt.Errorf("storing ask: %w", err)
 	}
 	return nil
+}
+
+// The operator's views below (deal listings, ingest history, tag totals)
+// read what the pipeline wrote; the indexes that keep them fast at a
+// million deals are in migration 0039.
+
+// list returns the deals f selects, newest first (ties by UUID,
+// descending, so that a DealCursor names one place in the order).
+func (s *store) list(ctx context.Context, f DealFilter) ([]*dealRow, error) {
+	where, args, err := dealWhere(f)
+	if err != nil {
+		return nil, err
+	}
+	if f.Limit < 0 || f.Offset < 0 {
+		return nil, fmt.Errorf("negative limit %d or offset %d", f.Limit, f.Offset)
+	}
+	limit := int64(f.Limit)
+	if limit == 0 {
+		limit = math.MaxInt64 // every deal (OFFSET needs a LIMIT in SQLite)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+dealColumns+` FROM market_deals`+where+
+		` ORDER BY created_at DESC, uuid DESC LIMIT ? OFFSET ?`, append(args, limit, f.Offset)...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*dealRow
+	for rows.Next() {
+		d, err := scanDeal(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// dealWhere is the WHERE clause (with a leading space, or empty) and its
+// arguments for f.
+func dealWhere(f DealFilter) (string, []any, error) {
+	var conds []string
+	var args []any
+	add := func(cond string, a ...any) {
+		conds = append(conds, cond)
+		args = append(args, a...)
+	}
+	switch f.State {
+	case "":
+	case StateActive:
+		add(`retry != ? AND checkpoint != ?`, RetryFatal, Complete)
+	case StateFailed:
+		add(`retry = ?`, RetryFatal)
+	case StateComplete:
+		add(`checkpoint = ? AND ended_at = ?`, Complete, 0)
+	case StateEnded:
+		add(`ended_at != ?`, 0)
+	default:
+		return "", nil, fmt.Errorf("state %q is not one of %s, %s, %s, %s", f.State, StateActive, StateFailed, StateComplete, StateEnded)
+	}
+	if f.Checkpoint != "" {
+		cp, err := ParseCheckpoint(f.Checkpoint)
+		if err != nil {
+			return "", nil, err
+		}
+		add(`checkpoint = ?`, cp)
+	}
+	if f.Client != "" {
+		if _, err := address.NewFromString(f.Client); err == nil {
+			add(`client_key = ?`, f.Client)
+		} else if _, err := peer.Decode(f.Client); err == nil {
+			add(`client_peer = ?`, f.Client)
+		} else {
+			return "", nil, fmt.Errorf("client %q is neither a wallet address nor a peer ID", f.Client)
+		}
+	}
+	if f.PieceCID != "" {
+		v1, err := pieceCIDv1(f.PieceCID)
+		if err != nil {
+			return "", nil, err
+		}
+		add(`piece_cid = ?`, v1.String())
+	}
+	if !f.CreatedFrom.IsZero() {
+		add(`created_at >= ?`, f.CreatedFrom.UnixNano())
+	}
+	if !f.CreatedTo.IsZero() {
+		add(`created_at < ?`, f.CreatedTo.UnixNano())
+	}
+	if s := strings.TrimSpace(f.Search); s != "" {
+		cond, a, err := searchCond(s)
+		if err != nil {
+			return "", nil, err
+		}
+		add(cond, a...)
+	}
+	if f.After != nil {
+		// A row value, which SQLite (and PostgreSQL) search as one range
+		// of the (…, created_at, uuid) indexes; the same test spelled with
+		// OR makes SQLite scan from the newest deal.
+		add(`(created_at, uuid) < (?, ?)`, f.After.CreatedAt.UnixNano(), f.After.UUID)
+	}
+	if len(conds) == 0 {
+		return "", nil, nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args, nil
+}
+
+// searchCond finds deals by what s is: a deal UUID, a chain deal ID, a
+// piece CID (v1 or v2) or another CID (the payload's root).
+func searchCond(s string) (string, []any, error) {
+	if id, err := uuid.Parse(s); err == nil {
+		return `uuid = ?`, []any{id.String()}, nil
+	}
+	if n, err := strconv.ParseUint(s, 10, 63); err == nil {
+		// 0 is a valid deal ID: only deals whose publish landed have one.
+		in, args := inCheckpoints(PublishConfirmed.andLater())
+		return `chain_deal_id = ? AND checkpoint IN (` + in + `)`, append([]any{int64(n)}, args...), nil
+	}
+	c, err := cid.Decode(s)
+	if err != nil {
+		return "", nil, fmt.Errorf("search %q is not a deal UUID, a chain deal ID or a CID", s)
+	}
+	if v1, err := pieceCIDv1(s); err == nil {
+		return `piece_cid = ?`, []any{v1.String()}, nil
+	}
+	return `data_root = ?`, []any{c.String()}, nil
+}
+
+// pieceCIDv1 reads a piece CID v1 or v2 and returns it as v1, the form
+// deals are stored by.
+func pieceCIDv1(s string) (cid.Cid, error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("piece CID %q: %w", s, err)
+	}
+	if _, err := piece.ParseCID(c); err == nil {
+		return c, nil
+	}
+	v1, _, _, err := piece.V2ToV1(c)
+	if err != nil {
+		return cid.Undef, fmt.Errorf("%s is not a piece CID (v1 or v2)", s)
+	}
+	return v1, nil
+}
+
+// IngestBucket is how many deal bytes finished their transfer (or import)
+// in one period.
+type IngestBucket struct {
+	Start time.Time `json:"start"`
+	Bytes uint64    `json:"bytes"`
+	Deals int64     `json:"deals"`
+}
+
+// ingested sums the bytes of the deals whose data arrived (checkpoint
+// Transferred) since since, by period of length every, oldest first;
+// periods with nothing are included, so the result is a regular series.
+func (s *store) ingested(ctx context.Context, since time.Time, every time.Duration) ([]IngestBucket, error) {
+	if every <= 0 {
+		return nil, fmt.Errorf("ingest history: period %s is not positive", every)
+	}
+	start := since.Truncate(every)
+	n := int(time.Since(start)/every) + 1
+	out := make([]IngestBucket, n)
+	for i := range out {
+		out[i].Start = start.Add(time.Duration(i) * every)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT (l.at - ?) / ?, coalesce(sum(d.bytes_received), 0), count(*)
+		FROM market_deal_logs l JOIN market_deals d ON d.uuid = l.uuid
+		WHERE l.text = ? AND l.at >= ? GROUP BY (l.at - ?) / ?`,
+		start.UnixNano(), int64(every), transferredLog, start.UnixNano(), start.UnixNano(), int64(every))
+	if err != nil {
+		return nil, fmt.Errorf("reading the ingest history: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var i, bytes, deals int64
+		if err := rows.Scan(&i, &bytes, &deals); err != nil {
+			return nil, fmt.Errorf("reading the ingest history: %w", err)
+		}
+		if i >= 0 && i < int64(n) {
+			out[i].Bytes, out[i].Deals = uint64(bytes), deals
+		}
+	}
+	return out, rows.Err()
+}
+
+// transferredLog is the log line setCheckpoint writes when a deal's data
+// has arrived; the ingest history counts these lines (migration 0039
+// indexes them).
+var transferredLog = checkpointLog(Transferred)
+
+// checkpointLog is the log line of a deal reaching checkpoint cp.
+func checkpointLog(cp Checkpoint) string { return "checkpoint " + cp.String() }
+
+// Reserved is what the provider's tags hold back for accepted deals.
+type Reserved struct {
+	// StagingCapacity is Market.StagingCapacity (0: unlimited) and
+	// StagingTagged the bytes reserved in it by deals not yet in a sector.
+	StagingCapacity uint64 `json:"stagingCapacity"`
+	StagingTagged   uint64 `json:"stagingTagged"`
+	// Collateral and PublishFees are reserved for deals not yet published.
+	Collateral  big.Int `json:"collateral"`
+	PublishFees big.Int `json:"publishFees"`
+}
+
+// reserved sums the staging and funds tags.
+func (s *store) reserved(ctx context.Context) (Reserved, error) {
+	var r Reserved
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		var space int64
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0) FROM market_space_tags`).Scan(&space); err != nil {
+			return fmt.Errorf("summing staging tags: %w", err)
+		}
+		r.StagingTagged = uint64(space)
+		t, err := fundsTagged(ctx, tx, address.Undef)
+		r.Collateral, r.PublishFees = t.collateral, t.fee
+		return err
+	})
+	if err != nil {
+		return r, fmt.Errorf("reading the reserved funds and space: %w", err)
+	}
+	return r, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin/v16/verifreg"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/ipfs/go-cid"
 
@@ -170,6 +171,9 @@ func (p *Provider) validate(ctx context.Context, params *wire.DealParams) (*prop
 	}
 
 	if prop.VerifiedDeal {
+		if rej := verifiedAllocationFits(prop, info.head); rej != nil {
+			return nil, rej
+		}
 		dc, err := p.d.Node.StateVerifiedClientStatus(ctx, prop.Client, chain.TipSetKey{})
 		if err != nil {
 			return nil, unavailable(err, "read the client's DataCap")
@@ -201,6 +205,25 @@ func (p *Provider) validate(ctx context.Context, params *wire.DealParams) (*prop
 		return nil, rej
 	}
 	return info, nil
+}
+
+// verifiedAllocationFits checks a verified deal against the allocation
+// the market actor makes for it at publish, which the verified registry
+// validates (a deal it refuses fails the whole publish message): at least
+// MinAllocationSize, and an Expiration, min(start, publish epoch + 60
+// days), that is the deal's start, so that the sector activated by then
+// can claim it. Its terms always fit: TermMin is the duration, which the
+// market bounds already keep between the registry's 180 days and, with
+// TermMax's 90 days more, its 5 years.
+func verifiedAllocationFits(prop *market.DealProposal, head abi.ChainEpoch) *rejection {
+	switch {
+	case prop.PieceSize < MinAllocationSize:
+		return reject("a verified deal's piece must be at least %d bytes (1 MiB, the verified registry's smallest allocation); this one is %d", MinAllocationSize, prop.PieceSize)
+	case prop.StartEpoch > head+verifreg.MaximumVerifiedAllocationExpiration:
+		return reject("a verified deal must start within %d epochs (60 days, the verified registry's longest allocation expiry); this one starts at %d, %d epochs after the current epoch %d",
+			verifreg.MaximumVerifiedAllocationExpiration, prop.StartEpoch, prop.StartEpoch-head, head)
+	}
+	return nil
 }
 
 // duplicateRejection turns a duplicate check's error into a rejection.

@@ -162,7 +162,7 @@ func (f *fakeSealing) placeLocked(d sealing.Deal, size abi.PaddedPieceSize) seal
 	}
 	id, publish, prop := d.UUID, d.PublishCid, d.Proposal
 	si.Pieces = append(si.Pieces, sealing.SectorPiece{Offset: si.Used, Size: size, PieceCID: d.Proposal.PieceCID, Written: true,
-		DealUUID: &id, DealID: d.DealID, PublishCid: &publish, Proposal: &prop,
+		DealUUID: &id, DealID: d.DealID, PublishCid: &publish, Proposal: prop,
 		StartEpoch: d.Proposal.StartEpoch, EndEpoch: d.Proposal.EndEpoch, KeepUnsealed: d.KeepUnsealed})
 	si.Deals++
 	pl := sealing.Placement{Sector: si.Number, Offset: si.Used, Size: size}
@@ -298,7 +298,7 @@ func testDeal(dealID abi.DealID, size abi.PaddedPieceSize) sealing.Deal {
 		UUID:       uuid.New(),
 		DealID:     dealID,
 		PublishCid: cid.NewCidV1(cid.DagCBOR, pmh),
-		Proposal: market.DealProposal{
+		Proposal: &market.DealProposal{
 			PieceCID: pc, PieceSize: size, Client: testClient, Provider: testMiner,
 			StartEpoch: 10000, EndEpoch: 10000 + 518400,
 			StoragePricePerEpoch: big.Zero(), ProviderCollateral: big.Zero(), ClientCollateral: big.Zero(),

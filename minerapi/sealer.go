@@ -114,6 +114,8 @@ func (s *Sealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, 
 	switch {
 	case d.UUID == uuid.Nil:
 		return sealing.Placement{}, errors.New("adding piece: deal UUID is not set")
+	case d.IsDirect() || d.Proposal == nil:
+		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: only builtin-market deals are handed to lotus-miner yet, not direct pieces", d.UUID)
 	case !d.PublishCid.Defined():
 		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: the publish CID is needed to hand a piece to lotus-miner", d.UUID)
 	case d.Proposal.PieceSize != size.Padded():
@@ -192,7 +194,7 @@ func dealInfo(d sealing.Deal) PieceDealInfo {
 	return PieceDealInfo{
 		PublishCid:   &publish,
 		DealID:       d.DealID,
-		DealProposal: &prop,
+		DealProposal: prop,
 		DealSchedule: DealSchedule{StartEpoch: prop.StartEpoch, EndEpoch: prop.EndEpoch},
 		KeepUnsealed: d.KeepUnsealed,
 	}
@@ -290,12 +292,31 @@ func (s *Sealer) SectorStatus(ctx context.Context, dealUUID uuid.UUID) (sealing.
 // again. A piece of no deal handed over fails with
 // sealing.ErrNoUnsealedCopy.
 func (s *Sealer) ReadPiece(ctx context.Context, pieceCid cid.Cid) (sealing.PieceReader, error) {
+	r, recs, err := s.openUnsealed(ctx, pieceCid)
+	if errors.Is(err, sealing.ErrNoUnsealedCopy) && len(recs) > 0 {
+		return nil, s.unsealing(pieceCid, recs[0].Placement.Sector)
+	}
+	return r, err
+}
+
+// OpenUnsealed is ReadPiece without the unseal: it fails with
+// sealing.ErrNoUnsealedCopy when the miner keeps no unsealed copy of the
+// piece.
+func (s *Sealer) OpenUnsealed(ctx context.Context, pieceCid cid.Cid) (sealing.PieceReader, error) {
+	r, _, err := s.openUnsealed(ctx, pieceCid)
+	return r, err
+}
+
+// openUnsealed opens the piece in the first sector holding it that has an
+// unsealed copy of it at the miner, and returns the placed records of the
+// piece.
+func (s *Sealer) openUnsealed(ctx context.Context, pieceCid cid.Cid) (sealing.PieceReader, []handoff, error) {
 	recs, err := s.store.placedPiece(ctx, pieceCid)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(recs) == 0 {
-		return nil, fmt.Errorf("piece %s: no deal of it was handed to the miner: %w", pieceCid, sealing.ErrNoUnsealedCopy)
+		return nil, nil, fmt.Errorf("piece %s: no deal of it was handed to the miner: %w", pieceCid, sealing.ErrNoUnsealedCopy)
 	}
 	for _, h := range recs {
 		r, err := s.c.OpenPiece(ctx, abi.SectorID{Miner: s.minerID, Number: h.Placement.Sector}, s.ssize, h.Placement.Offset, h.Placement.Size)
@@ -303,11 +324,11 @@ func (s *Sealer) ReadPiece(ctx context.Context, pieceCid cid.Cid) (sealing.Piece
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("opening piece %s: %w", pieceCid, err)
+			return nil, recs, fmt.Errorf("opening piece %s: %w", pieceCid, err)
 		}
-		return r, nil
+		return r, recs, nil
 	}
-	return nil, s.unsealing(pieceCid, recs[0].Placement.Sector)
+	return nil, recs, fmt.Errorf("piece %s: the miner keeps no unsealed copy of it: %w", pieceCid, sealing.ErrNoUnsealedCopy)
 }
 
 // ErrUnsealing is wrapped by ReadPiece's error while the miner makes an

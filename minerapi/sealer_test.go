@@ -110,7 +110,7 @@ func TestSealerDealIDZero(t *testing.T) {
 	ctx := context.Background()
 	h := newSealerHarness(t)
 	first := testDeal(0, 2048)
-	if err := (&PieceDealInfo{PublishCid: &first.PublishCid, DealProposal: &first.Proposal,
+	if err := (&PieceDealInfo{PublishCid: &first.PublishCid, DealProposal: first.Proposal,
 		DealSchedule: DealSchedule{first.Proposal.StartEpoch, first.Proposal.EndEpoch}}).Validate(); err != nil {
 		t.Fatalf("deal info of deal 0: %v", err)
 	}

@@ -175,7 +175,7 @@ func (m *serverImpl) SectorAddPieceToAny(ctx context.Context, size abi.UnpaddedP
 		UUID:         DealUUID(*d.PublishCid, d.DealID),
 		DealID:       d.DealID,
 		PublishCid:   *d.PublishCid,
-		Proposal:     *d.DealProposal,
+		Proposal:     d.DealProposal,
 		KeepUnsealed: d.KeepUnsealed,
 	}
 	pl, err := m.s.seal.AddPieceToAny(ctx, size, &fullReader{r: r, want: int64(size)}, deal)
@@ -265,11 +265,12 @@ func lotusSectorInfo(si sealing.SectorInfo) SectorInfo {
 		if !p.Filler {
 			dealID = p.DealID
 			sp.DealInfo = &PieceDealInfo{
-				PublishCid:   p.PublishCid,
-				DealID:       p.DealID,
-				DealProposal: p.Proposal,
-				DealSchedule: DealSchedule{StartEpoch: p.StartEpoch, EndEpoch: p.EndEpoch},
-				KeepUnsealed: p.KeepUnsealed,
+				PublishCid:              p.PublishCid,
+				DealID:                  p.DealID,
+				DealProposal:            p.Proposal,
+				DealSchedule:            DealSchedule{StartEpoch: p.StartEpoch, EndEpoch: p.EndEpoch},
+				PieceActivationManifest: p.Manifest,
+				KeepUnsealed:            p.KeepUnsealed,
 			}
 		}
 		out.Deals = append(out.Deals, dealID)

@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
+	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/ipni"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/minerapi"
@@ -166,10 +166,23 @@ type TransferConfig struct {
 	// A download ends (to be retried by the market) after MaxRetries failed
 	// attempts, or when its server sent less than MinRate bytes/s over a
 	// RateWindow.
-	MaxRetries            int
-	MinRate               int64
-	RateWindow            Duration
-	AllowPrivateAddresses bool
+	MaxRetries int
+	MinRate    int64
+	RateWindow Duration
+	// AllowPrivateAddresses lets clients name loopback, private and
+	// link-local hosts as transfer URLs. Unset, it is true on the devnet
+	// (where everything is on loopback) and false in lotus mode, so a
+	// config written by a devnet start stays safe when switched to the
+	// real network.
+	AllowPrivateAddresses *bool `toml:",omitempty"`
+}
+
+// allowPrivate is AllowPrivateAddresses with its default for the mode.
+func (c *Config) allowPrivate() bool {
+	if p := c.Transfer.AllowPrivateAddresses; p != nil {
+		return *p
+	}
+	return c.Chain.Mode == "devnet"
 }
 
 // IPNIConfig sets announcements to network indexers.
@@ -217,14 +230,13 @@ func DefaultConfig() Config {
 			EndChecksPerPass:        1000,
 		},
 		Transfer: TransferConfig{
-			MaxConcurrent:         20,
-			MaxPerHost:            10,
-			MaxPerClient:          10,
-			StallTimeout:          Duration(5 * time.Minute),
-			MaxRetries:            10,
-			MinRate:               32 << 10,
-			RateWindow:            Duration(10 * time.Minute),
-			AllowPrivateAddresses: true, // devnet: everything is on loopback
+			MaxConcurrent: 20,
+			MaxPerHost:    10,
+			MaxPerClient:  10,
+			StallTimeout:  Duration(5 * time.Minute),
+			MaxRetries:    10,
+			MinRate:       32 << 10,
+			RateWindow:    Duration(10 * time.Minute),
 		},
 		IPNI: IPNIConfig{Enable: true},
 	}
@@ -383,7 +395,7 @@ func (c *Config) transferConfig() transfer.Config {
 		MaxRetries:            t.MaxRetries,
 		MinRate:               t.MinRate,
 		RateWindow:            t.RateWindow.Std(),
-		AllowPrivateAddresses: t.AllowPrivateAddresses,
+		AllowPrivateAddresses: c.allowPrivate(),
 	}
 }
 
@@ -392,9 +404,9 @@ func (c *Config) transferConfig() transfer.Config {
 // devnet the market polls the chain at each block.
 func (c *Config) marketConfig(miner address.Address, stagingDir string, retrieval ma.Multiaddr, devnet bool) (market.Config, error) {
 	m := c.Market
-	capacity, err := parseBytes(m.StagingCapacity)
+	capacity, err := cliutil.ParseBytes(m.StagingCapacity)
 	if err != nil {
-		return market.Config{}, fmt.Errorf("Market.StagingCapacity %q: %w", m.StagingCapacity, err)
+		return market.Config{}, fmt.Errorf("Market.StagingCapacity: %w", err)
 	}
 	fee, err := chain.ParseFIL(m.MaxPublishDealsFee)
 	if err != nil {
@@ -429,7 +441,7 @@ func (c *Config) marketConfig(miner address.Address, stagingDir string, retrieva
 		PublishMsgPeriod:        m.PublishMsgPeriod.Std(),
 		MaxDealsPerPublishMsg:   m.MaxDealsPerPublishMsg,
 		MaxPublishDealsFee:      fee,
-		AllowPrivateAddresses:   c.Transfer.AllowPrivateAddresses,
+		AllowPrivateAddresses:   c.allowPrivate(),
 		DealEndCheckInterval:    m.DealEndCheckInterval.Std(),
 		EndChecksPerPass:        m.EndChecksPerPass,
 	}
@@ -466,36 +478,15 @@ func (c *Config) retrievalAddr() (ma.Multiaddr, error) {
 
 // parseSectorSize reads "2KiB", "8MiB", "512MiB", "32GiB" or "64GiB".
 func parseSectorSize(s string) (abi.SectorSize, error) {
-	v, err := parseBytes(s)
+	v, err := cliutil.ParseBytes(s)
 	if err != nil {
-		return 0, fmt.Errorf("sector size %q: %w", s, err)
+		return 0, fmt.Errorf("sector size: %w", err)
 	}
 	ss := abi.SectorSize(v)
 	if _, err := sealing.SealProofFor(ss); err != nil {
 		return 0, fmt.Errorf("sector size %q: must be 2KiB, 8MiB, 512MiB, 32GiB or 64GiB", s)
 	}
 	return ss, nil
-}
-
-// parseBytes reads a size such as "100GiB", "8MiB", "2048" (binary units).
-func parseBytes(s string) (int64, error) {
-	s = strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 || v > (1<<62)/mult {
-		return 0, fmt.Errorf("not a size in bytes (like 8MiB or 100GiB)")
-	}
-	return v * mult, nil
 }
 
 // Duration is a time.Duration written as "10s", "1h30m" in TOML.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/google/uuid"
+	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/build"
@@ -49,7 +50,7 @@ func (n *Node) connectMiner(ctx context.Context) error {
 		return fmt.Errorf("the lotus-miner API at %s seals %s sectors, but miner %s has %s sectors on chain", c.URL(),
 			s.SectorSize().ShortString(), n.Miner, n.sectorSize.ShortString())
 	}
-	n.MinerAPI = c
+	n.MinerAPI, n.remote = c, s
 	n.marketSealer, n.pieces = remoteSealer{s}, pieceSource(s)
 	n.logf("sealing: pieces go to lotus-miner at %s (miner %s, %s sectors)", c.URL(), n.Miner, n.sectorSize.ShortString())
 	return nil
@@ -80,6 +81,26 @@ func sealerError(err error) error {
 		return fmt.Errorf("%w: %w", market.ErrSealerUnavailable, err)
 	}
 	return err
+}
+
+// hasUnsealedCopy reports whether a piece can be read from an unsealed
+// copy, ferryd's or lotus-miner's; it starts no unseal.
+func (n *Node) hasUnsealedCopy(ctx context.Context, pieceCid cid.Cid) (bool, error) {
+	var r sealing.PieceReader
+	var err error
+	if n.remote != nil {
+		r, err = n.remote.OpenUnsealed(ctx, pieceCid)
+	} else {
+		r, err = n.Sealing.ReadPiece(ctx, pieceCid)
+	}
+	if errors.Is(err, sealing.ErrNoUnsealedCopy) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	r.Close()
+	return true, nil
 }
 
 // startMinerAPI serves lotus-miner's API over ferryd's sealing on
@@ -154,7 +175,8 @@ func sectorInfo(si minerapi.SectorInfo, ssize abi.SectorSize) sealing.SectorInfo
 	for _, p := range si.Pieces {
 		sp := sealing.SectorPiece{Offset: off, Size: p.Piece.Size, PieceCID: p.Piece.PieceCID, Written: true, Filler: p.DealInfo == nil}
 		if d := p.DealInfo; d != nil {
-			sp.DealID, sp.PublishCid, sp.Proposal = d.DealID, d.PublishCid, d.DealProposal
+			sp.DealID, sp.PublishCid, sp.Proposal, sp.Manifest = d.DealID, d.PublishCid, d.DealProposal, d.PieceActivationManifest
+			sp.Direct = d.PieceActivationManifest != nil
 			sp.StartEpoch, sp.EndEpoch, sp.KeepUnsealed = d.DealSchedule.StartEpoch, d.DealSchedule.EndEpoch, d.KeepUnsealed
 			out.Deals++
 		}

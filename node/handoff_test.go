@@ -216,3 +216,23 @@ func TestPieceSourceErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigShowHidesMinerToken: the config the API shows has no token of
+// the chain's or the lotus-miner's API info.
+func TestConfigShowHidesMinerToken(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Chain.LotusAPIInfo = "chain.secret.token:/ip4/127.0.0.1/tcp/1234/http"
+	cfg.Sealing.MinerAPIInfo = "miner.secret.token:/ip4/127.0.0.1/tcp/2345/http"
+	out, err := (&nodeAPI{n: &Node{Config: cfg}}).ConfigShow(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, "secret") || !strings.Contains(out, `MinerAPIInfo = "<redacted>:/ip4/127.0.0.1/tcp/2345/http"`) {
+		t.Fatalf("ConfigShow shows:\n%s", out)
+	}
+	for in, want := range map[string]string{"": "", "/ip4/127.0.0.1/tcp/1/http": "/ip4/127.0.0.1/tcp/1/http", "tok:/ip4/127.0.0.1/tcp/1/http": "<redacted>:/ip4/127.0.0.1/tcp/1/http", "garbage": "<redacted>"} {
+		if got := redactAPIInfo(in); got != want {
+			t.Errorf("redactAPIInfo(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

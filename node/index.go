@@ -52,6 +52,11 @@ func (i indexer) IndexAndAnnounce(ctx context.Context, d market.IndexRequest) er
 	if _, err := i.idx.Rebuild(ctx, d.PieceCID); err != nil {
 		return fmt.Errorf("indexing piece %s: %w", d.PieceCID, err)
 	}
+	if d.PayloadSize > 0 {
+		if err := i.idx.SetPieceSizes(ctx, d.PieceCID, d.PieceSize, d.PayloadSize); err != nil {
+			return err
+		}
+	}
 	if i.ann == nil || d.SkipIPNIAnnounce {
 		return nil
 	}

@@ -104,3 +104,55 @@ func TestIndexerRemovePiece(t *testing.T) {
 		check("no deal holds the piece", 2, true, false)
 	}
 }
+
+type bytesPiece struct{ *bytes.Reader }
+
+func (b bytesPiece) Close() error { return nil }
+
+// TestIndexerRecordsPieceCIDv2: the pipeline's index step records the
+// piece's sizes beside its CID v1, so the index shows its CID v2, and the
+// operator API takes either CID.
+func TestIndexerRecordsPieceCIDv2(t *testing.T) {
+	ctx := context.Background()
+	sqldb, err := db.Open(ctx, filepath.Join(t.TempDir(), "ferry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqldb.Close()
+	var car bytes.Buffer
+	data := []byte("block")
+	mh, _ := multihash.Sum(data, multihash.SHA2_256, -1)
+	c := cid.NewCidV1(cid.Raw, mh)
+	carv1.WriteHeader(&car, []cid.Cid{c})
+	carv1.WriteBlock(&car, c, data)
+	calc := piece.NewCalc()
+	calc.Write(car.Bytes())
+	comm, err := calc.SumAs(256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := comm.CID()
+	full := make([]byte, 254)
+	copy(full, car.Bytes())
+	idx := index.New(sqldb, index.PieceSourceFunc(func(context.Context, cid.Cid) (index.PieceReader, error) {
+		return bytesPiece{bytes.NewReader(full)}, nil
+	}))
+	ix := indexer{idx: idx}
+	if err := ix.IndexAndAnnounce(ctx, market.IndexRequest{PieceCID: pc, PieceSize: 256, PayloadSize: uint64(car.Len())}); err != nil {
+		t.Fatal(err)
+	}
+	v2, err := piece.V1ToV2(pc, uint64(car.Len()), 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &nodeAPI{n: &Node{Index: idx}}
+	for _, name := range []cid.Cid{pc, v2} {
+		pi, err := a.IndexStatus(ctx, name)
+		if err != nil || pi.PieceCID != pc.String() || pi.PieceCIDv2 != v2.String() || pi.RawSize != uint64(car.Len()) || pi.PieceSize != 256 {
+			t.Fatalf("IndexStatus(%s) = %+v, %v", name, pi, err)
+		}
+	}
+	if _, err := a.IndexStatus(ctx, c); err == nil {
+		t.Fatal("IndexStatus took a CID that is not a piece's")
+	}
+}

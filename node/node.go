@@ -64,6 +64,7 @@ import (
 	"github.com/ferry-fil/ferry/retrieval"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/transfer"
+	"github.com/ferry-fil/ferry/ui"
 	"github.com/ferry-fil/ferry/wallet"
 )
 
@@ -103,7 +104,8 @@ type Node struct {
 	peerID        peer.ID
 	dealHost      host.Host // Host with the proposal limit, for the market
 	sectorSize    abi.SectorSize
-	marketSealer  market.Sealer     // the market's: Sealing, or remoteSealer over MinerAPI
+	marketSealer  market.Sealer     // the market's: Sealing, or remoteSealer over remote
+	remote        *minerapi.Sealer  // the market's sealer over MinerAPI (lotus-miner back end)
 	pieces        index.PieceSource // where the market's pieces are read back
 	retrievalAddr ma.Multiaddr      // where clients retrieve, as announced
 	apiAddr       string
@@ -259,7 +261,7 @@ func (n *Node) connectLotus(ctx context.Context) error {
 	if n.Sender, err = sender.New(ctx, sender.Config{DB: n.DB, Node: n.Chain, From: n.Worker, Keys: n.Wallet, Logf: n.logf}); err != nil {
 		return err
 	}
-	if n.Config.Transfer.AllowPrivateAddresses {
+	if n.Config.allowPrivate() {
 		n.logf("warning: Transfer.AllowPrivateAddresses is on: clients can make ferryd download from loopback and private addresses; turn it off on a public network")
 	}
 	return nil
@@ -342,7 +344,7 @@ func (n *Node) startIndex(ctx context.Context) (err error) {
 // startMarket writes the peer ID and addresses clients find the market at
 // to the miner actor, and starts the deal protocols and the deal pipeline.
 func (n *Node) startMarket(ctx context.Context) error {
-	if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.peerID, n.announceAddrs()); err != nil {
+	if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.peerID, n.chainAddrs()); err != nil {
 		return fmt.Errorf("writing the peer ID and addresses to miner %s: %w", n.Miner, err)
 	}
 	mcfg, err := n.Config.marketConfig(n.Miner, n.Repo.Path("staging"), n.retrievalAddr, n.Devnet != nil)
@@ -393,10 +395,23 @@ func (n *Node) startHTTP(ctx context.Context) error {
 // startAPI serves the operator API (and /metrics) and writes the api file,
 // the operator's admin token and, on the devnet, the clients' chain token.
 func (n *Node) startAPI(ctx context.Context) error {
+	impl := &nodeAPI{n: n, secret: n.secret}
 	rpc := jsonrpc.NewServer()
-	rpc.Register("Ferry", api.Permissioned(&nodeAPI{n: n, secret: n.secret}))
+	rpc.Register("Ferry", api.Permissioned(impl))
 	mux := http.NewServeMux()
 	mux.Handle("/rpc/v0", auth.RequireToken(n.secret, rpc))
+	// The web UI, on the same API and tokens.
+	web, err := ui.New(ui.Config{
+		API: impl,
+		Verify: func(_ context.Context, token string) ([]auth.Permission, error) {
+			return auth.Verify(n.secret, token)
+		},
+		Logf: n.logf,
+	})
+	if err != nil {
+		return err
+	}
+	mux.Handle("/", web.Handler())
 	// Counts only, no secrets: served without a token, as Prometheus
 	// scrapes (the listener is loopback unless the operator opens it).
 	mux.Handle("/metrics", n.metricsHandler())
@@ -466,6 +481,19 @@ func (n *Node) announceAddrs() []ma.Multiaddr {
 		return nil // no market: no libp2p
 	}
 	return n.Host.Addrs()
+}
+
+// chainAddrs are the multiaddrs written to the miner actor: the libp2p
+// ones, then the HTTP listener's, from which Curio's clients derive the
+// provider's HTTP base URL. libp2p clients (ferry's, Boost's) dial what
+// they can of them and skip the HTTP one, which no libp2p transport
+// takes.
+func (n *Node) chainAddrs() []ma.Multiaddr {
+	addrs := n.announceAddrs()
+	if n.retrievalAddr != nil {
+		addrs = append(addrs, n.retrievalAddr)
+	}
+	return addrs
 }
 
 // RetrievalURL is where clients fetch pieces and blocks.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -77,6 +78,29 @@ func TestStartStopRestart(t *testing.T) {
 	}
 	if info.Miner != miner.String() || info.SectorSize != 2048 || info.MarketEscrow.Sign() <= 0 {
 		t.Fatalf("Info = %+v", info)
+	}
+	// The miner's multiaddrs on chain: the libp2p ones, then the HTTP
+	// listener's (Curio's clients take the provider's URL from it).
+	mi, err := n.Chain.StateMinerInfo(ctx, miner, chain.EmptyTSK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var onChain []string
+	for _, b := range mi.Multiaddrs {
+		a, err := ma.NewMultiaddrBytes(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		onChain = append(onChain, a.String())
+	}
+	wantHTTP := "/ip4/127.0.0.1/tcp/" + strings.TrimPrefix(n.Config.HTTP.Listen, "127.0.0.1:") + "/http"
+	if len(onChain) != len(n.Host.Addrs())+1 || onChain[len(onChain)-1] != wantHTTP || onChain[0] != n.Host.Addrs()[0].String() {
+		t.Fatalf("multiaddrs on chain %v; want the host's %v then %s", onChain, n.Host.Addrs(), wantHTTP)
+	}
+	for _, a := range info.Addresses {
+		if strings.Contains(a, "/http") {
+			t.Fatalf("ferryd info lists the HTTP address among the libp2p ones: %v", info.Addresses)
+		}
 	}
 	if err := n.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -226,5 +250,46 @@ func TestSealerForNetwork(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "no sealer back end") || !strings.Contains(err.Error(), "lotus-miner") {
 			t.Fatalf("%s: %T, %v", name, s, err)
 		}
+	}
+}
+
+// TestAllowPrivateAddressesDefault: unset, private transfer targets are
+// allowed on the devnet and refused in lotus mode, also in a config.toml a
+// devnet start wrote and the operator then switched to lotus; set, the
+// setting wins.
+func TestAllowPrivateAddressesDefault(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := LoadConfig(dir) // writes the defaults
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.allowPrivate() || !cfg.transferConfig().AllowPrivateAddresses {
+		t.Fatal("the devnet default refuses private addresses")
+	}
+	written, err := os.ReadFile(filepath.Join(dir, "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(written), "AllowPrivateAddresses") {
+		t.Fatalf("the written defaults pin AllowPrivateAddresses, so a switch to lotus mode would keep it on:\n%s", written)
+	}
+	switched := strings.Replace(string(written), `Mode = "devnet"`, `Mode = "lotus"`, 1)
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(switched), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = LoadConfig(dir); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.allowPrivate() || cfg.transferConfig().AllowPrivateAddresses {
+		t.Fatal("lotus mode allows private addresses by default")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(strings.Replace(switched, "[Transfer]\n", "[Transfer]\n  AllowPrivateAddresses = true\n", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = LoadConfig(dir); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.allowPrivate() {
+		t.Fatal("an explicit AllowPrivateAddresses = true is ignored in lotus mode")
 	}
 }

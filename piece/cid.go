@@ -136,6 +136,31 @@ func V2ToV1(c cid.Cid) (v1 cid.Cid, payload uint64, size abi.PaddedPieceSize, er
 	return CIDv1(root), payload, size, nil
 }
 
+// ParseAnyCID reads a piece CID given in either version, as Ferry takes
+// them wherever one comes in: it returns the v1 CID (what Ferry stores and
+// indexes pieces by) and, for a v2 CID, the padded piece size and payload
+// size it carries (size 0 for a v1 CID, which carries neither).
+func ParseAnyCID(c cid.Cid) (v1 cid.Cid, size abi.PaddedPieceSize, payload uint64, err error) {
+	if c.Defined() && c.Prefix().MhType == MhV2 {
+		v1, payload, size, err := V2ToV1(c)
+		return v1, size, payload, err
+	}
+	if _, err := ParseCID(c); err != nil {
+		return cid.Undef, 0, 0, fmt.Errorf("%w (nor a piece CID v2)", err)
+	}
+	return c, 0, 0, nil
+}
+
+// ParseCIDString reads a piece CID v1 or v2 from text (a command-line
+// argument, a URL path, a JSON field), as ParseAnyCID.
+func ParseCIDString(s string) (v1 cid.Cid, size abi.PaddedPieceSize, payload uint64, err error) {
+	c, err := cid.Decode(s)
+	if err != nil {
+		return cid.Undef, 0, 0, fmt.Errorf("%w: %q is not a CID: %v", ErrNotPieceCID, s, err)
+	}
+	return ParseAnyCID(c)
+}
+
 // ParseCIDv2Strict is ParseCIDv2 with the rule go-fil-commcid applies, and so
 // Curio and Lotus: the padding is less than half the tree's payload capacity.
 // The tree is then the smallest that holds the payload, and the payload is at

@@ -73,6 +73,30 @@ func TestParseCIDErrors(t *testing.T) {
 	}
 }
 
+// ParseAnyCID and ParseCIDString take either version and give v1, with a
+// v2's sizes; anything else is ErrNotPieceCID.
+func TestParseAnyCID(t *testing.T) {
+	// SPEC.md §2: 127×0x00‖127×0x01‖127×0x02‖127×0x03.
+	v1s := "baga6ea4seaqes3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi"
+	v2s := "bafkzcibcaaces3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi"
+	v1, size, payload, err := ParseCIDString(v2s)
+	if err != nil || v1.String() != v1s || size != 512 || payload != 508 {
+		t.Fatalf("v2: %s %d %d %v", v1, size, payload, err)
+	}
+	got, size, payload, err := ParseCIDString(v1s)
+	if err != nil || got.String() != v1s || size != 0 || payload != 0 {
+		t.Fatalf("v1: %s %d %d %v", got, size, payload, err)
+	}
+	for _, bad := range []string{"", "nonsense", "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"} {
+		if _, _, _, err := ParseCIDString(bad); !errors.Is(err, ErrNotPieceCID) {
+			t.Errorf("ParseCIDString(%q): %v", bad, err)
+		}
+	}
+	if _, _, _, err := ParseAnyCID(cid.Undef); !errors.Is(err, ErrNotPieceCID) {
+		t.Errorf("ParseAnyCID(undef): %v", err)
+	}
+}
+
 func FuzzParseCID(f *testing.F) {
 	root := ZeroCommitment(2048)
 	f.Add(CIDv1(root).Bytes())
@@ -105,6 +129,23 @@ func FuzzParseCID(f *testing.F) {
 			t.Fatalf("strict parse takes %s: %d bytes in a %d-byte piece", c, sp, ss)
 		case serr != nil && err == nil && s == PaddedSizeFor(p) && p >= 65:
 			t.Fatalf("strict parse refuses %s, %d bytes in the smallest piece: %v", c, p, serr)
+		}
+		// Either version reads as the v1 it names, v2 with its sizes.
+		v1, size, payload, err := ParseAnyCID(c)
+		if err != nil {
+			return
+		}
+		if _, perr := ParseCID(v1); perr != nil {
+			t.Fatalf("ParseAnyCID(%s) gave %s, not a v1: %v", c, v1, perr)
+		}
+		if size == 0 {
+			if v1 != c {
+				t.Fatalf("ParseAnyCID(%s) of a v1 gave %s", c, v1)
+			}
+			return
+		}
+		if again, err := V1ToV2(v1, payload, size); err != nil || !bytes.Equal(again.Bytes(), c.Bytes()) {
+			t.Fatalf("ParseAnyCID(%s) = %s %d %d does not make the v2 again: %v", c, v1, size, payload, err)
 		}
 	})
 }
@@ -195,4 +236,35 @@ func TestParseCIDv2Strict(t *testing.T) {
 			t.Errorf("%d bytes in %d: error %v does not wrap ErrNotPieceCID", tc.payload, tc.size, err)
 		}
 	}
+}
+
+// FuzzParseCIDString: a piece CID read from text (a command-line argument,
+// a URL path) parses only to the v1 of the CID it spells, with a v2's
+// sizes, or is ErrNotPieceCID; never a panic.
+func FuzzParseCIDString(f *testing.F) {
+	f.Add("baga6ea4seaqes3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi")
+	f.Add("bafkzcibcaaces3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi")
+	f.Add("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		v1, size, payload, err := ParseCIDString(s)
+		if err != nil {
+			if !errors.Is(err, ErrNotPieceCID) {
+				t.Fatalf("%q: error %v is not ErrNotPieceCID", s, err)
+			}
+			return
+		}
+		c, err := cid.Decode(s)
+		if err != nil {
+			t.Fatalf("%q parsed as a piece CID but is not a CID: %v", s, err)
+		}
+		if size == 0 && v1 != c {
+			t.Fatalf("%q: a v1 gave %s", s, v1)
+		}
+		if size != 0 {
+			if again, err := V1ToV2(v1, payload, size); err != nil || again != c {
+				t.Fatalf("%q: %s %d %d is not the v2 it spells: %v", s, v1, size, payload, err)
+			}
+		}
+	})
 }

@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/ipfs/go-cid"
 	car "github.com/ipld/go-car/v2"
 
@@ -64,16 +63,13 @@ func get(ctx context.Context, baseURL, path, accept string, opts []FetchOption) 
 
 // FetchPiece downloads piece pieceCid (v1 or v2) from the retrieval server
 // at baseURL into w, computing its commitment as the bytes pass; a mismatch
-// gives an error wrapping ErrVerification after everything was written.
+// gives an error wrapping ErrVerification after everything was written. A
+// v2 names the payload: w gets its bytes alone, however much of the
+// piece's zero fill the server sends after them.
 func FetchPiece(ctx context.Context, baseURL string, pieceCid cid.Cid, w io.Writer, opts ...FetchOption) error {
-	v1 := pieceCid
-	var size uint64
-	if pieceCid.Prefix().MhType == piece.MhV2 {
-		c, _, ps, err := piece.V2ToV1(pieceCid)
-		if err != nil {
-			return fmt.Errorf("fetching piece: %w", err)
-		}
-		v1, size = c, uint64(ps)
+	v1, size, payload, err := piece.ParseAnyCID(pieceCid)
+	if err != nil {
+		return fmt.Errorf("fetching piece: %w", err)
 	}
 	want, err := piece.ParseCID(v1)
 	if err != nil {
@@ -85,12 +81,22 @@ func FetchPiece(ctx context.Context, baseURL string, pieceCid cid.Cid, w io.Writ
 	}
 	defer resp.Body.Close()
 	calc := piece.NewCalc()
-	if _, err := io.Copy(io.MultiWriter(w, calc), resp.Body); err != nil {
+	out := w
+	if size != 0 {
+		out = &limitedWriter{w: w, n: int64(payload)}
+	}
+	n, err := io.Copy(io.MultiWriter(out, calc), resp.Body)
+	if err != nil {
+		calc.Sum()
 		return fmt.Errorf("fetching piece %s: %w", pieceCid, err)
 	}
 	var comm piece.Commitment
 	if size != 0 {
-		comm, err = calc.SumAs(abi.PaddedPieceSize(size))
+		if uint64(n) < payload {
+			calc.Sum()
+			return fmt.Errorf("fetching piece %s: %w: %d bytes came, its payload is %d", pieceCid, ErrVerification, n, payload)
+		}
+		comm, err = calc.SumAs(size)
 	} else {
 		comm, err = calc.Sum()
 	}
@@ -101,6 +107,24 @@ func FetchPiece(ctx context.Context, baseURL string, pieceCid cid.Cid, w io.Writ
 		return fmt.Errorf("fetching piece %s: %w: the data has commitment %s", pieceCid, ErrVerification, comm.CID())
 	}
 	return nil
+}
+
+// limitedWriter passes the first n bytes to w and drops the rest, saying
+// they were written.
+type limitedWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	k := min(int64(len(p)), l.n)
+	if k > 0 {
+		if _, err := l.w.Write(p[:k]); err != nil {
+			return 0, err
+		}
+		l.n -= k
+	}
+	return len(p), nil
 }
 
 // FetchCAR downloads the whole DAG under root from the trustless gateway at

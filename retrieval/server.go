@@ -3,7 +3,8 @@
 //
 // The server answers
 //
-//	GET|HEAD /piece/{pieceCid}      the piece's bytes (fr32 removed), with Range
+//	GET|HEAD /piece/{pieceCid}      the piece's bytes (fr32 removed), with Range;
+//	                                for a piece CID v2, its payload's alone
 //	GET|HEAD /ipfs/{cid}[/{path}]   an IPFS trustless gateway: one block
 //	                                (application/vnd.ipld.raw, bare CIDs) or a
 //	                                CAR (application/vnd.ipld.car) with paths
@@ -192,14 +193,8 @@ func (s *Server) servePiece(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, fmt.Sprintf("bad piece CID %q: %v", r.PathValue("cid"), err), http.StatusBadRequest)
 		return
 	}
-	pc := c
-	if c.Prefix().MhType == piece.MhV2 {
-		if pc, _, _, err = piece.V2ToV1(c); err != nil {
-			http.Error(w, fmt.Sprintf("bad piece CID %s: %v", c, err), http.StatusBadRequest)
-			return
-		}
-	}
-	if _, err := piece.ParseCID(pc); err != nil {
+	pc, v2size, payload, err := piece.ParseAnyCID(c)
+	if err != nil {
 		http.Error(w, fmt.Sprintf("bad piece CID: %v", err), http.StatusBadRequest)
 		return
 	}
@@ -209,6 +204,15 @@ func (s *Server) servePiece(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sec.pr.Close()
+	// A piece CID v2 names the payload: its bytes, without the zeros that
+	// fill the piece after it.
+	if v2size != 0 {
+		if payload > uint64(sec.size) {
+			http.Error(w, fmt.Sprintf("piece %s is not stored here (its payload is larger than the piece %s stored)", c, pc), http.StatusNotFound)
+			return
+		}
+		sec.size = int64(payload)
+	}
 	h := w.Header()
 	h.Set("Content-Type", PieceContentType)
 	h.Set("ETag", `"`+c.String()+`"`)

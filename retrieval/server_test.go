@@ -388,3 +388,57 @@ func TestGatewayHeaders(t *testing.T) {
 		}
 	}
 }
+
+// A piece CID v2 names the payload: /piece/{v2} serves its bytes alone (a
+// v1 the whole piece), FetchPiece writes them alone whatever the server
+// sends after them, and a v2 whose payload is larger than the stored piece
+// is not stored here.
+func TestServePieceV2Payload(t *testing.T) {
+	f := newFixture(t)
+	n := len(bytes.TrimRight(f.payload, "\x00"))
+	size := piece.PaddedSizeFor(uint64(len(f.payload)))
+	v2, err := piece.V1ToV2(f.pc, uint64(n), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := f.srv.URL + "/piece/" + v2.String()
+	resp, body := do(t, "GET", u, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, f.payload[:n]) || resp.ContentLength != int64(n) {
+		t.Fatalf("GET v2: %s, %d bytes; want the %d payload bytes", resp.Status, len(body), n)
+	}
+	resp, _ = do(t, "GET", u, map[string]string{"Range": fmt.Sprintf("bytes=%d-", n)})
+	if resp.StatusCode != http.StatusRequestedRangeNotSatisfiable || resp.Header.Get("Content-Range") != fmt.Sprintf("bytes */%d", n) {
+		t.Fatalf("range past the payload: %s %q", resp.Status, resp.Header.Get("Content-Range"))
+	}
+	bigger, err := piece.V1ToV2(f.pc, uint64(len(f.payload))+1, size*2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := do(t, "GET", f.srv.URL+"/piece/"+bigger.String(), nil); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("v2 with a payload larger than the piece: %s", resp.Status)
+	}
+
+	ctx := context.Background()
+	var got bytes.Buffer
+	if err := FetchPiece(ctx, f.srv.URL, v2, &got); err != nil || !bytes.Equal(got.Bytes(), f.payload[:n]) {
+		t.Fatalf("FetchPiece(v2): %d bytes, %v", got.Len(), err)
+	}
+	// A server that sends the whole piece for a v2 (the zero fill after
+	// the payload too): the payload is written alone.
+	whole := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(f.payload) }))
+	defer whole.Close()
+	got.Reset()
+	if err := FetchPiece(ctx, whole.URL, v2, &got); err != nil || !bytes.Equal(got.Bytes(), f.payload[:n]) {
+		t.Fatalf("FetchPiece(v2) from a server sending the whole piece: %d bytes, %v", got.Len(), err)
+	}
+	// One that sends less than the payload, even if the commitment holds.
+	short := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write(f.payload[:n]) }))
+	defer short.Close()
+	long, err := piece.V1ToV2(f.pc, uint64(n+1), size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := FetchPiece(ctx, short.URL, long, io.Discard); !errors.Is(err, ErrVerification) {
+		t.Fatalf("FetchPiece of a short payload: %v", err)
+	}
+}

@@ -32,21 +32,18 @@ var errNoRoom = errors.New("no open sector has room and the sector limits forbid
 // returns the same placement without reading data; a deal whose write was
 // interrupted (a crash) is written again where its reservation is.
 func (s *Sealing) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d Deal) (Placement, error) {
+	if err := d.validate(); err != nil {
+		return Placement{}, fmt.Errorf("adding piece of deal %s: %w", d.UUID, err)
+	}
 	if err := piece.ValidateUnpadded(size); err != nil {
 		return Placement{}, fmt.Errorf("adding piece of deal %s: %w", d.UUID, err)
 	}
 	padded := size.Padded()
-	if d.Proposal.PieceSize != padded {
-		return Placement{}, fmt.Errorf("adding piece of deal %s: piece size %d does not match the proposal's %d", d.UUID, padded, d.Proposal.PieceSize)
+	if d.PieceSize() != padded {
+		return Placement{}, fmt.Errorf("adding piece of deal %s: piece size %d does not match the deal's %d", d.UUID, padded, d.PieceSize())
 	}
 	if uint64(padded) > uint64(s.cfg.SectorSize) {
 		return Placement{}, fmt.Errorf("adding piece of deal %s: piece of %d bytes does not fit a %d-byte sector", d.UUID, padded, s.cfg.SectorSize)
-	}
-	if !d.Proposal.PieceCID.Defined() {
-		return Placement{}, fmt.Errorf("adding piece of deal %s: the proposal has no piece CID", d.UUID)
-	}
-	if d.UUID == uuid.Nil {
-		return Placement{}, errors.New("adding piece: deal UUID is not set")
 	}
 
 	release, err := s.claimDeal(ctx, d.UUID)
@@ -72,11 +69,20 @@ func (s *Sealing) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize,
 		if err != nil {
 			return Placement{}, fmt.Errorf("adding piece of deal %s: %w", d.UUID, err)
 		}
-		if d.Proposal.StartEpoch < h+s.cfg.StartEpochSealingBuffer {
+		sch := d.Schedule()
+		if sch.StartEpoch < h+s.cfg.StartEpochSealingBuffer {
 			return Placement{}, fmt.Errorf("adding piece of deal %s: start epoch %d is less than the sealing buffer of %d epochs after the current epoch %d: %w",
-				d.UUID, d.Proposal.StartEpoch, s.cfg.StartEpochSealingBuffer, h, ErrStartEpochTooSoon)
+				d.UUID, sch.StartEpoch, s.cfg.StartEpochSealingBuffer, h, ErrStartEpochTooSoon)
 		}
-		if pl, err = s.place(ctx, d, padded); err != nil {
+		claim, err := s.allocationTerms(ctx, &d)
+		if err != nil {
+			return Placement{}, fmt.Errorf("adding piece of deal %s: %w", d.UUID, err)
+		}
+		own := expiryBounds{MinEnd: sch.EndEpoch, TermMax: claim.TermMax}
+		if _, err := s.expiration(h, own); err != nil {
+			return Placement{}, fmt.Errorf("adding piece of deal %s: no sector can hold it: %w: %w", d.UUID, err, ErrCannotSeal)
+		}
+		if pl, err = s.place(ctx, d, padded, claim, func(open openSector) bool { return s.fits(h, open.Bounds.with(own)) }); err != nil {
 			return Placement{}, err
 		}
 	}
@@ -144,13 +150,21 @@ func (s *Sealing) resume(ctx context.Context, d Deal) (pl Placement, owner uuid.
 	return pl, owner, written, found, releaseOwner, nil
 }
 
-// place reserves the piece's placement, waiting for room when every open
-// sector is full and no new one may be started. The reservation is held by
-// this call from then on.
-func (s *Sealing) place(ctx context.Context, d Deal, size abi.PaddedPieceSize) (Placement, error) {
+// place reserves the piece's placement in an open sector whose expiration
+// bounds still meet with the piece's (compatible), waiting for room when
+// every such sector is full and no new one may be started. The reservation
+// is held by this call from then on.
+func (s *Sealing) place(ctx context.Context, d Deal, size abi.PaddedPieceSize, claim pieceClaim, compatible func(openSector) bool) (Placement, error) {
 	choose := func(open []openSector, sealing int) (int, error) {
-		if i := choosePlacement(open, s.cfg.SectorSize, size); i >= 0 {
-			return i, nil
+		var fit []openSector
+		var at []int
+		for i, o := range open {
+			if compatible(o) {
+				fit, at = append(fit, o), append(at, i)
+			}
+		}
+		if i := choosePlacement(fit, s.cfg.SectorSize, size); i >= 0 {
+			return at[i], nil
 		}
 		if len(open) >= s.cfg.MaxWaitDealsSectors ||
 			(s.cfg.MaxSealingSectorsForDeals > 0 && sealing >= s.cfg.MaxSealingSectorsForDeals) {
@@ -160,7 +174,7 @@ func (s *Sealing) place(ctx context.Context, d Deal, size abi.PaddedPieceSize) (
 	}
 	for {
 		s.mu.Lock()
-		pl, err := s.st.reserve(ctx, d, size, s.proof, choose)
+		pl, err := s.st.reserve(ctx, d, size, claim, s.proof, choose)
 		if err == nil {
 			s.held[pl.Sector]++
 			s.mu.Unlock()
@@ -388,8 +402,8 @@ func (s *Sealing) addPiece(ctx context.Context, pl Placement, size abi.UnpaddedP
 	if err != nil {
 		return fmt.Errorf("adding piece of deal %s to sector %d at %d: %w", d.UUID, pl.Sector, pl.Offset, err)
 	}
-	if got := comm.CID(); !got.Equals(d.Proposal.PieceCID) {
-		return fmt.Errorf("adding piece of deal %s: data has piece CID %s, the deal says %s: %w", d.UUID, got, d.Proposal.PieceCID, ErrCommPMismatch)
+	if got := comm.CID(); !got.Equals(d.PieceCID()) {
+		return fmt.Errorf("adding piece of deal %s: data has piece CID %s, the deal says %s: %w", d.UUID, got, d.PieceCID(), ErrCommPMismatch)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("adding piece of deal %s: syncing sector %d: %w", d.UUID, pl.Sector, err)

@@ -96,13 +96,13 @@ func TestChoosePlacement(t *testing.T) {
 		want abi.SectorNumber // 0: none
 	}{
 		{"empty list", nil, 128, 0},
-		{"fits the only one", []openSector{{1, 0, 0}}, 1024, 1},
-		{"too big for any", []openSector{{1, 1152, 1}, {2, 1536, 1}}, 1024, 0},
+		{"fits the only one", []openSector{{Number: 1, Used: 0, Deals: 0}}, 1024, 1},
+		{"too big for any", []openSector{{Number: 1, Used: 1152, Deals: 1}, {Number: 2, Used: 1536, Deals: 1}}, 1024, 0},
 		// used 128 needs 384 bytes of filler for a 512 piece; used 512 needs none
-		{"least padding wins", []openSector{{1, 128, 1}, {2, 512, 1}}, 512, 2},
-		{"tie goes to the older", []openSector{{3, 512, 1}, {2, 1536, 1}}, 512, 2},
-		{"full sector skipped", []openSector{{1, 2048, 2}, {2, 256, 1}}, 128, 2},
-		{"deal limit", []openSector{{1, 0, 256}}, 128, 0},
+		{"least padding wins", []openSector{{Number: 1, Used: 128, Deals: 1}, {Number: 2, Used: 512, Deals: 1}}, 512, 2},
+		{"tie goes to the older", []openSector{{Number: 3, Used: 512, Deals: 1}, {Number: 2, Used: 1536, Deals: 1}}, 512, 2},
+		{"full sector skipped", []openSector{{Number: 1, Used: 2048, Deals: 2}, {Number: 2, Used: 256, Deals: 1}}, 128, 2},
+		{"deal limit", []openSector{{Number: 1, Used: 0, Deals: 256}}, 128, 0},
 	}
 	for _, c := range cases {
 		i := choosePlacement(c.open, ss, c.size)

@@ -11,14 +11,20 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 )
 
-// Chain is what sealing reads from the chain: chain.Node (the devnet or a
-// Lotus node) has it.
+// Chain is what sealing reads from the chain: chain.FullNode (the devnet or
+// a Lotus node) has it.
 type Chain interface {
 	ChainHead(ctx context.Context) (*chain.TipSet, error)
+	StateLookupID(ctx context.Context, addr address.Address, tsk chain.TipSetKey) (address.Address, error)
 	StateMinerInfo(ctx context.Context, maddr address.Address, tsk chain.TipSetKey) (chain.MinerInfo, error)
 	StateSectorPreCommitInfo(ctx context.Context, maddr address.Address, n abi.SectorNumber, tsk chain.TipSetKey) (*chain.SectorPreCommitOnChainInfo, error)
 	StateSectorGetInfo(ctx context.Context, maddr address.Address, n abi.SectorNumber, tsk chain.TipSetKey) (*chain.SectorOnChainInfo, error)
 	StateSearchMsg(ctx context.Context, from chain.TipSetKey, msg cid.Cid, limit abi.ChainEpoch, allowReplaced bool) (*chain.MsgLookup, error)
+	// StateGetAllocation and StateGetAllocationIdForPendingDeal read the
+	// verified allocations pieces claim (their TermMax bounds the sector's
+	// life; a verified market deal's is named in its piece's manifest).
+	StateGetAllocation(ctx context.Context, client address.Address, id chain.AllocationID, tsk chain.TipSetKey) (*chain.Allocation, error)
+	StateGetAllocationIdForPendingDeal(ctx context.Context, dealID abi.DealID, tsk chain.TipSetKey) (chain.AllocationID, error) //nolint:revive // Lotus' name
 }
 
 // MessageSender sends chain messages from one address with nonces it

@@ -23,9 +23,37 @@
 // PreCommitBatchWait waits for it (MessageConfidence epochs, in a goroutine
 // of its own so no other sector waits; the sender pushes it again when it
 // has to), WaitSeed waits PreCommitChallengeDelay, Committing has the Sealer
-// prove, SubmitCommit sends the ProveCommitSector and CommitWait waits until
+// prove, SubmitCommit sends the ProveCommitSector (ProveCommitSectors3 for
+// a sector holding a direct piece) and CommitWait waits until
 // the sector is proven; FinalizeSector drops the unsealed copy unless a deal
 // keeps it.
+//
+// # Direct pieces and the sector's expiration
+//
+// A Deal is either a published storage market deal or a piece onboarded
+// directly (FIP-0076), with the PieceActivationManifest it is proven with
+// (Lotus' PieceDealInfo has the same shape). Sectors may mix the two. A
+// sector that holds a direct piece is pre-committed with
+// PreCommitSectorBatch2 without deal IDs (its unsealed CID declared) and
+// proven with ProveCommitSectors3 and the manifest of each of its pieces in
+// order: a direct piece's own (its verified allocation is claimed), a
+// market deal's piece with a notification to the market actor naming the
+// deal (and, for a verified deal, the allocation the deal made at publish,
+// which is claimed), and each filler with its CID and size alone; activation
+// and notifications are required to succeed. Other sectors are
+// pre-committed with their deal IDs and proven with ProveCommitSector.
+//
+// The sector's expiration is the earliest that satisfies the miner actor
+// (MinSectorExpiration after the latest activation its pre-commit allows)
+// and every deal in it (not before its end: a market deal's EndEpoch, a
+// direct piece's start + TermMin), and it must leave the sector living no
+// longer after activation than the shortest TermMax of the allocations its
+// pieces claim (a verified market deal's is its duration + 90 days).
+// AddPieceToAny reads each piece's allocation from the chain (it must be
+// this miner's, for this piece) and places a piece only in a sector where
+// these bounds still meet; a piece no sector could hold is refused with
+// ErrCannotSeal.
+//
 // Failures go to SealPreCommit1Failed, PreCommitFailed, ComputeProofFailed
 // or CommitFailed, which retry after RetryDelay (looking at the chain first)
 // and stop in FailedUnrecoverable after MaxRetries. One table

@@ -13,6 +13,8 @@ import (
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
 	"github.com/filecoin-project/go-state-types/builtin"
+	miner13 "github.com/filecoin-project/go-state-types/builtin/v13/miner"
+	verifreg13 "github.com/filecoin-project/go-state-types/builtin/v13/verifreg"
 	"github.com/filecoin-project/go-state-types/builtin/v9/miner"
 	"github.com/filecoin-project/go-state-types/exitcode"
 	"github.com/google/uuid"
@@ -341,16 +343,23 @@ func (s *Sealing) handleSubmitPreCommit(ctx context.Context, r *sectorRow) error
 	if err != nil {
 		return err
 	}
+	// A sector holding a direct piece is pre-committed without deal IDs
+	// and proven with the manifests of its pieces (ProveCommitSectors3);
+	// the others with their deal IDs (ProveCommitSector).
+	direct := holdsDirect(r)
 	var dealIDs []abi.DealID
-	// The miner actor wants the sector to live at least MinSectorExpiration
-	// past the latest possible activation (now + MaxProveCommitDuration); a
-	// day of margin covers the time the message waits to be included.
-	exp := h + s.cfg.MaxProveCommitDuration + s.cfg.MinSectorExpiration + 2880
+	var bounds expiryBounds
 	for _, p := range r.Pieces {
 		if !p.Filler {
-			dealIDs = append(dealIDs, p.DealID)
-			exp = max(exp, p.EndEpoch)
+			if !direct {
+				dealIDs = append(dealIDs, p.DealID)
+			}
+			bounds = bounds.with(expiryBounds{MinEnd: p.EndEpoch, TermMax: p.claim.TermMax})
 		}
+	}
+	exp, err := s.expiration(h, bounds)
+	if err != nil {
+		return s.toFailed(ctx, r, StatePreCommitFailed, fmt.Errorf("sector %d: choosing its expiration: %w", r.Number, err))
 	}
 	params := &miner.PreCommitSectorBatchParams2{Sectors: []miner.SectorPreCommitInfo{{
 		SealProof:     s.proof,
@@ -429,12 +438,58 @@ func (s *Sealing) handleSubmitCommit(ctx context.Context, r *sectorRow) error {
 		_, err := s.st.setState(ctx, r.Number, StateCommitWait, "", r.State)
 		return err
 	}
-	params := &miner.ProveCommitSectorParams{SectorNumber: r.Number, Proof: r.proof}
-	c, err := s.send(ctx, r.Number, r.commitID, s.st.setCommitID, builtin.MethodsMiner.ProveCommitSector, params)
+	method, params := builtin.MethodsMiner.ProveCommitSector, cborMarshaler(&miner.ProveCommitSectorParams{SectorNumber: r.Number, Proof: r.proof})
+	if holdsDirect(r) {
+		method, params = builtin.MethodsMiner.ProveCommitSectors3, &miner13.ProveCommitSectors3Params{
+			SectorActivations:          []miner13.SectorActivationManifest{{SectorNumber: r.Number, Pieces: activationManifest(r)}},
+			SectorProofs:               [][]byte{r.proof},
+			RequireActivationSuccess:   true,
+			RequireNotificationSuccess: true,
+		}
+	}
+	c, err := s.send(ctx, r.Number, r.commitID, s.st.setCommitID, method, params)
 	if err != nil {
 		return fmt.Errorf("sector %d: sending prove-commit: %w", r.Number, err)
 	}
 	return s.st.recordCommitSent(ctx, r.Number, c)
+}
+
+// holdsDirect reports whether a sector holds a direct piece, which makes it
+// a sector of the DDO methods: PreCommitSectorBatch2 without deal IDs and
+// ProveCommitSectors3. Its market deals are activated by notifications.
+func holdsDirect(r *sectorRow) bool {
+	for _, p := range r.Pieces {
+		if p.Direct {
+			return true
+		}
+	}
+	return false
+}
+
+// activationManifest is the manifest of every piece of a sector in order,
+// fillers included, whose CommD is the sector's: a direct piece's own
+// manifest; a market deal's piece with a notification that has the market
+// actor activate the deal (and its verified allocation's key, for the
+// claim); a filler with its CID and size alone.
+func activationManifest(r *sectorRow) []miner13.PieceActivationManifest {
+	out := make([]miner13.PieceActivationManifest, 0, len(r.Pieces))
+	for _, p := range r.Pieces {
+		switch {
+		case p.Manifest != nil:
+			out = append(out, *p.Manifest)
+		case p.Filler:
+			out = append(out, miner13.PieceActivationManifest{CID: p.PieceCID, Size: p.Size})
+		default:
+			m := miner13.PieceActivationManifest{CID: p.PieceCID, Size: p.Size, Notify: []miner13.DataActivationNotification{{
+				Address: builtin.StorageMarketActorAddr, Payload: chain.DealNotificationPayload(p.DealID),
+			}}}
+			if p.claim.ID != chain.NoAllocationID {
+				m.VerifiedAllocationKey = &miner13.VerifiedAllocationKey{Client: p.claim.Client, ID: verifreg13.AllocationId(p.claim.ID)}
+			}
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // handleCommitWait waits for the prove-commit to execute, through the

@@ -3,6 +3,7 @@ package sealing
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"math/rand"
 	"path/filepath"
@@ -27,8 +28,40 @@ import (
 // sealing code must not call panic through the nil embedded interface.
 type fakeNode struct {
 	chain.Node
-	mu     sync.Mutex
-	height abi.ChainEpoch
+	mu      sync.Mutex
+	height  abi.ChainEpoch
+	allocs  map[chain.AllocationID]*chain.Allocation // by ID, whatever the client
+	pending map[abi.DealID]chain.AllocationID        // verified market deals' allocations
+}
+
+// StateGetAllocation returns the allocation the test put in allocs.
+func (f *fakeNode) StateGetAllocation(_ context.Context, client address.Address, id chain.AllocationID, _ chain.TipSetKey) (*chain.Allocation, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := f.allocs[id]
+	if a == nil {
+		return nil, nil
+	}
+	if c, err := address.IDFromAddress(client); err != nil || abi.ActorID(c) != a.Client {
+		return nil, nil
+	}
+	return a, nil
+}
+
+// StateGetAllocationIdForPendingDeal returns the allocation the test put in
+// pending.
+func (f *fakeNode) StateGetAllocationIdForPendingDeal(_ context.Context, id abi.DealID, _ chain.TipSetKey) (chain.AllocationID, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pending[id], nil
+}
+
+// StateLookupID returns ID addresses as they are.
+func (f *fakeNode) StateLookupID(_ context.Context, a address.Address, _ chain.TipSetKey) (address.Address, error) {
+	if a.Protocol() != address.ID {
+		return address.Undef, fmt.Errorf("fake node: %s is not an ID address", a)
+	}
+	return a, nil
 }
 
 func (f *fakeNode) ChainHead(ctx context.Context) (*chain.TipSet, error) {
@@ -97,7 +130,7 @@ func dealFor(p testPiece, start abi.ChainEpoch) Deal {
 		UUID:         uuid.New(),
 		DealID:       0,
 		KeepUnsealed: true,
-		Proposal: market.DealProposal{
+		Proposal: &market.DealProposal{
 			PieceCID:             p.cid,
 			PieceSize:            p.size.Padded(),
 			Client:               testClient,

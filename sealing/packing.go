@@ -11,6 +11,7 @@ type openSector struct {
 	Number abi.SectorNumber
 	Used   abi.PaddedPieceSize // padded bytes taken by pieces, reservations and their fillers
 	Deals  int                 // deal pieces written or reserved
+	Bounds expiryBounds        // what its deals ask of its expiration
 }
 
 // choosePlacement picks the open sector for a piece of padded size size by

@@ -226,7 +226,7 @@ func TestAddPieceSameChainDealOtherUUID(t *testing.T) {
 	d1 := dealFor(p, 10000)
 	d1.DealID = 55
 	newSector := func([]openSector, int) (int, error) { return -1, nil }
-	res, err := s.st.reserve(ctx, d1, 512, s.proof, newSector)
+	res, err := s.st.reserve(ctx, d1, 512, pieceClaim{}, s.proof, newSector)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
+	miner13 "github.com/filecoin-project/go-state-types/builtin/v13/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -117,21 +119,29 @@ type SectorInfo struct {
 
 // SectorPiece is one piece (a deal's or a zero filler) in a sector.
 type SectorPiece struct {
-	Offset     abi.PaddedPieceSize `json:"offset"`
-	Size       abi.PaddedPieceSize `json:"size"`
-	PieceCID   cid.Cid             `json:"pieceCid"`
-	Filler     bool                `json:"filler"`
-	Written    bool                `json:"written"` // false while reserved: waiting for its turn, being written, or interrupted
-	DealUUID   *uuid.UUID          `json:"dealUuid,omitempty"`
-	DealID     abi.DealID          `json:"dealId,omitempty"`
-	PublishCid *cid.Cid            `json:"publishCid,omitempty"` // the deal's PublishStorageDeals message
-	// Proposal is the deal's proposal as published (nil for fillers);
-	// lotus-miner's SectorsStatus shows it, `ferryd sectors` does not.
-	Proposal     *market.DealProposal `json:"-"`
-	StartEpoch   abi.ChainEpoch       `json:"startEpoch"`
-	EndEpoch     abi.ChainEpoch       `json:"endEpoch"`
-	KeepUnsealed bool                 `json:"keepUnsealed"`
-	Error        string               `json:"error,omitempty"`
+	Offset       abi.PaddedPieceSize `json:"offset"`
+	Size         abi.PaddedPieceSize `json:"size"`
+	PieceCID     cid.Cid             `json:"pieceCid"`
+	Filler       bool                `json:"filler"`
+	Written      bool                `json:"written"` // false while reserved: waiting for its turn, being written, or interrupted
+	DealUUID     *uuid.UUID          `json:"dealUuid,omitempty"`
+	DealID       abi.DealID          `json:"dealId,omitempty"`
+	PublishCid   *cid.Cid            `json:"publishCid,omitempty"` // a market deal's PublishStorageDeals message
+	StartEpoch   abi.ChainEpoch      `json:"startEpoch"`
+	EndEpoch     abi.ChainEpoch      `json:"endEpoch"`
+	KeepUnsealed bool                `json:"keepUnsealed"`
+	Error        string              `json:"error,omitempty"`
+	// Direct: a piece onboarded directly (FIP-0076), activated by its
+	// manifest; AllocationID is the verified allocation the piece claims.
+	Direct       bool               `json:"direct,omitempty"`
+	AllocationID chain.AllocationID `json:"allocationId,omitempty"`
+	// Proposal is a market deal's proposal as published, Manifest a direct
+	// piece's activation manifest (nil otherwise): lotus-miner's
+	// SectorsStatus shows them, `ferryd sectors` does not.
+	Proposal *market.DealProposal             `json:"-"`
+	Manifest *miner13.PieceActivationManifest `json:"-"`
+
+	claim pieceClaim // the allocation it claims, with its TermMax
 }
 
 // Sectors lists every sector with its pieces, in number order.

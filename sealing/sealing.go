@@ -10,23 +10,103 @@ import (
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
+	miner13 "github.com/filecoin-project/go-state-types/builtin/v13/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 )
 
-// Deal is a published deal whose piece is to be placed in a sector.
+// Deal is a deal whose piece is to be placed in a sector, Lotus'
+// PieceDealInfo: either a published storage market deal (Proposal set,
+// with DealID and PublishCid) or a piece onboarded directly (FIP-0076:
+// PieceActivationManifest set), exactly one of the two.
 type Deal struct {
-	// UUID is the deal's identity in the market (DealParams.DealUUID).
+	// UUID is the deal's identity in the market (DealParams.DealUUID, or
+	// the direct deal's UUID).
 	UUID uuid.UUID
-	// DealID is the chain deal ID from the publish receipt.
-	DealID abi.DealID
-	// PublishCid is the CID of the PublishStorageDeals message.
+	// PublishCid is the CID of the PublishStorageDeals message of a market
+	// deal.
 	PublishCid cid.Cid
-	// Proposal is the deal proposal as published.
-	Proposal market.DealProposal
+	// DealID is a market deal's chain deal ID from the publish receipt.
+	DealID abi.DealID
+	// Proposal is a market deal's proposal as published.
+	Proposal *market.DealProposal
+	// DealSchedule is when a direct piece must be sealed by and how long
+	// its sector must keep it (the start epoch given at import, and start
+	// + the allocation's TermMin); a market deal's are its proposal's, and
+	// DealSchedule may be left zero.
+	DealSchedule DealSchedule
+	// PieceActivationManifest is a direct piece as ProveCommitSectors3
+	// activates it: its CID (v1) and padded size, the verified allocation
+	// it claims, and whom to notify.
+	PieceActivationManifest *miner13.PieceActivationManifest
 	// KeepUnsealed asks to keep the unsealed copy once the sector is proven.
 	KeepUnsealed bool
+}
+
+// DealSchedule is when a deal's piece must be in a proven sector
+// (StartEpoch) and until when the sector must keep it (EndEpoch), Lotus'
+// DealSchedule.
+type DealSchedule struct {
+	StartEpoch abi.ChainEpoch
+	EndEpoch   abi.ChainEpoch
+}
+
+// IsDirect reports whether the deal is a direct piece (no market deal).
+func (d *Deal) IsDirect() bool { return d.PieceActivationManifest != nil }
+
+// PieceCID is the piece's CID (v1).
+func (d *Deal) PieceCID() cid.Cid {
+	if d.IsDirect() {
+		return d.PieceActivationManifest.CID
+	}
+	if d.Proposal != nil {
+		return d.Proposal.PieceCID
+	}
+	return cid.Undef
+}
+
+// PieceSize is the piece's padded size.
+func (d *Deal) PieceSize() abi.PaddedPieceSize {
+	if d.IsDirect() {
+		return d.PieceActivationManifest.Size
+	}
+	if d.Proposal != nil {
+		return d.Proposal.PieceSize
+	}
+	return 0
+}
+
+// Schedule is the deal's start and end epochs: a market deal's proposal's,
+// a direct piece's DealSchedule.
+func (d *Deal) Schedule() DealSchedule {
+	if !d.IsDirect() && d.Proposal != nil {
+		return DealSchedule{StartEpoch: d.Proposal.StartEpoch, EndEpoch: d.Proposal.EndEpoch}
+	}
+	return d.DealSchedule
+}
+
+// validate checks that the deal is one of the two kinds, whole: a market
+// deal with its proposal (and no other schedule than the proposal's), or a
+// direct piece with its manifest and schedule (0 < start < end).
+func (d *Deal) validate() error {
+	switch {
+	case d.UUID == uuid.Nil:
+		return errors.New("the deal UUID is not set")
+	case (d.Proposal == nil) == (d.PieceActivationManifest == nil):
+		return errors.New("a deal is either a market deal (a proposal) or a direct piece (a piece activation manifest), exactly one")
+	case !d.IsDirect() && d.DealSchedule != (DealSchedule{}) && d.DealSchedule != d.Schedule():
+		return fmt.Errorf("the deal schedule %+v is not its proposal's %+v", d.DealSchedule, d.Schedule())
+	case d.IsDirect() && (d.DealID != 0 || d.PublishCid.Defined()):
+		return errors.New("a direct piece has no chain deal ID or publish message")
+	}
+	if sch := d.Schedule(); sch.StartEpoch <= 0 || sch.EndEpoch <= sch.StartEpoch {
+		return fmt.Errorf("the deal schedule %d to %d is not 0 < start < end", sch.StartEpoch, sch.EndEpoch)
+	}
+	if !d.PieceCID().Defined() {
+		return errors.New("the deal has no piece CID")
+	}
+	return nil
 }
 
 // Placement says where a piece sits: its sector and padded offset and size.
@@ -50,6 +130,9 @@ var (
 	ErrUnknownDeal = errors.New("deal not known to the sealing subsystem")
 	// ErrUnknownSector: no such sector.
 	ErrUnknownSector = errors.New("unknown sector")
+	// ErrCannotSeal: no sector this miner can commit satisfies the deal
+	// (its end and its allocation's TermMax leave no expiration).
+	ErrCannotSeal = errors.New("the deal's terms fit no sector expiration")
 )
 
 // Sealing places deal pieces into sectors and seals them. Create it with New

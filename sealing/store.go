@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
+	miner13 "github.com/filecoin-project/go-state-types/builtin/v13/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/piece"
 )
@@ -96,15 +98,27 @@ func (st *store) dealPlacement(ctx context.Context, d Deal) (pl Placement, owner
 // not yet proven or given up, open ones included.
 type placeFunc func(open []openSector, sealing int) (int, error)
 
-// reserve records the placement of deal d's piece of padded size size, in
-// the sector place chooses, after everything already placed there, with the
-// zero fillers that align it. The offset is the one the chain assumes for
-// the deal's piece when every piece before it is written.
-func (st *store) reserve(ctx context.Context, d Deal, size abi.PaddedPieceSize, proof abi.RegisteredSealProof, place placeFunc) (Placement, error) {
-	var prop bytes.Buffer
-	if err := d.Proposal.MarshalCBOR(&prop); err != nil {
-		return Placement{}, fmt.Errorf("encoding the proposal of deal %s: %w", d.UUID, err)
+// reserve records the placement of deal d's piece of padded size size,
+// which claims claim, in the sector place chooses, after everything
+// already placed there, with the zero fillers that align it. The offset is
+// the one the chain assumes for the deal's piece when every piece before
+// it is written.
+func (st *store) reserve(ctx context.Context, d Deal, size abi.PaddedPieceSize, claim pieceClaim, proof abi.RegisteredSealProof, place placeFunc) (Placement, error) {
+	var prop, manifest []byte // NULL for the kind the deal is not
+	if d.IsDirect() {
+		var buf bytes.Buffer
+		if err := d.PieceActivationManifest.MarshalCBOR(&buf); err != nil {
+			return Placement{}, fmt.Errorf("encoding the piece manifest of deal %s: %w", d.UUID, err)
+		}
+		manifest = buf.Bytes()
+	} else {
+		var buf bytes.Buffer
+		if err := d.Proposal.MarshalCBOR(&buf); err != nil {
+			return Placement{}, fmt.Errorf("encoding the proposal of deal %s: %w", d.UUID, err)
+		}
+		prop = buf.Bytes()
 	}
+	sch := d.Schedule()
 	var pl Placement
 	err := db.InTx(ctx, st.db, func(tx *sql.Tx) error {
 		open, err := st.openSectorsTx(ctx, tx)
@@ -140,11 +154,11 @@ func (st *store) reserve(ctx context.Context, d Deal, size abi.PaddedPieceSize, 
 			publish = d.PublishCid.String()
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO sealing_pieces (sector, piece_offset, size, kind, status, piece_cid,
-			deal_uuid, deal_id, publish_cid, start_epoch, end_epoch, keep_unsealed, proposal)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			int64(pl.Sector), int64(pl.Offset), int64(pl.Size), kindDeal, statusReserved, d.Proposal.PieceCID.String(),
-			d.UUID.String(), dealID, publish, int64(d.Proposal.StartEpoch), int64(d.Proposal.EndEpoch),
-			d.KeepUnsealed, prop.Bytes()); err != nil {
+			deal_uuid, deal_id, publish_cid, start_epoch, end_epoch, keep_unsealed, proposal, manifest, alloc_client, alloc_id, term_max)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			int64(pl.Sector), int64(pl.Offset), int64(pl.Size), kindDeal, statusReserved, d.PieceCID().String(),
+			d.UUID.String(), dealID, publish, int64(sch.StartEpoch), int64(sch.EndEpoch),
+			d.KeepUnsealed, prop, manifest, int64(claim.Client), int64(claim.ID), int64(claim.TermMax)); err != nil {
 			return fmt.Errorf("recording the placement of deal %s in sector %d: %w", d.UUID, pl.Sector, err)
 		}
 		return nil
@@ -152,26 +166,30 @@ func (st *store) reserve(ctx context.Context, d Deal, size abi.PaddedPieceSize, 
 	return pl, err
 }
 
-// openSectorsTx lists the sectors taking pieces, with their used space.
+// openSectorsTx lists the sectors taking pieces, with their used space and
+// the bounds their deals set on their expiration.
 func (st *store) openSectorsTx(ctx context.Context, tx *sql.Tx) ([]openSector, error) {
 	open := openStates()
 	rows, err := tx.QueryContext(ctx, `SELECT s.number, COALESCE(MAX(p.piece_offset + p.size), 0),
-		COUNT(CASE WHEN p.kind = ? THEN 1 END)
+		COUNT(CASE WHEN p.kind = ? THEN 1 END),
+		COALESCE(MAX(CASE WHEN p.kind = ? THEN p.end_epoch END), 0),
+		COALESCE(MIN(CASE WHEN p.kind = ? AND p.term_max > 0 THEN p.term_max END), 0)
 		FROM sealing_sectors s LEFT JOIN sealing_pieces p ON p.sector = s.number
 		WHERE s.state IN (`+placeholders(len(open))+`) GROUP BY s.number ORDER BY s.number`,
-		append([]any{kindDeal}, stateArgs(open)...)...)
+		append([]any{kindDeal, kindDeal, kindDeal}, stateArgs(open)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("listing open sectors: %w", err)
 	}
 	defer rows.Close()
 	var out []openSector
 	for rows.Next() {
-		var n, used int64
+		var n, used, minEnd, termMax int64
 		var deals int
-		if err := rows.Scan(&n, &used, &deals); err != nil {
+		if err := rows.Scan(&n, &used, &deals, &minEnd, &termMax); err != nil {
 			return nil, fmt.Errorf("listing open sectors: %w", err)
 		}
-		out = append(out, openSector{Number: abi.SectorNumber(n), Used: abi.PaddedPieceSize(used), Deals: deals})
+		out = append(out, openSector{Number: abi.SectorNumber(n), Used: abi.PaddedPieceSize(used), Deals: deals,
+			Bounds: expiryBounds{MinEnd: abi.ChainEpoch(minEnd), TermMax: abi.ChainEpoch(termMax)}})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("listing open sectors: %w", err)
@@ -521,7 +539,8 @@ func (st *store) sector(ctx context.Context, n abi.SectorNumber, ss abi.SectorSi
 // count.
 func (st *store) fillPieces(ctx context.Context, si *SectorInfo) error {
 	rows, err := st.db.QueryContext(ctx, `SELECT piece_offset, size, kind, status, piece_cid, deal_uuid, COALESCE(deal_id, 0),
-		publish_cid, proposal, start_epoch, end_epoch, keep_unsealed, error FROM sealing_pieces WHERE sector = ? ORDER BY piece_offset`, int64(si.Number))
+		publish_cid, start_epoch, end_epoch, keep_unsealed, error, proposal, manifest, alloc_client, alloc_id, term_max
+		FROM sealing_pieces WHERE sector = ? ORDER BY piece_offset`, int64(si.Number))
 	if err != nil {
 		return fmt.Errorf("listing the pieces of sector %d: %w", si.Number, err)
 	}
@@ -529,20 +548,30 @@ func (st *store) fillPieces(ctx context.Context, si *SectorInfo) error {
 	si.Pieces, si.Used, si.Deals = si.Pieces[:0], 0, 0
 	for rows.Next() {
 		var p SectorPiece
-		var off, size, dealID, start, end int64
+		var off, size, dealID, start, end, allocClient, allocID, termMax int64
 		var kind, status, pc, publish string
 		var du sql.NullString
-		var prop []byte
-		if err := rows.Scan(&off, &size, &kind, &status, &pc, &du, &dealID, &publish, &prop, &start, &end, &p.KeepUnsealed, &p.Error); err != nil {
+		var prop, manifest []byte
+		if err := rows.Scan(&off, &size, &kind, &status, &pc, &du, &dealID, &publish, &start, &end, &p.KeepUnsealed, &p.Error,
+			&prop, &manifest, &allocClient, &allocID, &termMax); err != nil {
 			return fmt.Errorf("listing the pieces of sector %d: %w", si.Number, err)
 		}
 		p.PublishCid = optCid(publish)
-		if len(prop) > 0 {
+		if manifest != nil {
+			p.Manifest = new(miner13.PieceActivationManifest)
+			if err := p.Manifest.UnmarshalCBOR(bytes.NewReader(manifest)); err != nil {
+				return fmt.Errorf("sector %d: the manifest of the piece at %d: %w", si.Number, off, err)
+			}
+			p.Direct = true
+		}
+		if prop != nil {
 			p.Proposal = new(market.DealProposal)
 			if err := p.Proposal.UnmarshalCBOR(bytes.NewReader(prop)); err != nil {
-				return fmt.Errorf("reading the proposal of the piece at %d of sector %d: %w", off, si.Number, err)
+				return fmt.Errorf("sector %d: the proposal of the piece at %d: %w", si.Number, off, err)
 			}
 		}
+		p.AllocationID = chain.AllocationID(allocID)
+		p.claim = pieceClaim{Client: abi.ActorID(allocClient), ID: chain.AllocationID(allocID), TermMax: abi.ChainEpoch(termMax)}
 		p.Offset, p.Size = abi.PaddedPieceSize(off), abi.PaddedPieceSize(size)
 		p.Filler = kind == kindFiller
 		p.Written = status == statusDone

@@ -171,7 +171,7 @@ func (r *handoffRig) deal() sealing.Deal {
 	miner, _ := address.NewIDAddress(1000)
 	client, _ := address.NewIDAddress(1001)
 	return sealing.Deal{UUID: uuid.New(), DealID: r.deals, PublishCid: cid.NewCidV1(cid.DagCBOR, mh), KeepUnsealed: true,
-		Proposal: market.DealProposal{PieceCID: r.pc, PieceSize: r.size.Padded(), Client: client, Provider: miner,
+		Proposal: &market.DealProposal{PieceCID: r.pc, PieceSize: r.size.Padded(), Client: client, Provider: miner,
 			StartEpoch: 100000, EndEpoch: 100000 + 518400,
 			StoragePricePerEpoch: big.Zero(), ProviderCollateral: big.Zero(), ClientCollateral: big.Zero()}}
 }
@@ -201,7 +201,7 @@ func (r *handoffRig) remote(ctx context.Context) (time.Duration, error) {
 	publish, prop := d.PublishCid, d.Proposal
 	start := time.Now()
 	if _, err := r.client.SectorAddPieceToAny(ctx, r.size, f, minerapi.PieceDealInfo{PublishCid: &publish, DealID: d.DealID,
-		DealProposal: &prop, DealSchedule: minerapi.DealSchedule{StartEpoch: prop.StartEpoch, EndEpoch: prop.EndEpoch}, KeepUnsealed: true}); err != nil {
+		DealProposal: prop, DealSchedule: minerapi.DealSchedule{StartEpoch: prop.StartEpoch, EndEpoch: prop.EndEpoch}, KeepUnsealed: true}); err != nil {
 		return 0, fmt.Errorf("SectorAddPieceToAny over loopback: %w", err)
 	}
 	return time.Since(start), nil

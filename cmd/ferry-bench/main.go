@@ -23,6 +23,7 @@ func main() {
 			devnetCommand(),
 			addPieceCommand(),
 			handoffCommand(),
+			uiCommand(),
 		},
 	}
 	if err := app.Run(os.Args); err != nil {

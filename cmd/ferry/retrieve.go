@@ -32,7 +32,7 @@ var retrieveCmd = &cli.Command{
 		"verified; a failed retrieval leaves nothing behind and exits non-zero.",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "provider", Usage: "the storage provider's miner address (f0…)"},
-		&cli.StringFlag{Name: "piece", Usage: "retrieve this piece CID instead of a payload CID"},
+		&cli.StringFlag{Name: "piece", Usage: "retrieve this piece CID (v1, or v2 for its payload alone) instead of a payload CID"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "where to write the data", Required: true},
 		&cli.BoolFlag{Name: "extract", Usage: "write the files of the DAG instead of a CAR"},
 		&cli.StringFlag{Name: "url", Usage: "the provider's HTTP retrieval base URL (e.g. http://host:7777)"},

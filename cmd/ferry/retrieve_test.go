@@ -161,6 +161,20 @@ func TestRetrieveCommand(t *testing.T) {
 		t.Fatalf("piece file: %d bytes, %v", len(got), err)
 	}
 
+	// The same piece by its CID v2: the payload's bytes alone.
+	n := len(bytes.TrimRight(s.piece, "\x00"))
+	v2, err := piece.V1ToV2(s.pieceCid, uint64(n), piece.PaddedSizeFor(uint64(len(s.piece))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2Out := filepath.Join(out, "piece-v2.bin")
+	if _, err := runClient(t, "retrieve", "--url", s.url, "--piece", v2.String(), "-o", v2Out); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := os.ReadFile(v2Out); err != nil || !bytes.Equal(got, s.piece[:n]) {
+		t.Fatalf("piece file by CID v2: %d bytes (want %d), %v", len(got), n, err)
+	}
+
 	// The payload as a CAR (flags after the CID), then as files.
 	carOut := filepath.Join(out, "files.car")
 	stdout, err = runClient(t, "retrieve", s.root.String(), "--url", s.url, "-o", carOut)
@@ -195,7 +209,7 @@ func TestRetrieveCommand(t *testing.T) {
 		}
 	}
 	names := dirNames(t, out)
-	if strings.Join(names, " ") != "c0.txt c1.txt files files.car from-car piece.bin" {
+	if strings.Join(names, " ") != "c0.txt c1.txt files files.car from-car piece-v2.bin piece.bin" {
 		t.Fatalf("output folder holds %v", names)
 	}
 

@@ -42,6 +42,8 @@ var (
 	testDeal  = uuid.MustParse("0b5f8a4e-7a4c-4f5e-9d7e-1c2b3a4d5e6f")
 	testPiece = cid.MustParse("baga6ea4seaqes3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi")
 	testCID   = cid.MustParse("bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku")
+	// testPieceV2 is testPiece's CID v2 (SPEC.md §2).
+	testPieceV2 = cid.MustParse("bafkzcibcaaces3nobte6ezpp4wqan2age2s5yxcatzotcvobhgcmv5wi2xh5mbi")
 )
 
 func (o *operator) Info(context.Context) (api.Info, error) {
@@ -61,8 +63,9 @@ func testDealInfo() market.DealInfo {
 	return market.DealInfo{UUID: testDeal.String(), CreatedAt: ended, UpdatedAt: ended, ClientPeer: "12D3KooW", Client: "f01001",
 		PieceCID: testPiece.String(), PieceSize: 2048, DataRoot: testCID.String(), StartEpoch: 10, EndEpoch: 20, Verified: true,
 		TransferSize: 2000, BytesReceived: 1000, AddPieceBytes: 500, Checkpoint: market.Complete, Retry: market.RetryFatal, Retries: 1,
-		Error: "expired", PublishCID: testCID.String(), ChainDealID: 7, Sector: &sector, SealingState: "Proving",
-		SignedCID: testCID.String(), Ended: market.EndExpired, EndedAt: &ended}
+		Error: "expired", PublishCID: testCID.String(), ChainDealID: 7, Sector: &sector, SectorOffset: &sector, SealingState: "Proving",
+		SignedCID: testCID.String(), Ended: market.EndExpired, EndedAt: &ended,
+		Kind: market.KindDirect, PieceCIDv2: testPieceV2.String(), AllocationID: 12, ClaimID: 12, DataPath: "/data/x.car"}
 }
 
 func (o *operator) DealShow(_ context.Context, id uuid.UUID) (*market.DealDetail, error) {
@@ -88,6 +91,13 @@ func (o *operator) DealCancel(_ context.Context, id uuid.UUID) error {
 func (o *operator) DealImportData(_ context.Context, id uuid.UUID, path string) error {
 	o.calls = append(o.calls, "DealImportData "+id.String()+" "+filepath.Base(path))
 	return nil
+}
+
+func (o *operator) DealImportDirect(_ context.Context, dd market.DirectDeal) (*market.DealInfo, error) {
+	o.calls = append(o.calls, fmt.Sprintf("DealImportDirect %s %d %s %s %d %t %t %t", dd.Client, dd.AllocationID, dd.PieceCID,
+		filepath.Base(dd.Data.File), dd.StartEpoch, dd.Data.DeleteAfterImport, dd.RemoveUnsealedCopy, dd.SkipIPNIAnnounce))
+	d := testDealInfo()
+	return &d, nil
 }
 
 func (o *operator) PublishNow(context.Context) error {
@@ -132,7 +142,8 @@ func (o *operator) SectorsStatus(_ context.Context, n abi.SectorNumber) (sealing
 }
 
 func testPieceIndex() api.PieceIndexInfo {
-	return api.PieceIndexInfo{PieceCID: testPiece.String(), State: "indexing", Blocks: 5, Aggregate: true, Announced: true, Error: "x", BytesRead: 1, BytesTotal: 2}
+	return api.PieceIndexInfo{PieceCID: testPiece.String(), State: "indexing", Blocks: 5, Aggregate: true, Announced: true, Error: "x", BytesRead: 1, BytesTotal: 2,
+		PieceCIDv2: testPieceV2.String(), PieceSize: 512, RawSize: 508}
 }
 
 func (o *operator) IndexList(context.Context) ([]api.PieceIndexInfo, error) {
@@ -169,6 +180,21 @@ func (o *operator) MinerAuthNew(_ context.Context, perms []ferryauth.Permission)
 	o.calls = append(o.calls, fmt.Sprint("MinerAuthNew ", perms))
 	return "miner-token", nil
 }
+
+// The web UI's methods: no command calls them.
+func (o *operator) Overview(context.Context) (api.Overview, error) {
+	return api.Overview{}, errNoCommand
+}
+func (o *operator) Transfers(context.Context) ([]api.Transfer, error) { return nil, errNoCommand }
+func (o *operator) PieceShow(context.Context, cid.Cid) (api.PieceDetail, error) {
+	return api.PieceDetail{}, errNoCommand
+}
+func (o *operator) PieceCheckRetrieval(context.Context, cid.Cid) (api.RetrievalCheck, error) {
+	return api.RetrievalCheck{}, errNoCommand
+}
+func (o *operator) ConfigShow(context.Context) (string, error) { return "", errNoCommand }
+
+var errNoCommand = errors.New("no ferryd command calls this")
 
 // serveOperator serves o as ferryd serves its operator API (JSON-RPC with
 // a token, on loopback) and returns a repo directory that points at it.
@@ -262,16 +288,16 @@ func TestRepoAnyPosition(t *testing.T) {
 // TestOperatorOutputKeys checks the keys every `ferryd … --json` prints.
 func TestOperatorOutputKeys(t *testing.T) {
 	repo := serveOperator(t, &operator{})
-	dealKeys := []string{"uuid", "createdAt", "updatedAt", "clientPeer", "client", "pieceCid", "pieceSize", "dataRoot", "startEpoch", "endEpoch",
-		"verified", "isOffline", "transferSize", "bytesReceived", "addPieceBytes", "checkpoint", "retry", "retries", "error", "publishCid",
-		"chainDealId", "sector", "sealingState", "signedCid", "ended", "endedAt"}
+	dealKeys := []string{"uuid", "kind", "createdAt", "updatedAt", "clientPeer", "client", "pieceCid", "pieceCidV2", "pieceSize", "allocationId",
+		"claimId", "dataPath", "dataRoot", "startEpoch", "endEpoch", "verified", "isOffline", "transferSize", "bytesReceived", "addPieceBytes",
+		"checkpoint", "retry", "retries", "error", "publishCid", "chainDealId", "sector", "sectorOffset", "sealingState", "signedCid", "ended", "endedAt"}
 	detailKeys := append(append([]string{}, dealKeys...), "logs", "logs[].at", "logs[].text")
 	sectorKeys := []string{"number", "state", "sealProof", "sectorSize", "used", "deals", "pieces", "openedAt", "updatedAt", "packReason",
 		"ticketEpoch", "seedEpoch", "commD", "commR", "preCommitMsg", "preCommitEpoch", "commitMsg", "retries", "lastError", "unsealed",
 		"pieces[].offset", "pieces[].size", "pieces[].pieceCid", "pieces[].filler", "pieces[].written", "pieces[].dealUuid", "pieces[].dealId", "pieces[].publishCid",
 		"pieces[].startEpoch", "pieces[].endEpoch", "pieces[].keepUnsealed", "pieces[].error"}
 	askKeys := []string{"miner", "price", "verifiedPrice", "minPieceSize", "maxPieceSize", "timestamp", "expiry", "seqNo"}
-	indexKeys := []string{"pieceCid", "state", "blocks", "aggregate", "announced", "error", "bytesRead", "bytesTotal"}
+	indexKeys := []string{"pieceCid", "pieceCidV2", "pieceSize", "rawSize", "state", "blocks", "aggregate", "announced", "error", "bytesRead", "bytesTotal"}
 	data := filepath.Join(t.TempDir(), "data.car")
 	if err := os.WriteFile(data, []byte("car"), 0o644); err != nil {
 		t.Fatal(err)
@@ -286,6 +312,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 		{"deal fail " + testDeal.String(), detailKeys},
 		{"deal cancel " + testDeal.String(), detailKeys},
 		{"import-data " + testDeal.String() + " " + data, detailKeys},
+		{"import-direct --client f01001 --allocation-id 12 " + testPiece.String() + " " + data, dealKeys},
 		{"publish now", []string{"published"}},
 		{"ask get", askKeys},
 		{"ask set --price 1 --verified-price 0", askKeys},
@@ -314,7 +341,8 @@ func TestOperatorOutputKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	clitest.CheckKeys(t, "info", b.Bytes(), "version", "miner", "worker", "sectorSize", "peerId", "addresses", "retrievalUrl", "chainMode",
-		"chainApi", "chainHead", "marketEscrow", "marketLocked", "workerFunds", "subsystems", "sealingBackend", "sealerApi", "minerApi")
+		"chainApi", "chainHead", "chainHeadTime", "blockDelayMillis", "marketEscrow", "marketLocked", "workerFunds",
+		"subsystems", "sealingBackend", "sealerApi", "minerApi")
 }
 
 func prefixed(p string, keys []string) []string {
@@ -393,5 +421,52 @@ func TestMinerAPIInfo(t *testing.T) {
 	}
 	if _, err := runDaemonCLI(t, "--repo", repo, "auth", "create-token", "--miner", "--chain", "--perm", "read"); err == nil || !strings.Contains(err.Error(), "choose one") {
 		t.Fatalf("--miner with --chain: %v", err)
+	}
+}
+
+// TestImportDirectAndPieceArgs: import-direct passes Boost's flags on, and
+// every piece CID argument takes v1 or v2 (passed on as given, for the
+// daemon to read) and refuses a CID that is no piece's.
+func TestImportDirectAndPieceArgs(t *testing.T) {
+	o := &operator{}
+	repo := serveOperator(t, o)
+	data := filepath.Join(t.TempDir(), "piece.car")
+	if err := os.WriteFile(data, []byte("car"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"import-direct --client f01001 --allocation-id 12 " + testPieceV2.String() + " " + data,
+		"import-direct --client-addr f01001 --allocation-id 13 --start-epoch 5000 --delete-after-import --remove-unsealed-copy --skip-ipni-announce " +
+			testPiece.String() + " " + data,
+		"index status " + testPieceV2.String(),
+		"index rebuild " + testPieceV2.String(),
+		"index announce " + testPiece.String(),
+	} {
+		if out, err := runDaemonCLI(t, append(strings.Fields(line), "--repo", repo)...); err != nil {
+			t.Fatalf("%s: %v\n%s", line, err, out)
+		}
+	}
+	want := []string{
+		"DealImportDirect f01001 12 " + testPieceV2.String() + " piece.car 0 false false false",
+		"DealImportDirect f01001 13 " + testPiece.String() + " piece.car 5000 true true true",
+		"IndexStatus " + testPieceV2.String(), "IndexRebuild " + testPieceV2.String(), "IndexAnnounce " + testPiece.String(),
+	}
+	if got := strings.Join(o.calls, "\n"); !strings.HasSuffix(got, strings.Join(want, "\n")) {
+		t.Fatalf("calls:\n%s\nwant them to end with:\n%s", got, strings.Join(want, "\n"))
+	}
+	n := len(o.calls)
+	for _, line := range []string{
+		"import-direct --client f01001 --allocation-id 12 " + testCID.String() + " " + data,
+		"import-direct --client f01001 --allocation-id 0 " + testPiece.String() + " " + data,
+		"import-direct --client nobody --allocation-id 1 " + testPiece.String() + " " + data,
+		"import-direct --client f01001 --allocation-id 1 " + testPiece.String(),
+		"index status " + testCID.String(),
+	} {
+		if _, err := runDaemonCLI(t, append(strings.Fields(line), "--repo", repo)...); err == nil {
+			t.Errorf("%s: accepted", line)
+		}
+	}
+	if len(o.calls) != n {
+		t.Fatalf("refused lines reached the daemon: %v", o.calls[n:])
 	}
 }

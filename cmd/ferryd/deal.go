@@ -300,7 +300,7 @@ func parsePieceSize(s string) (abi.PaddedPieceSize, error) {
 
 func printDeals(w io.Writer, ds []market.DealInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "UUID\tCREATED\tCHECKPOINT\tPIECE SIZE\tCHAIN ID\tSECTOR\tSTATE")
+	fmt.Fprintln(tw, "UUID\tKIND\tCREATED\tCHECKPOINT\tPIECE SIZE\tCHAIN ID\tSECTOR\tSTATE")
 	for _, d := range ds {
 		sector := "-"
 		if d.Sector != nil {
@@ -313,7 +313,12 @@ func printDeals(w io.Writer, ds []market.DealInfo) error {
 		case market.RetryAuto, market.RetryManual:
 			state = fmt.Sprintf("retry %s: %s", d.Retry, d.Error)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", d.UUID, d.CreatedAt.Format(time.DateTime), d.Checkpoint, d.PieceSize, d.ChainDealID, sector, state)
+		// A direct deal has no chain deal: its allocation stands in.
+		chainID := fmt.Sprint(d.ChainDealID)
+		if d.Kind == market.KindDirect {
+			chainID = fmt.Sprintf("allocation %d", d.AllocationID)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", d.UUID, d.Kind, d.CreatedAt.Format(time.DateTime), d.Checkpoint, d.PieceSize, chainID, sector, state)
 	}
 	return tw.Flush()
 }
@@ -322,6 +327,7 @@ func printDeal(w io.Writer, d *market.DealDetail) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
 	row("UUID", d.UUID)
+	row("Kind", d.Kind)
 	row("Checkpoint", d.Checkpoint)
 	if d.Retry != "" {
 		row("Retry", d.Retry)
@@ -331,7 +337,21 @@ func printDeal(w io.Writer, d *market.DealDetail) {
 	}
 	row("Client", fmt.Sprintf("%s (peer %s)", d.Client, d.ClientPeer))
 	row("Piece", fmt.Sprintf("%s (%d bytes)", d.PieceCID, d.PieceSize))
-	row("Data root", d.DataRoot)
+	if d.PieceCIDv2 != "" {
+		row("Piece CID v2", d.PieceCIDv2)
+	}
+	if d.Kind == market.KindDirect {
+		claim := "not yet"
+		if d.ClaimID != 0 {
+			claim = fmt.Sprint(d.ClaimID)
+		}
+		row("Allocation", fmt.Sprintf("%d (claim: %s)", d.AllocationID, claim))
+	} else {
+		row("Data root", d.DataRoot)
+	}
+	if d.DataPath != "" {
+		row("Data file", d.DataPath)
+	}
 	row("Epochs", fmt.Sprintf("%d to %d", d.StartEpoch, d.EndEpoch))
 	row("Verified", d.Verified)
 	if d.IsOffline {
@@ -342,14 +362,14 @@ func printDeal(w io.Writer, d *market.DealDetail) {
 	if d.PublishCID != "" {
 		row("Publish message", d.PublishCID)
 	}
-	if d.Checkpoint == market.PublishConfirmed && d.AddPieceBytes > 0 {
+	if d.AddPieceBytes > 0 {
 		of := ""
 		if d.TransferSize > 0 {
 			of = " of " + cliutil.HumanBytes(int64(d.TransferSize))
 		}
 		row("Adding piece", cliutil.HumanBytes(int64(d.AddPieceBytes))+of+" written into a sector")
 	}
-	if d.Checkpoint >= market.PublishConfirmed {
+	if d.Kind != market.KindDirect && d.Checkpoint >= market.PublishConfirmed {
 		row("Chain deal ID", d.ChainDealID)
 	}
 	if d.Sector != nil {

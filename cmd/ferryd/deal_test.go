@@ -42,14 +42,32 @@ func TestPrintDeals(t *testing.T) {
 	err := printDeals(&buf, []market.DealInfo{
 		{UUID: "a", CreatedAt: time.Unix(0, 0), Checkpoint: market.AddedPiece, PieceSize: 2048, ChainDealID: 7, Sector: &s, SealingState: "WaitDeals"},
 		{UUID: "b", CreatedAt: time.Unix(0, 0), Checkpoint: market.Accepted, Retry: market.RetryFatal, Error: "cancelled by the operator"},
+		{UUID: "c", Kind: market.KindDirect, CreatedAt: time.Unix(0, 0), Checkpoint: market.Complete, AllocationID: 12},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, want := range []string{"AddedPiece", "WaitDeals", "failed: cancelled by the operator", "2048"} {
+	for _, want := range []string{"AddedPiece", "WaitDeals", "failed: cancelled by the operator", "2048", "direct", "allocation 12"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// A direct deal's detail shows its kind, both piece CIDs, its allocation
+// and claim, and no chain deal.
+func TestPrintDirectDeal(t *testing.T) {
+	var buf bytes.Buffer
+	printDeal(&buf, &market.DealDetail{DealInfo: market.DealInfo{UUID: "d", Kind: market.KindDirect, Checkpoint: market.Complete,
+		PieceCID: "baga6", PieceCIDv2: "bafkzc", PieceSize: 2048, AllocationID: 12, ClaimID: 12}})
+	out := buf.String()
+	for _, want := range []string{"direct", "baga6", "bafkzc", "12 (claim: 12)"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "Chain deal ID") {
+		t.Errorf("a direct deal shows a chain deal ID:\n%s", out)
 	}
 }

@@ -31,13 +31,13 @@ var indexCmd = &cli.Command{
 					return cliutil.WriteJSON(cctx.App.Writer, pieces)
 				}
 				tw := tabwriter.NewWriter(cctx.App.Writer, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "PIECE CID\tSTATE\tBLOCKS\tAGGREGATE\tANNOUNCED\tERROR")
+				fmt.Fprintln(tw, "PIECE CID\tPIECE CID V2\tSTATE\tBLOCKS\tAGGREGATE\tANNOUNCED\tERROR")
 				for _, p := range pieces {
 					state := p.State
 					if p.BytesTotal > 0 {
 						state += fmt.Sprintf(" (%d%%)", p.BytesRead*100/p.BytesTotal)
 					}
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%v\t%v\t%s\n", p.PieceCID, state, p.Blocks, p.Aggregate, p.Announced, p.Error)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%v\t%v\t%s\n", p.PieceCID, orDash(p.PieceCIDv2), state, p.Blocks, p.Aggregate, p.Announced, p.Error)
 				}
 				return tw.Flush()
 			})
@@ -61,7 +61,11 @@ var indexCmd = &cli.Command{
 					return cliutil.WriteJSON(cctx.App.Writer, st)
 				}
 				tw := tabwriter.NewWriter(cctx.App.Writer, 0, 4, 2, ' ', 0)
-				fmt.Fprintf(tw, "Piece:\t%s\nState:\t%s\nBlocks:\t%d\nAggregate:\t%v\nAnnounced:\t%v\n", st.PieceCID, st.State, st.Blocks, st.Aggregate, st.Announced)
+				fmt.Fprintf(tw, "Piece:\t%s\n", st.PieceCID)
+				if st.PieceCIDv2 != "" {
+					fmt.Fprintf(tw, "Piece CID v2:\t%s (%d bytes of payload in %d)\n", st.PieceCIDv2, st.RawSize, st.PieceSize)
+				}
+				fmt.Fprintf(tw, "State:\t%s\nBlocks:\t%d\nAggregate:\t%v\nAnnounced:\t%v\n", st.State, st.Blocks, st.Aggregate, st.Announced)
 				if st.BytesTotal > 0 {
 					fmt.Fprintf(tw, "Read:\t%s of %s\n", cliutil.HumanBytes(st.BytesRead), cliutil.HumanBytes(st.BytesTotal))
 				}
@@ -140,14 +144,18 @@ var indexCmd = &cli.Command{
 	}},
 }
 
-// pieceArg reads the one piece CID argument.
+// pieceArg reads the one piece CID argument, v1 or v2.
 func pieceArg(cctx *cli.Context) (cid.Cid, error) {
 	if cctx.NArg() != 1 {
 		return cid.Undef, fmt.Errorf("usage: ferryd index %s <piece CID>", cctx.Command.Name)
 	}
-	pc, err := cid.Decode(cctx.Args().First())
-	if err != nil {
-		return cid.Undef, fmt.Errorf("%q is not a piece CID: %w", cctx.Args().First(), err)
+	return pieceCIDArg(cctx.Args().First())
+}
+
+// orDash is s, or "-" when it is empty.
+func orDash(s string) string {
+	if s == "" {
+		return "-"
 	}
-	return pc, nil
+	return s
 }

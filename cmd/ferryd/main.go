@@ -25,6 +25,7 @@ func newApp() *cli.App {
 			dealCmd,
 			publishCmd,
 			importDataCmd,
+			importDirectCmd,
 			askCmd,
 			sectorsCmd,
 			indexCmd,
