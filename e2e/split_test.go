@@ -86,6 +86,8 @@ Backend = "lotus-miner"
 MinerAPIInfo = %q
 [Market]
 PublishMsgPeriod = "2s"
+[Transfer]
+AllowPrivateAddresses = true # the clients serve their data on loopback
 `, chainInfo, info.Miner, freePort(t), m.retrievalPort, m.apiPort, minerInfo))
 	m.start()
 	m.apiInfo = s.apiInfo // the clients' chain is the sealer's devnet
