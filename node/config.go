@@ -8,7 +8,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -333,33 +332,33 @@ func (c *Config) validateSubsystems() error {
 		return fmt.Errorf("Sealing.Backend must be %q or %q, not %q", BackendOwn, BackendLotusMiner, s.Backend)
 	}
 	if sub.EnableSealing && s.MinerAPIListen != "" {
-		if _, err := c.minerAPIURL(); err != nil {
+		if err := c.checkMinerAPIAddress(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// minerAPIURL is where other machines reach the lotus-miner API that
-// ferryd's sealing serves: Sealing.MinerAPIPublicURL, else
-// http://MinerAPIListen (which must then name one address).
-func (c *Config) minerAPIURL() (string, error) {
+// checkMinerAPIAddress checks that other machines can be told where the
+// lotus-miner API ferryd's sealing serves is: Sealing.MinerAPIPublicURL,
+// or else Sealing.MinerAPIListen, which must then name one address.
+func (c *Config) checkMinerAPIAddress() error {
 	s := c.Sealing
 	if s.MinerAPIPublicURL != "" {
 		u, err := url.Parse(s.MinerAPIPublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-			return "", fmt.Errorf("Sealing.MinerAPIPublicURL %q: want http(s)://host:port, with no path", s.MinerAPIPublicURL)
+			return fmt.Errorf("Sealing.MinerAPIPublicURL %q: want http(s)://host:port, with no path", s.MinerAPIPublicURL)
 		}
-		return strings.TrimSuffix(s.MinerAPIPublicURL, "/"), nil
+		return nil
 	}
 	host, _, err := net.SplitHostPort(s.MinerAPIListen)
 	if err != nil {
-		return "", fmt.Errorf("Sealing.MinerAPIListen %q: %w", s.MinerAPIListen, err)
+		return fmt.Errorf("Sealing.MinerAPIListen %q: %w", s.MinerAPIListen, err)
 	}
 	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		return "", fmt.Errorf("Sealing.MinerAPIListen %q listens on every address: set Sealing.MinerAPIPublicURL to the URL other machines reach it at", s.MinerAPIListen)
+		return fmt.Errorf("Sealing.MinerAPIListen %q listens on every address: set Sealing.MinerAPIPublicURL to the URL other machines reach it at", s.MinerAPIListen)
 	}
-	return "http://" + s.MinerAPIListen, nil
+	return nil
 }
 
 // sealingConfig is the Sealing section as sealing.Config, for sectors of

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/google/uuid"
@@ -115,10 +116,15 @@ func (n *Node) startMinerAPI(ctx context.Context) error {
 	if n.minerSecret, err = n.Repo.MinerAPISecret(); err != nil {
 		return err
 	}
-	base, err := n.Config.minerAPIURL() // checked by LoadConfig
+	l, err := listen(c.MinerAPIListen, "lotus-miner API")
 	if err != nil {
 		return err
 	}
+	base := c.MinerAPIPublicURL
+	if base == "" {
+		base = "http://" + l.Addr().String() // the port chosen, for a listen address with port 0
+	}
+	base = strings.TrimSuffix(base, "/")
 	secret := n.minerSecret
 	srv, err := minerapi.NewServer(minerapi.ServerConfig{
 		Miner:      n.Miner,
@@ -128,12 +134,11 @@ func (n *Node) startMinerAPI(ctx context.Context) error {
 		Version:    build.Version,
 	}, n.Sealing)
 	if err != nil {
+		l.Close()
 		return err
 	}
 	n.closers = append(n.closers, func() error { srv.Close(); return nil })
-	if err := n.serve(c.MinerAPIListen, srv, "lotus-miner API"); err != nil {
-		return err
-	}
+	n.serveOn(l, srv, "lotus-miner API")
 	m, err := ipni.HTTPMultiaddr(base)
 	if err != nil {
 		return fmt.Errorf("the lotus-miner API's address: %w", err)

@@ -54,8 +54,8 @@ func sealingOnly(t *testing.T, size string) (n *Node, minerInfo, chainInfo strin
 EnableMarkets = false
 EnableSealing = true
 [Sealing]
-MinerAPIListen = "127.0.0.1:%d"
-`, freePort(t)))
+MinerAPIListen = "127.0.0.1:0" # the port chosen is the one MINER_API_INFO names
+`))
 	n, err := Start(context.Background(), dir, Options{Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)

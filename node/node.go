@@ -506,10 +506,25 @@ func (n *Node) RetrievalURL() string {
 
 // serve starts an HTTP server on addr in the background.
 func (n *Node) serve(addr string, h http.Handler, what string) error {
+	l, err := listen(addr, what)
+	if err != nil {
+		return err
+	}
+	n.serveOn(l, h, what)
+	return nil
+}
+
+// listen opens the TCP listener of the what on addr.
+func listen(addr, what string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listening for the %s on %s: %w", what, addr, err)
+		return nil, fmt.Errorf("listening for the %s on %s: %w", what, addr, err)
 	}
+	return l, nil
+}
+
+// serveOn serves h on l in the background until Close.
+func (n *Node) serveOn(l net.Listener, h http.Handler, what string) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	n.servers = append(n.servers, srv)
 	n.wg.Add(1)
@@ -519,7 +534,6 @@ func (n *Node) serve(addr string, h http.Handler, what string) error {
 			n.logf("%s stopped: %v", what, err)
 		}
 	}()
-	return nil
 }
 
 // Close stops every part, newest first, and removes the api file.
