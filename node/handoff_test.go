@@ -147,16 +147,22 @@ func TestMarketOnlyAndSealingOnly(t *testing.T) {
 		}
 		t.Fatalf("a read token for the miner API: %v", err)
 	}
-	// A token of another secret.
+	// A token of another secret, the sealer's operator token among them.
 	forged, err := auth.Mint([]byte("not the secret of this ferryd!!!"), auth.All()...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, err := marketOnly(forged + ":" + addr); err == nil || !strings.Contains(err.Error(), "refused the token") {
-		if n != nil {
-			n.Close()
+	operatorTok, err := os.ReadFile(a.Repo.Path("token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{forged, string(operatorTok)} {
+		if n, err := marketOnly(tok + ":" + addr); err == nil || !strings.Contains(err.Error(), "refused the token") {
+			if n != nil {
+				n.Close()
+			}
+			t.Fatalf("a token of another secret for the miner API: %v", err)
 		}
-		t.Fatalf("a forged token for the miner API: %v", err)
 	}
 	// A miner API that does not answer.
 	if n, err := marketOnly(strings.Replace(minerInfo, addr, fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/http", freePort(t)), 1)); err == nil || !strings.Contains(err.Error(), "unavailable") {
