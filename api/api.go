@@ -98,6 +98,10 @@ type Ferry interface {
 	// ConfigShow returns config.toml as the daemon loaded it, secrets
 	// replaced by "<redacted>".
 	ConfigShow(ctx context.Context) (string, error)
+	// MinerAuthNew mints a token for the lotus-miner API this ferryd's
+	// sealing serves (Info.MinerAPI) granting perms; it fails when it
+	// serves none.
+	MinerAuthNew(ctx context.Context, perms []auth.Permission) (string, error)
 }
 
 // Info describes a running ferryd.
@@ -119,6 +123,17 @@ type Info struct {
 	MarketEscrow     big.Int   `json:"marketEscrow"`
 	MarketLocked     big.Int   `json:"marketLocked"`
 	WorkerFunds      big.Int   `json:"workerFunds"`
+
+	// Subsystems are the parts this ferryd runs: "markets", "sealing".
+	Subsystems []string `json:"subsystems"`
+	// SealingBackend is where the market's pieces go, "own" or
+	// "lotus-miner" (empty without a market), and SealerAPI the URL of
+	// that lotus-miner's API.
+	SealingBackend string `json:"sealingBackend,omitempty"`
+	SealerAPI      string `json:"sealerApi,omitempty"`
+	// MinerAPI is the lotus-miner API this ferryd's sealing serves, as a
+	// multiaddr (/ip4/…/tcp/2345/http); empty when it serves none.
+	MinerAPI string `json:"minerApi,omitempty"`
 }
 
 // PieceIndexInfo is one indexed piece: its CID v1, and once its sizes are

@@ -50,6 +50,7 @@ type Methods struct {
 	ClusterList      func(ctx context.Context) ([]cluster.NodeInfo, error)                           `perm:"read"`
 	AuthNew          func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
 	ChainAuthNew     func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
+	MinerAuthNew     func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
 
 	Overview            func(ctx context.Context) (Overview, error)                      `perm:"read"`
 	Transfers           func(ctx context.Context) ([]Transfer, error)                    `perm:"read"`

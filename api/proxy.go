@@ -117,6 +117,11 @@ func (s *Struct) ChainAuthNew(ctx context.Context, perms []auth.Permission) (str
 	return s.Internal.ChainAuthNew(ctx, perms)
 }
 
+// MinerAuthNew calls the daemon.
+func (s *Struct) MinerAuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
+	return s.Internal.MinerAuthNew(ctx, perms)
+}
+
 // Overview calls the daemon.
 func (s *Struct) Overview(ctx context.Context) (Overview, error) {
 	return s.Internal.Overview(ctx)

@@ -14,12 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 	"github.com/ipld/go-ipld-prime/codec/dagjson"
 	"github.com/ipld/go-ipld-prime/node/basicnode"
 
+	"github.com/ferry-fil/ferry/api"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/db/dbtest"
+	"github.com/ferry-fil/ferry/market"
 )
 
 // clusterNode writes the config of a cluster node: the database, its
@@ -49,6 +52,7 @@ Listen = "127.0.0.1:%d"
 Listen = "127.0.0.1:%d"
 [Sealing]
 WaitDealsDelay = "3s"
+MinerAPIListen = "127.0.0.1:0" # several ferryds on one machine
 [Market]
 PublishMsgPeriod = "2s"
 MaxDealsPerPublishMsg = 4
@@ -94,7 +98,6 @@ func TestClusterOfThree(t *testing.T) {
 	if len(nodes) != 3 {
 		t.Fatalf("cluster list: %+v", nodes)
 	}
-	w2ID := nodeID(t, w2)
 
 	miner, _ := m.fundClient()
 	cars := t.TempDir()
@@ -129,17 +132,26 @@ func TestClusterOfThree(t *testing.T) {
 	for i := 2 * deals / 3; i < deals; i++ {
 		propose(i)
 	}
-	// w2 dies while it adds a piece: it holds a deal whose next step is
-	// AddPiece.
+	// A worker dies while it adds a piece: it holds a deal whose next step
+	// is AddPiece (whichever worker is seen first: either may take them).
+	workers := map[string]*env{nodeID(t, w1): w1, nodeID(t, w2): w2}
 	deadline := time.Now().Add(2 * time.Minute)
-	for !addingPiece(t, m, w2ID) {
+	var adder *env
+	f := m.operator()
+	for adder == nil {
 		if time.Now().After(deadline) {
-			t.Fatal("worker 2 never added a piece")
+			deals, _ := m.run(m.ferryd, "--repo", m.repo, "deal", "list", "--limit", "0")
+			nodes, _ := m.run(m.ferryd, "--repo", m.repo, "cluster", "list")
+			t.Fatalf("no worker was seen adding a piece in 2 minutes\ndeals:\n%s\nnodes:\n%s\nmarket log:\n%s\nworker 1 log:\n%s\nworker 2 log:\n%s",
+				deals, nodes, m.daemonLog, w1.daemonLog, w2.daemonLog)
 		}
-		time.Sleep(20 * time.Millisecond)
+		if id := addingPiece(context.Background(), f); id != "" {
+			adder = workers[id]
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	w2.kill()
-	w2.start()
+	adder.kill()
+	adder.start()
 
 	deadline = time.Now().Add(5 * time.Minute)
 	for {
@@ -206,34 +218,31 @@ func nodeID(t *testing.T, e *env) string {
 	return strings.TrimSpace(string(b))
 }
 
-// addingPiece reports whether node holds the lease of a deal whose next
-// step is AddPiece.
-func addingPiece(t *testing.T, m *env, node string) bool {
-	var nodes []struct {
-		ID     string
-		Leases []struct{ Name string }
-	}
-	out, err := m.run(m.ferryd, "--repo", m.repo, "cluster", "list", "--json")
-	if err != nil || json.Unmarshal([]byte(out), &nodes) != nil {
-		return false
+// addingPiece returns the ID of a node holding the lease of a deal whose
+// next step is AddPiece, or "" when none does. It asks the operator API
+// directly: a step that takes milliseconds is missed by a poll that
+// spawns processes.
+func addingPiece(ctx context.Context, f api.Ferry) string {
+	nodes, err := f.ClusterList(ctx)
+	if err != nil {
+		return ""
 	}
 	for _, n := range nodes {
-		if n.ID != node {
-			continue
-		}
 		for _, l := range n.Leases {
 			id, ok := strings.CutPrefix(l.Name, "deal/")
 			if !ok {
 				continue
 			}
-			var d struct{ Checkpoint string }
-			out, err := m.run(m.ferryd, "--repo", m.repo, "deal", "show", id, "--json")
-			if err == nil && json.Unmarshal([]byte(out), &d) == nil && d.Checkpoint == "PublishConfirmed" {
-				return true
+			u, err := uuid.Parse(id)
+			if err != nil {
+				continue
+			}
+			if d, err := f.DealShow(ctx, u); err == nil && d.Checkpoint == market.PublishConfirmed {
+				return n.ID
 			}
 		}
 	}
-	return false
+	return ""
 }
 
 // checkIPNIChain walks the advertisement chain from the head back: every

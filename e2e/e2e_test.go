@@ -85,6 +85,7 @@ Listen = "127.0.0.1:%d"
 Listen = "127.0.0.1:%d"
 [Sealing]
 WaitDealsDelay = "3s"
+MinerAPIListen = "127.0.0.1:0" # several ferryds on one machine
 [Market]
 PublishMsgPeriod = "2s"
 `, e.chainPort, freePort(t), e.retrievalPort, e.apiPort)
@@ -492,6 +493,7 @@ Listen = "127.0.0.1:%d"
 Listen = "127.0.0.1:%d"
 [Sealing]
 WaitDealsDelay = "3s"
+MinerAPIListen = "127.0.0.1:0" # several ferryds on one machine
 [Market]
 PublishMsgPeriod = "2s"
 [Transfer]

@@ -38,6 +38,10 @@ var ErrNotFound = errors.New("not found in the piece directory")
 // unsealed copy can be read (the node maps sealing.ErrNoUnsealedCopy to it).
 var ErrNoUnsealedCopy = errors.New("no unsealed copy of the piece")
 
+// ErrUnsealing is what a PieceSource wraps while an unsealed copy of the
+// piece is being made (lotus-miner unsealing it): read it again later.
+var ErrUnsealing = errors.New("the piece is being unsealed")
+
 // PieceReader reads the payload of a piece (fr32 padding removed): Size is
 // the unpadded piece size.
 type PieceReader interface {

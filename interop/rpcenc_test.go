@@ -384,6 +384,12 @@ type lotusMiner struct {
 
 func (m *lotusMiner) ActorAddress(context.Context) (address.Address, error) { return testMiner, nil }
 
+// AuthVerify answers as lotus-miner does for an admin token (this
+// stand-in checks no tokens).
+func (m *lotusMiner) AuthVerify(context.Context, string) ([]auth.Permission, error) {
+	return []auth.Permission{"read", "write", "sign", "admin"}, nil
+}
+
 func (m *lotusMiner) ActorSectorSize(context.Context, address.Address) (abi.SectorSize, error) {
 	return sectorSize, nil
 }
@@ -515,7 +521,7 @@ func TestFerrySealerAgainstLotusServer(t *testing.T) {
 	ctx := context.Background()
 	m := &lotusMiner{sums: map[abi.DealID][32]byte{}}
 	_, addr := startLotusMiner(t, m)
-	c, err := minerapi.DialURL(ctx, "http://"+addr+"/rpc/v0", "")
+	c, err := minerapi.DialURL(ctx, "http://"+addr+"/rpc/v0", "an admin token")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,6 +535,7 @@ func TestFerrySealerAgainstLotusServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	first, second := makePiece(t, 1, 1000, 2048), makePiece(t, 2, 3000, 4096)
 	d1, d2 := lotusDealInfo(first, 41), lotusDealInfo(second, 42)
 	// The first deal was handed over by a process that died before it

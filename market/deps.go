@@ -78,7 +78,9 @@ type MessageSender interface {
 }
 
 // Sealer is what the market needs from the sealing subsystem
-// (sealing.Sealing, or lotus-miner through its API).
+// (sealing.Sealing, or lotus-miner through its API). An error wrapping
+// ErrSealerUnavailable makes the step wait and try again, for as long as
+// it takes, without counting towards MaxAutoRetries.
 type Sealer interface {
 	// AddPieceToAny places and writes a deal's piece; idempotent per deal.
 	AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d sealing.Deal) (sealing.Placement, error)
@@ -86,6 +88,13 @@ type Sealer interface {
 	// proven.
 	SectorStatus(ctx context.Context, dealUUID uuid.UUID) (sealing.DealSectorStatus, error)
 }
+
+// ErrSealerUnavailable is what a Sealer (or the PieceIndexer reading from
+// it) wraps when the sealer cannot be reached at all: a lotus-miner that
+// is down or restarting. The deal is not at fault, so the step is retried
+// every RetryBackoff until the sealer answers again, never handed to an
+// operator or failed for it.
+var ErrSealerUnavailable = errors.New("the sealer cannot be reached")
 
 // Downloader fetches deal data into a staging file, resuming from what the
 // file holds and replaying that prefix into tee first (transfer.Downloader).

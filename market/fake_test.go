@@ -457,6 +457,7 @@ type fakeSealer struct {
 	path  string
 	st    fakeSealerState
 	fail  error
+	calls int // AddPieceToAny calls
 	state sealing.SectorState
 	hold  chan struct{} // when set, AddPieceToAny waits for it after reading the data
 }
@@ -490,6 +491,7 @@ func newFakeSealer(t testing.TB, dir string) *fakeSealer {
 func (s *fakeSealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, data io.Reader, d sealing.Deal) (sealing.Placement, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.calls++
 	if s.fail != nil {
 		return sealing.Placement{}, s.fail
 	}

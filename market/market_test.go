@@ -530,6 +530,33 @@ func TestRetryAndStartEpochPassed(t *testing.T) {
 	}
 }
 
+// TestSealerUnavailableWaits: a sealer that cannot be reached (a
+// lotus-miner restarting) makes AddPiece wait and try again, more often
+// than MaxAutoRetries, without counting the tries or handing the deal to
+// an operator; once the sealer answers the deal completes.
+func TestSealerUnavailableWaits(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	h.sealer.fail = fmt.Errorf("lotus-miner SectorAddPieceToAny: %w: connection refused", ErrSealerUnavailable)
+	h.start()
+	ctx := context.Background()
+	params := h.deal("down.car", 1000, 1, nil)
+	if r := h.p.Propose(ctx, params, "p"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	d := h.waitFor(params.DealUUID, func(d *DealInfo) bool {
+		h.sealer.mu.Lock()
+		defer h.sealer.mu.Unlock()
+		return h.sealer.calls > 2*h.p.cfg.MaxAutoRetries
+	}, "tries beyond MaxAutoRetries")
+	if d.Retry == RetryManual || d.Retry == RetryFatal || d.Retries != 0 || !strings.Contains(d.Error, "connection refused") {
+		t.Fatalf("deal while the sealer is down: %+v", d)
+	}
+	h.sealer.mu.Lock()
+	h.sealer.fail = nil
+	h.sealer.mu.Unlock()
+	h.waitFor(params.DealUUID, complete, Complete)
+}
+
 func TestStatusAndAsk(t *testing.T) {
 	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
 	h.start()

@@ -402,11 +402,21 @@ func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 }
 
 // stepFailed records an error: fatal errors fail the deal and release what
-// it holds; others are retried with back-off, then left to an operator.
+// it holds; a sealer that cannot be reached is waited for; others are
+// retried with back-off, then left to an operator.
 func (p *Provider) stepFailed(ctx context.Context, d *dealRow, cause error) error {
 	var fe fatalError
 	if errors.As(cause, &fe) {
 		return p.failDeal(ctx, d.UUID, cause.Error())
+	}
+	if errors.Is(cause, ErrSealerUnavailable) {
+		// Not the deal's failure: wait for the sealer to come back.
+		line := fmt.Sprintf("%s waits for the sealer (next try in %s): %v", d.nextStep(), p.cfg.RetryBackoff, cause)
+		if err := p.store.retryLater(ctx, d.UUID, RetryAuto, d.Retries, time.Now().Add(p.cfg.RetryBackoff), cause.Error(), line); err != nil {
+			return err
+		}
+		p.d.Logf("market: deal %s: %s", d.UUID, line)
+		return nil
 	}
 	retries := d.Retries + 1
 	state, after := RetryAuto, time.Now().Add(p.cfg.RetryBackoff<<min(retries-1, 10))

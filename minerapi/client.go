@@ -17,6 +17,7 @@ import (
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-jsonrpc"
+	"github.com/filecoin-project/go-jsonrpc/auth"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
@@ -143,7 +144,7 @@ func (c *Client) URL() string { return c.apiURL }
 // go-jsonrpc's wrapping.
 type statusError struct{ status string }
 
-func (e *statusError) Error() string { return "HTTP " + e.status }
+func (e *statusError) Error() string { return ErrUnauthorized.Error() + " (HTTP " + e.status + ")" }
 func (e *statusError) Is(target error) bool {
 	return target == ErrUnauthorized
 }
@@ -185,6 +186,21 @@ func wrap(method string, err error) error {
 func (c *Client) Version(ctx context.Context) (chain.APIVersion, error) {
 	v, err := c.api.Internal.Version(ctx)
 	return v, wrap("Version", err)
+}
+
+// AuthVerify returns the permissions token holds at the miner.
+func (c *Client) AuthVerify(ctx context.Context, token string) ([]auth.Permission, error) {
+	v, err := c.api.Internal.AuthVerify(ctx, token)
+	return v, wrap("AuthVerify", err)
+}
+
+// Permissions returns the permissions of the client's own token (none
+// without a token: the miner then allows reads only).
+func (c *Client) Permissions(ctx context.Context) ([]auth.Permission, error) {
+	if c.token == "" {
+		return nil, nil
+	}
+	return c.AuthVerify(ctx, c.token)
 }
 
 // ActorAddress returns the miner actor the API seals for.

@@ -185,6 +185,16 @@ func TestAuth(t *testing.T) {
 	if fs.addCount() != 0 {
 		t.Fatal("a piece was added without admin")
 	}
+	// AuthVerify tells a token's permissions, as lotus-miner's does.
+	for tok, want := range map[string]int{adminToken: 4, readToken: 1} {
+		perms, err := ts.dial(t, "").AuthVerify(ctx, tok)
+		if err != nil || len(perms) != want {
+			t.Fatalf("AuthVerify(%q) = %v, %v", tok, perms, err)
+		}
+	}
+	if perms, err := ts.dial(t, "").AuthVerify(ctx, "not-a-token"); err == nil {
+		t.Fatalf("AuthVerify of a bad token = %v", perms)
+	}
 	if n := ts.srv.streams.pending(); n != 0 {
 		t.Fatalf("%d push streams left pending after refused calls", n)
 	}

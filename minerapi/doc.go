@@ -13,6 +13,7 @@
 // {"/": "…"}):
 //
 //	Version                                          read
+//	AuthVerify(token) []permission                   read
 //	ActorAddress() address                           read
 //	ActorSectorSize(address) SectorSize              read
 //	SectorsStatus(n, showOnChainInfo) SectorInfo     read
@@ -27,7 +28,10 @@
 //
 // SectorsStatus lists only pieces whose bytes are written, in sector
 // order, fillers included (DealInfo null), so a piece's offset is the sum
-// of the sizes before it; Deals has one entry per piece, 0 for fillers.
+// of the sizes before it; a deal's piece has its PublishCid, DealID and
+// DealProposal, as lotus-miner shows them, so a market's lookup of its
+// deals (see Never two copies) works the same against either. Deals has
+// one entry per piece, 0 for fillers.
 // Its on-chain fields (Activation, Expiration, the weights and pledge) are
 // zero: the server has no chain (the big integers are "0", never null).
 // SectorsUnsealPiece succeeds at once when the sector's unsealed copy

@@ -161,9 +161,10 @@ func (f *fakeSealing) placeLocked(d sealing.Deal, size abi.PaddedPieceSize) seal
 			PieceCID: piece.CIDv1(piece.ZeroCommitment(fill))})
 		si.Used += fill
 	}
-	id := d.UUID
+	id, publish, prop := d.UUID, d.PublishCid, d.Proposal
 	si.Pieces = append(si.Pieces, sealing.SectorPiece{Offset: si.Used, Size: size, PieceCID: d.Proposal.PieceCID, Written: true,
-		DealUUID: &id, DealID: d.DealID, StartEpoch: d.Proposal.StartEpoch, EndEpoch: d.Proposal.EndEpoch, KeepUnsealed: d.KeepUnsealed})
+		DealUUID: &id, DealID: d.DealID, PublishCid: &publish, Proposal: prop,
+		StartEpoch: d.Proposal.StartEpoch, EndEpoch: d.Proposal.EndEpoch, KeepUnsealed: d.KeepUnsealed})
 	si.Deals++
 	pl := sealing.Placement{Sector: si.Number, Offset: si.Used, Size: size}
 	si.Used += size

@@ -27,6 +27,7 @@ const MinerAPIVersion = 1<<16 | 5<<8
 // permission-checking proxy, so the two sides cannot disagree.
 type methods struct {
 	Version             func(ctx context.Context) (chain.APIVersion, error)                                                                                                    `perm:"read"`
+	AuthVerify          func(ctx context.Context, token string) ([]auth.Permission, error)                                                                                     `perm:"read"`
 	ActorAddress        func(ctx context.Context) (address.Address, error)                                                                                                     `perm:"read"`
 	ActorSectorSize     func(ctx context.Context, maddr address.Address) (abi.SectorSize, error)                                                                               `perm:"read"`
 	SectorAddPieceToAny func(ctx context.Context, size abi.UnpaddedPieceSize, r io.Reader, d PieceDealInfo) (SectorOffset, error)                                              `perm:"admin"`
@@ -46,6 +47,10 @@ type proxy struct{ Internal methods }
 
 func (p *proxy) Version(ctx context.Context) (chain.APIVersion, error) {
 	return p.Internal.Version(ctx)
+}
+
+func (p *proxy) AuthVerify(ctx context.Context, token string) ([]auth.Permission, error) {
+	return p.Internal.AuthVerify(ctx, token)
 }
 
 func (p *proxy) ActorAddress(ctx context.Context) (address.Address, error) {

@@ -17,8 +17,9 @@ import (
 // OpenPiece opens, for reading over the miner's /remote endpoint, the
 // piece of padded size size at padded offset in the unsealed copy of
 // sector (a sector of ssize bytes). It fails with sealing.ErrNoUnsealedCopy
-// when no storage path has an unsealed copy (SectorsUnsealPiece makes
-// one).
+// when no storage path has an unsealed copy, or the copy lacks the piece's
+// bytes (Lotus' /remote/…/allocated says so; SectorsUnsealPiece makes
+// them).
 func (c *Client) OpenPiece(ctx context.Context, sector abi.SectorID, ssize abi.SectorSize, offset, size abi.PaddedPieceSize) (*PieceReader, error) {
 	if err := piece.ValidatePadded(size); err != nil {
 		return nil, fmt.Errorf("opening piece in sector %d: %w", sector.Number, err)
@@ -39,7 +40,48 @@ func (c *Client) OpenPiece(ctx context.Context, sector abi.SectorID, ssize abi.S
 	if url == "" {
 		return nil, fmt.Errorf("sector %d: %w", sector.Number, sealing.ErrNoUnsealedCopy)
 	}
+	ok, err := c.allocated(ctx, url, ssize, offset, size)
+	if err != nil {
+		return nil, fmt.Errorf("checking that the unsealed copy of sector %d holds the piece: %w", sector.Number, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("sector %d: its unsealed copy lacks the piece at %d: %w", sector.Number, offset, sealing.ErrNoUnsealedCopy)
+	}
 	return &PieceReader{c: c, ctx: ctx, url: url, offset: offset, size: int64(size.Unpadded())}, nil
+}
+
+// allocated asks the miner whether the sector file at url holds the padded
+// range [offset, offset+size): GET <url>/<seal proof>/allocated/<unpadded
+// offset>/<unpadded size>, 200 when it does, 416 when not.
+func (c *Client) allocated(ctx context.Context, url string, ssize abi.SectorSize, offset, size abi.PaddedPieceSize) (bool, error) {
+	proof, err := sealing.SealProofFor(ssize)
+	if err != nil {
+		return false, err
+	}
+	u := fmt.Sprintf("%s/%d/allocated/%d/%d", url, proof, offset.Unpadded(), size.Unpadded())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false, fmt.Errorf("asking %s: %w", u, err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.httpc.Do(req)
+	if err != nil {
+		if errors.Is(err, ErrUnauthorized) {
+			return false, fmt.Errorf("asking %s: %w", u, err)
+		}
+		return false, fmt.Errorf("asking %s: %w: %w", u, ErrUnavailable, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		return true, nil
+	case http.StatusRequestedRangeNotSatisfiable:
+		return false, nil
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return false, fmt.Errorf("asking %s: %s: %s", u, resp.Status, strings.TrimSpace(string(msg)))
 }
 
 // PieceReader reads a piece's unpadded bytes from a remote unsealed sector

@@ -17,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
+	ferryauth "github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/sealing"
@@ -40,13 +41,23 @@ type Sealer struct {
 	minerID abi.ActorID
 	ssize   abi.SectorSize
 
+	// unsealPiece is UnsealPiece; tests stand in for a slow miner here.
+	unsealPiece func(ctx context.Context, pieceCid cid.Cid) error
+	now         func() time.Time
+	ctx         context.Context // the background unseals run until Close
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+
 	mu       sync.Mutex
 	inflight map[uuid.UUID]chan struct{} // deals with an AddPieceToAny running here
+	unseals  map[cid.Cid]*unseal         // background unseals, by piece
+	closed   bool
 }
 
 // NewSealer returns a Sealer over c for miner, keeping its records in
-// sqldb (migrated by db.Open). It checks that the API seals for miner and
-// reads its sector size.
+// sqldb (migrated by db.Open). It checks that the API seals for miner,
+// that c's token may hand pieces over (admin), and reads the sector size.
+// Close it to stop the unseals it runs.
 func NewSealer(ctx context.Context, c *Client, miner address.Address, chainDeals DealStates, sqldb *sql.DB) (*Sealer, error) {
 	id, err := address.IDFromAddress(miner)
 	if err != nil {
@@ -59,12 +70,34 @@ func NewSealer(ctx context.Context, c *Client, miner address.Address, chainDeals
 	if got != miner {
 		return nil, fmt.Errorf("the miner API at %s seals for %s, not for this market's miner %s", c.URL(), got, miner)
 	}
+	perms, err := c.Permissions(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("checking the token of the miner API at %s: %w", c.URL(), err)
+	}
+	if !slices.Contains(perms, ferryauth.Admin) {
+		return nil, fmt.Errorf("the token for the miner API at %s has %v, and handing pieces over needs admin (lotus-miner auth api-info --perm admin)", c.URL(), perms)
+	}
 	ssize, err := c.ActorSectorSize(ctx, miner)
 	if err != nil {
 		return nil, fmt.Errorf("checking the miner API at %s: %w", c.URL(), err)
 	}
-	return &Sealer{c: c, chain: chainDeals, store: &dealStore{db: sqldb, now: time.Now},
-		miner: miner, minerID: abi.ActorID(id), ssize: ssize, inflight: make(map[uuid.UUID]chan struct{})}, nil
+	s := &Sealer{c: c, chain: chainDeals, store: &dealStore{db: sqldb, now: time.Now},
+		miner: miner, minerID: abi.ActorID(id), ssize: ssize, now: time.Now,
+		inflight: make(map[uuid.UUID]chan struct{}), unseals: make(map[cid.Cid]*unseal)}
+	s.unsealPiece = s.UnsealPiece
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	return s, nil
+}
+
+// Close stops the unseals ReadPiece started (the miner may carry on with
+// them) and waits for them. It does not close the Client.
+func (s *Sealer) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
+	return nil
 }
 
 // SectorSize is the miner's sector size.
@@ -83,8 +116,8 @@ func (s *Sealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, 
 		return sealing.Placement{}, errors.New("adding piece: deal UUID is not set")
 	case d.IsDirect() || d.Proposal == nil:
 		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: only builtin-market deals are handed to lotus-miner yet, not direct pieces", d.UUID)
-	case d.DealID == 0 || !d.PublishCid.Defined():
-		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: the chain deal ID and publish CID are needed to hand a piece to lotus-miner", d.UUID)
+	case !d.PublishCid.Defined():
+		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: the publish CID is needed to hand a piece to lotus-miner", d.UUID)
 	case d.Proposal.PieceSize != size.Padded():
 		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: piece size %d does not match the proposal's %d", d.UUID, size.Padded(), d.Proposal.PieceSize)
 	case !d.Proposal.PieceCID.Defined():
@@ -209,19 +242,21 @@ func (s *Sealer) find(ctx context.Context, d sealing.Deal) (sealing.Placement, b
 }
 
 // pieceIn finds deal d's piece in a sector: the piece with d's deal ID and
-// piece CID (and publish CID, when the miner reports one). Its offset is
-// the sum of the sizes of the pieces before it.
+// piece CID (and publish CID, when the miner reports one). A piece without
+// deal info matches by Deals' entry, never for deal ID 0, which Deals
+// gives fillers. Its offset is the sum of the sizes of the pieces before
+// it.
 func pieceIn(si SectorInfo, d sealing.Deal) (sealing.Placement, bool) {
 	var off abi.PaddedPieceSize
 	for i, p := range si.Pieces {
-		var dealID abi.DealID
+		dealID, known := abi.DealID(0), false
 		var publish *cid.Cid
 		if p.DealInfo != nil {
-			dealID, publish = p.DealInfo.DealID, p.DealInfo.PublishCid
+			dealID, publish, known = p.DealInfo.DealID, p.DealInfo.PublishCid, true
 		} else if len(si.Deals) == len(si.Pieces) {
-			dealID = si.Deals[i]
+			dealID, known = si.Deals[i], si.Deals[i] != 0
 		}
-		if dealID == d.DealID && p.Piece.PieceCID.Equals(d.Proposal.PieceCID) && (publish == nil || publish.Equals(d.PublishCid)) {
+		if known && dealID == d.DealID && p.Piece.PieceCID.Equals(d.Proposal.PieceCID) && (publish == nil || publish.Equals(d.PublishCid)) {
 			return sealing.Placement{Sector: si.SectorID, Offset: off, Size: p.Piece.Size}, true
 		}
 		off += p.Piece.Size
@@ -248,13 +283,40 @@ func (s *Sealer) SectorStatus(ctx context.Context, dealUUID uuid.UUID) (sealing.
 }
 
 // ReadPiece opens a piece handed over by AddPieceToAny for reading from
-// the miner's unsealed copy, over /remote. It fails with
-// sealing.ErrNoUnsealedCopy when the miner keeps none (UnsealPiece asks
-// for one).
+// the miner's unsealed copy, over /remote. When no sector holding it has
+// an unsealed copy of it at the miner, ReadPiece has the miner make one
+// (UnsealPiece, in the background: lotus-miner takes hours for a 32 GiB
+// sector) and fails with ErrUnsealing, saying since when, while that runs.
+// An unseal that failed is reported, wrapping sealing.ErrNoUnsealedCopy
+// (or ErrUnavailable), for UnsealRetryAfter; the next read after that asks
+// again. A piece of no deal handed over fails with
+// sealing.ErrNoUnsealedCopy.
 func (s *Sealer) ReadPiece(ctx context.Context, pieceCid cid.Cid) (sealing.PieceReader, error) {
+	r, recs, err := s.openUnsealed(ctx, pieceCid)
+	if errors.Is(err, sealing.ErrNoUnsealedCopy) && len(recs) > 0 {
+		return nil, s.unsealing(pieceCid, recs[0].Placement.Sector)
+	}
+	return r, err
+}
+
+// OpenUnsealed is ReadPiece without the unseal: it fails with
+// sealing.ErrNoUnsealedCopy when the miner keeps no unsealed copy of the
+// piece.
+func (s *Sealer) OpenUnsealed(ctx context.Context, pieceCid cid.Cid) (sealing.PieceReader, error) {
+	r, _, err := s.openUnsealed(ctx, pieceCid)
+	return r, err
+}
+
+// openUnsealed opens the piece in the first sector holding it that has an
+// unsealed copy of it at the miner, and returns the placed records of the
+// piece.
+func (s *Sealer) openUnsealed(ctx context.Context, pieceCid cid.Cid) (sealing.PieceReader, []handoff, error) {
 	recs, err := s.store.placedPiece(ctx, pieceCid)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	if len(recs) == 0 {
+		return nil, nil, fmt.Errorf("piece %s: no deal of it was handed to the miner: %w", pieceCid, sealing.ErrNoUnsealedCopy)
 	}
 	for _, h := range recs {
 		r, err := s.c.OpenPiece(ctx, abi.SectorID{Miner: s.minerID, Number: h.Placement.Sector}, s.ssize, h.Placement.Offset, h.Placement.Size)
@@ -262,11 +324,67 @@ func (s *Sealer) ReadPiece(ctx context.Context, pieceCid cid.Cid) (sealing.Piece
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("opening piece %s: %w", pieceCid, err)
+			return nil, recs, fmt.Errorf("opening piece %s: %w", pieceCid, err)
 		}
-		return r, nil
+		return r, recs, nil
 	}
-	return nil, fmt.Errorf("piece %s: %w", pieceCid, sealing.ErrNoUnsealedCopy)
+	return nil, recs, fmt.Errorf("piece %s: the miner keeps no unsealed copy of it: %w", pieceCid, sealing.ErrNoUnsealedCopy)
+}
+
+// ErrUnsealing is wrapped by ReadPiece's error while the miner makes an
+// unsealed copy of the piece: read it again later.
+var ErrUnsealing = errors.New("the miner is unsealing the piece")
+
+// UnsealRetryAfter is how long ReadPiece reports a failed unseal before it
+// asks the miner again.
+const UnsealRetryAfter = time.Minute
+
+// unseal is an UnsealPiece call ReadPiece started in the background.
+type unseal struct {
+	sector  abi.SectorNumber
+	started time.Time
+	ended   time.Time // zero while it runs
+	err     error
+}
+
+// unsealing starts an unseal of the piece in sector n unless one runs or
+// failed lately, and returns what a reader of the piece is told meanwhile.
+func (s *Sealer) unsealing(pieceCid cid.Cid, n abi.SectorNumber) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if u := s.unseals[pieceCid]; u != nil {
+		if u.ended.IsZero() {
+			return fmt.Errorf("piece %s: the miner has no unsealed copy, and is unsealing sector %d for it (for %s so far): %w",
+				pieceCid, u.sector, now.Sub(u.started).Round(time.Second), ErrUnsealing)
+		}
+		if now.Sub(u.ended) < UnsealRetryAfter {
+			kind := sealing.ErrNoUnsealedCopy
+			if errors.Is(u.err, ErrUnavailable) {
+				kind = ErrUnavailable
+			}
+			return fmt.Errorf("piece %s: the miner has no unsealed copy, and unsealing sector %d failed %s ago: %v: %w",
+				pieceCid, u.sector, now.Sub(u.ended).Round(time.Second), u.err, kind)
+		}
+	}
+	if s.closed {
+		return fmt.Errorf("piece %s: the miner has no unsealed copy: %w", pieceCid, sealing.ErrNoUnsealedCopy)
+	}
+	u := &unseal{sector: n, started: now}
+	s.unseals[pieceCid] = u
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		err := s.unsealPiece(s.ctx, pieceCid)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err == nil {
+			delete(s.unseals, pieceCid) // the copy exists: readers find it
+			return
+		}
+		u.ended, u.err = s.now(), err
+	}()
+	return fmt.Errorf("piece %s: the miner has no unsealed copy: unsealing sector %d for it: %w", pieceCid, n, ErrUnsealing)
 }
 
 // UnsealPiece asks the miner to make an unsealed copy of a piece handed

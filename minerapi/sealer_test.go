@@ -7,10 +7,13 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/piece"
@@ -44,6 +47,7 @@ func newSealerHarness(t *testing.T) *sealerHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	h.s = s
 	return h
 }
@@ -56,10 +60,17 @@ func TestNewSealerChecksMiner(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "seals for f01000, not for this market's miner f02000") {
 		t.Fatalf("NewSealer for another miner: %v", err)
 	}
+	for _, tok := range []string{readToken, ""} {
+		_, err := NewSealer(context.Background(), ts.dial(t, tok), testMiner, &fakeChain{}, openTestDB(t, t.TempDir()))
+		if err == nil || !strings.Contains(err.Error(), "needs admin") {
+			t.Fatalf("NewSealer with token %q: %v", tok, err)
+		}
+	}
 	s, err := NewSealer(context.Background(), ts.dial(t, adminToken), testMiner, &fakeChain{}, openTestDB(t, t.TempDir()))
 	if err != nil || s.SectorSize() != testSectorSize {
 		t.Fatalf("NewSealer: %v", err)
 	}
+	s.Close()
 }
 
 func TestSealerAddsOnce(t *testing.T) {
@@ -89,6 +100,37 @@ func TestSealerAddsOnce(t *testing.T) {
 	}
 	if _, err := h.s.SectorStatus(ctx, testDeal(8, 2048).UUID); !errors.Is(err, sealing.ErrUnknownDeal) {
 		t.Fatalf("SectorStatus of an unknown deal: %v", err)
+	}
+}
+
+// TestSealerDealIDZero: the first deal of a devnet has chain deal ID 0; it
+// is handed over and found again like any other, by its deal info, never
+// mistaken for a filler (whose Deals entry is 0 too).
+func TestSealerDealIDZero(t *testing.T) {
+	ctx := context.Background()
+	h := newSealerHarness(t)
+	first := testDeal(0, 2048)
+	if err := (&PieceDealInfo{PublishCid: &first.PublishCid, DealProposal: first.Proposal,
+		DealSchedule: DealSchedule{first.Proposal.StartEpoch, first.Proposal.EndEpoch}}).Validate(); err != nil {
+		t.Fatalf("deal info of deal 0: %v", err)
+	}
+	pl, err := h.s.AddPieceToAny(ctx, 2032, bytes.NewReader(randomBytes(2000, 4)), first)
+	if err != nil || pl != (sealing.Placement{Sector: 1, Offset: 0, Size: 2048}) {
+		t.Fatalf("deal 0: %+v, %v", pl, err)
+	}
+	// Handed over again by a process that lost its record: found.
+	fresh, err := NewSealer(ctx, h.ts.dial(t, adminToken), testMiner, h.chain, openTestDB(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	if again, err := fresh.AddPieceToAny(ctx, 2032, unreadable{t}, first); err != nil || again != pl || h.fs.addCount() != 1 {
+		t.Fatalf("deal 0 again: %+v, %v; %d pieces added", again, err, h.fs.addCount())
+	}
+	// A filler is never deal 0's piece, even with the same piece CID.
+	filler := SectorInfo{SectorID: 2, Deals: []abi.DealID{0}, Pieces: []SectorPiece{{Piece: abi.PieceInfo{Size: 2048, PieceCID: first.Proposal.PieceCID}}}}
+	if pl, ok := pieceIn(filler, first); ok {
+		t.Fatalf("a filler taken for deal 0: %+v", pl)
 	}
 }
 
@@ -253,11 +295,20 @@ func TestSealerReadPiece(t *testing.T) {
 	h.fs.mu.Lock()
 	h.fs.sectors[1].Unsealed = false
 	h.fs.mu.Unlock()
-	if _, err := h.s.ReadPiece(ctx, second.Proposal.PieceCID); !errors.Is(err, sealing.ErrNoUnsealedCopy) {
+	// No unsealed copy: the read has the miner unseal, which a ferryd
+	// sealer cannot do; the next reads say so.
+	if _, err := h.s.ReadPiece(ctx, second.Proposal.PieceCID); !errors.Is(err, ErrUnsealing) || !strings.Contains(err.Error(), "unsealing sector 1") {
 		t.Fatalf("ReadPiece without an unsealed copy: %v", err)
+	}
+	err = waitReadErr(t, h.s, second.Proposal.PieceCID, func(err error) bool { return !errors.Is(err, ErrUnsealing) })
+	if !errors.Is(err, sealing.ErrNoUnsealedCopy) || !strings.Contains(err.Error(), "unsealing sector 1 failed") || !strings.Contains(err.Error(), "cannot unseal") {
+		t.Fatalf("ReadPiece after a failed unseal: %v", err)
 	}
 	if err := h.s.UnsealPiece(ctx, second.Proposal.PieceCID); err == nil || !strings.Contains(err.Error(), "cannot unseal") {
 		t.Fatalf("UnsealPiece without an unsealed copy: %v", err)
+	}
+	if _, err := h.s.ReadPiece(ctx, testDeal(99, 2048).Proposal.PieceCID); !errors.Is(err, sealing.ErrNoUnsealedCopy) || errors.Is(err, ErrUnsealing) {
+		t.Fatalf("ReadPiece of a piece never handed over: %v", err)
 	}
 	h.fs.mu.Lock()
 	h.fs.sectors[1].Unsealed = true
@@ -308,5 +359,119 @@ func TestSealerReadPiece(t *testing.T) {
 	pr := &PieceReader{c: read, ctx: ctx, url: "http://" + h.ts.addr + "/remote/unsealed/s-t01000-1", offset: 8192, size: 8128}
 	if _, err := pr.ReadAt(make([]byte, 10), 0); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("reading /remote with a read token: %v", err)
+	}
+}
+
+// waitReadErr reads pc until the error satisfies done, and returns it.
+func waitReadErr(t *testing.T, s *Sealer, pc cid.Cid, done func(error) bool) error {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, err := s.ReadPiece(context.Background(), pc)
+		if err == nil {
+			r.Close()
+		}
+		if done(err) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reading piece %s: still %v", pc, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSealerUnsealsInBackground: a read of a piece whose unsealed copy is
+// gone starts one unseal at the miner and returns at once; reads while it
+// runs say so and start no other; once the copy exists the piece reads;
+// an unseal that fails is told, and the reads after UnsealRetryAfter ask
+// again. Close waits for an unseal under way.
+func TestSealerUnsealsInBackground(t *testing.T) {
+	ctx := context.Background()
+	h := newSealerHarness(t)
+	d := testDeal(7, 2048)
+	payload := randomBytes(1500, 9)
+	if _, err := h.s.AddPieceToAny(ctx, 2032, bytes.NewReader(payload), d); err != nil {
+		t.Fatal(err)
+	}
+	pc := d.Proposal.PieceCID
+	h.fs.mu.Lock()
+	h.fs.sectors[1].Unsealed = false
+	h.fs.mu.Unlock()
+
+	var mu sync.Mutex
+	calls, now := 0, time.Unix(1_700_000_000, 0)
+	h.s.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	release, fail := make(chan struct{}), errors.New("the sealed replica is damaged")
+	var outcome error
+	h.s.unsealPiece = func(ctx context.Context, got cid.Cid) error {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		if !got.Equals(pc) {
+			t.Errorf("unsealing %s, want %s", got, pc)
+		}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if outcome == nil {
+			h.fs.writeUnsealed(t, 1, unsealedFile(testSectorSize, 0, payload, 2032))
+			h.fs.mu.Lock()
+			h.fs.sectors[1].Unsealed = true
+			h.fs.mu.Unlock()
+		}
+		return outcome
+	}
+	for i := range 3 {
+		_, err := h.s.ReadPiece(ctx, pc)
+		if !errors.Is(err, ErrUnsealing) || errors.Is(err, sealing.ErrNoUnsealedCopy) {
+			t.Fatalf("read %d while unsealing: %v", i, err)
+		}
+		if i > 0 && !strings.Contains(err.Error(), "is unsealing sector 1 for it (for ") {
+			t.Fatalf("read %d does not say since when: %v", i, err)
+		}
+	}
+	release <- struct{}{}
+	waitReadErr(t, h.s, pc, func(err error) bool { return err == nil })
+	r, err := h.s.ReadPiece(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(io.NewSectionReader(r, 0, r.Size()))
+	r.Close()
+	if err != nil || !bytes.Equal(got, zeroFilled(payload, 2032)) {
+		t.Fatalf("reading the unsealed piece: %d bytes, %v", len(got), err)
+	}
+
+	// It goes again, and this time the unseal fails.
+	h.fs.mu.Lock()
+	h.fs.sectors[1].Unsealed = false
+	h.fs.mu.Unlock()
+	outcome = fail
+	if _, err := h.s.ReadPiece(ctx, pc); !errors.Is(err, ErrUnsealing) {
+		t.Fatal(err)
+	}
+	release <- struct{}{}
+	err = waitReadErr(t, h.s, pc, func(err error) bool { return !errors.Is(err, ErrUnsealing) })
+	if !errors.Is(err, sealing.ErrNoUnsealedCopy) || !strings.Contains(err.Error(), fail.Error()) {
+		t.Fatalf("read after the unseal failed: %v", err)
+	}
+	mu.Lock()
+	if calls != 2 {
+		t.Fatalf("%d unseals, want 2", calls)
+	}
+	now = now.Add(UnsealRetryAfter)
+	mu.Unlock()
+	if _, err := h.s.ReadPiece(ctx, pc); !errors.Is(err, ErrUnsealing) {
+		t.Fatalf("read after UnsealRetryAfter: %v", err)
+	}
+	// Close ends the unseal under way and waits for it.
+	h.s.Close()
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 3 {
+		t.Fatalf("%d unseals, want 3", calls)
 	}
 }

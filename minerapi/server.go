@@ -143,6 +143,10 @@ func (m *serverImpl) Version(ctx context.Context) (chain.APIVersion, error) {
 	return chain.APIVersion{Version: m.s.cfg.Version, APIVersion: MinerAPIVersion}, nil
 }
 
+func (m *serverImpl) AuthVerify(ctx context.Context, token string) ([]auth.Permission, error) {
+	return m.s.cfg.Verify(ctx, token)
+}
+
 func (m *serverImpl) ActorAddress(ctx context.Context) (address.Address, error) {
 	return m.s.cfg.Miner, nil
 }
@@ -261,9 +265,12 @@ func lotusSectorInfo(si sealing.SectorInfo) SectorInfo {
 		if !p.Filler {
 			dealID = p.DealID
 			sp.DealInfo = &PieceDealInfo{
-				DealID:       p.DealID,
-				DealSchedule: DealSchedule{StartEpoch: p.StartEpoch, EndEpoch: p.EndEpoch},
-				KeepUnsealed: p.KeepUnsealed,
+				PublishCid:              p.PublishCid,
+				DealID:                  p.DealID,
+				DealProposal:            p.Proposal,
+				DealSchedule:            DealSchedule{StartEpoch: p.StartEpoch, EndEpoch: p.EndEpoch},
+				PieceActivationManifest: p.Manifest,
+				KeepUnsealed:            p.KeepUnsealed,
 			}
 		}
 		out.Deals = append(out.Deals, dealID)

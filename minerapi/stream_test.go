@@ -253,7 +253,7 @@ func TestSectorInfoJSON(t *testing.T) {
 	}
 	got := rpcCall(t, ts.addr, "SectorsStatus", `[1,false]`)
 	for _, want := range []string{`"SectorID":1`, `"State":"WaitDeals"`, `"Deals":[40]`, `"DealWeight":"0"`, `"VerifiedDealWeight":"0"`,
-		`"InitialPledge":"0"`, `"Pieces":[{"Piece":{"Size":2048,"PieceCID":{"/":"` + d.Proposal.PieceCID.String() + `"}},"DealInfo":{"PublishCid":null,"DealID":40`,
+		`"InitialPledge":"0"`, `"Pieces":[{"Piece":{"Size":2048,"PieceCID":{"/":"` + d.Proposal.PieceCID.String() + `"}},"DealInfo":{"PublishCid":{"/":"` + d.PublishCid.String() + `"},"DealID":40,"DealProposal":{"PieceCID":{"/":"` + d.Proposal.PieceCID.String() + `"}`,
 		`"DealSchedule":{"StartEpoch":10000,"EndEpoch":528400}`, `"Log":[]`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("SectorsStatus JSON lacks %s:\n%s", want, got)

@@ -40,9 +40,11 @@ type DealSchedule struct {
 // Validate checks what Lotus' PieceDealInfo.Valid checks before a piece is
 // accepted: exactly one of the deal forms, and 0 < StartEpoch < EndEpoch.
 // It also requires what a builtin-market deal needs to be placed: a
-// proposal whose epochs match the schedule.
+// proposal whose epochs match the schedule. Unlike Lotus, which takes deal
+// ID 0 for "no deal", it accepts a builtin-market deal with ID 0: the
+// first deal of a devnet has it.
 func (d *PieceDealInfo) Validate() error {
-	legacy := d.PublishCid != nil && d.DealID != 0 && d.DealProposal != nil
+	legacy := d.PublishCid != nil && d.DealProposal != nil
 	direct := d.PieceActivationManifest != nil
 	switch {
 	case legacy && direct:

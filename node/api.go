@@ -47,15 +47,35 @@ type nodeAPI struct {
 
 var _ api.Ferry = (*nodeAPI)(nil)
 
+// errNoMarket is the answer of the market's methods on a sealing-only
+// ferryd.
+var errNoMarket = errors.New("this ferryd runs no market (Subsystems.EnableMarkets = false): deals, the ask and the piece index are its market's")
+
+// market fails for a ferryd that runs no market.
+func (a *nodeAPI) market() error {
+	if a.n.Provider == nil {
+		return errNoMarket
+	}
+	return nil
+}
+
+// pieceIndex fails for a ferryd that runs no piece index (no market).
+func (a *nodeAPI) pieceIndex() error {
+	if a.n.Index == nil {
+		return errNoMarket
+	}
+	return nil
+}
+
 func (a *nodeAPI) Info(ctx context.Context) (api.Info, error) {
 	n := a.n
 	info := api.Info{
-		Version:      build.Version,
-		Miner:        n.Miner.String(),
-		Worker:       n.Worker.String(),
-		PeerID:       n.Host.ID().String(),
-		RetrievalURL: n.RetrievalURL(),
-		ChainMode:    n.Config.Chain.Mode,
+		Version:    build.Version,
+		Miner:      n.Miner.String(),
+		Worker:     n.Worker.String(),
+		ChainMode:  n.Config.Chain.Mode,
+		Subsystems: []string{},
+		MinerAPI:   n.minerAPIAddr,
 	}
 	if n.Devnet != nil {
 		var err error
@@ -63,8 +83,18 @@ func (a *nodeAPI) Info(ctx context.Context) (api.Info, error) {
 			return info, fmt.Errorf("reading Chain.DevnetListen: %w", err)
 		}
 	}
-	for _, m := range n.announceAddrs() {
-		info.Addresses = append(info.Addresses, m.String()+"/p2p/"+peer.ID(n.Host.ID()).String())
+	if n.Config.Subsystems.EnableMarkets {
+		info.Subsystems = append(info.Subsystems, "markets")
+		info.PeerID, info.RetrievalURL, info.SealingBackend = n.Host.ID().String(), n.RetrievalURL(), n.Config.Sealing.Backend
+		for _, m := range n.announceAddrs() {
+			info.Addresses = append(info.Addresses, m.String()+"/p2p/"+peer.ID(n.Host.ID()).String())
+		}
+		if n.MinerAPI != nil {
+			info.SealerAPI = n.MinerAPI.URL()
+		}
+	}
+	if n.Config.Subsystems.EnableSealing {
+		info.Subsystems = append(info.Subsystems, "sealing")
 	}
 	head, err := n.Chain.ChainHead(ctx)
 	if err != nil {
@@ -89,6 +119,9 @@ func (a *nodeAPI) Info(ctx context.Context) (api.Info, error) {
 }
 
 func (a *nodeAPI) DealList(ctx context.Context, f market.DealFilter) ([]market.DealInfo, error) {
+	if err := a.market(); err != nil {
+		return nil, err
+	}
 	// Deals are kept by the client's key address: an ID address is
 	// resolved first.
 	if addr, err := address.NewFromString(f.Client); err == nil && addr.Protocol() == address.ID {
@@ -102,50 +135,105 @@ func (a *nodeAPI) DealList(ctx context.Context, f market.DealFilter) ([]market.D
 }
 
 func (a *nodeAPI) DealShow(ctx context.Context, id uuid.UUID) (*market.DealDetail, error) {
+	if err := a.market(); err != nil {
+		return nil, err
+	}
 	return a.n.Provider.Deal(ctx, id)
 }
 
 func (a *nodeAPI) DealRetry(ctx context.Context, id uuid.UUID) error {
+	if err := a.market(); err != nil {
+		return err
+	}
 	return a.n.Provider.Retry(ctx, id)
 }
 
 func (a *nodeAPI) DealFail(ctx context.Context, id uuid.UUID) error {
+	if err := a.market(); err != nil {
+		return err
+	}
 	return a.n.Provider.Fail(ctx, id)
 }
 
 func (a *nodeAPI) DealCancel(ctx context.Context, id uuid.UUID) error {
+	if err := a.market(); err != nil {
+		return err
+	}
 	return a.n.Provider.Cancel(ctx, id)
 }
 
 func (a *nodeAPI) DealImportData(ctx context.Context, id uuid.UUID, path string) error {
+	if err := a.market(); err != nil {
+		return err
+	}
 	return a.n.Provider.ImportData(ctx, id, path)
 }
 
 func (a *nodeAPI) DealImportDirect(ctx context.Context, dd market.DirectDeal) (*market.DealInfo, error) {
+	if err := a.market(); err != nil {
+		return nil, err
+	}
 	return a.n.Provider.ImportDirect(ctx, dd)
 }
 
 func (a *nodeAPI) PublishNow(ctx context.Context) error {
+	if err := a.market(); err != nil {
+		return err
+	}
 	return a.n.Provider.PublishNow(ctx)
 }
 
 func (a *nodeAPI) AskGet(ctx context.Context) (*wire.SignedStorageAsk, error) {
+	if err := a.market(); err != nil {
+		return nil, err
+	}
 	return a.n.Provider.Ask(ctx)
 }
 
 func (a *nodeAPI) AskSet(ctx context.Context, ask market.AskParams) (*wire.SignedStorageAsk, error) {
+	if err := a.market(); err != nil {
+		return nil, err
+	}
 	return a.n.Provider.SetAsk(ctx, ask)
 }
 
+// SectorsList lists ferryd's sectors, or lotus-miner's when the market
+// hands its pieces there.
 func (a *nodeAPI) SectorsList(ctx context.Context) ([]sealing.SectorInfo, error) {
-	return a.n.Sealing.Sectors(ctx)
+	if a.n.Sealing != nil {
+		return a.n.Sealing.Sectors(ctx)
+	}
+	nums, err := a.n.MinerAPI.SectorsList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(nums)
+	out := make([]sealing.SectorInfo, 0, len(nums))
+	for _, num := range nums {
+		si, err := a.n.MinerAPI.SectorsStatus(ctx, num, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sectorInfo(si, a.n.sectorSize))
+	}
+	return out, nil
 }
 
 func (a *nodeAPI) SectorsStatus(ctx context.Context, num abi.SectorNumber) (sealing.SectorInfo, error) {
-	return a.n.Sealing.Sector(ctx, num)
+	if a.n.Sealing != nil {
+		return a.n.Sealing.Sector(ctx, num)
+	}
+	si, err := a.n.MinerAPI.SectorsStatus(ctx, num, false)
+	if err != nil {
+		return sealing.SectorInfo{}, err
+	}
+	return sectorInfo(si, a.n.sectorSize), nil
 }
 
 func (a *nodeAPI) IndexList(ctx context.Context) ([]api.PieceIndexInfo, error) {
+	if err := a.pieceIndex(); err != nil {
+		return nil, err
+	}
 	pieces, err := a.n.Index.Pieces(ctx)
 	if err != nil {
 		return nil, err
@@ -168,6 +256,9 @@ func pieceV1(c cid.Cid) (cid.Cid, error) {
 }
 
 func (a *nodeAPI) IndexStatus(ctx context.Context, pc cid.Cid) (api.PieceIndexInfo, error) {
+	if err := a.pieceIndex(); err != nil {
+		return api.PieceIndexInfo{}, err
+	}
 	v1, err := pieceV1(pc)
 	if err != nil {
 		return api.PieceIndexInfo{}, err
@@ -195,6 +286,9 @@ func (a *nodeAPI) pieceIndexInfo(ctx context.Context, p index.PieceInfo) (api.Pi
 }
 
 func (a *nodeAPI) IndexRebuild(ctx context.Context, pc cid.Cid) (int64, error) {
+	if err := a.pieceIndex(); err != nil {
+		return 0, err
+	}
 	v1, err := pieceV1(pc)
 	if err != nil {
 		return 0, err
@@ -212,6 +306,13 @@ func (a *nodeAPI) IndexAnnounce(ctx context.Context, pc cid.Cid) (cid.Cid, error
 		return cid.Undef, fmt.Errorf("IPNI is off (IPNI.Enable in config.toml)")
 	}
 	return a.n.IPNI.AnnouncePiece(ctx, v1)
+}
+
+func (a *nodeAPI) MinerAuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
+	if len(perms) == 0 {
+		return "", fmt.Errorf("no permissions given for the token")
+	}
+	return a.n.minerAuthNew(perms)
 }
 
 func (a *nodeAPI) AuthNew(ctx context.Context, perms []auth.Permission) (string, error) {
@@ -253,27 +354,40 @@ func (a *nodeAPI) Overview(ctx context.Context) (api.Overview, error) {
 			ov.ChainLagEpochs = int64(lag / bt)
 		}
 	}
-	ov.Deals, err = n.Provider.DealCounts(ctx)
-	failed("deals", err)
-	now := time.Now()
-	ov.IngestHourly, err = n.Provider.Ingested(ctx, now.Add(-23*time.Hour), time.Hour)
-	failed("ingest history", err)
-	ov.IngestDaily, err = n.Provider.Ingested(ctx, now.AddDate(0, 0, -29), 24*time.Hour)
-	failed("ingest history", err)
-	ov.Transfers, err = a.Transfers(ctx)
-	failed("transfers", err)
-	ov.Reserved, err = n.Provider.Reserved(ctx)
-	failed("reserved funds", err)
-	ov.StagingUsed, err = dirBytes(n.Repo.Path("staging"))
-	failed("staging", err)
-	sectors, err := n.Sealing.SectorCounts(ctx)
-	failed("sectors", err)
-	ov.Sectors = map[string]int64{}
-	for st, k := range sectors {
-		ov.Sectors[string(st)] = k
+	if n.Provider != nil {
+		ov.Deals, err = n.Provider.DealCounts(ctx)
+		failed("deals", err)
+		now := time.Now()
+		ov.IngestHourly, err = n.Provider.Ingested(ctx, now.Add(-23*time.Hour), time.Hour)
+		failed("ingest history", err)
+		ov.IngestDaily, err = n.Provider.Ingested(ctx, now.AddDate(0, 0, -29), 24*time.Hour)
+		failed("ingest history", err)
+		ov.Transfers, err = a.Transfers(ctx)
+		failed("transfers", err)
+		ov.Reserved, err = n.Provider.Reserved(ctx)
+		failed("reserved funds", err)
+		ov.StagingUsed, err = dirBytes(n.Repo.Path("staging"))
+		failed("staging", err)
 	}
-	ov.IndexPieces, err = n.Index.PieceCounts(ctx)
-	failed("index", err)
+	ov.Sectors = map[string]int64{}
+	switch {
+	case n.Sealing != nil:
+		sectors, err := n.Sealing.SectorCounts(ctx)
+		failed("sectors", err)
+		for st, k := range sectors {
+			ov.Sectors[string(st)] = k
+		}
+	case n.MinerAPI != nil: // the sectors are lotus-miner's
+		sectors, err := n.MinerAPI.SectorsSummary(ctx)
+		failed("sectors", err)
+		for st, k := range sectors {
+			ov.Sectors[string(st)] = int64(k)
+		}
+	}
+	if n.Index != nil {
+		ov.IndexPieces, err = n.Index.PieceCounts(ctx)
+		failed("index", err)
+	}
 	ov.IPNI = api.IPNIStatus{Enabled: n.IPNI != nil, Indexers: n.indexerStates()}
 	if n.IPNI != nil {
 		h, err := n.IPNI.Head(ctx)
@@ -335,6 +449,9 @@ func redactAll(urls []string) []string {
 }
 
 func (a *nodeAPI) Transfers(ctx context.Context) ([]api.Transfer, error) {
+	if err := a.market(); err != nil {
+		return nil, err
+	}
 	deals, err := a.n.Provider.Deals(ctx, market.DealFilter{State: market.StateActive, Checkpoint: market.Accepted.String(), Limit: transfersShown})
 	if err != nil {
 		return nil, err
@@ -416,6 +533,9 @@ func (a *nodeAPI) PieceShow(ctx context.Context, pc cid.Cid) (api.PieceDetail, e
 	if err != nil {
 		return api.PieceDetail{}, err
 	}
+	if err := a.market(); err != nil {
+		return api.PieceDetail{}, err
+	}
 	pd := api.PieceDetail{PieceCID: v1.String(), Sectors: []api.PiecePlacement{}}
 	if pd.Deals, err = n.Provider.Deals(ctx, market.DealFilter{PieceCID: v1.String()}); err != nil {
 		return pd, err
@@ -433,7 +553,7 @@ func (a *nodeAPI) PieceShow(ctx context.Context, pc cid.Cid) (api.PieceDetail, e
 		}
 		num := abi.SectorNumber(*d.Sector)
 		seen[num] = true
-		si, err := n.Sealing.Sector(ctx, num)
+		si, err := a.SectorsStatus(ctx, num)
 		if err != nil {
 			return pd, fmt.Errorf("reading sector %d of piece %s: %w", num, v1, err)
 		}
@@ -449,10 +569,7 @@ func (a *nodeAPI) PieceShow(ctx context.Context, pc cid.Cid) (api.PieceDetail, e
 			pd.Sectors = append(pd.Sectors, pp)
 		}
 	}
-	if r, err := n.Sealing.ReadPiece(ctx, v1); err == nil {
-		pd.Unsealed = true
-		r.Close()
-	} else if !errors.Is(err, sealing.ErrNoUnsealedCopy) {
+	if pd.Unsealed, err = n.hasUnsealedCopy(ctx, v1); err != nil {
 		return pd, err
 	}
 	if p, err := n.Index.Piece(ctx, v1); err == nil {
@@ -487,6 +604,9 @@ func (a *nodeAPI) PieceCheckRetrieval(ctx context.Context, pc cid.Cid) (api.Retr
 	}
 	base, err := localURL(a.n.Config.HTTP.Listen)
 	if err != nil {
+		return api.RetrievalCheck{}, err
+	}
+	if err := a.market(); err != nil {
 		return api.RetrievalCheck{}, err
 	}
 	deals, err := a.n.Provider.Deals(ctx, market.DealFilter{PieceCID: v1.String()})
@@ -606,16 +726,14 @@ func localURL(listen string) (string, error) {
 
 func (a *nodeAPI) ConfigShow(ctx context.Context) (string, error) {
 	cfg := a.n.Config
-	if info := cfg.Chain.LotusAPIInfo; info != "" {
-		if _, rest, ok := strings.Cut(info, ":"); ok {
-			cfg.Chain.LotusAPIInfo = redacted + ":" + rest
-		} else {
-			cfg.Chain.LotusAPIInfo = redacted
-		}
-	}
+	cfg.Chain.LotusAPIInfo = redactAPIInfo(cfg.Chain.LotusAPIInfo)
+	cfg.Sealing.MinerAPIInfo = redactAPIInfo(cfg.Sealing.MinerAPIInfo)
 	cfg.IPNI.IndexerURLs = redactAll(cfg.IPNI.IndexerURLs)
 	if cfg.HTTP.PublicURL != "" {
 		cfg.HTTP.PublicURL = transfer.Redact(cfg.HTTP.PublicURL)
+	}
+	if cfg.Sealing.MinerAPIPublicURL != "" {
+		cfg.Sealing.MinerAPIPublicURL = transfer.Redact(cfg.Sealing.MinerAPIPublicURL)
 	}
 	var buf bytes.Buffer
 	if err := toml.NewEncoder(&buf).Encode(cfg); err != nil {
@@ -626,3 +744,14 @@ func (a *nodeAPI) ConfigShow(ctx context.Context) (string, error) {
 
 // redacted replaces secrets in what the API shows.
 const redacted = "<redacted>"
+
+// redactAPIInfo hides the token of an API info (Lotus' token:multiaddr).
+func redactAPIInfo(info string) string {
+	if info == "" || strings.HasPrefix(info, "/") {
+		return info // nothing, or a bare multiaddr: no token
+	}
+	if token, addr, ok := strings.Cut(info, ":"); ok && token != "" && strings.HasPrefix(addr, "/") {
+		return redacted + ":" + addr
+	}
+	return redacted
+}

@@ -304,7 +304,7 @@ func (n *Node) OpenStaging(ctx context.Context, id, p string) (io.ReadCloser, er
 func (n *Node) pieceSource(local index.PieceSource) index.PieceSource {
 	return index.PieceSourceFunc(func(ctx context.Context, c cid.Cid) (index.PieceReader, error) {
 		r, err := local.ReadPiece(ctx, c)
-		if n.Cluster == nil || !errors.Is(err, index.ErrNoUnsealedCopy) {
+		if n.Cluster == nil || n.Sealing == nil || !errors.Is(err, index.ErrNoUnsealedCopy) {
 			return r, err
 		}
 		nodes, lerr := n.Sealing.UnsealedElsewhere(ctx, c)

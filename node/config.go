@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/ipni"
 	"github.com/ferry-fil/ferry/market"
+	"github.com/ferry-fil/ferry/minerapi"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/transfer"
 )
@@ -29,16 +31,30 @@ import (
 // directory. Every field has a default that runs a devnet demo on one
 // machine; an operator on the real network sets Chain.Mode = "lotus".
 type Config struct {
-	Database DatabaseConfig
-	Cluster  ClusterConfig
-	Chain    ChainConfig
-	Libp2p   Libp2pConfig
-	HTTP     HTTPConfig
-	API      APIConfig
-	Sealing  SealingConfig
-	Market   MarketConfig
-	Transfer TransferConfig
-	IPNI     IPNIConfig
+	Subsystems SubsystemsConfig
+	Database   DatabaseConfig
+	Cluster    ClusterConfig
+	Chain      ChainConfig
+	Libp2p     Libp2pConfig
+	HTTP       HTTPConfig
+	API        APIConfig
+	Sealing    SealingConfig
+	Market     MarketConfig
+	Transfer   TransferConfig
+	IPNI       IPNIConfig
+}
+
+// SubsystemsConfig chooses the parts this ferryd runs, as Lotus'
+// MinerSubsystems do: both in one process (the default), or a market-only
+// ferryd whose sealer is a lotus-miner API (Sealing.Backend =
+// "lotus-miner") and a sealing-only ferryd serving that API.
+type SubsystemsConfig struct {
+	// EnableMarkets runs the market: the libp2p deal protocols, the deal
+	// pipeline and its publisher, the piece index, IPNI and retrievals.
+	EnableMarkets bool
+	// EnableSealing runs ferryd's own sealing and serves it as
+	// lotus-miner's API on Sealing.MinerAPIListen.
+	EnableSealing bool
 }
 
 // ChainConfig chooses the chain ferryd follows.
@@ -85,8 +101,34 @@ type APIConfig struct {
 	Listen string
 }
 
-// SealingConfig sets sector packing.
+// Sealing back ends of the market (SealingConfig.Backend).
+const (
+	// BackendOwn is ferryd's own sealing, in this process.
+	BackendOwn = "own"
+	// BackendLotusMiner is a lotus-miner API (a lotus-miner, or a
+	// sealing-only ferryd) at Sealing.MinerAPIInfo.
+	BackendLotusMiner = "lotus-miner"
+)
+
+// SealingConfig sets where the market's pieces go, sector packing, and the
+// lotus-miner API ferryd's sealing serves.
 type SealingConfig struct {
+	// Backend is the market's sealer: "own" (ferryd's sealing, which
+	// Subsystems.EnableSealing runs) or "lotus-miner" (the API at
+	// MinerAPIInfo).
+	Backend string
+	// MinerAPIInfo is the lotus-miner API of the "lotus-miner" back end
+	// in MINER_API_INFO form (token:/ip4/…/tcp/2345/http, the token with
+	// admin); empty reads MINER_API_INFO.
+	MinerAPIInfo string
+	// MinerAPIListen is where ferryd's own sealing serves lotus-miner's
+	// API (/rpc/v0, its push streams and /remote); empty serves none.
+	MinerAPIListen string
+	// MinerAPIPublicURL is how other machines reach MinerAPIListen
+	// (http://10.0.0.5:2345): StorageFindSector names sector files under
+	// its /remote. Empty derives it from MinerAPIListen.
+	MinerAPIPublicURL string
+
 	MaxWaitDealsSectors       int
 	MaxSealingSectorsForDeals int
 	WaitDealsDelay            Duration
@@ -155,6 +197,7 @@ type IPNIConfig struct {
 // The Boost reference values are given where ours differ for the demo.
 func DefaultConfig() Config {
 	return Config{
+		Subsystems: SubsystemsConfig{EnableMarkets: true, EnableSealing: true},
 		Chain: ChainConfig{
 			Mode:             "devnet",
 			DevnetBlockTime:  Duration(time.Second),
@@ -165,6 +208,8 @@ func DefaultConfig() Config {
 		HTTP:   HTTPConfig{Listen: "127.0.0.1:7777"},
 		API:    APIConfig{Listen: "127.0.0.1:1288"},
 		Sealing: SealingConfig{
+			Backend:                 BackendOwn,
+			MinerAPIListen:          "127.0.0.1:2345", // lotus-miner's port
 			MaxWaitDealsSectors:     2,
 			WaitDealsDelay:          Duration(30 * time.Second), // lotus: 6h
 			StartEpochSealingBuffer: 30,                         // lotus: 480
@@ -254,9 +299,69 @@ func (c *Config) validate() error {
 	if _, err := c.retrievalAddr(); err != nil {
 		return err
 	}
+	if err := c.validateSubsystems(); err != nil {
+		return err
+	}
 	// The market's settings parse as one.
 	_, err := c.marketConfig(address.Undef, "", nil, false)
 	return err
+}
+
+// validateSubsystems checks that the subsystems and the sealing back end
+// make one provider: a market has a sealer, and one sealer seals for the
+// miner, never two.
+func (c *Config) validateSubsystems() error {
+	sub, s := c.Subsystems, c.Sealing
+	if !sub.EnableMarkets && !sub.EnableSealing {
+		return errors.New("Subsystems.EnableMarkets and Subsystems.EnableSealing are both false: this ferryd would run nothing")
+	}
+	switch s.Backend {
+	case BackendOwn:
+		if sub.EnableMarkets && !sub.EnableSealing {
+			return fmt.Errorf("Sealing.Backend = %q is ferryd's own sealing, which Subsystems.EnableSealing = false turns off: "+
+				"a market-only ferryd sets Sealing.Backend = %q and Sealing.MinerAPIInfo", BackendOwn, BackendLotusMiner)
+		}
+	case BackendLotusMiner:
+		if sub.EnableSealing {
+			return fmt.Errorf("Sealing.Backend = %q hands the market's pieces to a lotus-miner, which seals for the miner: "+
+				"set Subsystems.EnableSealing = false, or this ferryd would seal for the same miner too", BackendLotusMiner)
+		}
+		if s.MinerAPIInfo != "" {
+			if _, _, err := minerapi.ParseAPIInfo(s.MinerAPIInfo); err != nil {
+				return fmt.Errorf("Sealing.MinerAPIInfo: %w", err)
+			}
+		}
+	default:
+		return fmt.Errorf("Sealing.Backend must be %q or %q, not %q", BackendOwn, BackendLotusMiner, s.Backend)
+	}
+	if sub.EnableSealing && s.MinerAPIListen != "" {
+		if err := c.checkMinerAPIAddress(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkMinerAPIAddress checks that other machines can be told where the
+// lotus-miner API ferryd's sealing serves is: Sealing.MinerAPIPublicURL,
+// or else Sealing.MinerAPIListen, which must then name one address.
+func (c *Config) checkMinerAPIAddress() error {
+	s := c.Sealing
+	if s.MinerAPIPublicURL != "" {
+		u, err := url.Parse(s.MinerAPIPublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("Sealing.MinerAPIPublicURL %q: want http(s)://host:port, with no path", s.MinerAPIPublicURL)
+		}
+		return nil
+	}
+	host, _, err := net.SplitHostPort(s.MinerAPIListen)
+	if err != nil {
+		return fmt.Errorf("Sealing.MinerAPIListen %q: %w", s.MinerAPIListen, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return fmt.Errorf("Sealing.MinerAPIListen %q listens on every address: set Sealing.MinerAPIPublicURL to the URL other machines reach it at", s.MinerAPIListen)
+	}
+	return nil
 }
 
 // sealingConfig is the Sealing section as sealing.Config, for sectors of

@@ -10,19 +10,31 @@ import (
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/ipni"
 	"github.com/ferry-fil/ferry/market"
+	"github.com/ferry-fil/ferry/minerapi"
 	"github.com/ferry-fil/ferry/sealing"
 )
 
+// pieceReaders opens pieces from unsealed copies: ferryd's sealing
+// (*sealing.Sealing), or lotus-miner's over /remote (*minerapi.Sealer).
+type pieceReaders interface {
+	ReadPiece(ctx context.Context, pieceCid cid.Cid) (sealing.PieceReader, error)
+}
+
 // pieceSource reads pieces from the unsealed sectors for the index and
-// retrievals.
-func pieceSource(s *sealing.Sealing) index.PieceSource {
+// retrievals: no unsealed copy is index.ErrNoUnsealedCopy (410 for a
+// retrieval), one lotus-miner is making index.ErrUnsealing (503), and a
+// lotus-miner that cannot be reached market.ErrSealerUnavailable, so that
+// indexing waits for it.
+func pieceSource(s pieceReaders) index.PieceSource {
 	return index.PieceSourceFunc(func(ctx context.Context, pieceCid cid.Cid) (index.PieceReader, error) {
 		r, err := s.ReadPiece(ctx, pieceCid)
-		if errors.Is(err, sealing.ErrNoUnsealedCopy) {
+		switch {
+		case errors.Is(err, sealing.ErrNoUnsealedCopy):
 			return nil, fmt.Errorf("%w: %w", index.ErrNoUnsealedCopy, err)
-		}
-		if err != nil {
-			return nil, err
+		case errors.Is(err, minerapi.ErrUnsealing):
+			return nil, fmt.Errorf("%w: %w", index.ErrUnsealing, err)
+		case err != nil:
+			return nil, sealerError(err)
 		}
 		return r, nil
 	})

@@ -12,9 +12,10 @@ import (
 )
 
 // Metrics are counted in the database (from indexes that make the counts
-// cheap) every metricsRefresh by one goroutine, and a scrape serves the
-// latest counts: a scrape takes the same time at a million deals as at
-// ten, however many scrapers there are, and the figures are at most
+// cheap; the sectors through lotus-miner's SectorsSummary when it seals)
+// every metricsRefresh by one goroutine, and a scrape serves the latest
+// counts: a scrape takes the same time at a million deals as at ten,
+// however many scrapers there are, and the figures are at most
 // metricsRefresh old.
 var (
 	dealsDesc = prometheus.NewDesc("ferry_deals", "Storage deals by state (active, failed, complete, ended) and checkpoint.",
@@ -116,8 +117,15 @@ func (c *collector) count(ctx context.Context, ch chan<- prometheus.Metric) {
 		}
 		failed("deals", err)
 	}
-	if c.n.Sealing != nil {
+	switch {
+	case c.n.Sealing != nil:
 		counts, err := c.n.Sealing.SectorCounts(ctx)
+		for state, k := range counts {
+			ch <- prometheus.MustNewConstMetric(sectorsDesc, prometheus.GaugeValue, float64(k), string(state))
+		}
+		failed("sectors", err)
+	case c.n.MinerAPI != nil: // the sectors are lotus-miner's
+		counts, err := c.n.MinerAPI.SectorsSummary(ctx)
 		for state, k := range counts {
 			ch <- prometheus.MustNewConstMetric(sectorsDesc, prometheus.GaugeValue, float64(k), string(state))
 		}

@@ -1,19 +1,27 @@
 // Package node wires ferryd together. Start reads the repo and its config
-// and brings the parts up in this order, each in its own small function:
+// and brings the parts up in this order, each in its own small function,
+// those of a subsystem only when config.toml's Subsystems enable it
+// (markets, sealing; both by default):
 //
-//	store     the database, the keystore, the API secret
-//	libp2p    the host clients propose deals to, with the deal protocols'
-//	          limits (libp2p.go)
-//	chain     the embedded devnet or a Lotus node; the miner and the
-//	          worker's message sender
-//	sealing   sectors, with the sealer back end the chain accepts (none
-//	          yet on a real network: ferryd stops there, sending nothing)
-//	index     the piece index and IPNI
-//	market    the peer ID and addresses on the miner actor, the deal
-//	          protocols and the deal pipeline
-//	HTTP      retrievals and IPNI advertisements
-//	API       the operator API and /metrics, last: its api file tells
-//	          ferryd's commands that the daemon is up
+//	store      the database, the keystore, the API secrets, the peer
+//	           identity
+//	libp2p     markets: the host clients propose deals to, with the deal
+//	           protocols' limits (libp2p.go)
+//	chain      the embedded devnet or a Lotus node; the miner and the
+//	           worker's message sender
+//	sealing    sealing: ferryd's sectors, with the sealer back end the
+//	           chain accepts (on a real network none: ferryd stops there,
+//	           sending nothing)
+//	sealer     markets: the market's sealer, ferryd's sealing or the
+//	           lotus-miner API of Sealing.MinerAPIInfo (handoff.go)
+//	index      markets: the piece index and IPNI
+//	market     markets: the peer ID and addresses on the miner actor, the
+//	           deal protocols and the deal pipeline
+//	HTTP       markets: retrievals and IPNI advertisements
+//	miner API  sealing: lotus-miner's API over ferryd's sealing, on
+//	           Sealing.MinerAPIListen with tokens of its own (handoff.go)
+//	API        the operator API and /metrics, last: its api file tells
+//	           ferryd's commands that the daemon is up
 //
 // Close stops them in reverse order. Plain constructors, no
 // dependency-injection framework; config.go turns the config file into each
@@ -37,6 +45,7 @@ import (
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 
@@ -52,6 +61,7 @@ import (
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/ipni"
 	"github.com/ferry-fil/ferry/market"
+	"github.com/ferry-fil/ferry/minerapi"
 	"github.com/ferry-fil/ferry/retrieval"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/transfer"
@@ -73,11 +83,15 @@ type Node struct {
 	Worker address.Address
 	// Sender sends every message from the worker (the market's publish
 	// messages, sealing's pre-commits and commits, the miner's addresses).
-	Sender   *sender.Sender
-	Sealing  *sealing.Sealing
-	Provider *market.Provider
-	Index    *index.Service
-	IPNI     *ipni.Announcer // nil when IPNI is off
+	Sender *sender.Sender
+	// Sealing is ferryd's own sealing; nil unless Subsystems.EnableSealing.
+	Sealing *sealing.Sealing
+	// MinerAPI is the lotus-miner the market hands pieces to; nil unless
+	// Sealing.Backend = "lotus-miner".
+	MinerAPI *minerapi.Client
+	Provider *market.Provider // nil unless Subsystems.EnableMarkets
+	Index    *index.Service   // nil unless Subsystems.EnableMarkets
+	IPNI     *ipni.Announcer  // nil when IPNI is off
 	// Cluster is this node's membership of the nodes sharing its database
 	// (one node alone, unless others join).
 	Cluster *cluster.Member
@@ -89,15 +103,21 @@ type Node struct {
 	closers       []func() error // run in reverse order by Close
 	servers       []*http.Server
 	secret        []byte         // signs the operator API's tokens
+	minerSecret   []byte         // signs the tokens of the lotus-miner API ferryd serves
 	libp2pKey     crypto.PrivKey // the peer identity, also IPNI's signing key
-	dealHost      host.Host      // Host with the proposal limit, for the market
+	peerID        peer.ID
+	dealHost      host.Host // Host with the proposal limit, for the market
 	sectorSize    abi.SectorSize
-	pieces        index.PieceSource // this node's unsealed sectors, then other nodes'
-	localPieces   index.PieceSource // this node's unsealed sectors only
+	marketSealer  market.Sealer     // the market's: Sealing, or remoteSealer over remote
+	remote        *minerapi.Sealer  // the market's sealer over MinerAPI (lotus-miner back end)
+	pieces        index.PieceSource // where the market's pieces are read back: this node's, then other nodes'
+	localPieces   index.PieceSource // this node's sealer's pieces only (own sealing or lotus-miner)
 	clusterSecret []byte            // signs the requests nodes send each other
 	clusterToken  string
 	retrievalAddr ma.Multiaddr // where clients retrieve, as announced
 	apiAddr       string
+	minerAPIAddr  string // the served lotus-miner API as a multiaddr, for MINER_API_INFO
+	minerAPIURL   string // and as a URL
 }
 
 // Options are choices made on ferryd's command line rather than in the
@@ -124,18 +144,27 @@ func Start(ctx context.Context, dir string, opts Options) (*Node, error) {
 		n.logf = log.Printf
 	}
 	n.runCtx, n.cancel = context.WithCancel(context.Background())
-	for _, start := range []func(context.Context) error{
-		n.startStore,
-		n.startLibp2p,
-		n.joinCluster,
-		n.startChain,
-		n.startSealing,
-		n.startIndex,
-		n.startMarket,
-		n.startHTTP,
-		n.startAPI,
+	markets, sealing := cfg.Subsystems.EnableMarkets, cfg.Subsystems.EnableSealing
+	for _, part := range []struct {
+		on    bool
+		start func(context.Context) error
+	}{
+		{true, n.startStore},
+		{markets, n.startLibp2p},
+		{true, n.joinCluster},
+		{true, n.startChain},
+		{sealing, n.startSealing},
+		{markets, n.startSealer},
+		{markets, n.startIndex},
+		{markets, n.startMarket},
+		{markets, n.startHTTP},
+		{sealing, n.startMinerAPI},
+		{true, n.startAPI},
 	} {
-		if err := start(ctx); err != nil {
+		if !part.on {
+			continue
+		}
+		if err := part.start(ctx); err != nil {
 			n.Close()
 			return nil, err
 		}
@@ -143,7 +172,9 @@ func Start(ctx context.Context, dir string, opts Options) (*Node, error) {
 	return n, nil
 }
 
-// startStore opens the database, the keystore and the API secret.
+// startStore opens the database, the keystore, the API secrets and the
+// peer identity (the miner's peer ID is made from it on the devnet, even
+// when this ferryd runs no libp2p host).
 func (n *Node) startStore(ctx context.Context) (err error) {
 	if n.DB, err = db.Open(ctx, n.Config.DatabaseSource(n.Repo)); err != nil {
 		return err
@@ -152,18 +183,23 @@ func (n *Node) startStore(ctx context.Context) (err error) {
 	if n.Wallet, err = wallet.Open(n.Repo.Path("keystore")); err != nil {
 		return fmt.Errorf("opening the keystore: %w", err)
 	}
-	n.secret, err = n.Repo.Secret()
-	return err
-}
-
-// startLibp2p starts the host with the repo's identity.
-func (n *Node) startLibp2p(ctx context.Context) (err error) {
+	if n.secret, err = n.Repo.Secret(); err != nil {
+		return err
+	}
 	if n.libp2pKey, err = n.Repo.Libp2pKey(); err != nil {
 		return err
 	}
 	if n.libp2pKey, err = sharedIdentity(ctx, n, n.libp2pKey); err != nil {
 		return err
 	}
+	if n.peerID, err = peer.IDFromPrivateKey(n.libp2pKey); err != nil {
+		return fmt.Errorf("reading the peer ID of the libp2p identity: %w", err)
+	}
+	return nil
+}
+
+// startLibp2p starts the host with the repo's identity.
+func (n *Node) startLibp2p(ctx context.Context) (err error) {
 	if n.Host, err = newHost(n.libp2pKey, n.Config.Libp2p); err != nil {
 		return err
 	}
@@ -199,7 +235,7 @@ func (n *Node) startDevnet(ctx context.Context) (err error) {
 		return err
 	}
 	n.logf("devnet started in %s; Lotus API at http://%s/rpc/v1", time.Since(started).Round(time.Millisecond), c.DevnetListen)
-	dm, err := ensureDevnetMiner(ctx, n.DB, n.Chain, n.Wallet, n.Devnet.GenesisAddress(), n.sectorSize, n.Host.ID(), c.DevnetBlockTime.Std(), n.logf)
+	dm, err := ensureDevnetMiner(ctx, n.DB, n.Chain, n.Wallet, n.Devnet.GenesisAddress(), n.sectorSize, n.peerID, c.DevnetBlockTime.Std(), n.logf)
 	if err != nil {
 		return err
 	}
@@ -243,7 +279,7 @@ func (n *Node) connectLotus(ctx context.Context) error {
 	return nil
 }
 
-// startSealing starts the sealing subsystem with the back end the chain
+// startSealing starts ferryd's own sealing with the back end the chain
 // accepts.
 func (n *Node) startSealing(ctx context.Context) error {
 	sealer, err := n.sealer(ctx)
@@ -274,25 +310,35 @@ func (n *Node) startSealing(ctx context.Context) error {
 	return nil
 }
 
-// sealer is the sealing back end for the chain. ferryd's own sealer makes
-// the devnet's placeholder proofs, which only a Ferry devnet accepts
-// (embedded, or reached as a Lotus node); for a real network there is no
-// back end until the lotus-miner one is written.
+// sealer is the sealing back end of ferryd's own sealing for the chain.
+// It makes the devnet's placeholder proofs, which only a Ferry devnet
+// accepts (embedded, or reached as a Lotus node); on a real network the
+// sectors are lotus-miner's (Sealing.Backend = "lotus-miner").
 func (n *Node) sealer(ctx context.Context) (sealing.Sealer, error) {
 	name, err := n.Chain.StateNetworkName(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the chain's network name: %w", err)
 	}
 	if name != devnet.NetworkName {
-		return nil, fmt.Errorf("no sealer back end for network %q: ferryd's own sealer makes the devnet's placeholder proofs, which a real network refuses, and the lotus-miner back end is not written yet", name)
+		return nil, fmt.Errorf("no sealer back end for network %q in ferryd: its own sealer makes the devnet's placeholder proofs, which a real network refuses; "+
+			"seal with lotus-miner instead (Sealing.Backend = %q, Sealing.MinerAPIInfo, Subsystems.EnableSealing = false)", name, BackendLotusMiner)
 	}
 	return sealing.NewDevnetSealer(), nil
+}
+
+// startSealer gives the market its sealer and the source its pieces are
+// read back from: ferryd's own sealing, or lotus-miner's API.
+func (n *Node) startSealer(ctx context.Context) error {
+	if n.Config.Sealing.Backend == BackendLotusMiner {
+		return n.connectMiner(ctx)
+	}
+	n.marketSealer, n.localPieces = n.Sealing, pieceSource(n.Sealing)
+	return nil
 }
 
 // startIndex opens the piece index over the unsealed sectors and, when
 // IPNI is on, the announcer.
 func (n *Node) startIndex(ctx context.Context) (err error) {
-	n.localPieces = pieceSource(n.Sealing)
 	n.pieces = n.pieceSource(n.localPieces)
 	n.Index = index.New(n.DB, n.pieces)
 	if n.retrievalAddr, err = n.Config.retrievalAddr(); err != nil {
@@ -322,7 +368,7 @@ func (n *Node) startMarket(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.Host.ID(), n.chainAddrs(addrs)); err != nil {
+		if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.peerID, n.chainAddrs(addrs)); err != nil {
 			return fmt.Errorf("writing the peer ID and addresses to miner %s: %w", n.Miner, err)
 		}
 		dealHost = n.dealHost
@@ -339,7 +385,7 @@ func (n *Node) startMarket(ctx context.Context) error {
 		Leases:     n.Cluster,
 		Does:       n.doesStep,
 		Files:      n,
-		Sealer:     n.Sealing,
+		Sealer:     n.marketSealer,
 		Indexer:    indexer{idx: n.Index, ann: n.IPNI},
 		Sender:     n.Sender,
 		Downloader: transfer.New(n.Config.transferConfig()),
@@ -464,6 +510,9 @@ func (n *Node) announceAddrs() []ma.Multiaddr {
 		}
 		return out
 	}
+	if n.Host == nil {
+		return nil // no market: no libp2p
+	}
 	return n.Host.Addrs()
 }
 
@@ -490,10 +539,25 @@ func (n *Node) RetrievalURL() string {
 
 // serve starts an HTTP server on addr in the background.
 func (n *Node) serve(addr string, h http.Handler, what string) error {
+	l, err := listen(addr, what)
+	if err != nil {
+		return err
+	}
+	n.serveOn(l, h, what)
+	return nil
+}
+
+// listen opens the TCP listener of the what on addr.
+func listen(addr, what string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listening for the %s on %s: %w", what, addr, err)
+		return nil, fmt.Errorf("listening for the %s on %s: %w", what, addr, err)
 	}
+	return l, nil
+}
+
+// serveOn serves h on l in the background until Close.
+func (n *Node) serveOn(l net.Listener, h http.Handler, what string) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	n.servers = append(n.servers, srv)
 	n.wg.Add(1)
@@ -503,7 +567,6 @@ func (n *Node) serve(addr string, h http.Handler, what string) error {
 			n.logf("%s stopped: %v", what, err)
 		}
 	}()
-	return nil
 }
 
 // Close stops every part, newest first, and removes the api file.
@@ -513,7 +576,9 @@ func (n *Node) Close() error {
 	}
 	for _, srv := range n.servers {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		srv.Shutdown(ctx)
+		if srv.Shutdown(ctx) != nil {
+			srv.Close() // a request still running (a piece streaming in): cut it
+		}
 		cancel()
 	}
 	n.cancel()

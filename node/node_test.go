@@ -47,7 +47,9 @@ ListenAddresses = ["/ip4/127.0.0.1/tcp/%d"]
 Listen = "127.0.0.1:%d"
 [API]
 Listen = "127.0.0.1:%d"
-`, freePort(t), freePort(t), strings.Join(libp2pSettings, "\n"), freePort(t), freePort(t))
+[Sealing]
+MinerAPIListen = "127.0.0.1:%d"
+`, freePort(t), freePort(t), strings.Join(libp2pSettings, "\n"), freePort(t), freePort(t), freePort(t))
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -142,6 +144,13 @@ func TestStartRefusesBadConfig(t *testing.T) {
 		"bad staging":     {"[Market]\nStagingCapacity = \"lots\"\n", "Market.StagingCapacity"},
 		"bad fee":         {"[Market]\nMaxPublishDealsFee = \"cheap\"\n", "Market.MaxPublishDealsFee"},
 		"bad blocklist":   {"[Market]\nPieceCidBlocklist = [\"baga\"]\n", "Market.PieceCidBlocklist"},
+		"nothing to run":  {"[Subsystems]\nEnableMarkets = false\nEnableSealing = false\n", "Subsystems.EnableMarkets"},
+		"no sealer":       {"[Subsystems]\nEnableSealing = false\n", "Sealing.Backend = \"lotus-miner\""},
+		"two sealers":     {"[Sealing]\nBackend = \"lotus-miner\"\n", "Subsystems.EnableSealing = false"},
+		"bad backend":     {"[Sealing]\nBackend = \"boost\"\n", "Sealing.Backend"},
+		"bad miner API":   {"[Subsystems]\nEnableSealing = false\n[Sealing]\nBackend = \"lotus-miner\"\nMinerAPIInfo = \"tok:/ip4/127.0.0.1/udp/5\"\n", "Sealing.MinerAPIInfo"},
+		"every address":   {"[Sealing]\nMinerAPIListen = \"0.0.0.0:2345\"\n", "Sealing.MinerAPIPublicURL"},
+		"bad public URL":  {"[Sealing]\nMinerAPIPublicURL = \"ftp://127.0.0.1:2345\"\n", "Sealing.MinerAPIPublicURL"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -13,7 +13,7 @@ import (
 // Repo is ferryd's repo directory (default ~/.ferry):
 //
 //	config.toml  keystore/  ferry.db  staging/  sectors/  devnet/
-//	libp2p.key   jwt.secret  api  token
+//	libp2p.key   jwt.secret  miner-jwt.secret  api  token
 type Repo struct {
 	Dir string
 }
@@ -63,22 +63,33 @@ func (r *Repo) Libp2pKey() (crypto.PrivKey, error) {
 	return k, nil
 }
 
-// Secret returns the key that signs API tokens, creating it at first start.
-func (r *Repo) Secret() ([]byte, error) {
-	path := r.Path("jwt.secret")
+// Secret returns the key that signs operator API tokens, creating it at
+// first start.
+func (r *Repo) Secret() ([]byte, error) { return r.secret("jwt.secret", "API secret") }
+
+// MinerAPISecret returns the key that signs the tokens of the lotus-miner
+// API ferryd's sealing serves, creating it at first use: a token for it
+// is no operator token, nor the other way round.
+func (r *Repo) MinerAPISecret() ([]byte, error) {
+	return r.secret("miner-jwt.secret", "lotus-miner API secret")
+}
+
+// secret reads the 32-byte key in file name, creating it when missing.
+func (r *Repo) secret(name, what string) ([]byte, error) {
+	path := r.Path(name)
 	b, err := os.ReadFile(path)
 	if err == nil && len(b) >= 32 {
 		return b, nil
 	}
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("reading API secret: %w", err)
+		return nil, fmt.Errorf("reading the %s: %w", what, err)
 	}
 	b = make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
-		return nil, fmt.Errorf("generating API secret: %w", err)
+		return nil, fmt.Errorf("generating the %s: %w", what, err)
 	}
 	if err := writeFileAtomic(path, b, 0o600); err != nil {
-		return nil, fmt.Errorf("saving API secret: %w", err)
+		return nil, fmt.Errorf("saving the %s: %w", what, err)
 	}
 	return b, nil
 }

@@ -128,8 +128,11 @@ func (b *Blockstore) load(ctx context.Context, c cid.Cid, open openPieces) ([]by
 		errs = append(errs, fmt.Errorf("piece %s: %w", loc.PieceCID, err))
 	}
 	err = fmt.Errorf("reading block %s: %w", c, errors.Join(errs...))
-	if errors.Is(err, index.ErrNoUnsealedCopy) {
+	switch {
+	case errors.Is(err, index.ErrNoUnsealedCopy):
 		err = gateway.NewErrorStatusCode(err, http.StatusGone)
+	case errors.Is(err, index.ErrUnsealing):
+		err = gateway.NewErrorRetryAfter(gateway.NewErrorStatusCode(err, http.StatusServiceUnavailable), retryUnsealing)
 	}
 	return nil, index.Location{}, err
 }

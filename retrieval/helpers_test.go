@@ -98,6 +98,7 @@ type memSource struct {
 	mu       sync.Mutex
 	pieces   map[cid.Cid][]byte
 	sealed   map[cid.Cid]bool // known but without an unsealed copy
+	unseal   map[cid.Cid]bool // its unsealed copy is being made
 	openings int
 	// likeSealing answers ErrNoUnsealedCopy for unknown pieces too, as
 	// sealing.ReadPiece does.
@@ -114,6 +115,9 @@ func (m *memSource) ReadPiece(ctx context.Context, pc cid.Cid) (index.PieceReade
 	m.openings++
 	if m.sealed[pc] {
 		return nil, fmt.Errorf("piece %s: %w", pc, index.ErrNoUnsealedCopy)
+	}
+	if m.unseal[pc] {
+		return nil, fmt.Errorf("piece %s: unsealing since a minute: %w", pc, index.ErrUnsealing)
 	}
 	b, ok := m.pieces[pc]
 	if !ok && m.likeSealing {
@@ -139,7 +143,7 @@ type fixture struct {
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	f := &fixture{dag: makeDAG(t), tree: makeTree(t), src: &memSource{pieces: map[cid.Cid][]byte{}, sealed: map[cid.Cid]bool{}}}
+	f := &fixture{dag: makeDAG(t), tree: makeTree(t), src: &memSource{pieces: map[cid.Cid][]byte{}, sealed: map[cid.Cid]bool{}, unseal: map[cid.Cid]bool{}}}
 	carBytes := carOf(t, f.dag.C.c, append(f.dag.all(), f.tree.blocks()...))
 	calc := piece.NewCalc()
 	calc.Write(carBytes)

@@ -13,7 +13,9 @@
 //	                                entity-bytes, dups and filename
 //
 // from the piece directory (package index) and reads of the unsealed
-// copies. /piece/ is ours. /ipfs/ is boxo's gateway (trustless responses
+// copies: 404 for what is not stored here, 410 for a piece with no unsealed
+// copy left, 503 with Retry-After while one is being made (a lotus-miner
+// unsealing it, index.ErrUnsealing). /piece/ is ours. /ipfs/ is boxo's gateway (trustless responses
 // only) over Blockstore, a read-only blockstore backed by the index, with
 // two fast paths of ours where they are measurably faster: a whole DAG
 // streams the root's piece section by section while checking each is the
@@ -32,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -254,10 +257,16 @@ func dropEmptySuffixRanges(h string, size int64) string {
 	return "bytes=" + strings.Join(kept, ",")
 }
 
+// retryUnsealing is the Retry-After of a piece being unsealed.
+const retryUnsealing = time.Minute
+
 func pieceError(w http.ResponseWriter, c cid.Cid, err error) {
 	switch {
 	case errors.Is(err, index.ErrNoUnsealedCopy):
 		http.Error(w, fmt.Sprintf("piece %s has no unsealed copy to serve: %v", c, err), http.StatusGone)
+	case errors.Is(err, index.ErrUnsealing):
+		w.Header().Set("Retry-After", strconv.Itoa(int(retryUnsealing.Seconds())))
+		http.Error(w, fmt.Sprintf("piece %s is being unsealed, try again later: %v", c, err), http.StatusServiceUnavailable)
 	case errors.Is(err, index.ErrNotFound):
 		http.Error(w, fmt.Sprintf("piece %s is not stored here", c), http.StatusNotFound)
 	default:

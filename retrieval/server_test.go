@@ -127,6 +127,13 @@ func TestServePiece(t *testing.T) {
 			t.Errorf("%s: %s %q", c.path, resp.Status, body)
 		}
 	}
+	// While an unsealed copy is being made: 503, try again later.
+	f.src.unseal[f.pc] = true
+	resp, body = do(t, "GET", u, nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "60" || !strings.Contains(string(body), "unsealing since") {
+		t.Fatalf("being unsealed: %s %v %q", resp.Status, resp.Header, body)
+	}
+	delete(f.src.unseal, f.pc)
 	f.src.sealed[f.pc] = true
 	resp, body = do(t, "GET", u, nil)
 	if resp.StatusCode != http.StatusGone || !strings.Contains(string(body), "no unsealed copy") {
@@ -205,6 +212,12 @@ func TestServeRawBlock(t *testing.T) {
 			t.Errorf("%s: %s %q", c.path, resp.Status, body)
 		}
 	}
+	f.src.unseal[f.pc] = true
+	resp, _ = do(t, "GET", f.srv.URL+"/ipfs/"+f.dag.L1.c.String()+"?format=raw", nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "60" {
+		t.Fatalf("being unsealed: %s %v", resp.Status, resp.Header)
+	}
+	delete(f.src.unseal, f.pc)
 	f.src.sealed[f.pc] = true
 	resp, _ = do(t, "GET", f.srv.URL+"/ipfs/"+f.dag.L1.c.String()+"?format=raw", nil)
 	if resp.StatusCode != http.StatusGone {

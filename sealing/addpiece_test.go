@@ -500,3 +500,40 @@ func TestAddPieceConcurrent(t *testing.T) {
 	}
 	_ = cid.Undef
 }
+
+// A sector's pieces carry their deal's publish CID and proposal, which
+// lotus-miner's SectorsStatus shows a market (minerapi's server), and
+// fillers carry neither.
+func TestSectorPiecesCarryDeal(t *testing.T) {
+	ctx := context.Background()
+	s := openTestDB(t, t.TempDir())
+	p := makePiece(t, 7, 300, 512)
+	d := dealFor(p, 10000)
+	d.DealID = 42
+	d.PublishCid = p.cid // any CID will do
+	pl, err := s.AddPieceToAny(ctx, p.size, bytes.NewReader(p.data), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := s.Sector(ctx, pl.Sector)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen bool
+	for _, sp := range si.Pieces {
+		if sp.Filler {
+			if sp.PublishCid != nil || sp.Proposal != nil {
+				t.Fatalf("filler with deal fields: %+v", sp)
+			}
+			continue
+		}
+		seen = true
+		if sp.PublishCid == nil || !sp.PublishCid.Equals(d.PublishCid) || sp.Proposal == nil ||
+			!sp.Proposal.PieceCID.Equals(p.cid) || sp.Proposal.EndEpoch != d.Proposal.EndEpoch || sp.Proposal.Client != d.Proposal.Client {
+			t.Fatalf("deal piece %+v (proposal %+v), want publish CID %s and the deal's proposal", sp, sp.Proposal, d.PublishCid)
+		}
+	}
+	if !seen {
+		t.Fatalf("no deal piece in %+v", si.Pieces)
+	}
+}

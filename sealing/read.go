@@ -126,6 +126,7 @@ type SectorPiece struct {
 	Written      bool                `json:"written"` // false while reserved: waiting for its turn, being written, or interrupted
 	DealUUID     *uuid.UUID          `json:"dealUuid,omitempty"`
 	DealID       abi.DealID          `json:"dealId,omitempty"`
+	PublishCid   *cid.Cid            `json:"publishCid,omitempty"` // a market deal's PublishStorageDeals message
 	StartEpoch   abi.ChainEpoch      `json:"startEpoch"`
 	EndEpoch     abi.ChainEpoch      `json:"endEpoch"`
 	KeepUnsealed bool                `json:"keepUnsealed"`
@@ -134,10 +135,13 @@ type SectorPiece struct {
 	// manifest; AllocationID is the verified allocation the piece claims.
 	Direct       bool               `json:"direct,omitempty"`
 	AllocationID chain.AllocationID `json:"allocationId,omitempty"`
+	// Proposal is a market deal's proposal as published, Manifest a direct
+	// piece's activation manifest (nil otherwise): lotus-miner's
+	// SectorsStatus shows them, `ferryd sectors` does not.
+	Proposal *market.DealProposal             `json:"-"`
+	Manifest *miner13.PieceActivationManifest `json:"-"`
 
-	proposal *market.DealProposal             // a market deal's proposal
-	manifest *miner13.PieceActivationManifest // a direct piece's manifest
-	claim    pieceClaim                       // the allocation it claims, with its TermMax
+	claim pieceClaim // the allocation it claims, with its TermMax
 }
 
 // Sectors lists every sector with its pieces, in number order.

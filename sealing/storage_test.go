@@ -5,12 +5,27 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/filecoin-project/go-state-types/abi"
-	"github.com/filecoin-project/lotus/storage/sealer/storiface"
 )
+
+// unsealedNames lists the files in the unsealed/ directory of the storage
+// path dir. Lotus' own code parses these names in interop's tests.
+func unsealedNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, "unsealed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}
 
 // firstLayoutRepo builds a repo as Ferry kept it before Lotus' layout:
 // sectors/unsealed/<number>, no sectorstore.json, no sealed/ or cache/.
@@ -52,9 +67,9 @@ func TestStorageMigratesFirstLayout(t *testing.T) {
 	}
 
 	s := openTestDB(t, dir)
-	declared := lotusDeclared(t, filepath.Join(dir, "sectors"))
-	if got := declared[storiface.FTUnsealed]; len(got) != 2 || got[0] != (abi.SectorID{Miner: 1000, Number: 1}) || got[1] != (abi.SectorID{Miner: 1000, Number: 2}) {
-		t.Fatalf("after the move Lotus finds %v", got)
+	lotusNames := []string{"s-t01000-1", "s-t01000-2"}
+	if got := unsealedNames(t, filepath.Join(dir, "sectors")); !slices.Equal(got, lotusNames) {
+		t.Fatalf("after the move unsealed/ holds %v, want Lotus' names %v", got, lotusNames)
 	}
 	for _, p := range ps {
 		checkPayload(t, readBack(t, s, p.cid), p)
@@ -74,8 +89,8 @@ func TestStorageMigratesFirstLayout(t *testing.T) {
 	if _, again := s.Storage(); again.ID != meta.ID {
 		t.Fatalf("storage ID changed from %s to %s", meta.ID, again.ID)
 	}
-	if got := lotusDeclared(t, filepath.Join(dir, "sectors"))[storiface.FTUnsealed]; len(got) != 2 {
-		t.Fatalf("after the second start Lotus finds %v", got)
+	if got := unsealedNames(t, filepath.Join(dir, "sectors")); !slices.Equal(got, lotusNames) {
+		t.Fatalf("after the second start unsealed/ holds %v", got)
 	}
 	for _, p := range ps {
 		checkPayload(t, readBack(t, s, p.cid), p)

@@ -591,7 +591,7 @@ func (st *store) sector(ctx context.Context, n abi.SectorNumber, ss abi.SectorSi
 // count.
 func (st *store) fillPieces(ctx context.Context, si *SectorInfo) error {
 	rows, err := st.db.QueryContext(ctx, `SELECT piece_offset, size, kind, status, piece_cid, deal_uuid, COALESCE(deal_id, 0),
-		start_epoch, end_epoch, keep_unsealed, error, proposal, manifest, alloc_client, alloc_id, term_max
+		publish_cid, start_epoch, end_epoch, keep_unsealed, error, proposal, manifest, alloc_client, alloc_id, term_max
 		FROM sealing_pieces WHERE sector = ? ORDER BY piece_offset`, int64(si.Number))
 	if err != nil {
 		return fmt.Errorf("listing the pieces of sector %d: %w", si.Number, err)
@@ -601,23 +601,24 @@ func (st *store) fillPieces(ctx context.Context, si *SectorInfo) error {
 	for rows.Next() {
 		var p SectorPiece
 		var off, size, dealID, start, end, allocClient, allocID, termMax int64
-		var kind, status, pc string
+		var kind, status, pc, publish string
 		var du sql.NullString
 		var prop, manifest []byte
-		if err := rows.Scan(&off, &size, &kind, &status, &pc, &du, &dealID, &start, &end, &p.KeepUnsealed, &p.Error,
+		if err := rows.Scan(&off, &size, &kind, &status, &pc, &du, &dealID, &publish, &start, &end, &p.KeepUnsealed, &p.Error,
 			&prop, &manifest, &allocClient, &allocID, &termMax); err != nil {
 			return fmt.Errorf("listing the pieces of sector %d: %w", si.Number, err)
 		}
+		p.PublishCid = optCid(publish)
 		if manifest != nil {
-			p.manifest = new(miner13.PieceActivationManifest)
-			if err := p.manifest.UnmarshalCBOR(bytes.NewReader(manifest)); err != nil {
+			p.Manifest = new(miner13.PieceActivationManifest)
+			if err := p.Manifest.UnmarshalCBOR(bytes.NewReader(manifest)); err != nil {
 				return fmt.Errorf("sector %d: the manifest of the piece at %d: %w", si.Number, off, err)
 			}
 			p.Direct = true
 		}
 		if prop != nil {
-			p.proposal = new(market.DealProposal)
-			if err := p.proposal.UnmarshalCBOR(bytes.NewReader(prop)); err != nil {
+			p.Proposal = new(market.DealProposal)
+			if err := p.Proposal.UnmarshalCBOR(bytes.NewReader(prop)); err != nil {
 				return fmt.Errorf("sector %d: the proposal of the piece at %d: %w", si.Number, off, err)
 			}
 		}

@@ -88,6 +88,7 @@ func startNode(t *testing.T) *node.Node {
 	cfg.Libp2p.ListenAddresses = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.HTTP.Listen = freeAddr(t)
 	cfg.API.Listen = freeAddr(t)
+	cfg.Sealing.MinerAPIListen = "127.0.0.1:0"
 	cfg.Sealing.WaitDealsDelay = node.Duration(time.Second)
 	cfg.Market.PublishMsgPeriod = node.Duration(time.Second)
 	cfg.Market.MaxDealsPerPublishMsg = 1

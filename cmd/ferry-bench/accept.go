@@ -80,6 +80,7 @@ func benchAccept(ctx context.Context, out io.Writer, dir string, n, nClients, co
 	cfg.Chain.DevnetListen = "127.0.0.1:0"
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.API.Listen = "127.0.0.1:0"
+	cfg.Sealing.MinerAPIListen = "127.0.0.1:0"
 	cfg.Libp2p.ListenAddresses = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.Market.MaxPublishDealsFee = "0.000001"
 	if _, err := os.Stat(filepath.Join(dir, "config.toml")); errors.Is(err, os.ErrNotExist) {

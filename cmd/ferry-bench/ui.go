@@ -74,6 +74,7 @@ func benchUI(ctx context.Context, out io.Writer, dir string, n, reqs int) error 
 	cfg.Chain.DevnetListen = "127.0.0.1:0"
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.API.Listen = freeLoopbackAddr()
+	cfg.Sealing.MinerAPIListen = "127.0.0.1:0"
 	cfg.Libp2p.ListenAddresses = []string{"/ip4/127.0.0.1/tcp/0"}
 	// The generated deals are on no chain: keep the deal-end watcher
 	// from looking them up while the pages are measured.

@@ -10,6 +10,7 @@ import (
 	"github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain/lotus"
 	"github.com/ferry-fil/ferry/internal/cliutil"
+	"github.com/ferry-fil/ferry/minerapi"
 )
 
 var permFlag = &cli.StringFlag{
@@ -23,6 +24,11 @@ var chainFlag = &cli.BoolFlag{
 	Usage: "a token for the devnet's chain API (Lotus' API) instead of the operator API",
 }
 
+var minerFlag = &cli.BoolFlag{
+	Name:  "miner",
+	Usage: "a token for the lotus-miner API ferryd's sealing serves (Sealing.MinerAPIListen) instead of the operator API",
+}
+
 var authCmd = &cli.Command{
 	Name:  "auth",
 	Usage: "make API tokens, as `lotus auth` does",
@@ -31,18 +37,21 @@ needs read for what it shows (info, deal list, ask get, …) and admin for what 
 changes; a read token suits a dashboard. With --chain the token is for the
 devnet's chain API, where write lets a client push messages it signed and use
 the faucet, and sign lets a program sign with the keys ferryd holds (the worker's,
-the genesis account's): give clients read or write only.`,
+the genesis account's): give clients read or write only. With --miner the token
+is for the lotus-miner API ferryd's sealing serves, as lotus-miner's own: a
+market that hands pieces over (a market-only ferryd, Boost) needs admin, and
+api-info prints the MINER_API_INFO line it is configured with.`,
 	Subcommands: []*cli.Command{
 		{
 			Name:   "create-token",
 			Usage:  "print a new token",
-			Flags:  []cli.Flag{permFlag, chainFlag, jsonFlag},
+			Flags:  []cli.Flag{permFlag, chainFlag, minerFlag, jsonFlag},
 			Action: func(cctx *cli.Context) error { return printToken(cctx, false) },
 		},
 		{
 			Name:   "api-info",
-			Usage:  "print a new token with the API's address, as FERRY_API_INFO=… (FULLNODE_API_INFO=… with --chain)",
-			Flags:  []cli.Flag{permFlag, chainFlag, jsonFlag},
+			Usage:  "print a new token with the API's address, as FERRY_API_INFO=… (FULLNODE_API_INFO=… with --chain, MINER_API_INFO=… with --miner)",
+			Flags:  []cli.Flag{permFlag, chainFlag, minerFlag, jsonFlag},
 			Action: func(cctx *cli.Context) error { return printToken(cctx, true) },
 		},
 	},
@@ -66,10 +75,14 @@ func printToken(cctx *cli.Context, withAddr bool) error {
 	if err != nil {
 		return err
 	}
+	if cctx.Bool("chain") && cctx.Bool("miner") {
+		return fmt.Errorf("--chain and --miner name two APIs: choose one")
+	}
 	return withAPI(cctx, func(f api.Ferry) error {
 		var out tokenOutput
 		var addr string
-		if cctx.Bool("chain") {
+		switch {
+		case cctx.Bool("chain"):
 			if out.Token, err = f.ChainAuthNew(cctx.Context, perms); err != nil {
 				return err
 			}
@@ -78,7 +91,16 @@ func printToken(cctx *cli.Context, withAddr bool) error {
 				return err
 			}
 			addr, out.Name = info.ChainAPI, lotus.EnvAPIInfo
-		} else {
+		case cctx.Bool("miner"):
+			if out.Token, err = f.MinerAuthNew(cctx.Context, perms); err != nil {
+				return err
+			}
+			info, err := f.Info(cctx.Context)
+			if err != nil {
+				return err
+			}
+			addr, out.Name = info.MinerAPI, minerapi.EnvAPIInfo
+		default:
 			if out.Token, err = f.AuthNew(cctx.Context, perms); err != nil {
 				return err
 			}

@@ -49,7 +49,8 @@ var (
 
 func (o *operator) Info(context.Context) (api.Info, error) {
 	o.calls = append(o.calls, "Info")
-	return api.Info{Miner: "f01000", MarketEscrow: big.Zero(), MarketLocked: big.Zero(), WorkerFunds: big.Zero()}, nil
+	return api.Info{Miner: "f01000", MarketEscrow: big.Zero(), MarketLocked: big.Zero(), WorkerFunds: big.Zero(),
+		MinerAPI: "/ip4/127.0.0.1/tcp/2345/http"}, nil
 }
 
 func (o *operator) DealList(_ context.Context, f market.DealFilter) ([]market.DealInfo, error) {
@@ -130,7 +131,7 @@ func (o *operator) AskSet(_ context.Context, p market.AskParams) (*wire.SignedSt
 func testSector() sealing.SectorInfo {
 	at := time.Unix(1700000000, 0).UTC()
 	return sealing.SectorInfo{Number: 3, State: "Proving", SealProof: abi.RegisteredSealProof_StackedDrg8MiBV1_1, SectorSize: 8 << 20, Used: 4096, Deals: 1,
-		Pieces:   []sealing.SectorPiece{{Offset: 0, Size: 2048, PieceCID: testPiece, Written: true, DealUUID: &testDeal, DealID: 7, StartEpoch: 10, EndEpoch: 20, KeepUnsealed: true, Error: "x"}},
+		Pieces:   []sealing.SectorPiece{{Offset: 0, Size: 2048, PieceCID: testPiece, Written: true, DealUUID: &testDeal, DealID: 7, PublishCid: &testCID, StartEpoch: 10, EndEpoch: 20, KeepUnsealed: true, Error: "x"}},
 		OpenedAt: at, UpdatedAt: at, PackReason: "full", TicketEpoch: 1, SeedEpoch: 2, CommD: &testPiece, CommR: &testCID, PreCommitMsg: &testCID,
 		PreCommitEpoch: 3, CommitMsg: &testCID, Retries: 1, LastError: "y", Unsealed: true}
 }
@@ -187,6 +188,11 @@ func (o *operator) AuthNew(_ context.Context, perms []ferryauth.Permission) (str
 func (o *operator) ChainAuthNew(_ context.Context, perms []ferryauth.Permission) (string, error) {
 	o.calls = append(o.calls, fmt.Sprint("ChainAuthNew ", perms))
 	return "chain-token", nil
+}
+
+func (o *operator) MinerAuthNew(_ context.Context, perms []ferryauth.Permission) (string, error) {
+	o.calls = append(o.calls, fmt.Sprint("MinerAuthNew ", perms))
+	return "miner-token", nil
 }
 
 // The web UI's methods: no command calls them.
@@ -303,7 +309,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 	detailKeys := append(append([]string{}, dealKeys...), "logs", "logs[].at", "logs[].text")
 	sectorKeys := []string{"number", "state", "sealProof", "sectorSize", "used", "deals", "pieces", "openedAt", "updatedAt", "packReason",
 		"ticketEpoch", "seedEpoch", "commD", "commR", "preCommitMsg", "preCommitEpoch", "commitMsg", "retries", "lastError", "unsealed",
-		"pieces[].offset", "pieces[].size", "pieces[].pieceCid", "pieces[].filler", "pieces[].written", "pieces[].dealUuid", "pieces[].dealId",
+		"pieces[].offset", "pieces[].size", "pieces[].pieceCid", "pieces[].filler", "pieces[].written", "pieces[].dealUuid", "pieces[].dealId", "pieces[].publishCid",
 		"pieces[].startEpoch", "pieces[].endEpoch", "pieces[].keepUnsealed", "pieces[].error"}
 	askKeys := []string{"miner", "price", "verifiedPrice", "minPieceSize", "maxPieceSize", "timestamp", "expiry", "seqNo"}
 	indexKeys := []string{"pieceCid", "pieceCidV2", "pieceSize", "rawSize", "state", "blocks", "aggregate", "announced", "error", "bytesRead", "bytesTotal"}
@@ -336,6 +342,7 @@ func TestOperatorOutputKeys(t *testing.T) {
 		{"auth create-token --perm read", []string{"token"}},
 		{"auth api-info --perm admin", []string{"token", "name", "apiInfo"}},
 		{"auth api-info --perm write --chain", []string{"token", "name", "apiInfo"}},
+		{"auth api-info --perm admin --miner", []string{"token", "name", "apiInfo"}},
 	} {
 		out, err := runDaemonCLI(t, append(strings.Fields(tc.line), "--json", "--repo", repo)...)
 		if err != nil {
@@ -346,11 +353,13 @@ func TestOperatorOutputKeys(t *testing.T) {
 
 	// ferryd info --json prints api.Info as it comes over the API.
 	var b bytes.Buffer
-	if err := cliutil.WriteJSON(&b, api.Info{Addresses: []string{"/ip4/127.0.0.1/tcp/1"}, MarketEscrow: big.Zero(), MarketLocked: big.Zero(), WorkerFunds: big.Zero()}); err != nil {
+	if err := cliutil.WriteJSON(&b, api.Info{Addresses: []string{"/ip4/127.0.0.1/tcp/1"}, MarketEscrow: big.Zero(), MarketLocked: big.Zero(), WorkerFunds: big.Zero(),
+		Subsystems: []string{"markets"}, SealingBackend: "lotus-miner", SealerAPI: "http://127.0.0.1:2345/rpc/v0", MinerAPI: "/ip4/127.0.0.1/tcp/2345/http"}); err != nil {
 		t.Fatal(err)
 	}
 	clitest.CheckKeys(t, "info", b.Bytes(), "version", "miner", "worker", "sectorSize", "peerId", "addresses", "retrievalUrl", "chainMode",
-		"chainApi", "chainHead", "chainHeadTime", "blockDelayMillis", "marketEscrow", "marketLocked", "workerFunds")
+		"chainApi", "chainHead", "chainHeadTime", "blockDelayMillis", "marketEscrow", "marketLocked", "workerFunds",
+		"subsystems", "sealingBackend", "sealerApi", "minerApi")
 }
 
 func prefixed(p string, keys []string) []string {
@@ -412,6 +421,24 @@ func TestEveryDaemonCommandTakesJSON(t *testing.T) {
 		}
 	}
 	check("ferryd ", app.Commands)
+}
+
+// TestMinerAPIInfo: `ferryd auth api-info --miner` prints the
+// MINER_API_INFO line of the lotus-miner API the daemon serves, with a
+// token minted for that API; --chain and --miner together are refused.
+func TestMinerAPIInfo(t *testing.T) {
+	o := &operator{}
+	repo := serveOperator(t, o)
+	out, err := runDaemonCLI(t, "--repo", repo, "auth", "api-info", "--miner", "--perm", "admin")
+	if err != nil || out != "MINER_API_INFO=miner-token:/ip4/127.0.0.1/tcp/2345/http\n" {
+		t.Fatalf("auth api-info --miner: %q, %v", out, err)
+	}
+	if got, want := strings.Join(o.calls, ","), "MinerAuthNew [read write sign admin],Info"; got != want {
+		t.Fatalf("calls %s, want %s", got, want)
+	}
+	if _, err := runDaemonCLI(t, "--repo", repo, "auth", "create-token", "--miner", "--chain", "--perm", "read"); err == nil || !strings.Contains(err.Error(), "choose one") {
+		t.Fatalf("--miner with --chain: %v", err)
+	}
 }
 
 // TestImportDirectAndPieceArgs: import-direct passes Boost's flags on, and

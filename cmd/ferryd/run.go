@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -23,10 +24,13 @@ var runCmd = &cli.Command{
 	Name:  "run",
 	Usage: "run the provider (the embedded devnet chain by default)",
 	Description: `Starts everything ferryd does: the chain (the embedded devnet unless
-config.toml says Chain.Mode = "lotus"), the deal protocols on libp2p, sealing,
-the piece index and the HTTP server for retrievals. On first start it creates
-the repo, its config.toml with every default, a worker key and, on the devnet,
-a funded miner. Stop it with Ctrl-C; it resumes every deal where it stopped.`,
+config.toml says Chain.Mode = "lotus"), the deal protocols on libp2p, sealing
+(with lotus-miner's API for markets elsewhere), the piece index and the HTTP
+server for retrievals; config.toml's Subsystems may leave out the market or
+sealing, and Sealing.Backend = "lotus-miner" hands pieces to a lotus-miner
+instead. On first start it creates the repo, its config.toml with every
+default, a worker key and, on the devnet, a funded miner. Stop it with Ctrl-C;
+it resumes every deal where it stopped.`,
 	Action: func(cctx *cli.Context) error {
 		runtime.GOMAXPROCS(procs.Ferryd()) // a spare P for the sector writer
 		ctx, stop := signal.NotifyContext(cctx.Context, os.Interrupt, syscall.SIGTERM)
@@ -47,11 +51,19 @@ a funded miner. Stop it with Ctrl-C; it resumes every deal where it stopped.`,
 func printStarted(n *node.Node) {
 	fmt.Printf("ferryd %s is running\n", n.Config.Chain.Mode)
 	fmt.Printf("  miner       %s (worker %s)\n", n.Miner, n.Worker)
-	fmt.Printf("  peer        %s\n", n.Host.ID())
-	for _, a := range n.Host.Addrs() {
-		fmt.Printf("  libp2p      %s\n", a)
+	if n.Host != nil {
+		fmt.Printf("  peer        %s\n", n.Host.ID())
+		for _, a := range n.Host.Addrs() {
+			fmt.Printf("  libp2p      %s\n", a)
+		}
+		fmt.Printf("  retrieval   %s\n", n.RetrievalURL())
 	}
-	fmt.Printf("  retrieval   %s\n", n.RetrievalURL())
+	if n.MinerAPI != nil {
+		fmt.Printf("  sealer      lotus-miner at %s\n", n.MinerAPI.URL())
+	}
+	if u := n.MinerAPIURL(); u != "" {
+		fmt.Printf("  miner API   %s (lotus-miner's; ferryd auth api-info --miner --perm admin)\n", u)
+	}
 	fmt.Printf("  operator    http://%s/rpc/v0 (token in %s; metrics at /metrics)\n", n.Config.API.Listen, n.Repo.Path("token"))
 	if n.Devnet != nil {
 		token, _ := os.ReadFile(n.Repo.Path(client.DevnetTokenFile))
@@ -77,11 +89,22 @@ var infoCmd = &cli.Command{
 				fmt.Fprintf(w, "Miner:          %s (%s sectors)\n", info.Miner, info.SectorSize.ShortString())
 				fmt.Fprintf(w, "Worker:         %s (%s)\n", info.Worker, chain.FormatFIL(info.WorkerFunds))
 				fmt.Fprintf(w, "Market escrow:  %s (locked %s)\n", chain.FormatFIL(info.MarketEscrow), chain.FormatFIL(info.MarketLocked))
-				fmt.Fprintf(w, "Peer ID:        %s\n", info.PeerID)
+				fmt.Fprintf(w, "Subsystems:     %s\n", strings.Join(info.Subsystems, ", "))
+				if info.PeerID != "" {
+					fmt.Fprintf(w, "Peer ID:        %s\n", info.PeerID)
+				}
 				for _, a := range info.Addresses {
 					fmt.Fprintf(w, "Address:        %s\n", a)
 				}
-				fmt.Fprintf(w, "Retrieval:      %s\n", info.RetrievalURL)
+				if info.RetrievalURL != "" {
+					fmt.Fprintf(w, "Retrieval:      %s\n", info.RetrievalURL)
+				}
+				if info.SealerAPI != "" {
+					fmt.Fprintf(w, "Sealer:         lotus-miner at %s\n", info.SealerAPI)
+				}
+				if info.MinerAPI != "" {
+					fmt.Fprintf(w, "Miner API:      %s (lotus-miner's, served)\n", info.MinerAPI)
+				}
 				fmt.Fprintf(w, "Chain:          %s, head %d\n", info.ChainMode, info.ChainHead)
 				if info.ChainAPI != "" {
 					fmt.Fprintf(w, "Chain API:      %s\n", info.ChainAPI)

@@ -1,4 +1,4 @@
-package sealing
+package interop
 
 import (
 	"bytes"
@@ -8,13 +8,16 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"testing"
 
 	"github.com/filecoin-project/go-state-types/abi"
+
 	"github.com/filecoin-project/lotus/storage/sealer/fr32"
 	"github.com/filecoin-project/lotus/storage/sealer/partialfile"
 	"github.com/filecoin-project/lotus/storage/sealer/storiface"
+
+	"github.com/ferry-fil/ferry/sealing"
 )
 
 // lotusDeclared lists the sector files Lotus finds in a storage path when
@@ -42,24 +45,39 @@ func lotusDeclared(t *testing.T, dir string) map[storiface.SectorFileType][]abi.
 	return out
 }
 
-// The storage path is one lotus-miner could attach: a sectorstore.json
-// with Lotus' fields, sector files under Lotus' names, and unsealed files
-// that Lotus' own partialfile code opens and reads the pieces from.
-func TestLotusOpensStoragePath(t *testing.T) {
+// jsonKeys lists the keys of a JSON object, sorted.
+func jsonKeys(t *testing.T, b []byte) []string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestLotusAttachesStoragePath: ferryd's sector storage is a path
+// lotus-miner could attach: a sectorstore.json with Lotus' keys, sector
+// files under names Lotus parses, and unsealed files Lotus' own
+// partialfile and fr32 code read the pieces from, with nothing allocated
+// after the last piece.
+func TestLotusAttachesStoragePath(t *testing.T) {
 	ctx := context.Background()
-	s := openTestSealing(t, t.TempDir(), Config{SectorSize: 8 << 20}, &fakeNode{height: 10})
-	a := makePiece(t, 1, 1_000_000, 1<<20)
-	b := makePiece(t, 2, 2_000_000, 2<<20)
-	c := makePiece(t, 3, 100_000, 128<<10)
-	var placed []Placement
-	for _, p := range []testPiece{a, b, c} {
-		pl, err := s.AddPieceToAny(ctx, p.size, bytes.NewReader(p.data), dealFor(p, 10000))
+	fs := startFerryServer(t)
+	pieces := []testPiece{makePiece(t, 1, 1_000_000, 1<<20), makePiece(t, 2, 2_000_000, 2<<20), makePiece(t, 3, 100_000, 128<<10)}
+	var placed []sealing.Placement
+	for i, p := range pieces {
+		pl, err := fs.seal.AddPieceToAny(ctx, p.size, bytes.NewReader(p.payload), sealingDeal(lotusDealInfo(p, abi.DealID(70+i))))
 		if err != nil {
 			t.Fatal(err)
 		}
 		placed = append(placed, pl)
 	}
-	dir, meta := s.Storage()
+	dir, meta := fs.seal.Storage()
 
 	raw, err := os.ReadFile(filepath.Join(dir, "sectorstore.json"))
 	if err != nil {
@@ -72,31 +90,28 @@ func TestLotusOpensStoragePath(t *testing.T) {
 	if string(lm.ID) != meta.ID || lm.ID == "" || lm.Weight != 10 || !lm.CanSeal || !lm.CanStore {
 		t.Fatalf("sectorstore.json as Lotus reads it: %+v", lm)
 	}
-	// The same keys as Lotus writes.
 	lb, err := json.Marshal(lm)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ours, lotus := jsonKeys(t, raw), jsonKeys(t, lb); !equalStrings(ours, lotus) {
+	if ours, lotus := jsonKeys(t, raw), jsonKeys(t, lb); !slices.Equal(ours, lotus) {
 		t.Fatalf("sectorstore.json keys %v, Lotus writes %v", ours, lotus)
 	}
 
-	declared := lotusDeclared(t, dir)
 	want := abi.SectorID{Miner: 1000, Number: 1}
-	if got := declared[storiface.FTUnsealed]; len(got) != 1 || got[0] != want {
+	if got := lotusDeclared(t, dir)[storiface.FTUnsealed]; len(got) != 1 || got[0] != want {
 		t.Fatalf("Lotus finds unsealed sectors %v, want %v", got, want)
 	}
 	path := filepath.Join(dir, storiface.FTUnsealed.String(), storiface.SectorName(want))
-	if path != s.unsealedPath(1) {
-		t.Fatalf("Lotus' path %s, ours %s", path, s.unsealedPath(1))
+	if path != fs.unsealedPath(1) {
+		t.Fatalf("Lotus' path %s, ferryd's %s", path, fs.unsealedPath(1))
 	}
-
-	pf, err := partialfile.OpenPartialFile(abi.PaddedPieceSize(8<<20), path)
+	pf, err := partialfile.OpenPartialFile(abi.PaddedPieceSize(sectorSize), path)
 	if err != nil {
 		t.Fatalf("Lotus cannot open the unsealed file: %v", err)
 	}
 	defer pf.Close()
-	for i, p := range []testPiece{a, b, c} {
+	for i, p := range pieces {
 		pl := placed[i]
 		ok, err := pf.HasAllocated(storiface.UnpaddedByteIndex(pl.Offset.Unpadded()), pl.Size.Unpadded())
 		if err != nil || !ok {
@@ -111,40 +126,12 @@ func TestLotusOpensStoragePath(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, err := io.ReadAll(ur)
-		if err != nil {
-			t.Fatal(err)
+		if err != nil || !bytes.Equal(got, p.full()) {
+			t.Fatalf("piece %d reads back different through Lotus' partialfile (%d bytes, %v)", i, len(got), err)
 		}
-		checkPayload(t, got, p)
 	}
-	// What follows the last piece is not allocated.
 	end := placed[2].Offset + placed[2].Size
 	if ok, err := pf.HasAllocated(storiface.UnpaddedByteIndex(end.Unpadded()), abi.PaddedPieceSize(128<<10).Unpadded()); err != nil || ok {
 		t.Fatalf("Lotus sees bytes after the last piece as allocated (%v)", err)
 	}
-}
-
-func jsonKeys(t *testing.T, b []byte) []string {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
