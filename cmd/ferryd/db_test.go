@@ -61,6 +61,13 @@ func fillRepoDB(t *testing.T, sqldb *sql.DB) {
 			exec(`INSERT INTO market_space_tags (uuid, bytes) VALUES (?, ?)`, id, int64(34359738368))
 		}
 	}
+	// The tags' totals, as the market keeps them: the client's row and the
+	// row of every tag.
+	for _, client := range []string{"f1client", "*"} {
+		exec(`INSERT INTO market_tag_totals (client, collateral_nano, collateral_atto, fee_nano, fee_atto, escrow_nano, escrow_atto, space)
+			SELECT ?, sum(collateral_nano), sum(collateral_atto), sum(fee_nano), sum(fee_atto), sum(escrow_nano), sum(escrow_atto),
+				CASE WHEN ? = '*' THEN (SELECT sum(bytes) FROM market_space_tags) ELSE 0 END FROM market_funds_tags`, client, client)
+	}
 	exec(`INSERT INTO market_publish_batches (id, created_at, msg_cid, deals, state, msg_id) VALUES (?, ?, ?, ?, ?, ?)`,
 		int64(1), now, "bafy-msg", `["00000000-0000-4000-8000-000000000003"]`, "landed", "7b1f6a36-3b34-4a4c-9f0c-3a6f3c1b7b10")
 	exec(`INSERT INTO market_ask (id, ask) VALUES (?, ?)`, 1, blob)
