@@ -40,18 +40,20 @@ func TestCrashChild(t *testing.T) {
 			select {} // the signal arrives
 		}
 	}
+	direct := DealKind(os.Getenv(crashKindEnv)) == KindDirect
+	var path string
+	var pc cid.Cid
+	if direct {
+		// The fake chain forgets its allocations with the process. The
+		// file is written again before the provider starts, not while a
+		// resumed deal reads it.
+		path, pc, _ = h.directPiece(42, "crash.car", 1500, 42)
+	}
 	h.start()
 	ctx := context.Background()
 	deals, err := h.p.Deals(ctx, DealFilter{})
 	if err != nil {
 		t.Fatal(err)
-	}
-	direct := DealKind(os.Getenv(crashKindEnv)) == KindDirect
-	var path string
-	var pc cid.Cid
-	if direct {
-		// The fake chain forgets its allocations with the process.
-		path, pc, _ = h.directPiece(42, "crash.car", 1500, 42)
 	}
 	if len(deals) == 0 {
 		if direct {
