@@ -59,11 +59,12 @@
 // the allocation's TermMin) and the data's source, exactly one of a file
 // on this machine (DeleteAfterImport removes it once the piece is in a
 // sector), an HTTP download into staging, an upload into staging, or a
-// file a front end received into staging and checked (Staged, below). It runs Boost's import-direct checks against the chain
-// (the allocation exists and is this miner's, for this piece and padded
-// size, its Expiration not before the start, the start after the sealing
-// buffer, TermMin no longer than a sector can be committed for, no other
-// live deal of the same allocation), records the deal at Accepted with its
+// file a front end received into staging and checked (Staged, below).
+// It runs Boost's import-direct checks against the chain (the allocation
+// exists and is this miner's, for this piece and padded size, its
+// Expiration not before the start, the start after the sealing buffer,
+// TermMin no longer than a sector can be committed for, no other live
+// deal of the same allocation), records the deal at Accepted with its
 // staging tag in one transaction and returns its DealInfo; refusals wrap
 // ErrDirectDealRejected. The deal ends at start + duration. An upload's
 // bytes go to DealInfo.DataPath, then ImportData(uuid, that path) checks
