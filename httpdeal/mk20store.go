@@ -136,22 +136,32 @@ func (s *mk20Store) setHandedOff(ctx context.Context, id ulid.ULID) error {
 // not an upload, or whose upload is finalized, are to be handed off again
 // after a restart.
 func (s *mk20Store) pending(ctx context.Context) ([]ulid.ULID, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT d.id FROM mk20_deals d LEFT JOIN mk20_uploads u ON u.id = d.id
+	return s.ids(ctx, `SELECT d.id FROM mk20_deals d LEFT JOIN mk20_uploads u ON u.id = d.id
 		WHERE d.handed_off = ? AND d.state <> ? AND (d.source <> ? OR u.finalized = ?) ORDER BY d.id`,
 		false, string(mk20.StateFailed), string(mk20.SourcePut), true)
+}
+
+// uploading lists the deals whose upload is not finalized.
+func (s *mk20Store) uploading(ctx context.Context) ([]ulid.ULID, error) {
+	return s.ids(ctx, `SELECT id FROM mk20_deals WHERE state = ? AND handed_off = ? ORDER BY id`, string(mk20.StateUploading), false)
+}
+
+// ids runs a query of deal IDs.
+func (s *mk20Store) ids(ctx context.Context, query string, args ...any) ([]ulid.ULID, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("listing pending mk20 deals: %w", err)
+		return nil, fmt.Errorf("listing mk20 deals: %w", err)
 	}
 	defer rows.Close()
 	var out []ulid.ULID
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
-			return nil, fmt.Errorf("listing pending mk20 deals: %w", err)
+			return nil, fmt.Errorf("listing mk20 deals: %w", err)
 		}
 		id, err := ulid.ParseStrict(s)
 		if err != nil {
-			return nil, fmt.Errorf("listing pending mk20 deals: %w", err)
+			return nil, fmt.Errorf("listing mk20 deals: %w", err)
 		}
 		out = append(out, id)
 	}

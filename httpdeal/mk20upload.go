@@ -495,25 +495,41 @@ func (m *MK20) finish(ctx context.Context, id ulid.ULID) *mk20.Rejection {
 		return mk20.Reject(mk20.ErrBadProposal, "%s", why)
 	}
 	if err := m.handOff(ctx, d, up.Path); err != nil {
-		// Start hands it over again.
-		return m.internal("handing the deal to the market", err)
+		var rej *mk20.Rejection
+		if errors.As(err, &rej) {
+			return rej // refused: the deal failed
+		}
+		// The upload is complete and checked; the deal stays processing
+		// until the hand-off, tried again later, succeeds.
+		m.cfg.Logf("httpdeal: handing mk20 deal %s to the market (tried again later): %v", id, err)
 	}
 	return nil
 }
 
-// fail fails a deal still httpdeal's: its staging file and tag go.
+// fail fails a deal still httpdeal's: its staging file and reservation
+// go (after the state is recorded: a crash in between leaves them to
+// Start's sweep).
 func (m *MK20) fail(ctx context.Context, id ulid.ULID, why string) *mk20.Rejection {
 	m.dropHasher(id)
 	if err := m.store.setState(ctx, id, mk20.StateFailed, why); err != nil {
 		return m.internal("failing deal", err)
 	}
-	if up, err := m.store.upload(ctx, id); err == nil {
-		if err := os.Remove(up.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			m.cfg.Logf("httpdeal: removing the staging file of deal %s: %v", id, err)
+	if err := m.dropStaging(ctx, id.String()); err != nil {
+		m.cfg.Logf("httpdeal: %v", err)
+	}
+	return nil
+}
+
+// dropStaging removes the staging file of the deal named id, if any, and
+// then releases its reservation.
+func (m *MK20) dropStaging(ctx context.Context, id string) error {
+	if u, err := ulid.ParseStrict(id); err == nil {
+		if err := os.Remove(m.stagingPath(u)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing the staging file of deal %s: %w", id, err)
 		}
 	}
-	if err := m.d.Staging.Release(ctx, id.String()); err != nil {
-		m.cfg.Logf("httpdeal: releasing the staging of deal %s: %v", id, err)
+	if err := m.d.Staging.Release(ctx, id); err != nil {
+		return fmt.Errorf("releasing the staging reservation of deal %s: %w", id, err)
 	}
 	return nil
 }
