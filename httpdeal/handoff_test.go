@@ -2,7 +2,9 @@ package httpdeal
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -195,5 +197,38 @@ func TestMK20UploadExpires(t *testing.T) {
 	}
 	if e.staging.has(d.Identifier) {
 		t.Fatal("the expired upload keeps its reservation")
+	}
+}
+
+// A provider that takes only some sources lists those and refuses the
+// others with Curio's code.
+func TestMK20Sources(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Sources = []mk20.SourceName{mk20.SourceHTTP}
+	e.restart()
+	ctx := context.Background()
+	c := e.client()
+	pc := pieceCIDv2(t, payload(2000, 27))
+	if err := c.MakeDeal(ctx, ddo(c, pc, "")); codeOf(err) != 422 || !strings.Contains(err.Error(), "put is not enabled") {
+		t.Fatalf("an upload deal: %v", err)
+	}
+	if err := c.MakeDeal(ctx, ddo(c, pc, "http://127.0.0.1:9/x.car")); err != nil {
+		t.Fatalf("an http deal: %v", err)
+	}
+	req, _ := http.NewRequest("GET", e.http.URL+MK20Path+"/sources", nil)
+	auth, _ := mk20.SignAuth(c.Sign, c.Client, "GET", MK20Path+"/sources", e.clock())
+	req.Header.Set("Authorization", auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sl mk20.SourceList
+	if err := json.NewDecoder(resp.Body).Decode(&sl); err != nil || len(sl.Sources) != 1 || sl.Sources[0] != mk20.SourceHTTP {
+		t.Fatalf("sources %+v, %v", sl, err)
+	}
+	e.cfg.Sources = []mk20.SourceName{mk20.SourceAggregate}
+	if _, err := NewMK20(e.cfg, e.deps); err == nil {
+		t.Fatal("a source Ferry does not take was configured")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"log"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -124,6 +125,10 @@ type MK20Config struct {
 	// each route and of the chunk route; 0 means DefaultRateLimit and
 	// DefaultChunkRateLimit.
 	RateLimit, ChunkRateLimit int
+	// Sources are the data sources taken (GET /sources lists them; a deal
+	// with another gets ErrUnsupportedDataSource); nil takes every source
+	// mk20.SupportedSources names.
+	Sources []mk20.SourceName
 	// RetryInterval is how often hand-offs that failed on the provider's
 	// side are tried again and uploads that can no longer meet their
 	// start epoch are failed; 0 means DefaultRetryInterval.
@@ -198,6 +203,14 @@ func NewMK20(cfg MK20Config, d MK20Deps) (*MK20, error) {
 	}
 	if cfg.RetryInterval <= 0 {
 		cfg.RetryInterval = DefaultRetryInterval
+	}
+	if cfg.Sources == nil {
+		cfg.Sources = mk20.SupportedSources()
+	}
+	for _, src := range cfg.Sources {
+		if !slices.Contains(mk20.SupportedSources(), src) {
+			return nil, fmt.Errorf("httpdeal: source %q is not one Ferry takes (%v)", src, mk20.SupportedSources())
+		}
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -498,6 +511,9 @@ func (m *MK20) accept(ctx context.Context, d *mk20.Deal, signer address.Address,
 	if rej != nil {
 		return rej
 	}
+	if src := d.Data.Source(); !slices.Contains(m.cfg.Sources, src) {
+		return mk20.Reject(mk20.ErrUnsupportedDataSource, "data source %s is not enabled on this provider", src)
+	}
 	row := &dealRow{ID: d.Identifier, Client: d.Client, Deal: d, Source: d.Data.Source(), Piece: pi, State: mk20.StateAccepted}
 	if row.Source == mk20.SourcePut {
 		row.State = mk20.StateUploading
@@ -689,7 +705,7 @@ func (m *MK20) products(w http.ResponseWriter, _ *http.Request, _ address.Addres
 }
 
 func (m *MK20) sources(w http.ResponseWriter, _ *http.Request, _ address.Address) {
-	m.writeJSON(w, mk20.SourceList{Sources: mk20.SupportedSources()})
+	m.writeJSON(w, mk20.SourceList{Sources: m.cfg.Sources})
 }
 
 func (m *MK20) contracts(w http.ResponseWriter, _ *http.Request, _ address.Address) {
