@@ -11,7 +11,8 @@
 //	index     the piece index and IPNI
 //	market    the peer ID and addresses on the miner actor, the deal
 //	          protocols and the deal pipeline
-//	HTTP      retrievals and IPNI advertisements
+//	HTTP      retrievals, IPNI advertisements and Curio's HTTP deal APIs
+//	          (httpdeal.go)
 //	API       the operator API and /metrics, last: its api file tells
 //	          ferryd's commands that the daemon is up
 //
@@ -326,7 +327,8 @@ func (n *Node) startMarket(ctx context.Context) error {
 	return nil
 }
 
-// startHTTP serves retrievals and IPNI advertisements.
+// startHTTP serves retrievals, IPNI advertisements and Curio's HTTP deal
+// APIs (httpdeal.go).
 func (n *Node) startHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
 	rh, err := retrieval.New(n.Index, n.pieces)
@@ -337,6 +339,9 @@ func (n *Node) startHTTP(ctx context.Context) error {
 	mux.Handle("/ipfs/", rh)
 	if n.IPNI != nil {
 		mux.Handle("/ipni/v1/ad/", n.IPNI.Handler())
+	}
+	if err := n.mountHTTPDeals(ctx, mux); err != nil {
+		return err
 	}
 	if err := n.serve(n.Config.HTTP.Listen, mux, "retrieval HTTP"); err != nil {
 		return err

@@ -142,6 +142,8 @@ func TestStartRefusesBadConfig(t *testing.T) {
 		"bad staging":     {"[Market]\nStagingCapacity = \"lots\"\n", "Market.StagingCapacity"},
 		"bad fee":         {"[Market]\nMaxPublishDealsFee = \"cheap\"\n", "Market.MaxPublishDealsFee"},
 		"bad blocklist":   {"[Market]\nPieceCidBlocklist = [\"baga\"]\n", "Market.PieceCidBlocklist"},
+		"bad chunk size":  {"[HTTP]\nMinChunkSize = \"3MiB\"\n", "HTTP.MinChunkSize"},
+		"no uploads":      {"[HTTP]\nMaxParallelUploads = 0\n", "MaxParallelUploads"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
