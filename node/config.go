@@ -191,7 +191,7 @@ func DefaultConfig() Config {
 			MinChunkSize:       "16MiB",
 			MaxChunkSize:       "256MiB",
 		},
-		API:    APIConfig{Listen: "127.0.0.1:1288"},
+		API: APIConfig{Listen: "127.0.0.1:1288"},
 		Sealing: SealingConfig{
 			MaxWaitDealsSectors:     2,
 			WaitDealsDelay:          Duration(30 * time.Second), // lotus: 6h
