@@ -475,8 +475,8 @@ func activationManifest(r *sectorRow) []miner13.PieceActivationManifest {
 	out := make([]miner13.PieceActivationManifest, 0, len(r.Pieces))
 	for _, p := range r.Pieces {
 		switch {
-		case p.manifest != nil:
-			out = append(out, *p.manifest)
+		case p.Manifest != nil:
+			out = append(out, *p.Manifest)
 		case p.Filler:
 			out = append(out, miner13.PieceActivationManifest{CID: p.PieceCID, Size: p.Size})
 		default:

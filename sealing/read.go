@@ -134,10 +134,12 @@ type SectorPiece struct {
 	// manifest; AllocationID is the verified allocation the piece claims.
 	Direct       bool               `json:"direct,omitempty"`
 	AllocationID chain.AllocationID `json:"allocationId,omitempty"`
+	// Manifest is a direct piece's manifest, as its sector is proven with
+	// it (lotus-miner's API lists it with the piece).
+	Manifest *miner13.PieceActivationManifest `json:"-"`
 
-	proposal *market.DealProposal             // a market deal's proposal
-	manifest *miner13.PieceActivationManifest // a direct piece's manifest
-	claim    pieceClaim                       // the allocation it claims, with its TermMax
+	proposal *market.DealProposal // a market deal's proposal
+	claim    pieceClaim           // the allocation it claims, with its TermMax
 }
 
 // Sectors lists every sector with its pieces, in number order.

@@ -557,8 +557,8 @@ func (st *store) fillPieces(ctx context.Context, si *SectorInfo) error {
 			return fmt.Errorf("listing the pieces of sector %d: %w", si.Number, err)
 		}
 		if manifest != nil {
-			p.manifest = new(miner13.PieceActivationManifest)
-			if err := p.manifest.UnmarshalCBOR(bytes.NewReader(manifest)); err != nil {
+			p.Manifest = new(miner13.PieceActivationManifest)
+			if err := p.Manifest.UnmarshalCBOR(bytes.NewReader(manifest)); err != nil {
 				return fmt.Errorf("sector %d: the manifest of the piece at %d: %w", si.Number, off, err)
 			}
 			p.Direct = true
