@@ -30,12 +30,22 @@ func reservations(t *testing.T, h *harness) (n int, held uint64) {
 	return n, r.StagingTagged
 }
 
-// stage copies the payload stored under name into the staging directory,
-// as a front end's upload would leave it, and returns its path and piece
-// CID v2.
+// stage makes allocation id for the payload stored under name, copies the
+// payload into the staging directory, as a front end's upload would leave
+// it, and returns its path and piece CID v2.
 func (h *harness) stage(id chain.AllocationID, name string, n int, seed int64) (string, cid.Cid) {
 	h.t.Helper()
 	src, pc, size := h.directPiece(id, name, n, seed)
+	v2, err := piece.V1ToV2(pc, uint64(n), size)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return h.stageFile(src), v2
+}
+
+// stageFile copies src into the staging directory.
+func (h *harness) stageFile(src string) string {
+	h.t.Helper()
 	b, err := os.ReadFile(src)
 	if err != nil {
 		h.t.Fatal(err)
@@ -43,15 +53,11 @@ func (h *harness) stage(id chain.AllocationID, name string, n int, seed int64) (
 	if err := os.MkdirAll(h.cfg.StagingDir, 0o755); err != nil {
 		h.t.Fatal(err)
 	}
-	path := filepath.Join(h.cfg.StagingDir, "upload-"+name)
+	path := filepath.Join(h.cfg.StagingDir, "upload-"+filepath.Base(src))
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		h.t.Fatal(err)
 	}
-	v2, err := piece.V1ToV2(pc, uint64(n), size)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return path, v2
+	return path
 }
 
 // A front end reserves staging for a deal it receives; the reservation
