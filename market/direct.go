@@ -145,8 +145,10 @@ func (p *Provider) ImportDirect(ctx context.Context, dd DirectDeal) (*DealInfo, 
 	}
 	p.d.Logf("market: direct deal %s accepted from %s (allocation %d of %s, piece %s)", nd.id, dd.Source, dd.AllocationID, nd.clientKey, nd.manifest.CID)
 	p.hook(nd.id, Accepted.String())
-	p.kick(nd.id)
+	// Read before the pipeline starts, so the answer is the deal as
+	// admitted.
 	d, err := p.store.deal(ctx, nd.id)
+	p.kick(nd.id)
 	if err != nil {
 		return nil, err
 	}
