@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
@@ -17,8 +18,10 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/client"
 	"github.com/ferry-fil/ferry/httpdeal/mk20"
+	"github.com/ferry-fil/ferry/internal/carv1"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/wallet"
@@ -203,5 +206,124 @@ func TestHTTPDealRoutes(t *testing.T) {
 		if resp.StatusCode != http.StatusNotFound {
 			t.Errorf("%s with the API off: %s", path, resp.Status)
 		}
+	}
+}
+
+// An upload deal through ferryd's Market 2.0 API reaches the market as a
+// direct deal named by its ULID: the upload's staging reservation becomes
+// the deal's tag (counted once all along), a hand-off made again (a crash
+// before httpdeal recorded it) changes nothing, and the deal completes
+// with its allocation claimed.
+func TestMK20DealThroughMarket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seals a sector on the devnet")
+	}
+	ctx := context.Background()
+	dir := testRepo(t)
+	cfg, _ := os.ReadFile(filepath.Join(dir, "config.toml"))
+	cfg = []byte(strings.Replace(strings.Replace(string(cfg), `DevnetSectorSize = "2KiB"`, `DevnetSectorSize = "8MiB"`, 1),
+		"[HTTP]\n", "[HTTP]\nMinChunkSize = \"1MiB\"\n", 1) + "[Sealing]\nWaitDealsDelay = \"1s\"\n")
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Start(ctx, dir, Options{Logf: t.Logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+
+	// A client with FIL and DataCap, a CAR, and an allocation for its piece.
+	r, _, err := client.InitRepo(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, err := r.Wallet.New(wallet.TypeSecp256k1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Devnet.Fund(ctx, addr, chain.FIL(100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Devnet.GrantDataCap(ctx, addr, abi.NewStoragePower(4<<20)); err != nil {
+		t.Fatal(err)
+	}
+	car := filepath.Join(t.TempDir(), "data.car")
+	f, err := os.Create(car)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carv1.WriteFileDAG(f, 2<<20+1000, 256<<10, 7); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cm, err := piece.FromFile(ctx, car, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs, err := client.Allocate(ctx, n.Chain, r, addr, []client.AllocationRequest{{Provider: n.Miner, PieceCID: cm.CIDv2(),
+		TermMin: client.DefaultTermMin, TermMax: client.DefaultTermMax, Expiration: client.DefaultAllocationExpiration}}, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	mc := &client.MK20Client{BaseURL: "http://" + n.Config.HTTP.Listen, Client: addr, Sign: r.Wallet.Signer(addr)}
+	head, err := n.Chain.ChainHead(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := client.DDORequest{Client: addr, Provider: n.Miner, PieceCID: cm.CIDv2(), StartEpoch: head.Height() + 2000,
+		AllocationID: verifreg.AllocationId(allocs[0].ID)}
+	d := req.Deal()
+	if err := mc.MakeDeal(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	reserved, err := n.Provider.Reserved(ctx)
+	if err != nil || reserved.StagingTagged != cm.PayloadSize {
+		t.Fatalf("staging held while the upload waits: %+v, %v; want the payload's %d bytes", reserved, err, cm.PayloadSize)
+	}
+	if err := mc.Upload(ctx, d.Identifier, car, 1<<20, nil); err != nil {
+		t.Fatal(err)
+	}
+	id := mk20DealUUID(d.Identifier)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := n.Provider.Deal(ctx, id); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the upload never reached the market")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if res, err := n.Provider.StagingReservations(ctx); err != nil || len(res) != 0 {
+		t.Fatalf("reservations after the hand-off: %v, %v", res, err)
+	}
+	// Handed over again: nothing changes.
+	m := &mk20Market{p: n.Provider, verified: true}
+	if err := m.Start(ctx, d, filepath.Join(n.Repo.Path("staging"), "gone")); err != nil {
+		t.Fatalf("the hand-off made again: %v", err)
+	}
+	if ds, err := n.Provider.Deals(ctx, market.DealFilter{}); err != nil || len(ds) != 1 {
+		t.Fatalf("deals after a second hand-off: %d, %v", len(ds), err)
+	}
+	for {
+		st, err := mc.Status(ctx, d.Identifier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.DDOV1.State == mk20.StateComplete {
+			break
+		}
+		if st.DDOV1.State == mk20.StateFailed || time.Now().After(deadline.Add(60*time.Second)) {
+			t.Fatalf("deal %s: %+v", d.Identifier, st.DDOV1)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cl, err := n.Chain.StateGetClaim(ctx, n.Miner, chain.ClaimID(allocs[0].ID), chain.EmptyTSK)
+	if err != nil || cl == nil || !cl.Data.Equals(cm.CID()) {
+		t.Fatalf("claim %+v, %v", cl, err)
+	}
+	if reserved, err := n.Provider.Reserved(ctx); err != nil || reserved.StagingTagged != 0 {
+		t.Fatalf("staging held after the deal completed: %+v, %v", reserved, err)
 	}
 }
