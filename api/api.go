@@ -21,6 +21,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/auth"
+	"github.com/ferry-fil/ferry/cluster"
 	"github.com/ferry-fil/ferry/ipni"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
@@ -73,6 +74,9 @@ type Ferry interface {
 	// IndexAnnounce (re)announces a piece to IPNI.
 	IndexAnnounce(ctx context.Context, piece cid.Cid) (cid.Cid, error)
 
+	// ClusterList lists the nodes sharing the database, with their roles,
+	// heartbeats, storage paths and the leases they hold.
+	ClusterList(ctx context.Context) ([]cluster.NodeInfo, error)
 	// AuthNew mints a token for this API granting perms.
 	AuthNew(ctx context.Context, perms []auth.Permission) (string, error)
 	// ChainAuthNew mints a token for the devnet's chain API (Info.ChainAPI)

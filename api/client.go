@@ -17,6 +17,7 @@ import (
 	manet "github.com/multiformats/go-multiaddr/net"
 
 	"github.com/ferry-fil/ferry/auth"
+	"github.com/ferry-fil/ferry/cluster"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wire"
@@ -46,6 +47,7 @@ type Methods struct {
 	IndexStatus      func(ctx context.Context, piece cid.Cid) (PieceIndexInfo, error)                `perm:"read"`
 	IndexRebuild     func(ctx context.Context, piece cid.Cid) (int64, error)                         `perm:"admin"`
 	IndexAnnounce    func(ctx context.Context, piece cid.Cid) (cid.Cid, error)                       `perm:"admin"`
+	ClusterList      func(ctx context.Context) ([]cluster.NodeInfo, error)                           `perm:"read"`
 	AuthNew          func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
 	ChainAuthNew     func(ctx context.Context, perms []auth.Permission) (string, error)              `perm:"admin"`
 

@@ -11,6 +11,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/auth"
+	"github.com/ferry-fil/ferry/cluster"
 	"github.com/ferry-fil/ferry/market"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/wire"
@@ -99,6 +100,11 @@ func (s *Struct) IndexRebuild(ctx context.Context, piece cid.Cid) (int64, error)
 // IndexAnnounce calls the daemon.
 func (s *Struct) IndexAnnounce(ctx context.Context, piece cid.Cid) (cid.Cid, error) {
 	return s.Internal.IndexAnnounce(ctx, piece)
+}
+
+// ClusterList calls the daemon.
+func (s *Struct) ClusterList(ctx context.Context) ([]cluster.NodeInfo, error) {
+	return s.Internal.ClusterList(ctx)
 }
 
 // AuthNew calls the daemon.

@@ -325,19 +325,30 @@ func (e *env) checkComplete(uuid, pieceCID string) dealView {
 	if out, err := e.run(e.ferryd, "--repo", e.repo, "deal", "list", "--state", "stuck"); err == nil {
 		e.t.Fatalf("an unknown state was accepted: %s", out)
 	}
-	// Prometheus sees the deal, its sector and its piece.
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", e.apiPort))
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	metrics, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for _, want := range []string{`ferry_deals{checkpoint="Complete",state="complete"}`, `ferry_sectors{state="Proving"}`, `ferry_index_pieces{state="indexed"}`} {
-		if !bytes.Contains(metrics, []byte(want)) {
-			e.t.Fatalf("/metrics lacks %s:\n%s", want, metrics)
+	// Prometheus sees the deal, its sector and its piece, once the next
+	// count (every 10 s) has run.
+	wants := []string{`ferry_deals{checkpoint="Complete",state="complete"}`, `ferry_sectors{state="Proving"}`, `ferry_index_pieces{state="indexed"}`}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", e.apiPort))
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		metrics, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		missing := ""
+		for _, want := range wants {
+			if !bytes.Contains(metrics, []byte(want)) {
+				missing = want
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("/metrics lacks %s:\n%s", missing, metrics)
 		}
 	}
 	// The piece's index, rebuilt from the unsealed copy, as an operator would.
@@ -766,7 +777,8 @@ func TestKilledDaemonResumesDirect(t *testing.T) {
 	e.checkClaimed(dd, e.waitDirect(dd.uuid, isComplete))
 }
 
-// kill stops ferryd with SIGKILL.
+// kill stops ferryd with SIGKILL, as a crash does (in a cluster, its
+// leases stay until they expire).
 func (e *env) kill() {
 	e.daemon.Process.Kill()
 	e.daemon.Wait()

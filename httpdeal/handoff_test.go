@@ -1,10 +1,12 @@
 package httpdeal
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,5 +232,60 @@ func TestMK20Sources(t *testing.T) {
 	e.cfg.Sources = []mk20.SourceName{mk20.SourceAggregate}
 	if _, err := NewMK20(e.cfg, e.deps); err == nil {
 		t.Fatal("a source Ferry does not take was configured")
+	}
+}
+
+// In a cluster an upload is its first node's: chunks and finalize sent to
+// another node are answered 421, and that node never hands it over; the
+// upload completes on its node.
+func TestMK20UploadOnOneNode(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.NodeID = "a"
+	e.restart()
+	ocfg := e.cfg
+	ocfg.NodeID, ocfg.StagingDir = "b", filepath.Join(e.dir, "staging-b")
+	other, err := NewMK20(ocfg, e.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ohttp := httptest.NewServer(other)
+	defer ohttp.Close()
+
+	ctx := context.Background()
+	c := e.client()
+	data := payload(2*1024+10, 28)
+	d := ddo(c, pieceCIDv2(t, data), "")
+	if err := c.MakeDeal(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartUpload(ctx, d.Identifier, uint64(len(data)), 1024); err != nil {
+		t.Fatal(err)
+	}
+	oc := *c
+	oc.BaseURL = ohttp.URL
+	if err := oc.PutChunk(ctx, d.Identifier, 1, bytes.NewReader(data[:1024]), 1024); codeOf(err) != http.StatusMisdirectedRequest {
+		t.Fatalf("a chunk sent to another node: %v", err)
+	}
+	for n := 1; n <= 3; n++ {
+		b := data[(n-1)*1024 : min(n*1024, len(data))]
+		if err := c.PutChunk(ctx, d.Identifier, n, bytes.NewReader(b), int64(len(b))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := oc.Finalize(ctx, d.Identifier); codeOf(err) != http.StatusMisdirectedRequest {
+		t.Fatalf("finalize sent to another node: %v", err)
+	}
+	if err := other.resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.market.get(d.Identifier); ok {
+		t.Fatal("another node handed the upload over")
+	}
+	if err := c.Finalize(ctx, d.Identifier); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.waitStarted(d.Identifier); !bytes.Equal(s.data, data) {
+		t.Fatal("the market got other bytes")
 	}
 }

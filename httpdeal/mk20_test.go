@@ -25,6 +25,7 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/client"
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/db/dbtest"
 	"github.com/ferry-fil/ferry/httpdeal/mk20"
 	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/wallet"
@@ -189,7 +190,7 @@ var miner, _ = address.NewIDAddress(1001)
 
 func newEnv(t *testing.T) *env {
 	dir := t.TempDir()
-	sqldb, err := db.Open(context.Background(), filepath.Join(dir, "ferry.db"))
+	sqldb, err := db.Open(context.Background(), dbtest.Source(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,12 @@ import (
 	"net/http"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/google/uuid"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferry-fil/ferry/chain"
@@ -125,6 +125,12 @@ type MK20Config struct {
 	// each route and of the chunk route; 0 means DefaultRateLimit and
 	// DefaultChunkRateLimit.
 	RateLimit, ChunkRateLimit int
+	// NodeID names this node when several share the database (a
+	// cluster): an upload is received by one node, the one it started
+	// on, whose staging directory holds its file; its chunks and finalize
+	// sent to another node are answered 421 Misdirected Request, and only
+	// its node hands it over. "" on a single node.
+	NodeID string
 	// Sources are the data sources taken (GET /sources lists them; a deal
 	// with another gets ErrUnsupportedDataSource); nil takes every source
 	// mk20.SupportedSources names.
@@ -289,6 +295,9 @@ func (m *MK20) resume(ctx context.Context) error {
 				m.cfg.Logf("httpdeal: handing mk20 deal %s to the market: %v", id, err)
 			}
 			continue
+		}
+		if up, err := m.store.upload(ctx, id); err != nil || !m.here(up) {
+			continue // another node's file, which that node hands over
 		}
 		m.verifyLater(id)
 	}
@@ -798,6 +807,13 @@ func (m *MK20) uploadDeal(ctx context.Context, w http.ResponseWriter, id ulid.UL
 	return d, true
 }
 
+// stagingPath is where an upload's bytes go: named by the deal's UUID
+// (DealUUID), as the market names the staging files of its deals, so
+// that once the market has the deal the file is one of them.
 func (m *MK20) stagingPath(id ulid.ULID) string {
-	return filepath.Join(m.cfg.StagingDir, "mk20-"+strings.ToLower(id.String())+".data")
+	return filepath.Join(m.cfg.StagingDir, DealUUID(id).String()+".upload")
 }
+
+// DealUUID is the UUID of an mk20 deal: its ULID's 16 bytes. The market
+// knows the deal by it once the deal is handed over.
+func DealUUID(id ulid.ULID) uuid.UUID { return uuid.UUID(id) }

@@ -40,6 +40,7 @@ type uploadRow struct {
 	Path      string
 	CommP     string
 	Finalized bool
+	Node      string // the cluster node receiving it ("" on a single node)
 }
 
 var errNotFound = errors.New("not found")
@@ -171,8 +172,8 @@ func (s *mk20Store) ids(ctx context.Context, query string, args ...any) ([]ulid.
 // upload reads a deal's upload; errNotFound when none was started.
 func (s *mk20Store) upload(ctx context.Context, id ulid.ULID) (*uploadRow, error) {
 	var u uploadRow
-	err := s.db.QueryRowContext(ctx, `SELECT chunked, chunk_size, path, commp, finalized FROM mk20_uploads WHERE id = ?`, id.String()).
-		Scan(&u.Chunked, &u.ChunkSize, &u.Path, &u.CommP, &u.Finalized)
+	err := s.db.QueryRowContext(ctx, `SELECT chunked, chunk_size, path, commp, finalized, node FROM mk20_uploads WHERE id = ?`, id.String()).
+		Scan(&u.Chunked, &u.ChunkSize, &u.Path, &u.CommP, &u.Finalized, &u.Node)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNotFound
 	}
@@ -187,8 +188,8 @@ func (s *mk20Store) upload(ctx context.Context, id ulid.ULID) (*uploadRow, error
 func (s *mk20Store) startUpload(ctx context.Context, id ulid.ULID, u *uploadRow, rawSize uint64) (bool, error) {
 	started := true
 	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO mk20_uploads (id, chunked, chunk_size, path, finalized) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			id.String(), u.Chunked, u.ChunkSize, u.Path, false)
+		res, err := tx.ExecContext(ctx, `INSERT INTO mk20_uploads (id, chunked, chunk_size, path, finalized, node) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			id.String(), u.Chunked, u.ChunkSize, u.Path, false, u.Node)
 		if err != nil {
 			return err
 		}

@@ -67,6 +67,16 @@ func (m *MK20) dropHasher(id ulid.ULID) {
 	delete(m.hashers, id)
 }
 
+// here reports whether an upload is this node's: its file is in this
+// node's staging directory.
+func (m *MK20) here(up *uploadRow) bool { return up.Node == "" || up.Node == m.cfg.NodeID }
+
+// misdirected answers 421 to a request for an upload another node of the
+// cluster receives.
+func misdirected(w http.ResponseWriter, up *uploadRow) {
+	http.Error(w, fmt.Sprintf("this upload is received by node %s of the provider: send it there", up.Node), http.StatusMisdirectedRequest)
+}
+
 // slot takes an upload slot, answering 429 itself when there is none.
 func (m *MK20) slot(w http.ResponseWriter) (release func(), ok bool) {
 	select {
@@ -131,7 +141,7 @@ func (m *MK20) uploadStart(w http.ResponseWriter, r *http.Request, _ address.Add
 		http.Error(w, fmt.Sprintf("raw size %d is not the deal's %d", su.RawSize, d.Piece.RawSize), http.StatusBadRequest)
 		return
 	}
-	up := &uploadRow{Chunked: true, ChunkSize: cs, Path: m.stagingPath(id)}
+	up := &uploadRow{Chunked: true, ChunkSize: cs, Path: m.stagingPath(id), Node: m.cfg.NodeID}
 	if err := createStaging(up.Path); err != nil {
 		m.internal("creating the staging file", err)
 		w.WriteHeader(http.StatusInternalServerError)
@@ -253,6 +263,10 @@ func (m *MK20) uploadChunk(w http.ResponseWriter, r *http.Request, _ address.Add
 	if err != nil {
 		m.internal("reading upload", err)
 		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	if !m.here(up) {
+		misdirected(w, up)
 		return
 	}
 	size, complete, err := m.store.chunk(ctx, id, n)
@@ -393,6 +407,10 @@ func (m *MK20) finalizeUpload(w http.ResponseWriter, r *http.Request, signer add
 	}
 	if up.Finalized {
 		reason(w, nil) // finalized before: the answer was lost
+		return
+	}
+	if !m.here(up) {
+		misdirected(w, up)
 		return
 	}
 	if chunked {
@@ -555,10 +573,14 @@ func (m *MK20) serialUpload(w http.ResponseWriter, r *http.Request, _ address.Ad
 		http.Error(w, "deal not found", http.StatusNotFound)
 		return
 	}
-	up := &uploadRow{Path: m.stagingPath(id)}
+	up := &uploadRow{Path: m.stagingPath(id), Node: m.cfg.NodeID}
 	if prev, err := m.store.upload(ctx, id); err == nil {
 		if prev.Chunked || prev.CommP != "" {
 			http.Error(w, "deal not found", http.StatusNotFound)
+			return
+		}
+		if !m.here(prev) {
+			misdirected(w, prev)
 			return
 		}
 	} else if !errors.Is(err, errNotFound) {

@@ -6,20 +6,20 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"math/rand"
-	"path/filepath"
 	"testing"
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/db/dbtest"
 	"github.com/ferry-fil/ferry/internal/carv1"
 	"github.com/ferry-fil/ferry/piece"
 )
 
 func openDB(t testing.TB) *sql.DB {
 	t.Helper()
-	sqldb, err := db.Open(context.Background(), filepath.Join(t.TempDir(), "ferry.db"))
+	sqldb, err := db.Open(context.Background(), dbtest.Source(t, t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -264,7 +264,7 @@ func scanPiece(sc scanner) (PieceInfo, error) {
 // PiecesContaining returns every location of the block with multihash mh in
 // completely indexed pieces.
 func (s *Service) PiecesContaining(ctx context.Context, mh multihash.Multihash) ([]Location, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT p.piece_cid, b.offset, b.size FROM index_blocks b
+	rows, err := s.db.QueryContext(ctx, `SELECT p.piece_cid, b.section_offset, b.size FROM index_blocks b
 		JOIN index_pieces p ON p.id = b.piece_id WHERE b.mh = ? AND p.state = ?`, []byte(mh), stateIndexed)
 	if err != nil {
 		return nil, fmt.Errorf("looking up block %s: %w", mh.B58String(), err)
@@ -293,7 +293,7 @@ func (s *Service) PiecesContaining(ctx context.Context, mh multihash.Multihash) 
 // BlockLocation returns where the block mh is in pieceCid.
 func (s *Service) BlockLocation(ctx context.Context, pieceCid cid.Cid, mh multihash.Multihash) (Location, error) {
 	l := Location{PieceCID: pieceCid}
-	err := s.db.QueryRowContext(ctx, `SELECT b.offset, b.size FROM index_blocks b JOIN index_pieces p ON p.id = b.piece_id
+	err := s.db.QueryRowContext(ctx, `SELECT b.section_offset, b.size FROM index_blocks b JOIN index_pieces p ON p.id = b.piece_id
 		WHERE p.piece_cid = ? AND b.mh = ?`, pieceCid.String(), []byte(mh)).Scan(&l.Offset, &l.Size)
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, fmt.Errorf("block %s in piece %s: %w", mh.B58String(), pieceCid, ErrNotFound)
@@ -319,7 +319,13 @@ func (s *Service) PieceBlocks(ctx context.Context, pieceCid cid.Cid) iter.Seq2[m
 			yield(nil, fmt.Errorf("looking up piece %s: %w", pieceCid, err))
 			return
 		}
-		rows, err := s.db.QueryContext(ctx, `SELECT mh FROM index_blocks INDEXED BY index_blocks_piece WHERE piece_id = ? ORDER BY mh`, id)
+		// SQLite would walk the primary key for the order; its index by
+		// piece and a sort read only this piece's rows.
+		hint := ""
+		if db.DialectOf(s.db) == db.SQLite {
+			hint = " INDEXED BY index_blocks_piece"
+		}
+		rows, err := s.db.QueryContext(ctx, `SELECT mh FROM index_blocks`+hint+` WHERE piece_id = ? ORDER BY mh`, id)
 		if err != nil {
 			yield(nil, fmt.Errorf("listing blocks of piece %s: %w", pieceCid, err))
 			return
@@ -370,18 +376,18 @@ func (s *Service) PiecesWithRoot(ctx context.Context, root cid.Cid) ([]cid.Cid, 
 
 // Segments returns the data segments recorded for the aggregate pieceCid.
 func (s *Service) Segments(ctx context.Context, pieceCid cid.Cid) ([]SegmentInfo, error) {
-	return s.segments(ctx, `p.piece_cid = ? ORDER BY g.offset`, pieceCid.String())
+	return s.segments(ctx, `p.piece_cid = ? ORDER BY g.segment_offset`, pieceCid.String())
 }
 
 // FindSegment returns the aggregates holding sub-piece subPieceCid as a
 // data segment whose commitment was verified.
 func (s *Service) FindSegment(ctx context.Context, subPieceCid cid.Cid) ([]SegmentInfo, error) {
-	return s.segments(ctx, `g.sub_piece_cid = ? AND g.error = '' AND p.state = 'indexed'`, subPieceCid.String())
+	return s.segments(ctx, `g.sub_piece_cid = ? AND g.error = ? AND p.state = ?`, subPieceCid.String(), "", stateIndexed)
 }
 
-func (s *Service) segments(ctx context.Context, where string, arg any) ([]SegmentInfo, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT g.sub_piece_cid, p.piece_cid, g.offset, g.size, g.blocks, g.error
-		FROM index_segments g JOIN index_pieces p ON p.id = g.piece_id WHERE `+where, arg)
+func (s *Service) segments(ctx context.Context, where string, args ...any) ([]SegmentInfo, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT g.sub_piece_cid, p.piece_cid, g.segment_offset, g.size, g.blocks, g.error
+		FROM index_segments g JOIN index_pieces p ON p.id = g.piece_id WHERE `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("listing data segments: %w", err)
 	}

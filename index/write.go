@@ -15,6 +15,7 @@ import (
 	"github.com/ipfs/go-cid"
 	car "github.com/ipld/go-car/v2"
 
+	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/internal/iocount"
 	"github.com/ferry-fil/ferry/piece"
 )
@@ -116,6 +117,7 @@ type run struct {
 	pieceID int64
 	rows    []blockRow
 	insert  string // the full-size INSERT statement
+	sqlite  bool   // the database is SQLite, whose page cache is set per connection
 }
 
 func (s *Service) begin(ctx context.Context, pieceCid cid.Cid) (*run, error) {
@@ -123,12 +125,14 @@ func (s *Service) begin(ctx context.Context, pieceCid cid.Cid) (*run, error) {
 	if err != nil {
 		return nil, fmt.Errorf("indexing piece %s: taking a connection: %w", pieceCid, err)
 	}
-	// 64 MiB of page cache while the batches go in.
-	if _, err := conn.ExecContext(ctx, `PRAGMA cache_size = -65536`); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("indexing piece %s: %w", pieceCid, err)
+	w := &run{s: s, conn: conn, rows: make([]blockRow, 0, min(s.batch, 1<<16)), sqlite: db.DialectOf(s.db) == db.SQLite}
+	if w.sqlite {
+		// 64 MiB of page cache while the batches go in.
+		if _, err := conn.ExecContext(ctx, `PRAGMA cache_size = -65536`); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("indexing piece %s: %w", pieceCid, err)
+		}
 	}
-	w := &run{s: s, conn: conn, rows: make([]blockRow, 0, min(s.batch, 1<<16))}
 	err = w.inTx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `INSERT INTO index_pieces (piece_cid, state) VALUES (?, ?)
 			ON CONFLICT (piece_cid) DO UPDATE SET state = excluded.state, blocks = 0, aggregate = 0, error = ''
@@ -141,20 +145,29 @@ func (s *Service) begin(ctx context.Context, pieceCid cid.Cid) (*run, error) {
 		w.close()
 		return nil, fmt.Errorf("indexing piece %s: recording the start: %w", pieceCid, err)
 	}
+	w.insert = w.insertBlocks(rowsPerInsert)
+	return w, nil
+}
+
+// insertBlocks returns the statement inserting n block rows of the piece
+// (a block already there, twice in one CAR, is kept once).
+func (w *run) insertBlocks(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT OR IGNORE INTO index_blocks (mh, piece_id, offset, size) VALUES `)
-	for i := range rowsPerInsert {
+	b.WriteString(`INSERT INTO index_blocks (mh, piece_id, section_offset, size) VALUES `)
+	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
 		fmt.Fprintf(&b, "(?,%d,?,?)", w.pieceID)
 	}
-	w.insert = b.String()
-	return w, nil
+	b.WriteString(` ON CONFLICT (mh, piece_id) DO NOTHING`)
+	return b.String()
 }
 
 func (w *run) close() {
-	w.conn.ExecContext(context.Background(), `PRAGMA cache_size = -2000`)
+	if w.sqlite {
+		w.conn.ExecContext(context.Background(), `PRAGMA cache_size = -2000`)
+	}
 	w.conn.Close()
 }
 
@@ -206,19 +219,11 @@ func (w *run) flush(ctx context.Context) error {
 			}
 		}
 		if len(rows) > 0 {
-			// The statement text is a prefix of the full one: cut it.
-			q := w.insert[:strings.Index(w.insert, "VALUES ")+len("VALUES ")]
-			var b strings.Builder
-			b.WriteString(q)
 			args = args[:0]
-			for i, r := range rows {
-				if i > 0 {
-					b.WriteByte(',')
-				}
-				fmt.Fprintf(&b, "(?,%d,?,?)", w.pieceID)
+			for _, r := range rows {
 				args = append(args, r.mh, int64(r.off), int64(r.size))
 			}
-			if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+			if _, err := tx.ExecContext(ctx, w.insertBlocks(len(rows)), args...); err != nil {
 				return err
 			}
 		}
@@ -296,7 +301,7 @@ func (w *run) scanSegment(ctx context.Context, r io.ReaderAt, size int64, seg Se
 	if err := w.flush(ctx); err != nil {
 		return si, nil, err
 	}
-	if _, err := w.conn.ExecContext(ctx, `DELETE FROM index_blocks WHERE piece_id = ? AND offset >= ? AND offset < ?`,
+	if _, err := w.conn.ExecContext(ctx, `DELETE FROM index_blocks WHERE piece_id = ? AND section_offset >= ? AND section_offset < ?`,
 		w.pieceID, int64(si.Offset), int64(si.Offset+si.Size)); err != nil {
 		return si, nil, fmt.Errorf("dropping the blocks of bad data segment %s: %w", si.SubPieceCID, err)
 	}
@@ -311,13 +316,14 @@ func (w *run) finish(ctx context.Context, res Result) error {
 	}
 	return w.inTx(ctx, func(tx *sql.Tx) error {
 		for _, r := range res.Roots {
-			if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO index_roots (root, piece_id) VALUES (?, ?)`, r.Bytes(), w.pieceID); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO index_roots (root, piece_id) VALUES (?, ?) ON CONFLICT (root, piece_id) DO NOTHING`, r.Bytes(), w.pieceID); err != nil {
 				return fmt.Errorf("recording root %s: %w", r, err)
 			}
 		}
 		for _, sg := range res.Segments {
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO index_segments (sub_piece_cid, piece_id, offset, size, blocks, error)
-				VALUES (?, ?, ?, ?, ?, ?)`, sg.SubPieceCID.String(), w.pieceID, int64(sg.Offset), int64(sg.Size), sg.Blocks, sg.Error); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO index_segments (sub_piece_cid, piece_id, segment_offset, size, blocks, error)
+				VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sub_piece_cid, piece_id) DO UPDATE SET segment_offset = excluded.segment_offset,
+				size = excluded.size, blocks = excluded.blocks, error = excluded.error`, sg.SubPieceCID.String(), w.pieceID, int64(sg.Offset), int64(sg.Size), sg.Blocks, sg.Error); err != nil {
 				return fmt.Errorf("recording data segment %s: %w", sg.SubPieceCID, err)
 			}
 		}

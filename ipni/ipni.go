@@ -45,6 +45,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
 	"github.com/multiformats/go-multihash"
+
+	"github.com/ferry-fil/ferry/db"
 )
 
 // DefaultEntriesPerChunk is how many multihashes go in one entry chunk.
@@ -560,6 +562,11 @@ func (a *Announcer) publish(ctx context.Context, ctxID []byte, pieceCid cid.Cid,
 		return cid.Undef, fmt.Errorf("publishing the ad for %s: %w", pieceCid, err)
 	}
 	defer tx.Rollback()
+	// One chain: ads published at once (by several nodes on one database)
+	// take turns, each on top of the one before.
+	if err := db.Serialize(ctx, tx, "ipni.chain"); err != nil {
+		return cid.Undef, fmt.Errorf("publishing the ad for %s: %w", pieceCid, err)
+	}
 	prev, err := head(ctx, tx)
 	if err != nil {
 		return cid.Undef, err

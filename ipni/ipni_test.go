@@ -9,7 +9,6 @@ import (
 	"iter"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +32,7 @@ import (
 	"github.com/multiformats/go-multihash"
 
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/db/dbtest"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -123,7 +123,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{ix: &indexer{}, mhs: fakeIndex{}, mux: http.NewServeMux()}
-	e.path = filepath.Join(t.TempDir(), "ferry.db")
+	e.path = dbtest.Source(t, t.TempDir())
 	var err error
 	if e.db, err = db.Open(context.Background(), e.path); err != nil {
 		t.Fatal(err)

@@ -55,6 +55,9 @@ type Config struct {
 	Miner address.Address
 	// StagingDir holds incoming deal data until it is in a sector.
 	StagingDir string
+	// NodeID is this node's ID in a cluster (cluster.Member), recorded with
+	// the staging files it holds; "" on a single node.
+	NodeID string
 	// StagingCapacity bounds the bytes tagged for staging; 0 is unlimited.
 	StagingCapacity uint64
 

@@ -1,6 +1,8 @@
 package market
 
 import (
+	"github.com/ferry-fil/ferry/db/dbtest"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -141,6 +143,7 @@ func crashAtEach(t *testing.T, kind string, points []string, publishes int) {
 		t.Run(at, func(t *testing.T) {
 			dir := t.TempDir()
 			run := func(crashAt string) error {
+				dbtest.Source(t, dir) // the database outlives the children, and goes with t
 				cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 				cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashAtEnv+"="+crashAt, crashKindEnv+"="+kind)
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -2,6 +2,7 @@ package market
 
 import (
 	"context"
+	"errors"
 	"io"
 
 	"github.com/filecoin-project/go-address"
@@ -134,3 +135,28 @@ type RemoveRequest struct {
 type PieceRemover interface {
 	RemovePiece(ctx context.Context, r RemoveRequest) error
 }
+
+// Leases are the leases of a cluster (cluster.Member).
+type Leases interface {
+	// Acquire takes the lease of name for this node, or renews it; false
+	// when another live node holds it.
+	Acquire(ctx context.Context, name string) (bool, error)
+	// Release gives the lease of name up, if this node holds it.
+	Release(ctx context.Context, name string) error
+	// FreeSQL is a condition over a row, with its arguments, that holds
+	// when no live node holds the lease named by the SQL expression
+	// nameExpr.
+	FreeSQL(nameExpr string) (string, []any)
+}
+
+// Files reads the files other nodes of a cluster hold (node's HTTP
+// endpoint, as Lotus' /remote).
+type Files interface {
+	// OpenStaging streams the staging file at path on node; the error
+	// wraps ErrNodeDown when node is not running.
+	OpenStaging(ctx context.Context, node, path string) (io.ReadCloser, error)
+}
+
+// ErrNodeDown: the node of the cluster holding a file is not running. The
+// deal waits for it (no attempt is counted) rather than fail.
+var ErrNodeDown = errors.New("the node holding the file is down")

@@ -219,6 +219,7 @@ type newDirectDeal struct {
 	params       []byte // an HTTP download's parameters
 	size         uint64 // the payload's size, when known
 	staging      string // the data file: the operator's, or a staging file
+	stagingNode  string // the cluster node holding a staged file ("" for this one on a single node)
 	owned        bool   // the market creates the data file (a download, an upload)
 	deleteAfter  bool
 	offline      bool
@@ -388,6 +389,7 @@ func (p *Provider) directData(ctx context.Context, nd *newDirectDeal, dd *Direct
 		}
 		nd.size = uint64(st.Size())
 		nd.transferType, nd.staging, nd.owned, nd.space = transferStaged, src.Staged, true, nd.size
+		nd.stagingNode = p.cfg.NodeID // nodes doing later steps read it from here
 	case src.Upload:
 		if err := os.MkdirAll(p.cfg.StagingDir, 0o755); err != nil {
 			return fmt.Errorf("creating staging directory: %w", err)

@@ -131,16 +131,24 @@
 // DealCounts) and commands (Retry, Fail, Cancel, ImportData, PublishNow,
 // SetAsk), and the status and ask protocols.
 //
+// cluster.go: several ferryd nodes on one database (Deps.Leases,
+// Deps.Does, Deps.Files). A deal's goroutine holds the deal's lease while
+// it advances it and does only this node's steps; every poll each node
+// takes the unfinished deals at its steps that no live node holds; the
+// publisher and the end watcher run on one publishing node at a time; a
+// batch takes only deals still queued, so a deal is in one message however
+// the publisher moved; a staging file is recorded with its node and read
+// from there by the node that adds the piece.
+//
 // store.go: every SQL statement of the package, behind typed methods.
 // deps.go: every interface the market needs from outside (the chain, the
-// message sender, the sealer, the downloader, the indexer and remover).
+// message sender, the sealer, the downloader, the indexer and remover, the
+// cluster's leases and files).
 //
 // Validation also refuses verified deals the verified registry would
 // refuse an allocation for at publish (a piece under 1 MiB, a start more
 // than 60 days away), which would fail the whole publish message.
 //
-// What it does not do: libp2p data transfers (only "http"), deal kinds
-// beyond Boost's 1.2.x storage deals and direct deals, or several nodes
-// sharing the deal table (a deal's step is run by the process that holds
-// it).
+// What it does not do: libp2p data transfers (only "http") or deal kinds
+// beyond Boost's 1.2.x storage deals and direct deals.
 package market

@@ -40,6 +40,9 @@ type endWatcher struct {
 	perPass    int
 	logf       func(format string, args ...any)
 	hook       func(id uuid.UUID, point string)
+	// leads reports whether this node watches now (one node of a cluster
+	// does); nil: always.
+	leads func(ctx context.Context) bool
 }
 
 // run runs end checks until ctx ends.
@@ -49,7 +52,9 @@ func (w *endWatcher) run(ctx context.Context) {
 	var lastFull time.Time
 	for {
 		full := time.Since(lastFull) >= w.full
-		if err := w.check(ctx, full); err != nil {
+		if w.leads != nil && !w.leads(ctx) {
+			// Another node of the cluster watches.
+		} else if err := w.check(ctx, full); err != nil {
 			if ctx.Err() != nil {
 				return
 			}

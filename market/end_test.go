@@ -1,6 +1,8 @@
 package market
 
 import (
+	"github.com/ferry-fil/ferry/db/dbtest"
+
 	"bufio"
 	"context"
 	"errors"
@@ -266,6 +268,7 @@ func TestDealEndCrash(t *testing.T) {
 // runChild runs one test of this binary as a child process over dir.
 func runChild(t *testing.T, dir, test, crashAt string) error {
 	t.Helper()
+	dbtest.Source(t, dir) // the database outlives the children, and goes with t
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
@@ -334,6 +337,9 @@ func TestFailedDealReleasesPiece(t *testing.T) {
 
 // The watcher's queries read indexes, not every deal.
 func TestDealEndQueriesUseIndexes(t *testing.T) {
+	if dbtest.OnPostgres() {
+		t.Skip("the plans checked are SQLite's")
+	}
 	h := newHarness(t, t.TempDir(), nil)
 	type queryOf func() (string, []any)
 	for _, c := range []struct {

@@ -31,6 +31,7 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/db/dbtest"
 	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/sealing"
 	"github.com/ferry-fil/ferry/transfer"
@@ -719,7 +720,7 @@ func newHarness(t testing.TB, dir string, mod func(*Config)) *harness {
 	if err := os.MkdirAll(h.dl.srcDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sqldb, err := db.Open(context.Background(), filepath.Join(dir, "ferry.db"))
+	sqldb, err := db.Open(context.Background(), dbtest.Source(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

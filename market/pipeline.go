@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -253,6 +254,10 @@ func fatalf(format string, args ...any) error { return fatalError{fmt.Errorf(for
 // import, the publisher); the goroutine ends without error.
 var errWait = errors.New("waiting")
 
+// errElsewhere means another node of the cluster must do the step (the
+// deal's piece is placed in one of its sectors).
+var errElsewhere = errors.New("done by another node")
+
 // errComplete means the deal has no step left.
 var errComplete = errors.New("complete")
 
@@ -310,6 +315,9 @@ func (p *Provider) kick(id uuid.UUID) {
 		defer p.wg.Done()
 		defer cancel()
 		for {
+			// run gives the deal's lease up before the goroutine leaves
+			// p.running, so a kick meanwhile runs this loop again rather
+			// than start a second goroutine that would hold it.
 			p.run(ctx, id, rd)
 			p.mu.Lock()
 			if rd.again && ctx.Err() == nil {
@@ -324,8 +332,16 @@ func (p *Provider) kick(id uuid.UUID) {
 	}()
 }
 
-// run advances one deal until it completes, fails, or waits.
+// run advances one deal until it completes, fails, or waits. It takes the
+// deal's lease before the first step it does (none for a deal that only
+// waits, as most do when ferryd starts) and gives it up when it returns.
 func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
+	held := false
+	defer func() {
+		if held {
+			p.letGoDeal(id)
+		}
+	}()
 	for ctx.Err() == nil {
 		d, err := p.store.deal(ctx, id)
 		if err != nil {
@@ -348,6 +364,19 @@ func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 				}
 			}
 		}
+		if !p.does(d.Checkpoint) {
+			return // a node that does this step takes the deal
+		}
+		if d.idle() {
+			p.hook(id, "Waiting")
+			return
+		}
+		if !held {
+			if held = p.holdDeal(ctx, id); !held {
+				return // another node works on it
+			}
+			continue // read it again, now this node holds it
+		}
 		err = p.advance(ctx, d, rd)
 		if errors.Is(err, errComplete) {
 			return
@@ -355,6 +384,9 @@ func (p *Provider) run(ctx context.Context, id uuid.UUID, rd *runningDeal) {
 		if errors.Is(err, errWait) {
 			p.hook(id, "Waiting")
 			return
+		}
+		if errors.Is(err, errElsewhere) {
+			return // a node that can do the step takes the deal
 		}
 		if err != nil {
 			if ctx.Err() != nil {
@@ -390,15 +422,11 @@ func (p *Provider) stepFailed(ctx context.Context, d *dealRow, cause error) erro
 
 // failDeal fails a deal for good and releases its tags and staging file.
 func (p *Provider) failDeal(ctx context.Context, id uuid.UUID, reason string) error {
-	staging, owned, err := p.store.fail(ctx, id, reason)
+	staging, node, owned, err := p.store.fail(ctx, id, reason)
 	if err != nil {
 		return err
 	}
-	if owned && staging != "" {
-		if err := os.Remove(staging); err != nil && !errors.Is(err, os.ErrNotExist) {
-			p.d.Logf("market: removing staging file of failed deal %s: %v", id, err)
-		}
-	}
+	p.removeData(&dealRow{UUID: id, StagingPath: staging, StagingNode: node, StagingOwned: owned})
 	p.d.Logf("market: deal %s failed: %s", id, reason)
 	return nil
 }
@@ -417,6 +445,15 @@ func (p *Provider) hook(id uuid.UUID, point string) {
 	if p.d.OnCheckpoint != nil {
 		p.d.OnCheckpoint(id, point)
 	}
+}
+
+// idle reports whether the deal waits for something else to move it on —
+// an offline deal for its data (a direct deal given a file reads it
+// itself), a queued deal for a publish batch — with nothing to do
+// meanwhile. store.claimable leaves out the same deals.
+func (d *dealRow) idle() bool {
+	return d.Checkpoint == Accepted && d.IsOffline && d.TransferType != transferFile ||
+		d.Checkpoint == Transferred && d.PublishQueued > 0
 }
 
 // transferRequest rebuilds the download request of a deal. Its client,
@@ -485,7 +522,10 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 			_ = p.store.saveProgress(ctx, d.UUID, n) // only for display: the file is what counts
 		}
 	}
-	if err := p.d.Downloader.Download(ctx, req, d.StagingPath, calc, progress); err != nil {
+	// The data goes to this node's staging directory, whichever node
+	// admitted the deal.
+	path := filepath.Join(p.cfg.StagingDir, filepath.Base(d.StagingPath))
+	if err := p.d.Downloader.Download(ctx, req, path, calc, progress); err != nil {
 		err = fmt.Errorf("downloading %s: %w", transfer.Redact(req.URL), err)
 		if transfer.IsPermanent(err) {
 			// A 404, a body longer than declared, a private address: the
@@ -494,7 +534,7 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 		}
 		return err // retried with back-off; transfer bounds each attempt
 	}
-	return p.finishData(ctx, d, calc, d.StagingPath, true)
+	return p.finishData(ctx, d, calc, path, true)
 }
 
 // takeStaged records Transferred for a direct deal whose data a front end
@@ -502,17 +542,21 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 // size recorded. Its commitment is not computed again here; sealing
 // computes it while writing the piece and refuses a mismatch.
 func (p *Provider) takeStaged(ctx context.Context, d *dealRow) error {
-	st, err := os.Stat(d.StagingPath)
-	if errors.Is(err, os.ErrNotExist) {
-		return fatalf("the staged data is gone: %v", err)
+	// On another node of the cluster, the file is that node's to keep:
+	// AddPiece reads it from there.
+	if p.localStaging(d) {
+		st, err := os.Stat(d.StagingPath)
+		if errors.Is(err, os.ErrNotExist) {
+			return fatalf("the staged data is gone: %v", err)
+		}
+		if err != nil {
+			return fmt.Errorf("reading the staged data: %w", err)
+		}
+		if uint64(st.Size()) != d.TransferSize {
+			return fatalf("the staged data %s is %d bytes, not the %d received", d.StagingPath, st.Size(), d.TransferSize)
+		}
 	}
-	if err != nil {
-		return fmt.Errorf("reading the staged data: %w", err)
-	}
-	if uint64(st.Size()) != d.TransferSize {
-		return fatalf("the staged data %s is %d bytes, not the %d received", d.StagingPath, st.Size(), d.TransferSize)
-	}
-	if err := p.store.setTransferred(ctx, d.UUID, d.TransferSize, d.StagingPath, true); err != nil {
+	if err := p.store.setTransferred(ctx, d.UUID, d.TransferSize, d.StagingPath, d.StagingNode, true); err != nil {
 		return err
 	}
 	p.hook(d.UUID, Transferred.String())
@@ -530,7 +574,7 @@ func (p *Provider) finishData(ctx context.Context, d *dealRow, calc *piece.Calc,
 	if !comm.CID().Equals(d.PieceCID) {
 		return fatalf("the data's piece CID %s does not match the deal's %s", comm.CID(), d.PieceCID)
 	}
-	if err := p.store.setTransferred(ctx, d.UUID, received, path, owned); err != nil {
+	if err := p.store.setTransferred(ctx, d.UUID, received, path, p.cfg.NodeID, owned); err != nil {
 		return err
 	}
 	p.hook(d.UUID, Transferred.String())
@@ -551,6 +595,28 @@ func (d *dealRow) sealingDeal() sealing.Deal {
 	}
 }
 
+// localStaging reports whether the deal's staging file is on this node.
+func (p *Provider) localStaging(d *dealRow) bool {
+	return d.StagingNode == "" || d.StagingNode == p.cfg.NodeID
+}
+
+// openStaging opens the deal's staging file: here, or on the node of the
+// cluster that holds it.
+func (p *Provider) openStaging(ctx context.Context, d *dealRow) (io.ReadCloser, error) {
+	if p.localStaging(d) || p.d.Files == nil {
+		f, err := os.Open(d.StagingPath)
+		if err != nil {
+			return nil, fmt.Errorf("opening staged data: %w", err)
+		}
+		return f, nil
+	}
+	rc, err := p.d.Files.OpenStaging(ctx, d.StagingNode, d.StagingPath)
+	if err != nil {
+		return nil, fmt.Errorf("opening staged data on node %s: %w", d.StagingNode, err)
+	}
+	return rc, nil
+}
+
 // addPiece hands the piece to sealing, then frees the staging file.
 func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) error {
 	head, err := p.d.Node.ChainHead(ctx)
@@ -560,14 +626,21 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	if head.Height() >= d.StartEpoch {
 		return fatalf("the deal's start epoch %d passed (current epoch %d) before its piece was added to a sector", d.StartEpoch, head.Height())
 	}
-	f, err := os.Open(d.StagingPath)
+	f, err := p.openStaging(ctx, d)
+	if errors.Is(err, ErrNodeDown) {
+		return errElsewhere // once it is back, its file is read, or it adds the piece
+	}
 	if err != nil {
-		return fmt.Errorf("opening staged data: %w", err)
+		return err
 	}
 	defer f.Close()
 	rd.added.Store(0)
 	data := iocount.Reader{R: f, N: &rd.added}
 	pl, err := p.d.Sealer.AddPieceToAny(ctx, d.PieceSize.Unpadded(), data, d.sealingDeal())
+	var elsewhere *sealing.ElsewhereError
+	if errors.As(err, &elsewhere) {
+		return errElsewhere // the node whose sector it is adds it
+	}
 	if errors.Is(err, sealing.ErrCannotSeal) || errors.Is(err, sealing.ErrCommPMismatch) {
 		// No retry places it: no sector fits, or the data is not the
 		// piece (a staged file that changed on disk, say).
@@ -588,8 +661,8 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 // when the market created it (a download, an upload) or was asked to
 // (import-direct --delete-after-import).
 func (p *Provider) removeData(d *dealRow) {
-	if (!d.StagingOwned && !d.DeleteAfterAdd) || d.StagingPath == "" {
-		return
+	if (!d.StagingOwned && !d.DeleteAfterAdd) || d.StagingPath == "" || !p.localStaging(d) {
+		return // on another node, that node removes it (sweepStaging)
 	}
 	if err := os.Remove(d.StagingPath); err != nil && !errors.Is(err, os.ErrNotExist) {
 		p.d.Logf("market: removing the data file of deal %s: %v", d.UUID, err)
@@ -712,7 +785,7 @@ func (p *Provider) importData(ctx context.Context, d *dealRow, path string) erro
 		return fatalf("the piece CID of %s is %s, the deal's is %s", path, comm.CID(), d.PieceCID)
 	}
 	owned := d.StagingOwned && path == d.StagingPath
-	if err := p.store.setTransferred(ctx, d.UUID, uint64(hashed.Load()), path, owned); err != nil {
+	if err := p.store.setTransferred(ctx, d.UUID, uint64(hashed.Load()), path, p.cfg.NodeID, owned); err != nil {
 		return err
 	}
 	p.hook(d.UUID, Transferred.String())

@@ -50,6 +50,16 @@ type Deps struct {
 	// stops to wait for an import or the publisher. Fault-injection tests
 	// use it to kill the process, or hold a goroutine, at a chosen point.
 	OnCheckpoint func(id uuid.UUID, checkpoint string)
+	// Leases, when set, share the work with the other nodes of a cluster
+	// (cluster.go); nil: this process does all of it.
+	Leases Leases
+	// Does reports whether this node does the step from a checkpoint (the
+	// publish step, from Transferred, includes the publisher and the
+	// deal-end watcher); nil: every step.
+	Does func(from Checkpoint) bool
+	// Files reads the staging files of other nodes; nil: every file is
+	// on this node.
+	Files Files
 }
 
 // Provider is the storage provider. Create it with New, then Start it.
@@ -116,6 +126,7 @@ func New(cfg Config, d Deps) (*Provider, error) {
 	p.pub = newPublisher(&publisher{
 		cfg: &p.cfg, store: p.store, chain: d.Node, sender: d.Sender, logf: d.Logf, hook: p.hook,
 		fail: p.failDeal, confirmed: p.kick,
+		leads: func(ctx context.Context) bool { return p.leads(ctx, leasePublisher) },
 	})
 	return p, nil
 }
@@ -160,7 +171,7 @@ func (p *Provider) Start(ctx context.Context) error {
 	}
 	p.ends = &endWatcher{
 		store: p.store, chain: p.d.Node, miner: p.cfg.Miner, poll: p.pollEvery, full: endEvery, perPass: p.cfg.EndChecksPerPass,
-		logf: p.d.Logf, hook: p.hook,
+		logf: p.d.Logf, hook: p.hook, leads: func(ctx context.Context) bool { return p.leads(ctx, leaseEnds) },
 	}
 	p.ends.remover, _ = p.d.Indexer.(PieceRemover)
 	if err := p.loadAsk(ctx); err != nil {
@@ -196,6 +207,13 @@ func (p *Provider) Start(ctx context.Context) error {
 		defer p.wg.Done()
 		p.ends.run(p.ctx)
 	}()
+	if p.d.Leases != nil {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			p.claim(p.ctx)
+		}()
+	}
 	if err := p.resume(p.ctx); err != nil {
 		p.Close()
 		return err

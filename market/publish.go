@@ -39,6 +39,12 @@ type publisher struct {
 	fail func(ctx context.Context, id uuid.UUID, reason string) error
 	// confirmed is told each deal that reached PublishConfirmed.
 	confirmed func(id uuid.UUID)
+	// leads reports whether this node publishes now (one node of a
+	// cluster does); nil: always.
+	leads func(ctx context.Context) bool
+
+	mu        sync.Mutex
+	following map[int64]bool // the batches a goroutine follows
 
 	wake    chan struct{}
 	force   chan chan error
@@ -50,6 +56,7 @@ func newPublisher(p *publisher) *publisher {
 	p.wake = make(chan struct{}, 1)
 	p.force = make(chan chan error)
 	p.stopped = make(chan struct{})
+	p.following = map[int64]bool{}
 	return p
 }
 
@@ -113,27 +120,39 @@ func (b *publisher) publishNow(ctx context.Context) error {
 }
 
 // run publishes until ctx ends, then waits for the batches it follows.
+// In a cluster it publishes only while this node leads; the node that
+// starts to lead first follows the batches sent before (by itself before
+// a restart, or by the node that led before).
 func (b *publisher) run(ctx context.Context) {
 	defer close(b.stopped)
 	defer b.wg.Wait()
-	// Batches recorded before a restart are followed first.
-	ids, err := b.store.sendingBatches(ctx)
-	if err != nil && ctx.Err() == nil {
-		b.logf("market: resuming publish batches: %v", err)
-	}
-	for _, id := range ids {
-		b.follow(ctx, id)
-	}
 	tick := time.NewTicker(min(b.cfg.PublishMsgPeriod, time.Second))
 	defer tick.Stop()
-	for {
+	leading := false
+	for first := true; ; first = false {
 		var done chan error
-		select {
-		case <-ctx.Done():
-			return
-		case <-b.wake:
-		case <-tick.C:
-		case done = <-b.force:
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-b.wake:
+			case <-tick.C:
+			case done = <-b.force:
+			}
+		}
+		if b.leads != nil && !b.leads(ctx) {
+			leading = false
+			if done != nil {
+				done <- errNotLeader
+			}
+			continue
+		}
+		if !leading {
+			leading = true
+			b.resume(ctx)
+			if first {
+				continue // as before a cluster: the queue waits for the first tick
+			}
 		}
 		err := b.publishDue(ctx, done != nil)
 		if err != nil && ctx.Err() == nil {
@@ -258,12 +277,36 @@ func (b *publisher) precheck(ctx context.Context) (func(prop *market.DealProposa
 	}, nil
 }
 
+// resume follows the batches sent and not landed that no goroutine
+// follows.
+func (b *publisher) resume(ctx context.Context) {
+	ids, err := b.store.sendingBatches(ctx)
+	if err != nil && ctx.Err() == nil {
+		b.logf("market: resuming publish batches: %v", err)
+	}
+	for _, id := range ids {
+		b.follow(ctx, id)
+	}
+}
+
 // follow sends a batch and waits for it in its own goroutine, retrying
-// until ctx ends.
+// until ctx ends; a batch followed already is left to its goroutine.
 func (b *publisher) follow(ctx context.Context, id int64) {
+	b.mu.Lock()
+	if b.following[id] {
+		b.mu.Unlock()
+		return
+	}
+	b.following[id] = true
+	b.mu.Unlock()
 	b.wg.Add(1)
 	go func() {
 		defer b.wg.Done()
+		defer func() {
+			b.mu.Lock()
+			delete(b.following, id)
+			b.mu.Unlock()
+		}()
 		backoff := time.Second
 		for ctx.Err() == nil {
 			err := b.settle(ctx, id)

@@ -65,7 +65,8 @@ type dealRow struct {
 	BytesReceived  uint64
 	StagingPath    string
 	StagingOwned   bool
-	DeleteAfterAdd bool // remove the data file once the piece is in a sector, though the market did not create it
+	DeleteAfterAdd bool   // remove the data file once the piece is in a sector, though the market did not create it
+	StagingNode    string // the cluster node holding StagingPath; "" for this one on a single node
 	KeepUnsealed   bool
 	SkipIPNI       bool
 	Checkpoint     Checkpoint
@@ -100,7 +101,8 @@ const dealColumns = `uuid, kind, signed_proposal_cid, created_at, updated_at, cl
 	allocation_id, piece_cid, piece_size, start_epoch, end_epoch, verified,
 	data_root, is_offline, transfer_type, transfer_params, transfer_size, bytes_received, staging_path,
 	staging_owned, delete_after_add, keep_unsealed, skip_ipni, checkpoint, retry, retries, retry_after, error, publish_queued,
-	batch_id, publish_cid, chain_deal_id, sector, sector_offset, sealing_state, ended_at, end_reason, piece_released`
+	batch_id, publish_cid, chain_deal_id, sector, sector_offset, sealing_state, ended_at, end_reason, piece_released,
+	staging_node`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -119,7 +121,7 @@ func scanDeal(s scanner) (*dealRow, error) {
 	err := s.Scan(&id, &kind, &spc, &created, &updated, &d.ClientPeer, &ckey, &prop, &allocID, &pc, &psize, &start, &end,
 		&d.Verified, &root, &offline, &d.TransferType, &d.TransferParams, &tsize, &recv, &d.StagingPath, &owned, &del, &keep, &skip,
 		&d.Checkpoint, &rs, &d.Retries, &retryAfter, &d.Error, &d.PublishQueued, &d.BatchID, &pub, &dealID, &d.Sector, &sectorOff,
-		&d.SealingState, &endedAt, &d.EndReason, &d.PieceReleased)
+		&d.SealingState, &endedAt, &d.EndReason, &d.PieceReleased, &d.StagingNode)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +224,52 @@ func (s *store) unfinished(ctx context.Context) ([]uuid.UUID, error) {
 	return ids, nil
 }
 
+// claimable lists up to limit unfinished deals at the checkpoints cps that
+// no live node of the cluster holds (leases), the longest untouched
+// first: work whose node died or that waits for a node doing its next
+// step. Deals that wait for something else to move them on are left out
+// (as dealRow.idle says): an offline deal waiting for its data, a queued
+// deal waiting for a batch, a published deal whose batch has not landed.
+func (s *store) claimable(ctx context.Context, cps []Checkpoint, leases Leases, limit int) ([]uuid.UUID, error) {
+	if len(cps) == 0 {
+		return nil, nil
+	}
+	in, args := inCheckpoints(cps)
+	free, freeArgs := leases.FreeSQL(`'deal/' || uuid`)
+	ids, err := s.uuids(ctx, `SELECT uuid FROM market_deals WHERE retry IN (?, ?) AND checkpoint IN (`+in+`)
+		AND NOT (checkpoint = ? AND is_offline = ? AND transfer_type != ?)
+		AND NOT (checkpoint = ? AND publish_queued > ?)
+		AND NOT (checkpoint = ? AND batch_id IN (SELECT id FROM market_publish_batches WHERE state = ?))
+		AND `+free+` ORDER BY updated_at LIMIT ?`,
+		append(append(append([]any{RetryNone, RetryAuto}, args...), Accepted, true, transferFile, Transferred, 0, Published, batchSending), append(freeArgs, limit)...)...)
+	if err != nil {
+		return nil, fmt.Errorf("listing deals no node works on: %w", err)
+	}
+	return ids, nil
+}
+
+// stagingDone returns those of ids whose staging file the market owns and
+// no longer needs: the piece is in a sector, or the deal failed.
+func (s *store) stagingDone(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
+	var out []uuid.UUID
+	in, cps := inCheckpoints(AddedPiece.andLater())
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		args := []any{true, RetryFatal}
+		args = append(args, cps...)
+		for _, id := range chunk {
+			args = append(args, id.String())
+		}
+		got, err := s.uuids(ctx, `SELECT uuid FROM market_deals WHERE staging_owned = ? AND (retry = ? OR checkpoint IN (`+in+`))
+			AND uuid IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+`)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("looking up the deals of staged files: %w", err)
+		}
+		out = append(out, got...)
+	}
+	return out, nil
+}
+
 // uuids runs a query selecting deal UUIDs.
 func (s *store) uuids(ctx context.Context, query string, args ...any) ([]uuid.UUID, error) {
 	rows, err := s.db.QueryContext(ctx, query, args...)
@@ -244,6 +292,18 @@ func (s *store) uuids(ctx context.Context, query string, args ...any) ([]uuid.UU
 	return ids, rows.Err()
 }
 
+// dealStateSQL is a deal's operator state (StateFailed, StateEnded,
+// StateComplete or StateActive, in that order of precedence) as SQL over
+// its row. The indexes of migration 0049 are on this very text, which
+// SQLite and PostgreSQL match only when the query writes it alike: so the
+// retry state and checkpoint it names are literals, written here from
+// their Go values, and TestDealStateSQLIsIndexed checks it against the
+// migration.
+func dealStateSQL() string {
+	return fmt.Sprintf(`CASE WHEN retry = '%s' THEN '%s' WHEN ended_at != 0 THEN '%s' WHEN checkpoint = '%s' THEN '%s' ELSE '%s' END`,
+		RetryFatal, StateFailed, StateEnded, Complete, StateComplete, StateActive)
+}
+
 // logs returns a deal's log, oldest first.
 func (s *store) logs(ctx context.Context, id uuid.UUID) ([]DealLog, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT at, text FROM market_deal_logs WHERE uuid = ? ORDER BY id`, id.String())
@@ -264,15 +324,11 @@ func (s *store) logs(ctx context.Context, id uuid.UUID) ([]DealLog, error) {
 	return out, rows.Err()
 }
 
-// counts counts the deals by state and checkpoint.
+// counts counts the deals by state and checkpoint, from the index on
+// their state.
 func (s *store) counts(ctx context.Context) ([]DealCount, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT CASE
-			WHEN retry = ? THEN ?
-			WHEN ended_at != ? THEN ?
-			WHEN checkpoint = ? THEN ?
-			ELSE ? END AS state, checkpoint, count(*)
-		FROM market_deals GROUP BY state, checkpoint ORDER BY state, checkpoint`,
-		RetryFatal, StateFailed, 0, StateEnded, Complete, StateComplete, StateActive)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+dealStateSQL()+`, checkpoint, count(*)
+		FROM market_deals GROUP BY `+dealStateSQL()+`, checkpoint ORDER BY 1, 2`)
 	if err != nil {
 		return nil, fmt.Errorf("counting deals: %w", err)
 	}
@@ -330,11 +386,12 @@ func (s *store) saveProgress(ctx context.Context, id uuid.UUID, received uint64)
 }
 
 // setTransferred records Transferred: the deal's data, bytes long, is at
-// path, which the market removes once the piece is in a sector when it
-// owns the file (a download) and leaves alone otherwise (an import).
-func (s *store) setTransferred(ctx context.Context, id uuid.UUID, bytes uint64, path string, owned bool) error {
+// path on node (the cluster node ID, "" on a single node), which the
+// market removes once the piece is in a sector when it owns the file (a
+// download) and leaves alone otherwise (an import).
+func (s *store) setTransferred(ctx context.Context, id uuid.UUID, bytes uint64, path, node string, owned bool) error {
 	return s.advance(ctx, id, Transferred,
-		"bytes_received", int64(bytes), "transfer_size", int64(bytes), "staging_path", path, "staging_owned", owned)
+		"bytes_received", int64(bytes), "transfer_size", int64(bytes), "staging_path", path, "staging_node", node, "staging_owned", owned)
 }
 
 // queueForPublish puts a Transferred deal in the publish queue, once.
@@ -405,11 +462,12 @@ func (s *store) clearRetry(ctx context.Context, id uuid.UUID, logLine string) er
 }
 
 // fail fails a deal for good, takes it out of the publish queue and drops
-// its tags. It returns the deal's staging file and whether the market
-// owns it, for the caller to remove.
-func (s *store) fail(ctx context.Context, id uuid.UUID, reason string) (staging string, owned bool, err error) {
+// its tags. It returns the deal's staging file, the node holding it and
+// whether the market owns it, for the caller to remove.
+func (s *store) fail(ctx context.Context, id uuid.UUID, reason string) (staging, node string, owned bool, err error) {
 	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT staging_path, staging_owned FROM market_deals WHERE uuid = ?`, id.String()).Scan(&staging, &owned); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT staging_path, staging_node, staging_owned FROM market_deals WHERE uuid = ?`,
+			id.String()).Scan(&staging, &node, &owned); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET retry = ?, error = ?, publish_queued = ?, updated_at = ? WHERE uuid = ?`,
@@ -422,9 +480,9 @@ func (s *store) fail(ctx context.Context, id uuid.UUID, reason string) (staging 
 		return addLog(ctx, tx, id, "failed: %s", reason)
 	})
 	if err != nil {
-		return "", false, fmt.Errorf("failing deal %s: %w", id, err)
+		return "", "", false, fmt.Errorf("failing deal %s: %w", id, err)
 	}
-	return staging, owned, nil
+	return staging, node, owned, nil
 }
 
 // --- tags and admission ---
@@ -485,33 +543,31 @@ func duplicateIn(ctx context.Context, q interface {
 }, nd *newDeal) error {
 	prop := &nd.params.ClientDealProposal.Proposal
 	published, cps := inCheckpoints(PublishConfirmed.andLater())
-	for _, c := range []struct {
-		kind  int
-		query string
-		args  []any
-	}{
-		{dupIdentical, `SELECT uuid FROM market_deals WHERE signed_proposal_cid = ?`, []any{nd.signedCID.String()}},
-		{dupContent, `SELECT uuid FROM market_deals WHERE piece_cid = ? AND client_key = ? AND start_epoch = ? AND end_epoch = ?
-			AND provider = ? AND price = ? AND (retry != ? OR checkpoint IN (` + published + `)) ORDER BY created_at LIMIT 1`,
-			append([]any{prop.PieceCID.String(), nd.clientKey.String(), int64(prop.StartEpoch), int64(prop.EndEpoch),
-				prop.Provider.String(), prop.StoragePricePerEpoch.String(), RetryFatal}, cps...)},
-		{dupUUID, `SELECT uuid FROM market_deals WHERE uuid = ?`, []any{nd.params.DealUUID.String()}},
-	} {
-		var other string
-		err := q.QueryRowContext(ctx, c.query, c.args...).Scan(&other)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("looking for deals proposal %s duplicates: %w", nd.signedCID, err)
-		}
-		first, err := uuid.Parse(other)
-		if err != nil {
-			return fmt.Errorf("deal row %q: %w", other, err)
-		}
-		return duplicateError{kind: c.kind, first: first}
+	// One query (a round trip, which counts on PostgreSQL) for the three
+	// kinds, the first found winning.
+	var kind int
+	var other string
+	err := q.QueryRowContext(ctx, `SELECT kind, uuid FROM (
+			SELECT CAST(? AS INTEGER) AS kind, uuid FROM market_deals WHERE signed_proposal_cid = ?
+			UNION ALL SELECT * FROM (SELECT CAST(? AS INTEGER) AS kind, uuid FROM market_deals WHERE piece_cid = ? AND client_key = ? AND start_epoch = ?
+				AND end_epoch = ? AND provider = ? AND price = ? AND (retry != ? OR checkpoint IN (`+published+`))
+				ORDER BY created_at LIMIT 1) content
+			UNION ALL SELECT CAST(? AS INTEGER) AS kind, uuid FROM market_deals WHERE uuid = ?
+		) dups ORDER BY kind LIMIT 1`,
+		append(append([]any{dupIdentical, nd.signedCID.String(), dupContent, prop.PieceCID.String(), nd.clientKey.String(),
+			int64(prop.StartEpoch), int64(prop.EndEpoch), prop.Provider.String(), prop.StoragePricePerEpoch.String(), RetryFatal},
+			cps...), dupUUID, nd.params.DealUUID.String())...).Scan(&kind, &other)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
 	}
-	return nil
+	if err != nil {
+		return fmt.Errorf("looking for deals proposal %s duplicates: %w", nd.signedCID, err)
+	}
+	first, err := uuid.Parse(other)
+	if err != nil {
+		return fmt.Errorf("deal row %q: %w", other, err)
+	}
+	return duplicateError{kind: kind, first: first}
 }
 
 // admit records nd with its tags in one transaction, after checking that
@@ -534,14 +590,17 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 		return err
 	}
 	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		// Admissions take turns, each seeing the deals and tags of those
+		// before it (on SQLite every transaction does; on PostgreSQL the
+		// lock makes them).
+		if err := db.Serialize(ctx, tx, "market.admission"); err != nil {
+			return err
+		}
 		if err := duplicateIn(ctx, tx, nd); err != nil {
 			return err
 		}
-		t, err := fundsTagged(ctx, tx, nd.clientKey)
+		t, err := tagsTotal(ctx, tx, nd.clientKey)
 		if err != nil {
-			return err
-		}
-		if t.space, err = stagingUsed(ctx, tx); err != nil {
 			return err
 		}
 		if err := fits(t); err != nil {
@@ -651,12 +710,12 @@ func (s *store) admitDirect(ctx context.Context, nd *newDirectDeal, fits func(sp
 		// signed proposal, and its UUID is what names it.
 		_, err := tx.ExecContext(ctx, `INSERT INTO market_deals (uuid, kind, signed_proposal_cid, created_at, updated_at, client_peer,
 			client_key, proposal, allocation_id, piece_cid, piece_size, start_epoch, end_epoch, verified, data_root, is_offline,
-			transfer_type, transfer_params, transfer_size, staging_path, staging_owned, delete_after_add, keep_unsealed, skip_ipni,
+			transfer_type, transfer_params, transfer_size, staging_path, staging_node, staging_owned, delete_after_add, keep_unsealed, skip_ipni,
 			checkpoint, provider, price)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			id, KindDirect, id, now, now, nd.source, nd.clientKey.String(), manifest.Bytes(), int64(nd.allocationID),
 			nd.manifest.CID.String(), int64(nd.manifest.Size), int64(nd.start), int64(nd.end), nd.manifest.VerifiedAllocationKey != nil,
-			"", nd.offline, nd.transferType, nd.params, int64(nd.size), nd.staging, nd.owned, nd.deleteAfter, nd.keepUnsealed, nd.skipIPNI,
+			"", nd.offline, nd.transferType, nd.params, int64(nd.size), nd.staging, nd.stagingNode, nd.owned, nd.deleteAfter, nd.keepUnsealed, nd.skipIPNI,
 			Accepted, "", "")
 		if err != nil {
 			return fmt.Errorf("recording direct deal %s: %w", nd.id, err)
@@ -686,12 +745,15 @@ func releaseTagsTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, funds, space b
 	return nil
 }
 
-// stagingUsed sums the staging bytes held: the deals' tags and the
+// stagingHeldSQL sums the staging bytes held: the deals' tags and the
 // reservations made for deals not yet recorded.
+const stagingHeldSQL = `(SELECT coalesce(sum(bytes), 0) FROM market_space_tags)
+	+ (SELECT coalesce(sum(bytes), 0) FROM market_staging_reservations)`
+
+// stagingUsed sums the staging bytes held (stagingHeldSQL).
 func stagingUsed(ctx context.Context, tx *sql.Tx) (uint64, error) {
 	var used int64
-	err := tx.QueryRowContext(ctx, `SELECT (SELECT coalesce(sum(bytes), 0) FROM market_space_tags)
-		+ (SELECT coalesce(sum(bytes), 0) FROM market_staging_reservations)`).Scan(&used)
+	err := tx.QueryRowContext(ctx, `SELECT `+stagingHeldSQL).Scan(&used)
 	if err != nil {
 		return 0, fmt.Errorf("summing staging tags and reservations: %w", err)
 	}
@@ -786,19 +848,21 @@ func splitAtto(a big.Int) (nanoPart, attoPart int64, err error) {
 	return q.Int64(), r.Int64(), nil
 }
 
-// fundsTagged sums the collateral and publish fees reserved by all tags
-// and the escrow that client's tags reserve, in one pass.
-func fundsTagged(ctx context.Context, tx *sql.Tx, client address.Address) (tagged, error) {
-	var cn, ca, fn, fa, en, ea int64
+// tagsTotal sums, in one pass, the collateral and publish fees reserved
+// by all tags, the escrow that client's tags reserve, and the staging
+// bytes held (tags and reservations, stagingHeldSQL).
+func tagsTotal(ctx context.Context, tx *sql.Tx, client address.Address) (tagged, error) {
+	var cn, ca, fn, fa, en, ea, space int64
 	err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(collateral_nano), 0), coalesce(sum(collateral_atto), 0),
 		coalesce(sum(fee_nano), 0), coalesce(sum(fee_atto), 0),
 		coalesce(sum(CASE WHEN client = ? THEN escrow_nano ELSE 0 END), 0),
-		coalesce(sum(CASE WHEN client = ? THEN escrow_atto ELSE 0 END), 0) FROM market_funds_tags`,
-		client.String(), client.String()).Scan(&cn, &ca, &fn, &fa, &en, &ea)
+		coalesce(sum(CASE WHEN client = ? THEN escrow_atto ELSE 0 END), 0),
+		`+stagingHeldSQL+` FROM market_funds_tags`,
+		client.String(), client.String()).Scan(&cn, &ca, &fn, &fa, &en, &ea, &space)
 	if err != nil {
-		return tagged{}, fmt.Errorf("summing funds tags: %w", err)
+		return tagged{}, fmt.Errorf("summing funds and staging tags: %w", err)
 	}
-	return tagged{collateral: joinAtto(cn, ca), fee: joinAtto(fn, fa), clientEscrow: joinAtto(en, ea)}, nil
+	return tagged{collateral: joinAtto(cn, ca), fee: joinAtto(fn, fa), clientEscrow: joinAtto(en, ea), space: uint64(space)}, nil
 }
 
 // joinAtto is the amount splitAtto split (or the sums of its parts).
@@ -814,6 +878,10 @@ func cidString(c cid.Cid) string {
 }
 
 // --- publish batches ---
+
+// publishLock serialises the transactions that record and land publish
+// batches (two nodes may, one having led before the other).
+const publishLock = "market.publish"
 
 // Batch states.
 const (
@@ -878,6 +946,23 @@ func (s *store) recordBatch(ctx context.Context, msgID uuid.UUID, deals []uuid.U
 	}
 	var batchID int64
 	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if err := db.Serialize(ctx, tx, publishLock); err != nil {
+			return err
+		}
+		// Only deals still queued go in: a deal another publisher (a node
+		// that led before) batched meanwhile makes the batch fail whole,
+		// so no deal is ever in two messages.
+		in, cps := inCheckpoints([]Checkpoint{Transferred})
+		for _, d := range deals {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM market_deals WHERE uuid = ? AND checkpoint IN (`+in+`) AND publish_queued > ?`,
+				append(append([]any{d.String()}, cps...), 0)...).Scan(&n); err != nil {
+				return fmt.Errorf("checking deal %s is still queued: %w", d, err)
+			}
+			if n != 1 {
+				return fmt.Errorf("deal %s is no longer queued for publishing", d)
+			}
+		}
 		err := tx.QueryRowContext(ctx, `INSERT INTO market_publish_batches (created_at, msg_id, msg_cid, deals, state)
 			VALUES (?, ?, ?, ?, ?) RETURNING id`, time.Now().UnixNano(), msgID.String(), "", string(djson), batchSending).Scan(&batchID)
 		if err != nil {
@@ -973,6 +1058,9 @@ func (s *store) setBatchSent(ctx context.Context, b *batchRow, msg cid.Cid) erro
 // rejected it, is returned as invalid; every deal's funds tag goes.
 func (s *store) landBatch(ctx context.Context, b *batchRow, final cid.Cid, dealIDs map[int]abi.DealID) (confirmed, invalid []uuid.UUID, err error) {
 	err = db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if err := db.Serialize(ctx, tx, publishLock); err != nil {
+			return err
+		}
 		for i, d := range b.deals {
 			var cp Checkpoint
 			var retry string
@@ -1253,14 +1341,10 @@ func dealWhere(f DealFilter) (string, []any, error) {
 	}
 	switch f.State {
 	case "":
-	case StateActive:
-		add(`retry != ? AND checkpoint != ?`, RetryFatal, Complete)
-	case StateFailed:
-		add(`retry = ?`, RetryFatal)
-	case StateComplete:
-		add(`checkpoint = ? AND ended_at = ?`, Complete, 0)
-	case StateEnded:
-		add(`ended_at != ?`, 0)
+	case StateActive, StateFailed, StateComplete, StateEnded:
+		// The index market_deals_state_page yields each state's deals in
+		// listing order.
+		add(dealStateSQL()+` = ?`, f.State)
 	default:
 		return "", nil, fmt.Errorf("state %q is not one of %s, %s, %s, %s", f.State, StateActive, StateFailed, StateComplete, StateEnded)
 	}
@@ -1373,8 +1457,8 @@ func (s *store) ingested(ctx context.Context, since time.Time, every time.Durati
 	}
 	rows, err := s.db.QueryContext(ctx, `SELECT (l.at - ?) / ?, coalesce(sum(d.bytes_received), 0), count(*)
 		FROM market_deal_logs l JOIN market_deals d ON d.uuid = l.uuid
-		WHERE l.text = ? AND l.at >= ? GROUP BY (l.at - ?) / ?`,
-		start.UnixNano(), int64(every), transferredLog, start.UnixNano(), start.UnixNano(), int64(every))
+		WHERE l.text = ? AND l.at >= ? GROUP BY 1`, // by position: PostgreSQL sees the same expression with other parameters as another
+		start.UnixNano(), int64(every), transferredLog, start.UnixNano())
 	if err != nil {
 		return nil, fmt.Errorf("reading the ingest history: %w", err)
 	}
@@ -1416,12 +1500,8 @@ type Reserved struct {
 func (s *store) reserved(ctx context.Context) (Reserved, error) {
 	var r Reserved
 	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		var err error
-		if r.StagingTagged, err = stagingUsed(ctx, tx); err != nil {
-			return err
-		}
-		t, err := fundsTagged(ctx, tx, address.Undef)
-		r.Collateral, r.PublishFees = t.collateral, t.fee
+		t, err := tagsTotal(ctx, tx, address.Undef)
+		r.StagingTagged, r.Collateral, r.PublishFees = t.space, t.collateral, t.fee
 		return err
 	})
 	if err != nil {

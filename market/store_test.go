@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/filecoin-project/go-state-types/big"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/db/dbtest"
 	"github.com/ferry-fil/ferry/wallet"
 )
 
@@ -75,5 +77,53 @@ func TestMigrationKeepsSignedBatches(t *testing.T) {
 	}
 	if landed, err := s.batch(ctx, 42); err != nil || landed.state != batchLanded {
 		t.Fatalf("landed batch after the migration: %+v, %v", landed, err)
+	}
+}
+
+// The deal list's state filter and the deal counts read the indexes of
+// migration 0049, which are on dealStateSQL's very text: a change to one
+// without the other would make both read every deal.
+func TestDealStateSQLIsIndexed(t *testing.T) {
+	if dbtest.OnPostgres() {
+		t.Skip("the plans checked are SQLite's")
+	}
+	mig, err := os.ReadFile("../db/migrations/0049_deal_states.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(mig), "(("+dealStateSQL()+"),"); n != 2 {
+		t.Fatalf("migration 0049 has dealStateSQL in %d indexes, want 2:\n%s", n, dealStateSQL())
+	}
+	h := newHarness(t, t.TempDir(), nil)
+	for _, c := range []struct {
+		query string
+		args  []any
+		index string
+	}{
+		{`SELECT uuid FROM market_deals WHERE ` + dealStateSQL() + ` = ? AND (created_at, uuid) < (?, ?)
+			ORDER BY created_at DESC, uuid DESC LIMIT ?`, []any{StateFailed, 1, "x", 100}, "market_deals_state_page"},
+		{`SELECT uuid FROM market_deals WHERE (created_at, uuid) < (?, ?) ORDER BY created_at DESC, uuid DESC LIMIT ?`,
+			[]any{1, "x", 100}, "market_deals_order"},
+		{`SELECT ` + dealStateSQL() + `, checkpoint, count(*) FROM market_deals GROUP BY ` + dealStateSQL() + `, checkpoint ORDER BY 1, 2`,
+			nil, "COVERING INDEX market_deals_state_count"},
+	} {
+		rows, err := h.deps.DB.Query("EXPLAIN QUERY PLAN "+c.query, c.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, notused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		joined := strings.Join(plan, "; ")
+		if !strings.Contains(joined, c.index) || strings.Contains(joined, "TEMP B-TREE") {
+			t.Errorf("plan of %q: %s; want %s and no sort", c.query, joined, c.index)
+		}
 	}
 }

@@ -30,6 +30,7 @@ import (
 	ferryauth "github.com/ferry-fil/ferry/auth"
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/db/dbtest"
 	"github.com/ferry-fil/ferry/piece"
 	"github.com/ferry-fil/ferry/sealing"
 )
@@ -371,7 +372,7 @@ func (f *fakeChain) activate(id abi.DealID, sector abi.SectorNumber) {
 
 func openTestDB(t testing.TB, dir string) *sql.DB {
 	t.Helper()
-	sqldb, err := db.Open(context.Background(), filepath.Join(dir, "ferry.db"))
+	sqldb, err := db.Open(context.Background(), dbtest.Source(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,8 @@ import (
 // directory. Every field has a default that runs a devnet demo on one
 // machine; an operator on the real network sets Chain.Mode = "lotus".
 type Config struct {
+	Database DatabaseConfig
+	Cluster  ClusterConfig
 	Chain    ChainConfig
 	Libp2p   Libp2pConfig
 	HTTP     HTTPConfig
@@ -222,7 +224,8 @@ func DefaultConfig() Config {
 			MinRate:       32 << 10,
 			RateWindow:    Duration(10 * time.Minute),
 		},
-		IPNI: IPNIConfig{Enable: true},
+		Cluster: ClusterConfig{LeaseTimeout: Duration(30 * time.Second)},
+		IPNI:    IPNIConfig{Enable: true},
 	}
 }
 

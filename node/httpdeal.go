@@ -11,10 +11,10 @@ import (
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
-	"github.com/google/uuid"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferry-fil/ferry/chain"
+	"github.com/ferry-fil/ferry/cluster"
 	"github.com/ferry-fil/ferry/httpdeal"
 	"github.com/ferry-fil/ferry/httpdeal/mk20"
 	"github.com/ferry-fil/ferry/internal/cliutil"
@@ -28,10 +28,14 @@ import (
 // direct deal (market.ImportDirect) named by its ULID, whose staging
 // reservation and uploaded file the market takes over at the hand-off.
 
-// mountHTTPDeals adds the enabled deal APIs to mux. The mk20 routes start
-// (their sweep of staging and their retries) before the listener serves,
-// and close with the node.
+// mountHTTPDeals adds the enabled deal APIs to mux on a market node (as
+// the libp2p deal protocols). The mk20 routes start (their sweep of
+// staging and their retries) before the listener serves, and close with
+// the node.
 func (n *Node) mountHTTPDeals(ctx context.Context, mux *http.ServeMux) error {
+	if !n.has(cluster.RoleMarket) {
+		return nil
+	}
 	h := n.Config.HTTP
 	if h.EnableMK12 {
 		mux.Handle(httpdeal.MK12Path+"/", httpdeal.NewMK12(httpdeal.MK12Config{Miner: n.Miner, RateLimit: h.DealRateLimit, Logf: n.logf}, n.Provider))
@@ -43,7 +47,7 @@ func (n *Node) mountHTTPDeals(ctx context.Context, mux *http.ServeMux) error {
 	if err != nil {
 		return err
 	}
-	cfg.Logf = n.logf
+	cfg.Logf, cfg.NodeID = n.logf, n.nodeID()
 	m := &mk20Market{p: n.Provider, verified: n.Config.Market.ConsiderVerifiedDeals}
 	srv, err := httpdeal.NewMK20(cfg, httpdeal.MK20Deps{DB: n.DB, Chain: n.Chain, Staging: mk20Staging{n.Provider}, Market: m})
 	if err != nil {
@@ -137,9 +141,6 @@ type mk20Market struct {
 	verified bool
 }
 
-// mk20DealUUID is the market's UUID of an mk20 deal: the ULID's 16 bytes.
-func mk20DealUUID(id ulid.ULID) uuid.UUID { return uuid.UUID(id) }
-
 // directDeal is the market's direct deal for an mk20 deal, with the data
 // at path for an upload ("" for other sources, and when only checking).
 func (m *mk20Market) directDeal(d *mk20.Deal, path string) (market.DirectDeal, error) {
@@ -161,7 +162,7 @@ func (m *mk20Market) directDeal(d *mk20.Deal, path string) (market.DirectDeal, e
 		return market.DirectDeal{}, mk20.Reject(mk20.ErrBadProposal, "client address is not valid")
 	}
 	dd := market.DirectDeal{
-		UUID:             mk20DealUUID(d.Identifier),
+		UUID:             httpdeal.DealUUID(d.Identifier),
 		Client:           client,
 		AllocationID:     chain.AllocationID(*ddo.AllocationID),
 		PieceCID:         d.Data.PieceCID,
@@ -236,7 +237,7 @@ func (m *mk20Market) Check(ctx context.Context, d *mk20.Deal) error {
 }
 
 func (m *mk20Market) Start(ctx context.Context, d *mk20.Deal, path string) error {
-	id := mk20DealUUID(d.Identifier)
+	id := httpdeal.DealUUID(d.Identifier)
 	taken := func() (bool, error) {
 		_, err := m.p.Deal(ctx, id)
 		if errors.Is(err, market.ErrUnknownDeal) {
@@ -264,7 +265,7 @@ func (m *mk20Market) Start(ctx context.Context, d *mk20.Deal, path string) error
 }
 
 func (m *mk20Market) State(ctx context.Context, id ulid.ULID) (mk20.State, string, error) {
-	d, err := m.p.Deal(ctx, mk20DealUUID(id))
+	d, err := m.p.Deal(ctx, httpdeal.DealUUID(id))
 	if err != nil {
 		return "", "", err
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/httpdeal"
 	"github.com/ferry-fil/ferry/httpdeal/mk20"
 	"github.com/ferry-fil/ferry/internal/carv1"
 	"github.com/ferry-fil/ferry/market"
@@ -81,7 +82,7 @@ func TestMK20DirectDeal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dd.UUID != mk20DealUUID(d.Identifier) || [16]byte(dd.UUID) != [16]byte(d.Identifier) || dd.Client != clientAddr ||
+	if dd.UUID != httpdeal.DealUUID(d.Identifier) || [16]byte(dd.UUID) != [16]byte(d.Identifier) || dd.Client != clientAddr ||
 		dd.AllocationID != 9 || dd.PieceCID != pc || dd.StartEpoch != start || dd.Duration != 600000 || dd.SkipIPNIAnnounce {
 		t.Fatalf("direct deal %+v", dd)
 	}
@@ -284,7 +285,7 @@ func TestMK20DealThroughMarket(t *testing.T) {
 	if err := mc.Upload(ctx, d.Identifier, car, 1<<20, nil); err != nil {
 		t.Fatal(err)
 	}
-	id := mk20DealUUID(d.Identifier)
+	id := httpdeal.DealUUID(d.Identifier)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if _, err := n.Provider.Deal(ctx, id); err == nil {

@@ -48,6 +48,7 @@ import (
 	"github.com/ferry-fil/ferry/chain/lotus"
 	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/cluster"
 	"github.com/ferry-fil/ferry/db"
 	"github.com/ferry-fil/ferry/index"
 	"github.com/ferry-fil/ferry/ipni"
@@ -78,6 +79,9 @@ type Node struct {
 	Provider *market.Provider
 	Index    *index.Service
 	IPNI     *ipni.Announcer // nil when IPNI is off
+	// Cluster is this node's membership of the nodes sharing its database
+	// (one node alone, unless others join).
+	Cluster *cluster.Member
 
 	logf          func(string, ...any)
 	runCtx        context.Context // the parts' goroutines run until Close
@@ -89,7 +93,10 @@ type Node struct {
 	libp2pKey     crypto.PrivKey // the peer identity, also IPNI's signing key
 	dealHost      host.Host      // Host with the proposal limit, for the market
 	sectorSize    abi.SectorSize
-	pieces        index.PieceSource
+	pieces        index.PieceSource // this node's unsealed sectors, then other nodes'
+	localPieces   index.PieceSource // this node's unsealed sectors only
+	clusterSecret []byte            // signs the requests nodes send each other
+	clusterToken  string
 	retrievalAddr ma.Multiaddr // where clients retrieve, as announced
 	apiAddr       string
 }
@@ -121,6 +128,7 @@ func Start(ctx context.Context, dir string, opts Options) (*Node, error) {
 	for _, start := range []func(context.Context) error{
 		n.startStore,
 		n.startLibp2p,
+		n.joinCluster,
 		n.startChain,
 		n.startSealing,
 		n.startIndex,
@@ -138,7 +146,7 @@ func Start(ctx context.Context, dir string, opts Options) (*Node, error) {
 
 // startStore opens the database, the keystore and the API secret.
 func (n *Node) startStore(ctx context.Context) (err error) {
-	if n.DB, err = db.Open(ctx, n.Repo.Path("ferry.db")); err != nil {
+	if n.DB, err = db.Open(ctx, n.Config.DatabaseSource(n.Repo)); err != nil {
 		return err
 	}
 	n.closers = append(n.closers, n.DB.Close)
@@ -152,6 +160,9 @@ func (n *Node) startStore(ctx context.Context) (err error) {
 // startLibp2p starts the host with the repo's identity.
 func (n *Node) startLibp2p(ctx context.Context) (err error) {
 	if n.libp2pKey, err = n.Repo.Libp2pKey(); err != nil {
+		return err
+	}
+	if n.libp2pKey, err = sharedIdentity(ctx, n, n.libp2pKey); err != nil {
 		return err
 	}
 	if n.Host, err = newHost(n.libp2pKey, n.Config.Libp2p); err != nil {
@@ -245,9 +256,14 @@ func (n *Node) startSealing(ctx context.Context) error {
 	if n.Devnet != nil {
 		policy, confidence = n.Devnet.Policy(), 1
 	}
-	n.Sealing, err = sealing.New(n.Config.sealingConfig(n.Repo.Path("sectors"), n.sectorSize, policy, confidence), n.DB, n.Chain, n.Sender, n.Miner, sealer)
+	scfg := n.Config.sealingConfig(n.Repo.Path("sectors"), n.sectorSize, policy, confidence)
+	scfg.NodeID = n.nodeID()
+	n.Sealing, err = sealing.New(scfg, n.DB, n.Chain, n.Sender, n.Miner, sealer)
 	if err != nil {
 		return fmt.Errorf("starting sealing: %w", err)
+	}
+	if !n.has(cluster.RoleSealing) {
+		return nil // other nodes seal; this one reads their unsealed copies
 	}
 	n.wg.Add(1)
 	go func() {
@@ -277,7 +293,8 @@ func (n *Node) sealer(ctx context.Context) (sealing.Sealer, error) {
 // startIndex opens the piece index over the unsealed sectors and, when
 // IPNI is on, the announcer.
 func (n *Node) startIndex(ctx context.Context) (err error) {
-	n.pieces = pieceSource(n.Sealing)
+	n.localPieces = pieceSource(n.Sealing)
+	n.pieces = n.pieceSource(n.localPieces)
 	n.Index = index.New(n.DB, n.pieces)
 	if n.retrievalAddr, err = n.Config.retrievalAddr(); err != nil {
 		return err
@@ -300,17 +317,29 @@ func (n *Node) startIndex(ctx context.Context) (err error) {
 // startMarket writes the peer ID and addresses clients find the market at
 // to the miner actor, and starts the deal protocols and the deal pipeline.
 func (n *Node) startMarket(ctx context.Context) error {
-	if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.Host.ID(), n.chainAddrs()); err != nil {
-		return fmt.Errorf("writing the peer ID and addresses to miner %s: %w", n.Miner, err)
+	var dealHost host.Host // the deal protocols: market nodes only
+	if n.has(cluster.RoleMarket) {
+		addrs, err := n.marketAddrs(ctx)
+		if err != nil {
+			return err
+		}
+		if err := ensureMinerAddrs(ctx, n.DB, n.Chain, n.Sender, n.Miner, n.Host.ID(), n.chainAddrs(addrs)); err != nil {
+			return fmt.Errorf("writing the peer ID and addresses to miner %s: %w", n.Miner, err)
+		}
+		dealHost = n.dealHost
 	}
 	mcfg, err := n.Config.marketConfig(n.Miner, n.Repo.Path("staging"), n.retrievalAddr, n.Devnet != nil)
 	if err != nil {
 		return err
 	}
+	mcfg.NodeID = n.nodeID()
 	n.Provider, err = market.New(mcfg, market.Deps{
 		Node:       n.Chain,
 		DB:         n.DB,
-		Host:       n.dealHost,
+		Host:       dealHost,
+		Leases:     n.Cluster,
+		Does:       n.doesStep,
+		Files:      n,
 		Sealer:     n.Sealing,
 		Indexer:    indexer{idx: n.Index, ann: n.IPNI},
 		Sender:     n.Sender,
@@ -335,8 +364,11 @@ func (n *Node) startHTTP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	mux.Handle("/piece/", rh)
-	mux.Handle("/ipfs/", rh)
+	if n.has(cluster.RoleRetrieval) {
+		mux.Handle("/piece/", rh)
+		mux.Handle("/ipfs/", rh)
+	}
+	mux.Handle("/remote/", n.remoteHandler(n.localPieces))
 	if n.IPNI != nil {
 		mux.Handle("/ipni/v1/ad/", n.IPNI.Handler())
 	}
@@ -445,8 +477,8 @@ func (n *Node) announceAddrs() []ma.Multiaddr {
 // provider's HTTP base URL. libp2p clients (ferry's, Boost's) dial what
 // they can of them and skip the HTTP one, which no libp2p transport
 // takes.
-func (n *Node) chainAddrs() []ma.Multiaddr {
-	addrs := n.announceAddrs()
+func (n *Node) chainAddrs(libp2p []ma.Multiaddr) []ma.Multiaddr {
+	addrs := append([]ma.Multiaddr(nil), libp2p...)
 	if n.retrievalAddr != nil {
 		addrs = append(addrs, n.retrievalAddr)
 	}

@@ -398,7 +398,7 @@ func (s *Sealing) addPiece(ctx context.Context, pl Placement, size abi.UnpaddedP
 			return fmt.Errorf("adding piece of deal %s: zeroing filler in sector %d: %w", d.UUID, pl.Sector, err)
 		}
 	}
-	comm, err := writePadded(ctx, f, pl, size, data)
+	comm, err := writePadded(ctx, &s.bufs, f, pl, size, data)
 	if err != nil {
 		return fmt.Errorf("adding piece of deal %s to sector %d at %d: %w", d.UUID, pl.Sector, pl.Offset, err)
 	}
@@ -447,42 +447,51 @@ func (s *Sealing) openUnsealed(n abi.SectorNumber) (sectorFile, error) {
 	return f, nil
 }
 
-// WritePadded is the AddPiece work on its own: it streams at most
-// size.Unpadded() payload bytes from data through a commitment calculator
-// whose sink is w at padded offset offset, so one pass fr32-pads, writes
-// (zero-filling to the piece size) and hashes. It returns the commitment of
-// the payload zero-filled to the padded piece size. It does not sync.
-func WritePadded(ctx context.Context, w io.WriterAt, offset, size abi.PaddedPieceSize, data io.Reader) (piece.Commitment, error) {
+// PieceWriter does the AddPiece work on its own, piece after piece
+// (WritePadded), as a Sealing does it: the aligned buffers of one piece's
+// direct writes serve the next. The zero value is ready; it is safe for
+// concurrent use.
+type PieceWriter struct{ bufs bufferPool }
+
+// WritePadded streams at most size.Unpadded() payload bytes from data
+// through a commitment calculator whose sink is w at padded offset offset,
+// so one pass fr32-pads, writes (zero-filling to the piece size) and hashes.
+// It returns the commitment of the payload zero-filled to the padded piece
+// size. It does not sync.
+func (pw *PieceWriter) WritePadded(ctx context.Context, w io.WriterAt, offset, size abi.PaddedPieceSize, data io.Reader) (piece.Commitment, error) {
 	if err := piece.ValidatePadded(size); err != nil {
 		return piece.Commitment{}, err
 	}
-	return writePadded(ctx, w, Placement{Offset: offset, Size: size}, size.Unpadded(), data)
+	return writePadded(ctx, &pw.bufs, w, Placement{Offset: offset, Size: size}, size.Unpadded(), data)
 }
 
 // writePadded streams the payload through a commitment calculator whose
 // sink is the sector file at the piece's offset: one pass pads, writes and
 // hashes. It returns the commitment of the payload zero-filled to the piece.
 // With O_DIRECT the calculator pads straight into the direct writer's
-// aligned buffers (no copy); otherwise it hands its sink 1 MiB batches.
+// aligned buffers (no copy), which come from bufs; otherwise it hands its
+// sink 1 MiB batches.
 //
 // Batches that are all zeros (the fill after a short payload, zero runs in
 // the payload) are skipped when w is a sector file: its piece range is made
 // a hole first, so they read as zeros and the file stays sparse.
-func writePadded(ctx context.Context, f io.WriterAt, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
+func writePadded(ctx context.Context, bufs *bufferPool, f io.WriterAt, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
 	hole := &holeWriter{w: f, off: int64(pl.Offset)}
 	var direct *directWriter
 	if sf, ok := f.(sectorFile); ok {
 		if err := zeroRange(sf, int64(pl.Offset), int64(pl.Size)); err != nil {
 			return piece.Commitment{}, fmt.Errorf("clearing the piece range: %w", err)
 		}
-		hole.zeros = make([]byte, 1<<20)
 		// Large pieces of a real file go around the page cache; any
 		// trouble opening the file that way leaves the buffered path,
 		// which reports real errors itself.
 		if named, ok := f.(interface{ Name() string }); ok && int64(pl.Size)%directAlign == 0 {
-			if dw, err := newDirectWriter(named.Name(), int64(pl.Offset), int64(pl.Size)); err == nil {
+			if dw, err := newDirectWriter(bufs, named.Name(), int64(pl.Offset), int64(pl.Size)); err == nil {
 				direct = dw
 			}
+		}
+		if direct == nil {
+			hole.zeros = make([]byte, 1<<20)
 		}
 	}
 	var calc *piece.Calc

@@ -33,10 +33,11 @@ func BenchmarkAddPiece(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer f.Close()
+	var pw PieceWriter
 	b.SetBytes(int64(len(data)))
 	b.ResetTimer()
 	for range b.N {
-		if _, err := WritePadded(context.Background(), f, 0, benchPiece, bytes.NewReader(data)); err != nil {
+		if _, err := pw.WritePadded(context.Background(), f, 0, benchPiece, bytes.NewReader(data)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -139,6 +140,7 @@ func BenchmarkWritePaddedFourFiles(b *testing.B) {
 	ps := benchPieces(b)
 	b.SetBytes(int64(len(ps)) * int64(benchPiece.Unpadded()))
 	b.ResetTimer()
+	var pw PieceWriter
 	for range b.N {
 		dir := b.TempDir()
 		errs := make(chan error, len(ps))
@@ -146,7 +148,7 @@ func BenchmarkWritePaddedFourFiles(b *testing.B) {
 			go func() {
 				f, err := os.Create(filepath.Join(dir, fmt.Sprint(i)))
 				if err == nil {
-					_, err = WritePadded(context.Background(), f, 0, benchPiece, bytes.NewReader(p.data))
+					_, err = pw.WritePadded(context.Background(), f, 0, benchPiece, bytes.NewReader(p.data))
 				}
 				if err == nil {
 					err = f.Sync()

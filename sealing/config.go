@@ -14,6 +14,10 @@ type Config struct {
 	// Dir/sectorstore.json, and each sector's unsealed file in
 	// Dir/unsealed/s-t0<miner>-<number> (sealed/ and cache/ beside it).
 	Dir string
+	// NodeID is the cluster node this storage path is on (the sectors it
+	// creates are recorded as this node's, and it places pieces in and
+	// drives only those); "" on a single node.
+	NodeID string
 	// SectorSize is the sector size: 2 KiB, 8 MiB, 512 MiB, 32 GiB or 64 GiB.
 	SectorSize abi.SectorSize
 	// MaxWaitDealsSectors bounds the sectors open for deals at once (default 2).

@@ -1,6 +1,8 @@
 package sealing
 
 import (
+	"github.com/ferry-fil/ferry/db/dbtest"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -131,6 +133,7 @@ func crash(t *testing.T, dir string, plan crashPlan) {
 	if err := os.WriteFile(filepath.Join(dir, "plan.json"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	dbtest.Source(t, dir) // the database outlives the child, and goes with t
 	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
 	cmd.Env = append(os.Environ(), crashEnv+"="+dir)
 	out, err := cmd.CombinedOutput()

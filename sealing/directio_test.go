@@ -2,6 +2,7 @@ package sealing
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"math/rand"
@@ -27,7 +28,7 @@ func TestDirectWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	const off, size = 1 << 20, 4 << 20
-	w, err := newDirectWriter(path, off, size)
+	w, err := newDirectWriter(new(bufferPool), path, off, size)
 	if errors.Is(err, errDirectUnsupported) {
 		t.Skip(err)
 	}
@@ -75,14 +76,14 @@ func TestDirectWriter(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(w.free); n != 1 {
-		t.Fatalf("%d buffers free before their hashes ended, want the 1 dropped", n)
+	if n := len(w.pool.free); n != 1 {
+		t.Fatalf("%d buffers back in the pool before their hashes ended, want the 1 dropped", n)
 	}
 	for _, b := range hashing {
 		w.Release(b)
 	}
-	if len(w.free) != w.lent || len(w.refs) != 0 {
-		t.Fatalf("%d of %d buffers free, %d still counted", len(w.free), w.lent, len(w.refs))
+	if len(w.pool.free) != w.lent || len(w.refs) != 0 {
+		t.Fatalf("%d of %d buffers back in the pool, %d still counted", len(w.pool.free), w.lent, len(w.refs))
 	}
 	got := make([]byte, 8<<20)
 	if _, err := f.ReadAt(got, 0); err != nil {
@@ -102,10 +103,10 @@ func TestDirectWriter(t *testing.T) {
 func TestDirectWriterRefusesUnaligned(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "sector")
 	os.WriteFile(path, nil, 0o644)
-	if _, err := newDirectWriter(path, 100, 1<<20); err == nil {
+	if _, err := newDirectWriter(new(bufferPool), path, 100, 1<<20); err == nil {
 		t.Fatal("unaligned offset accepted")
 	}
-	if _, err := newDirectWriter(path, 0, 2048); err == nil {
+	if _, err := newDirectWriter(new(bufferPool), path, 0, 2048); err == nil {
 		t.Fatal("unaligned size accepted")
 	}
 }
@@ -118,7 +119,7 @@ func TestDirectWriterFullDisk(t *testing.T) {
 	if err := os.WriteFile(path, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w, err := newDirectWriter(path, 0, size)
+	w, err := newDirectWriter(new(bufferPool), path, 0, size)
 	if errors.Is(err, errDirectUnsupported) {
 		t.Skip(err)
 	}
@@ -142,5 +143,77 @@ func TestDirectWriterFullDisk(t *testing.T) {
 	}
 	if err := w.Close(); !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Close: %v, want ENOSPC", err)
+	}
+}
+
+// A PieceWriter's later pieces are written with the first one's buffers:
+// after each piece every buffer is back in the pool, and the pool never
+// holds more than one writer may lend (fresh buffers for every piece would
+// pass that by the fourth).
+func TestPieceWriterReusesBuffers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sector")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	const size = 16 << 20
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := openDirect(path); errors.Is(err, errDirectUnsupported) {
+		t.Skip(err)
+	}
+	var pw PieceWriter
+	data := make([]byte, abi.PaddedPieceSize(size).Unpadded())
+	rand.New(rand.NewSource(3)).Read(data)
+	pooled := func() map[*byte]bool {
+		m := make(map[*byte]bool)
+		for _, b := range pw.bufs.free {
+			m[&b[0]] = true
+		}
+		return m
+	}
+	var first map[*byte]bool
+	for i := range 4 {
+		if _, err := pw.WritePadded(context.Background(), f, 0, size, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		got := pooled()
+		if len(got) == 0 || len(got) > directBuffers {
+			t.Fatalf("piece %d: %d buffers in the pool, want 1 to %d", i, len(got), directBuffers)
+		}
+		if i == 0 {
+			first = got
+			continue
+		}
+		for b := range first {
+			if !got[b] {
+				t.Fatalf("piece %d: a buffer of the first piece is not back in the pool", i)
+			}
+		}
+	}
+}
+
+// The buffer freed last is lent first (it is the one still in the caches).
+func TestDirectWriterLendsLastFreed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sector")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w, err := newDirectWriter(new(bufferPool), path, 0, 4<<20)
+	if errors.Is(err, errDirectUnsupported) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	a, _ := w.Buffer()
+	b, _ := w.Buffer()
+	w.Release(a)
+	w.Release(b)
+	if got, _ := w.Buffer(); &got[0] != &b[0] {
+		t.Fatal("the buffer freed first was lent again before the one freed last")
 	}
 }

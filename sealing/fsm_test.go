@@ -22,6 +22,7 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/sender"
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/db/dbtest"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -247,7 +248,7 @@ func TestSectorToProving(t *testing.T) {
 	dir := t.TempDir()
 	mc := newMinerChain()
 	go mc.tick(ctx, time.Millisecond)
-	sqldb, err := db.Open(ctx, filepath.Join(dir, "ferry.db"))
+	sqldb, err := db.Open(ctx, dbtest.Source(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

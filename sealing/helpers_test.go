@@ -21,6 +21,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/db/dbtest"
 	"github.com/ferry-fil/ferry/piece"
 )
 
@@ -89,7 +90,7 @@ func openTestDB(t testing.TB, dir string) *Sealing {
 func openTestSealing(t testing.TB, dir string, cfg Config, node Chain) *Sealing {
 	t.Helper()
 	ctx := context.Background()
-	sqldb, err := db.Open(ctx, filepath.Join(dir, "ferry.db"))
+	sqldb, err := db.Open(ctx, dbtest.Source(t, dir))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package sealing
 
 import (
+	"context"
 	"database/sql"
 	"errors"
 	"fmt"
@@ -148,7 +149,8 @@ type Sealing struct {
 	sealer  Sealer
 	storage StorageMeta
 
-	openFile openFunc // opens unsealed files; tests inject failures here
+	openFile openFunc   // opens unsealed files; tests inject failures here
+	bufs     bufferPool // the aligned buffers of AddPiece's direct writes, for the next piece
 
 	sem     chan struct{}  // bounds concurrent AddPiece writes
 	wake    chan struct{}  // nudges Run
@@ -161,6 +163,24 @@ type Sealing struct {
 	writer   map[abi.SectorNumber]uuid.UUID // the deal whose piece is being written, per sector
 	failed   map[abi.SectorNumber]error     // last AddPiece failure per sector, until its calls end
 	awaited  map[uuid.UUID]bool             // message ids a goroutine waits for
+}
+
+// ElsewhereError: the deal's piece is placed, and not yet written, in a
+// sector of another node of the cluster, which adds it (its files are
+// there).
+type ElsewhereError struct {
+	Node   string
+	Sector abi.SectorNumber
+}
+
+func (e *ElsewhereError) Error() string {
+	return fmt.Sprintf("its piece is placed in sector %d on node %s, which writes it", e.Sector, e.Node)
+}
+
+// UnsealedElsewhere lists the other nodes of the cluster holding an
+// unsealed copy of pieceCid (ReadPiece reads this node's only).
+func (s *Sealing) UnsealedElsewhere(ctx context.Context, pieceCid cid.Cid) ([]string, error) {
+	return s.st.unsealedNodes(ctx, pieceCid)
 }
 
 // New returns a Sealing for miner maddr that keeps its sectors in the Lotus
@@ -185,10 +205,16 @@ func New(cfg Config, sqldb *sql.DB, node Chain, sender MessageSender, maddr addr
 	if err != nil {
 		return nil, fmt.Errorf("opening the sector storage: %w", err)
 	}
+	st := &store{db: sqldb, now: time.Now, node: cfg.NodeID}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := st.adopt(ctx); err != nil {
+		return nil, err
+	}
 	return &Sealing{
 		cfg:      cfg,
 		proof:    proof,
-		st:       &store{db: sqldb, now: time.Now},
+		st:       st,
 		node:     node,
 		sender:   sender,
 		maddr:    maddr,

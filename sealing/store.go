@@ -26,8 +26,9 @@ import (
 // placeholders (rebound by the db package), ON CONFLICT, flags and kinds
 // passed as parameters.
 type store struct {
-	db  *sql.DB
-	now func() time.Time
+	db   *sql.DB
+	now  func() time.Time
+	node string // the cluster node whose sectors these are (Config.NodeID)
 }
 
 // Piece kinds and statuses in sealing_pieces.
@@ -77,10 +78,11 @@ func stateArgs(states []SectorState) []any {
 // deal ID, the UUID it was recorded for and whether its bytes are written.
 func (st *store) dealPlacement(ctx context.Context, d Deal) (pl Placement, owner uuid.UUID, written, found bool, err error) {
 	var n, off, size int64
-	var status, du string
-	err = st.db.QueryRowContext(ctx, `SELECT sector, piece_offset, size, status, deal_uuid FROM sealing_pieces
-		WHERE kind = ? AND (deal_uuid = ? OR (? > 0 AND deal_id = ?)) LIMIT 1`,
-		kindDeal, d.UUID.String(), int64(d.DealID), int64(d.DealID)).Scan(&n, &off, &size, &status, &du)
+	var status, du, node string
+	err = st.db.QueryRowContext(ctx, `SELECT p.sector, p.piece_offset, p.size, p.status, p.deal_uuid, s.node FROM sealing_pieces p
+		JOIN sealing_sectors s ON s.number = p.sector
+		WHERE p.kind = ? AND (p.deal_uuid = ? OR (? > 0 AND p.deal_id = ?)) LIMIT 1`,
+		kindDeal, d.UUID.String(), int64(d.DealID), int64(d.DealID)).Scan(&n, &off, &size, &status, &du, &node)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Placement{}, uuid.Nil, false, false, nil
 	}
@@ -90,8 +92,16 @@ func (st *store) dealPlacement(ctx context.Context, d Deal) (pl Placement, owner
 	if err != nil {
 		return Placement{}, uuid.Nil, false, false, fmt.Errorf("looking up the placement of deal %s: %w", d.UUID, err)
 	}
-	return Placement{Sector: abi.SectorNumber(n), Offset: abi.PaddedPieceSize(off), Size: abi.PaddedPieceSize(size)}, owner, status == statusDone, true, nil
+	pl = Placement{Sector: abi.SectorNumber(n), Offset: abi.PaddedPieceSize(off), Size: abi.PaddedPieceSize(size)}
+	if node != st.node && status != statusDone {
+		return pl, owner, false, true, fmt.Errorf("adding piece of deal %s: %w", d.UUID, &ElsewhereError{Node: node, Sector: pl.Sector})
+	}
+	return pl, owner, status == statusDone, true, nil
 }
+
+// placementLock serialises the transactions that lay pieces out in
+// sectors.
+const placementLock = "sealing.placement"
 
 // placeFunc chooses, among the open sectors, the one a piece goes to: an
 // index into open, or -1 to open a new sector. sealing counts the sectors
@@ -121,13 +131,18 @@ func (st *store) reserve(ctx context.Context, d Deal, size abi.PaddedPieceSize, 
 	sch := d.Schedule()
 	var pl Placement
 	err := db.InTx(ctx, st.db, func(tx *sql.Tx) error {
+		// Placements take turns, each seeing the ones before (several
+		// nodes may place pieces at once on one database).
+		if err := db.Serialize(ctx, tx, placementLock); err != nil {
+			return err
+		}
 		open, err := st.openSectorsTx(ctx, tx)
 		if err != nil {
 			return err
 		}
 		var sealing int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sealing_sectors WHERE state NOT IN (`+placeholders(len(restingStates()))+`)`,
-			stateArgs(restingStates())...).Scan(&sealing); err != nil {
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sealing_sectors WHERE node = ? AND state NOT IN (`+placeholders(len(restingStates()))+`)`,
+			append([]any{st.node}, stateArgs(restingStates())...)...).Scan(&sealing); err != nil {
 			return fmt.Errorf("counting the sectors being sealed: %w", err)
 		}
 		i, err := place(open, sealing)
@@ -175,8 +190,8 @@ func (st *store) openSectorsTx(ctx context.Context, tx *sql.Tx) ([]openSector, e
 		COALESCE(MAX(CASE WHEN p.kind = ? THEN p.end_epoch END), 0),
 		COALESCE(MIN(CASE WHEN p.kind = ? AND p.term_max > 0 THEN p.term_max END), 0)
 		FROM sealing_sectors s LEFT JOIN sealing_pieces p ON p.sector = s.number
-		WHERE s.state IN (`+placeholders(len(open))+`) GROUP BY s.number ORDER BY s.number`,
-		append([]any{kindDeal, kindDeal, kindDeal}, stateArgs(open)...)...)
+		WHERE s.node = ? AND s.state IN (`+placeholders(len(open))+`) GROUP BY s.number ORDER BY s.number`,
+		append([]any{kindDeal, kindDeal, kindDeal, st.node}, stateArgs(open)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("listing open sectors: %w", err)
 	}
@@ -204,8 +219,8 @@ func (st *store) newSectorTx(ctx context.Context, tx *sql.Tx, proof abi.Register
 		return 0, fmt.Errorf("choosing a sector number: %w", err)
 	}
 	now := st.now().UnixNano()
-	if _, err := tx.ExecContext(ctx, `INSERT INTO sealing_sectors (number, state, seal_proof, opened_at, updated_at)
-		VALUES (?, ?, ?, ?, ?)`, next, string(StateWaitDeals), int64(proof), now, now); err != nil {
+	if _, err := tx.ExecContext(ctx, `INSERT INTO sealing_sectors (number, state, seal_proof, opened_at, updated_at, node)
+		VALUES (?, ?, ?, ?, ?, ?)`, next, string(StateWaitDeals), int64(proof), now, now, st.node); err != nil {
 		return 0, fmt.Errorf("creating sector %d: %w", next, err)
 	}
 	return abi.SectorNumber(next), nil
@@ -266,6 +281,9 @@ func reservationsQ(ctx context.Context, q querier, n abi.SectorNumber) ([]reserv
 // never move; reservations are not written yet, so they may.
 func (st *store) withdraw(ctx context.Context, n abi.SectorNumber, deals ...uuid.UUID) error {
 	return db.InTx(ctx, st.db, func(tx *sql.Tx) error {
+		if err := db.Serialize(ctx, tx, placementLock); err != nil {
+			return err
+		}
 		for _, d := range deals {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM sealing_pieces WHERE sector = ? AND status = ? AND deal_uuid = ?`,
 				int64(n), statusReserved, d.String()); err != nil {
@@ -366,8 +384,8 @@ func (st *store) addTailFillers(ctx context.Context, n abi.SectorNumber, tail []
 func (st *store) unsealedCopies(ctx context.Context, pieceCid cid.Cid) ([]Placement, error) {
 	rows, err := st.db.QueryContext(ctx, `SELECT p.sector, p.piece_offset, p.size FROM sealing_pieces p
 		JOIN sealing_sectors s ON s.number = p.sector
-		WHERE p.piece_cid = ? AND p.kind = ? AND p.status = ? AND s.unsealed_removed = ?
-		ORDER BY p.sector, p.piece_offset`, pieceCid.String(), kindDeal, statusDone, false)
+		WHERE p.piece_cid = ? AND p.kind = ? AND p.status = ? AND s.unsealed_removed = ? AND s.node = ?
+		ORDER BY p.sector, p.piece_offset`, pieceCid.String(), kindDeal, statusDone, false, st.node)
 	if err != nil {
 		return nil, fmt.Errorf("looking up piece %s: %w", pieceCid, err)
 	}
@@ -384,6 +402,39 @@ func (st *store) unsealedCopies(ctx context.Context, pieceCid cid.Cid) ([]Placem
 		return nil, fmt.Errorf("looking up piece %s: %w", pieceCid, err)
 	}
 	return out, nil
+}
+
+// unsealedNodes lists the other nodes holding an unsealed copy of
+// pieceCid.
+func (st *store) unsealedNodes(ctx context.Context, pieceCid cid.Cid) ([]string, error) {
+	rows, err := st.db.QueryContext(ctx, `SELECT DISTINCT s.node FROM sealing_pieces p
+		JOIN sealing_sectors s ON s.number = p.sector
+		WHERE p.piece_cid = ? AND p.kind = ? AND p.status = ? AND s.unsealed_removed = ? AND s.node != ?
+		ORDER BY s.node`, pieceCid.String(), kindDeal, statusDone, false, st.node)
+	if err != nil {
+		return nil, fmt.Errorf("looking up the nodes holding piece %s: %w", pieceCid, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("looking up the nodes holding piece %s: %w", pieceCid, err)
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
+}
+
+// adopt makes the sectors of no node (made before clusters) this node's.
+func (st *store) adopt(ctx context.Context) error {
+	if st.node == "" {
+		return nil
+	}
+	if _, err := st.db.ExecContext(ctx, `UPDATE sealing_sectors SET node = ? WHERE node = ?`, st.node, ""); err != nil {
+		return fmt.Errorf("adopting the sectors made before clusters: %w", err)
+	}
+	return nil
 }
 
 // dealSector returns the sector a deal's piece is placed in and its state.
@@ -456,7 +507,8 @@ func optUUID(s string) (uuid.UUID, error) {
 func (st *store) activeSectors(ctx context.Context, ss abi.SectorSize) ([]sectorRow, error) {
 	resting := restingStates()
 	rows, err := st.db.QueryContext(ctx, `SELECT `+sectorCols+`, precommit_uuid, commit_uuid, proof, retry_after
-		FROM sealing_sectors WHERE state NOT IN (`+placeholders(len(resting))+`) ORDER BY number`, stateArgs(resting)...)
+		FROM sealing_sectors WHERE node = ? AND state NOT IN (`+placeholders(len(resting))+`) ORDER BY number`,
+		append([]any{st.node}, stateArgs(resting)...)...)
 	if err != nil {
 		return nil, fmt.Errorf("listing sectors to seal: %w", err)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/ferry-fil/ferry/chain/devnet"
 	"github.com/ferry-fil/ferry/chain/lotus"
 	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/db/dbtest"
 	"github.com/ferry-fil/ferry/wallet"
 )
 
@@ -113,7 +114,7 @@ func (e *env) mining() {
 
 func (e *env) openDB(name string) *sql.DB {
 	e.t.Helper()
-	sqldb, err := db.Open(e.ctx, filepath.Join(e.dir, name))
+	sqldb, err := db.Open(e.ctx, dbtest.Source(e.t, filepath.Join(e.dir, name)))
 	if err != nil {
 		e.t.Fatal(err)
 	}

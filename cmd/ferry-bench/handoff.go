@@ -114,7 +114,7 @@ func newHandoffRig(ctx context.Context, dir string, payload int64) (rig *handoff
 			rig.close()
 		}
 	}()
-	if err := writeRandomFile(rig.src, payload); err != nil {
+	if err := writeRandom(rig.src, uint64(payload)); err != nil {
 		return nil, err
 	}
 	comm, err := piece.FromFile(ctx, rig.src, nil)

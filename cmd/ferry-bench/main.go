@@ -22,6 +22,8 @@ func main() {
 			retrievalCommand(),
 			devnetCommand(),
 			addPieceCommand(),
+			storeCommand(),
+			ingestCommand(),
 			handoffCommand(),
 			uiCommand(),
 		},

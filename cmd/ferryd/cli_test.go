@@ -25,6 +25,7 @@ import (
 
 	"github.com/ferry-fil/ferry/api"
 	ferryauth "github.com/ferry-fil/ferry/auth"
+	"github.com/ferry-fil/ferry/cluster"
 	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/internal/cliutil/clitest"
 	"github.com/ferry-fil/ferry/market"
@@ -52,7 +53,11 @@ func (o *operator) Info(context.Context) (api.Info, error) {
 }
 
 func (o *operator) DealList(_ context.Context, f market.DealFilter) ([]market.DealInfo, error) {
-	o.calls = append(o.calls, fmt.Sprintf("DealList %s %d %d", f.State, f.Limit, f.Offset))
+	after := ""
+	if f.After != nil {
+		after = f.After.UUID
+	}
+	o.calls = append(o.calls, fmt.Sprintf("DealList %s %d %s%d", f.State, f.Limit, after, f.Offset))
 	return []market.DealInfo{testDealInfo()}, nil
 }
 
@@ -165,6 +170,15 @@ func (o *operator) IndexAnnounce(_ context.Context, pc cid.Cid) (cid.Cid, error)
 	return testCID, nil
 }
 
+func (o *operator) ClusterList(context.Context) ([]cluster.NodeInfo, error) {
+	o.calls = append(o.calls, "ClusterList")
+	at := time.Unix(1700000000, 0).UTC()
+	return []cluster.NodeInfo{{ID: "node-1", Roles: cluster.AllRoles(), APIURL: "http://127.0.0.1:1288", HTTPURL: "http://127.0.0.1:7777",
+		Libp2p: []string{"/ip4/127.0.0.1/tcp/24001"}, StartedAt: at, Heartbeat: at, Alive: true,
+		Paths:  []cluster.PathInfo{{Kind: "staging", Path: "/r/staging"}},
+		Leases: []cluster.LeaseInfo{{Name: "market.publisher", TakenAt: at, Expires: at}}}}, nil
+}
+
 func (o *operator) AuthNew(_ context.Context, perms []ferryauth.Permission) (string, error) {
 	o.calls = append(o.calls, fmt.Sprint("AuthNew ", perms))
 	return "operator-token", nil
@@ -247,6 +261,7 @@ func TestRepoAnyPosition(t *testing.T) {
 		"deal list --json --repo R",
 		"--json deal list --repo=R",
 		"deal list --state failed --repo R --json --limit 5",
+		"deal list --after " + testDeal.String() + " --json --repo R",
 	} {
 		out, err := runDaemonCLI(t, strings.Fields(strings.ReplaceAll(line, "R", repo))...)
 		if err != nil || !strings.Contains(out, testDeal.String()) {
@@ -263,7 +278,7 @@ func TestRepoAnyPosition(t *testing.T) {
 			t.Fatalf("%s: %q %v", line, out, err)
 		}
 	}
-	want := "DealList  100 0,DealList  100 0,DealList  100 0,DealList  100 0,DealList failed 5 0,SectorsStatus 3,SectorsStatus 3,SectorsStatus 3"
+	want := "DealList  100 0,DealList  100 0,DealList  100 0,DealList  100 0,DealList failed 5 0,DealShow " + testDeal.String() + ",DealList  100 " + testDeal.String() + "0,SectorsStatus 3,SectorsStatus 3,SectorsStatus 3"
 	if got := strings.Join(o.calls, ","); got != want {
 		t.Fatalf("calls %s, want %s", got, want)
 	}
@@ -316,6 +331,8 @@ func TestOperatorOutputKeys(t *testing.T) {
 		{"index status " + testPiece.String(), indexKeys},
 		{"index rebuild " + testPiece.String(), []string{"pieceCid", "blocks"}},
 		{"index announce " + testPiece.String(), []string{"pieceCid", "adCid"}},
+		{"cluster list", prefixed("[].", []string{"id", "roles", "apiUrl", "httpUrl", "libp2p", "startedAt", "heartbeat", "alive", "paths",
+			"paths[].kind", "paths[].path", "leases", "leases[].name", "leases[].takenAt", "leases[].expires"})},
 		{"auth create-token --perm read", []string{"token"}},
 		{"auth api-info --perm admin", []string{"token", "name", "apiInfo"}},
 		{"auth api-info --perm write --chain", []string{"token", "name", "apiInfo"}},

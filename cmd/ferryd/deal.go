@@ -81,12 +81,25 @@ var dealCmd = &cli.Command{
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state", Usage: "only deals that are active (in the pipeline), failed, complete or ended"},
 			&cli.IntFlag{Name: "limit", Value: 100, Usage: "list at most this many deals; 0 for all"},
-			&cli.IntFlag{Name: "offset", Usage: "skip this many deals, newest first"},
+			&cli.StringFlag{Name: "after", Usage: "list the deals after this deal UUID (the last of the page before): the next page"},
+			&cli.IntFlag{Name: "offset", Usage: "skip this many deals, newest first (reads every deal skipped: page with --after)"},
 			jsonFlag,
 		},
 		Action: func(cctx *cli.Context) error {
 			f := market.DealFilter{State: cctx.String("state"), Limit: cctx.Int("limit"), Offset: cctx.Int("offset")}
 			return withAPI(cctx, func(a api.Ferry) error {
+				if s := cctx.String("after"); s != "" {
+					id, err := uuid.Parse(s)
+					if err != nil {
+						return fmt.Errorf("--after %q: %w", s, err)
+					}
+					d, err := a.DealShow(cctx.Context, id)
+					if err != nil {
+						return fmt.Errorf("--after %s: %w", id, err)
+					}
+					c := d.Cursor()
+					f.After = &c
+				}
 				ds, err := a.DealList(cctx.Context, f)
 				if err != nil {
 					return err
@@ -98,7 +111,7 @@ var dealCmd = &cli.Command{
 					return err
 				}
 				if f.Limit > 0 && len(ds) == f.Limit {
-					fmt.Fprintf(cctx.App.ErrWriter, "(the newest %d from offset %d; --offset %d for more, --limit 0 for all)\n", f.Limit, f.Offset, f.Offset+f.Limit)
+					fmt.Fprintf(cctx.App.ErrWriter, "(%d deals; --after %s for the next page, --limit 0 for all)\n", f.Limit, ds[len(ds)-1].UUID)
 				}
 				return nil
 			})

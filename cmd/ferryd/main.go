@@ -29,6 +29,8 @@ func newApp() *cli.App {
 			askCmd,
 			sectorsCmd,
 			indexCmd,
+			dbCmd,
+			clusterCmd,
 			authCmd,
 		},
 	}

@@ -33,7 +33,7 @@ CREATE INDEX sealing_sectors_state ON sealing_sectors (state);
 -- synced to the unsealed file, then 'done'.
 CREATE TABLE sealing_pieces (
     sector        INTEGER NOT NULL REFERENCES sealing_sectors (number),
-    offset        INTEGER NOT NULL, -- padded
+    "offset"      INTEGER NOT NULL, -- padded
     size          INTEGER NOT NULL, -- padded
     kind          TEXT    NOT NULL, -- 'deal' | 'filler'
     status        TEXT    NOT NULL, -- 'writing' | 'done'
@@ -46,7 +46,7 @@ CREATE TABLE sealing_pieces (
     keep_unsealed INTEGER NOT NULL DEFAULT 1,
     proposal      BLOB,
     error         TEXT    NOT NULL DEFAULT '',
-    PRIMARY KEY (sector, offset)
+    PRIMARY KEY (sector, "offset")
 );
 CREATE UNIQUE INDEX sealing_pieces_deal_id ON sealing_pieces (deal_id) WHERE deal_id IS NOT NULL AND deal_id > 0;
 CREATE INDEX sealing_pieces_piece_cid ON sealing_pieces (piece_cid);

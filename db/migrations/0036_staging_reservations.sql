@@ -8,9 +8,9 @@
 -- the deal's market_space_tags row, so the bytes are counted once, always:
 -- admission sums both tables.
 CREATE TABLE market_staging_reservations (
-    id         TEXT   PRIMARY KEY, -- the front end's name for the deal (an mk20 ULID)
-    bytes      BIGINT NOT NULL,
-    created_at BIGINT NOT NULL     -- unix nanoseconds
+    id         TEXT    PRIMARY KEY, -- the front end's name for the deal (an mk20 ULID)
+    bytes      INTEGER NOT NULL,
+    created_at INTEGER NOT NULL    -- unix nanoseconds
 );
 
 -- +goose Down

@@ -16,7 +16,7 @@ CREATE TABLE index_pieces (
 CREATE TABLE index_blocks (
     mh       BLOB    NOT NULL,
     piece_id INTEGER NOT NULL,
-    offset   INTEGER NOT NULL,
+    "offset" INTEGER NOT NULL,
     size     INTEGER NOT NULL,
     PRIMARY KEY (mh, piece_id)
 ) WITHOUT ROWID;
@@ -35,7 +35,7 @@ CREATE INDEX index_roots_piece ON index_roots (piece_id);
 CREATE TABLE index_segments (
     sub_piece_cid TEXT    NOT NULL,
     piece_id      INTEGER NOT NULL,
-    offset        INTEGER NOT NULL,
+    "offset"      INTEGER NOT NULL,
     size          INTEGER NOT NULL,
     blocks        INTEGER NOT NULL DEFAULT 0,
     error         TEXT    NOT NULL DEFAULT '',

@@ -1,0 +1,10 @@
+//go:build !linux
+
+package main
+
+import "errors"
+
+var errNoDirect = errors.New("the disk pass needs O_DIRECT (Linux)")
+
+func alignedBuffers(n, size int) ([][]byte, error)             { return nil, errNoDirect }
+func directWrite(path string, size int64, bufs [][]byte) error { return errNoDirect }

@@ -1,0 +1,293 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	"github.com/ipld/go-ipld-prime/codec/dagjson"
+	"github.com/ipld/go-ipld-prime/node/basicnode"
+
+	"github.com/ferry-fil/ferry/db"
+	"github.com/ferry-fil/ferry/db/dbtest"
+)
+
+// clusterNode writes the config of a cluster node: the database, its
+// roles, a short lease timeout, and on a worker the market node's devnet as
+// its Lotus node.
+func clusterNode(t *testing.T, dbURL string, roles []string, lotus, miner string) *env {
+	e := newEnv(t)
+	chain := fmt.Sprintf("[Chain]\nDevnetBlockTime = \"200ms\"\nDevnetListen = \"127.0.0.1:%d\"\n", e.chainPort)
+	if lotus != "" {
+		chain = fmt.Sprintf("[Chain]\nMode = \"lotus\"\nLotusAPIInfo = %q\nMiner = %q\n", lotus, miner)
+	}
+	q := make([]string, len(roles))
+	for i, r := range roles {
+		q[i] = fmt.Sprintf("%q", r)
+	}
+	cfg := chain + fmt.Sprintf(`
+[Database]
+URL = %q
+[Cluster]
+Roles = [%s]
+LeaseTimeout = "3s"
+[Libp2p]
+ListenAddresses = ["/ip4/127.0.0.1/tcp/%d"]
+[HTTP]
+Listen = "127.0.0.1:%d"
+[API]
+Listen = "127.0.0.1:%d"
+[Sealing]
+WaitDealsDelay = "3s"
+[Market]
+PublishMsgPeriod = "2s"
+MaxDealsPerPublishMsg = 4
+[Transfer]
+AllowPrivateAddresses = true # the client serves its data on loopback
+`, dbURL, strings.Join(q, ", "), freePort(t), e.retrievalPort, e.apiPort)
+	if err := os.WriteFile(filepath.Join(e.repo, "config.toml"), []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestClusterOfThree runs three ferryd nodes on one PostgreSQL database —
+// a market node with the devnet and two workers (transfer, sealing, index)
+// — takes 30 deals from a client, SIGKILLs one worker mid-way and the other
+// while it adds a piece, restarts them, and checks every deal completes:
+// 30 placements, each deal published once, the IPNI chain unbroken.
+func TestClusterOfThree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	dbURL := dbtest.Postgres(t) // skips without FERRY_TEST_POSTGRES
+	m := clusterNode(t, dbURL, []string{"market", "retrieval"}, "", "")
+	m.start()
+	var info struct{ Miner string }
+	if err := json.Unmarshal([]byte(m.must(m.ferryd, "--repo", m.repo, "info", "--json")), &info); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(m.must(m.ferryd, "--repo", m.repo, "auth", "api-info", "--chain", "--perm", "sign"))
+	signInfo, _ := strings.CutPrefix(line, "FULLNODE_API_INFO=")
+	w1 := clusterNode(t, dbURL, []string{"transfer", "sealing", "index"}, signInfo, info.Miner)
+	w2 := clusterNode(t, dbURL, []string{"transfer", "sealing", "index"}, signInfo, info.Miner)
+	w1.start()
+	w2.start()
+	var nodes []struct {
+		ID    string
+		Alive bool
+		Roles []string
+	}
+	if err := json.Unmarshal([]byte(m.must(m.ferryd, "--repo", m.repo, "cluster", "list", "--json")), &nodes); err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 3 {
+		t.Fatalf("cluster list: %+v", nodes)
+	}
+	w2ID := nodeID(t, w2)
+
+	miner, _ := m.fundClient()
+	cars := t.TempDir()
+	srv := httptest.NewServer(http.FileServer(http.Dir(cars)))
+	defer srv.Close()
+	const deals = 30
+	var uuids, pieces []string
+	propose := func(i int) {
+		data := t.TempDir()
+		payload := make([]byte, 20_000+i*1000)
+		rand.Read(payload)
+		if err := os.WriteFile(filepath.Join(data, "f.bin"), payload, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("d%d.car", i)
+		m.must(m.ferry, "car", "create", data, "-o", filepath.Join(cars, name))
+		var d proposedDeal
+		out := m.must(m.ferry, "deal", "--provider", miner, filepath.Join(cars, name), "--http-url", srv.URL+"/"+name, "--json")
+		if err := json.Unmarshal([]byte(lastJSON(out)), &d); err != nil {
+			t.Fatalf("reading ferry deal --json output %q: %v", out, err)
+		}
+		uuids, pieces = append(uuids, d.DealUUID), append(pieces, d.PieceCID)
+	}
+	for i := range deals / 3 {
+		propose(i)
+	}
+	w1.kill() // mid-way: its downloads and sectors wait for it, or go to w2
+	for i := deals / 3; i < 2*deals/3; i++ {
+		propose(i)
+	}
+	w1.start()
+	for i := 2 * deals / 3; i < deals; i++ {
+		propose(i)
+	}
+	// w2 dies while it adds a piece: it holds a deal whose next step is
+	// AddPiece.
+	deadline := time.Now().Add(2 * time.Minute)
+	for !addingPiece(t, m, w2ID) {
+		if time.Now().After(deadline) {
+			t.Fatal("worker 2 never added a piece")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	w2.kill()
+	w2.start()
+
+	deadline = time.Now().Add(5 * time.Minute)
+	for {
+		var ds []struct{ UUID, Checkpoint, Retry, Error string }
+		if err := json.Unmarshal([]byte(m.must(m.ferryd, "--repo", m.repo, "deal", "list", "--limit", "0", "--json")), &ds); err != nil {
+			t.Fatal(err)
+		}
+		done := 0
+		for _, d := range ds {
+			if d.Retry == "fatal" || d.Retry == "manual" {
+				t.Fatalf("deal %s failed: %+v\nmarket log:\n%s\nworker 1 log:\n%s\nworker 2 log:\n%s", d.UUID, d, m.daemonLog, w1.daemonLog, w2.daemonLog)
+			}
+			if d.Checkpoint == "Complete" {
+				done++
+			}
+		}
+		if len(ds) == deals && done == deals {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d deals Complete after 5 minutes: %+v\nworker 1 log:\n%s\nworker 2 log:\n%s", done, deals, ds, w1.daemonLog, w2.daemonLog)
+		}
+		time.Sleep(time.Second)
+	}
+
+	// 30 placements, one per deal.
+	var sectors []struct {
+		Pieces []struct {
+			DealUUID *string
+			Written  bool
+		}
+	}
+	if err := json.Unmarshal([]byte(m.must(m.ferryd, "--repo", m.repo, "sectors", "list", "--json")), &sectors); err != nil {
+		t.Fatal(err)
+	}
+	placed := map[string]int{}
+	for _, s := range sectors {
+		for _, p := range s.Pieces {
+			if p.DealUUID != nil {
+				placed[*p.DealUUID]++
+			}
+		}
+	}
+	for _, id := range uuids {
+		if placed[id] != 1 {
+			t.Fatalf("deal %s placed %d times: %v", id, placed[id], placed)
+		}
+	}
+	// Each deal published once.
+	for _, pc := range pieces {
+		if n := m.chainDealsWithPiece(pc); n != 1 {
+			t.Fatalf("%d deals on chain carry piece %s, want 1", n, pc)
+		}
+	}
+	checkIPNIChain(t, dbURL, deals)
+}
+
+// nodeID reads a node's ID from its repo.
+func nodeID(t *testing.T, e *env) string {
+	b, err := os.ReadFile(filepath.Join(e.repo, "node.id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// addingPiece reports whether node holds the lease of a deal whose next
+// step is AddPiece.
+func addingPiece(t *testing.T, m *env, node string) bool {
+	var nodes []struct {
+		ID     string
+		Leases []struct{ Name string }
+	}
+	out, err := m.run(m.ferryd, "--repo", m.repo, "cluster", "list", "--json")
+	if err != nil || json.Unmarshal([]byte(out), &nodes) != nil {
+		return false
+	}
+	for _, n := range nodes {
+		if n.ID != node {
+			continue
+		}
+		for _, l := range n.Leases {
+			id, ok := strings.CutPrefix(l.Name, "deal/")
+			if !ok {
+				continue
+			}
+			var d struct{ Checkpoint string }
+			out, err := m.run(m.ferryd, "--repo", m.repo, "deal", "show", id, "--json")
+			if err == nil && json.Unmarshal([]byte(out), &d) == nil && d.Checkpoint == "PublishConfirmed" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// checkIPNIChain walks the advertisement chain from the head back: every
+// ad links to the one published before it, and the chain has one ad per
+// announced piece.
+func checkIPNIChain(t *testing.T, dbURL string, pieces int) {
+	ctx := context.Background()
+	sqldb, err := db.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqldb.Close()
+	rows, err := sqldb.QueryContext(ctx, `SELECT ad_cid FROM ipni_ads ORDER BY seq`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ads []string
+	for rows.Next() {
+		var c string
+		rows.Scan(&c)
+		ads = append(ads, c)
+	}
+	rows.Close()
+	if len(ads) != pieces {
+		t.Fatalf("%d advertisements for %d pieces", len(ads), pieces)
+	}
+	for i, s := range ads {
+		c, err := cid.Decode(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var data []byte
+		if err := sqldb.QueryRowContext(ctx, `SELECT data FROM ipni_blocks WHERE cid = ?`, c.Bytes()).Scan(&data); err != nil {
+			t.Fatalf("ad %d (%s): %v", i, c, err)
+		}
+		nb := basicnode.Prototype.Any.NewBuilder()
+		if err := dagjson.Decode(nb, bytes.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+		prev, err := nb.Build().LookupByString("PreviousID")
+		var link string
+		if err == nil && !prev.IsNull() {
+			l, err := prev.AsLink()
+			if err != nil {
+				t.Fatal(err)
+			}
+			link = l.String()
+		}
+		want := ""
+		if i > 0 {
+			want = ads[i-1]
+		}
+		if link != want {
+			t.Fatalf("ad %d links to %q, want %q: the chain is broken", i, link, want)
+		}
+	}
+}
