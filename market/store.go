@@ -634,11 +634,44 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 	})
 }
 
+// directConflict returns a rejection when nd's UUID is in use or another
+// direct deal that has not failed claims the same allocation of the same
+// client.
+func directConflict(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, nd *newDirectDeal) error {
+	var other string
+	err := q.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE uuid = ?`, nd.id.String()).Scan(&other)
+	if err == nil {
+		return rejectDirect("the deal UUID %s is already in use", nd.id)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("looking up deal %s: %w", nd.id, err)
+	}
+	err = q.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE allocation_id = ? AND client_key = ? AND kind = ? AND retry != ?
+		ORDER BY created_at LIMIT 1`, int64(nd.allocationID), nd.clientKey.String(), KindDirect, RetryFatal).Scan(&other)
+	if err == nil {
+		return rejectDirect("deal %s already claims allocation %d of client %s", other, nd.allocationID, nd.clientKey)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("looking for deals of allocation %d: %w", nd.allocationID, err)
+	}
+	return nil
+}
+
+// checkDirect runs admitDirect's checks on what is recorded (directConflict)
+// without recording anything.
+func (s *store) checkDirect(ctx context.Context, nd *newDirectDeal) error {
+	return directConflict(ctx, s.db, nd)
+}
+
 // admitDirect records a direct deal, with its staging tag when its data
 // goes to staging, in one transaction, after checking within it that its
 // UUID is new and that no other deal that has not failed claims the same
-// allocation of the same client, and that fits accepts the staging bytes
-// on top of those tagged (fits' error is returned as it is).
+// allocation of the same client (directConflict). The staging reservation
+// nd names, if any, becomes the deal's tag in the same transaction; bytes
+// beyond it must be accepted by fits on top of those held (fits' error is
+// returned as it is).
 func (s *store) admitDirect(ctx context.Context, nd *newDirectDeal, fits func(space uint64) error) error {
 	var manifest bytes.Buffer
 	if err := nd.manifest.MarshalCBOR(&manifest); err != nil {
@@ -646,42 +679,43 @@ func (s *store) admitDirect(ctx context.Context, nd *newDirectDeal, fits func(sp
 	}
 	id := nd.id.String()
 	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		var other string
-		err := tx.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE uuid = ?`, id).Scan(&other)
-		if err == nil {
-			return rejectDirect("the deal UUID %s is already in use", nd.id)
+		if err := directConflict(ctx, tx, nd); err != nil {
+			return err
 		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("looking up deal %s: %w", nd.id, err)
-		}
-		err = tx.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE allocation_id = ? AND client_key = ? AND kind = ? AND retry != ?
-			ORDER BY created_at LIMIT 1`, int64(nd.allocationID), nd.clientKey.String(), KindDirect, RetryFatal).Scan(&other)
-		if err == nil {
-			return rejectDirect("deal %s already claims allocation %d of client %s", other, nd.allocationID, nd.clientKey)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("looking for deals of allocation %d: %w", nd.allocationID, err)
-		}
-		if nd.space > 0 {
-			var used int64
-			if err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(bytes), 0) FROM market_space_tags`).Scan(&used); err != nil {
-				return fmt.Errorf("summing staging tags: %w", err)
+		// A reservation made for this deal becomes its tag: it is
+		// deleted here and the tag inserted below, in this transaction.
+		var reserved uint64
+		if nd.reservation != "" {
+			var n int64
+			err := tx.QueryRowContext(ctx, `DELETE FROM market_staging_reservations WHERE id = ? RETURNING bytes`, nd.reservation).Scan(&n)
+			if errors.Is(err, sql.ErrNoRows) {
+				return rejectDirect("the staging reservation %s is gone (released, or never made)", nd.reservation)
 			}
-			if err := fits(uint64(used)); err != nil {
+			if err != nil {
+				return fmt.Errorf("taking over staging reservation %s: %w", nd.reservation, err)
+			}
+			reserved = uint64(n)
+		}
+		if nd.space > reserved {
+			used, err := stagingUsed(ctx, tx)
+			if err != nil {
+				return err
+			}
+			if err := fits(used); err != nil { // the reservation is gone from used
 				return err
 			}
 		}
 		now := time.Now().UnixNano()
 		// signed_proposal_cid must be set and unique: a direct deal has no
 		// signed proposal, and its UUID is what names it.
-		_, err = tx.ExecContext(ctx, `INSERT INTO market_deals (uuid, kind, signed_proposal_cid, created_at, updated_at, client_peer,
+		_, err := tx.ExecContext(ctx, `INSERT INTO market_deals (uuid, kind, signed_proposal_cid, created_at, updated_at, client_peer,
 			client_key, proposal, allocation_id, piece_cid, piece_size, start_epoch, end_epoch, verified, data_root, is_offline,
-			transfer_type, transfer_params, transfer_size, staging_path, staging_owned, delete_after_add, keep_unsealed, skip_ipni,
+			transfer_type, transfer_params, transfer_size, staging_path, staging_node, staging_owned, delete_after_add, keep_unsealed, skip_ipni,
 			checkpoint, provider, price)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			id, KindDirect, id, now, now, nd.source, nd.clientKey.String(), manifest.Bytes(), int64(nd.allocationID),
 			nd.manifest.CID.String(), int64(nd.manifest.Size), int64(nd.start), int64(nd.end), nd.manifest.VerifiedAllocationKey != nil,
-			"", nd.offline, nd.transferType, nd.params, int64(nd.size), nd.staging, nd.owned, nd.deleteAfter, nd.keepUnsealed, nd.skipIPNI,
+			"", nd.offline, nd.transferType, nd.params, int64(nd.size), nd.staging, nd.stagingNode, nd.owned, nd.deleteAfter, nd.keepUnsealed, nd.skipIPNI,
 			Accepted, "", "")
 		if err != nil {
 			return fmt.Errorf("recording direct deal %s: %w", nd.id, err)
@@ -709,6 +743,77 @@ func releaseTagsTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, funds, space b
 		}
 	}
 	return nil
+}
+
+// stagingHeldSQL sums the staging bytes held: the deals' tags and the
+// reservations made for deals not yet recorded.
+const stagingHeldSQL = `(SELECT coalesce(sum(bytes), 0) FROM market_space_tags)
+	+ (SELECT coalesce(sum(bytes), 0) FROM market_staging_reservations)`
+
+// stagingUsed sums the staging bytes held (stagingHeldSQL).
+func stagingUsed(ctx context.Context, tx *sql.Tx) (uint64, error) {
+	var used int64
+	err := tx.QueryRowContext(ctx, `SELECT `+stagingHeldSQL).Scan(&used)
+	if err != nil {
+		return 0, fmt.Errorf("summing staging tags and reservations: %w", err)
+	}
+	return uint64(used), nil
+}
+
+// reserveStaging records a reservation of n staging bytes under id unless
+// one exists; fits is asked, within the transaction, whether n more bytes
+// fit beside those held (its error is returned as it is).
+func (s *store) reserveStaging(ctx context.Context, id string, n uint64, fits func(used uint64) error) error {
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		var have int64
+		err := tx.QueryRowContext(ctx, `SELECT bytes FROM market_staging_reservations WHERE id = ?`, id).Scan(&have)
+		if err == nil {
+			return nil // reserved before: the answer was lost
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		used, err := stagingUsed(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := fits(used); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO market_staging_reservations (id, bytes, created_at) VALUES (?, ?, ?)`,
+			id, int64(n), time.Now().UnixNano())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reserving %d staging bytes for %s: %w", n, id, err)
+	}
+	return nil
+}
+
+// releaseStaging drops the reservation under id, if there is one.
+func (s *store) releaseStaging(ctx context.Context, id string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM market_staging_reservations WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("releasing the staging reservation of %s: %w", id, err)
+	}
+	return nil
+}
+
+// stagingReservations lists the ids holding a reservation, oldest first.
+func (s *store) stagingReservations(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM market_staging_reservations ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing staging reservations: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("listing staging reservations: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 // releaseStaleTags drops the tags of deals that no longer need them: funds
@@ -745,14 +850,14 @@ func splitAtto(a big.Int) (nanoPart, attoPart int64, err error) {
 
 // tagsTotal sums, in one pass, the collateral and publish fees reserved
 // by all tags, the escrow that client's tags reserve, and the staging
-// bytes tagged.
+// bytes held (tags and reservations, stagingHeldSQL).
 func tagsTotal(ctx context.Context, tx *sql.Tx, client address.Address) (tagged, error) {
 	var cn, ca, fn, fa, en, ea, space int64
 	err := tx.QueryRowContext(ctx, `SELECT coalesce(sum(collateral_nano), 0), coalesce(sum(collateral_atto), 0),
 		coalesce(sum(fee_nano), 0), coalesce(sum(fee_atto), 0),
 		coalesce(sum(CASE WHEN client = ? THEN escrow_nano ELSE 0 END), 0),
 		coalesce(sum(CASE WHEN client = ? THEN escrow_atto ELSE 0 END), 0),
-		(SELECT coalesce(sum(bytes), 0) FROM market_space_tags) FROM market_funds_tags`,
+		`+stagingHeldSQL+` FROM market_funds_tags`,
 		client.String(), client.String()).Scan(&cn, &ca, &fn, &fa, &en, &ea, &space)
 	if err != nil {
 		return tagged{}, fmt.Errorf("summing funds and staging tags: %w", err)
@@ -1381,7 +1486,9 @@ func checkpointLog(cp Checkpoint) string { return "checkpoint " + cp.String() }
 // Reserved is what the provider's tags hold back for accepted deals.
 type Reserved struct {
 	// StagingCapacity is Market.StagingCapacity (0: unlimited) and
-	// StagingTagged the bytes reserved in it by deals not yet in a sector.
+	// StagingTagged the bytes reserved in it by deals not yet in a sector
+	// and by reservations for deals still being received (Market 2.0
+	// uploads).
 	StagingCapacity uint64 `json:"stagingCapacity"`
 	StagingTagged   uint64 `json:"stagingTagged"`
 	// Collateral and PublishFees are reserved for deals not yet published.
