@@ -67,7 +67,9 @@ type env struct {
 	apiPort       int
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv makes the repos and the config of a devnet ferryd on free ports,
+// with httpSettings (TOML lines) in its HTTP section.
+func newEnv(t *testing.T, httpSettings ...string) *env {
 	ferryd, ferry := binaries(t)
 	e := &env{t: t, ferryd: ferryd, ferry: ferry, repo: t.TempDir(), client: t.TempDir()}
 	e.chainPort = freePort(t)
@@ -81,6 +83,7 @@ DevnetListen = "127.0.0.1:%d"
 ListenAddresses = ["/ip4/127.0.0.1/tcp/%d"]
 [HTTP]
 Listen = "127.0.0.1:%d"
+%s
 [API]
 Listen = "127.0.0.1:%d"
 [Sealing]
@@ -88,7 +91,7 @@ WaitDealsDelay = "3s"
 MinerAPIListen = "127.0.0.1:0" # several ferryds on one machine
 [Market]
 PublishMsgPeriod = "2s"
-`, e.chainPort, freePort(t), e.retrievalPort, e.apiPort)
+`, e.chainPort, freePort(t), e.retrievalPort, strings.Join(httpSettings, "\n"), e.apiPort)
 	if err := os.WriteFile(filepath.Join(e.repo, "config.toml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -205,8 +208,12 @@ func TestQuickStart(t *testing.T) {
 	}
 	e.must(e.ferry, "deal-status", "--provider", miner, "--deal-uuid", deal.DealUUID, "--watch")
 
-	// The provider's view.
+	// The provider's view. ferry proposed over HTTP (Curio's mk12 route
+	// at the miner's HTTP address), so no libp2p peer is named.
 	shown := e.checkComplete(deal.DealUUID, deal.PieceCID)
+	if shown.ClientPeer != "" {
+		t.Fatalf("the deal was proposed over libp2p (peer %s), not over HTTP", shown.ClientPeer)
+	}
 
 	// The chain's view, through Lotus' API.
 	ctx := context.Background()
@@ -278,6 +285,7 @@ type proposedDeal struct {
 
 // dealView is what `ferryd deal show --json` says of a deal.
 type dealView struct {
+	ClientPeer  string
 	Checkpoint  string
 	ChainDealID uint64
 	Sector      *uint64
@@ -489,6 +497,7 @@ Miner = %q
 ListenAddresses = ["/ip4/127.0.0.1/tcp/%d"]
 [HTTP]
 Listen = "127.0.0.1:%d"
+EnableMK12 = false # ferry deal falls back to libp2p
 [API]
 Listen = "127.0.0.1:%d"
 [Sealing]
@@ -525,7 +534,9 @@ AllowPrivateAddresses = true # the client serves its data on loopback
 		t.Fatalf("reading ferry deal --json output %q: %v", out, err)
 	}
 	e.must(e.ferry, "deal-status", "--provider", miner, "--deal-uuid", deal.DealUUID, "--watch")
-	e.checkComplete(deal.DealUUID, deal.PieceCID)
+	if shown := e.checkComplete(deal.DealUUID, deal.PieceCID); shown.ClientPeer == "" {
+		t.Fatal("with mk12 over HTTP off, the deal did not come over libp2p")
+	}
 	if n := e.chainDealsWithPiece(deal.PieceCID); n != 1 {
 		t.Fatalf("%d deals on chain carry piece %s, want 1", n, deal.PieceCID)
 	}

@@ -25,10 +25,11 @@
 // and this provider (the provider is this miner, the piece fits a sector,
 // the start epoch leaves SealEpochs to seal, the allocation is the client's
 // for this miner, piece and size, its terms hold the duration and it does
-// not expire before the start), each refusal with Curio's code and reason,
-// as text "Reason: <why>". The data's staging space is reserved through
-// Staging (429 when full) before the deal is recorded; a deal sent again
-// unchanged is accepted again, another under the same identifier refused.
+// not expire before the start) and by the market (MK20Market.Check), each
+// refusal with Curio's code and reason, as text "Reason: <why>". The
+// data's staging space is reserved through Staging (429 when full) before
+// the deal is recorded; a deal sent again unchanged is accepted again
+// (unless it failed), another under the same identifier refused.
 //
 // Deals and uploads are rows of mk20_deals, mk20_uploads and
 // mk20_upload_chunks (migration 0060). A deal with an http or offline
@@ -44,4 +45,18 @@
 // hands the deal and the file to the market, a mismatch fails the deal.
 // Until then the deal is uploading or processing; afterwards its status is
 // the market's (MK20Market.State).
+//
+// # Hand-off
+//
+// MK20Market.Start takes the deal, the staged file and the deal's staging
+// reservation over in one step (the market's transaction: see package
+// market, "Staging taken over from a front end"), so the reservation is
+// the deal's staging tag from the proposal to the sector. A refusal fails
+// the deal, removing its file and releasing its reservation; a failure of
+// the provider's leaves the deal as it is and the hand-off is tried again
+// every RetryInterval (and at Start). Start, before the routes serve,
+// releases the reservations and removes the files of deals that will never
+// be handed over (never recorded, failed); every RetryInterval it also
+// fails uploads that have not finished when their start epoch no longer
+// leaves SealEpochs to seal.
 package httpdeal

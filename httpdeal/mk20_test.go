@@ -32,11 +32,20 @@ import (
 )
 
 type fakeChain struct {
+	mu     sync.Mutex
 	head   abi.ChainEpoch
-	allocs map[verifreg.AllocationId]*verifreg.Allocation
+	allocs map[chain.AllocationID]*chain.Allocation
+}
+
+func (c *fakeChain) setHead(h abi.ChainEpoch) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.head = h
 }
 
 func (c *fakeChain) ChainHead(context.Context) (*chain.TipSet, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	mh, _ := multihash.Sum([]byte("block"), multihash.BLAKE2B_MIN+31, -1)
 	return chain.NewTipSet([]*chain.BlockHeader{{Height: c.head}}, []cid.Cid{cid.NewCidV1(cid.DagCBOR, mh)})
 }
@@ -48,7 +57,7 @@ func (c *fakeChain) StateLookupID(_ context.Context, a address.Address, _ chain.
 	return address.Undef, errors.New("actor not found")
 }
 
-func (c *fakeChain) StateGetAllocation(_ context.Context, _ address.Address, id verifreg.AllocationId, _ chain.TipSetKey) (*verifreg.Allocation, error) {
+func (c *fakeChain) StateGetAllocation(_ context.Context, _ address.Address, id chain.AllocationID, _ chain.TipSetKey) (*chain.Allocation, error) {
 	return c.allocs[id], nil
 }
 
@@ -82,6 +91,16 @@ func (s *fakeStaging) Release(_ context.Context, id string) error {
 	return nil
 }
 
+func (s *fakeStaging) Reservations(context.Context) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for id := range s.tags {
+		out = append(out, id)
+	}
+	return out, nil
+}
+
 func (s *fakeStaging) has(id ulid.ULID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -99,9 +118,31 @@ type fakeMarket struct {
 	mu      sync.Mutex
 	started map[ulid.ULID]started
 	ch      chan ulid.ULID
+	// check and start, when set, are the answers of Check and Start.
+	check, start error
 }
 
+func (m *fakeMarket) answer(check bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if check {
+		return m.check
+	}
+	return m.start
+}
+
+func (m *fakeMarket) set(check, start error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.check, m.start = check, start
+}
+
+func (m *fakeMarket) Check(context.Context, *mk20.Deal) error { return m.answer(true) }
+
 func (m *fakeMarket) Start(_ context.Context, d *mk20.Deal, path string) error {
+	if err := m.answer(false); err != nil {
+		return err
+	}
 	var data []byte
 	if path != "" {
 		var err error
@@ -155,7 +196,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { sqldb.Close() })
 	e := &env{t: t, dir: dir, db: sqldb, now: time.Date(2025, 7, 15, 17, 0, 0, 0, time.UTC),
-		chain:   &fakeChain{head: 100, allocs: map[verifreg.AllocationId]*verifreg.Allocation{}},
+		chain:   &fakeChain{head: 100, allocs: map[chain.AllocationID]*chain.Allocation{}},
 		staging: &fakeStaging{capacity: 1 << 30, tags: map[string]uint64{}},
 		market:  &fakeMarket{started: map[ulid.ULID]started{}, ch: make(chan ulid.ULID, 100)},
 	}
@@ -547,8 +588,8 @@ func TestMK20Refusals(t *testing.T) {
 	bigPC := pieceCIDv2(t, big)
 	alloc := verifreg.AllocationId(5)
 	cid1, _, _, _ := piece.V2ToV1(bigPC)
-	e.chain.allocs[alloc] = &verifreg.Allocation{Provider: 1001, Data: cid1, Size: 2 << 20, TermMin: 518400, TermMax: 600000, Expiration: 5000}
-	e.chain.allocs[6] = &verifreg.Allocation{Provider: 2000, Data: cid1, Size: 2 << 20, TermMin: 518400, TermMax: 600000, Expiration: 5000}
+	e.chain.allocs[chain.AllocationID(alloc)] = &chain.Allocation{Provider: 1001, Data: cid1, Size: 2 << 20, TermMin: 518400, TermMax: 600000, Expiration: 5000}
+	e.chain.allocs[6] = &chain.Allocation{Provider: 2000, Data: cid1, Size: 2 << 20, TermMin: 518400, TermMax: 600000, Expiration: 5000}
 	for _, tc := range []struct {
 		name string
 		mod  func(*mk20.Deal)

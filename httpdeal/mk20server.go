@@ -11,13 +11,13 @@ import (
 	"log"
 	"net/http"
 	"path/filepath"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/abi"
-	"github.com/filecoin-project/go-state-types/builtin/v9/verifreg"
+	"github.com/google/uuid"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferry-fil/ferry/chain"
@@ -38,6 +38,8 @@ const (
 	// DefaultMaxParallelUploads bounds the chunk and serial uploads
 	// running at once.
 	DefaultMaxParallelUploads = 16
+	// DefaultRetryInterval is how often failed hand-offs are retried.
+	DefaultRetryInterval = time.Minute
 )
 
 // minAllocationSize is the verified registry's smallest allocation
@@ -55,36 +57,47 @@ const contentTypeBytes = "application/octet-stream"
 var ErrStagingFull = errors.New("staging area full")
 
 // MK20Chain is what the mk20 routes read from the chain, with Lotus'
-// names; chain.Node has them once it has the verified registry's reads.
+// names; chain.Node has them.
 type MK20Chain interface {
 	ChainHead(ctx context.Context) (*chain.TipSet, error)
 	StateLookupID(ctx context.Context, addr address.Address, tsk chain.TipSetKey) (address.Address, error)
 	// StateGetAllocation returns the client's allocation id, nil when
 	// there is none.
-	StateGetAllocation(ctx context.Context, client address.Address, id verifreg.AllocationId, tsk chain.TipSetKey) (*verifreg.Allocation, error)
+	StateGetAllocation(ctx context.Context, client address.Address, id chain.AllocationID, tsk chain.TipSetKey) (*chain.Allocation, error)
 }
 
 // Staging admits deal data into the staging area: the same budget (the
 // market's staging tags) every deal draws from.
 type Staging interface {
-	// Reserve tags n bytes of staging for the deal named id, failing with
-	// ErrStagingFull when they do not fit. Reserving again for the same id
-	// changes nothing.
+	// Reserve reserves n bytes of staging for the deal named id, failing
+	// with ErrStagingFull when they do not fit. Reserving again for the
+	// same id changes nothing. The market takes the reservation over when
+	// it takes the deal (MK20Market.Start).
 	Reserve(ctx context.Context, id string, n uint64) error
-	// Release drops the deal's tag.
+	// Release drops the deal's reservation; one that is gone is no error.
 	Release(ctx context.Context, id string) error
+	// Reservations lists the ids of the reservations made through Reserve
+	// and still held, for Start to release those of deals that died
+	// before their hand-off.
+	Reservations(ctx context.Context) ([]string, error)
 }
 
 // MK20Market takes mk20 deals once their data is on its way and reports
-// how far they got.
+// how far they got. An error of Check or Start that is (or wraps) an
+// *mk20.Rejection refuses the deal with its code and reason; any other
+// error is the provider's and the hand-off is tried again later.
 type MK20Market interface {
+	// Check makes the market's checks of a deal that was just proposed,
+	// before its data is received, and takes nothing.
+	Check(ctx context.Context, d *mk20.Deal) error
 	// Start hands a deal over. For an upload, path is the staged payload,
 	// its CommP checked against the deal's piece CID; the market then owns
-	// the file and the deal's staging tag. For an http source path is ""
-	// and the market downloads the data into its own staging; for offline
-	// deals it waits for the operator. Start is called again for the same
-	// deal after a crash between Start and recording it: it must do
-	// nothing the second time.
+	// the file and takes the deal's staging reservation over as its own
+	// (Staging), in one step. For an http source path is "" and the
+	// market downloads the data into its own staging, taking the
+	// reservation over likewise; for offline deals it waits for the
+	// operator. Start is called again for the same deal after a crash
+	// between Start and recording it: it must do nothing the second time.
 	Start(ctx context.Context, d *mk20.Deal, path string) error
 	// State returns where a handed-over deal is and, when it failed, why.
 	State(ctx context.Context, id ulid.ULID) (mk20.State, string, error)
@@ -112,6 +125,20 @@ type MK20Config struct {
 	// each route and of the chunk route; 0 means DefaultRateLimit and
 	// DefaultChunkRateLimit.
 	RateLimit, ChunkRateLimit int
+	// NodeID names this node when several share the database (a
+	// cluster): an upload is received by one node, the one it started
+	// on, whose staging directory holds its file; its chunks and finalize
+	// sent to another node are answered 421 Misdirected Request, and only
+	// its node hands it over. "" on a single node.
+	NodeID string
+	// Sources are the data sources taken (GET /sources lists them; a deal
+	// with another gets ErrUnsupportedDataSource); nil takes every source
+	// mk20.SupportedSources names.
+	Sources []mk20.SourceName
+	// RetryInterval is how often hand-offs that failed on the provider's
+	// side are tried again and uploads that can no longer meet their
+	// start epoch are failed; 0 means DefaultRetryInterval.
+	RetryInterval time.Duration
 	// Now is the clock of CurioAuth and the rate limits; nil is time.Now.
 	Now func() time.Time
 	// Logf receives operational lines; nil uses the standard logger.
@@ -180,6 +207,17 @@ func NewMK20(cfg MK20Config, d MK20Deps) (*MK20, error) {
 	if cfg.ChunkRateLimit <= 0 {
 		cfg.ChunkRateLimit = DefaultChunkRateLimit
 	}
+	if cfg.RetryInterval <= 0 {
+		cfg.RetryInterval = DefaultRetryInterval
+	}
+	if cfg.Sources == nil {
+		cfg.Sources = mk20.SupportedSources()
+	}
+	for _, src := range cfg.Sources {
+		if !slices.Contains(mk20.SupportedSources(), src) {
+			return nil, fmt.Errorf("httpdeal: source %q is not one Ferry takes (%v)", src, mk20.SupportedSources())
+		}
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -217,10 +255,32 @@ func NewMK20(cfg MK20Config, d MK20Deps) (*MK20, error) {
 // ServeHTTP serves the routes.
 func (m *MK20) ServeHTTP(w http.ResponseWriter, r *http.Request) { m.mux.ServeHTTP(w, r) }
 
-// Start resumes what a restart interrupted: deals accepted but not yet
-// handed to the market are handed over, and finalized uploads whose CommP
-// was not yet checked are checked.
+// Start resumes what a restart interrupted, before the routes serve:
+// staging reservations of deals that died before their hand-off (never
+// recorded, or failed) are released with their files, deals accepted but
+// not yet handed to the market are handed over, and finalized uploads
+// whose CommP was not yet checked are checked. Then, until Close, it tries
+// failed hand-offs again every RetryInterval and fails uploads that can no
+// longer be sealed by their start epoch.
 func (m *MK20) Start(ctx context.Context) error {
+	if err := m.sweepStaging(ctx); err != nil {
+		return err
+	}
+	if err := m.resume(ctx); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.ctx.Err() != nil {
+		return nil
+	}
+	m.wg.Add(1)
+	go m.retryLoop()
+	return nil
+}
+
+// resume hands the pending deals over (an upload's after its CommP check).
+func (m *MK20) resume(ctx context.Context) error {
 	ids, err := m.store.pending(ctx)
 	if err != nil {
 		return err
@@ -236,7 +296,88 @@ func (m *MK20) Start(ctx context.Context) error {
 			}
 			continue
 		}
+		if up, err := m.store.upload(ctx, id); err != nil || !m.here(up) {
+			continue // another node's file, which that node hands over
+		}
 		m.verifyLater(id)
+	}
+	return nil
+}
+
+// retryLoop runs resume and expireUploads every RetryInterval until Close.
+func (m *MK20) retryLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(m.cfg.RetryInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := m.resume(m.ctx); err != nil && m.ctx.Err() == nil {
+			m.cfg.Logf("httpdeal: retrying hand-offs: %v", err)
+		}
+		if err := m.expireUploads(m.ctx); err != nil && m.ctx.Err() == nil {
+			m.cfg.Logf("httpdeal: expiring uploads: %v", err)
+		}
+	}
+}
+
+// expireUploads fails the deals still waiting for their upload whose start
+// epoch no longer leaves SealEpochs to seal: they hold staging space
+// nothing can use.
+func (m *MK20) expireUploads(ctx context.Context) error {
+	ids, err := m.store.uploading(ctx)
+	if err != nil || len(ids) == 0 {
+		return err
+	}
+	head, err := m.d.Chain.ChainHead(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the chain head: %w", err)
+	}
+	for _, id := range ids {
+		d, err := m.store.deal(ctx, id)
+		if err != nil {
+			return err
+		}
+		s := d.Deal.Products.DDOV1.StartEpoch
+		if s == nil || *s >= head.Height()+m.cfg.SealEpochs {
+			continue
+		}
+		why := fmt.Sprintf("the upload did not finish in time to seal the piece by its start epoch %d (chain head %d)", *s, head.Height())
+		if rej := m.fail(ctx, id, why); rej != nil {
+			return rej
+		}
+		m.cfg.Logf("httpdeal: mk20 deal %s failed: %s", id, why)
+	}
+	return nil
+}
+
+// sweepStaging releases the reservations (and removes the staging files)
+// of deals that will never be handed over: never recorded (a crash between
+// the reservation and the deal's row), or failed (a crash during fail).
+// Those of handed-over deals, which the market did not take, go too.
+func (m *MK20) sweepStaging(ctx context.Context) error {
+	res, err := m.d.Staging.Reservations(ctx)
+	if err != nil {
+		return fmt.Errorf("httpdeal: listing staging reservations: %w", err)
+	}
+	for _, s := range res {
+		id, err := ulid.ParseStrict(s)
+		if err == nil {
+			d, derr := m.store.deal(ctx, id)
+			switch {
+			case derr == nil && d.State != mk20.StateFailed && !d.HandedOff:
+				continue // a live deal's
+			case derr != nil && !errors.Is(derr, errNotFound):
+				return derr
+			}
+		}
+		if err := m.dropStaging(ctx, s); err != nil {
+			return err
+		}
+		m.cfg.Logf("httpdeal: released the staging reservation of %s, whose deal is no longer waiting for its data", s)
 	}
 	return nil
 }
@@ -379,21 +520,31 @@ func (m *MK20) accept(ctx context.Context, d *mk20.Deal, signer address.Address,
 	if rej != nil {
 		return rej
 	}
+	if src := d.Data.Source(); !slices.Contains(m.cfg.Sources, src) {
+		return mk20.Reject(mk20.ErrUnsupportedDataSource, "data source %s is not enabled on this provider", src)
+	}
 	row := &dealRow{ID: d.Identifier, Client: d.Client, Deal: d, Source: d.Data.Source(), Piece: pi, State: mk20.StateAccepted}
 	if row.Source == mk20.SourcePut {
 		row.State = mk20.StateUploading
 	}
 	if prev, err := m.store.deal(ctx, d.Identifier); err == nil {
 		// The same deal sent again (an answer lost, say) is accepted
-		// again; anything else under a taken identifier is refused.
+		// again, unless it failed since; anything else under a taken
+		// identifier is refused.
 		same, _ := json.Marshal(prev.Deal)
 		again, _ := json.Marshal(d)
-		if prev.Client == d.Client && bytes.Equal(same, again) {
-			return nil
+		switch {
+		case prev.Client != d.Client || !bytes.Equal(same, again):
+			return mk20.Reject(mk20.ErrBadProposal, "deal identifier %s is already used", d.Identifier)
+		case prev.State == mk20.StateFailed:
+			return mk20.Reject(mk20.ErrBadProposal, "deal %s failed: %s", d.Identifier, prev.Error)
 		}
-		return mk20.Reject(mk20.ErrBadProposal, "deal identifier %s is already used", d.Identifier)
+		return nil
 	} else if !errors.Is(err, errNotFound) {
 		return m.internal("reading deal", err)
+	}
+	if err := m.d.Market.Check(ctx, d); err != nil {
+		return m.rejection("checking the deal with the market", err)
 	}
 	if row.Source != mk20.SourceOffline {
 		if err := m.d.Staging.Reserve(ctx, d.Identifier.String(), pi.RawSize); err != nil {
@@ -417,16 +568,39 @@ func (m *MK20) accept(ctx context.Context, d *mk20.Deal, signer address.Address,
 	}
 	if row.Source != mk20.SourcePut {
 		if err := m.handOff(ctx, row, ""); err != nil {
-			// Start retries the hand-off; the deal stands.
-			m.cfg.Logf("httpdeal: handing mk20 deal %s to the market (retried at start): %v", d.Identifier, err)
+			var rej *mk20.Rejection
+			if errors.As(err, &rej) {
+				return rej // the deal failed
+			}
+			// Tried again later; the deal stands.
+			m.cfg.Logf("httpdeal: handing mk20 deal %s to the market (tried again later): %v", d.Identifier, err)
 		}
 	}
 	return nil
 }
 
-// handOff gives the deal to the market and records it.
+// rejection is the answer for an error of the market: its rejection, or
+// the internal error.
+func (m *MK20) rejection(what string, err error) *mk20.Rejection {
+	var rej *mk20.Rejection
+	if errors.As(err, &rej) {
+		return rej
+	}
+	return m.internal(what, err)
+}
+
+// handOff gives the deal to the market and records it. A deal the market
+// refuses fails, and its rejection is returned.
 func (m *MK20) handOff(ctx context.Context, d *dealRow, path string) error {
-	if err := m.d.Market.Start(ctx, d.Deal, path); err != nil {
+	err := m.d.Market.Start(ctx, d.Deal, path)
+	var rej *mk20.Rejection
+	if errors.As(err, &rej) {
+		if frej := m.fail(ctx, d.ID, rej.Reason); frej != nil {
+			return fmt.Errorf("failing deal %s the market refused (%s): %s", d.ID, rej.Reason, frej.Reason)
+		}
+		return rej
+	}
+	if err != nil {
 		return err
 	}
 	return m.store.setHandedOff(ctx, d.ID)
@@ -482,7 +656,7 @@ func (m *MK20) checkDDO(ctx context.Context, d *mk20.Deal) (mk20.PieceInfo, *mk2
 	if err != nil {
 		return pi, mk20.Reject(mk20.ErrBadProposal, "Client address is not valid")
 	}
-	alloc, err := m.d.Chain.StateGetAllocation(ctx, client, *ddo.AllocationID, chain.EmptyTSK)
+	alloc, err := m.d.Chain.StateGetAllocation(ctx, client, chain.AllocationID(*ddo.AllocationID), chain.EmptyTSK)
 	if err != nil {
 		return pi, m.internal("reading allocation", err)
 	}
@@ -540,7 +714,7 @@ func (m *MK20) products(w http.ResponseWriter, _ *http.Request, _ address.Addres
 }
 
 func (m *MK20) sources(w http.ResponseWriter, _ *http.Request, _ address.Address) {
-	m.writeJSON(w, mk20.SourceList{Sources: mk20.SupportedSources()})
+	m.writeJSON(w, mk20.SourceList{Sources: m.cfg.Sources})
 }
 
 func (m *MK20) contracts(w http.ResponseWriter, _ *http.Request, _ address.Address) {
@@ -633,6 +807,13 @@ func (m *MK20) uploadDeal(ctx context.Context, w http.ResponseWriter, id ulid.UL
 	return d, true
 }
 
+// stagingPath is where an upload's bytes go: named by the deal's UUID
+// (DealUUID), as the market names the staging files of its deals, so
+// that once the market has the deal the file is one of them.
 func (m *MK20) stagingPath(id ulid.ULID) string {
-	return filepath.Join(m.cfg.StagingDir, "mk20-"+strings.ToLower(id.String())+".data")
+	return filepath.Join(m.cfg.StagingDir, DealUUID(id).String()+".upload")
 }
+
+// DealUUID is the UUID of an mk20 deal: its ULID's 16 bytes. The market
+// knows the deal by it once the deal is handed over.
+func DealUUID(id ulid.ULID) uuid.UUID { return uuid.UUID(id) }

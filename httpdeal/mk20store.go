@@ -40,6 +40,7 @@ type uploadRow struct {
 	Path      string
 	CommP     string
 	Finalized bool
+	Node      string // the cluster node receiving it ("" on a single node)
 }
 
 var errNotFound = errors.New("not found")
@@ -136,22 +137,32 @@ func (s *mk20Store) setHandedOff(ctx context.Context, id ulid.ULID) error {
 // not an upload, or whose upload is finalized, are to be handed off again
 // after a restart.
 func (s *mk20Store) pending(ctx context.Context) ([]ulid.ULID, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT d.id FROM mk20_deals d LEFT JOIN mk20_uploads u ON u.id = d.id
+	return s.ids(ctx, `SELECT d.id FROM mk20_deals d LEFT JOIN mk20_uploads u ON u.id = d.id
 		WHERE d.handed_off = ? AND d.state <> ? AND (d.source <> ? OR u.finalized = ?) ORDER BY d.id`,
 		false, string(mk20.StateFailed), string(mk20.SourcePut), true)
+}
+
+// uploading lists the deals whose upload is not finalized.
+func (s *mk20Store) uploading(ctx context.Context) ([]ulid.ULID, error) {
+	return s.ids(ctx, `SELECT id FROM mk20_deals WHERE state = ? AND handed_off = ? ORDER BY id`, string(mk20.StateUploading), false)
+}
+
+// ids runs a query of deal IDs.
+func (s *mk20Store) ids(ctx context.Context, query string, args ...any) ([]ulid.ULID, error) {
+	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("listing pending mk20 deals: %w", err)
+		return nil, fmt.Errorf("listing mk20 deals: %w", err)
 	}
 	defer rows.Close()
 	var out []ulid.ULID
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
-			return nil, fmt.Errorf("listing pending mk20 deals: %w", err)
+			return nil, fmt.Errorf("listing mk20 deals: %w", err)
 		}
 		id, err := ulid.ParseStrict(s)
 		if err != nil {
-			return nil, fmt.Errorf("listing pending mk20 deals: %w", err)
+			return nil, fmt.Errorf("listing mk20 deals: %w", err)
 		}
 		out = append(out, id)
 	}
@@ -161,8 +172,8 @@ func (s *mk20Store) pending(ctx context.Context) ([]ulid.ULID, error) {
 // upload reads a deal's upload; errNotFound when none was started.
 func (s *mk20Store) upload(ctx context.Context, id ulid.ULID) (*uploadRow, error) {
 	var u uploadRow
-	err := s.db.QueryRowContext(ctx, `SELECT chunked, chunk_size, path, commp, finalized FROM mk20_uploads WHERE id = ?`, id.String()).
-		Scan(&u.Chunked, &u.ChunkSize, &u.Path, &u.CommP, &u.Finalized)
+	err := s.db.QueryRowContext(ctx, `SELECT chunked, chunk_size, path, commp, finalized, node FROM mk20_uploads WHERE id = ?`, id.String()).
+		Scan(&u.Chunked, &u.ChunkSize, &u.Path, &u.CommP, &u.Finalized, &u.Node)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, errNotFound
 	}
@@ -177,8 +188,8 @@ func (s *mk20Store) upload(ctx context.Context, id ulid.ULID) (*uploadRow, error
 func (s *mk20Store) startUpload(ctx context.Context, id ulid.ULID, u *uploadRow, rawSize uint64) (bool, error) {
 	started := true
 	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `INSERT INTO mk20_uploads (id, chunked, chunk_size, path, finalized) VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-			id.String(), u.Chunked, u.ChunkSize, u.Path, false)
+		res, err := tx.ExecContext(ctx, `INSERT INTO mk20_uploads (id, chunked, chunk_size, path, finalized, node) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+			id.String(), u.Chunked, u.ChunkSize, u.Path, false, u.Node)
 		if err != nil {
 			return err
 		}

@@ -67,6 +67,16 @@ func (m *MK20) dropHasher(id ulid.ULID) {
 	delete(m.hashers, id)
 }
 
+// here reports whether an upload is this node's: its file is in this
+// node's staging directory.
+func (m *MK20) here(up *uploadRow) bool { return up.Node == "" || up.Node == m.cfg.NodeID }
+
+// misdirected answers 421 to a request for an upload another node of the
+// cluster receives.
+func misdirected(w http.ResponseWriter, up *uploadRow) {
+	http.Error(w, fmt.Sprintf("this upload is received by node %s of the provider: send it there", up.Node), http.StatusMisdirectedRequest)
+}
+
 // slot takes an upload slot, answering 429 itself when there is none.
 func (m *MK20) slot(w http.ResponseWriter) (release func(), ok bool) {
 	select {
@@ -131,7 +141,7 @@ func (m *MK20) uploadStart(w http.ResponseWriter, r *http.Request, _ address.Add
 		http.Error(w, fmt.Sprintf("raw size %d is not the deal's %d", su.RawSize, d.Piece.RawSize), http.StatusBadRequest)
 		return
 	}
-	up := &uploadRow{Chunked: true, ChunkSize: cs, Path: m.stagingPath(id)}
+	up := &uploadRow{Chunked: true, ChunkSize: cs, Path: m.stagingPath(id), Node: m.cfg.NodeID}
 	if err := createStaging(up.Path); err != nil {
 		m.internal("creating the staging file", err)
 		w.WriteHeader(http.StatusInternalServerError)
@@ -253,6 +263,10 @@ func (m *MK20) uploadChunk(w http.ResponseWriter, r *http.Request, _ address.Add
 	if err != nil {
 		m.internal("reading upload", err)
 		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	if !m.here(up) {
+		misdirected(w, up)
 		return
 	}
 	size, complete, err := m.store.chunk(ctx, id, n)
@@ -395,6 +409,10 @@ func (m *MK20) finalizeUpload(w http.ResponseWriter, r *http.Request, signer add
 		reason(w, nil) // finalized before: the answer was lost
 		return
 	}
+	if !m.here(up) {
+		misdirected(w, up)
+		return
+	}
 	if chunked {
 		_, missing, err := m.store.chunks(ctx, id)
 		if err != nil {
@@ -495,25 +513,41 @@ func (m *MK20) finish(ctx context.Context, id ulid.ULID) *mk20.Rejection {
 		return mk20.Reject(mk20.ErrBadProposal, "%s", why)
 	}
 	if err := m.handOff(ctx, d, up.Path); err != nil {
-		// Start hands it over again.
-		return m.internal("handing the deal to the market", err)
+		var rej *mk20.Rejection
+		if errors.As(err, &rej) {
+			return rej // refused: the deal failed
+		}
+		// The upload is complete and checked; the deal stays processing
+		// until the hand-off, tried again later, succeeds.
+		m.cfg.Logf("httpdeal: handing mk20 deal %s to the market (tried again later): %v", id, err)
 	}
 	return nil
 }
 
-// fail fails a deal still httpdeal's: its staging file and tag go.
+// fail fails a deal still httpdeal's: its staging file and reservation
+// go (after the state is recorded: a crash in between leaves them to
+// Start's sweep).
 func (m *MK20) fail(ctx context.Context, id ulid.ULID, why string) *mk20.Rejection {
 	m.dropHasher(id)
 	if err := m.store.setState(ctx, id, mk20.StateFailed, why); err != nil {
 		return m.internal("failing deal", err)
 	}
-	if up, err := m.store.upload(ctx, id); err == nil {
-		if err := os.Remove(up.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			m.cfg.Logf("httpdeal: removing the staging file of deal %s: %v", id, err)
+	if err := m.dropStaging(ctx, id.String()); err != nil {
+		m.cfg.Logf("httpdeal: %v", err)
+	}
+	return nil
+}
+
+// dropStaging removes the staging file of the deal named id, if any, and
+// then releases its reservation.
+func (m *MK20) dropStaging(ctx context.Context, id string) error {
+	if u, err := ulid.ParseStrict(id); err == nil {
+		if err := os.Remove(m.stagingPath(u)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing the staging file of deal %s: %w", id, err)
 		}
 	}
-	if err := m.d.Staging.Release(ctx, id.String()); err != nil {
-		m.cfg.Logf("httpdeal: releasing the staging of deal %s: %v", id, err)
+	if err := m.d.Staging.Release(ctx, id); err != nil {
+		return fmt.Errorf("releasing the staging reservation of deal %s: %w", id, err)
 	}
 	return nil
 }
@@ -539,10 +573,14 @@ func (m *MK20) serialUpload(w http.ResponseWriter, r *http.Request, _ address.Ad
 		http.Error(w, "deal not found", http.StatusNotFound)
 		return
 	}
-	up := &uploadRow{Path: m.stagingPath(id)}
+	up := &uploadRow{Path: m.stagingPath(id), Node: m.cfg.NodeID}
 	if prev, err := m.store.upload(ctx, id); err == nil {
 		if prev.Chunked || prev.CommP != "" {
 			http.Error(w, "deal not found", http.StatusNotFound)
+			return
+		}
+		if !m.here(prev) {
+			misdirected(w, prev)
 			return
 		}
 	} else if !errors.Is(err, errNotFound) {

@@ -21,6 +21,7 @@ import (
 	"github.com/filecoin-project/go-jsonrpc/auth"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin/v13/miner"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/filecoin-project/go-state-types/network"
 	"github.com/google/uuid"
@@ -331,6 +332,41 @@ func TestLotusClientToFerryServer(t *testing.T) {
 	}
 }
 
+// TestLotusClientDirectPiece: Lotus' client hands a direct piece (its
+// PieceActivationManifest in PieceDealInfo, no deal) to ferryd's miner
+// API; ferryd's sealing places it, and SectorsStatus lists the manifest
+// as Lotus' types read it, which is what the market's Sealer matches a
+// direct piece by.
+func TestLotusClientDirectPiece(t *testing.T) {
+	ctx := context.Background()
+	fs := startFerryServer(t)
+	lc := dialLotus(t, fs.addr, fs.admin)
+	p := makePiece(t, 3, 100000, 128<<10)
+	info := lpiece.PieceDealInfo{
+		DealSchedule:            lpiece.DealSchedule{StartEpoch: 10000, EndEpoch: 10000 + 518400},
+		PieceActivationManifest: &miner.PieceActivationManifest{CID: p.cid, Size: p.size.Padded()},
+	}
+	if err := info.Valid(network.Version23); err != nil {
+		t.Fatalf("Lotus refuses the piece info: %v", err)
+	}
+	off, err := lc.SectorAddPieceToAny(ctx, p.size, bytes.NewReader(p.full()), info)
+	if err != nil || off != (sectorOffset{1, 0}) {
+		t.Fatalf("SectorAddPieceToAny = %+v, %v", off, err)
+	}
+	// Again: the same piece, placed once.
+	if off, err := lc.SectorAddPieceToAny(ctx, p.size, bytes.NewReader(p.full()), info); err != nil || off != (sectorOffset{1, 0}) {
+		t.Fatalf("SectorAddPieceToAny again = %+v, %v", off, err)
+	}
+	si, err := lc.SectorsStatus(ctx, 1, false)
+	if err != nil {
+		t.Fatalf("SectorsStatus (Lotus' types): %v", err)
+	}
+	if len(si.Pieces) != 1 || si.Pieces[0].DealInfo == nil || si.Pieces[0].DealInfo.PieceActivationManifest == nil ||
+		!si.Pieces[0].DealInfo.PieceActivationManifest.CID.Equals(p.cid) || si.Pieces[0].DealInfo.DealSchedule != info.DealSchedule {
+		t.Fatalf("SectorsStatus pieces = %+v", si.Pieces)
+	}
+}
+
 // TestLotusClientOverWebsocket: the same hand-off over a websocket.
 func TestLotusClientOverWebsocket(t *testing.T) {
 	ctx := context.Background()
@@ -596,11 +632,15 @@ func (failReader) Read([]byte) (int, error) {
 	return 0, errors.New("the piece was read: handed over twice")
 }
 
-// noChain knows no active deal.
+// noChain knows no active deal and no claim.
 type noChain struct{}
 
 func (noChain) StateMarketStorageDeal(context.Context, abi.DealID, chain.TipSetKey) (*chain.MarketDeal, error) {
 	return &chain.MarketDeal{State: chain.MarketDealState{SectorStartEpoch: -1, LastUpdatedEpoch: -1, SlashEpoch: -1}}, nil
+}
+
+func (noChain) StateGetClaim(context.Context, address.Address, chain.ClaimID, chain.TipSetKey) (*chain.Claim, error) {
+	return nil, nil
 }
 
 func sealingDeal(d lpiece.PieceDealInfo) sealing.Deal {

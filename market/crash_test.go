@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
+
+	"github.com/ferry-fil/ferry/piece"
 )
 
 const (
@@ -42,25 +44,44 @@ func TestCrashChild(t *testing.T) {
 			select {} // the signal arrives
 		}
 	}
+	kind := os.Getenv(crashKindEnv)
+	staged := kind == crashStaged
+	direct := DealKind(kind) == KindDirect || staged
+	var path string
+	var pc cid.Cid
+	if direct {
+		// The fake chain forgets its allocations with the process. The
+		// file is written again before the provider starts, not while a
+		// resumed deal reads it.
+		path, pc, _ = h.directPiece(42, "crash.car", 1500, 42)
+	}
 	h.start()
 	ctx := context.Background()
 	deals, err := h.p.Deals(ctx, DealFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	direct := DealKind(os.Getenv(crashKindEnv)) == KindDirect
-	var path string
-	var pc cid.Cid
-	if direct {
-		// The fake chain forgets its allocations with the process.
-		path, pc, _ = h.directPiece(42, "crash.car", 1500, 42)
-	}
 	if len(deals) == 0 {
-		if direct {
+		switch {
+		case staged:
+			// A front end's upload: reserved, received into staging,
+			// handed over with its reservation.
+			v2, err := piece.V1ToV2(pc, 1500, 2048)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := h.p.ReserveStaging(ctx, "crash-upload", 1500); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.p.ImportDirect(ctx, DirectDeal{Client: h.clientID, AllocationID: 42, PieceCID: v2,
+				Data: DirectData{Staged: h.stageFile(path)}, Reservation: "crash-upload"}); err != nil {
+				t.Fatal(err)
+			}
+		case direct:
 			if _, err := h.importFile(42, pc, path, nil); err != nil {
 				t.Fatal(err)
 			}
-		} else {
+		default:
 			params := h.deal("crash.car", 3000, 42, nil)
 			if r := h.p.Propose(ctx, params, "crash-test"); !r.Accepted {
 				t.Fatal(r.Message)
@@ -70,6 +91,15 @@ func TestCrashChild(t *testing.T) {
 	}
 	id := uuid.MustParse(deals[0].UUID)
 	h.waitFor(id, complete, Complete)
+	if staged {
+		// Nothing held or left behind, whatever the crash interrupted.
+		if n, held := reservations(t, h); n != 0 || held != 0 {
+			t.Fatalf("%d reservations and %d staging bytes held after the deal completed", n, held)
+		}
+		if left, _ := os.ReadDir(h.cfg.StagingDir); len(left) != 0 {
+			t.Fatalf("staging holds %d files after the deal completed", len(left))
+		}
+	}
 }
 
 // TestCrashAtEachCheckpoint kills a provider at every checkpoint and
@@ -78,7 +108,7 @@ func TestCrashChild(t *testing.T) {
 func TestCrashAtEachCheckpoint(t *testing.T) {
 	points := []string{Accepted.String(), Transferred.String(), Published.String(), "MessageRecorded", "MessagePushed", "PublishSent",
 		PublishConfirmed.String(), AddedPiece.String(), IndexedAndAnnounced.String()}
-	crashAtEach(t, KindMarket, points, 1)
+	crashAtEach(t, string(KindMarket), points, 1)
 }
 
 // TestCrashDirectAtEachCheckpoint kills a provider at every checkpoint of
@@ -86,13 +116,26 @@ func TestCrashAtEachCheckpoint(t *testing.T) {
 // publish message.
 func TestCrashDirectAtEachCheckpoint(t *testing.T) {
 	points := []string{Accepted.String(), Transferred.String(), AddedPiece.String(), IndexedAndAnnounced.String()}
-	crashAtEach(t, KindDirect, points, 0)
+	crashAtEach(t, string(KindDirect), points, 0)
+}
+
+// crashStaged is the crash child's kind for a direct deal whose data a
+// front end received into staging under a reservation.
+const crashStaged = "staged"
+
+// TestCrashStagedAtEachCheckpoint kills a provider at every checkpoint of
+// a direct deal a front end handed over with its staged file and
+// reservation: it completes with one piece write and one claim, and no
+// staging bytes or file are left.
+func TestCrashStagedAtEachCheckpoint(t *testing.T) {
+	points := []string{Accepted.String(), Transferred.String(), AddedPiece.String(), IndexedAndAnnounced.String()}
+	crashAtEach(t, crashStaged, points, 0)
 }
 
 // crashAtEach runs the crash child of a deal of kind, killed at each
 // point, then again to completion, and checks the publish messages and
 // piece writes (and claims) the deal made.
-func crashAtEach(t *testing.T, kind DealKind, points []string, publishes int) {
+func crashAtEach(t *testing.T, kind string, points []string, publishes int) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary")
 	}
@@ -102,7 +145,7 @@ func crashAtEach(t *testing.T, kind DealKind, points []string, publishes int) {
 			run := func(crashAt string) error {
 				dbtest.Source(t, dir) // the database outlives the children, and goes with t
 				cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-				cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashAtEnv+"="+crashAt, crashKindEnv+"="+string(kind))
+				cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashAtEnv+"="+crashAt, crashKindEnv+"="+kind)
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
 				done := make(chan error, 1)
@@ -159,7 +202,7 @@ func crashAtEach(t *testing.T, kind DealKind, points []string, publishes int) {
 					t.Fatalf("deal %s written %d times", id, n)
 				}
 			}
-			if kind == KindDirect && len(ss.Claims) != 1 {
+			if DealKind(kind) != KindMarket && len(ss.Claims) != 1 {
 				t.Fatalf("%d claims, want 1: %+v", len(ss.Claims), ss.Claims)
 			}
 		})

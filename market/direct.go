@@ -37,9 +37,14 @@ const (
 	SealRandomnessLookback = abi.ChainEpoch(900)
 )
 
-// transferFile is the transfer type of a direct deal whose data is a file
-// on this machine, read where it is.
-const transferFile = "file"
+// Transfer types of direct deals besides Boost's "http": transferFile, a
+// file on this machine read where it is (its CommP checked), and
+// transferStaged, a file in staging that a front end received and checked
+// (an mk20 upload), taken over as it is.
+const (
+	transferFile   = "file"
+	transferStaged = "staged"
+)
 
 // ErrDirectDealRejected is wrapped by ImportDirect's errors for a deal that
 // is refused as it was asked for (the allocation, the piece, the epochs,
@@ -60,9 +65,13 @@ type DirectDeal struct {
 	// piece's size and its payload's, which the data must have.
 	PieceCID cid.Cid `json:"pieceCid"`
 	// StartEpoch is when the piece must be in a proven sector; 0 is the
-	// chain head + DefaultDirectStartDelay. The deal ends StartEpoch + the
-	// allocation's TermMin.
+	// chain head + DefaultDirectStartDelay. The deal ends StartEpoch +
+	// Duration.
 	StartEpoch abi.ChainEpoch `json:"startEpoch"`
+	// Duration is how long the sector must keep the piece, from the
+	// allocation's TermMin to its TermMax; 0 is TermMin (as Boost's
+	// import-direct has it).
+	Duration abi.ChainEpoch `json:"duration,omitempty"`
 	// Data is where the piece's payload comes from.
 	Data DirectData `json:"data"`
 	// RemoveUnsealedCopy drops the unsealed copy once the sector is proven
@@ -73,19 +82,28 @@ type DirectDeal struct {
 	// Source says who asked for the deal (an operator's import-direct, an
 	// HTTP client), for the deal's log; informational.
 	Source string `json:"source"`
+	// Reservation, if set, names the staging reservation (ReserveStaging)
+	// the front end made for this deal's data: the deal takes it over as
+	// its staging tag when it is recorded, and is refused when it is gone.
+	Reservation string `json:"reservation,omitempty"`
 }
 
 // DirectData is where a direct deal's payload comes from: exactly one of a
 // file on this machine (read where it is, and removed once the piece is in
 // a sector when DeleteAfterImport is set), an HTTP download into staging
-// (the Request's URL, headers and Size), or an upload into staging, which
+// (the Request's URL, headers and Size), an upload into staging, which
 // waits at Accepted for ImportData with the deal's staging file
-// (DealInfo.DataPath) once the bytes are there.
+// (DealInfo.DataPath) once the bytes are there, or a file already in
+// staging whose CommP the front end that received it checked against the
+// piece CID v2 (Staged): the market takes it over where it is, as its own
+// staging file, and does not read it a second time before sealing
+// (which checks the commitment again while it writes the piece).
 type DirectData struct {
 	File              string            `json:"file,omitempty"`
 	DeleteAfterImport bool              `json:"deleteAfterImport,omitempty"`
 	HTTP              *transfer.Request `json:"http,omitempty"`
 	Upload            bool              `json:"upload,omitempty"`
+	Staged            string            `json:"staged,omitempty"`
 }
 
 // rejectDirect is a direct deal refused as asked.
@@ -101,12 +119,14 @@ func rejectDirect(format string, args ...any) error {
 // MaxSectorExpirationExtension − SealRandomnessLookback), the piece fits
 // the miner's sectors, the data is there and not larger than the piece, and
 // no other deal that has not failed claims the same (client, allocation).
-// The deal ends at start + TermMin. It is recorded at Accepted and runs
-// the direct pipeline: the data's CommP checked (a file read where it is,
-// a download, or an upload continued by ImportData), the piece added to a
-// sector with its PieceActivationManifest, indexed and announced, and
-// Complete once the sector is proven and the claim is on chain. Refusals
-// wrap ErrDirectDealRejected.
+// The deal ends at start + its Duration (TermMin unless given). It is
+// recorded at Accepted, with its staging tag (taking over the deal's
+// Reservation, if it names one), and runs the direct pipeline: the data's
+// CommP checked (a file read where it is, a download, or an upload
+// continued by ImportData; a Staged file was checked by whoever received
+// it), the piece added to a sector with its PieceActivationManifest,
+// indexed and announced, and Complete once the sector is proven and the
+// claim is on chain. Refusals wrap ErrDirectDealRejected.
 func (p *Provider) ImportDirect(ctx context.Context, dd DirectDeal) (*DealInfo, error) {
 	nd, err := p.validateDirect(ctx, &dd)
 	if err != nil {
@@ -125,7 +145,8 @@ func (p *Provider) ImportDirect(ctx context.Context, dd DirectDeal) (*DealInfo, 
 	}
 	p.d.Logf("market: direct deal %s accepted from %s (allocation %d of %s, piece %s)", nd.id, dd.Source, dd.AllocationID, nd.clientKey, nd.manifest.CID)
 	p.hook(nd.id, Accepted.String())
-	// Read as admitted, before its goroutine moves it on.
+	// Read before the pipeline starts, so the answer is the deal as
+	// admitted.
 	d, err := p.store.deal(ctx, nd.id)
 	p.kick(nd.id)
 	if err != nil {
@@ -133,6 +154,57 @@ func (p *Provider) ImportDirect(ctx context.Context, dd DirectDeal) (*DealInfo, 
 	}
 	info := p.info(d)
 	return &info, nil
+}
+
+// CheckDirect makes ImportDirect's checks of a deal without taking it, so
+// that a front end can refuse a deal before its client sends the data
+// (errors as ImportDirect's). A Staged source is checked as an Upload: the
+// file is not there yet.
+func (p *Provider) CheckDirect(ctx context.Context, dd DirectDeal) error {
+	if dd.Data.Staged != "" {
+		dd.Data.Staged, dd.Data.Upload = "", true
+	}
+	nd, err := p.validateDirect(ctx, &dd)
+	if err != nil {
+		return err
+	}
+	return p.store.checkDirect(ctx, nd)
+}
+
+// ErrStagingFull is returned by ReserveStaging when the bytes do not fit
+// in Config.StagingCapacity beside those held.
+var ErrStagingFull = errors.New("staging area full")
+
+// ReserveStaging reserves n bytes of staging under id (a front end's name
+// for a deal it is receiving) until ImportDirect takes the reservation over
+// as the deal's tag (DirectDeal.Reservation) or ReleaseStaging drops it.
+// Reservations and deals draw on the one Config.StagingCapacity; it fails
+// with ErrStagingFull when the bytes do not fit. Reserving again under the
+// same id changes nothing.
+func (p *Provider) ReserveStaging(ctx context.Context, id string, n uint64) error {
+	if id == "" {
+		return errors.New("reserving staging: no id")
+	}
+	p.admitMu.Lock()
+	defer p.admitMu.Unlock()
+	return p.store.reserveStaging(ctx, id, n, func(used uint64) error {
+		if c := p.cfg.StagingCapacity; c > 0 && used+n > c {
+			return fmt.Errorf("%w: %d bytes do not fit (%d of %d in use)", ErrStagingFull, n, used, c)
+		}
+		return nil
+	})
+}
+
+// ReleaseStaging drops the reservation under id; one that is gone (taken
+// over by a deal, or released before) is no error.
+func (p *Provider) ReleaseStaging(ctx context.Context, id string) error {
+	return p.store.releaseStaging(ctx, id)
+}
+
+// StagingReservations lists the ids holding a staging reservation, for a
+// front end to release those of deals that died before their hand-off.
+func (p *Provider) StagingReservations(ctx context.Context) ([]string, error) {
+	return p.store.stagingReservations(ctx)
 }
 
 // newDirectDeal is a direct deal admission records.
@@ -147,10 +219,12 @@ type newDirectDeal struct {
 	params       []byte // an HTTP download's parameters
 	size         uint64 // the payload's size, when known
 	staging      string // the data file: the operator's, or a staging file
+	stagingNode  string // the cluster node holding a staged file ("" for this one on a single node)
 	owned        bool   // the market creates the data file (a download, an upload)
 	deleteAfter  bool
 	offline      bool
 	space        uint64 // staging bytes tagged until the piece is in a sector
+	reservation  string // the staging reservation the tag takes over
 	keepUnsealed bool
 	skipIPNI     bool
 }
@@ -158,7 +232,7 @@ type newDirectDeal struct {
 // validateDirect runs ImportDirect's checks and returns what admission
 // records.
 func (p *Provider) validateDirect(ctx context.Context, dd *DirectDeal) (*newDirectDeal, error) {
-	nd := &newDirectDeal{id: dd.UUID, allocationID: dd.AllocationID, source: dd.Source,
+	nd := &newDirectDeal{id: dd.UUID, allocationID: dd.AllocationID, source: dd.Source, reservation: dd.Reservation,
 		keepUnsealed: !dd.RemoveUnsealedCopy, skipIPNI: dd.SkipIPNIAnnounce}
 	if nd.id == uuid.Nil {
 		nd.id = uuid.New()
@@ -230,7 +304,16 @@ func (p *Provider) validateDirect(ctx context.Context, dd *DirectDeal) (*newDire
 	if uint64(size) > uint64(mi.SectorSize) {
 		return nil, rejectDirect("the piece of %d bytes does not fit this provider's %d-byte sectors", size, mi.SectorSize)
 	}
-	nd.end = nd.start + alloc.TermMin
+	duration := dd.Duration
+	switch {
+	case duration == 0:
+		duration = alloc.TermMin
+	case duration < alloc.TermMin || duration > alloc.TermMax:
+		return nil, rejectDirect("the duration of %d epochs is outside allocation %d's terms (%d to %d epochs)", duration, dd.AllocationID, alloc.TermMin, alloc.TermMax)
+	case duration > MaxSectorExpirationExtension-SealRandomnessLookback:
+		return nil, rejectDirect("the duration of %d epochs is longer than a sector can be committed for (%d epochs)", duration, MaxSectorExpirationExtension-SealRandomnessLookback)
+	}
+	nd.end = nd.start + duration
 	nd.manifest = miner13.PieceActivationManifest{CID: pc, Size: size,
 		VerifiedAllocationKey: &miner13.VerifiedAllocationKey{Client: abi.ActorID(clientActor), ID: verifreg13.AllocationId(dd.AllocationID)}}
 
@@ -245,13 +328,13 @@ func (p *Provider) validateDirect(ctx context.Context, dd *DirectDeal) (*newDire
 func (p *Provider) directData(ctx context.Context, nd *newDirectDeal, dd *DirectDeal, v2 bool, payload uint64) error {
 	src := dd.Data
 	n := 0
-	for _, set := range []bool{src.File != "", src.HTTP != nil, src.Upload} {
+	for _, set := range []bool{src.File != "", src.HTTP != nil, src.Upload, src.Staged != ""} {
 		if set {
 			n++
 		}
 	}
 	if n != 1 {
-		return rejectDirect("give exactly one source of the data: a file, an HTTP URL or an upload")
+		return rejectDirect("give exactly one source of the data: a file, an HTTP URL, an upload or a staged file")
 	}
 	capacity := uint64(nd.manifest.Size.Unpadded())
 	switch {
@@ -288,6 +371,25 @@ func (p *Provider) directData(ctx context.Context, nd *newDirectDeal, dd *Direct
 		}
 		nd.size, nd.params, nd.transferType = req.Size, params, "http"
 		nd.staging, nd.owned, nd.space = filepath.Join(p.cfg.StagingDir, nd.id.String()+".car"), true, req.Size
+	case src.Staged != "":
+		// The market removes the file once the piece is in a sector (or
+		// the deal failed): only a file in staging may be given.
+		if filepath.Dir(src.Staged) != filepath.Clean(p.cfg.StagingDir) {
+			return rejectDirect("the staged file %q is not in the staging directory", src.Staged)
+		}
+		if !v2 {
+			return rejectDirect("a staged file needs a piece CID v2, which says its size")
+		}
+		st, err := os.Stat(src.Staged)
+		if err != nil {
+			return rejectDirect("reading the staged file: %v", err)
+		}
+		if !st.Mode().IsRegular() {
+			return rejectDirect("%s is not a regular file", src.Staged)
+		}
+		nd.size = uint64(st.Size())
+		nd.transferType, nd.staging, nd.owned, nd.space = transferStaged, src.Staged, true, nd.size
+		nd.stagingNode = p.cfg.NodeID // nodes doing later steps read it from here
 	case src.Upload:
 		if err := os.MkdirAll(p.cfg.StagingDir, 0o755); err != nil {
 			return fmt.Errorf("creating staging directory: %w", err)

@@ -55,19 +55,54 @@
 // direct.go: ImportDirect is the entry point of direct deals, for
 // `ferryd import-direct` and any other front end (Curio's ddo_v1 over
 // HTTP): give it a DirectDeal, the client's allocation and the piece (CID
-// v1 or v2), a start epoch (default head + 2 days) and the data's source,
-// exactly one of a file on this machine (DeleteAfterImport removes it once
-// the piece is in a sector), an HTTP download into staging, or an upload
-// into staging. It runs Boost's import-direct checks against the chain
-// (the allocation exists and is this miner's, for this piece and padded
-// size, its Expiration not before the start, the start after the sealing
-// buffer, TermMin no longer than a sector can be committed for, no other
-// live deal of the same allocation), records the deal at Accepted with its
+// v1 or v2), a start epoch (default head + 2 days), a duration (default
+// the allocation's TermMin) and the data's source, exactly one of a file
+// on this machine (DeleteAfterImport removes it once the piece is in a
+// sector), an HTTP download into staging, an upload into staging, or a
+// file a front end received into staging and checked (Staged, below).
+// It runs Boost's import-direct checks against the chain (the allocation
+// exists and is this miner's, for this piece and padded size, its
+// Expiration not before the start, the start after the sealing buffer,
+// TermMin no longer than a sector can be committed for, no other live
+// deal of the same allocation), records the deal at Accepted with its
 // staging tag in one transaction and returns its DealInfo; refusals wrap
-// ErrDirectDealRejected. The deal ends at start + TermMin. An upload's
+// ErrDirectDealRejected. The deal ends at start + duration. An upload's
 // bytes go to DealInfo.DataPath, then ImportData(uuid, that path) checks
 // them and the deal goes on; the staging file is the market's and removed
-// once the piece is in a sector.
+// once the piece is in a sector. CheckDirect makes the same checks
+// without taking the deal, for a front end that must answer its client
+// before the data arrives.
+//
+// # Staging taken over from a front end
+//
+// A front end that receives a deal's data itself (httpdeal's Market 2.0
+// uploads) draws on the same staging budget as every deal, once:
+//
+//  1. When it accepts the deal it reserves the bytes (ReserveStaging,
+//     under its own id; a market_staging_reservations row). Admission of
+//     every deal and reservation sums tags and reservations together
+//     against StagingCapacity.
+//  2. It writes the data to a file of its own in the staging directory and
+//     checks its commitment.
+//  3. It hands the deal over with ImportDirect, Data.Staged naming the
+//     file and Reservation the id. The transaction that records the deal
+//     deletes the reservation and inserts the deal's staging tag, and the
+//     deal row names the file as its own staging file (staging_owned): the
+//     market removes it once the piece is in a sector, or when the deal
+//     fails. Nothing is copied or renamed, and the file is not read
+//     before sealing reads it (sealing checks its commitment as it
+//     writes the piece).
+//
+// A crash before that transaction commits leaves the reservation and the
+// file the front end's, and it hands the deal over again after the
+// restart; a crash after it leaves them the deal's, and the hand-off
+// again finds the deal recorded under its UUID (the front end derives it
+// from its own id). There is no moment when the bytes are counted twice
+// or not at all, or when the file belongs to no one. A front end whose
+// deal dies before the hand-off removes its file and releases the
+// reservation (ReleaseStaging); after a crash it finds the reservations
+// left with StagingReservations.
+//
 // One goroutine per deal (kick, run) advances it a step at a time: the
 // unit of work is "advance deal X from its checkpoint", and its input is
 // the deal's row. A step's error is fatal (fatalError: the deal fails and

@@ -512,6 +512,8 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 	switch {
 	case d.TransferType == transferFile:
 		return p.importData(ctx, d, d.StagingPath)
+	case d.TransferType == transferStaged:
+		return p.takeStaged(ctx, d)
 	case d.IsOffline:
 		return errWait // ImportData continues it
 	}
@@ -544,6 +546,32 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 		return err // retried with back-off; transfer bounds each attempt
 	}
 	return p.finishData(ctx, d, calc, path, true)
+}
+
+// takeStaged records Transferred for a direct deal whose data a front end
+// received into staging and checked: the file must still be there, of the
+// size recorded. Its commitment is not computed again here; sealing
+// computes it while writing the piece and refuses a mismatch.
+func (p *Provider) takeStaged(ctx context.Context, d *dealRow) error {
+	// On another node of the cluster, the file is that node's to keep:
+	// AddPiece reads it from there.
+	if p.localStaging(d) {
+		st, err := os.Stat(d.StagingPath)
+		if errors.Is(err, os.ErrNotExist) {
+			return fatalf("the staged data is gone: %v", err)
+		}
+		if err != nil {
+			return fmt.Errorf("reading the staged data: %w", err)
+		}
+		if uint64(st.Size()) != d.TransferSize {
+			return fatalf("the staged data %s is %d bytes, not the %d received", d.StagingPath, st.Size(), d.TransferSize)
+		}
+	}
+	if err := p.store.setTransferred(ctx, d.UUID, d.TransferSize, d.StagingPath, d.StagingNode, true); err != nil {
+		return err
+	}
+	p.hook(d.UUID, Transferred.String())
+	return nil
 }
 
 // finishData checks the commitment of the deal's data and records
@@ -624,7 +652,9 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	if errors.As(err, &elsewhere) {
 		return errElsewhere // the node whose sector it is adds it
 	}
-	if errors.Is(err, sealing.ErrCannotSeal) {
+	if errors.Is(err, sealing.ErrCannotSeal) || errors.Is(err, sealing.ErrCommPMismatch) {
+		// No retry places it: no sector fits, or the data is not the
+		// piece (a staged file that changed on disk, say).
 		return fatalf("adding piece to a sector: %v", err)
 	}
 	if err != nil {

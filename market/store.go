@@ -668,11 +668,44 @@ func (s *store) admit(ctx context.Context, nd *newDeal, fits func(tagged) error)
 	})
 }
 
+// directConflict returns a rejection when nd's UUID is in use or another
+// direct deal that has not failed claims the same allocation of the same
+// client.
+func directConflict(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, nd *newDirectDeal) error {
+	var other string
+	err := q.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE uuid = ?`, nd.id.String()).Scan(&other)
+	if err == nil {
+		return rejectDirect("the deal UUID %s is already in use", nd.id)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("looking up deal %s: %w", nd.id, err)
+	}
+	err = q.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE allocation_id = ? AND client_key = ? AND kind = ? AND retry != ?
+		ORDER BY created_at LIMIT 1`, int64(nd.allocationID), nd.clientKey.String(), KindDirect, RetryFatal).Scan(&other)
+	if err == nil {
+		return rejectDirect("deal %s already claims allocation %d of client %s", other, nd.allocationID, nd.clientKey)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("looking for deals of allocation %d: %w", nd.allocationID, err)
+	}
+	return nil
+}
+
+// checkDirect runs admitDirect's checks on what is recorded (directConflict)
+// without recording anything.
+func (s *store) checkDirect(ctx context.Context, nd *newDirectDeal) error {
+	return directConflict(ctx, s.db, nd)
+}
+
 // admitDirect records a direct deal, with its staging tag when its data
 // goes to staging, in one transaction, after checking within it that its
 // UUID is new and that no other deal that has not failed claims the same
-// allocation of the same client, and that fits accepts the staging bytes
-// on top of those tagged (fits' error is returned as it is).
+// allocation of the same client (directConflict). The staging reservation
+// nd names, if any, becomes the deal's tag in the same transaction; bytes
+// beyond it must be accepted by fits on top of those held (fits' error is
+// returned as it is).
 func (s *store) admitDirect(ctx context.Context, nd *newDirectDeal, fits func(space uint64) error) error {
 	var manifest bytes.Buffer
 	if err := nd.manifest.MarshalCBOR(&manifest); err != nil {
@@ -680,46 +713,48 @@ func (s *store) admitDirect(ctx context.Context, nd *newDirectDeal, fits func(sp
 	}
 	id := nd.id.String()
 	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		// Turns with the other admissions, which also tag staging space.
+		// Turns with the other admissions and reservations, which also
+		// hold staging space.
 		if err := db.Serialize(ctx, tx, admissionLock); err != nil {
 			return err
 		}
-		var other string
-		err := tx.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE uuid = ?`, id).Scan(&other)
-		if err == nil {
-			return rejectDirect("the deal UUID %s is already in use", nd.id)
+		if err := directConflict(ctx, tx, nd); err != nil {
+			return err
 		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("looking up deal %s: %w", nd.id, err)
+		// A reservation made for this deal becomes its tag: it is
+		// deleted here and the tag inserted below, in this transaction.
+		var reserved uint64
+		if nd.reservation != "" {
+			var n int64
+			err := tx.QueryRowContext(ctx, `DELETE FROM market_staging_reservations WHERE id = ? RETURNING bytes`, nd.reservation).Scan(&n)
+			if errors.Is(err, sql.ErrNoRows) {
+				return rejectDirect("the staging reservation %s is gone (released, or never made)", nd.reservation)
+			}
+			if err != nil {
+				return fmt.Errorf("taking over staging reservation %s: %w", nd.reservation, err)
+			}
+			reserved = uint64(n)
 		}
-		err = tx.QueryRowContext(ctx, `SELECT uuid FROM market_deals WHERE allocation_id = ? AND client_key = ? AND kind = ? AND retry != ?
-			ORDER BY created_at LIMIT 1`, int64(nd.allocationID), nd.clientKey.String(), KindDirect, RetryFatal).Scan(&other)
-		if err == nil {
-			return rejectDirect("deal %s already claims allocation %d of client %s", other, nd.allocationID, nd.clientKey)
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("looking for deals of allocation %d: %w", nd.allocationID, err)
-		}
-		if nd.space > 0 {
-			t, err := tagTotals(ctx, tx, address.Undef)
+		if nd.space > reserved {
+			used, err := stagingUsed(ctx, tx)
 			if err != nil {
 				return err
 			}
-			if err := fits(t.space); err != nil {
+			if err := fits(used); err != nil { // the reservation is gone from used
 				return err
 			}
 		}
 		now := time.Now().UnixNano()
 		// signed_proposal_cid must be set and unique: a direct deal has no
 		// signed proposal, and its UUID is what names it.
-		_, err = tx.ExecContext(ctx, `INSERT INTO market_deals (uuid, kind, signed_proposal_cid, created_at, updated_at, client_peer,
+		_, err := tx.ExecContext(ctx, `INSERT INTO market_deals (uuid, kind, signed_proposal_cid, created_at, updated_at, client_peer,
 			client_key, proposal, allocation_id, piece_cid, piece_size, start_epoch, end_epoch, verified, data_root, is_offline,
-			transfer_type, transfer_params, transfer_size, staging_path, staging_owned, delete_after_add, keep_unsealed, skip_ipni,
+			transfer_type, transfer_params, transfer_size, staging_path, staging_node, staging_owned, delete_after_add, keep_unsealed, skip_ipni,
 			checkpoint, provider, price)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			id, KindDirect, id, now, now, nd.source, nd.clientKey.String(), manifest.Bytes(), int64(nd.allocationID),
 			nd.manifest.CID.String(), int64(nd.manifest.Size), int64(nd.start), int64(nd.end), nd.manifest.VerifiedAllocationKey != nil,
-			"", nd.offline, nd.transferType, nd.params, int64(nd.size), nd.staging, nd.owned, nd.deleteAfter, nd.keepUnsealed, nd.skipIPNI,
+			"", nd.offline, nd.transferType, nd.params, int64(nd.size), nd.staging, nd.stagingNode, nd.owned, nd.deleteAfter, nd.keepUnsealed, nd.skipIPNI,
 			Accepted, "", "")
 		if err != nil {
 			return fmt.Errorf("recording direct deal %s: %w", nd.id, err)
@@ -788,6 +823,73 @@ func releaseTx(ctx context.Context, tx *sql.Tx, id uuid.UUID, funds, space bool)
 		return err
 	}
 	return c.writeTx(ctx, tx)
+}
+
+// stagingUsed is the staging bytes held (tagTotals: the deals' tags and
+// the reservations made for deals not yet recorded).
+func stagingUsed(ctx context.Context, tx *sql.Tx) (uint64, error) {
+	t, err := tagTotals(ctx, tx, address.Undef)
+	return t.space, err
+}
+
+// reserveStaging records a reservation of n staging bytes under id unless
+// one exists; fits is asked, within the transaction, whether n more bytes
+// fit beside those held (its error is returned as it is).
+func (s *store) reserveStaging(ctx context.Context, id string, n uint64, fits func(used uint64) error) error {
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		// Turns with the admissions, which also hold staging space.
+		if err := db.Serialize(ctx, tx, admissionLock); err != nil {
+			return err
+		}
+		var have int64
+		err := tx.QueryRowContext(ctx, `SELECT bytes FROM market_staging_reservations WHERE id = ?`, id).Scan(&have)
+		if err == nil {
+			return nil // reserved before: the answer was lost
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		used, err := stagingUsed(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if err := fits(used); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO market_staging_reservations (id, bytes, created_at) VALUES (?, ?, ?)`,
+			id, int64(n), time.Now().UnixNano())
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("reserving %d staging bytes for %s: %w", n, id, err)
+	}
+	return nil
+}
+
+// releaseStaging drops the reservation under id, if there is one.
+func (s *store) releaseStaging(ctx context.Context, id string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM market_staging_reservations WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("releasing the staging reservation of %s: %w", id, err)
+	}
+	return nil
+}
+
+// stagingReservations lists the ids holding a reservation, oldest first.
+func (s *store) stagingReservations(ctx context.Context) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM market_staging_reservations ORDER BY created_at, id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing staging reservations: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("listing staging reservations: %w", err)
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 // releaseStaleTags drops the tags of deals that no longer need them: funds
@@ -928,34 +1030,27 @@ func (c *tagChange) writeTx(ctx context.Context, tx *sql.Tx) error {
 
 // tagTotals reads what the tags hold from their totals: the collateral
 // and publish fees of all tags, the escrow client's tags reserve (none
-// for address.Undef) and the staging bytes tagged. Two rows at most,
-// however many deals hold tags.
+// for address.Undef), and the staging bytes held, those tagged and those
+// reserved for deals not yet recorded (market_staging_reservations: one
+// row per upload in flight, summed here). One statement reading two rows
+// of totals, however many deals hold tags.
 func tagTotals(ctx context.Context, tx *sql.Tx, client address.Address) (tagged, error) {
-	t := tagged{collateral: big.Zero(), fee: big.Zero(), clientEscrow: big.Zero()}
 	name := allClients
 	if client != address.Undef {
 		name = client.String()
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT client, collateral_nano, collateral_atto, fee_nano, fee_atto, escrow_nano, escrow_atto, space
-		FROM market_tag_totals WHERE client IN (?, ?)`, allClients, name)
+	var cn, ca, fn, fa, en, ea, space int64
+	err := tx.QueryRowContext(ctx, `SELECT coalesce(a.collateral_nano, 0), coalesce(a.collateral_atto, 0),
+		coalesce(a.fee_nano, 0), coalesce(a.fee_atto, 0), coalesce(c.escrow_nano, 0), coalesce(c.escrow_atto, 0),
+		coalesce(a.space, 0) + (SELECT coalesce(sum(bytes), 0) FROM market_staging_reservations)
+		FROM (SELECT 1 AS one) o LEFT JOIN market_tag_totals a ON a.client = ? LEFT JOIN market_tag_totals c ON c.client = ?`,
+		allClients, name).Scan(&cn, &ca, &fn, &fa, &en, &ea, &space)
 	if err != nil {
-		return t, fmt.Errorf("reading the tag totals: %w", err)
+		return tagged{}, fmt.Errorf("reading the tag totals: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var c string
-		var cn, ca, fn, fa, en, ea, space int64
-		if err := rows.Scan(&c, &cn, &ca, &fn, &fa, &en, &ea, &space); err != nil {
-			return t, fmt.Errorf("reading the tag totals: %w", err)
-		}
-		if c == allClients {
-			t.collateral, t.fee, t.space = joinAtto(cn, ca), joinAtto(fn, fa), uint64(space)
-		} else {
-			t.clientEscrow = joinAtto(en, ea)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return t, fmt.Errorf("reading the tag totals: %w", err)
+	t := tagged{collateral: joinAtto(cn, ca), fee: joinAtto(fn, fa), clientEscrow: joinAtto(en, ea), space: uint64(space)}
+	if client == address.Undef {
+		t.clientEscrow = big.Zero()
 	}
 	return t, nil
 }
@@ -1594,7 +1689,9 @@ func checkpointLog(cp Checkpoint) string { return "checkpoint " + cp.String() }
 // Reserved is what the provider's tags hold back for accepted deals.
 type Reserved struct {
 	// StagingCapacity is Market.StagingCapacity (0: unlimited) and
-	// StagingTagged the bytes reserved in it by deals not yet in a sector.
+	// StagingTagged the bytes reserved in it by deals not yet in a sector
+	// and by reservations for deals still being received (Market 2.0
+	// uploads).
 	StagingCapacity uint64 `json:"stagingCapacity"`
 	StagingTagged   uint64 `json:"stagingTagged"`
 	// Collateral and PublishFees are reserved for deals not yet published.

@@ -271,8 +271,7 @@ func (p *Provider) policy(ctx context.Context, info *proposalInfo) *rejection {
 	if p.cfg.MaxPieceSize != 0 && prop.PieceSize > p.cfg.MaxPieceSize {
 		return reject("the piece size %d is more than this provider's maximum %d", prop.PieceSize, p.cfg.MaxPieceSize)
 	}
-	sealEpochs := p.epochs(p.cfg.ExpectedSealDuration)
-	if earliest := info.head + sealEpochs; prop.StartEpoch < earliest {
+	if earliest := info.head + p.SealEpochs(); prop.StartEpoch < earliest {
 		return reject("the start epoch %d is too soon; sealing takes until about epoch %d", prop.StartEpoch, earliest)
 	}
 	if latest := info.head + p.epochs(p.cfg.MaxDealStartDelay); prop.StartEpoch > latest {
@@ -305,6 +304,10 @@ func (p *Provider) policy(ctx context.Context, info *proposalInfo) *rejection {
 	}
 	return nil
 }
+
+// SealEpochs is ExpectedSealDuration in epochs: how far after the chain
+// head a deal must start, so that its sector can be sealed by then.
+func (p *Provider) SealEpochs() abi.ChainEpoch { return p.epochs(p.cfg.ExpectedSealDuration) }
 
 // epochs converts a duration to whole epochs.
 func (p *Provider) epochs(d time.Duration) abi.ChainEpoch {

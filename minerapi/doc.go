@@ -84,13 +84,19 @@
 // the states from WaitDeals to FinalizeSector, SnapDeals' up to their
 // activation, and the failure states they retry from; then SectorsStatus
 // of each, newest first), then on chain (a deal active in a sector is
-// found in the sector the chain names). A piece matches by deal ID and
-// piece CID, and publish CID when the miner reports one. A match is
-// recorded and returned instead of a new hand-off. A deal already recorded
-// as placed is returned without asking the miner. Server adds its own
-// guard: a deal gets the same sealing UUID from its publish CID and deal ID
-// (DealUUID) on every call, so ferryd's sealing places it once however
-// often it is handed over.
+// found in the sector the chain names; a direct piece's claim names its
+// sector). A piece matches by deal ID and piece CID, and publish CID when
+// the miner reports one; a direct piece (FIP-0076), handed over with its
+// PieceActivationManifest in PieceDealInfo as Lotus' market does, matches
+// by its manifest: piece CID, size and allocation (a direct piece that
+// claims no allocation, by piece and schedule, and only in open sectors:
+// nothing on chain names it). A match is recorded and returned instead of
+// a new hand-off. A deal already recorded as placed is returned without
+// asking the miner. Server adds its own guard: a deal gets the same
+// sealing UUID on every call, from its publish CID and deal ID (DealUUID)
+// or from a direct piece's manifest (DirectPieceUUID), so ferryd's sealing
+// places it once however often it is handed over; SectorsStatus lists a
+// direct piece's manifest in its DealInfo.
 //
 // # Failures
 //

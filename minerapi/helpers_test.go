@@ -20,6 +20,8 @@ import (
 	"github.com/filecoin-project/go-jsonrpc/auth"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin/v13/miner"
+	"github.com/filecoin-project/go-state-types/builtin/v13/verifreg"
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
@@ -161,10 +163,18 @@ func (f *fakeSealing) placeLocked(d sealing.Deal, size abi.PaddedPieceSize) seal
 			PieceCID: piece.CIDv1(piece.ZeroCommitment(fill))})
 		si.Used += fill
 	}
-	id, publish, prop := d.UUID, d.PublishCid, d.Proposal
-	si.Pieces = append(si.Pieces, sealing.SectorPiece{Offset: si.Used, Size: size, PieceCID: d.Proposal.PieceCID, Written: true,
-		DealUUID: &id, DealID: d.DealID, PublishCid: &publish, Proposal: prop,
-		StartEpoch: d.Proposal.StartEpoch, EndEpoch: d.Proposal.EndEpoch, KeepUnsealed: d.KeepUnsealed})
+	id := d.UUID
+	sched := d.DealSchedule
+	var publish *cid.Cid
+	if d.Proposal != nil {
+		sched = sealing.DealSchedule{StartEpoch: d.Proposal.StartEpoch, EndEpoch: d.Proposal.EndEpoch}
+		pc := d.PublishCid
+		publish = &pc
+	}
+	si.Pieces = append(si.Pieces, sealing.SectorPiece{Offset: si.Used, Size: size, PieceCID: d.PieceCID(), Written: true,
+		DealUUID: &id, DealID: d.DealID, PublishCid: publish, Proposal: d.Proposal,
+		StartEpoch: sched.StartEpoch, EndEpoch: sched.EndEpoch, KeepUnsealed: d.KeepUnsealed,
+		Direct: d.IsDirect(), Manifest: d.PieceActivationManifest})
 	si.Deals++
 	pl := sealing.Placement{Sector: si.Number, Offset: si.Used, Size: size}
 	si.Used += size
@@ -307,10 +317,43 @@ func testDeal(dealID abi.DealID, size abi.PaddedPieceSize) sealing.Deal {
 	}
 }
 
-// fakeChain answers StateMarketStorageDeal from a map.
+// fakeChain answers StateMarketStorageDeal and StateGetClaim from maps.
 type fakeChain struct {
-	mu    sync.Mutex
-	deals map[abi.DealID]*chain.MarketDeal
+	mu     sync.Mutex
+	deals  map[abi.DealID]*chain.MarketDeal
+	claims map[chain.ClaimID]*chain.Claim
+}
+
+func (f *fakeChain) StateGetClaim(ctx context.Context, provider address.Address, id chain.ClaimID, tsk chain.TipSetKey) (*chain.Claim, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if provider != testMiner {
+		return nil, nil
+	}
+	return f.claims[id], nil
+}
+
+// claim records the claim of a direct piece's allocation in sector.
+func (f *fakeChain) claim(m *miner.PieceActivationManifest, sector abi.SectorNumber) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.claims == nil {
+		f.claims = map[chain.ClaimID]*chain.Claim{}
+	}
+	k := m.VerifiedAllocationKey
+	f.claims[chain.ClaimID(k.ID)] = &chain.Claim{Provider: 1000, Client: k.Client, Data: m.CID, Size: m.Size, Sector: sector}
+}
+
+// testDirect is a direct piece of size claiming allocation id of the
+// test client.
+func testDirect(id uint64, size abi.PaddedPieceSize) sealing.Deal {
+	pc := piece.CIDv1(sha256.Sum256([]byte(fmt.Sprint("direct piece", id))))
+	return sealing.Deal{
+		UUID:         uuid.New(),
+		DealSchedule: sealing.DealSchedule{StartEpoch: 10000, EndEpoch: 10000 + 518400},
+		PieceActivationManifest: &miner.PieceActivationManifest{CID: pc, Size: size,
+			VerifiedAllocationKey: &miner.VerifiedAllocationKey{Client: 1002, ID: verifreg.AllocationId(id)}},
+	}
 }
 
 func (f *fakeChain) StateMarketStorageDeal(ctx context.Context, id abi.DealID, tsk chain.TipSetKey) (*chain.MarketDeal, error) {

@@ -23,9 +23,11 @@ import (
 	"github.com/ferry-fil/ferry/sealing"
 )
 
-// DealStates reads published deals from the chain; chain.Node satisfies it.
+// DealStates reads where deals are on chain: published deals, and the
+// claims of direct pieces; chain.Node satisfies it.
 type DealStates interface {
 	StateMarketStorageDeal(ctx context.Context, dealID abi.DealID, tsk chain.TipSetKey) (*chain.MarketDeal, error)
+	StateGetClaim(ctx context.Context, provider address.Address, id chain.ClaimID, tsk chain.TipSetKey) (*chain.Claim, error)
 }
 
 // Sealer is the market's sealer when sealing runs in lotus-miner (or in a
@@ -111,17 +113,11 @@ func (s *Sealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSize, 
 	if err := piece.ValidateUnpadded(size); err != nil {
 		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: %w", d.UUID, err)
 	}
-	switch {
-	case d.UUID == uuid.Nil:
+	if d.UUID == uuid.Nil {
 		return sealing.Placement{}, errors.New("adding piece: deal UUID is not set")
-	case d.IsDirect() || d.Proposal == nil:
-		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: only builtin-market deals are handed to lotus-miner yet, not direct pieces", d.UUID)
-	case !d.PublishCid.Defined():
-		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: the publish CID is needed to hand a piece to lotus-miner", d.UUID)
-	case d.Proposal.PieceSize != size.Padded():
-		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: piece size %d does not match the proposal's %d", d.UUID, size.Padded(), d.Proposal.PieceSize)
-	case !d.Proposal.PieceCID.Defined():
-		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: the proposal has no piece CID", d.UUID)
+	}
+	if err := checkDeal(size, d); err != nil {
+		return sealing.Placement{}, fmt.Errorf("adding piece of deal %s: %w", d.UUID, err)
 	}
 	release, err := s.claim(ctx, d.UUID)
 	if err != nil {
@@ -188,8 +184,48 @@ func (s *Sealer) claim(ctx context.Context, id uuid.UUID) (func(), error) {
 	}
 }
 
-// dealInfo is the PieceDealInfo of a builtin-market deal.
+// checkDeal checks that d can be handed to lotus-miner as a piece of
+// size: a builtin-market deal with its chain deal ID, publish CID and
+// proposal, or a direct piece with its manifest and schedule, as Lotus'
+// PieceDealInfo needs them.
+func checkDeal(size abi.UnpaddedPieceSize, d sealing.Deal) error {
+	if m := d.PieceActivationManifest; m != nil {
+		switch {
+		case d.Proposal != nil:
+			return errors.New("the deal has both a proposal and a piece activation manifest")
+		case m.Size != size.Padded():
+			return fmt.Errorf("piece size %d does not match the manifest's %d", size.Padded(), m.Size)
+		case !m.CID.Defined():
+			return errors.New("the manifest has no piece CID")
+		case d.DealSchedule.StartEpoch <= 0 || d.DealSchedule.EndEpoch <= d.DealSchedule.StartEpoch:
+			return fmt.Errorf("the direct piece's schedule %d to %d is not a range of epochs", d.DealSchedule.StartEpoch, d.DealSchedule.EndEpoch)
+		}
+		return nil
+	}
+	switch {
+	case d.Proposal == nil:
+		return errors.New("the deal has neither a proposal nor a piece activation manifest")
+	case !d.PublishCid.Defined():
+		return errors.New("the publish CID is needed to hand a piece to lotus-miner")
+	case d.Proposal.PieceSize != size.Padded():
+		return fmt.Errorf("piece size %d does not match the proposal's %d", size.Padded(), d.Proposal.PieceSize)
+	case !d.Proposal.PieceCID.Defined():
+		return errors.New("the proposal has no piece CID")
+	}
+	return nil
+}
+
+// dealInfo is the PieceDealInfo of a deal: a builtin-market deal's
+// publish CID, deal ID and proposal, or a direct piece's manifest, as
+// Lotus' market passes them.
 func dealInfo(d sealing.Deal) PieceDealInfo {
+	if d.IsDirect() {
+		return PieceDealInfo{
+			DealSchedule:            DealSchedule{StartEpoch: d.DealSchedule.StartEpoch, EndEpoch: d.DealSchedule.EndEpoch},
+			PieceActivationManifest: d.PieceActivationManifest,
+			KeepUnsealed:            d.KeepUnsealed,
+		}
+	}
 	publish, prop := d.PublishCid, d.Proposal
 	return PieceDealInfo{
 		PublishCid:   &publish,
@@ -202,9 +238,9 @@ func dealInfo(d sealing.Deal) PieceDealInfo {
 
 // find looks for deal d's piece at the miner: first in every sector that
 // holds pieces not yet active on chain (placedStates), newest first, then,
-// if the chain says the deal is active, in the sector the chain names. In
-// that order a sector that goes on to prove between the two looks is seen
-// by one of them.
+// if the chain says the deal is active (a direct piece: its allocation is
+// claimed), in the sector the chain names. In that order a sector that
+// goes on to prove between the two looks is seen by one of them.
 func (s *Sealer) find(ctx context.Context, d sealing.Deal) (sealing.Placement, bool, error) {
 	nums, err := s.c.SectorsListInStates(ctx, placedStates)
 	if err != nil {
@@ -224,44 +260,103 @@ func (s *Sealer) find(ctx context.Context, d sealing.Deal) (sealing.Placement, b
 			return pl, true, nil
 		}
 	}
-	md, err := s.chain.StateMarketStorageDeal(ctx, d.DealID, chain.EmptyTSK)
-	if err != nil {
-		return sealing.Placement{}, false, fmt.Errorf("reading deal %d on chain: %w", d.DealID, err)
+	sector, active, err := s.activeSector(ctx, d)
+	if err != nil || !active {
+		return sealing.Placement{}, false, err
 	}
-	if md.State.SectorStartEpoch <= 0 {
-		return sealing.Placement{}, false, nil
-	}
-	si, err := s.c.SectorsStatus(ctx, md.State.SectorNumber, false)
+	si, err := s.c.SectorsStatus(ctx, sector, false)
 	if err != nil {
-		return sealing.Placement{}, false, fmt.Errorf("deal %d is active on chain in sector %d: %w", d.DealID, md.State.SectorNumber, err)
+		return sealing.Placement{}, false, fmt.Errorf("%s is active on chain in sector %d: %w", dealName(d), sector, err)
 	}
 	if pl, ok := pieceIn(si, d); ok {
 		return pl, true, nil
 	}
-	return sealing.Placement{}, false, fmt.Errorf("deal %d is active on chain in sector %d, but the miner lists no such piece in it", d.DealID, md.State.SectorNumber)
+	return sealing.Placement{}, false, fmt.Errorf("%s is active on chain in sector %d, but the miner lists no such piece in it", dealName(d), sector)
+}
+
+// activeSector returns the sector the chain has deal d active in: a
+// market deal's sector, a direct piece's claim's. A direct piece that
+// claims no allocation leaves nothing on chain to find.
+func (s *Sealer) activeSector(ctx context.Context, d sealing.Deal) (abi.SectorNumber, bool, error) {
+	if m := d.PieceActivationManifest; m != nil {
+		if m.VerifiedAllocationKey == nil {
+			return 0, false, nil
+		}
+		id := m.VerifiedAllocationKey.ID
+		cl, err := s.chain.StateGetClaim(ctx, s.miner, chain.ClaimID(id), chain.EmptyTSK)
+		if err != nil {
+			return 0, false, fmt.Errorf("reading claim %d on chain: %w", id, err)
+		}
+		if cl == nil || cl.Client != m.VerifiedAllocationKey.Client || !cl.Data.Equals(m.CID) {
+			return 0, false, nil
+		}
+		return cl.Sector, true, nil
+	}
+	md, err := s.chain.StateMarketStorageDeal(ctx, d.DealID, chain.EmptyTSK)
+	if err != nil {
+		return 0, false, fmt.Errorf("reading deal %d on chain: %w", d.DealID, err)
+	}
+	return md.State.SectorNumber, md.State.SectorStartEpoch > 0, nil
+}
+
+// dealName names a deal in errors: its chain deal ID, or a direct piece's
+// allocation.
+func dealName(d sealing.Deal) string {
+	if m := d.PieceActivationManifest; m != nil {
+		if k := m.VerifiedAllocationKey; k != nil {
+			return fmt.Sprintf("the claim of allocation %d", k.ID)
+		}
+		return fmt.Sprintf("direct piece %s", m.CID)
+	}
+	return fmt.Sprintf("deal %d", d.DealID)
 }
 
 // pieceIn finds deal d's piece in a sector: the piece with d's deal ID and
-// piece CID (and publish CID, when the miner reports one). A piece without
-// deal info matches by Deals' entry, never for deal ID 0, which Deals
-// gives fillers. Its offset is the sum of the sizes of the pieces before
-// it.
+// piece CID (and publish CID, when the miner reports one), or, for a
+// direct piece, the piece whose manifest has d's piece CID, size and
+// allocation (and, claiming none, d's schedule). A piece without deal
+// info matches by Deals' entry, never for deal ID 0, which Deals gives
+// fillers. Its offset is the sum of the sizes of the pieces before it.
 func pieceIn(si SectorInfo, d sealing.Deal) (sealing.Placement, bool) {
 	var off abi.PaddedPieceSize
 	for i, p := range si.Pieces {
-		dealID, known := abi.DealID(0), false
-		var publish *cid.Cid
-		if p.DealInfo != nil {
-			dealID, publish, known = p.DealInfo.DealID, p.DealInfo.PublishCid, true
-		} else if len(si.Deals) == len(si.Pieces) {
-			dealID, known = si.Deals[i], si.Deals[i] != 0
+		var match bool
+		if d.IsDirect() {
+			match = p.DealInfo != nil && sameDirectPiece(p.DealInfo, d)
+		} else {
+			dealID, known := abi.DealID(0), false
+			var publish *cid.Cid
+			if p.DealInfo != nil {
+				dealID, publish, known = p.DealInfo.DealID, p.DealInfo.PublishCid, true
+			} else if len(si.Deals) == len(si.Pieces) {
+				dealID, known = si.Deals[i], si.Deals[i] != 0
+			}
+			match = known && dealID == d.DealID && p.Piece.PieceCID.Equals(d.Proposal.PieceCID) && (publish == nil || publish.Equals(d.PublishCid))
 		}
-		if known && dealID == d.DealID && p.Piece.PieceCID.Equals(d.Proposal.PieceCID) && (publish == nil || publish.Equals(d.PublishCid)) {
+		if match {
 			return sealing.Placement{Sector: si.SectorID, Offset: off, Size: p.Piece.Size}, true
 		}
 		off += p.Piece.Size
 	}
 	return sealing.Placement{}, false
+}
+
+// sameDirectPiece reports whether the miner's piece info is direct piece
+// d's: the same piece CID, size and allocation, or, with no allocation to
+// tell two deals of one piece apart, the same schedule.
+func sameDirectPiece(info *PieceDealInfo, d sealing.Deal) bool {
+	got, want := info.PieceActivationManifest, d.PieceActivationManifest
+	if got == nil || !got.CID.Equals(want.CID) || got.Size != want.Size {
+		return false
+	}
+	gk, wk := got.VerifiedAllocationKey, want.VerifiedAllocationKey
+	switch {
+	case gk != nil && wk != nil:
+		return *gk == *wk
+	case gk == nil && wk == nil:
+		return info.DealSchedule.StartEpoch == d.DealSchedule.StartEpoch && info.DealSchedule.EndEpoch == d.DealSchedule.EndEpoch
+	}
+	return false
 }
 
 // SectorStatus returns the sector of a deal handed over by AddPieceToAny

@@ -475,3 +475,85 @@ func TestSealerUnsealsInBackground(t *testing.T) {
 		t.Fatalf("%d unseals, want 3", calls)
 	}
 }
+
+// A direct piece goes to the miner with its PieceActivationManifest in
+// PieceDealInfo, as Lotus' market passes it; the lookup that keeps a piece
+// from being sealed twice matches it by manifest (piece CID, size and
+// allocation): in an open sector, or through its claim on chain once the
+// sector is proven. Another allocation of the same piece is another piece.
+func TestSealerDirectPiece(t *testing.T) {
+	ctx := context.Background()
+	h := newSealerHarness(t)
+	d := testDirect(21, 2048)
+	payload := randomBytes(2000, 21)
+	pl, err := h.s.AddPieceToAny(ctx, 2032, bytes.NewReader(payload), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl != (sealing.Placement{Sector: 1, Offset: 0, Size: 2048}) {
+		t.Fatalf("placement %+v", pl)
+	}
+	si, err := h.ts.dial(t, adminToken).SectorsStatus(ctx, 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(si.Pieces) != 1 || si.Pieces[0].DealInfo == nil || si.Pieces[0].DealInfo.PieceActivationManifest == nil ||
+		si.Pieces[0].DealInfo.PieceActivationManifest.VerifiedAllocationKey.ID != 21 || si.Pieces[0].DealInfo.DealSchedule.EndEpoch != d.DealSchedule.EndEpoch {
+		t.Fatalf("the miner lists %+v", si.Pieces)
+	}
+	if st, err := h.s.SectorStatus(ctx, d.UUID); err != nil || st.Sector != 1 {
+		t.Fatalf("SectorStatus = %+v, %v", st, err)
+	}
+
+	// Another process (a new Sealer on its own records) finds it in the
+	// open sector by its manifest, and once proven by its claim.
+	other, err := NewSealer(ctx, h.ts.dial(t, adminToken), testMiner, h.chain, openTestDB(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := other.AddPieceToAny(ctx, 2032, unreadable{t}, d); err != nil || got != pl {
+		t.Fatalf("direct piece in an open sector: %+v, %v", got, err)
+	}
+	h.fs.setState(1, sealing.StateProving)
+	h.chain.claim(d.PieceActivationManifest, 1)
+	third, err := NewSealer(ctx, h.ts.dial(t, adminToken), testMiner, h.chain, openTestDB(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := third.AddPieceToAny(ctx, 2032, unreadable{t}, d); err != nil || got != pl {
+		t.Fatalf("direct piece claimed on chain: %+v, %v", got, err)
+	}
+
+	again := testDirect(21, 2048)
+	again.PieceActivationManifest.VerifiedAllocationKey.ID = 22
+	if pl2, err := h.s.AddPieceToAny(ctx, 2032, bytes.NewReader(payload), again); err != nil || pl2 == pl {
+		t.Fatalf("the piece for another allocation: %+v, %v", pl2, err)
+	}
+	if h.fs.addCount() != 2 {
+		t.Fatalf("%d pieces added, want 2", h.fs.addCount())
+	}
+
+	bad := testDirect(23, 2048)
+	bad.DealSchedule = sealing.DealSchedule{}
+	if _, err := h.s.AddPieceToAny(ctx, 2032, unreadable{t}, bad); err == nil || !strings.Contains(err.Error(), "schedule") {
+		t.Fatalf("a direct piece without a schedule: %v", err)
+	}
+}
+
+// The server gives a direct piece the same sealing UUID on every call,
+// from its allocation, so a second hand-off returns the first placement.
+func TestServerPlacesDirectPieceOnce(t *testing.T) {
+	fs := newFakeSealing(t, testSectorSize)
+	ts := startTestServer(t, fs, testSectorSize)
+	c := ts.dial(t, adminToken)
+	d := testDirect(31, 2048)
+	for range 2 {
+		off, err := c.SectorAddPieceToAny(context.Background(), 2032, bytes.NewReader(nil), dealInfo(d))
+		if err != nil || off != (SectorOffset{1, 0}) {
+			t.Fatalf("%+v, %v", off, err)
+		}
+	}
+	if fs.addCount() != 1 {
+		t.Fatalf("%d placements", fs.addCount())
+	}
+}

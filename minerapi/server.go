@@ -21,6 +21,7 @@ import (
 	"github.com/filecoin-project/go-jsonrpc/auth"
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/filecoin-project/go-state-types/big"
+	"github.com/filecoin-project/go-state-types/builtin/v13/miner"
 	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
@@ -135,6 +136,19 @@ func DealUUID(publishCid cid.Cid, dealID abi.DealID) uuid.UUID {
 	return uuid.NewSHA1(dealNamespace, []byte(publishCid.String()+"/"+strconv.FormatUint(uint64(dealID), 10)))
 }
 
+// DirectPieceUUID is the UUID a direct piece handed over this API has in
+// sealing: from the allocation it claims and its piece, or, claiming none,
+// from its piece and schedule.
+func DirectPieceUUID(m *miner.PieceActivationManifest, sched DealSchedule) uuid.UUID {
+	name := "direct/" + m.CID.String() + "/" + strconv.FormatUint(uint64(m.Size), 10)
+	if k := m.VerifiedAllocationKey; k != nil {
+		name += fmt.Sprintf("/allocation/%d/%d", k.Client, k.ID)
+	} else {
+		name += fmt.Sprintf("/schedule/%d/%d", sched.StartEpoch, sched.EndEpoch)
+	}
+	return uuid.NewSHA1(dealNamespace, []byte(name))
+}
+
 // serverImpl implements methods over the Server's sealing; the proxy in
 // front of it checks permissions.
 type serverImpl struct{ s *Server }
@@ -165,22 +179,29 @@ func (m *serverImpl) SectorAddPieceToAny(ctx context.Context, size abi.UnpaddedP
 	if err := d.Validate(); err != nil {
 		return SectorOffset{}, fmt.Errorf("piece metadata invalid: %w", err)
 	}
-	if d.PieceActivationManifest != nil {
-		return SectorOffset{}, errors.New("pieces of direct data onboarding (PieceActivationManifest) are not supported by this sealer yet")
-	}
-	if p := d.DealProposal.Provider; p.Protocol() == address.ID && p != m.s.cfg.Miner {
-		return SectorOffset{}, fmt.Errorf("deal %d is with provider %s, not %s", d.DealID, p, m.s.cfg.Miner)
-	}
-	deal := sealing.Deal{
-		UUID:         DealUUID(*d.PublishCid, d.DealID),
-		DealID:       d.DealID,
-		PublishCid:   *d.PublishCid,
-		Proposal:     d.DealProposal,
-		KeepUnsealed: d.KeepUnsealed,
+	var deal sealing.Deal
+	if man := d.PieceActivationManifest; man != nil {
+		deal = sealing.Deal{
+			UUID:                    DirectPieceUUID(man, d.DealSchedule),
+			DealSchedule:            sealing.DealSchedule{StartEpoch: d.DealSchedule.StartEpoch, EndEpoch: d.DealSchedule.EndEpoch},
+			PieceActivationManifest: man,
+			KeepUnsealed:            d.KeepUnsealed,
+		}
+	} else {
+		if p := d.DealProposal.Provider; p.Protocol() == address.ID && p != m.s.cfg.Miner {
+			return SectorOffset{}, fmt.Errorf("deal %d is with provider %s, not %s", d.DealID, p, m.s.cfg.Miner)
+		}
+		deal = sealing.Deal{
+			UUID:         DealUUID(*d.PublishCid, d.DealID),
+			DealID:       d.DealID,
+			PublishCid:   *d.PublishCid,
+			Proposal:     d.DealProposal,
+			KeepUnsealed: d.KeepUnsealed,
+		}
 	}
 	pl, err := m.s.seal.AddPieceToAny(ctx, size, &fullReader{r: r, want: int64(size)}, deal)
 	if err != nil {
-		return SectorOffset{}, fmt.Errorf("adding piece of deal %d: %w", d.DealID, err)
+		return SectorOffset{}, fmt.Errorf("adding piece %s: %w", deal.PieceCID(), err)
 	}
 	return SectorOffset{Sector: pl.Sector, Offset: pl.Offset}, nil
 }

@@ -72,10 +72,14 @@ func (s *dealStore) get(ctx context.Context, id uuid.UUID) (handoff, bool, error
 // begin records that deal d is about to be handed over (once more).
 func (s *dealStore) begin(ctx context.Context, d sealing.Deal) error {
 	now := s.now().UnixNano()
+	publish := "" // a direct piece has none
+	if d.PublishCid.Defined() {
+		publish = d.PublishCid.String()
+	}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO minerapi_deals (deal_uuid, deal_id, publish_cid, piece_cid, piece_size, attempts, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, 1, ?, ?)
 		ON CONFLICT (deal_uuid) DO UPDATE SET attempts = minerapi_deals.attempts + 1, updated_at = excluded.updated_at`,
-		d.UUID.String(), int64(d.DealID), d.PublishCid.String(), d.Proposal.PieceCID.String(), int64(d.Proposal.PieceSize), now, now)
+		d.UUID.String(), int64(d.DealID), publish, d.PieceCID().String(), int64(d.PieceSize()), now, now)
 	if err != nil {
 		return fmt.Errorf("recording the hand-off of deal %s: %w", d.UUID, err)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
+	"github.com/ferry-fil/ferry/httpdeal"
 	"github.com/ferry-fil/ferry/internal/cliutil"
 	"github.com/ferry-fil/ferry/ipni"
 	"github.com/ferry-fil/ferry/market"
@@ -88,12 +89,32 @@ type Libp2pConfig struct {
 	ProposalsPerPeer int
 }
 
-// HTTPConfig sets the server for retrievals and IPNI.
+// HTTPConfig sets the server for retrievals, IPNI and Curio's HTTP deal
+// APIs.
 type HTTPConfig struct {
 	Listen string
 	// PublicURL is how clients and indexers reach Listen; empty derives
 	// it from Listen.
 	PublicURL string
+	// EnableMK12 serves Curio's mk12 over HTTP (/market/mk12/…): Boost's
+	// deal messages in CBOR, to the same market as over libp2p.
+	EnableMK12 bool
+	// EnableMK20 serves Curio's Market 2.0 API (/market/mk20/…): ddo_v1
+	// deals of verified allocations, by download, upload or offline (as
+	// Market.ConsiderOnlineDeals and ConsiderOfflineDeals allow).
+	EnableMK20 bool
+	// DealRateLimit is how many requests per second one IP address may
+	// make to each deal route, ChunkRateLimit to the chunk upload route
+	// (Curio's 50 and 100).
+	DealRateLimit  int
+	ChunkRateLimit int
+	// MaxParallelUploads bounds the uploads (chunks or whole payloads)
+	// received at once; more are answered 429.
+	MaxParallelUploads int
+	// MinChunkSize and MaxChunkSize bound a chunked upload's chunk size,
+	// powers of two (Curio's 16 MiB and 256 MiB).
+	MinChunkSize string
+	MaxChunkSize string
 }
 
 // APIConfig sets the operator API used by ferryd's own commands.
@@ -205,8 +226,17 @@ func DefaultConfig() Config {
 			DevnetSectorSize: "8MiB",
 		},
 		Libp2p: Libp2pConfig{ListenAddresses: []string{"/ip4/127.0.0.1/tcp/24001"}, ProposalsPerPeer: 256},
-		HTTP:   HTTPConfig{Listen: "127.0.0.1:7777"},
-		API:    APIConfig{Listen: "127.0.0.1:1288"},
+		HTTP: HTTPConfig{
+			Listen:             "127.0.0.1:7777",
+			EnableMK12:         true,
+			EnableMK20:         true,
+			DealRateLimit:      httpdeal.DefaultRateLimit,
+			ChunkRateLimit:     httpdeal.DefaultChunkRateLimit,
+			MaxParallelUploads: httpdeal.DefaultMaxParallelUploads,
+			MinChunkSize:       "16MiB",
+			MaxChunkSize:       "256MiB",
+		},
+		API: APIConfig{Listen: "127.0.0.1:1288"},
 		Sealing: SealingConfig{
 			Backend:                 BackendOwn,
 			MinerAPIListen:          "127.0.0.1:2345", // lotus-miner's port
@@ -297,6 +327,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("Libp2p.ProposalsPerPeer must be at least 1, not %d", c.Libp2p.ProposalsPerPeer)
 	}
 	if _, err := c.retrievalAddr(); err != nil {
+		return err
+	}
+	if c.HTTP.DealRateLimit <= 0 || c.HTTP.ChunkRateLimit <= 0 || c.HTTP.MaxParallelUploads <= 0 {
+		return fmt.Errorf("HTTP.DealRateLimit, ChunkRateLimit and MaxParallelUploads must be at least 1")
+	}
+	if _, err := c.mk20Config(address.Undef, 0, 0, ""); err != nil {
 		return err
 	}
 	if err := c.validateSubsystems(); err != nil {

@@ -17,7 +17,8 @@
 //	index      markets: the piece index and IPNI
 //	market     markets: the peer ID and addresses on the miner actor, the
 //	           deal protocols and the deal pipeline
-//	HTTP       markets: retrievals and IPNI advertisements
+//	HTTP       markets: retrievals, IPNI advertisements and Curio's HTTP
+//	           deal APIs (httpdeal.go)
 //	miner API  sealing: lotus-miner's API over ferryd's sealing, on
 //	           Sealing.MinerAPIListen with tokens of its own (handoff.go)
 //	API        the operator API and /metrics, last: its api file tells
@@ -401,7 +402,8 @@ func (n *Node) startMarket(ctx context.Context) error {
 	return nil
 }
 
-// startHTTP serves retrievals and IPNI advertisements.
+// startHTTP serves retrievals, IPNI advertisements and Curio's HTTP deal
+// APIs (httpdeal.go).
 func (n *Node) startHTTP(ctx context.Context) error {
 	mux := http.NewServeMux()
 	rh, err := retrieval.New(n.Index, n.pieces)
@@ -415,6 +417,9 @@ func (n *Node) startHTTP(ctx context.Context) error {
 	mux.Handle("/remote/", n.remoteHandler(n.localPieces))
 	if n.IPNI != nil {
 		mux.Handle("/ipni/v1/ad/", n.IPNI.Handler())
+	}
+	if err := n.mountHTTPDeals(ctx, mux); err != nil {
+		return err
 	}
 	if err := n.serve(n.Config.HTTP.Listen, mux, "retrieval HTTP"); err != nil {
 		return err

@@ -151,6 +151,8 @@ func TestStartRefusesBadConfig(t *testing.T) {
 		"bad miner API":   {"[Subsystems]\nEnableSealing = false\n[Sealing]\nBackend = \"lotus-miner\"\nMinerAPIInfo = \"tok:/ip4/127.0.0.1/udp/5\"\n", "Sealing.MinerAPIInfo"},
 		"every address":   {"[Sealing]\nMinerAPIListen = \"0.0.0.0:2345\"\n", "Sealing.MinerAPIPublicURL"},
 		"bad public URL":  {"[Sealing]\nMinerAPIPublicURL = \"ftp://127.0.0.1:2345\"\n", "Sealing.MinerAPIPublicURL"},
+		"bad chunk size":  {"[HTTP]\nMinChunkSize = \"3MiB\"\n", "HTTP.MinChunkSize"},
+		"no uploads":      {"[HTTP]\nMaxParallelUploads = 0\n", "MaxParallelUploads"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -163,16 +163,27 @@ func ddoDealAction(c *cli.Context) error {
 			fmt.Fprintln(w, "uploaded")
 		}
 	}
-	if err := mc.MakeDeal(c.Context, d); err != nil {
-		var me *client.MK20Error
-		if errors.As(err, &me) {
-			out.Message = me.Reason
-			if c.Bool("json") {
-				_ = cliutil.Print(c, out, human)
-			}
-			return fmt.Errorf("%w by miner %s (%d): %s", client.ErrRejected, miner, me.Code, me.Reason)
+	// A deal named by --deal-id that the provider has already is resumed,
+	// not proposed again (its start epoch, computed anew, would differ).
+	resumed := false
+	if c.IsSet("deal-id") {
+		if st, err := mc.Status(c.Context, d.Identifier); err == nil && st.DDOV1 != nil {
+			resumed = true
+			out.Message = "resumed: the provider has the deal (" + string(st.DDOV1.State) + ")"
 		}
-		return err
+	}
+	if !resumed {
+		if err := mc.MakeDeal(c.Context, d); err != nil {
+			var me *client.MK20Error
+			if errors.As(err, &me) {
+				out.Message = me.Reason
+				if c.Bool("json") {
+					_ = cliutil.Print(c, out, human)
+				}
+				return fmt.Errorf("%w by miner %s (%d): %s", client.ErrRejected, miner, me.Code, me.Reason)
+			}
+			return err
+		}
 	}
 	out.Accepted = true
 	if upload {

@@ -71,6 +71,7 @@ func fillRepoDB(t *testing.T, sqldb *sql.DB) {
 	exec(`INSERT INTO market_publish_batches (id, created_at, msg_cid, deals, state, msg_id) VALUES (?, ?, ?, ?, ?, ?)`,
 		int64(1), now, "bafy-msg", `["00000000-0000-4000-8000-000000000003"]`, "landed", "7b1f6a36-3b34-4a4c-9f0c-3a6f3c1b7b10")
 	exec(`INSERT INTO market_ask (id, ask) VALUES (?, ?)`, 1, blob)
+	exec(`INSERT INTO market_staging_reservations (id, bytes, created_at) VALUES (?, ?, ?)`, "01JD0000000000000000000000", int64(1<<20), now)
 	exec(`INSERT INTO sealing_sectors (number, state, seal_proof, opened_at, updated_at, proof, unsealed_removed) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		int64(1), "Proving", int64(8), now, now, blob, false)
 	exec(`INSERT INTO sealing_sectors (number, state, seal_proof, opened_at, updated_at) VALUES (?, ?, ?, ?, ?)`,

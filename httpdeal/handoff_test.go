@@ -1,0 +1,291 @@
+package httpdeal
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/ferry-fil/ferry/httpdeal/mk20"
+)
+
+// The market's refusal of a proposal is the client's answer, with its code
+// and reason, and nothing is reserved or recorded.
+func TestMK20MarketCheckRefuses(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c := e.client()
+	e.market.set(mk20.Reject(mk20.ErrDealRejectedByMarket, "no such allocation"), nil)
+	d := ddo(c, pieceCIDv2(t, payload(2000, 20)), "")
+	err := c.MakeDeal(ctx, d)
+	if codeOf(err) != 426 || !strings.Contains(err.Error(), "no such allocation") {
+		t.Fatalf("refused by the market: %v", err)
+	}
+	if e.staging.has(d.Identifier) {
+		t.Fatal("a refused deal holds a reservation")
+	}
+	if _, err := e.srv.store.deal(ctx, d.Identifier); !errors.Is(err, errNotFound) {
+		t.Fatalf("a refused deal was recorded: %v", err)
+	}
+	// A failure of the market's own is a 500, and records nothing either.
+	e.market.set(errors.New("database locked"), nil)
+	if err := c.MakeDeal(ctx, d); codeOf(err) != 500 {
+		t.Fatalf("the market failing: %v", err)
+	}
+}
+
+// A deal whose hand-off the market refuses fails: an http deal's answer is
+// the refusal, an upload's is its finalize's; the reservation and the
+// staging file go, and sending the deal again is refused.
+func TestMK20MarketStartRefuses(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c := e.client()
+	e.market.set(nil, mk20.Reject(mk20.ErrBadProposal, "the start epoch passed"))
+	d := ddo(c, pieceCIDv2(t, payload(2000, 21)), "http://127.0.0.1:9/x.car")
+	if err := c.MakeDeal(ctx, d); codeOf(err) != 400 || !strings.Contains(err.Error(), "the start epoch passed") {
+		t.Fatalf("hand-off refused: %v", err)
+	}
+	if e.staging.has(d.Identifier) {
+		t.Fatal("the failed deal keeps its reservation")
+	}
+	if st, err := c.Status(ctx, d.Identifier); err != nil || st.DDOV1.State != mk20.StateFailed || st.DDOV1.ErrorMsg != "the start epoch passed" {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	if err := c.MakeDeal(ctx, d); codeOf(err) != 400 || !strings.Contains(err.Error(), "failed") {
+		t.Fatalf("a failed deal sent again: %v", err)
+	}
+
+	data := payload(3000, 22)
+	up := ddo(c, pieceCIDv2(t, data), "")
+	e.market.set(nil, nil)
+	if err := c.MakeDeal(ctx, up); err != nil {
+		t.Fatal(err)
+	}
+	e.market.set(nil, mk20.Reject(mk20.ErrBadProposal, "allocation claimed"))
+	path := filepath.Join(e.dir, "up")
+	os.WriteFile(path, data, 0o644)
+	if err := c.Upload(ctx, up.Identifier, path, 1024, nil); codeOf(err) != 400 || !strings.Contains(err.Error(), "allocation claimed") {
+		t.Fatalf("upload whose hand-off is refused: %v", err)
+	}
+	if e.staging.has(up.Identifier) {
+		t.Fatal("the failed upload keeps its reservation")
+	}
+	if _, err := os.Stat(e.srv.stagingPath(up.Identifier)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the failed upload's file is kept: %v", err)
+	}
+}
+
+// A hand-off that fails on the provider's side is tried again until it
+// succeeds; the client's finalize is answered 200 meanwhile and the deal
+// is processing.
+func TestMK20HandOffRetried(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.RetryInterval = 10 * time.Millisecond
+	e.restart()
+	ctx := context.Background()
+	c := e.client()
+	data := payload(3000, 23)
+	d := ddo(c, pieceCIDv2(t, data), "")
+	if err := c.MakeDeal(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	e.market.set(nil, errors.New("database locked"))
+	path := filepath.Join(e.dir, "up")
+	os.WriteFile(path, data, 0o644)
+	if err := c.Upload(ctx, d.Identifier, path, 1024, nil); err != nil {
+		t.Fatalf("finalize with the market failing: %v", err)
+	}
+	if st, err := c.Status(ctx, d.Identifier); err != nil || st.DDOV1.State != mk20.StateProcessing {
+		t.Fatalf("status %+v %v", st, err)
+	}
+	e.market.set(nil, nil)
+	if s := e.waitStarted(d.Identifier); s.path == "" {
+		t.Fatalf("handed over without its file: %+v", s)
+	}
+	if st, err := c.Status(ctx, d.Identifier); err != nil || st.DDOV1.State != mk20.StateSealing {
+		t.Fatalf("status after the hand-off %+v %v", st, err)
+	}
+}
+
+// At start, reservations of deals that will never be handed over are
+// released with their files: one never recorded (a crash right after the
+// reservation) and one of a failed deal (a crash while failing it); a live
+// upload's stays.
+func TestMK20StartSweepsStaging(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	c := e.client()
+	live := ddo(c, pieceCIDv2(t, payload(2000, 24)), "")
+	if err := c.MakeDeal(ctx, live); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartUpload(ctx, live.Identifier, 2000, 1024); err != nil {
+		t.Fatal(err)
+	}
+	dead := ddo(c, pieceCIDv2(t, payload(2000, 25)), "")
+	if err := c.MakeDeal(ctx, dead); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartUpload(ctx, dead.Identifier, 2000, 1024); err != nil {
+		t.Fatal(err)
+	}
+	// The deal failed, and the process died before it dropped its staging.
+	if err := e.srv.store.setState(ctx, dead.Identifier, mk20.StateFailed, "test"); err != nil {
+		t.Fatal(err)
+	}
+	orphan := ulid.Make()
+	if err := e.staging.Reserve(ctx, orphan.String(), 500); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(e.srv.stagingPath(orphan), []byte("partial"), 0o644)
+
+	e.restart()
+	for _, id := range []ulid.ULID{dead.Identifier, orphan} {
+		if e.staging.has(id) {
+			t.Errorf("reservation of %s kept", id)
+		}
+		if _, err := os.Stat(e.srv.stagingPath(id)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("staging file of %s kept: %v", id, err)
+		}
+	}
+	if !e.staging.has(live.Identifier) {
+		t.Error("the live upload's reservation was released")
+	}
+	if _, err := os.Stat(e.srv.stagingPath(live.Identifier)); err != nil {
+		t.Errorf("the live upload's file: %v", err)
+	}
+}
+
+// An upload not finished when its start epoch no longer leaves time to
+// seal fails, and its staging goes.
+func TestMK20UploadExpires(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.RetryInterval = 10 * time.Millisecond
+	e.restart()
+	ctx := context.Background()
+	c := e.client()
+	d := ddo(c, pieceCIDv2(t, payload(2000, 26)), "") // starts at 1000, SealEpochs 10
+	if err := c.MakeDeal(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	e.chain.setHead(abi.ChainEpoch(991))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := c.Status(ctx, d.Identifier)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.DDOV1.State == mk20.StateFailed {
+			if !strings.Contains(st.DDOV1.ErrorMsg, "start epoch 1000") {
+				t.Fatalf("error %q", st.DDOV1.ErrorMsg)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the late upload is still %s", st.DDOV1.State)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if e.staging.has(d.Identifier) {
+		t.Fatal("the expired upload keeps its reservation")
+	}
+}
+
+// A provider that takes only some sources lists those and refuses the
+// others with Curio's code.
+func TestMK20Sources(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.Sources = []mk20.SourceName{mk20.SourceHTTP}
+	e.restart()
+	ctx := context.Background()
+	c := e.client()
+	pc := pieceCIDv2(t, payload(2000, 27))
+	if err := c.MakeDeal(ctx, ddo(c, pc, "")); codeOf(err) != 422 || !strings.Contains(err.Error(), "put is not enabled") {
+		t.Fatalf("an upload deal: %v", err)
+	}
+	if err := c.MakeDeal(ctx, ddo(c, pc, "http://127.0.0.1:9/x.car")); err != nil {
+		t.Fatalf("an http deal: %v", err)
+	}
+	req, _ := http.NewRequest("GET", e.http.URL+MK20Path+"/sources", nil)
+	auth, _ := mk20.SignAuth(c.Sign, c.Client, "GET", MK20Path+"/sources", e.clock())
+	req.Header.Set("Authorization", auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sl mk20.SourceList
+	if err := json.NewDecoder(resp.Body).Decode(&sl); err != nil || len(sl.Sources) != 1 || sl.Sources[0] != mk20.SourceHTTP {
+		t.Fatalf("sources %+v, %v", sl, err)
+	}
+	e.cfg.Sources = []mk20.SourceName{mk20.SourceAggregate}
+	if _, err := NewMK20(e.cfg, e.deps); err == nil {
+		t.Fatal("a source Ferry does not take was configured")
+	}
+}
+
+// In a cluster an upload is its first node's: chunks and finalize sent to
+// another node are answered 421, and that node never hands it over; the
+// upload completes on its node.
+func TestMK20UploadOnOneNode(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.NodeID = "a"
+	e.restart()
+	ocfg := e.cfg
+	ocfg.NodeID, ocfg.StagingDir = "b", filepath.Join(e.dir, "staging-b")
+	other, err := NewMK20(ocfg, e.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ohttp := httptest.NewServer(other)
+	defer ohttp.Close()
+
+	ctx := context.Background()
+	c := e.client()
+	data := payload(2*1024+10, 28)
+	d := ddo(c, pieceCIDv2(t, data), "")
+	if err := c.MakeDeal(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartUpload(ctx, d.Identifier, uint64(len(data)), 1024); err != nil {
+		t.Fatal(err)
+	}
+	oc := *c
+	oc.BaseURL = ohttp.URL
+	if err := oc.PutChunk(ctx, d.Identifier, 1, bytes.NewReader(data[:1024]), 1024); codeOf(err) != http.StatusMisdirectedRequest {
+		t.Fatalf("a chunk sent to another node: %v", err)
+	}
+	for n := 1; n <= 3; n++ {
+		b := data[(n-1)*1024 : min(n*1024, len(data))]
+		if err := c.PutChunk(ctx, d.Identifier, n, bytes.NewReader(b), int64(len(b))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := oc.Finalize(ctx, d.Identifier); codeOf(err) != http.StatusMisdirectedRequest {
+		t.Fatalf("finalize sent to another node: %v", err)
+	}
+	if err := other.resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.market.get(d.Identifier); ok {
+		t.Fatal("another node handed the upload over")
+	}
+	if err := c.Finalize(ctx, d.Identifier); err != nil {
+		t.Fatal(err)
+	}
+	if s := e.waitStarted(d.Identifier); !bytes.Equal(s.data, data) {
+		t.Fatal("the market got other bytes")
+	}
+}
