@@ -1,8 +1,13 @@
 package market
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
+
+	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/filecoin-project/go-state-types/big"
+	"github.com/google/uuid"
 )
 
 // The table of steps is in checkpoint order, names every checkpoint as
@@ -93,4 +98,46 @@ func FuzzCheckpointText(f *testing.F) {
 			t.Fatalf("%q parsed to %d, which prints as %q (%v)", name, c, b, err)
 		}
 	})
+}
+
+// A deal's goroutine that read the deal Published and then finds its
+// batch landed does not fail it when the landing confirmed it in between
+// (TestLegacyBatchFollowedByCID met this under -race).
+func TestAwaitPublisherAfterLanding(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	s, ctx := &store{db: h.deps.DB}, context.Background()
+	p := &Provider{store: s}
+	nd := &newDeal{params: h.deal("l.car", 100, 1, nil), clientKey: mustID(2001), collateral: big.Zero(), fee: big.Zero(), escrow: big.Zero()}
+	nd.signedCID = testCID("landing")
+	if err := s.admit(ctx, nd, func(tagged) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	id := nd.params.DealUUID
+	if err := s.advance(ctx, id, Transferred); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.queueForPublish(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	bid, err := s.recordBatch(ctx, uuid.New(), []uuid.UUID{id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, err := s.deal(ctx, id) // Published, as the goroutine read it
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.batch(ctx, bid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.landBatch(ctx, b, testCID("landed"), map[int]abi.DealID{0: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if stale.Checkpoint != Published {
+		t.Fatalf("deal read at %s before the landing", stale.Checkpoint)
+	}
+	if err := p.awaitPublisher(ctx, stale, nil); err != nil {
+		t.Fatalf("a deal confirmed by the landing: %v", err)
+	}
 }

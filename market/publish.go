@@ -85,6 +85,15 @@ func (p *Provider) awaitPublisher(ctx context.Context, d *dealRow, _ *runningDea
 	}
 	switch bt.state {
 	case batchLanded:
+		// d was read before the batch was: the landing may have confirmed
+		// it in between (the landing records both at once).
+		cp, err := p.store.checkpoint(ctx, d.UUID)
+		if err != nil {
+			return err
+		}
+		if cp != Published {
+			return nil // moved on: read it again
+		}
 		return fatalf("the market actor rejected the deal when message %s published it", bt.msgCid)
 	case batchFailed:
 		return fatalError{errors.New(bt.err)}
