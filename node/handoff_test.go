@@ -49,13 +49,13 @@ Listen = "127.0.0.1:%d"
 // FULLNODE_API_INFO (sign) a market-only ferryd is given.
 func sealingOnly(t *testing.T, size string) (n *Node, minerInfo, chainInfo string) {
 	t.Helper()
-	dir := repoWith(t, fmt.Sprintf("DevnetSectorSize = %q", size), fmt.Sprintf(`
+	dir := repoWith(t, fmt.Sprintf("DevnetSectorSize = %q", size), `
 [Subsystems]
 EnableMarkets = false
 EnableSealing = true
 [Sealing]
 MinerAPIListen = "127.0.0.1:0" # the port chosen is the one MINER_API_INFO names
-`))
+`)
 	n, err := Start(context.Background(), dir, Options{Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
