@@ -41,6 +41,17 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, nav st
 	s.render(w, r, status, "error", &page{Title: "Error", Nav: nav, Problem: err.Error()})
 }
 
+// show renders the page that build makes from r with the template name, or,
+// when build fails, the error page with the status it says and nav's tab lit.
+func (s *Server) show(w http.ResponseWriter, r *http.Request, name, nav string, build func(*http.Request) (*page, int, error)) {
+	p, status, err := build(r)
+	if err != nil {
+		s.fail(w, r, status, nav, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, name, p)
+}
+
 // overviewData is the Overview page.
 type overviewData struct {
 	api.Overview
@@ -280,12 +291,7 @@ func actionsFor(d *market.DealInfo) []string {
 }
 
 func (s *Server) deal(w http.ResponseWriter, r *http.Request) {
-	p, status, err := s.dealPage(r)
-	if err != nil {
-		s.fail(w, r, status, "deals", err)
-		return
-	}
-	s.render(w, r, http.StatusOK, "deal", p)
+	s.show(w, r, "deal", "deals", s.dealPage)
 }
 
 func (s *Server) dealLive(w http.ResponseWriter, r *http.Request) {
@@ -417,12 +423,7 @@ func (s *Server) piecePage(r *http.Request) (*page, int, error) {
 }
 
 func (s *Server) piece(w http.ResponseWriter, r *http.Request) {
-	p, status, err := s.piecePage(r)
-	if err != nil {
-		s.fail(w, r, status, "piece", err)
-		return
-	}
-	s.render(w, r, http.StatusOK, "piece", p)
+	s.show(w, r, "piece", "piece", s.piecePage)
 }
 
 func (s *Server) pieceCheck(w http.ResponseWriter, r *http.Request) {
