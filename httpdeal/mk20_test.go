@@ -284,15 +284,23 @@ func ddo(c *client.MK20Client, pc cid.Cid, url string) *mk20.Deal {
 	return r.Deal()
 }
 
+// makeDDO makes, through c, the ddo deal of data from url ("" for an
+// upload) and returns it.
+func makeDDO(t *testing.T, c *client.MK20Client, data []byte, url string) *mk20.Deal {
+	t.Helper()
+	d := ddo(c, pieceCIDv2(t, data), url)
+	if err := c.MakeDeal(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 func TestMK20HTTPSourceDeal(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	c := e.client()
 	data := payload(3000, 1)
-	d := ddo(c, pieceCIDv2(t, data), "http://127.0.0.1:9/data.car")
-	if err := c.MakeDeal(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	d := makeDDO(t, c, data, "http://127.0.0.1:9/data.car")
 	if s := e.waitStarted(d.Identifier); s.path != "" || s.deal.Data.SourceHTTP.URLs[0].URL != "http://127.0.0.1:9/data.car" {
 		t.Fatalf("market got %+v", s)
 	}
@@ -323,11 +331,8 @@ func TestMK20ChunkedUpload(t *testing.T) {
 	ctx := context.Background()
 	c := e.client()
 	data := payload(5*1024+100, 2) // 6 chunks of 1 KiB, the last 100 bytes
-	d := ddo(c, pieceCIDv2(t, data), "")
+	d := makeDDO(t, c, data, "")
 	id := d.Identifier
-	if err := c.MakeDeal(ctx, d); err != nil {
-		t.Fatal(err)
-	}
 	if st, err := c.Status(ctx, id); err != nil || st.DDOV1.State != mk20.StateUploading {
 		t.Fatalf("status %+v %v", st, err)
 	}
@@ -412,10 +417,7 @@ func TestMK20UploadMismatch(t *testing.T) {
 	ctx := context.Background()
 	c := e.client()
 	data := payload(2500, 3)
-	d := ddo(c, pieceCIDv2(t, data), "")
-	if err := c.MakeDeal(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	d := makeDDO(t, c, data, "")
 	other := payload(2500, 4)
 	path := filepath.Join(e.dir, "other")
 	if err := os.WriteFile(path, other, 0o644); err != nil {
@@ -445,11 +447,8 @@ func TestMK20FinalizeChecksInBackground(t *testing.T) {
 	ctx := context.Background()
 	c := e.client()
 	data := payload(3*1024, 5)
-	d := ddo(c, pieceCIDv2(t, data), "")
+	d := makeDDO(t, c, data, "")
 	id := d.Identifier
-	if err := c.MakeDeal(ctx, d); err != nil {
-		t.Fatal(err)
-	}
 	if err := c.StartUpload(ctx, id, uint64(len(data)), 1024); err != nil {
 		t.Fatal(err)
 	}
@@ -476,13 +475,9 @@ func TestMK20FinalizeChecksInBackground(t *testing.T) {
 
 func TestMK20Serial(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	c := e.client()
 	data := payload(4000, 6)
-	d := ddo(c, pieceCIDv2(t, data), "")
-	if err := c.MakeDeal(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	d := makeDDO(t, c, data, "")
 	send := func(method string, body []byte, ct string) int {
 		req, _ := http.NewRequest(method, e.http.URL+MK20Path+"/upload/"+d.Identifier.String(), bytes.NewReader(body))
 		if ct != "" {
@@ -522,10 +517,7 @@ func TestMK20Auth(t *testing.T) {
 	ctx := context.Background()
 	alice, bob := e.client(), e.client()
 	data := payload(2000, 7)
-	d := ddo(alice, pieceCIDv2(t, data), "")
-	if err := alice.MakeDeal(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	d := makeDDO(t, alice, data, "")
 	// Bob may not touch Alice's deal, nor make a deal in her name.
 	if _, err := bob.Status(ctx, d.Identifier); codeOf(err) != 401 {
 		t.Fatalf("another client's status: %v", err)
