@@ -243,6 +243,30 @@ func (e *env) client() *client.MK20Client {
 		Sign: func(b []byte) (*crypto.Signature, error) { return wallet.Sign(ki, b) }}
 }
 
+// signedRequest sends method to the Market 2.0 route path with body and
+// the Content-Type ct (none when ""), signed by c, and returns the status.
+func (e *env) signedRequest(t *testing.T, c *client.MK20Client, method, path string, body []byte, ct string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, e.http.URL+MK20Path+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	auth, err := mk20.SignAuth(c.Sign, c.Client, method, req.URL.EscapedPath(), e.clock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func (e *env) waitStarted(id ulid.ULID) started {
 	e.t.Helper()
 	select {
@@ -479,21 +503,7 @@ func TestMK20Serial(t *testing.T) {
 	data := payload(4000, 6)
 	d := makeDDO(t, c, data, "")
 	send := func(method string, body []byte, ct string) int {
-		req, _ := http.NewRequest(method, e.http.URL+MK20Path+"/upload/"+d.Identifier.String(), bytes.NewReader(body))
-		if ct != "" {
-			req.Header.Set("Content-Type", ct)
-		}
-		auth, err := mk20.SignAuth(c.Sign, c.Client, method, req.URL.EscapedPath(), e.clock())
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", auth)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return e.signedRequest(t, c, method, "/upload/"+d.Identifier.String(), body, ct)
 	}
 	if code := send("POST", nil, ""); code != 404 {
 		t.Fatalf("finalize before the upload: %d", code)
@@ -633,16 +643,7 @@ func TestMK20Refusals(t *testing.T) {
 	}
 	// Bodies: a wrong content type, not JSON, too large.
 	post := func(body []byte, ct string) int {
-		req, _ := http.NewRequest("POST", e.http.URL+MK20Path+"/deal", bytes.NewReader(body))
-		req.Header.Set("Content-Type", ct)
-		auth, _ := mk20.SignAuth(c.Sign, c.Client, "POST", MK20Path+"/deal", e.clock())
-		req.Header.Set("Authorization", auth)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return e.signedRequest(t, c, "POST", "/deal", body, ct)
 	}
 	if code := post([]byte("{}"), "text/plain"); code != 400 {
 		t.Errorf("text/plain: %d", code)
