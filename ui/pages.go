@@ -303,8 +303,12 @@ func (s *Server) dealLive(w http.ResponseWriter, r *http.Request) {
 	s.renderPart(w, r, http.StatusOK, "deal", "live", p)
 }
 
+// actionText is what the confirmation of an operator action says: the
+// action's verb and what it does.
+type actionText struct{ Verb, Explain string }
+
 // actionInfo describes an operator action for its confirmation.
-var actionInfo = map[string]struct{ Verb, Explain string }{
+var actionInfo = map[string]actionText{
 	"retry":  {"Retry", "The deal resumes its current step now instead of waiting for its back-off or an operator."},
 	"fail":   {"Fail", "The deal fails for good: its funds and staging space are released. A deal already published stays on chain; only its local processing stops."},
 	"cancel": {"Cancel", "The transfer (or the wait for data or a publish batch) stops and the deal fails. Only deals not yet published can be cancelled."},
@@ -320,16 +324,25 @@ type confirmData struct {
 	Path    string
 }
 
-func (s *Server) confirmAction(w http.ResponseWriter, r *http.Request) {
-	action := r.PathValue("action")
-	ai, ok := actionInfo[action]
-	if !ok {
+// actionTarget reads the action and the deal UUID of an action route,
+// showing the error page itself when either is unknown or malformed.
+func (s *Server) actionTarget(w http.ResponseWriter, r *http.Request) (action string, ai actionText, id uuid.UUID, ok bool) {
+	action = r.PathValue("action")
+	if ai, ok = actionInfo[action]; !ok {
 		s.fail(w, r, http.StatusNotFound, "deals", fmt.Errorf("no action %q", action))
-		return
+		return "", ai, uuid.UUID{}, false
 	}
 	id, err := uuid.Parse(r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "deals", fmt.Errorf("%q is not a deal UUID", r.PathValue("id")))
+		return "", ai, uuid.UUID{}, false
+	}
+	return action, ai, id, true
+}
+
+func (s *Server) confirmAction(w http.ResponseWriter, r *http.Request) {
+	action, ai, id, ok := s.actionTarget(w, r)
+	if !ok {
 		return
 	}
 	dd, err := s.api.DealShow(r.Context(), id)
@@ -349,15 +362,8 @@ func (s *Server) confirmAction(w http.ResponseWriter, r *http.Request) {
 var errReadOnly = errors.New("this session's token can read but not act: log in with an admin token (`ferryd auth create-token --perm admin`)")
 
 func (s *Server) dealAction(w http.ResponseWriter, r *http.Request) {
-	action := r.PathValue("action")
-	ai, ok := actionInfo[action]
+	action, ai, id, ok := s.actionTarget(w, r)
 	if !ok {
-		s.fail(w, r, http.StatusNotFound, "deals", fmt.Errorf("no action %q", action))
-		return
-	}
-	id, err := uuid.Parse(r.PathValue("id"))
-	if err != nil {
-		s.fail(w, r, http.StatusBadRequest, "deals", fmt.Errorf("%q is not a deal UUID", r.PathValue("id")))
 		return
 	}
 	if !sessionFrom(r.Context()).canAct() {
@@ -365,6 +371,7 @@ func (s *Server) dealAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	var err error
 	switch action {
 	case "retry":
 		err = s.api.DealRetry(ctx, id)
