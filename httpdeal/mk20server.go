@@ -482,11 +482,20 @@ func readJSON(w http.ResponseWriter, r *http.Request, optional bool) ([]byte, bo
 	if optional && len(bytes.TrimSpace(body)) == 0 {
 		return nil, true
 	}
-	if ct := r.Header.Get("Content-Type"); ct != ContentTypeJSON {
-		http.Error(w, "invalid content type", http.StatusBadRequest)
+	if !hasContentType(w, r, ContentTypeJSON) {
 		return nil, false
 	}
 	return body, true
+}
+
+// hasContentType reports whether a request's Content-Type is exactly ct,
+// answering 400 itself when not.
+func hasContentType(w http.ResponseWriter, r *http.Request, ct string) bool {
+	if r.Header.Get("Content-Type") != ct {
+		http.Error(w, "invalid content type", http.StatusBadRequest)
+		return false
+	}
+	return true
 }
 
 // writeJSON answers 200 with v.

@@ -90,8 +90,7 @@ func (m *MK20) slot(w http.ResponseWriter) (release func(), ok bool) {
 }
 
 func (m *MK20) uploadStart(w http.ResponseWriter, r *http.Request, _ address.Address) {
-	if r.Header.Get("Content-Type") != ContentTypeJSON {
-		http.Error(w, "invalid content type", http.StatusBadRequest)
+	if !hasContentType(w, r, ContentTypeJSON) {
 		return
 	}
 	id, ok := pathID(w, r)
@@ -235,8 +234,7 @@ func pieceAndSize(c cid.Cid, rawSize uint64) string {
 }
 
 func (m *MK20) uploadChunk(w http.ResponseWriter, r *http.Request, _ address.Address) {
-	if r.Header.Get("Content-Type") != contentTypeBytes {
-		http.Error(w, "invalid content type", http.StatusBadRequest)
+	if !hasContentType(w, r, contentTypeBytes) {
 		return
 	}
 	id, ok := pathID(w, r)
