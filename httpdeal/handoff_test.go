@@ -113,8 +113,18 @@ func TestMK20HandOffRetried(t *testing.T) {
 	if s := e.waitStarted(d.Identifier); s.path == "" {
 		t.Fatalf("handed over without its file: %+v", s)
 	}
-	if st, err := c.Status(ctx, d.Identifier); err != nil || st.DDOV1.State != mk20.StateSealing {
-		t.Fatalf("status after the hand-off %+v %v", st, err)
+	// The server records the hand-off once the market's Start returns,
+	// a moment after the market saw the deal.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := c.Status(ctx, d.Identifier)
+		if err == nil && st.DDOV1.State == mk20.StateSealing {
+			break
+		}
+		if err != nil || st.DDOV1.State != mk20.StateProcessing || time.Now().After(deadline) {
+			t.Fatalf("status after the hand-off %+v %v", st.DDOV1, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

@@ -243,6 +243,30 @@ func (e *env) client() *client.MK20Client {
 		Sign: func(b []byte) (*crypto.Signature, error) { return wallet.Sign(ki, b) }}
 }
 
+// signedRequest sends method to the Market 2.0 route path with body and
+// the Content-Type ct (none when ""), signed by c, and returns the status.
+func (e *env) signedRequest(t *testing.T, c *client.MK20Client, method, path string, body []byte, ct string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, e.http.URL+MK20Path+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	auth, err := mk20.SignAuth(c.Sign, c.Client, method, req.URL.EscapedPath(), e.clock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func (e *env) waitStarted(id ulid.ULID) started {
 	e.t.Helper()
 	select {
@@ -284,15 +308,23 @@ func ddo(c *client.MK20Client, pc cid.Cid, url string) *mk20.Deal {
 	return r.Deal()
 }
 
+// makeDDO makes, through c, the ddo deal of data from url ("" for an
+// upload) and returns it.
+func makeDDO(t *testing.T, c *client.MK20Client, data []byte, url string) *mk20.Deal {
+	t.Helper()
+	d := ddo(c, pieceCIDv2(t, data), url)
+	if err := c.MakeDeal(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 func TestMK20HTTPSourceDeal(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	c := e.client()
 	data := payload(3000, 1)
-	d := ddo(c, pieceCIDv2(t, data), "http://127.0.0.1:9/data.car")
-	if err := c.MakeDeal(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	d := makeDDO(t, c, data, "http://127.0.0.1:9/data.car")
 	if s := e.waitStarted(d.Identifier); s.path != "" || s.deal.Data.SourceHTTP.URLs[0].URL != "http://127.0.0.1:9/data.car" {
 		t.Fatalf("market got %+v", s)
 	}
@@ -323,11 +355,8 @@ func TestMK20ChunkedUpload(t *testing.T) {
 	ctx := context.Background()
 	c := e.client()
 	data := payload(5*1024+100, 2) // 6 chunks of 1 KiB, the last 100 bytes
-	d := ddo(c, pieceCIDv2(t, data), "")
+	d := makeDDO(t, c, data, "")
 	id := d.Identifier
-	if err := c.MakeDeal(ctx, d); err != nil {
-		t.Fatal(err)
-	}
 	if st, err := c.Status(ctx, id); err != nil || st.DDOV1.State != mk20.StateUploading {
 		t.Fatalf("status %+v %v", st, err)
 	}
@@ -412,10 +441,7 @@ func TestMK20UploadMismatch(t *testing.T) {
 	ctx := context.Background()
 	c := e.client()
 	data := payload(2500, 3)
-	d := ddo(c, pieceCIDv2(t, data), "")
-	if err := c.MakeDeal(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	d := makeDDO(t, c, data, "")
 	other := payload(2500, 4)
 	path := filepath.Join(e.dir, "other")
 	if err := os.WriteFile(path, other, 0o644); err != nil {
@@ -445,11 +471,8 @@ func TestMK20FinalizeChecksInBackground(t *testing.T) {
 	ctx := context.Background()
 	c := e.client()
 	data := payload(3*1024, 5)
-	d := ddo(c, pieceCIDv2(t, data), "")
+	d := makeDDO(t, c, data, "")
 	id := d.Identifier
-	if err := c.MakeDeal(ctx, d); err != nil {
-		t.Fatal(err)
-	}
 	if err := c.StartUpload(ctx, id, uint64(len(data)), 1024); err != nil {
 		t.Fatal(err)
 	}
@@ -476,29 +499,11 @@ func TestMK20FinalizeChecksInBackground(t *testing.T) {
 
 func TestMK20Serial(t *testing.T) {
 	e := newEnv(t)
-	ctx := context.Background()
 	c := e.client()
 	data := payload(4000, 6)
-	d := ddo(c, pieceCIDv2(t, data), "")
-	if err := c.MakeDeal(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	d := makeDDO(t, c, data, "")
 	send := func(method string, body []byte, ct string) int {
-		req, _ := http.NewRequest(method, e.http.URL+MK20Path+"/upload/"+d.Identifier.String(), bytes.NewReader(body))
-		if ct != "" {
-			req.Header.Set("Content-Type", ct)
-		}
-		auth, err := mk20.SignAuth(c.Sign, c.Client, method, req.URL.EscapedPath(), e.clock())
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", auth)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return e.signedRequest(t, c, method, "/upload/"+d.Identifier.String(), body, ct)
 	}
 	if code := send("POST", nil, ""); code != 404 {
 		t.Fatalf("finalize before the upload: %d", code)
@@ -522,10 +527,7 @@ func TestMK20Auth(t *testing.T) {
 	ctx := context.Background()
 	alice, bob := e.client(), e.client()
 	data := payload(2000, 7)
-	d := ddo(alice, pieceCIDv2(t, data), "")
-	if err := alice.MakeDeal(ctx, d); err != nil {
-		t.Fatal(err)
-	}
+	d := makeDDO(t, alice, data, "")
 	// Bob may not touch Alice's deal, nor make a deal in her name.
 	if _, err := bob.Status(ctx, d.Identifier); codeOf(err) != 401 {
 		t.Fatalf("another client's status: %v", err)
@@ -641,16 +643,7 @@ func TestMK20Refusals(t *testing.T) {
 	}
 	// Bodies: a wrong content type, not JSON, too large.
 	post := func(body []byte, ct string) int {
-		req, _ := http.NewRequest("POST", e.http.URL+MK20Path+"/deal", bytes.NewReader(body))
-		req.Header.Set("Content-Type", ct)
-		auth, _ := mk20.SignAuth(c.Sign, c.Client, "POST", MK20Path+"/deal", e.clock())
-		req.Header.Set("Authorization", auth)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return e.signedRequest(t, c, "POST", "/deal", body, ct)
 	}
 	if code := post([]byte("{}"), "text/plain"); code != 400 {
 		t.Errorf("text/plain: %d", code)

@@ -463,6 +463,13 @@ func (m *MK20) internal(what string, err error) *mk20.Rejection {
 	return mk20.Reject(mk20.ErrServerInternalError, "Internal server error")
 }
 
+// serverError logs err and answers 500 with no body, for the routes that
+// answer no deal Reason.
+func (m *MK20) serverError(w http.ResponseWriter, what string, err error) {
+	m.internal(what, err)
+	w.WriteHeader(http.StatusInternalServerError)
+}
+
 // readJSON reads a JSON body of at most mk20.MaxBodySize bytes with
 // exactly Content-Type application/json. optional allows an empty body,
 // returned as nil.
@@ -475,19 +482,27 @@ func readJSON(w http.ResponseWriter, r *http.Request, optional bool) ([]byte, bo
 	if optional && len(bytes.TrimSpace(body)) == 0 {
 		return nil, true
 	}
-	if ct := r.Header.Get("Content-Type"); ct != ContentTypeJSON {
-		http.Error(w, "invalid content type", http.StatusBadRequest)
+	if !hasContentType(w, r, ContentTypeJSON) {
 		return nil, false
 	}
 	return body, true
+}
+
+// hasContentType reports whether a request's Content-Type is exactly ct,
+// answering 400 itself when not.
+func hasContentType(w http.ResponseWriter, r *http.Request, ct string) bool {
+	if r.Header.Get("Content-Type") != ct {
+		http.Error(w, "invalid content type", http.StatusBadRequest)
+		return false
+	}
+	return true
 }
 
 // writeJSON answers 200 with v.
 func (m *MK20) writeJSON(w http.ResponseWriter, v any) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		m.cfg.Logf("httpdeal: encoding an answer: %v", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "encoding an answer", err)
 		return
 	}
 	w.Header().Set("Content-Type", ContentTypeJSON)
@@ -694,15 +709,13 @@ func (m *MK20) status(w http.ResponseWriter, r *http.Request, _ address.Address)
 		return
 	}
 	if err != nil {
-		m.internal("reading deal status", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "reading deal status", err)
 		return
 	}
 	st := &mk20.StatusResponse{State: d.State, ErrorMsg: d.Error}
 	if d.HandedOff {
 		if st.State, st.ErrorMsg, err = m.d.Market.State(ctx, id); err != nil {
-			m.internal("reading the market's deal state", err)
-			w.WriteHeader(http.StatusInternalServerError)
+			m.serverError(w, "reading the market's deal state", err)
 			return
 		}
 	}
@@ -791,7 +804,7 @@ func (m *MK20) update(w http.ResponseWriter, r *http.Request, signer address.Add
 	reason(w, rej)
 }
 
-// readStoredDeal reads the deal of an upload route, answering itself
+// uploadDeal reads the deal of an upload route, answering itself
 // when there is none or it is no upload.
 func (m *MK20) uploadDeal(ctx context.Context, w http.ResponseWriter, id ulid.ULID) (*dealRow, bool) {
 	d, err := m.store.deal(ctx, id)
@@ -800,8 +813,7 @@ func (m *MK20) uploadDeal(ctx context.Context, w http.ResponseWriter, id ulid.UL
 		return nil, false
 	}
 	if err != nil {
-		m.internal("reading deal", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "reading deal", err)
 		return nil, false
 	}
 	return d, true

@@ -273,7 +273,8 @@ func (s *mk20Store) chunks(ctx context.Context, id ulid.ULID) (complete, missing
 	return complete, missing, rows.Err()
 }
 
-// setCommP records the piece CID v1 of what was uploaded.
+// setCommP records the piece CID v1 and raw size of what was uploaded
+// (pieceAndSize).
 func (s *mk20Store) setCommP(ctx context.Context, id ulid.ULID, commp string) error {
 	if _, err := s.db.ExecContext(ctx, `UPDATE mk20_uploads SET commp = ? WHERE id = ?`, commp, id.String()); err != nil {
 		return fmt.Errorf("recording the CommP of deal %s: %w", id, err)

@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/filecoin-project/go-address"
+	"github.com/ipfs/go-cid"
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferry-fil/ferry/httpdeal/mk20"
@@ -89,8 +90,7 @@ func (m *MK20) slot(w http.ResponseWriter) (release func(), ok bool) {
 }
 
 func (m *MK20) uploadStart(w http.ResponseWriter, r *http.Request, _ address.Address) {
-	if r.Header.Get("Content-Type") != ContentTypeJSON {
-		http.Error(w, "invalid content type", http.StatusBadRequest)
+	if !hasContentType(w, r, ContentTypeJSON) {
 		return
 	}
 	id, ok := pathID(w, r)
@@ -143,14 +143,12 @@ func (m *MK20) uploadStart(w http.ResponseWriter, r *http.Request, _ address.Add
 	}
 	up := &uploadRow{Chunked: true, ChunkSize: cs, Path: m.stagingPath(id), Node: m.cfg.NodeID}
 	if err := createStaging(up.Path); err != nil {
-		m.internal("creating the staging file", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "creating the staging file", err)
 		return
 	}
 	started, err := m.store.startUpload(ctx, id, up, su.RawSize)
 	if err != nil {
-		m.internal("starting upload", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "starting upload", err)
 		return
 	}
 	if !started {
@@ -189,14 +187,12 @@ func (m *MK20) uploadStatus(w http.ResponseWriter, r *http.Request, _ address.Ad
 		return
 	}
 	if err != nil {
-		m.internal("reading upload", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "reading upload", err)
 		return
 	}
 	done, missing, err := m.store.chunks(ctx, id)
 	if err != nil {
-		m.internal("reading chunks", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "reading chunks", err)
 		return
 	}
 	m.writeJSON(w, mk20.UploadStatus{
@@ -231,9 +227,14 @@ func receive(f *os.File, off int64, size int64, body io.Reader, tee io.Writer) e
 
 var errSize = errors.New("wrong size")
 
+// pieceAndSize is the form in which an upload's CommP is recorded and
+// compared with its deal's piece: "<piece CID v1>:<raw size>".
+func pieceAndSize(c cid.Cid, rawSize uint64) string {
+	return c.String() + ":" + strconv.FormatUint(rawSize, 10)
+}
+
 func (m *MK20) uploadChunk(w http.ResponseWriter, r *http.Request, _ address.Address) {
-	if r.Header.Get("Content-Type") != contentTypeBytes {
-		http.Error(w, "invalid content type", http.StatusBadRequest)
+	if !hasContentType(w, r, contentTypeBytes) {
 		return
 	}
 	id, ok := pathID(w, r)
@@ -261,8 +262,7 @@ func (m *MK20) uploadChunk(w http.ResponseWriter, r *http.Request, _ address.Add
 		return
 	}
 	if err != nil {
-		m.internal("reading upload", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "reading upload", err)
 		return
 	}
 	if !m.here(up) {
@@ -275,8 +275,7 @@ func (m *MK20) uploadChunk(w http.ResponseWriter, r *http.Request, _ address.Add
 		return
 	}
 	if err != nil {
-		m.internal("reading chunk", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "reading chunk", err)
 		return
 	}
 	if complete {
@@ -285,8 +284,7 @@ func (m *MK20) uploadChunk(w http.ResponseWriter, r *http.Request, _ address.Add
 	}
 	f, err := os.OpenFile(up.Path, os.O_WRONLY, 0)
 	if err != nil {
-		m.internal("opening the staging file", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "opening the staging file", err)
 		return
 	}
 	defer f.Close()
@@ -318,8 +316,7 @@ func (m *MK20) uploadChunk(w http.ResponseWriter, r *http.Request, _ address.Add
 			http.Error(w, fmt.Sprintf("chunk %d: %v", n, err), http.StatusBadRequest)
 			return
 		}
-		m.internal(fmt.Sprintf("receiving chunk %d of deal %s", n, id), err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, fmt.Sprintf("receiving chunk %d of deal %s", n, id), err)
 		return
 	}
 	if h.mu.TryLock() {
@@ -366,7 +363,7 @@ func (m *MK20) catchUp(ctx context.Context, id ulid.ULID, up *uploadRow, h *pref
 		h.reset()
 		return fmt.Errorf("computing CommP: %w", err)
 	}
-	return m.store.setCommP(ctx, id, cm.CID().String()+":"+strconv.FormatUint(cm.PayloadSize, 10))
+	return m.store.setCommP(ctx, id, pieceAndSize(cm.CID(), cm.PayloadSize))
 }
 
 func (m *MK20) uploadFinalize(w http.ResponseWriter, r *http.Request, signer address.Address) {
@@ -504,7 +501,7 @@ func (m *MK20) finish(ctx context.Context, id ulid.ULID) *mk20.Rejection {
 		return m.internal("reading upload", err)
 	}
 	m.dropHasher(id)
-	want := d.Piece.PieceCID.String() + ":" + strconv.FormatUint(d.Piece.RawSize, 10)
+	want := pieceAndSize(d.Piece.PieceCID, d.Piece.RawSize)
 	if up.CommP != want {
 		why := fmt.Sprintf("the uploaded data has piece CID and size %s, the deal's are %s", up.CommP, want)
 		if rej := m.fail(ctx, id, why); rej != nil {
@@ -584,24 +581,20 @@ func (m *MK20) serialUpload(w http.ResponseWriter, r *http.Request, _ address.Ad
 			return
 		}
 	} else if !errors.Is(err, errNotFound) {
-		m.internal("reading upload", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "reading upload", err)
 		return
 	}
 	if err := createStaging(up.Path); err != nil {
-		m.internal("creating the staging file", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "creating the staging file", err)
 		return
 	}
 	if _, err := m.store.startUpload(ctx, id, up, d.Piece.RawSize); err != nil {
-		m.internal("starting upload", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "starting upload", err)
 		return
 	}
 	f, err := os.OpenFile(up.Path, os.O_WRONLY|os.O_TRUNC, 0)
 	if err != nil {
-		m.internal("opening the staging file", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "opening the staging file", err)
 		return
 	}
 	defer f.Close()
@@ -611,17 +604,15 @@ func (m *MK20) serialUpload(w http.ResponseWriter, r *http.Request, _ address.Ad
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		m.internal("receiving upload", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "receiving upload", err)
 		return
 	}
 	cm, err := calc.Sum()
 	if err == nil {
-		err = m.store.setCommP(ctx, id, cm.CID().String()+":"+strconv.FormatUint(cm.PayloadSize, 10))
+		err = m.store.setCommP(ctx, id, pieceAndSize(cm.CID(), cm.PayloadSize))
 	}
 	if err != nil {
-		m.internal("recording the upload's CommP", err)
-		w.WriteHeader(http.StatusInternalServerError)
+		m.serverError(w, "recording the upload's CommP", err)
 		return
 	}
 	w.WriteHeader(http.StatusOK)

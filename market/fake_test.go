@@ -850,6 +850,33 @@ func (h *harness) sign(prop *market.DealProposal, params *wire.DealParams) {
 	params.ClientDealProposal = market.ClientDealProposal{Proposal: *prop, ClientSignature: *sig}
 }
 
+// doneAndWaiting proposes a deal and waits for it to complete, then makes
+// the downloads block and proposes three deals, created at distinct times,
+// that stay in their transfer until the test ends. It returns the first
+// deal, its info once complete, and the three in the order proposed.
+func (h *harness) doneAndWaiting(ctx context.Context) (done *wire.DealParams, doneInfo *DealInfo, waiting []*wire.DealParams) {
+	h.t.Helper()
+	done = h.deal("done.car", 1500, 1, nil)
+	if r := h.p.Propose(ctx, done, "p"); !r.Accepted {
+		h.t.Fatal(r.Message)
+	}
+	doneInfo = h.waitFor(done.DealUUID, complete, Complete)
+	block := make(chan struct{})
+	h.dl.mu.Lock()
+	h.dl.block = block
+	h.dl.mu.Unlock()
+	h.t.Cleanup(func() { close(block) })
+	for i := 0; i < 3; i++ {
+		params := h.deal(fmt.Sprintf("w%d.car", i), 1500, int64(10+i), nil)
+		if r := h.p.Propose(ctx, params, "p"); !r.Accepted {
+			h.t.Fatal(r.Message)
+		}
+		waiting = append(waiting, params)
+		time.Sleep(2 * time.Millisecond) // distinct creation times
+	}
+	return done, doneInfo, waiting
+}
+
 func (h *harness) waitFor(id uuid.UUID, want func(*DealInfo) bool, what any) *DealInfo {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

@@ -634,24 +634,7 @@ func TestDealListFilter(t *testing.T) {
 	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
 	h.start()
 	ctx := context.Background()
-	done := h.deal("done.car", 1500, 1, nil)
-	if r := h.p.Propose(ctx, done, "p"); !r.Accepted {
-		t.Fatal(r.Message)
-	}
-	h.waitFor(done.DealUUID, complete, Complete)
-	h.dl.mu.Lock()
-	h.dl.block = make(chan struct{}) // the next deals stay in their transfer
-	h.dl.mu.Unlock()
-	defer close(h.dl.block)
-	var waiting []*wire.DealParams
-	for i := 0; i < 3; i++ {
-		params := h.deal(fmt.Sprintf("w%d.car", i), 1500, int64(10+i), nil)
-		if r := h.p.Propose(ctx, params, "p"); !r.Accepted {
-			t.Fatal(r.Message)
-		}
-		waiting = append(waiting, params)
-		time.Sleep(2 * time.Millisecond) // distinct creation times
-	}
+	done, _, waiting := h.doneAndWaiting(ctx)
 	if err := h.p.Cancel(ctx, waiting[0].DealUUID); err != nil {
 		t.Fatal(err)
 	}

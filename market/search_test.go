@@ -18,24 +18,7 @@ func TestDealSearch(t *testing.T) {
 	h.start()
 	ctx := context.Background()
 	before := time.Now()
-	done := h.deal("done.car", 1500, 1, nil)
-	if r := h.p.Propose(ctx, done, "p1"); !r.Accepted {
-		t.Fatal(r.Message)
-	}
-	doneInfo := h.waitFor(done.DealUUID, complete, Complete)
-	h.dl.mu.Lock()
-	h.dl.block = make(chan struct{}) // the next deals stay in their transfer
-	h.dl.mu.Unlock()
-	defer close(h.dl.block)
-	var waiting []*wire.DealParams
-	for i := 0; i < 3; i++ {
-		params := h.deal(fmt.Sprintf("w%d.car", i), 1500, int64(10+i), nil)
-		if r := h.p.Propose(ctx, params, "p2"); !r.Accepted {
-			t.Fatal(r.Message)
-		}
-		waiting = append(waiting, params)
-		time.Sleep(2 * time.Millisecond) // distinct creation times
-	}
+	done, doneInfo, waiting := h.doneAndWaiting(ctx)
 	mid := time.Now()
 	all, err := h.p.Deals(ctx, DealFilter{})
 	if err != nil {

@@ -254,21 +254,25 @@ func TestSealerMinerRestartMidStream(t *testing.T) {
 	}
 }
 
-// TestServerPlacesDealOnce: the server gives a deal the same sealing UUID
-// on every call, so a second hand-off returns the first placement.
-func TestServerPlacesDealOnce(t *testing.T) {
-	fs := newFakeSealing(t, testSectorSize)
-	ts := startTestServer(t, fs, testSectorSize)
-	c := ts.dial(t, adminToken)
-	d := testDeal(7, 2048)
-	for range 2 {
-		off, err := c.SectorAddPieceToAny(context.Background(), 2032, bytes.NewReader(nil), dealInfo(d))
-		if err != nil || off != (SectorOffset{1, 0}) {
-			t.Fatalf("%+v, %v", off, err)
-		}
-	}
-	if fs.addCount() != 1 {
-		t.Fatalf("%d placements", fs.addCount())
+// TestServerPlacesPieceOnce: the server gives a deal the same sealing UUID
+// on every call (a direct piece from its allocation), so a second hand-off
+// returns the first placement.
+func TestServerPlacesPieceOnce(t *testing.T) {
+	for name, d := range map[string]sealing.Deal{"deal": testDeal(7, 2048), "direct piece": testDirect(31, 2048)} {
+		t.Run(name, func(t *testing.T) {
+			fs := newFakeSealing(t, testSectorSize)
+			ts := startTestServer(t, fs, testSectorSize)
+			c := ts.dial(t, adminToken)
+			for range 2 {
+				off, err := c.SectorAddPieceToAny(context.Background(), 2032, bytes.NewReader(nil), dealInfo(d))
+				if err != nil || off != (SectorOffset{1, 0}) {
+					t.Fatalf("%+v, %v", off, err)
+				}
+			}
+			if fs.addCount() != 1 {
+				t.Fatalf("%d placements", fs.addCount())
+			}
+		})
 	}
 }
 
@@ -416,6 +420,9 @@ func TestSealerUnsealsInBackground(t *testing.T) {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		mu.Lock()
+		outcome := outcome
+		mu.Unlock()
 		if outcome == nil {
 			h.fs.writeUnsealed(t, 1, unsealedFile(testSectorSize, 0, payload, 2032))
 			h.fs.mu.Lock()
@@ -449,7 +456,9 @@ func TestSealerUnsealsInBackground(t *testing.T) {
 	h.fs.mu.Lock()
 	h.fs.sectors[1].Unsealed = false
 	h.fs.mu.Unlock()
+	mu.Lock()
 	outcome = fail
+	mu.Unlock()
 	if _, err := h.s.ReadPiece(ctx, pc); !errors.Is(err, ErrUnsealing) {
 		t.Fatal(err)
 	}
@@ -537,23 +546,5 @@ func TestSealerDirectPiece(t *testing.T) {
 	bad.DealSchedule = sealing.DealSchedule{}
 	if _, err := h.s.AddPieceToAny(ctx, 2032, unreadable{t}, bad); err == nil || !strings.Contains(err.Error(), "schedule") {
 		t.Fatalf("a direct piece without a schedule: %v", err)
-	}
-}
-
-// The server gives a direct piece the same sealing UUID on every call,
-// from its allocation, so a second hand-off returns the first placement.
-func TestServerPlacesDirectPieceOnce(t *testing.T) {
-	fs := newFakeSealing(t, testSectorSize)
-	ts := startTestServer(t, fs, testSectorSize)
-	c := ts.dial(t, adminToken)
-	d := testDirect(31, 2048)
-	for range 2 {
-		off, err := c.SectorAddPieceToAny(context.Background(), 2032, bytes.NewReader(nil), dealInfo(d))
-		if err != nil || off != (SectorOffset{1, 0}) {
-			t.Fatalf("%+v, %v", off, err)
-		}
-	}
-	if fs.addCount() != 1 {
-		t.Fatalf("%d placements", fs.addCount())
 	}
 }

@@ -456,13 +456,8 @@ func (s *Server) serveRemote(w http.ResponseWriter, r *http.Request) {
 		s.serveAllocated(w, r, n, parts[4], parts[5])
 		return
 	}
-	si, err := s.seal.Sector(r.Context(), n)
-	if errors.Is(err, sealing.ErrUnknownSector) {
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
-	}
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+	si, ok := s.sectorInfo(w, r, n)
+	if !ok {
 		return
 	}
 	if !si.Unsealed {
@@ -483,6 +478,21 @@ func (s *Server) serveRemote(w http.ResponseWriter, r *http.Request) {
 	http.ServeContent(w, r, "", time.Time{}, f)
 }
 
+// sectorInfo reads sector n for a /remote request, answering 404 itself
+// when sealing does not know it and 500 when it cannot be read.
+func (s *Server) sectorInfo(w http.ResponseWriter, r *http.Request, n abi.SectorNumber) (sealing.SectorInfo, bool) {
+	si, err := s.seal.Sector(r.Context(), n)
+	if errors.Is(err, sealing.ErrUnknownSector) {
+		http.Error(w, err.Error(), http.StatusNotFound)
+		return si, false
+	}
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return si, false
+	}
+	return si, true
+}
+
 func (s *Server) serveAllocated(w http.ResponseWriter, r *http.Request, n abi.SectorNumber, offS, sizeS string) {
 	off, err1 := strconv.ParseUint(offS, 10, 64)
 	size, err2 := strconv.ParseUint(sizeS, 10, 64)
@@ -490,13 +500,8 @@ func (s *Server) serveAllocated(w http.ResponseWriter, r *http.Request, n abi.Se
 		http.Error(w, fmt.Sprintf("allocated: offset and size must be unpadded byte counts, multiples of 127 (%q, %q)", offS, sizeS), http.StatusBadRequest)
 		return
 	}
-	si, err := s.seal.Sector(r.Context(), n)
-	if errors.Is(err, sealing.ErrUnknownSector) {
-		http.Error(w, err.Error(), http.StatusNotFound)
-		return
-	}
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
+	si, ok := s.sectorInfo(w, r, n)
+	if !ok {
 		return
 	}
 	start := abi.UnpaddedPieceSize(off).Padded()

@@ -558,13 +558,16 @@ func (s *Sealing) retryNow(ctx context.Context, r *sectorRow) (bool, error) {
 	return true, nil
 }
 
-// handleSealFailed computes the commitments again from PreCommit1.
-func (s *Sealing) handleSealFailed(ctx context.Context, r *sectorRow) error {
-	if ok, err := s.retryNow(ctx, r); !ok {
+// retryFrom returns the handler of a failed state whose step is simply done
+// again: once retryNow allows it, the sector goes back to state.
+func retryFrom(state SectorState) func(s *Sealing, ctx context.Context, r *sectorRow) error {
+	return func(s *Sealing, ctx context.Context, r *sectorRow) error {
+		if ok, err := s.retryNow(ctx, r); !ok {
+			return err
+		}
+		_, err := s.st.setState(ctx, r.Number, state, r.LastError, r.State)
 		return err
 	}
-	_, err := s.st.setState(ctx, r.Number, StatePreCommit1, r.LastError, r.State)
-	return err
 }
 
 // handlePreCommitFailed pre-commits again, unless the chain has the
@@ -581,15 +584,6 @@ func (s *Sealing) handlePreCommitFailed(ctx context.Context, r *sectorRow) error
 		return s.preCommitLanded(ctx, r, pci.PreCommitEpoch)
 	}
 	return s.st.retryPreCommit(ctx, r.Number, r.State)
-}
-
-// handleComputeProofFailed computes the proof again.
-func (s *Sealing) handleComputeProofFailed(ctx context.Context, r *sectorRow) error {
-	if ok, err := s.retryNow(ctx, r); !ok {
-		return err
-	}
-	_, err := s.st.setState(ctx, r.Number, StateCommitting, r.LastError, r.State)
-	return err
 }
 
 // handleCommitFailed proves again from WaitSeed, unless the sector is

@@ -63,9 +63,9 @@ func sectorStates() []stateStep {
 		{state: StateCommitWait, handle: (*Sealing).handleCommitWait},
 		{state: StateFinalizeSector, handle: (*Sealing).handleFinalize},
 		{state: StateProving, proving: true},
-		{state: StateSealPreCommit1Failed, handle: (*Sealing).handleSealFailed},
+		{state: StateSealPreCommit1Failed, handle: retryFrom(StatePreCommit1)},
 		{state: StatePreCommitFailed, handle: (*Sealing).handlePreCommitFailed},
-		{state: StateComputeProofFailed, handle: (*Sealing).handleComputeProofFailed},
+		{state: StateComputeProofFailed, handle: retryFrom(StateCommitting)},
 		{state: StateCommitFailed, handle: (*Sealing).handleCommitFailed},
 		{state: StateFailedUnrecoverable},
 	}

@@ -41,6 +41,17 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, status int, nav st
 	s.render(w, r, status, "error", &page{Title: "Error", Nav: nav, Problem: err.Error()})
 }
 
+// show renders the page that build makes from r with the template name, or,
+// when build fails, the error page with the status it says and nav's tab lit.
+func (s *Server) show(w http.ResponseWriter, r *http.Request, name, nav string, build func(*http.Request) (*page, int, error)) {
+	p, status, err := build(r)
+	if err != nil {
+		s.fail(w, r, status, nav, err)
+		return
+	}
+	s.render(w, r, http.StatusOK, name, p)
+}
+
 // overviewData is the Overview page.
 type overviewData struct {
 	api.Overview
@@ -280,12 +291,7 @@ func actionsFor(d *market.DealInfo) []string {
 }
 
 func (s *Server) deal(w http.ResponseWriter, r *http.Request) {
-	p, status, err := s.dealPage(r)
-	if err != nil {
-		s.fail(w, r, status, "deals", err)
-		return
-	}
-	s.render(w, r, http.StatusOK, "deal", p)
+	s.show(w, r, "deal", "deals", s.dealPage)
 }
 
 func (s *Server) dealLive(w http.ResponseWriter, r *http.Request) {
@@ -297,8 +303,12 @@ func (s *Server) dealLive(w http.ResponseWriter, r *http.Request) {
 	s.renderPart(w, r, http.StatusOK, "deal", "live", p)
 }
 
+// actionText is what the confirmation of an operator action says: the
+// action's verb and what it does.
+type actionText struct{ Verb, Explain string }
+
 // actionInfo describes an operator action for its confirmation.
-var actionInfo = map[string]struct{ Verb, Explain string }{
+var actionInfo = map[string]actionText{
 	"retry":  {"Retry", "The deal resumes its current step now instead of waiting for its back-off or an operator."},
 	"fail":   {"Fail", "The deal fails for good: its funds and staging space are released. A deal already published stays on chain; only its local processing stops."},
 	"cancel": {"Cancel", "The transfer (or the wait for data or a publish batch) stops and the deal fails. Only deals not yet published can be cancelled."},
@@ -314,16 +324,25 @@ type confirmData struct {
 	Path    string
 }
 
-func (s *Server) confirmAction(w http.ResponseWriter, r *http.Request) {
-	action := r.PathValue("action")
-	ai, ok := actionInfo[action]
-	if !ok {
+// actionTarget reads the action and the deal UUID of an action route,
+// showing the error page itself when either is unknown or malformed.
+func (s *Server) actionTarget(w http.ResponseWriter, r *http.Request) (action string, ai actionText, id uuid.UUID, ok bool) {
+	action = r.PathValue("action")
+	if ai, ok = actionInfo[action]; !ok {
 		s.fail(w, r, http.StatusNotFound, "deals", fmt.Errorf("no action %q", action))
-		return
+		return "", ai, uuid.UUID{}, false
 	}
 	id, err := uuid.Parse(r.PathValue("id"))
 	if err != nil {
 		s.fail(w, r, http.StatusBadRequest, "deals", fmt.Errorf("%q is not a deal UUID", r.PathValue("id")))
+		return "", ai, uuid.UUID{}, false
+	}
+	return action, ai, id, true
+}
+
+func (s *Server) confirmAction(w http.ResponseWriter, r *http.Request) {
+	action, ai, id, ok := s.actionTarget(w, r)
+	if !ok {
 		return
 	}
 	dd, err := s.api.DealShow(r.Context(), id)
@@ -343,15 +362,8 @@ func (s *Server) confirmAction(w http.ResponseWriter, r *http.Request) {
 var errReadOnly = errors.New("this session's token can read but not act: log in with an admin token (`ferryd auth create-token --perm admin`)")
 
 func (s *Server) dealAction(w http.ResponseWriter, r *http.Request) {
-	action := r.PathValue("action")
-	ai, ok := actionInfo[action]
+	action, ai, id, ok := s.actionTarget(w, r)
 	if !ok {
-		s.fail(w, r, http.StatusNotFound, "deals", fmt.Errorf("no action %q", action))
-		return
-	}
-	id, err := uuid.Parse(r.PathValue("id"))
-	if err != nil {
-		s.fail(w, r, http.StatusBadRequest, "deals", fmt.Errorf("%q is not a deal UUID", r.PathValue("id")))
 		return
 	}
 	if !sessionFrom(r.Context()).canAct() {
@@ -359,6 +371,7 @@ func (s *Server) dealAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	var err error
 	switch action {
 	case "retry":
 		err = s.api.DealRetry(ctx, id)
@@ -417,12 +430,7 @@ func (s *Server) piecePage(r *http.Request) (*page, int, error) {
 }
 
 func (s *Server) piece(w http.ResponseWriter, r *http.Request) {
-	p, status, err := s.piecePage(r)
-	if err != nil {
-		s.fail(w, r, status, "piece", err)
-		return
-	}
-	s.render(w, r, http.StatusOK, "piece", p)
+	s.show(w, r, "piece", "piece", s.piecePage)
 }
 
 func (s *Server) pieceCheck(w http.ResponseWriter, r *http.Request) {

@@ -34,6 +34,51 @@ func resolveID(st *state, addr address.Address) (uint64, error) {
 	return id, nil
 }
 
+// The verified registry keeps allocations by client and claims by provider:
+// byActor maps an actor ID to its entries by their ID. entryOf, entriesOf
+// and allEntries read either, returning copies so that callers cannot
+// change the state.
+
+// entryOf returns a copy of the entry id of the actor addr, or nil when
+// the actor has no such entry; addr must resolve to an actor.
+func entryOf[K comparable, V any](st *state, byActor map[uint64]map[K]*V, addr address.Address, id K) (*V, error) {
+	actor, err := resolveID(st, addr)
+	if err != nil {
+		return nil, err
+	}
+	e, ok := byActor[actor][id]
+	if !ok {
+		return nil, nil
+	}
+	out := *e
+	return &out, nil
+}
+
+// entriesOf returns copies of the entries of the actor addr by ID; addr
+// must resolve to an actor.
+func entriesOf[K comparable, V any](st *state, byActor map[uint64]map[K]*V, addr address.Address) (map[K]V, error) {
+	actor, err := resolveID(st, addr)
+	if err != nil {
+		return nil, err
+	}
+	out := map[K]V{}
+	for id, e := range byActor[actor] {
+		out[id] = *e
+	}
+	return out, nil
+}
+
+// allEntries returns copies of every actor's entries by ID.
+func allEntries[K comparable, V any](byActor map[uint64]map[K]*V) map[K]V {
+	out := map[K]V{}
+	for _, m := range byActor {
+		for id, e := range m {
+			out[id] = *e
+		}
+	}
+	return out
+}
+
 // StateGetAllocation returns a client's allocation, or nil.
 func (d *Devnet) StateGetAllocation(ctx context.Context, client address.Address, id chain.AllocationID, tsk chain.TipSetKey) (*chain.Allocation, error) {
 	st, _, release, err := d.stateAt(ctx, tsk)
@@ -41,16 +86,7 @@ func (d *Devnet) StateGetAllocation(ctx context.Context, client address.Address,
 		return nil, err
 	}
 	defer release()
-	clientID, err := resolveID(st, client)
-	if err != nil {
-		return nil, err
-	}
-	a, ok := st.Verifreg.Allocations[clientID][id]
-	if !ok {
-		return nil, nil
-	}
-	out := *a
-	return &out, nil
+	return entryOf(st, st.Verifreg.Allocations, client, id)
 }
 
 // StateGetAllocations returns a client's allocations by ID.
@@ -60,15 +96,7 @@ func (d *Devnet) StateGetAllocations(ctx context.Context, client address.Address
 		return nil, err
 	}
 	defer release()
-	clientID, err := resolveID(st, client)
-	if err != nil {
-		return nil, err
-	}
-	out := map[chain.AllocationID]chain.Allocation{}
-	for id, a := range st.Verifreg.Allocations[clientID] {
-		out[id] = *a
-	}
-	return out, nil
+	return entriesOf(st, st.Verifreg.Allocations, client)
 }
 
 // StateGetAllAllocations returns every allocation by ID.
@@ -78,13 +106,7 @@ func (d *Devnet) StateGetAllAllocations(ctx context.Context, tsk chain.TipSetKey
 		return nil, err
 	}
 	defer release()
-	out := map[chain.AllocationID]chain.Allocation{}
-	for _, m := range st.Verifreg.Allocations {
-		for id, a := range m {
-			out[id] = *a
-		}
-	}
-	return out, nil
+	return allEntries(st.Verifreg.Allocations), nil
 }
 
 // StateGetAllocationIdForPendingDeal returns the allocation a published
@@ -115,16 +137,7 @@ func (d *Devnet) StateGetAllocationForPendingDeal(ctx context.Context, dealID ab
 	if !ok {
 		return nil, fmt.Errorf("deal %d not found", dealID)
 	}
-	client, err := resolveID(st, ds.Proposal.Client)
-	if err != nil {
-		return nil, err
-	}
-	a, ok := st.Verifreg.Allocations[client][id]
-	if !ok {
-		return nil, nil
-	}
-	out := *a
-	return &out, nil
+	return entryOf(st, st.Verifreg.Allocations, ds.Proposal.Client, id)
 }
 
 // StateGetClaim returns a provider's claim, or nil.
@@ -134,16 +147,7 @@ func (d *Devnet) StateGetClaim(ctx context.Context, provider address.Address, id
 		return nil, err
 	}
 	defer release()
-	pid, err := resolveID(st, provider)
-	if err != nil {
-		return nil, err
-	}
-	c, ok := st.Verifreg.Claims[pid][id]
-	if !ok {
-		return nil, nil
-	}
-	out := *c
-	return &out, nil
+	return entryOf(st, st.Verifreg.Claims, provider, id)
 }
 
 // StateGetClaims returns a provider's claims by ID.
@@ -153,15 +157,7 @@ func (d *Devnet) StateGetClaims(ctx context.Context, provider address.Address, t
 		return nil, err
 	}
 	defer release()
-	pid, err := resolveID(st, provider)
-	if err != nil {
-		return nil, err
-	}
-	out := map[chain.ClaimID]chain.Claim{}
-	for id, c := range st.Verifreg.Claims[pid] {
-		out[id] = *c
-	}
-	return out, nil
+	return entriesOf(st, st.Verifreg.Claims, provider)
 }
 
 // StateGetAllClaims returns every claim by ID.
@@ -171,11 +167,5 @@ func (d *Devnet) StateGetAllClaims(ctx context.Context, tsk chain.TipSetKey) (ma
 		return nil, err
 	}
 	defer release()
-	out := map[chain.ClaimID]chain.Claim{}
-	for _, m := range st.Verifreg.Claims {
-		for id, c := range m {
-			out[id] = *c
-		}
-	}
-	return out, nil
+	return allEntries(st.Verifreg.Claims), nil
 }

@@ -94,15 +94,7 @@ func allocate(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("allocate: %w", err)
 	}
-	r, err := openRepo(c)
-	if err != nil {
-		return err
-	}
-	from, err := clientAddress(c, r)
-	if err != nil {
-		return err
-	}
-	n, closer, err := dialChain(c, r)
+	r, from, n, closer, err := openWallet(c)
 	if err != nil {
 		return err
 	}

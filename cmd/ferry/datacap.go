@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/filecoin-project/go-address"
 	"github.com/filecoin-project/go-state-types/big"
 	"github.com/urfave/cli/v2"
 
@@ -26,27 +25,19 @@ var devnetDatacapCmd = &cli.Command{
 }
 
 func devnetDatacap(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return fmt.Errorf("devnet datacap: give ADDRESS and SIZE")
-	}
-	addr, err := address.NewFromString(c.Args().Get(0))
+	addr, arg, err := devnetArgs(c, "devnet datacap", "SIZE")
 	if err != nil {
-		return fmt.Errorf("devnet datacap: %q is not an address: %w", c.Args().Get(0), err)
+		return err
 	}
-	size, err := cliutil.ParseBytes(c.Args().Get(1))
+	size, err := cliutil.ParseBytes(arg)
 	if err != nil {
 		return fmt.Errorf("devnet datacap: %w", err)
 	}
-	r, _ := openRepo(c) // only for the chain settings; none is fine
-	n, closer, err := dialChain(c, r)
+	n, ep, closer, err := dialDevnet(c)
 	if err != nil {
 		return err
 	}
 	defer closer()
-	ep, err := chainEndpoint(r)
-	if err != nil {
-		return err
-	}
 	mc, err := client.GrantDevnetDataCap(c.Context, n, ep, addr, big.NewInt(size))
 	if err != nil {
 		return fmt.Errorf("devnet datacap: %w", err)

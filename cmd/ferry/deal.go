@@ -472,15 +472,7 @@ func dealStatusAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := openRepo(c)
-	if err != nil {
-		return err
-	}
-	addr, err := clientAddress(c, r)
-	if err != nil {
-		return err
-	}
-	n, closer, err := dialChain(c, r)
+	r, addr, n, closer, err := openWallet(c)
 	if err != nil {
 		return err
 	}

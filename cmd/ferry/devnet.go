@@ -31,30 +31,22 @@ var devnetCmd = &cli.Command{
 }
 
 func devnetFund(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return fmt.Errorf("devnet fund: give ADDRESS and FIL")
-	}
-	addr, err := address.NewFromString(c.Args().Get(0))
+	addr, arg, err := devnetArgs(c, "devnet fund", "FIL")
 	if err != nil {
-		return fmt.Errorf("devnet fund: %q is not an address: %w", c.Args().Get(0), err)
+		return err
 	}
-	amount, err := chain.ParseFIL(c.Args().Get(1))
+	amount, err := chain.ParseFIL(arg)
 	if err != nil {
 		return fmt.Errorf("devnet fund: %w", err)
 	}
 	if amount.Sign() <= 0 {
 		return fmt.Errorf("devnet fund: the amount must be positive")
 	}
-	r, _ := openRepo(c) // only for the chain settings; none is fine
-	n, closer, err := dialChain(c, r)
+	n, ep, closer, err := dialDevnet(c)
 	if err != nil {
 		return err
 	}
 	defer closer()
-	ep, err := chainEndpoint(r)
-	if err != nil {
-		return err
-	}
 	mc, err := client.FundFromDevnet(c.Context, n, ep, addr, amount)
 	if err != nil {
 		return fmt.Errorf("devnet fund: %w", err)
@@ -62,4 +54,31 @@ func devnetFund(c *cli.Context) error {
 	return waitAndReport(c, n, mc, func(w io.Writer) {
 		fmt.Fprintf(w, "sent %s to %s\n", chain.FormatFIL(amount), addr)
 	})
+}
+
+// devnetArgs reads the arguments of the devnet command cmd, ADDRESS and
+// then one of the kind value, returning the address and the value's text.
+func devnetArgs(c *cli.Context, cmd, value string) (address.Address, string, error) {
+	if c.NArg() != 2 {
+		return address.Undef, "", fmt.Errorf("%s: give ADDRESS and %s", cmd, value)
+	}
+	addr, err := address.NewFromString(c.Args().Get(0))
+	if err != nil {
+		return address.Undef, "", fmt.Errorf("%s: %q is not an address: %w", cmd, c.Args().Get(0), err)
+	}
+	return addr, c.Args().Get(1), nil
+}
+
+// dialDevnet connects to the chain and returns also its endpoint, whose
+// token the devnet's own methods need. A client repo is read only for its
+// chain settings; there need not be one.
+func dialDevnet(c *cli.Context) (n chain.FullNode, ep client.Endpoint, closer func(), err error) {
+	r, _ := openRepo(c)
+	if ep, err = chainEndpoint(r); err != nil {
+		return nil, client.Endpoint{}, nil, err
+	}
+	if n, closer, err = dialChain(c, r); err != nil {
+		return nil, client.Endpoint{}, nil, err
+	}
+	return n, ep, closer, nil
 }

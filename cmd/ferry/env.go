@@ -56,6 +56,22 @@ func chainEndpoint(r *client.Repo) (client.Endpoint, error) {
 	return client.ResolveEndpoint(os.Getenv, cfg)
 }
 
+// openWallet opens the client repo, picks the wallet a command sends from
+// (clientAddress) and connects to the chain: what the commands that send
+// the client's own messages need first. The caller calls closer.
+func openWallet(c *cli.Context) (r *client.Repo, from address.Address, n chain.FullNode, closer func(), err error) {
+	if r, err = openRepo(c); err != nil {
+		return nil, address.Undef, nil, nil, err
+	}
+	if from, err = clientAddress(c, r); err != nil {
+		return nil, address.Undef, nil, nil, err
+	}
+	if n, closer, err = dialChain(c, r); err != nil {
+		return nil, address.Undef, nil, nil, err
+	}
+	return r, from, n, closer, nil
+}
+
 // clientAddress is --wallet, or the wallet's default.
 func clientAddress(c *cli.Context, r *client.Repo) (address.Address, error) {
 	if s := c.String("wallet"); s != "" {

@@ -56,15 +56,7 @@ func marketMove(c *cli.Context, add bool) error {
 	if err != nil {
 		return fmt.Errorf("market %s: %w", verb, err)
 	}
-	r, err := openRepo(c)
-	if err != nil {
-		return err
-	}
-	addr, err := clientAddress(c, r)
-	if err != nil {
-		return err
-	}
-	n, closer, err := dialChain(c, r)
+	r, addr, n, closer, err := openWallet(c)
 	if err != nil {
 		return err
 	}
