@@ -569,38 +569,7 @@ type directDeal struct {
 func (e *env) makeDirectDeal() *directDeal {
 	t := e.t
 	t.Helper()
-	dd := &directDeal{}
-	dd.miner, dd.client = e.fundClient()
-	e.must(e.ferry, "devnet", "datacap", dd.client, "4MiB")
-
-	data := t.TempDir()
-	dd.payload = make([]byte, 1<<20+4321)
-	rand.Read(dd.payload)
-	os.WriteFile(filepath.Join(data, "direct.bin"), dd.payload, 0o644)
-	dd.car = filepath.Join(t.TempDir(), "direct.car")
-	dd.root = strings.TrimSpace(e.must(e.ferry, "car", "create", data, "-o", dd.car))
-	var cp struct {
-		PieceCID   string `json:"pieceCid"`
-		PieceCIDv2 string `json:"pieceCidV2"`
-	}
-	if err := json.Unmarshal([]byte(e.must(e.ferry, "commp", dd.car, "--json")), &cp); err != nil {
-		t.Fatal(err)
-	}
-	dd.pieceCID, dd.pieceCIDv2 = cp.PieceCID, cp.PieceCIDv2
-	var alloc struct {
-		Allocations []struct {
-			AllocationID uint64 `json:"allocationId"`
-			PieceCID     string `json:"pieceCid"`
-		} `json:"allocations"`
-	}
-	if err := json.Unmarshal([]byte(e.must(e.ferry, "allocate", "--provider", dd.miner, "--piece-cid", dd.pieceCIDv2, "--json")), &alloc); err != nil {
-		t.Fatal(err)
-	}
-	if len(alloc.Allocations) != 1 || alloc.Allocations[0].PieceCID != dd.pieceCID {
-		t.Fatalf("ferry allocate made %+v", alloc)
-	}
-	dd.allocation = alloc.Allocations[0].AllocationID
-
+	dd := e.allocatedPiece(1<<20 + 4321)
 	var deal struct {
 		UUID string `json:"uuid"`
 		Kind string `json:"kind"`
