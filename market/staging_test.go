@@ -92,6 +92,12 @@ func TestStagedDealTakesOverReservation(t *testing.T) {
 		t.Fatalf("a deal beyond the capacity left by a reservation: %v", err)
 	}
 
+	// The piece waits at AddPiece, which releases the deal's tags, while
+	// the hand-off is checked.
+	hold := make(chan struct{})
+	h.sealer.mu.Lock()
+	h.sealer.hold = hold
+	h.sealer.mu.Unlock()
 	info, err := h.p.ImportDirect(ctx, DirectDeal{Client: h.clientID, AllocationID: 31, PieceCID: v2,
 		Data: DirectData{Staged: path}, Reservation: "mk20-a"})
 	if err != nil {
@@ -103,6 +109,7 @@ func TestStagedDealTakesOverReservation(t *testing.T) {
 	if _, s := tagCounts(t, h); s != 1 {
 		t.Fatalf("%d staging tags, want the deal's", s)
 	}
+	close(hold)
 	d := h.waitFor(uuid.MustParse(info.UUID), complete, Complete)
 	if d.BytesReceived != 1300 || d.TransferSize != 1300 {
 		t.Fatalf("complete staged deal: %+v", d)
