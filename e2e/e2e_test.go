@@ -717,17 +717,7 @@ func TestDirectDeal(t *testing.T) {
 	}
 
 	// The data comes back: the files, and the payload by piece CID v2.
-	back := filepath.Join(t.TempDir(), "back")
-	e.must(e.ferry, "retrieve", "--provider", dd.miner, dd.root, "-o", back, "--extract")
-	if got, err := os.ReadFile(filepath.Join(back, "direct.bin")); err != nil || !bytes.Equal(got, dd.payload) {
-		t.Fatalf("retrieved direct.bin differs (%d bytes, %v)", len(got), err)
-	}
-	pieceOut := filepath.Join(t.TempDir(), "piece")
-	e.must(e.ferry, "retrieve", "--provider", dd.miner, "--piece", dd.pieceCIDv2, "-o", pieceOut)
-	car, _ := os.ReadFile(dd.car)
-	if got, _ := os.ReadFile(pieceOut); !bytes.Equal(got, car) {
-		t.Fatalf("the piece by CID v2 is %d bytes, not the %d-byte CAR", len(got), len(car))
-	}
+	e.checkRetrieved(dd)
 }
 
 // TestKilledDaemonResumesDirect kills ferryd with SIGKILL right after it
