@@ -217,15 +217,7 @@ func TestQuickStart(t *testing.T) {
 
 	// The chain's view, through Lotus' API.
 	ctx := context.Background()
-	url, token, err := lotus.ParseAPIInfo(e.apiInfo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, closer, err := lotus.Dial(ctx, url, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closer()
+	node := e.chainNode()
 	md, err := node.StateMarketStorageDeal(ctx, abi.DealID(shown.ChainDealID), chain.EmptyTSK)
 	if err != nil {
 		t.Fatalf("reading chain deal %d: %v", shown.ChainDealID, err)
@@ -435,20 +427,28 @@ func TestKilledDaemonResumes(t *testing.T) {
 	}
 }
 
+// chainNode dials the chain's Lotus API as the test's clients do
+// (e.apiInfo); it closes when the test ends.
+func (e *env) chainNode() chain.FullNode {
+	e.t.Helper()
+	url, token, err := lotus.ParseAPIInfo(e.apiInfo)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	node, closer, err := lotus.Dial(context.Background(), url, token)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(closer)
+	return node
+}
+
 // chainDealsWithPiece counts the deals on chain (IDs from 0 until the first
 // unknown one) whose piece is pieceCID, through Lotus' API.
 func (e *env) chainDealsWithPiece(pieceCID string) int {
 	e.t.Helper()
 	ctx := context.Background()
-	url, token, err := lotus.ParseAPIInfo(e.apiInfo)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	node, closer, err := lotus.Dial(ctx, url, token)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer closer()
+	node := e.chainNode()
 	n := 0
 	for id := abi.DealID(0); id < 1000; id++ {
 		md, err := node.StateMarketStorageDeal(ctx, id, chain.EmptyTSK)
@@ -638,15 +638,7 @@ func (e *env) checkClaimed(dd *directDeal, shown directView) {
 		t.Fatalf("complete direct deal: %+v", shown)
 	}
 	ctx := context.Background()
-	url, token, err := lotus.ParseAPIInfo(e.apiInfo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, closer, err := lotus.Dial(ctx, url, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closer()
+	node := e.chainNode()
 	maddr, _ := address.NewFromString(dd.miner)
 	claims, err := node.StateGetClaims(ctx, maddr, chain.EmptyTSK)
 	if err != nil || len(claims) != 1 {

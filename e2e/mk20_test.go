@@ -32,7 +32,6 @@ import (
 	"github.com/oklog/ulid/v2"
 
 	"github.com/ferry-fil/ferry/chain"
-	"github.com/ferry-fil/ferry/chain/lotus"
 	"github.com/ferry-fil/ferry/client"
 	"github.com/ferry-fil/ferry/wire"
 )
@@ -386,15 +385,7 @@ func (e *env) compareMK12(dd *directDeal) {
 	t := e.t
 	t.Helper()
 	ctx := context.Background()
-	apiURL, token, err := lotus.ParseAPIInfo(e.apiInfo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, closer, err := lotus.Dial(ctx, apiURL, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer closer()
+	node := e.chainNode()
 	repo, err := client.OpenRepo(e.client)
 	if err != nil {
 		t.Fatal(err)
