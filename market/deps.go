@@ -115,6 +115,17 @@ type IndexRequest struct {
 	Offset           abi.PaddedPieceSize // padded offset in the sector
 	SkipIPNIAnnounce bool                // index but do not announce
 	KeepUnsealed     bool                // the client asked to keep an unsealed copy
+	// Data, when set, reads the piece's unpadded bytes from the deal's
+	// data file, zeros after its end: what the sector holds, cheaper to
+	// read. Nil: read the piece from its sector. Valid during the call.
+	Data PieceData
+}
+
+// PieceData reads a piece's unpadded bytes; Size is the unpadded piece
+// size.
+type PieceData interface {
+	io.ReaderAt
+	Size() int64
 }
 
 // PieceIndexer indexes a piece's blocks and announces it to IPNI; it must

@@ -38,8 +38,8 @@
 //	Accepted             transfer: download (or wait for import-data) with CommP in-stream, checked
 //	Transferred          publish: queue for the publisher, which takes over
 //	Published            publish confirmation: the publisher confirms it when the message lands
-//	PublishConfirmed     add piece: AddPieceToAny (idempotent per deal), staging freed
-//	AddedPiece           index and announce
+//	PublishConfirmed     add piece: AddPieceToAny (idempotent per deal)
+//	AddedPiece           index (from the staging file while it is here) and announce, staging freed
 //	IndexedAndAnnounced  sealing: wait until the sector is proven and the deal active on chain
 //	Complete
 //
@@ -69,7 +69,7 @@
 // ErrDirectDealRejected. The deal ends at start + duration. An upload's
 // bytes go to DealInfo.DataPath, then ImportData(uuid, that path) checks
 // them and the deal goes on; the staging file is the market's and removed
-// once the piece is in a sector. CheckDirect makes the same checks
+// once the piece is in a sector and indexed. CheckDirect makes the same checks
 // without taking the deal, for a front end that must answer its client
 // before the data arrives.
 //

@@ -624,8 +624,10 @@ func (r stubResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Ad
 type fakeIndexer struct {
 	mu       sync.Mutex
 	calls    map[uuid.UUID]int
+	data     map[uuid.UUID][]byte // what each call's Data held; no entry: the call had none
 	removals []RemoveRequest
-	logPath  string // when set, each removal is also appended to this file
+	logPath  string                   // when set, each removal is also appended to this file
+	onIndex  func(IndexRequest) error // when set, called by IndexAndAnnounce first
 }
 
 // RemovePiece records the removal.
@@ -661,10 +663,23 @@ func (f *fakeIndexer) removed() []RemoveRequest {
 func (f *fakeIndexer) IndexAndAnnounce(_ context.Context, r IndexRequest) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.onIndex != nil {
+		if err := f.onIndex(r); err != nil {
+			return err
+		}
+	}
 	if f.calls == nil {
-		f.calls = map[uuid.UUID]int{}
+		f.calls, f.data = map[uuid.UUID]int{}, map[uuid.UUID][]byte{}
 	}
 	f.calls[r.DealUUID]++
+	delete(f.data, r.DealUUID)
+	if r.Data != nil {
+		b, err := io.ReadAll(io.NewSectionReader(r.Data, 0, r.Data.Size()))
+		if err != nil {
+			return err
+		}
+		f.data[r.DealUUID] = b
+	}
 	return nil
 }
 

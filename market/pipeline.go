@@ -663,14 +663,13 @@ func (p *Provider) addPiece(ctx context.Context, d *dealRow, rd *runningDeal) er
 	if err := p.store.setAddedPiece(ctx, d.UUID, pl.Sector, pl.Offset); err != nil {
 		return err
 	}
-	p.removeData(d)
 	p.hook(d.UUID, AddedPiece.String())
 	return nil
 }
 
-// removeData removes the deal's data file once its piece is in a sector,
-// when the market created it (a download, an upload) or was asked to
-// (import-direct --delete-after-import).
+// removeData removes the deal's data file once its piece is in a sector
+// and indexed, when the market created it (a download, an upload) or was
+// asked to (import-direct --delete-after-import).
 func (p *Provider) removeData(d *dealRow) {
 	if (!d.StagingOwned && !d.DeleteAfterAdd) || d.StagingPath == "" || !p.localStaging(d) {
 		return // on another node, that node removes it (sweepStaging)
@@ -680,17 +679,32 @@ func (p *Provider) removeData(d *dealRow) {
 	}
 }
 
-// index indexes and announces the piece.
+// index indexes and announces the piece, then removes the deal's data
+// file. The index is read from that file while it is here: the same bytes
+// as the piece in its sector (AddPiece checked them against the piece CID
+// a moment ago), still in the page cache, where reading the piece back
+// from sealing means the disk, or lotus-miner's /remote. Without the file
+// (on another node of a cluster, or removed before a crash), the indexer
+// reads the sector.
 func (p *Provider) index(ctx context.Context, d *dealRow, _ *runningDeal) error {
-	// A crash between AddedPiece and the removal of the data file leaves
-	// the file behind: remove it now.
-	p.removeData(d)
 	if p.d.Indexer != nil {
-		if err := p.d.Indexer.IndexAndAnnounce(ctx, d.indexRequest()); err != nil {
+		req := d.indexRequest()
+		if d.StagingPath != "" && p.localStaging(d) {
+			if sp, err := openStagedPiece(d.StagingPath, int64(d.PieceSize.Unpadded())); err == nil {
+				defer sp.Close()
+				req.Data = sp
+			}
+		}
+		if err := p.d.Indexer.IndexAndAnnounce(ctx, req); err != nil {
 			return fmt.Errorf("indexing and announcing: %w", err)
 		}
 	}
-	return p.advanceTo(ctx, d.UUID, IndexedAndAnnounced)
+	p.removeData(d)
+	if err := p.store.setIndexed(ctx, d.UUID); err != nil {
+		return err
+	}
+	p.hook(d.UUID, IndexedAndAnnounced.String())
+	return nil
 }
 
 // awaitActive follows sealing until the sector is proven and the deal is

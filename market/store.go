@@ -440,11 +440,17 @@ func (s *store) queueForPublish(ctx context.Context, id uuid.UUID) error {
 	})
 }
 
-// setAddedPiece records AddedPiece with the piece's place, and releases
-// the deal's staging tag.
+// setAddedPiece records AddedPiece with the piece's place. The deal's
+// staging tag stays: its file is read once more, for the index.
 func (s *store) setAddedPiece(ctx context.Context, id uuid.UUID, sector abi.SectorNumber, offset abi.PaddedPieceSize) error {
+	return s.advance(ctx, id, AddedPiece, "sector", int64(sector), "sector_offset", int64(offset))
+}
+
+// setIndexed records IndexedAndAnnounced and releases the deal's staging
+// tag (its file is gone by then).
+func (s *store) setIndexed(ctx context.Context, id uuid.UUID) error {
 	return db.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		if err := advanceTx(ctx, tx, id, AddedPiece, "sector", int64(sector), "sector_offset", int64(offset)); err != nil {
+		if err := advanceTx(ctx, tx, id, IndexedAndAnnounced); err != nil {
 			return err
 		}
 		return releaseTx(ctx, tx, id, false, true)
@@ -894,7 +900,7 @@ func (s *store) stagingReservations(ctx context.Context) ([]string, error) {
 
 // releaseStaleTags drops the tags of deals that no longer need them: funds
 // once published on chain or failed, staging once the piece is in a sector
-// or the deal failed. Each release goes with its checkpoint, so there are
+// and indexed or the deal failed. Each release goes with its checkpoint, so there are
 // none unless a database written before that has some; the tags, not the
 // deals, are read to find out.
 func (s *store) releaseStaleTags(ctx context.Context) error {
@@ -902,7 +908,7 @@ func (s *store) releaseStaleTags(ctx context.Context) error {
 		table        string
 		from         Checkpoint
 		funds, space bool
-	}{{"market_funds_tags", PublishConfirmed, true, false}, {"market_space_tags", AddedPiece, false, true}} {
+	}{{"market_funds_tags", PublishConfirmed, true, false}, {"market_space_tags", IndexedAndAnnounced, false, true}} {
 		in, args := inCheckpoints(t.from.andLater())
 		ids, err := s.uuids(ctx, `SELECT t.uuid FROM `+t.table+` t JOIN market_deals d ON d.uuid = t.uuid
 			WHERE d.retry = ? OR d.checkpoint IN (`+in+`)`, append([]any{RetryFatal}, args...)...)

@@ -140,9 +140,12 @@ func tagWorkload(t testing.TB, h *harness, rng *rand.Rand, first, steps int, aft
 			}
 			live = append(live[:k], live[k+1:]...)
 		case r < 7:
-			op = "add piece"
+			op = "add and index a piece"
 			k := rng.IntN(len(live))
 			if err := s.setAddedPiece(ctx, live[k], 1, 0); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.setIndexed(ctx, live[k]); err != nil {
 				t.Fatal(err)
 			}
 			live = append(live[:k], live[k+1:]...)
@@ -173,7 +176,7 @@ func tagWorkload(t testing.TB, h *harness, rng *rand.Rand, first, steps int, aft
 			op = "release stale tags"
 			// A deal moved on without its release, as a database written
 			// before releases went with their checkpoints can hold.
-			if err := s.advance(ctx, live[0], AddedPiece); err != nil {
+			if err := s.advance(ctx, live[0], IndexedAndAnnounced); err != nil {
 				t.Fatal(err)
 			}
 			live = live[1:]

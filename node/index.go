@@ -41,15 +41,22 @@ func pieceSource(s pieceReaders) index.PieceSource {
 }
 
 // indexer is the deal pipeline's IndexedAndAnnounced step: index the
-// piece's blocks from the unsealed copy, then advertise them to IPNI unless
-// the client asked not to.
+// piece's blocks from the deal's data file when the market hands it over,
+// from the unsealed copy otherwise, then advertise them to IPNI unless the
+// client asked not to.
 type indexer struct {
 	idx *index.Service
 	ann *ipni.Announcer // nil when IPNI is off
 }
 
 func (i indexer) IndexAndAnnounce(ctx context.Context, d market.IndexRequest) error {
-	if _, err := i.idx.Rebuild(ctx, d.PieceCID); err != nil {
+	var err error
+	if d.Data != nil {
+		_, err = i.idx.IndexPiece(ctx, d.PieceCID, d.Data, d.Data.Size())
+	} else {
+		_, err = i.idx.Rebuild(ctx, d.PieceCID)
+	}
+	if err != nil {
 		return fmt.Errorf("indexing piece %s: %w", d.PieceCID, err)
 	}
 	if d.PayloadSize > 0 {

@@ -3,7 +3,9 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ipfs/go-cid"
@@ -154,5 +156,46 @@ func TestIndexerRecordsPieceCIDv2(t *testing.T) {
 	}
 	if _, err := a.IndexStatus(ctx, c); err == nil {
 		t.Fatal("IndexStatus took a CID that is not a piece's")
+	}
+}
+
+// TestIndexerReadsDataItIsGiven: with the deal's data in the request, the
+// index step reads the piece from it, not from the sector.
+func TestIndexerReadsDataItIsGiven(t *testing.T) {
+	ctx := context.Background()
+	sqldb, err := db.Open(ctx, filepath.Join(t.TempDir(), "ferry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sqldb.Close()
+	var car bytes.Buffer
+	data := []byte("staged block")
+	mh, _ := multihash.Sum(data, multihash.SHA2_256, -1)
+	c := cid.NewCidV1(cid.Raw, mh)
+	carv1.WriteHeader(&car, []cid.Cid{c})
+	carv1.WriteBlock(&car, c, data)
+	calc := piece.NewCalc()
+	calc.Write(car.Bytes())
+	comm, err := calc.SumAs(256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := make([]byte, 254)
+	copy(full, car.Bytes())
+	idx := index.New(sqldb, index.PieceSourceFunc(func(context.Context, cid.Cid) (index.PieceReader, error) {
+		return nil, errors.New("the sector is not to be read")
+	}))
+	ix := indexer{idx: idx}
+	req := market.IndexRequest{PieceCID: comm.CID(), PieceSize: 256, PayloadSize: uint64(car.Len())}
+	if err := ix.IndexAndAnnounce(ctx, req); err == nil || !strings.Contains(err.Error(), "not to be read") {
+		t.Fatalf("without data the sector was not read: %v", err)
+	}
+	req.Data = bytesPiece{bytes.NewReader(full)}
+	if err := ix.IndexAndAnnounce(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	locs, err := idx.PiecesContaining(ctx, mh)
+	if err != nil || len(locs) != 1 || !locs[0].PieceCID.Equals(comm.CID()) {
+		t.Fatalf("block located in %+v, %v; want the piece", locs, err)
 	}
 }
