@@ -12,7 +12,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,6 +27,7 @@ import (
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/lotus"
 	"github.com/ferry-fil/ferry/client"
+	"github.com/ferry-fil/ferry/internal/freeport"
 )
 
 // binaries builds ferryd and ferry once for the package's tests.
@@ -43,15 +43,18 @@ func binaries(t *testing.T) (ferryd, ferry string) {
 	return filepath.Join(dir, "ferryd"), filepath.Join(dir, "ferry")
 }
 
-// freePort returns a loopback port nobody listens on right now.
+// ports hands out the loopback ports of the servers the tests start.
+var ports freeport.Ports
+
+// freePort returns a loopback port nobody listens on right now, for a
+// ferryd to bind later (see package freeport).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ports.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // env is a provider repo, a client repo and the ports between them.

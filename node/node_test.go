@@ -18,17 +18,22 @@ import (
 
 	"github.com/ferry-fil/ferry/chain"
 	"github.com/ferry-fil/ferry/chain/devnet"
+	"github.com/ferry-fil/ferry/internal/freeport"
 	"github.com/ferry-fil/ferry/sealing"
 )
 
+// ports hands out the loopback ports of the servers the tests start.
+var ports freeport.Ports
+
+// freePort returns a loopback port nobody listens on right now, for a
+// ferryd to bind later (see package freeport).
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := ports.Get()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // testRepo writes a config for a fast devnet on free ports, with
