@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	hashhash "github.com/filecoin-project/go-fil-commp-hashhash"
@@ -100,14 +99,6 @@ type commpRun struct {
 	root      [32]byte
 }
 
-func commpCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // commpMeasure reads path in 8 MiB chunks into w and returns its root.
 func commpMeasure(ctx context.Context, path string, w io.Writer, sum func() ([32]byte, error)) (commpRun, error) {
 	f, err := os.Open(path)
@@ -115,7 +106,7 @@ func commpMeasure(ctx context.Context, path string, w io.Writer, sum func() ([32
 		return commpRun{}, err
 	}
 	defer f.Close()
-	start, cpu0 := time.Now(), commpCPUTime()
+	start, cpu0 := time.Now(), cpuDuration()
 	buf := make([]byte, 8<<20)
 	for {
 		if err := ctx.Err(); err != nil {
@@ -138,7 +129,7 @@ func commpMeasure(ctx context.Context, path string, w io.Writer, sum func() ([32
 	if err != nil {
 		return commpRun{}, err
 	}
-	return commpRun{wall: time.Since(start), cpu: commpCPUTime() - cpu0, root: root}, nil
+	return commpRun{wall: time.Since(start), cpu: cpuDuration() - cpu0, root: root}, nil
 }
 
 func commpRunFerry(ctx context.Context, path string) (commpRun, error) {
@@ -212,7 +203,7 @@ func commpWarm(path string) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	return io.CopyBuffer(io.Discard, f, make([]byte, 8<<20))
+	return drain(f, 8<<20)
 }
 
 // commpMedians returns the median wall and CPU seconds of runs.

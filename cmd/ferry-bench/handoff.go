@@ -177,7 +177,7 @@ func readFile(path string) (int64, error) {
 		return 0, err
 	}
 	defer f.Close()
-	n, err := drain(f)
+	n, err := drain(f, 1<<20)
 	if err != nil {
 		return n, fmt.Errorf("reading %s: %w", path, err)
 	}
@@ -211,7 +211,7 @@ func sendFile(ctx context.Context, path string) (int64, error) {
 			return
 		}
 		defer c.Close()
-		n, err := drain(c)
+		n, err := drain(c, 1<<20)
 		if err != nil {
 			err = fmt.Errorf("reading the loopback connection: %w", err)
 		}
@@ -236,11 +236,11 @@ func sendFile(ctx context.Context, path string) (int64, error) {
 	return got.n, got.err
 }
 
-// drain reads r to its end with 1 MiB reads and drops the bytes; it
-// returns how many it read. (io.Copy to io.Discard would read in
+// drain reads r to its end with reads of size bytes and drops the bytes;
+// it returns how many it read. (io.Copy to io.Discard would read in
 // io.Discard's own 8 KiB pieces.)
-func drain(r io.Reader) (int64, error) {
-	buf := make([]byte, 1<<20)
+func drain(r io.Reader, size int) (int64, error) {
+	buf := make([]byte, size)
 	var total int64
 	for {
 		n, err := r.Read(buf)

@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"syscall"
 	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
@@ -202,9 +200,9 @@ func benchRetrieval(ctx context.Context, size abi.PaddedPieceSize, rounds, reque
 	cpu := map[string][]float64{}
 	download := func(name, u, accept string, want int64) func() (float64, error) {
 		return func() (float64, error) {
-			c0 := rtCPU()
+			c0 := cpuTime()
 			rate, err := rtDownload(ctx, u, accept, want)
-			cpu[name] = append(cpu[name], (rtCPU()-c0)/(float64(want)/(1<<30)))
+			cpu[name] = append(cpu[name], (cpuTime()-c0)/(float64(want)/(1<<30)))
 			return rate, err
 		}
 	}
@@ -247,7 +245,7 @@ func benchRetrieval(ctx context.Context, size abi.PaddedPieceSize, rounds, reque
 	}
 	med := make(map[string]float64, len(ms))
 	for i, m := range ms {
-		v := rtMedian(rates[i])
+		v := median(rates[i])
 		med[m.name] = v
 		if m.unit == "MiB/s" {
 			v /= 1 << 20
@@ -255,11 +253,11 @@ func benchRetrieval(ctx context.Context, size abi.PaddedPieceSize, rounds, reque
 		fmt.Printf("%-42s median %8.1f %s over %d rounds\n", m.name, v, m.unit, rounds)
 	}
 	for _, k := range []string{"piece", "plain", "dag", "boxo dag"} {
-		fmt.Printf("CPU (server and client) for %-9s median %.2f CPU-s/GiB\n", k, rtMedian(cpu[k]))
+		fmt.Printf("CPU (server and client) for %-9s median %.2f CPU-s/GiB\n", k, median(cpu[k]))
 	}
 	ratio := func(a, b string) float64 { return med[a] / med[b] }
 	fmt.Printf("ratio /piece/ to http.FileServer            %.2f (target >= 0.7)\n", ratio(ms[0].name, ms[1].name))
-	fmt.Printf("ratio whole DAG (ferry) to /piece/          %.2f (target >= 0.8); in CPU per byte %.2f\n", ratio(ms[2].name, ms[0].name), rtMedian(cpu["piece"])/rtMedian(cpu["dag"]))
+	fmt.Printf("ratio whole DAG (ferry) to /piece/          %.2f (target >= 0.8); in CPU per byte %.2f\n", ratio(ms[2].name, ms[0].name), median(cpu["piece"])/median(cpu["dag"]))
 	fmt.Printf("ratio whole DAG, ferry to boxo              %.2f\n", ratio(ms[2].name, ms[3].name))
 	fmt.Printf("ratio ranges, ferry to boxo                 %.2f\n", ratio(ms[4].name, ms[5].name))
 	return nil
@@ -331,19 +329,4 @@ func rtDownload(ctx context.Context, u, accept string, want int64) (float64, err
 		return 0, fmt.Errorf("GET %s: %d bytes, want %d", u, n, want)
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
-}
-
-// rtCPU is the CPU time this process has used, in seconds.
-func rtCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
-func rtMedian(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
 }

@@ -252,12 +252,15 @@ func heapInUse() uint64 {
 }
 
 // cpuTime is the process's user and system CPU time in seconds.
-func cpuTime() float64 {
+func cpuTime() float64 { return cpuDuration().Seconds() }
+
+// cpuDuration is the process's CPU time so far (user and system).
+func cpuDuration() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // loadAvg is the first three fields of /proc/loadavg, or "unknown".
