@@ -892,6 +892,24 @@ func (h *harness) doneAndWaiting(ctx context.Context) (done *wire.DealParams, do
 	return done, doneInfo, waiting
 }
 
+// waitGone waits until the deal's staging file is removed: a failed deal
+// is recorded first, then its file removed.
+func (h *harness) waitGone(id uuid.UUID) {
+	h.t.Helper()
+	path := filepath.Join(h.cfg.StagingDir, id.String()+".car")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := os.Stat(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("staging file of deal %s kept: %v", id, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func (h *harness) waitFor(id uuid.UUID, want func(*DealInfo) bool, what any) *DealInfo {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)

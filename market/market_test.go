@@ -289,9 +289,7 @@ func TestCommPMismatchFailsDeal(t *testing.T) {
 	if f, s := tagCounts(t, h); f != 0 || s != 0 {
 		t.Fatalf("tags left: funds %d, space %d", f, s)
 	}
-	if _, err := os.Stat(filepath.Join(h.cfg.StagingDir, params.DealUUID.String()+".car")); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("staging file kept: %v", err)
-	}
+	h.waitGone(params.DealUUID)
 }
 
 func TestOfflineImport(t *testing.T) {

@@ -206,9 +206,7 @@ func TestTransferErrorsOverHTTP(t *testing.T) {
 		if d.Retries != 0 || !strings.Contains(d.Error, c.want) || !strings.Contains(d.Error, "?…") {
 			t.Errorf("%s: deal %+v", c.kind, d)
 		}
-		if _, err := os.Stat(filepath.Join(h.cfg.StagingDir, params.DealUUID.String()+".car")); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("%s: staging file kept: %v", c.kind, err)
-		}
+		h.waitGone(params.DealUUID)
 		noSecret(params)
 	}
 	if f, s := tagCounts(t, h); f != 0 || s != 0 {
