@@ -686,16 +686,31 @@ func (p *Provider) removeData(d *dealRow) {
 // from sealing means the disk, or lotus-miner's /remote. Without the file
 // (on another node of a cluster, or removed before a crash), the indexer
 // reads the sector.
+//
+// A failed step frees the file and its staging space all the same (unless
+// ferryd is stopping): what failed may stay down for long (an IPNI indexer,
+// say), and a deal must not hold staging space meanwhile; the retry reads
+// the piece from its sector.
 func (p *Provider) index(ctx context.Context, d *dealRow, _ *runningDeal) error {
 	if p.d.Indexer != nil {
 		req := d.indexRequest()
+		var staged *stagedPiece
 		if d.StagingPath != "" && p.localStaging(d) {
 			if sp, err := openStagedPiece(d.StagingPath, int64(d.PieceSize.Unpadded())); err == nil {
-				defer sp.Close()
-				req.Data = sp
+				staged, req.Data = sp, sp
 			}
 		}
-		if err := p.d.Indexer.IndexAndAnnounce(ctx, req); err != nil {
+		err := p.d.Indexer.IndexAndAnnounce(ctx, req)
+		if staged != nil {
+			staged.Close()
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				p.removeData(d)
+				if rerr := p.store.releaseStagingTag(ctx, d.UUID); rerr != nil {
+					return errors.Join(fmt.Errorf("indexing and announcing: %w", err), rerr)
+				}
+			}
 			return fmt.Errorf("indexing and announcing: %w", err)
 		}
 	}

@@ -127,3 +127,42 @@ func TestIndexWithoutStagedFile(t *testing.T) {
 		t.Fatalf("%d staging tags left", s)
 	}
 }
+
+// An index step that fails (an IPNI indexer down, say) frees the staging
+// file and its space at once; the retry reads the piece from its sector.
+func TestIndexFailureFreesStaging(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
+	calls := 0
+	var second struct {
+		given bool
+		space int
+	}
+	h.idx.onIndex = func(r IndexRequest) error {
+		calls++
+		switch calls {
+		case 1:
+			if r.Data == nil {
+				return nil // the test fails below: the first call has the file
+			}
+			return errors.New("indexer down")
+		case 2:
+			second.given = r.Data != nil
+			return h.deps.DB.QueryRow(`SELECT count(*) FROM market_space_tags WHERE uuid = ?`, r.DealUUID.String()).Scan(&second.space)
+		}
+		return nil
+	}
+	params := h.deal("f.car", 1500, 5, nil)
+	h.start()
+	if resp := h.p.Propose(context.Background(), params, "peerA"); !resp.Accepted {
+		t.Fatalf("rejected: %s", resp.Message)
+	}
+	h.waitFor(params.DealUUID, complete, Complete)
+	h.idx.mu.Lock()
+	defer h.idx.mu.Unlock()
+	if calls != 2 || second.given || second.space != 0 {
+		t.Fatalf("%d index calls; the retry had the staging file: %v, with %d staging tags; want 2, from the sector, none", calls, second.given, second.space)
+	}
+	if _, err := os.Stat(filepath.Join(h.cfg.StagingDir, params.DealUUID.String()+".car")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("staging file kept: %v", err)
+	}
+}

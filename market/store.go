@@ -446,6 +446,11 @@ func (s *store) setAddedPiece(ctx context.Context, id uuid.UUID, sector abi.Sect
 	return s.advance(ctx, id, AddedPiece, "sector", int64(sector), "sector_offset", int64(offset))
 }
 
+// releaseStagingTag releases the deal's staging tag.
+func (s *store) releaseStagingTag(ctx context.Context, id uuid.UUID) error {
+	return db.InTx(ctx, s.db, func(tx *sql.Tx) error { return releaseTx(ctx, tx, id, false, true) })
+}
+
 // setIndexed records IndexedAndAnnounced and releases the deal's staging
 // tag (its file is gone by then).
 func (s *store) setIndexed(ctx context.Context, id uuid.UUID) error {
