@@ -41,19 +41,24 @@ func pieceSource(s pieceReaders) index.PieceSource {
 }
 
 // indexer is the deal pipeline's IndexedAndAnnounced step: index the
-// piece's blocks from the deal's data file when the market hands it over,
-// from the unsealed copy otherwise, then advertise them to IPNI unless the
-// client asked not to.
+// piece's blocks (unless they are indexed already) from the deal's data
+// file when the market hands it over, from the unsealed copy otherwise,
+// then advertise them to IPNI unless the client asked not to.
 type indexer struct {
 	idx *index.Service
 	ann *ipni.Announcer // nil when IPNI is off
 }
 
 func (i indexer) IndexAndAnnounce(ctx context.Context, d market.IndexRequest) error {
-	var err error
-	if d.Data != nil {
+	// A piece indexed already (by another deal, or by this step before its
+	// announcement failed) is not read again.
+	indexed, err := i.idx.IsIndexed(ctx, d.PieceCID)
+	switch {
+	case err != nil:
+	case indexed:
+	case d.Data != nil:
 		_, err = i.idx.IndexPiece(ctx, d.PieceCID, d.Data, d.Data.Size())
-	} else {
+	default:
 		_, err = i.idx.Rebuild(ctx, d.PieceCID)
 	}
 	if err != nil {

@@ -198,4 +198,10 @@ func TestIndexerReadsDataItIsGiven(t *testing.T) {
 	if err != nil || len(locs) != 1 || !locs[0].PieceCID.Equals(comm.CID()) {
 		t.Fatalf("block located in %+v, %v; want the piece", locs, err)
 	}
+	// Indexed once, the piece is not read again (a retry after a failed
+	// announcement, another deal of the same piece).
+	req.Data = nil
+	if err := ix.IndexAndAnnounce(ctx, req); err != nil {
+		t.Fatalf("an indexed piece was read again: %v", err)
+	}
 }
