@@ -114,7 +114,7 @@ func (p *Provider) claim(ctx context.Context) {
 
 // sweepStaging removes the files of this node's staging directory whose
 // deal no longer needs them: its piece is in a sector (added by another
-// node, which read the file from here) or it failed. The node that adds a
+// node, which read the file from here) and indexed, or it failed. The node that adds a
 // piece removes its own file at once; this catches the files it read from
 // others.
 func (p *Provider) sweepStaging(ctx context.Context) {

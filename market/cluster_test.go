@@ -3,6 +3,7 @@ package market
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -181,8 +182,9 @@ func TestClusterTakesOverADeadNode(t *testing.T) {
 }
 
 // The staging sweep removes the files of deals whose piece is in a sector
-// (a node that read the file from here added it) and keeps those still
-// needed and files that are not a deal's.
+// and indexed (a node that read the file from here added it) and keeps
+// those still needed (also while the piece is indexed from it) and files
+// that are not a deal's.
 func TestSweepStaging(t *testing.T) {
 	ctx := context.Background()
 	h := newHarness(t, t.TempDir(), func(c *Config) { c.MaxDealsPerPublishMsg = 1 })
@@ -192,6 +194,25 @@ func TestSweepStaging(t *testing.T) {
 		t.Fatal(r.Message)
 	}
 	h.waitFor(done.DealUUID, complete, Complete)
+
+	indexing := h.deal("indexing.car", 1000, 3, nil)
+	entered, hold := make(chan struct{}), make(chan struct{})
+	h.idx.mu.Lock()
+	h.idx.onIndex = func(r IndexRequest) error {
+		if r.DealUUID == indexing.DealUUID {
+			close(entered)
+			<-hold
+		}
+		return nil
+	}
+	h.idx.mu.Unlock()
+	if r := h.p.Propose(ctx, indexing, "sweep"); !r.Accepted {
+		t.Fatal(r.Message)
+	}
+	<-entered
+	defer close(hold)
+	indexingFile := filepath.Join(h.cfg.StagingDir, indexing.DealUUID.String()+".car")
+
 	block := make(chan struct{})
 	defer close(block)
 	h.dl.mu.Lock()
@@ -218,6 +239,17 @@ func TestSweepStaging(t *testing.T) {
 		if (err == nil) != kept {
 			t.Errorf("%s: kept %v, want %v", name, err == nil, kept)
 		}
+	}
+	if _, err := os.Stat(indexingFile); err != nil {
+		t.Errorf("the file of a deal being indexed from it was swept: %v", err)
+	}
+	// An index step that failed lets the file go with its tag.
+	if err := h.p.store.releaseStagingTag(ctx, indexing.DealUUID); err != nil {
+		t.Fatal(err)
+	}
+	h.p.sweepStaging(ctx)
+	if _, err := os.Stat(indexingFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the file of a deal at AddedPiece without its staging tag was kept: %v", err)
 	}
 }
 

@@ -275,18 +275,22 @@ func (s *store) claimable(ctx context.Context, cps []Checkpoint, leases Leases, 
 }
 
 // stagingDone returns those of ids whose staging file the market owns and
-// no longer needs: the piece is in a sector, or the deal failed.
+// no longer needs: the piece is in a sector and indexed (or at AddedPiece
+// with its staging tag released: its index step failed and let the file
+// go), or the deal failed.
 func (s *store) stagingDone(ctx context.Context, ids []uuid.UUID) ([]uuid.UUID, error) {
 	var out []uuid.UUID
-	in, cps := inCheckpoints(AddedPiece.andLater())
+	in, cps := inCheckpoints(IndexedAndAnnounced.andLater())
 	for start := 0; start < len(ids); start += 500 {
 		chunk := ids[start:min(start+500, len(ids))]
 		args := []any{true, RetryFatal}
 		args = append(args, cps...)
+		args = append(args, AddedPiece)
 		for _, id := range chunk {
 			args = append(args, id.String())
 		}
-		got, err := s.uuids(ctx, `SELECT uuid FROM market_deals WHERE staging_owned = ? AND (retry = ? OR checkpoint IN (`+in+`))
+		got, err := s.uuids(ctx, `SELECT uuid FROM market_deals d WHERE staging_owned = ? AND (retry = ? OR checkpoint IN (`+in+`)
+				OR (checkpoint = ? AND NOT EXISTS (SELECT 1 FROM market_space_tags t WHERE t.uuid = d.uuid)))
 			AND uuid IN (`+strings.TrimSuffix(strings.Repeat("?, ", len(chunk)), ", ")+`)`, args...)
 		if err != nil {
 			return nil, fmt.Errorf("looking up the deals of staged files: %w", err)
