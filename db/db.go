@@ -107,16 +107,19 @@ func openSQLite(ctx context.Context, path string) (*sql.DB, error) {
 	// opening one file descriptor each.
 	sqldb.SetMaxOpenConns(32)
 	sqldb.SetMaxIdleConns(16)
-	if err := sqldb.PingContext(ctx); err != nil {
-		sqldb.Close()
-		return nil, fmt.Errorf("opening database %s: %w", path, err)
-	}
+	// The lock is taken before the first connection too: that connection
+	// turns a new file to WAL, which another opening at once can see fail
+	// with "database is locked" (it did, in TestConcurrentOpen).
 	unlock, err := lockFile(path + ".lock")
 	if err != nil {
 		sqldb.Close()
 		return nil, err
 	}
 	defer unlock()
+	if err := sqldb.PingContext(ctx); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("opening database %s: %w", path, err)
+	}
 	if err := Migrate(ctx, sqldb); err != nil {
 		sqldb.Close()
 		return nil, err
