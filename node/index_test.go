@@ -107,6 +107,26 @@ func TestIndexerRemovePiece(t *testing.T) {
 	}
 }
 
+// oneBlockPiece makes a CAR of one raw block of data in a 256-byte piece:
+// the block's CID, the piece CID, the CAR and the piece's unpadded bytes.
+func oneBlockPiece(t *testing.T, data string) (c, pc cid.Cid, car *bytes.Buffer, full []byte) {
+	t.Helper()
+	mh, _ := multihash.Sum([]byte(data), multihash.SHA2_256, -1)
+	c = cid.NewCidV1(cid.Raw, mh)
+	car = new(bytes.Buffer)
+	carv1.WriteHeader(car, []cid.Cid{c})
+	carv1.WriteBlock(car, c, []byte(data))
+	calc := piece.NewCalc()
+	calc.Write(car.Bytes())
+	comm, err := calc.SumAs(256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full = make([]byte, 254)
+	copy(full, car.Bytes())
+	return c, comm.CID(), car, full
+}
+
 type bytesPiece struct{ *bytes.Reader }
 
 func (b bytesPiece) Close() error { return nil }
@@ -121,21 +141,7 @@ func TestIndexerRecordsPieceCIDv2(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sqldb.Close()
-	var car bytes.Buffer
-	data := []byte("block")
-	mh, _ := multihash.Sum(data, multihash.SHA2_256, -1)
-	c := cid.NewCidV1(cid.Raw, mh)
-	carv1.WriteHeader(&car, []cid.Cid{c})
-	carv1.WriteBlock(&car, c, data)
-	calc := piece.NewCalc()
-	calc.Write(car.Bytes())
-	comm, err := calc.SumAs(256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc := comm.CID()
-	full := make([]byte, 254)
-	copy(full, car.Bytes())
+	c, pc, car, full := oneBlockPiece(t, "block")
 	idx := index.New(sqldb, index.PieceSourceFunc(func(context.Context, cid.Cid) (index.PieceReader, error) {
 		return bytesPiece{bytes.NewReader(full)}, nil
 	}))
@@ -168,25 +174,12 @@ func TestIndexerReadsDataItIsGiven(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sqldb.Close()
-	var car bytes.Buffer
-	data := []byte("staged block")
-	mh, _ := multihash.Sum(data, multihash.SHA2_256, -1)
-	c := cid.NewCidV1(cid.Raw, mh)
-	carv1.WriteHeader(&car, []cid.Cid{c})
-	carv1.WriteBlock(&car, c, data)
-	calc := piece.NewCalc()
-	calc.Write(car.Bytes())
-	comm, err := calc.SumAs(256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	full := make([]byte, 254)
-	copy(full, car.Bytes())
+	c, pc, car, full := oneBlockPiece(t, "staged block")
 	idx := index.New(sqldb, index.PieceSourceFunc(func(context.Context, cid.Cid) (index.PieceReader, error) {
 		return nil, errors.New("the sector is not to be read")
 	}))
 	ix := indexer{idx: idx}
-	req := market.IndexRequest{PieceCID: comm.CID(), PieceSize: 256, PayloadSize: uint64(car.Len())}
+	req := market.IndexRequest{PieceCID: pc, PieceSize: 256, PayloadSize: uint64(car.Len())}
 	if err := ix.IndexAndAnnounce(ctx, req); err == nil || !strings.Contains(err.Error(), "not to be read") {
 		t.Fatalf("without data the sector was not read: %v", err)
 	}
@@ -194,8 +187,8 @@ func TestIndexerReadsDataItIsGiven(t *testing.T) {
 	if err := ix.IndexAndAnnounce(ctx, req); err != nil {
 		t.Fatal(err)
 	}
-	locs, err := idx.PiecesContaining(ctx, mh)
-	if err != nil || len(locs) != 1 || !locs[0].PieceCID.Equals(comm.CID()) {
+	locs, err := idx.PiecesContaining(ctx, c.Hash())
+	if err != nil || len(locs) != 1 || !locs[0].PieceCID.Equals(pc) {
 		t.Fatalf("block located in %+v, %v; want the piece", locs, err)
 	}
 	// Indexed once, the piece is not read again (a retry after a failed
