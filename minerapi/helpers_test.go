@@ -68,6 +68,7 @@ type fakeSealing struct {
 	byDeal  map[uuid.UUID]sealing.Placement
 	digests map[uuid.UUID][]byte // sha256 of each placed piece's bytes
 	adds    int                  // placements made
+	reads   int                  // Sector calls (SectorsStatus)
 
 	// reading, when set, is called with the bytes read so far as they
 	// arrive; an error it returns fails the read.
@@ -196,6 +197,7 @@ func (f *fakeSealing) Sectors(ctx context.Context) ([]sealing.SectorInfo, error)
 func (f *fakeSealing) Sector(ctx context.Context, n abi.SectorNumber) (sealing.SectorInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	if f.sectors[n] == nil {
 		return sealing.SectorInfo{}, fmt.Errorf("sector %d: %w", n, sealing.ErrUnknownSector)
 	}
@@ -212,6 +214,12 @@ func (f *fakeSealing) setState(n abi.SectorNumber, state SectorState) {
 	f.mu.Lock()
 	f.sectors[n].State = state
 	f.mu.Unlock()
+}
+
+func (f *fakeSealing) readCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
 }
 
 func (f *fakeSealing) addCount() int {

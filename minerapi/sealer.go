@@ -43,6 +43,12 @@ type Sealer struct {
 	minerID abi.ActorID
 	ssize   abi.SectorSize
 
+	// StatusMaxAge is how long one SectorsStatus answer serves every deal
+	// of its sector: a market follows each deal's sealing every block, and
+	// a sector holds many small deals. Zero asks the miner every time. Set
+	// it before the first SectorStatus.
+	StatusMaxAge time.Duration
+
 	// unsealPiece is UnsealPiece; tests stand in for a slow miner here.
 	unsealPiece func(ctx context.Context, pieceCid cid.Cid) error
 	now         func() time.Time
@@ -53,7 +59,17 @@ type Sealer struct {
 	mu       sync.Mutex
 	inflight map[uuid.UUID]chan struct{} // deals with an AddPieceToAny running here
 	unseals  map[cid.Cid]*unseal         // background unseals, by piece
-	closed   bool
+	statuses map[abi.SectorNumber]sectorStatus
+	// statusSweep is the size of statuses at which old answers are dropped.
+	statusSweep int
+	closed      bool
+}
+
+// sectorStatus is a sector's state as the miner last reported it.
+type sectorStatus struct {
+	at    time.Time
+	state SectorState
+	id    abi.SectorNumber
 }
 
 // NewSealer returns a Sealer over c for miner, keeping its records in
@@ -85,7 +101,8 @@ func NewSealer(ctx context.Context, c *Client, miner address.Address, chainDeals
 	}
 	s := &Sealer{c: c, chain: chainDeals, store: &dealStore{db: sqldb, now: time.Now},
 		miner: miner, minerID: abi.ActorID(id), ssize: ssize, now: time.Now,
-		inflight: make(map[uuid.UUID]chan struct{}), unseals: make(map[cid.Cid]*unseal)}
+		inflight: make(map[uuid.UUID]chan struct{}), unseals: make(map[cid.Cid]*unseal),
+		statuses: make(map[abi.SectorNumber]sectorStatus)}
 	s.unsealPiece = s.UnsealPiece
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s, nil
@@ -370,11 +387,42 @@ func (s *Sealer) SectorStatus(ctx context.Context, dealUUID uuid.UUID) (sealing.
 	if !ok || !h.Placed {
 		return sealing.DealSectorStatus{}, fmt.Errorf("deal %s: %w", dealUUID, sealing.ErrUnknownDeal)
 	}
-	si, err := s.c.SectorsStatus(ctx, h.Placement.Sector, false)
+	st, err := s.sectorState(ctx, h.Placement.Sector)
 	if err != nil {
 		return sealing.DealSectorStatus{}, fmt.Errorf("reading the sector of deal %s: %w", dealUUID, err)
 	}
-	return sealing.DealSectorStatus{Sector: si.SectorID, State: si.State, Proven: proven(si.State)}, nil
+	return sealing.DealSectorStatus{Sector: st.id, State: st.state, Proven: proven(st.state)}, nil
+}
+
+// sectorState is sector n's state from the miner, or from its answer of
+// less than StatusMaxAge ago.
+func (s *Sealer) sectorState(ctx context.Context, n abi.SectorNumber) (sectorStatus, error) {
+	now := s.now()
+	s.mu.Lock()
+	st, ok := s.statuses[n]
+	s.mu.Unlock()
+	if ok && now.Sub(st.at) < s.StatusMaxAge {
+		return st, nil
+	}
+	si, err := s.c.SectorsStatus(ctx, n, false)
+	if err != nil {
+		return sectorStatus{}, err
+	}
+	st = sectorStatus{at: now, state: si.State, id: si.SectorID}
+	if s.StatusMaxAge > 0 {
+		s.mu.Lock()
+		if len(s.statuses) >= s.statusSweep { // forget sectors no deal asks for
+			for k, old := range s.statuses {
+				if now.Sub(old.at) >= s.StatusMaxAge {
+					delete(s.statuses, k)
+				}
+			}
+			s.statusSweep = max(1024, 2*len(s.statuses))
+		}
+		s.statuses[n] = st
+		s.mu.Unlock()
+	}
+	return st, nil
 }
 
 // ReadPiece opens a piece handed over by AddPieceToAny for reading from

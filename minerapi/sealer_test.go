@@ -103,6 +103,44 @@ func TestSealerAddsOnce(t *testing.T) {
 	}
 }
 
+// TestSealerStatusPerSector: the deals of one sector share one
+// SectorsStatus answer for StatusMaxAge, and a newer state is read after it.
+func TestSealerStatusPerSector(t *testing.T) {
+	ctx := context.Background()
+	h := newSealerHarness(t)
+	now := time.Unix(1_700_000_000, 0)
+	h.s.now = func() time.Time { return now }
+	h.s.StatusMaxAge = 10 * time.Second
+	deals := []sealing.Deal{testDeal(7, 1024), testDeal(8, 1024), testDeal(9, 1024)}
+	for i, d := range deals {
+		if _, err := h.s.AddPieceToAny(ctx, 1016, bytes.NewReader(randomBytes(1000, int64(i))), d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reads := h.fs.readCount()
+	for _, d := range deals {
+		st, err := h.s.SectorStatus(ctx, d.UUID)
+		if err != nil || st.Sector != 1 || st.State != sealing.StateWaitDeals {
+			t.Fatalf("SectorStatus = %+v, %v", st, err)
+		}
+	}
+	if n := h.fs.readCount() - reads; n != 1 {
+		t.Fatalf("three deals of one sector read its status %d times, want once", n)
+	}
+	h.fs.setState(1, sealing.StateProving)
+	now = now.Add(9 * time.Second)
+	if st, _ := h.s.SectorStatus(ctx, deals[0].UUID); st.State != sealing.StateWaitDeals {
+		t.Fatalf("within StatusMaxAge: %s, want the answer kept", st.State)
+	}
+	now = now.Add(time.Second)
+	if st, err := h.s.SectorStatus(ctx, deals[1].UUID); err != nil || st.State != sealing.StateProving || !st.Proven {
+		t.Fatalf("after StatusMaxAge: %+v, %v", st, err)
+	}
+	if n := h.fs.readCount() - reads; n != 2 {
+		t.Fatalf("status read %d times, want twice", n)
+	}
+}
+
 // TestSealerDealIDZero: the first deal of a devnet has chain deal ID 0; it
 // is handed over and found again like any other, by its deal info, never
 // mistaken for a filler (whose Deals entry is 0 too).

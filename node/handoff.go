@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/google/uuid"
@@ -51,6 +52,13 @@ func (n *Node) connectMiner(ctx context.Context) error {
 		return fmt.Errorf("the lotus-miner API at %s seals %s sectors, but miner %s has %s sectors on chain", c.URL(),
 			s.SectorSize().ShortString(), n.Miner, n.sectorSize.ShortString())
 	}
+	// The market follows each deal's sealing once a block; the deals of
+	// one sector share the miner's answer for half a block.
+	v, err := n.Chain.Version(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the chain's block delay: %w", err)
+	}
+	s.StatusMaxAge = time.Duration(v.BlockDelay) * time.Second / 2
 	n.MinerAPI, n.remote = c, s
 	n.marketSealer, n.localPieces = remoteSealer{s}, pieceSource(s)
 	n.logf("sealing: pieces go to lotus-miner at %s (miner %s, %s sectors)", c.URL(), n.Miner, n.sectorSize.ShortString())
