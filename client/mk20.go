@@ -250,6 +250,10 @@ type DDORequest struct {
 	URL string
 	// Headers go with the download.
 	Headers map[string]string
+	// FallbackURLs are other places of the same payload, tried in order
+	// when URL fails for good or runs out of retries (Market 2.0's
+	// fallback URLs). Headers are not sent to them.
+	FallbackURLs []string
 	// StartEpoch, if not 0, is when the piece must be proven.
 	StartEpoch abi.ChainEpoch
 	// Duration is the deal's length (at least mk20.MinDuration without an
@@ -281,6 +285,9 @@ func (r *DDORequest) Deal() *mk20.Deal {
 			u.Headers.Set(k, v)
 		}
 		d.Data.SourceHTTP = &mk20.DataSourceHTTP{URLs: []mk20.HTTPURL{u}}
+		for i, f := range r.FallbackURLs {
+			d.Data.SourceHTTP.URLs = append(d.Data.SourceHTTP.URLs, mk20.HTTPURL{URL: f, Priority: i, Fallback: true})
+		}
 	}
 	ddo := &mk20.DDOV1{Provider: r.Provider, Duration: r.Duration}
 	if ddo.Duration == 0 {

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -361,12 +362,21 @@ func TestMK20HTTPSourceAndMK12(t *testing.T) {
 	e := newEnv(t)
 	e.start()
 	dd := e.allocatedPiece(1<<20 + 4321)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.ServeFile(w, r, dd.car) }))
+	// The first URL is gone; ferryd goes on to the fallback.
+	var gone atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/gone.car" {
+			gone.Add(1)
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeFile(w, r, dd.car)
+	}))
 	defer srv.Close()
 	id := ulid.Make()
 	var out ddoOut
-	if err := json.Unmarshal([]byte(lastJSON(e.must(e.ferry, "deal", "--ddo", "--provider", dd.miner, dd.car, "--http-url", srv.URL+"/data.car",
-		"--allocation-id", fmt.Sprint(dd.allocation), "--deal-id", id.String(), "--json"))), &out); err != nil {
+	if err := json.Unmarshal([]byte(lastJSON(e.must(e.ferry, "deal", "--ddo", "--provider", dd.miner, dd.car, "--http-url", srv.URL+"/gone.car",
+		"--fallback-url", srv.URL+"/data.car", "--allocation-id", fmt.Sprint(dd.allocation), "--deal-id", id.String(), "--json"))), &out); err != nil {
 		t.Fatal(err)
 	}
 	if !out.Accepted || out.PieceCID != dd.pieceCIDv2 {
@@ -375,6 +385,9 @@ func TestMK20HTTPSourceAndMK12(t *testing.T) {
 	e.must(e.ferry, "deal-status", "--provider", dd.miner, "--deal-uuid", id.String(), "--watch")
 	dd.uuid = e.waitHandedOff(id)
 	e.checkClaimed(dd, e.showDirect(dd.uuid))
+	if gone.Load() != 1 {
+		t.Fatalf("the first URL was asked %d times, want once (a 404 is final)", gone.Load())
+	}
 
 	e.compareMK12(dd)
 }

@@ -2,7 +2,6 @@ package market
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -353,11 +352,13 @@ func (p *Provider) directData(ctx context.Context, nd *newDirectDeal, dd *Direct
 		nd.transferType, nd.staging, nd.deleteAfter, nd.offline = transferFile, src.File, src.DeleteAfterImport, true
 	case src.HTTP != nil:
 		req := *src.HTTP
-		if err := transfer.CheckURL(ctx, p.d.Resolver, req.URL, p.cfg.AllowPrivateAddresses); err != nil {
-			if transfer.IsPermanent(err) {
-				return rejectDirect("the URL is refused: %v", err)
+		for _, u := range req.Sources() {
+			if err := transfer.CheckURL(ctx, p.d.Resolver, u.URL, p.cfg.AllowPrivateAddresses); err != nil {
+				if transfer.IsPermanent(err) {
+					return rejectDirect("the URL is refused: %v", err)
+				}
+				return fmt.Errorf("resolving the host of %s: %w", transfer.Redact(u.URL), err)
 			}
-			return fmt.Errorf("resolving the host of %s: %w", transfer.Redact(req.URL), err)
 		}
 		if req.Size == 0 && v2 {
 			req.Size = payload
@@ -365,7 +366,7 @@ func (p *Provider) directData(ctx context.Context, nd *newDirectDeal, dd *Direct
 		if req.Size == 0 {
 			return rejectDirect("the download's size is not given (neither by the request nor by a piece CID v2)")
 		}
-		params, err := httpParams(req)
+		params, err := transfer.EncodeHTTPParams(req)
 		if err != nil {
 			return rejectDirect("%v", err)
 		}
@@ -406,20 +407,4 @@ func (p *Provider) directData(ctx context.Context, nd *newDirectDeal, dd *Direct
 		return rejectDirect("the data is %d bytes, the piece CID v2 says %d", nd.size, payload)
 	}
 	return nil
-}
-
-// httpParams encodes a download as the Params of a Boost "http" transfer,
-// which the pipeline's transfer step reads, checked as a proposal's are.
-func httpParams(req transfer.Request) ([]byte, error) {
-	b, err := json.Marshal(struct {
-		URL     string
-		Headers map[string]string
-	}{req.URL, req.Headers})
-	if err != nil {
-		return nil, fmt.Errorf("encoding the download's parameters: %w", err)
-	}
-	if _, err := transfer.ParseHTTPParams(b); err != nil {
-		return nil, err
-	}
-	return b, nil
 }

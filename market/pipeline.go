@@ -538,7 +538,13 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 	path := filepath.Join(p.cfg.StagingDir, filepath.Base(d.StagingPath))
 	if err := p.d.Downloader.Download(ctx, req, path, calc, progress); err != nil {
 		err = fmt.Errorf("downloading %s: %w", transfer.Redact(req.URL), err)
-		if transfer.IsPermanent(err) {
+		permanent := transfer.IsPermanent(err)
+		// A URL that failed for good, or for the last time, gives way to
+		// the next of the deal's URLs, if it has more.
+		if next, ok := req.Next(); ok && ctx.Err() == nil && (permanent || d.Retries+1 > p.cfg.MaxAutoRetries) {
+			return p.nextSource(ctx, d, next, path, err)
+		}
+		if permanent {
 			// A 404, a body longer than declared, a private address: the
 			// deal fails now, and its tags and staging file go.
 			return fatalError{err}
@@ -546,6 +552,26 @@ func (p *Provider) transfer(ctx context.Context, d *dealRow, rd *runningDeal) er
 		return err // retried with back-off; transfer bounds each attempt
 	}
 	return p.finishData(ctx, d, calc, path, true)
+}
+
+// nextSource moves a download that failed with cause on to next, the
+// deal's following URL: the bytes of the last one go (the download starts
+// afresh), then the deal's params name next first, with its retries
+// counted from none. The transfer step then runs again.
+func (p *Provider) nextSource(ctx context.Context, d *dealRow, next transfer.Request, path string, cause error) error {
+	params, err := transfer.EncodeHTTPParams(next)
+	if err != nil {
+		return fatalf("the next URL: %v", err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing the partial download: %w", err)
+	}
+	line := fmt.Sprintf("transfer: %v; going on to %s (%d more after it)", cause, transfer.Redact(next.URL), len(next.Fallbacks))
+	if err := p.store.switchSource(ctx, d.UUID, params, line); err != nil {
+		return err
+	}
+	p.d.Logf("market: deal %s: %s", d.UUID, line)
+	return nil
 }
 
 // takeStaged records Transferred for a direct deal whose data a front end

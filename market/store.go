@@ -491,6 +491,22 @@ func (s *store) retryLater(ctx context.Context, id uuid.UUID, state RetryState, 
 	return nil
 }
 
+// switchSource makes a deal download from the next of its URLs: params
+// name it first, and the retries start again from none.
+func (s *store) switchSource(ctx context.Context, id uuid.UUID, params []byte, logLine string) error {
+	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE market_deals SET transfer_params = ?, bytes_received = 0, retry = ?, retries = 0, retry_after = 0, error = '', updated_at = ? WHERE uuid = ?`,
+			params, RetryNone, time.Now().UnixNano(), id.String()); err != nil {
+			return err
+		}
+		return addLog(ctx, tx, id, "%s", logLine)
+	})
+	if err != nil {
+		return fmt.Errorf("recording the next download URL of deal %s: %w", id, err)
+	}
+	return nil
+}
+
 // clearRetry makes a deal waiting for a retry run again now.
 func (s *store) clearRetry(ctx context.Context, id uuid.UUID, logLine string) error {
 	err := db.InTx(ctx, s.db, func(tx *sql.Tx) error {

@@ -10,12 +10,14 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/filecoin-project/go-state-types/builtin/v9/market"
+	"github.com/google/uuid"
 
 	"github.com/ferry-fil/ferry/transfer"
 	"github.com/ferry-fil/ferry/wallet"
@@ -129,6 +131,8 @@ func loopbackServer(t *testing.T, h *harness) (*httptest.Server, *atomic.Int32) 
 		case "long":
 			w.Header().Set("Content-Length", fmt.Sprint(len(b)+100))
 			w.Write(append(b, make([]byte, 100)...))
+		case "busy":
+			http.Error(w, "busy", http.StatusServiceUnavailable)
 		case "flaky":
 			if flaky.Add(1) == 1 {
 				http.Error(w, "busy", http.StatusServiceUnavailable)
@@ -223,6 +227,73 @@ func TestTransferErrorsOverHTTP(t *testing.T) {
 		t.Fatalf("no retry in the log: %+v", detail.Logs)
 	}
 	noSecret(params)
+}
+
+// A download with several URLs (Market 2.0's http source) goes on to the
+// next when one fails for good (a 404) or runs out of retries (a server
+// that answers 503 every time), starting the file afresh, and the deal
+// completes from the one that serves it; when the last fails for good, the
+// deal fails with its reason. The log says which URL gave way to which,
+// without their queries.
+func TestTransferFallbackURLs(t *testing.T) {
+	h := newHarness(t, t.TempDir(), func(c *Config) {
+		c.AllowPrivateAddresses = true // the server is on loopback
+		c.MaxAutoRetries = 2
+		c.RetryBackoff = 10 * time.Millisecond
+	})
+	dl := transfer.New(transfer.Config{AllowPrivateAddresses: true, MaxRetries: -1, StallTimeout: 10 * time.Second})
+	t.Cleanup(dl.CloseIdleConnections)
+	h.deps.Downloader = dl
+	h.start()
+	srv, _ := loopbackServer(t, h)
+	ctx := context.Background()
+	url := func(kind, name string) string { return srv.URL + "/" + kind + "/" + name + "?sig=s3cr3t" }
+
+	_, pc, _ := h.directPiece(21, "f.car", 1400, 21)
+	info, err := h.p.ImportDirect(ctx, DirectDeal{Client: h.clientID, AllocationID: 21, PieceCID: pc,
+		Data: DirectData{HTTP: &transfer.Request{URL: url("404", "f.car"), Size: 1400, Fallbacks: []transfer.Source{
+			{URL: url("busy", "f.car")}, {URL: url("ok", "f.car"), Headers: map[string]string{"X-Token": "t"}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := uuid.MustParse(info.UUID)
+	d := h.waitFor(id, complete, Complete)
+	if d.BytesReceived != 1400 {
+		t.Fatalf("deal %+v", d)
+	}
+	detail, _ := h.p.Deal(ctx, id)
+	for _, want := range []string{"404 Not Found; going on to " + srv.URL + "/busy/f.car?… (1 more after it)",
+		"503 Service Unavailable; going on to " + srv.URL + "/ok/f.car?… (0 more after it)"} {
+		if !slices.ContainsFunc(detail.Logs, func(l DealLog) bool { return strings.Contains(l.Text, want) }) {
+			t.Errorf("no %q in the log: %+v", want, detail.Logs)
+		}
+	}
+	for _, l := range detail.Logs {
+		if strings.Contains(l.Text, "s3cr3t") {
+			t.Errorf("the log shows a URL's query: %q", l.Text)
+		}
+	}
+
+	_, pc2, _ := h.directPiece(22, "g.car", 1200, 22)
+	info, err = h.p.ImportDirect(ctx, DirectDeal{Client: h.clientID, AllocationID: 22, PieceCID: pc2,
+		Data: DirectData{HTTP: &transfer.Request{URL: url("404", "g.car"), Size: 1200, Fallbacks: []transfer.Source{{URL: url("long", "g.car")}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = h.waitFor(uuid.MustParse(info.UUID), failed, "failure")
+	if !strings.Contains(d.Error, "declared") || strings.Contains(d.Error, "s3cr3t") {
+		t.Fatalf("the last URL's failure: %q", d.Error)
+	}
+	h.waitGone(uuid.MustParse(info.UUID))
+
+	// A refused fallback rejects the deal when it is proposed.
+	h.p.cfg.AllowPrivateAddresses = false
+	_, pc3, _ := h.directPiece(23, "r.car", 1000, 23)
+	_, err = h.p.ImportDirect(ctx, DirectDeal{Client: h.clientID, AllocationID: 23, PieceCID: pc3,
+		Data: DirectData{HTTP: &transfer.Request{URL: "http://fake.example/r.car", Size: 1000, Fallbacks: []transfer.Source{{URL: "http://127.0.0.1:1/r.car"}}}}})
+	if !errors.Is(err, ErrDirectDealRejected) || !strings.Contains(err.Error(), "the URL is refused") {
+		t.Fatalf("a private fallback: %v", err)
+	}
 }
 
 // The downloader is told the deal's client, so its slots are shared fairly

@@ -289,11 +289,13 @@ func (p *Provider) policy(ctx context.Context, info *proposalInfo) *rejection {
 		// Where the URL leads is judged now, the deal rejected rather than
 		// accepted and failed at its first dial (which checks again: DNS
 		// can change).
-		if err := transfer.CheckURL(ctx, p.d.Resolver, req.URL, p.cfg.AllowPrivateAddresses); err != nil {
-			if transfer.IsPermanent(err) {
-				return reject("the transfer URL is refused: %v", err)
+		for _, u := range req.Sources() {
+			if err := transfer.CheckURL(ctx, p.d.Resolver, u.URL, p.cfg.AllowPrivateAddresses); err != nil {
+				if transfer.IsPermanent(err) {
+					return reject("the transfer URL is refused: %v", err)
+				}
+				return rejectFor(err, "the host of the transfer URL %s could not be resolved", transfer.Redact(u.URL))
 			}
-			return rejectFor(err, "the host of the transfer URL %s could not be resolved", transfer.Redact(req.URL))
 		}
 		if t.Size == 0 {
 			return reject("the transfer size is zero")

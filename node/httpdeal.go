@@ -176,16 +176,12 @@ func (m *mk20Market) directDeal(d *mk20.Deal, path string) (market.DirectDeal, e
 	reservation := mk20Reservation + d.Identifier.String()
 	switch d.Data.Source() {
 	case mk20.SourceHTTP:
-		u := firstURL(d.Data.SourceHTTP.URLs)
-		headers := make(map[string]string, len(u.Headers))
-		for name, values := range u.Headers {
-			headers[name] = strings.Join(values, ", ")
-		}
 		pi, err := mk20.ParsePieceCID(d.Data.PieceCID)
 		if err != nil {
 			return market.DirectDeal{}, mk20.Reject(mk20.ErrBadProposal, "%v", err)
 		}
-		dd.Data.HTTP = &transfer.Request{URL: u.URL, Headers: headers, Size: pi.RawSize}
+		srcs := orderedURLs(d.Data.SourceHTTP.URLs)
+		dd.Data.HTTP = &transfer.Request{URL: srcs[0].URL, Headers: srcs[0].Headers, Fallbacks: srcs[1:], Size: pi.RawSize}
 		dd.Reservation = reservation
 	case mk20.SourcePut:
 		if path == "" {
@@ -201,10 +197,13 @@ func (m *mk20Market) directDeal(d *mk20.Deal, path string) (market.DirectDeal, e
 	return dd, nil
 }
 
-// firstURL is the URL the market downloads from: the lowest priority
-// among those that are not fallbacks (the first of the list when all
-// are). The market downloads from one URL, retrying it.
-func firstURL(urls []mk20.HTTPURL) mk20.HTTPURL {
+// orderedURLs are an http source's URLs in the order the market tries
+// them: those that are not fallbacks by priority, lowest first, then the
+// fallbacks by priority (the list's order between equals). The market
+// downloads from the first, retrying it, and goes on to the next when one
+// fails for good or runs out of retries. Repeated headers are joined with
+// ", ", as HTTP allows.
+func orderedURLs(urls []mk20.HTTPURL) []transfer.Source {
 	sorted := slices.Clone(urls)
 	slices.SortStableFunc(sorted, func(a, b mk20.HTTPURL) int {
 		if a.Fallback != b.Fallback {
@@ -215,7 +214,17 @@ func firstURL(urls []mk20.HTTPURL) mk20.HTTPURL {
 		}
 		return cmp.Compare(a.Priority, b.Priority)
 	})
-	return sorted[0]
+	out := make([]transfer.Source, len(sorted))
+	for i, u := range sorted {
+		out[i].URL = u.URL
+		if len(u.Headers) > 0 {
+			out[i].Headers = make(map[string]string, len(u.Headers))
+			for name, values := range u.Headers {
+				out[i].Headers[name] = strings.Join(values, ", ")
+			}
+		}
+	}
+	return out
 }
 
 // rejection turns the market's refusal of a direct deal into Curio's

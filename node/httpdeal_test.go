@@ -90,6 +90,10 @@ func TestMK20DirectDeal(t *testing.T) {
 		h.Headers["X-Two"] != "a, b" || dd.Reservation != "mk20/"+d.Identifier.String() {
 		t.Fatalf("download %+v, reservation %q", dd.Data.HTTP, dd.Reservation)
 	}
+	// The others follow, by priority, the fallback last.
+	if f := dd.Data.HTTP.Fallbacks; len(f) != 2 || f[0].URL != "http://127.0.0.1:1/second.car" || f[1].URL != "http://127.0.0.1:1/fallback.car" || f[0].Headers != nil {
+		t.Fatalf("fallbacks %+v", f)
+	}
 
 	up := deal(func(d *mk20.Deal) {
 		d.Data.SourceHTTP, d.Data.SourceHTTPPut = nil, &mk20.DataSourceHTTPPut{}

@@ -169,6 +169,32 @@ type Request struct {
 	// Config.MaxConcurrent and MaxPerClient); requests without one count as
 	// one client.
 	Client string
+	// Fallbacks are other places of the same bytes, in the order to try
+	// them. The Downloader fetches from URL only; a caller whose download
+	// failed for good (or ran out of retries) goes on with Next.
+	Fallbacks []Source
+}
+
+// Source is one place to download from.
+type Source struct {
+	URL     string
+	Headers map[string]string `json:",omitempty"`
+}
+
+// Sources are the request's URL and its fallbacks, in order.
+func (r Request) Sources() []Source {
+	return append([]Source{{URL: r.URL, Headers: r.Headers}}, r.Fallbacks...)
+}
+
+// Next is the request for the first fallback, with the rest as its
+// fallbacks, or false when there is none.
+func (r Request) Next() (Request, bool) {
+	if len(r.Fallbacks) == 0 {
+		return Request{}, false
+	}
+	next := r
+	next.URL, next.Headers, next.Fallbacks = r.Fallbacks[0].URL, r.Fallbacks[0].Headers, r.Fallbacks[1:]
+	return next, true
 }
 
 // New returns a Downloader with cfg's zero fields set to their defaults.

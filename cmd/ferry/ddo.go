@@ -28,6 +28,7 @@ var ddoFlags = []cli.Flag{
 	&cli.Uint64Flag{Name: "allocation-id", Usage: "with --ddo: the client's verified allocation for the piece"},
 	&cli.Int64Flag{Name: "chunk-size", Usage: "with --upload: chunk size in bytes, a power of two of 16 MiB to 256 MiB", Value: client.DefaultUploadChunk},
 	&cli.StringFlag{Name: "deal-id", Usage: "with --ddo: the deal's ULID (default: a new one; give the old one to resume an upload)"},
+	&cli.StringSliceFlag{Name: "fallback-url", Usage: "with --ddo and --http-url: another URL of the same payload, tried when the ones before it fail (repeat it; --http-headers are not sent to it)"},
 }
 
 // ddoOutput is what `ferry deal --ddo` prints.
@@ -82,7 +83,7 @@ func ddoDealAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	req := client.DDORequest{Client: wallet, Provider: miner, URL: c.String("http-url"), SkipIPNIAnnounce: c.Bool("skip-ipni-announce"),
+	req := client.DDORequest{Client: wallet, Provider: miner, URL: c.String("http-url"), FallbackURLs: c.StringSlice("fallback-url"), SkipIPNIAnnounce: c.Bool("skip-ipni-announce"),
 		Duration: abi.ChainEpoch(c.Int64("duration")), StartEpoch: abi.ChainEpoch(c.Int64("start-epoch")),
 		AllocationID: verifreg.AllocationId(c.Uint64("allocation-id"))}
 	if req.Headers, err = client.ParseHTTPHeaders(c.StringSlice("http-headers")); err != nil {
@@ -104,6 +105,8 @@ func ddoDealAction(c *cli.Context) error {
 		return errors.New("--upload and --http-url exclude each other")
 	case !upload && req.URL == "":
 		return errors.New("deal --ddo needs --http-url or --upload FILE")
+	case req.URL == "" && len(req.FallbackURLs) > 0:
+		return errors.New("--fallback-url needs --http-url")
 	}
 	if file != "" {
 		prog := cliutil.NewProgress(c.Bool("json"))
