@@ -68,6 +68,9 @@ func TestDevnetPublish(t *testing.T) {
 	h, dn, _ := devnetHarness(t, ctx)
 	maddr := h.cfg.Miner
 	h.sealer.state = "WaitDeals" // the fake sealer never proves: stop before Complete
+	// The batch is sent once both deals are in it, however long apart
+	// their transfers end (a 50 ms period split them once under -race).
+	h.cfg.PublishMsgPeriod, h.cfg.MaxDealsPerPublishMsg = time.Hour, 2
 	h.start()
 
 	bounds, err := dn.StateDealProviderCollateralBounds(ctx, 2048, false, chain.TipSetKey{})
