@@ -75,6 +75,7 @@ func TestClusterOfThree(t *testing.T) {
 		t.Skip("end-to-end test")
 	}
 	dbURL := dbtest.Postgres(t) // skips without FERRY_TEST_POSTGRES
+	t.Parallel()                // most of an end-to-end test is waiting for blocks
 	m := clusterNode(t, dbURL, []string{"market", "retrieval"}, "", "")
 	m.start()
 	var info struct{ Miner string }

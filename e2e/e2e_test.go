@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,14 +34,38 @@ import (
 // binaries builds ferryd and ferry once for the package's tests.
 func binaries(t *testing.T) (ferryd, ferry string) {
 	t.Helper()
-	dir := t.TempDir()
-	for _, name := range []string{"ferryd", "ferry"} {
-		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../cmd/"+name)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("building %s: %v\n%s", name, err, out)
+	built.once.Do(func() {
+		built.dir, built.err = os.MkdirTemp("", "ferry-e2e-")
+		for _, name := range []string{"ferryd", "ferry"} {
+			if built.err != nil {
+				return
+			}
+			cmd := exec.Command("go", "build", "-o", filepath.Join(built.dir, name), "../cmd/"+name)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				built.err = fmt.Errorf("building %s: %v\n%s", name, err, out)
+			}
 		}
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return filepath.Join(dir, "ferryd"), filepath.Join(dir, "ferry")
+	return filepath.Join(built.dir, "ferryd"), filepath.Join(built.dir, "ferry")
+}
+
+// built holds the binaries every test runs, linked once (13 s for the two
+// on the CI VM) and removed when the tests end.
+var built struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 // ports hands out the loopback ports of the servers the tests start.
@@ -66,6 +91,7 @@ type env struct {
 	daemon        *exec.Cmd
 	daemonLog     *bytes.Buffer
 	apiInfo       string
+	extraEnv      []string // more of the commands' environment
 	retrievalPort int
 	apiPort       int
 }
@@ -161,6 +187,7 @@ func (e *env) run(name string, args ...string) (string, error) {
 	if e.apiInfo != "" {
 		cmd.Env = append(cmd.Env, "FULLNODE_API_INFO="+e.apiInfo)
 	}
+	cmd.Env = append(cmd.Env, e.extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -187,6 +214,7 @@ func TestQuickStart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
+	t.Parallel() // most of an end-to-end test is waiting for blocks
 	e := newEnv(t)
 	e.start()
 
@@ -365,6 +393,7 @@ func TestKilledDaemonResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
+	t.Parallel() // most of an end-to-end test is waiting for blocks
 	e := newEnv(t)
 	e.start()
 	miner, _ := e.fundClient()
@@ -423,7 +452,7 @@ func TestKilledDaemonResumes(t *testing.T) {
 	if !ok {
 		t.Fatalf("ferryd auth api-info printed %q", line)
 	}
-	t.Setenv("FERRY_API_INFO", info)
+	e.extraEnv = append(e.extraEnv, "FERRY_API_INFO="+info)
 	e.must(e.ferryd, "info")
 	if out, err := e.run(e.ferryd, "deal", "fail", deal.DealUUID); err == nil || !strings.Contains(err.Error(), "permission") {
 		t.Fatalf("deal fail with a read token: %v %s", err, out)
@@ -474,6 +503,7 @@ func TestLotusMode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
+	t.Parallel() // most of an end-to-end test is waiting for blocks
 	chainNode := newEnv(t)
 	chainNode.start()
 	var info struct{ Miner string }
@@ -682,6 +712,7 @@ func TestDirectDeal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
+	t.Parallel() // most of an end-to-end test is waiting for blocks
 	e := newEnv(t)
 	e.start()
 	dd := e.makeDirectDeal()
@@ -722,6 +753,7 @@ func TestKilledDaemonResumesDirect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
+	t.Parallel() // most of an end-to-end test is waiting for blocks
 	e := newEnv(t)
 	e.start()
 	dd := e.makeDirectDeal()

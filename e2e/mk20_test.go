@@ -282,6 +282,7 @@ func TestMK20UploadDeal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
+	t.Parallel() // most of an end-to-end test is waiting for blocks
 	px := newUploadProxy(t)
 	e := newEnv(t, px.publicURL(), `MinChunkSize = "1MiB"`)
 	px.forwardTo(e.retrievalPort)
@@ -321,6 +322,7 @@ func TestMK20KilledDaemon(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
+	t.Parallel() // most of an end-to-end test is waiting for blocks
 	px := newUploadProxy(t)
 	e := newEnv(t, px.publicURL(), `MinChunkSize = "1MiB"`)
 	px.forwardTo(e.retrievalPort)
@@ -359,6 +361,7 @@ func TestMK20HTTPSourceAndMK12(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
+	t.Parallel() // most of an end-to-end test is waiting for blocks
 	e := newEnv(t)
 	e.start()
 	dd := e.allocatedPiece(1<<20 + 4321)

@@ -224,6 +224,7 @@ func TestSplitProvider(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
+	t.Parallel() // most of an end-to-end test is waiting for blocks
 	p := newSplitPair(t, "8MiB", "3s")
 	m := p.market
 	m.fundClient()
@@ -327,6 +328,7 @@ func TestSplitProvider512MiB(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test")
 	}
+	t.Parallel() // most of an end-to-end test is waiting for blocks
 	p := newSplitPair(t, "512MiB", "1m")
 	m := p.market
 	m.fundClient()
