@@ -50,9 +50,12 @@ func TestIngest(t *testing.T) {
 	if limit, disk, commp := res.limit(); limit <= 0 || limit != min(disk, commp) {
 		t.Fatalf("limit %f of disk/2 %f and CommP %f", limit, disk, commp)
 	}
+	if res.pageNew.wall <= 0 || res.pageReuse.wall <= 0 {
+		t.Fatalf("page cache passes took %v and %v", res.pageNew.wall, res.pageReuse.wall)
+	}
 	var out bytes.Buffer
 	res.print(&out)
-	for _, want := range []string{"ingest:", "limit:", "ratio:", "ceiling:", "CPU:", "PublishConfirmed -> AddedPiece", "peak RSS"} {
+	for _, want := range []string{"ingest:", "limit:", "ratio:", "ceiling:", "CPU:", "page cache:", "PublishConfirmed -> AddedPiece", "peak RSS"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}

@@ -263,6 +263,16 @@ func cpuDuration() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// kernelDuration is the process's system CPU time so far: what the kernel
+// spent on its behalf (system calls, page faults).
+func kernelDuration() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Stime.Nano())
+}
+
 // loadAvg is the first three fields of /proc/loadavg, or "unknown".
 func loadAvg() string {
 	b, err := os.ReadFile("/proc/loadavg")
