@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -242,6 +243,140 @@ func TestMK20Sources(t *testing.T) {
 	e.cfg.Sources = []mk20.SourceName{mk20.SourceAggregate}
 	if _, err := NewMK20(e.cfg, e.deps); err == nil {
 		t.Fatal("a source Ferry does not take was configured")
+	}
+}
+
+// In a cluster whose nodes can find each other (NodeURL), a client may send
+// every request of an upload to any node: chunks, a serial upload and
+// finalize sent to another node are passed on to the upload's node, which
+// receives and hands it over, whatever answer it gives coming back. A
+// request that was forwarded already is not forwarded again (421), and a
+// node that cannot be found is a 503.
+func TestMK20UploadForwarded(t *testing.T) {
+	e := newEnv(t)
+	e.cfg.NodeID = "a"
+	e.restart()
+	ocfg := e.cfg
+	ocfg.NodeID, ocfg.StagingDir = "b", filepath.Join(e.dir, "staging-b")
+	ocfg.NodeURL = func(_ context.Context, node string) (string, error) {
+		if node != "a" {
+			return "", fmt.Errorf("node %s: unknown", node)
+		}
+		return e.http.URL, nil
+	}
+	other, err := NewMK20(ocfg, e.deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ohttp := httptest.NewServer(other)
+	defer ohttp.Close()
+
+	ctx := context.Background()
+	c := e.client()
+	oc := *c
+	oc.BaseURL = ohttp.URL
+	data := payload(2*1024+10, 29)
+	d := ddo(c, pieceCIDv2(t, data), "")
+	if err := c.MakeDeal(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartUpload(ctx, d.Identifier, uint64(len(data)), 1024); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 3; n++ {
+		b := data[(n-1)*1024 : min(n*1024, len(data))]
+		via := c
+		if n != 2 {
+			via = &oc // chunks 1 and 3 through the other node
+		}
+		if err := via.PutChunk(ctx, d.Identifier, n, bytes.NewReader(b), int64(len(b))); err != nil {
+			t.Fatalf("chunk %d: %v", n, err)
+		}
+	}
+	if entries, _ := os.ReadDir(ocfg.StagingDir); len(entries) != 0 {
+		t.Fatalf("the other node kept %d files of the upload", len(entries))
+	}
+	// The upload node's own answers come back: a chunk out of range.
+	if err := oc.PutChunk(ctx, d.Identifier, 9, bytes.NewReader(data[:10]), 10); codeOf(err) != http.StatusNotFound {
+		t.Fatalf("a chunk out of range through the other node: %v", err)
+	}
+	if err := oc.Finalize(ctx, d.Identifier); err != nil {
+		t.Fatalf("finalize through the other node: %v", err)
+	}
+	if s := e.waitStarted(d.Identifier); !bytes.Equal(s.data, data) {
+		t.Fatal("the market got other bytes")
+	}
+
+	// A serial upload and its finalize, both through the other node.
+	send := func(base, method, path string, body []byte, ct string, hdr ...string) int {
+		t.Helper()
+		req, err := http.NewRequest(method, base+MK20Path+path, bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		auth, err := mk20.SignAuth(c.Sign, c.Client, method, req.URL.EscapedPath(), e.clock())
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", auth)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	data2 := payload(1500, 30)
+	d2 := ddo(c, pieceCIDv2(t, data2), "")
+	if err := c.MakeDeal(ctx, d2); err != nil {
+		t.Fatal(err)
+	}
+	// Begun on its node and cut short (a 400), then sent again.
+	if code := send(e.http.URL, http.MethodPut, "/upload/"+d2.Identifier.String(), data2[:10], contentTypeBytes); code != http.StatusBadRequest {
+		t.Fatalf("a short serial upload on its node: %d", code)
+	}
+	if code := send(ohttp.URL, http.MethodPut, "/upload/"+d2.Identifier.String(), data2, contentTypeBytes); code != http.StatusOK {
+		t.Fatalf("the serial upload again through the other node: %d", code)
+	}
+	if code := send(ohttp.URL, http.MethodPost, "/upload/"+d2.Identifier.String(), nil, ""); code != http.StatusOK {
+		t.Fatalf("serial finalize through the other node: %d", code)
+	}
+	if s := e.waitStarted(d2.Identifier); !bytes.Equal(s.data, data2) {
+		t.Fatal("the market got other bytes of the serial upload")
+	}
+
+	// Forwarded once only: a request that says it was forwarded gets 421.
+	d3 := ddo(c, pieceCIDv2(t, data), "")
+	if err := c.MakeDeal(ctx, d3); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartUpload(ctx, d3.Identifier, uint64(len(data)), 1024); err != nil {
+		t.Fatal(err)
+	}
+	chunk1 := "/uploads/" + d3.Identifier.String() + "/1"
+	if code := send(ohttp.URL, http.MethodPut, chunk1, data[:1024], contentTypeBytes, forwardedBy, "c"); code != http.StatusMisdirectedRequest {
+		t.Fatalf("a forwarded request forwarded again: %d", code)
+	}
+	// The upload's node not found, or not answering.
+	other.cfg.NodeURL = func(context.Context, string) (string, error) { return "", errors.New("node a is down") }
+	if code := send(ohttp.URL, http.MethodPut, chunk1, data[:1024], contentTypeBytes); code != http.StatusServiceUnavailable {
+		t.Fatalf("the upload's node unknown: %d", code)
+	}
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close()
+	other.cfg.NodeURL = func(context.Context, string) (string, error) { return gone.URL, nil }
+	if code := send(ohttp.URL, http.MethodPut, chunk1, data[:1024], contentTypeBytes); code != http.StatusBadGateway {
+		t.Fatalf("the upload's node not answering: %d", code)
+	}
+	if st, err := c.UploadStatus(ctx, d3.Identifier); err != nil || st.TotalChunks != 3 || st.Missing != 3 {
+		t.Fatalf("upload status after refused chunks: %+v, %v", st, err)
 	}
 }
 

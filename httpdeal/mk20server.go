@@ -128,9 +128,15 @@ type MK20Config struct {
 	// NodeID names this node when several share the database (a
 	// cluster): an upload is received by one node, the one it started
 	// on, whose staging directory holds its file; its chunks and finalize
-	// sent to another node are answered 421 Misdirected Request, and only
-	// its node hands it over. "" on a single node.
+	// sent to another node are passed on to it (NodeURL) or, without
+	// NodeURL, answered 421 Misdirected Request, and only its node hands
+	// it over. "" on a single node.
 	NodeID string
+	// NodeURL, in a cluster, returns the HTTP base URL of another node
+	// (where it serves MK20Path): a request for an upload another node
+	// receives is then passed on to it rather than answered 421, so
+	// clients may send every request to any node.
+	NodeURL func(ctx context.Context, node string) (string, error)
 	// Sources are the data sources taken (GET /sources lists them; a deal
 	// with another gets ErrUnsupportedDataSource); nil takes every source
 	// mk20.SupportedSources names.
@@ -161,7 +167,8 @@ type MK20 struct {
 	d     MK20Deps
 	store *mk20Store
 	mux   *http.ServeMux
-	slots chan struct{} // one per running upload
+	slots chan struct{}   // one per running upload
+	peers *http.Transport // to the other nodes of a cluster (uploads they receive)
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -226,8 +233,10 @@ func NewMK20(cfg MK20Config, d MK20Deps) (*MK20, error) {
 	}
 	m := &MK20{
 		cfg: cfg, d: d,
-		store:   &mk20Store{db: d.DB, now: cfg.Now},
-		slots:   make(chan struct{}, cfg.MaxParallelUploads),
+		store: &mk20Store{db: d.DB, now: cfg.Now},
+		slots: make(chan struct{}, cfg.MaxParallelUploads),
+		// The nodes' own addresses: no proxy from the environment.
+		peers:   &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: time.Minute},
 		hashers: make(map[ulid.ULID]*prefixHasher),
 		verify:  make(map[ulid.ULID]bool),
 	}
@@ -389,6 +398,7 @@ func (m *MK20) Close() error {
 	m.cancel()
 	m.mu.Unlock()
 	m.wg.Wait()
+	m.peers.CloseIdleConnections()
 	return nil
 }
 

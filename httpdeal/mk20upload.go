@@ -1,12 +1,15 @@
 package httpdeal
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -72,10 +75,44 @@ func (m *MK20) dropHasher(id ulid.ULID) {
 // node's staging directory.
 func (m *MK20) here(up *uploadRow) bool { return up.Node == "" || up.Node == m.cfg.NodeID }
 
-// misdirected answers 421 to a request for an upload another node of the
-// cluster receives.
-func misdirected(w http.ResponseWriter, up *uploadRow) {
-	http.Error(w, fmt.Sprintf("this upload is received by node %s of the provider: send it there", up.Node), http.StatusMisdirectedRequest)
+// forwardedBy names the node that forwarded a request to the node of its
+// upload; a forwarded request is never forwarded again.
+const forwardedBy = "X-Ferry-Forwarded-By"
+
+// misdirected passes a request for an upload another node of the cluster
+// receives on to that node (MK20Config.NodeURL), unless r came from a node
+// already, and answers with what that node answers. r's body is unread, or
+// set again by the caller. Without NodeURL, or for a forwarded request, it
+// answers 421 Misdirected Request naming the node; when the node cannot be
+// reached, 503.
+func (m *MK20) misdirected(w http.ResponseWriter, r *http.Request, up *uploadRow) {
+	if m.cfg.NodeURL == nil || r.Header.Get(forwardedBy) != "" {
+		http.Error(w, fmt.Sprintf("this upload is received by node %s of the provider: send it there", up.Node), http.StatusMisdirectedRequest)
+		return
+	}
+	base, err := m.cfg.NodeURL(r.Context(), up.Node)
+	var target *url.URL
+	if err == nil {
+		target, err = url.Parse(base)
+	}
+	if err != nil {
+		m.cfg.Logf("httpdeal: mk20 upload of node %s: %v", up.Node, err)
+		http.Error(w, fmt.Sprintf("this upload is received by node %s of the provider, which cannot be reached now; try again later", up.Node), http.StatusServiceUnavailable)
+		return
+	}
+	proxy := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.SetXForwarded()
+			pr.Out.Header.Set(forwardedBy, m.cfg.NodeID)
+		},
+		Transport: m.peers,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			m.cfg.Logf("httpdeal: forwarding %s %s to node %s: %v", r.Method, r.URL.Path, up.Node, err)
+			http.Error(w, fmt.Sprintf("this upload is received by node %s of the provider, which did not answer; try again later", up.Node), http.StatusBadGateway)
+		},
+	}
+	proxy.ServeHTTP(w, r)
 }
 
 // slot takes an upload slot, answering 429 itself when there is none.
@@ -266,7 +303,7 @@ func (m *MK20) uploadChunk(w http.ResponseWriter, r *http.Request, _ address.Add
 		return
 	}
 	if !m.here(up) {
-		misdirected(w, up)
+		m.misdirected(w, r, up)
 		return
 	}
 	size, complete, err := m.store.chunk(ctx, id, n)
@@ -407,7 +444,8 @@ func (m *MK20) finalizeUpload(w http.ResponseWriter, r *http.Request, signer add
 		return
 	}
 	if !m.here(up) {
-		misdirected(w, up)
+		r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body)) // read above
+		m.misdirected(w, r, up)
 		return
 	}
 	if chunked {
@@ -577,7 +615,7 @@ func (m *MK20) serialUpload(w http.ResponseWriter, r *http.Request, _ address.Ad
 			return
 		}
 		if !m.here(prev) {
-			misdirected(w, prev)
+			m.misdirected(w, r, prev)
 			return
 		}
 	} else if !errors.Is(err, errNotFound) {

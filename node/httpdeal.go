@@ -48,6 +48,9 @@ func (n *Node) mountHTTPDeals(ctx context.Context, mux *http.ServeMux) error {
 		return err
 	}
 	cfg.Logf, cfg.NodeID = n.logf, n.nodeID()
+	if n.Cluster != nil {
+		cfg.NodeURL = n.nodeURL // an upload's requests may come to any market node
+	}
 	m := &mk20Market{p: n.Provider, verified: n.Config.Market.ConsiderVerifiedDeals}
 	srv, err := httpdeal.NewMK20(cfg, httpdeal.MK20Deps{DB: n.DB, Chain: n.Chain, Staging: mk20Staging{n.Provider}, Market: m})
 	if err != nil {
