@@ -9,6 +9,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ferry-fil/ferry/piece"
+	"github.com/ferry-fil/ferry/transfer"
+	"github.com/ferry-fil/ferry/wire"
 )
 
 // DealInfo is one deal as the operator API shows it (JSON-friendly). Sizes
@@ -20,38 +22,43 @@ import (
 // ClaimID once Complete; it has no publish message or chain deal ID.
 // PieceCID is v1; PieceCIDv2 appears once the payload's size is known.
 type DealInfo struct {
-	UUID          string     `json:"uuid"`
-	Kind          DealKind   `json:"kind"`
-	CreatedAt     time.Time  `json:"createdAt"`
-	UpdatedAt     time.Time  `json:"updatedAt"`
-	ClientPeer    string     `json:"clientPeer"`
-	Client        string     `json:"client"`
-	PieceCID      string     `json:"pieceCid"`
-	PieceCIDv2    string     `json:"pieceCidV2,omitempty"`
-	PieceSize     uint64     `json:"pieceSize"`
-	AllocationID  uint64     `json:"allocationId,omitempty"`
-	ClaimID       uint64     `json:"claimId,omitempty"`
-	DataPath      string     `json:"dataPath,omitempty"` // where the data is until the piece is in a sector`
-	DataRoot      string     `json:"dataRoot"`
-	StartEpoch    int64      `json:"startEpoch"`
-	EndEpoch      int64      `json:"endEpoch"`
-	Verified      bool       `json:"verified"`
-	IsOffline     bool       `json:"isOffline"`
-	TransferSize  uint64     `json:"transferSize"`
-	BytesReceived uint64     `json:"bytesReceived"`
-	AddPieceBytes uint64     `json:"addPieceBytes,omitempty"` // while the piece is added: staged bytes AddPiece has read into a sector so far
-	Checkpoint    Checkpoint `json:"checkpoint"`
-	Retry         RetryState `json:"retry,omitempty"`
-	Retries       int        `json:"retries,omitempty"`
-	Error         string     `json:"error,omitempty"`
-	PublishCID    string     `json:"publishCid,omitempty"`
-	ChainDealID   uint64     `json:"chainDealId"` // valid from PublishConfirmed on (0 is a valid deal ID)
-	Sector        *uint64    `json:"sector,omitempty"`
-	SectorOffset  *uint64    `json:"sectorOffset,omitempty"` // padded offset of the piece in its sector
-	SealingState  string     `json:"sealingState,omitempty"`
-	SignedCID     string     `json:"signedCid,omitempty"`
-	Ended         string     `json:"ended,omitempty"`   // EndExpired, EndSlashed or EndRemoved
-	EndedAt       *time.Time `json:"endedAt,omitempty"` // when the provider noticed the end
+	UUID          string    `json:"uuid"`
+	Kind          DealKind  `json:"kind"`
+	CreatedAt     time.Time `json:"createdAt"`
+	UpdatedAt     time.Time `json:"updatedAt"`
+	ClientPeer    string    `json:"clientPeer"`
+	Client        string    `json:"client"`
+	PieceCID      string    `json:"pieceCid"`
+	PieceCIDv2    string    `json:"pieceCidV2,omitempty"`
+	PieceSize     uint64    `json:"pieceSize"`
+	AllocationID  uint64    `json:"allocationId,omitempty"`
+	ClaimID       uint64    `json:"claimId,omitempty"`
+	DataPath      string    `json:"dataPath,omitempty"` // where the data is until the piece is in a sector`
+	DataRoot      string    `json:"dataRoot"`
+	StartEpoch    int64     `json:"startEpoch"`
+	EndEpoch      int64     `json:"endEpoch"`
+	Verified      bool      `json:"verified"`
+	IsOffline     bool      `json:"isOffline"`
+	TransferSize  uint64    `json:"transferSize"`
+	BytesReceived uint64    `json:"bytesReceived"`
+	// TransferURL is where an online deal's data is downloaded from until
+	// Transferred, its query and user info hidden; TransferFallbacks
+	// counts the URLs left to try after it.
+	TransferURL       string     `json:"transferUrl,omitempty"`
+	TransferFallbacks int        `json:"transferFallbacks,omitempty"`
+	AddPieceBytes     uint64     `json:"addPieceBytes,omitempty"` // while the piece is added: staged bytes AddPiece has read into a sector so far
+	Checkpoint        Checkpoint `json:"checkpoint"`
+	Retry             RetryState `json:"retry,omitempty"`
+	Retries           int        `json:"retries,omitempty"`
+	Error             string     `json:"error,omitempty"`
+	PublishCID        string     `json:"publishCid,omitempty"`
+	ChainDealID       uint64     `json:"chainDealId"` // valid from PublishConfirmed on (0 is a valid deal ID)
+	Sector            *uint64    `json:"sector,omitempty"`
+	SectorOffset      *uint64    `json:"sectorOffset,omitempty"` // padded offset of the piece in its sector
+	SealingState      string     `json:"sealingState,omitempty"`
+	SignedCID         string     `json:"signedCid,omitempty"`
+	Ended             string     `json:"ended,omitempty"`   // EndExpired, EndSlashed or EndRemoved
+	EndedAt           *time.Time `json:"endedAt,omitempty"` // when the provider noticed the end
 }
 
 // DealLog is one line of a deal's log.
@@ -109,6 +116,11 @@ func (p *Provider) info(d *dealRow) DealInfo {
 	}
 	if d.Checkpoint < AddedPiece {
 		di.DataPath = d.StagingPath
+	}
+	if d.Checkpoint < Transferred && d.TransferType == wire.TransferHTTP && !d.IsOffline {
+		if req, err := transfer.ParseHTTPParams(d.TransferParams); err == nil {
+			di.TransferURL, di.TransferFallbacks = transfer.Redact(req.URL), len(req.Fallbacks)
+		}
 	}
 	if d.Sector >= 0 {
 		s, off := uint64(d.Sector), d.SectorOffset

@@ -296,6 +296,30 @@ func TestTransferFallbackURLs(t *testing.T) {
 	}
 }
 
+// The operator sees where an online deal's data comes from until it is
+// transferred, the query hidden, and how many URLs are left after it.
+func TestDealInfoTransferURL(t *testing.T) {
+	h := newHarness(t, t.TempDir(), nil)
+	h.start()
+	params, err := transfer.EncodeHTTPParams(transfer.Request{URL: "https://a.example/p.car?sig=s3cr3t",
+		Fallbacks: []transfer.Source{{URL: "https://b.example/p.car"}, {URL: "https://c.example/p.car"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &dealRow{UUID: uuid.New(), TransferType: wire.TransferHTTP, TransferParams: params, Checkpoint: Accepted}
+	if di := h.p.info(d); di.TransferURL != "https://a.example/p.car?…" || di.TransferFallbacks != 2 {
+		t.Fatalf("accepted: %q, %d fallbacks", di.TransferURL, di.TransferFallbacks)
+	}
+	d.Checkpoint = Transferred
+	if di := h.p.info(d); di.TransferURL != "" || di.TransferFallbacks != 0 {
+		t.Fatalf("transferred: %q, %d", di.TransferURL, di.TransferFallbacks)
+	}
+	d.Checkpoint, d.IsOffline = Accepted, true
+	if di := h.p.info(d); di.TransferURL != "" {
+		t.Fatalf("offline: %q", di.TransferURL)
+	}
+}
+
 // The downloader is told the deal's client, so its slots are shared fairly
 // across clients.
 func TestTransferNamesClient(t *testing.T) {

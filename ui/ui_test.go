@@ -51,6 +51,7 @@ func (f *fakeAPI) deal() market.DealInfo {
 	return market.DealInfo{UUID: testDeal.String(), CreatedAt: time.Now(), Client: "f1abc", ClientPeer: "12D3KooW",
 		PieceCID: testPiece.String(), PieceSize: 2048, DataRoot: testRoot.String(), StartEpoch: 2000, EndEpoch: 600000,
 		TransferSize: 1000, BytesReceived: 400, Checkpoint: market.Accepted, Retry: market.RetryManual, Error: "HTTP 503",
+		TransferURL: "https://data.example/d.car?…", TransferFallbacks: 1,
 		Sector: &s, SectorOffset: &off, SignedCID: testRoot.String()}
 }
 
@@ -301,6 +302,9 @@ func TestReadCannotAct(t *testing.T) {
 	_, body := get(t, c, ts.URL+"/deals/"+testDeal.String())
 	if !strings.Contains(body, "read only") || !strings.Contains(body, "Retry…") {
 		t.Errorf("deal page of a read session: %s", body)
+	}
+	if !strings.Contains(body, "<code>https://data.example/d.car?…</code> <span class=\"dim\">(then 1 more)</span>") {
+		t.Errorf("deal page lacks where the data comes from: %s", body)
 	}
 	_, body = get(t, c, ts.URL+"/deals/"+testDeal.String()+"/retry")
 	if !strings.Contains(body, "disabled") || !strings.Contains(body, "can read but not act") {

@@ -372,6 +372,13 @@ func printDeal(w io.Writer, d *market.DealDetail) {
 	} else {
 		row("Transfer", fmt.Sprintf("%d of %d bytes", d.BytesReceived, d.TransferSize))
 	}
+	if d.TransferURL != "" {
+		from := d.TransferURL
+		if d.TransferFallbacks > 0 {
+			from += fmt.Sprintf(" (then %d more)", d.TransferFallbacks)
+		}
+		row("Downloading from", from)
+	}
 	if d.PublishCID != "" {
 		row("Publish message", d.PublishCID)
 	}

@@ -71,3 +71,13 @@ func TestPrintDirectDeal(t *testing.T) {
 		t.Errorf("a direct deal shows a chain deal ID:\n%s", out)
 	}
 }
+
+// A deal still downloading shows where from, and how many URLs are left.
+func TestPrintDealDownloading(t *testing.T) {
+	var buf bytes.Buffer
+	printDeal(&buf, &market.DealDetail{DealInfo: market.DealInfo{UUID: "d", Kind: market.KindDirect, Checkpoint: market.Accepted,
+		TransferSize: 100, BytesReceived: 40, TransferURL: "https://a.example/p.car?…", TransferFallbacks: 2}})
+	if out := buf.String(); !strings.Contains(out, "Downloading from:") || !strings.Contains(out, "https://a.example/p.car?… (then 2 more)") {
+		t.Errorf("output lacks the download's URL:\n%s", out)
+	}
+}
