@@ -6,11 +6,16 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +23,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/ipld/go-ipld-prime/codec/dagjson"
 	"github.com/ipld/go-ipld-prime/node/basicnode"
+	"github.com/oklog/ulid/v2"
 
 	"github.com/ferry-fil/ferry/api"
 	"github.com/ferry-fil/ferry/db"
@@ -26,9 +32,9 @@ import (
 )
 
 // clusterNode writes the config of a cluster node: the database, its
-// roles, a short lease timeout, and on a worker the market node's devnet as
-// its Lotus node.
-func clusterNode(t *testing.T, dbURL string, roles []string, lotus, miner string) *env {
+// roles, a short lease timeout, on a worker the market node's devnet as
+// its Lotus node, and httpSettings (TOML lines) in its HTTP section.
+func clusterNode(t *testing.T, dbURL string, roles []string, lotus, miner string, httpSettings ...string) *env {
 	e := newEnv(t)
 	chain := fmt.Sprintf("[Chain]\nDevnetBlockTime = \"200ms\"\nDevnetListen = \"127.0.0.1:%d\"\n", e.chainPort)
 	if lotus != "" {
@@ -48,6 +54,7 @@ LeaseTimeout = "3s"
 ListenAddresses = ["/ip4/127.0.0.1/tcp/%d"]
 [HTTP]
 Listen = "127.0.0.1:%d"
+%s
 [API]
 Listen = "127.0.0.1:%d"
 [Sealing]
@@ -58,7 +65,7 @@ PublishMsgPeriod = "2s"
 MaxDealsPerPublishMsg = 4
 [Transfer]
 AllowPrivateAddresses = true # the client serves its data on loopback
-`, dbURL, strings.Join(q, ", "), freePort(t), e.retrievalPort, e.apiPort)
+`, dbURL, strings.Join(q, ", "), freePort(t), e.retrievalPort, strings.Join(httpSettings, "\n"), e.apiPort)
 	if err := os.WriteFile(filepath.Join(e.repo, "config.toml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -300,4 +307,101 @@ func checkIPNIChain(t *testing.T, dbURL string, pieces int) {
 			t.Fatalf("ad %d links to %q, want %q: the chain is broken", i, link, want)
 		}
 	}
+}
+
+// TestClusterUploadAnyNode: two market nodes behind one address (a proxy
+// that sends each request to the next node in turn, as a load balancer
+// may). A Market 2.0 upload is received by the node it started on; the
+// chunks and the finalize that reach the other node are passed on to it,
+// and the deal completes with its allocation claimed.
+func TestClusterUploadAnyNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end test")
+	}
+	dbURL := dbtest.Postgres(t) // skips without FERRY_TEST_POSTGRES
+	t.Parallel()                // most of an end-to-end test is waiting for blocks
+	lb := newRoundRobin(t)
+	settings := []string{fmt.Sprintf("PublicURL = %q", lb.url), `MinChunkSize = "1MiB"`}
+	m := clusterNode(t, dbURL, []string{"market", "retrieval", "transfer", "sealing", "index"}, "", "", settings...)
+	m.start()
+	var info struct{ Miner string }
+	if err := json.Unmarshal([]byte(m.must(m.ferryd, "--repo", m.repo, "info", "--json")), &info); err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(m.must(m.ferryd, "--repo", m.repo, "auth", "api-info", "--chain", "--perm", "sign"))
+	signInfo, _ := strings.CutPrefix(line, "FULLNODE_API_INFO=")
+	m2 := clusterNode(t, dbURL, []string{"market"}, signInfo, info.Miner, settings...)
+	m2.start()
+	lb.to(m.retrievalPort, m2.retrievalPort)
+
+	dd := m.allocatedPiece(2<<20 + 300_000) // a CAR of three 1 MiB chunks
+	id := ulid.Make()
+	var out ddoOut
+	if err := json.Unmarshal([]byte(lastJSON(m.must(m.ferry, uploadArgs(dd, id)...))), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !out.Accepted || !out.Uploaded {
+		t.Fatalf("deal --ddo --upload printed %+v", out)
+	}
+	if chunks := lb.chunks(); chunks[0] == 0 || chunks[1] == 0 {
+		t.Fatalf("chunks sent to the two nodes: %v; want some to each", chunks)
+	}
+	dd.uuid = m.waitHandedOff(id)
+	m.checkClaimed(dd, m.waitDirect(dd.uuid, isComplete))
+}
+
+// roundRobin is a proxy in front of several ferryd HTTP listeners that
+// sends each request to the next one.
+type roundRobin struct {
+	url     string
+	mu      sync.Mutex
+	targets []*httputil.ReverseProxy
+	next    int
+	puts    []int // chunk uploads sent to each target
+}
+
+func newRoundRobin(t *testing.T) *roundRobin {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr := &roundRobin{url: "http://" + l.Addr().String()}
+	srv := &http.Server{Handler: rr}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return rr
+}
+
+// to sets the listeners, by port, in turn.
+func (rr *roundRobin) to(ports ...int) {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	rr.targets, rr.puts = nil, make([]int, len(ports))
+	for _, p := range ports {
+		u, _ := url.Parse(fmt.Sprintf("http://127.0.0.1:%d", p))
+		rr.targets = append(rr.targets, httputil.NewSingleHostReverseProxy(u))
+	}
+}
+
+func (rr *roundRobin) chunks() []int {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	return slices.Clone(rr.puts)
+}
+
+func (rr *roundRobin) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rr.mu.Lock()
+	if len(rr.targets) == 0 {
+		rr.mu.Unlock()
+		http.Error(w, "no listener yet", http.StatusServiceUnavailable)
+		return
+	}
+	i := rr.next % len(rr.targets)
+	rr.next++
+	if chunkPath.MatchString(r.URL.Path) && r.Method == http.MethodPut {
+		rr.puts[i]++
+	}
+	target := rr.targets[i]
+	rr.mu.Unlock()
+	target.ServeHTTP(w, r)
 }
