@@ -72,6 +72,20 @@ AllowPrivateAddresses = true # the client serves its data on loopback
 	return e
 }
 
+// chainForWorkers returns the miner of a node running the devnet and the
+// FULLNODE_API_INFO (sign permission) of its chain, for the other nodes of
+// its cluster.
+func (e *env) chainForWorkers() (miner, apiInfo string) {
+	e.t.Helper()
+	var info struct{ Miner string }
+	if err := json.Unmarshal([]byte(e.must(e.ferryd, "--repo", e.repo, "info", "--json")), &info); err != nil {
+		e.t.Fatal(err)
+	}
+	line := strings.TrimSpace(e.must(e.ferryd, "--repo", e.repo, "auth", "api-info", "--chain", "--perm", "sign"))
+	apiInfo, _ = strings.CutPrefix(line, "FULLNODE_API_INFO=")
+	return info.Miner, apiInfo
+}
+
 // TestClusterOfThree runs three ferryd nodes on one PostgreSQL database —
 // a market node with the devnet and two workers (transfer, sealing, index)
 // — takes 30 deals from a client, SIGKILLs one worker mid-way and the other
@@ -85,14 +99,9 @@ func TestClusterOfThree(t *testing.T) {
 	t.Parallel()                // most of an end-to-end test is waiting for blocks
 	m := clusterNode(t, dbURL, []string{"market", "retrieval"}, "", "")
 	m.start()
-	var info struct{ Miner string }
-	if err := json.Unmarshal([]byte(m.must(m.ferryd, "--repo", m.repo, "info", "--json")), &info); err != nil {
-		t.Fatal(err)
-	}
-	line := strings.TrimSpace(m.must(m.ferryd, "--repo", m.repo, "auth", "api-info", "--chain", "--perm", "sign"))
-	signInfo, _ := strings.CutPrefix(line, "FULLNODE_API_INFO=")
-	w1 := clusterNode(t, dbURL, []string{"transfer", "sealing", "index"}, signInfo, info.Miner)
-	w2 := clusterNode(t, dbURL, []string{"transfer", "sealing", "index"}, signInfo, info.Miner)
+	miner, signInfo := m.chainForWorkers()
+	w1 := clusterNode(t, dbURL, []string{"transfer", "sealing", "index"}, signInfo, miner)
+	w2 := clusterNode(t, dbURL, []string{"transfer", "sealing", "index"}, signInfo, miner)
 	w1.start()
 	w2.start()
 	var nodes []struct {
@@ -107,7 +116,7 @@ func TestClusterOfThree(t *testing.T) {
 		t.Fatalf("cluster list: %+v", nodes)
 	}
 
-	miner, _ := m.fundClient()
+	miner, _ = m.fundClient()
 	cars := t.TempDir()
 	srv := httptest.NewServer(http.FileServer(http.Dir(cars)))
 	defer srv.Close()
@@ -324,13 +333,8 @@ func TestClusterUploadAnyNode(t *testing.T) {
 	settings := []string{fmt.Sprintf("PublicURL = %q", lb.url), `MinChunkSize = "1MiB"`}
 	m := clusterNode(t, dbURL, []string{"market", "retrieval", "transfer", "sealing", "index"}, "", "", settings...)
 	m.start()
-	var info struct{ Miner string }
-	if err := json.Unmarshal([]byte(m.must(m.ferryd, "--repo", m.repo, "info", "--json")), &info); err != nil {
-		t.Fatal(err)
-	}
-	line := strings.TrimSpace(m.must(m.ferryd, "--repo", m.repo, "auth", "api-info", "--chain", "--perm", "sign"))
-	signInfo, _ := strings.CutPrefix(line, "FULLNODE_API_INFO=")
-	m2 := clusterNode(t, dbURL, []string{"market"}, signInfo, info.Miner, settings...)
+	miner, signInfo := m.chainForWorkers()
+	m2 := clusterNode(t, dbURL, []string{"market"}, signInfo, miner, settings...)
 	m2.start()
 	lb.to(m.retrievalPort, m2.retrievalPort)
 

@@ -246,6 +246,24 @@ func TestMK20Sources(t *testing.T) {
 	}
 }
 
+// secondNode makes e's server node "a" of a cluster and starts node "b"
+// beside it on the same database, with its own staging and nodeURL (nil:
+// b cannot find other nodes); both end with the test.
+func (e *env) secondNode(nodeURL func(context.Context, string) (string, error)) (*MK20, *httptest.Server) {
+	e.t.Helper()
+	e.cfg.NodeID = "a"
+	e.restart()
+	cfg := e.cfg
+	cfg.NodeID, cfg.StagingDir, cfg.NodeURL = "b", filepath.Join(e.dir, "staging-b"), nodeURL
+	other, err := NewMK20(cfg, e.deps)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	srv := httptest.NewServer(other)
+	e.t.Cleanup(func() { srv.Close(); other.Close() })
+	return other, srv
+}
+
 // In a cluster whose nodes can find each other (NodeURL), a client may send
 // every request of an upload to any node: chunks, a serial upload and
 // finalize sent to another node are passed on to the upload's node, which
@@ -254,23 +272,12 @@ func TestMK20Sources(t *testing.T) {
 // node that cannot be found is a 503.
 func TestMK20UploadForwarded(t *testing.T) {
 	e := newEnv(t)
-	e.cfg.NodeID = "a"
-	e.restart()
-	ocfg := e.cfg
-	ocfg.NodeID, ocfg.StagingDir = "b", filepath.Join(e.dir, "staging-b")
-	ocfg.NodeURL = func(_ context.Context, node string) (string, error) {
+	other, ohttp := e.secondNode(func(_ context.Context, node string) (string, error) {
 		if node != "a" {
 			return "", fmt.Errorf("node %s: unknown", node)
 		}
 		return e.http.URL, nil
-	}
-	other, err := NewMK20(ocfg, e.deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	ohttp := httptest.NewServer(other)
-	defer ohttp.Close()
+	})
 
 	ctx := context.Background()
 	c := e.client()
@@ -294,7 +301,7 @@ func TestMK20UploadForwarded(t *testing.T) {
 			t.Fatalf("chunk %d: %v", n, err)
 		}
 	}
-	if entries, _ := os.ReadDir(ocfg.StagingDir); len(entries) != 0 {
+	if entries, _ := os.ReadDir(other.cfg.StagingDir); len(entries) != 0 {
 		t.Fatalf("the other node kept %d files of the upload", len(entries))
 	}
 	// The upload node's own answers come back: a chunk out of range.
@@ -311,27 +318,7 @@ func TestMK20UploadForwarded(t *testing.T) {
 	// A serial upload and its finalize, both through the other node.
 	send := func(base, method, path string, body []byte, ct string, hdr ...string) int {
 		t.Helper()
-		req, err := http.NewRequest(method, base+MK20Path+path, bytes.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ct != "" {
-			req.Header.Set("Content-Type", ct)
-		}
-		for i := 0; i+1 < len(hdr); i += 2 {
-			req.Header.Set(hdr[i], hdr[i+1])
-		}
-		auth, err := mk20.SignAuth(c.Sign, c.Client, method, req.URL.EscapedPath(), e.clock())
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Authorization", auth)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp.StatusCode
+		return e.signedRequestTo(t, base, c, method, path, body, ct, hdr...)
 	}
 	data2 := payload(1500, 30)
 	d2 := ddo(c, pieceCIDv2(t, data2), "")
@@ -385,17 +372,7 @@ func TestMK20UploadForwarded(t *testing.T) {
 // upload completes on its node.
 func TestMK20UploadOnOneNode(t *testing.T) {
 	e := newEnv(t)
-	e.cfg.NodeID = "a"
-	e.restart()
-	ocfg := e.cfg
-	ocfg.NodeID, ocfg.StagingDir = "b", filepath.Join(e.dir, "staging-b")
-	other, err := NewMK20(ocfg, e.deps)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	ohttp := httptest.NewServer(other)
-	defer ohttp.Close()
+	other, ohttp := e.secondNode(nil)
 
 	ctx := context.Background()
 	c := e.client()

@@ -247,12 +247,22 @@ func (e *env) client() *client.MK20Client {
 // the Content-Type ct (none when ""), signed by c, and returns the status.
 func (e *env) signedRequest(t *testing.T, c *client.MK20Client, method, path string, body []byte, ct string) int {
 	t.Helper()
-	req, err := http.NewRequest(method, e.http.URL+MK20Path+path, bytes.NewReader(body))
+	return e.signedRequestTo(t, e.http.URL, c, method, path, body, ct)
+}
+
+// signedRequestTo is signedRequest to the server at base, with the
+// header pairs hdr (name, value, …) besides.
+func (e *env) signedRequestTo(t *testing.T, base string, c *client.MK20Client, method, path string, body []byte, ct string, hdr ...string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, base+MK20Path+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ct != "" {
 		req.Header.Set("Content-Type", ct)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	auth, err := mk20.SignAuth(c.Sign, c.Client, method, req.URL.EscapedPath(), e.clock())
 	if err != nil {

@@ -143,6 +143,10 @@ func TestDirectDealRejections(t *testing.T) {
 		{"private URL", func(d *DirectDeal) {
 			d.Data = DirectData{HTTP: &transfer.Request{URL: "http://127.0.0.1:1/x", Size: 1000}}
 		}, "the URL is refused"},
+		{"private fallback URL", func(d *DirectDeal) {
+			d.Data = DirectData{HTTP: &transfer.Request{URL: "http://fake.example/x", Size: 1000,
+				Fallbacks: []transfer.Source{{URL: "http://127.0.0.1:1/x"}}}}
+		}, "the URL is refused"},
 	} {
 		_, err := h.importFile(1, pc, path, c.mod)
 		if !errors.Is(err, ErrDirectDealRejected) || !strings.Contains(err.Error(), c.want) {
