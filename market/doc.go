@@ -35,10 +35,10 @@
 // names each checkpoint, the step that advances a deal from it and what
 // that step may wait on:
 //
-//	Accepted             transfer: download (or wait for import-data) with CommP in-stream, checked
+//	Accepted             transfer: download (or wait for import-data) with CommP in-stream, checked, and the data's CRC-32C recorded
 //	Transferred          publish: queue for the publisher, which takes over
 //	Published            publish confirmation: the publisher confirms it when the message lands
-//	PublishConfirmed     add piece: AddPieceToAny (idempotent per deal)
+//	PublishConfirmed     add piece: AddPieceToAny (idempotent per deal; sealing checks the CRC, not the CommP again)
 //	AddedPiece           index (from the staging file while it is here) and announce, staging freed
 //	IndexedAndAnnounced  sealing: wait until the sector is proven and the deal active on chain
 //	Complete

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand"
 	"net"
@@ -458,6 +459,7 @@ type fakeSealer struct {
 	st    fakeSealerState
 	fail  error
 	calls int // AddPieceToAny calls
+	crcs  int // calls given the data's CRC-32C, which matched
 	state sealing.SectorState
 	hold  chan struct{} // when set, AddPieceToAny waits for it after reading the data
 }
@@ -499,8 +501,15 @@ func (s *fakeSealer) AddPieceToAny(ctx context.Context, size abi.UnpaddedPieceSi
 		return sealing.Placement{Sector: n, Size: size.Padded()}, nil
 	}
 	calc := piece.NewCalc()
-	if _, err := io.Copy(calc, io.LimitReader(data, int64(size))); err != nil {
+	sum := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	if _, err := io.Copy(io.MultiWriter(calc, sum), io.LimitReader(data, int64(size))); err != nil {
 		return sealing.Placement{}, err
+	}
+	if d.DataCRC32C != nil {
+		if sum.Sum32() != *d.DataCRC32C {
+			return sealing.Placement{}, fmt.Errorf("fake sealer: data has CRC-32C %08x, the market gave %08x", sum.Sum32(), *d.DataCRC32C)
+		}
+		s.crcs++
 	}
 	if s.hold != nil {
 		select {

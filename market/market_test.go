@@ -59,6 +59,9 @@ func TestDealCompletes(t *testing.T) {
 	if n := h.sealer.st.Writes[params.DealUUID.String()]; n != 1 {
 		t.Fatalf("piece written %d times", n)
 	}
+	if h.sealer.crcs != 1 {
+		t.Fatalf("sealing was given the data's CRC-32C %d times, want once", h.sealer.crcs)
+	}
 	if h.idx.calls[params.DealUUID] != 1 {
 		t.Fatalf("indexer called %d times", h.idx.calls[params.DealUUID])
 	}
@@ -315,6 +318,9 @@ func TestOfflineImport(t *testing.T) {
 	h.waitFor(params.DealUUID, complete, Complete)
 	if _, err := os.Stat(good); err != nil {
 		t.Fatalf("imported file was removed: %v", err)
+	}
+	if h.sealer.crcs != 1 {
+		t.Fatalf("sealing was given the imported data's CRC-32C %d times, want once", h.sealer.crcs)
 	}
 	if err := h.p.ImportData(ctx, params.DealUUID, good); err == nil {
 		t.Fatal("second import accepted")

@@ -67,8 +67,9 @@ type dealRow struct {
 	BytesReceived  uint64
 	StagingPath    string
 	StagingOwned   bool
-	DeleteAfterAdd bool   // remove the data file once the piece is in a sector, though the market did not create it
-	StagingNode    string // the cluster node holding StagingPath; "" for this one on a single node
+	DeleteAfterAdd bool    // remove the data file once the piece is in a sector, though the market did not create it
+	StagingNode    string  // the cluster node holding StagingPath; "" for this one on a single node
+	DataCRC32C     *uint32 // the CRC-32C of the data checked against PieceCID at Transferred; nil when not computed
 	KeepUnsealed   bool
 	SkipIPNI       bool
 	Checkpoint     Checkpoint
@@ -104,7 +105,7 @@ const dealColumns = `uuid, kind, signed_proposal_cid, created_at, updated_at, cl
 	data_root, is_offline, transfer_type, transfer_params, transfer_size, bytes_received, staging_path,
 	staging_owned, delete_after_add, keep_unsealed, skip_ipni, checkpoint, retry, retries, retry_after, error, publish_queued,
 	batch_id, publish_cid, chain_deal_id, sector, sector_offset, sealing_state, ended_at, end_reason, piece_released,
-	staging_node`
+	staging_node, data_crc32c`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -119,11 +120,12 @@ func scanDeal(s scanner) (*dealRow, error) {
 		prop                              []byte
 		offline, owned, del, keep, skip   bool
 		tsize, recv, dealID, sectorOff    int64
+		crc                               sql.NullInt64
 	)
 	err := s.Scan(&id, &kind, &spc, &created, &updated, &d.ClientPeer, &ckey, &prop, &allocID, &pc, &psize, &start, &end,
 		&d.Verified, &root, &offline, &d.TransferType, &d.TransferParams, &tsize, &recv, &d.StagingPath, &owned, &del, &keep, &skip,
 		&d.Checkpoint, &rs, &d.Retries, &retryAfter, &d.Error, &d.PublishQueued, &d.BatchID, &pub, &dealID, &d.Sector, &sectorOff,
-		&d.SealingState, &endedAt, &d.EndReason, &d.PieceReleased, &d.StagingNode)
+		&d.SealingState, &endedAt, &d.EndReason, &d.PieceReleased, &d.StagingNode, &crc)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +173,10 @@ func scanDeal(s scanner) (*dealRow, error) {
 	d.StartEpoch, d.EndEpoch = abi.ChainEpoch(start), abi.ChainEpoch(end)
 	d.IsOffline, d.StagingOwned, d.DeleteAfterAdd, d.KeepUnsealed, d.SkipIPNI = offline, owned, del, keep, skip
 	d.TransferSize, d.BytesReceived, d.ChainDealID, d.SectorOffset = uint64(tsize), uint64(recv), abi.DealID(dealID), uint64(sectorOff)
+	if crc.Valid {
+		sum := uint32(crc.Int64)
+		d.DataCRC32C = &sum
+	}
 	return &d, nil
 }
 
@@ -422,10 +428,16 @@ func (s *store) saveProgress(ctx context.Context, id uuid.UUID, received uint64)
 // setTransferred records Transferred: the deal's data, bytes long, is at
 // path on node (the cluster node ID, "" on a single node), which the
 // market removes once the piece is in a sector when it owns the file (a
-// download) and leaves alone otherwise (an import).
-func (s *store) setTransferred(ctx context.Context, id uuid.UUID, bytes uint64, path, node string, owned bool) error {
+// download) and leaves alone otherwise (an import). crc is the CRC-32C of
+// the data checked against the piece CID, nil when none was computed.
+func (s *store) setTransferred(ctx context.Context, id uuid.UUID, bytes uint64, path, node string, owned bool, crc *uint32) error {
+	var sum sql.NullInt64
+	if crc != nil {
+		sum = sql.NullInt64{Int64: int64(*crc), Valid: true}
+	}
 	return s.advance(ctx, id, Transferred,
-		"bytes_received", int64(bytes), "transfer_size", int64(bytes), "staging_path", path, "staging_node", node, "staging_owned", owned)
+		"bytes_received", int64(bytes), "transfer_size", int64(bytes), "staging_path", path, "staging_node", node, "staging_owned", owned,
+		"data_crc32c", sum)
 }
 
 // queueForPublish puts a Transferred deal in the publish queue, once.

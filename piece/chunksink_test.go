@@ -252,3 +252,57 @@ func TestHashLeavesData(t *testing.T) {
 	}
 	_ = abi.PaddedPieceSize(0)
 }
+
+// TestPadder checks that a Padder hands its sink exactly the padded bytes a
+// Calc does, zero fill included, releases every buffer, and fails as a Calc
+// does.
+func TestPadder(t *testing.T) {
+	for _, n := range []int{1, 127, chunkU, chunkU + 1, 3*chunkU + 1000} {
+		for _, bufs := range []int{1, 8} {
+			p := randBytes(int64(n), n)
+			var plain bytes.Buffer
+			pc := NewCalcWithSink(&plain)
+			pc.Write(p)
+			want, err := pc.SumAs(PaddedSizeFor(uint64(n)) * 2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sink := newMemChunkSink(bufs)
+			pd := NewPadder(sink)
+			if _, err := io.CopyBuffer(pd, bytes.NewReader(p), make([]byte, 300001)); err != nil {
+				t.Fatal(err)
+			}
+			if err := pd.Close(want.Size); err != nil {
+				t.Fatal(err)
+			}
+			if err := sink.check(); err != nil {
+				t.Fatalf("%d bytes, %d buffers: %v", n, bufs, err)
+			}
+			if !bytes.Equal(sink.padded(), plain.Bytes()) {
+				t.Fatalf("%d bytes, %d buffers: padder's sink holds %d bytes unlike the calc's %d", n, bufs, len(sink.padded()), plain.Len())
+			}
+			if _, err := pd.Write([]byte{1}); err == nil {
+				t.Fatal("a write after Close succeeded")
+			}
+		}
+	}
+	sink := newMemChunkSink(4)
+	pd := NewPadder(sink)
+	pd.Write(randBytes(2, 2*chunkU))
+	if err := pd.Close(abi.PaddedPieceSize(ChunkSize)); err == nil {
+		t.Fatal("a payload larger than the piece closed")
+	}
+	if err := sink.check(); err != nil {
+		t.Fatal(err)
+	}
+	sink = newMemChunkSink(4)
+	sink.failAt = 2
+	pd = NewPadder(sink)
+	_, werr := pd.Write(randBytes(3, 6*chunkU))
+	if cerr := pd.Close(8 * ChunkSize); !errors.Is(cerr, errChunkSink) || (werr != nil && !errors.Is(werr, errChunkSink)) {
+		t.Fatalf("Write: %v, Close: %v", werr, cerr)
+	}
+	if err := sink.check(); err != nil {
+		t.Fatal(err)
+	}
+}

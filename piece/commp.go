@@ -90,6 +90,7 @@ type chunk struct {
 type Calc struct {
 	sink    io.Writer
 	csink   ChunkSink
+	padOnly bool // a Padder's: pads into csink, hashes nothing
 	cur     *chunk
 	fill    int // padded bytes in cur, always < chunkP between calls
 	carry   [quadU]byte
@@ -145,6 +146,34 @@ func NewCalcWithChunkSink(sink ChunkSink) *Calc {
 		free:    make(chan *chunk, n),
 		pending: make(map[uint64][32]byte),
 	}
+}
+
+// Padder pads a payload into a ChunkSink's buffers as a Calc made by
+// NewCalcWithChunkSink does, and computes no commitment: it is for bytes
+// whose commitment was computed already and that are checked another way
+// (sealing writes a piece the market checked as it arrived, checking a
+// CRC of the bytes instead). Write pads; Close zero-fills the sink up to
+// the piece size. Once Close returns, error or not, the Padder makes no
+// more calls to the sink.
+type Padder struct{ c *Calc }
+
+// NewPadder returns a Padder ready for writing into sink.
+func NewPadder(sink ChunkSink) *Padder {
+	c := NewCalcWithChunkSink(sink)
+	c.padOnly = true
+	return &Padder{c: c}
+}
+
+// Write pads p into the sink's buffers, handing each to the sink once
+// full. It fails once the payload exceeds MaxPayload, after Close, or
+// after a sink error.
+func (p *Padder) Write(b []byte) (int, error) { return p.c.Write(b) }
+
+// Close hands the last padded bytes to the sink and zero-fills it to the
+// padded piece size size; it fails if the payload does not fit in size.
+func (p *Padder) Close(size abi.PaddedPieceSize) error {
+	_, err := p.c.SumAs(size)
+	return err
 }
 
 // Written returns the number of payload bytes written so far. It is safe to
@@ -266,13 +295,17 @@ func (c *Calc) maybeDispatch() error {
 		}
 	}
 	c.next++
-	c.inFlight.Add(1)
-	go func() {
-		defer c.inFlight.Done()
-		root := hashFull(ch)
-		c.drop(ch)
-		c.merge(idx, root)
-	}()
+	if c.padOnly {
+		c.drop(ch) // nothing to hash: the sink's write is its only use
+	} else {
+		c.inFlight.Add(1)
+		go func() {
+			defer c.inFlight.Done()
+			root := hashFull(ch)
+			c.drop(ch)
+			c.merge(idx, root)
+		}()
+	}
 	next, err := c.getChunk()
 	if err != nil {
 		return err
@@ -468,7 +501,7 @@ func (c *Calc) finish() error {
 	size := PaddedSizeFor(c.written.Load())
 	top := level(size)
 	var partial [32]byte
-	if c.fill > 0 {
+	if c.fill > 0 && !c.padOnly {
 		partial = hashPartial(c.cur, c.fill/NodeSize, min(top, chunkLevel))
 	}
 	if c.csink != nil && c.cur != nil {
@@ -488,10 +521,12 @@ func (c *Calc) finish() error {
 	c.inFlight.Wait()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var root [32]byte
-	if top < chunkLevel {
+	var root [32]byte // a Padder's stays zero
+	switch {
+	case c.padOnly:
+	case top < chunkLevel:
 		root = partial // no full chunk fits in a piece this small
-	} else {
+	default:
 		if c.fill > 0 {
 			c.push(partial, chunkLevel)
 		}

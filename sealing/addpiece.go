@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"os"
 
@@ -399,12 +400,8 @@ func (s *Sealing) addPiece(ctx context.Context, pl Placement, size abi.UnpaddedP
 			return fmt.Errorf("adding piece of deal %s: zeroing filler in sector %d: %w", d.UUID, pl.Sector, err)
 		}
 	}
-	comm, err := writePadded(ctx, &s.bufs, f, pl, size, data)
-	if err != nil {
+	if err := writeChecked(ctx, &s.bufs, f, pl, size, data, d); err != nil {
 		return fmt.Errorf("adding piece of deal %s to sector %d at %d: %w", d.UUID, pl.Sector, pl.Offset, err)
-	}
-	if got := comm.CID(); !got.Equals(d.PieceCID()) {
-		return fmt.Errorf("adding piece of deal %s: data has piece CID %s, the deal says %s: %w", d.UUID, got, d.PieceCID(), ErrCommPMismatch)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("adding piece of deal %s: syncing sector %d: %w", d.UUID, pl.Sector, err)
@@ -466,6 +463,78 @@ func (pw *PieceWriter) WritePadded(ctx context.Context, w io.WriterAt, offset, s
 	return writePadded(ctx, &pw.bufs, w, Placement{Offset: offset, Size: size}, size.Unpadded(), data)
 }
 
+// writeChecked writes the deal's piece at its placement and checks the
+// bytes: when the market checked them against the piece CID already and
+// gives their CRC-32C (d.DataCRC32C), against that checksum while they are
+// padded straight into the direct writer's buffers, hashing nothing;
+// otherwise (no checksum, or a file or piece that cannot take direct
+// writes) by computing their commitment as they are written.
+func writeChecked(ctx context.Context, bufs *bufferPool, f io.WriterAt, pl Placement, size abi.UnpaddedPieceSize, data io.Reader, d Deal) error {
+	if d.DataCRC32C != nil {
+		if direct, err := openDirectPiece(bufs, f, pl); err != nil {
+			return err
+		} else if direct != nil {
+			return writeCRC(ctx, direct, pl, size, data, *d.DataCRC32C)
+		}
+	}
+	comm, err := writePadded(ctx, bufs, f, pl, size, data)
+	if err != nil {
+		return err
+	}
+	if got := comm.CID(); !got.Equals(d.PieceCID()) {
+		return fmt.Errorf("data has piece CID %s, the deal says %s: %w", got, d.PieceCID(), ErrCommPMismatch)
+	}
+	return nil
+}
+
+// writeCRC pads the payload into direct's buffers, zero-fills the piece
+// and closes direct, and checks the payload's CRC-32C against want.
+func writeCRC(ctx context.Context, direct *directWriter, pl Placement, size abi.UnpaddedPieceSize, data io.Reader, want uint32) error {
+	sum := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	pad := piece.NewPadder(direct)
+	src := iocount.ContextReader{Ctx: ctx, R: io.TeeReader(io.LimitReader(data, int64(size)+1), sum)}
+	n, err := io.CopyBuffer(pad, src, make([]byte, 1<<20))
+	if err == nil && n > int64(size) {
+		err = fmt.Errorf("piece data is longer than the %d-byte unpadded piece size", size)
+	}
+	if cerr := pad.Close(pl.Size); err == nil && cerr != nil {
+		err = fmt.Errorf("writing piece data: %w", cerr)
+	}
+	if cerr := direct.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("writing piece data: %w", cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("writing piece data: %w", err)
+	}
+	if got := sum.Sum32(); got != want {
+		return fmt.Errorf("data has CRC-32C %08x, not the %08x of the bytes checked against the piece CID: %w", got, want, ErrCommPMismatch)
+	}
+	return nil
+}
+
+// openDirectPiece clears the piece's range of a sector file and opens it
+// for direct writes; it returns nil when f is not a sector file or the
+// piece is not aligned for direct I/O, and when the file cannot be opened
+// that way (the buffered path reports real errors itself).
+func openDirectPiece(bufs *bufferPool, f io.WriterAt, pl Placement) (*directWriter, error) {
+	sf, ok := f.(sectorFile)
+	if !ok {
+		return nil, nil
+	}
+	if err := zeroRange(sf, int64(pl.Offset), int64(pl.Size)); err != nil {
+		return nil, fmt.Errorf("clearing the piece range: %w", err)
+	}
+	named, ok := f.(interface{ Name() string })
+	if !ok || int64(pl.Size)%directAlign != 0 {
+		return nil, nil
+	}
+	dw, err := newDirectWriter(bufs, named.Name(), int64(pl.Offset), int64(pl.Size))
+	if err != nil {
+		return nil, nil
+	}
+	return dw, nil
+}
+
 // writePadded streams the payload through a commitment calculator whose
 // sink is the sector file at the piece's offset: one pass pads, writes and
 // hashes. It returns the commitment of the payload zero-filled to the piece.
@@ -478,22 +547,13 @@ func (pw *PieceWriter) WritePadded(ctx context.Context, w io.WriterAt, offset, s
 // a hole first, so they read as zeros and the file stays sparse.
 func writePadded(ctx context.Context, bufs *bufferPool, f io.WriterAt, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
 	hole := &holeWriter{w: f, off: int64(pl.Offset)}
-	var direct *directWriter
-	if sf, ok := f.(sectorFile); ok {
-		if err := zeroRange(sf, int64(pl.Offset), int64(pl.Size)); err != nil {
-			return piece.Commitment{}, fmt.Errorf("clearing the piece range: %w", err)
-		}
-		// Large pieces of a real file go around the page cache; any
-		// trouble opening the file that way leaves the buffered path,
-		// which reports real errors itself.
-		if named, ok := f.(interface{ Name() string }); ok && int64(pl.Size)%directAlign == 0 {
-			if dw, err := newDirectWriter(bufs, named.Name(), int64(pl.Offset), int64(pl.Size)); err == nil {
-				direct = dw
-			}
-		}
-		if direct == nil {
-			hole.zeros = make([]byte, 1<<20)
-		}
+	// Large pieces of a real file go around the page cache.
+	direct, err := openDirectPiece(bufs, f, pl)
+	if err != nil {
+		return piece.Commitment{}, err
+	}
+	if _, ok := f.(sectorFile); ok && direct == nil {
+		hole.zeros = make([]byte, 1<<20)
 	}
 	var calc *piece.Calc
 	if direct != nil {

@@ -5,13 +5,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"hash/crc32"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
+	"github.com/google/uuid"
 	"github.com/ipfs/go-cid"
 
 	"github.com/ferry-fil/ferry/piece"
@@ -536,4 +540,69 @@ func TestSectorPiecesCarryDeal(t *testing.T) {
 	if !seen {
 		t.Fatalf("no deal piece in %+v", si.Pieces)
 	}
+}
+
+// TestAddPieceCRC checks a deal whose data the market checked already
+// (Deal.DataCRC32C): its piece is padded into the sector file without being
+// hashed, byte for byte as a hashed one is, and bytes that are not the ones
+// checked fail with ErrCommPMismatch and leave nothing behind.
+func TestAddPieceCRC(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	probe := filepath.Join(dir, "probe")
+	if err := os.WriteFile(probe, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := openDirect(probe); err != nil {
+		t.Skipf("no direct I/O here: %v", err)
+	} else {
+		f.Close()
+	}
+	s := openTestSealing(t, dir, Config{SectorSize: 8 << 20}, &fakeNode{height: 10})
+	crcOf := func(b []byte) *uint32 {
+		sum := crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli))
+		return &sum
+	}
+	p := makePiece(t, 1, 3<<20, 4<<20)
+	hashed := dealFor(p, 10000)
+	checked := dealFor(p, 10000)
+	checked.DataCRC32C = crcOf(p.data)
+
+	// Corrupt bytes under the checksum of the right ones fail, and the
+	// sector takes the next piece where the failed one was.
+	corrupt := append([]byte(nil), p.data...)
+	corrupt[2<<20] ^= 1
+	if _, err := s.AddPieceToAny(ctx, p.size, bytes.NewReader(corrupt), checked); !errors.Is(err, ErrCommPMismatch) || !strings.Contains(err.Error(), "CRC-32C") {
+		t.Fatalf("corrupt data under the checksum: %v, want ErrCommPMismatch naming the CRC", err)
+	}
+	if _, err := s.SectorStatus(ctx, checked.UUID); !errors.Is(err, ErrUnknownDeal) {
+		t.Fatalf("failed deal still listed: %v", err)
+	}
+	// A payload longer than the piece fails too.
+	long := append(append([]byte(nil), p.data...), make([]byte, int(p.size)-len(p.data)+1)...)
+	long[len(long)-1] = 1
+	if _, err := s.AddPieceToAny(ctx, p.size, bytes.NewReader(long), Deal{UUID: uuid.New(), Proposal: checked.Proposal, KeepUnsealed: true, DataCRC32C: crcOf(long)}); err == nil || errors.Is(err, ErrCommPMismatch) {
+		t.Fatalf("a payload longer than the piece: %v", err)
+	}
+
+	pl1, err := s.AddPieceToAny(ctx, p.size, bytes.NewReader(p.data), checked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl2, err := s.AddPieceToAny(ctx, p.size, bytes.NewReader(p.data), hashed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pl1.Sector != pl2.Sector || pl1.Offset != 0 || pl2.Offset != 4<<20 {
+		t.Fatalf("placed at %+v and %+v", pl1, pl2)
+	}
+	raw, err := os.ReadFile(s.unsealedPath(pl1.Sector))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(raw[:4<<20], raw[4<<20:8<<20]) {
+		t.Fatal("the checked piece's padded bytes differ from the hashed one's")
+	}
+	checkPayload(t, readBack(t, s, p.cid), p)
+	checkSector(t, s, pl1.Sector)
 }

@@ -43,6 +43,12 @@ type Deal struct {
 	PieceActivationManifest *miner13.PieceActivationManifest
 	// KeepUnsealed asks to keep the unsealed copy once the sector is proven.
 	KeepUnsealed bool
+	// DataCRC32C, when set, is the CRC-32C (Castagnoli) of the piece's
+	// payload as the market received it and checked it against the piece
+	// CID. AddPiece then checks the bytes it writes against this checksum
+	// instead of computing their piece commitment a second time; a
+	// mismatch is ErrCommPMismatch, as a commitment's would be.
+	DataCRC32C *uint32
 }
 
 // DealSchedule is when a deal's piece must be in a proven sector
@@ -123,7 +129,8 @@ var (
 	// allows; it cannot be sealed in time.
 	ErrStartEpochTooSoon = errors.New("deal start epoch is too close to seal the sector in time")
 	// ErrCommPMismatch: the data's piece commitment is not the deal's
-	// PieceCID. Nothing of it was kept.
+	// PieceCID (or its CRC-32C is not Deal.DataCRC32C). Nothing of it was
+	// kept.
 	ErrCommPMismatch = errors.New("piece data does not match the deal's piece CID")
 	// ErrNoUnsealedCopy: no unsealed copy of the piece is kept.
 	ErrNoUnsealedCopy = errors.New("no unsealed copy of the piece")

@@ -39,6 +39,10 @@ const (
 	// every progressEvery while fewer came.
 	progressBytes = 64 << 10
 	progressEvery = time.Second
+
+	// writebackBytes is how much a Download writes before it starts the
+	// writeback of what it wrote.
+	writebackBytes = 8 << 20
 )
 
 // Errors a Download may wrap; test them with errors.Is.
@@ -371,6 +375,11 @@ type session struct {
 	tee  io.Writer
 	bufs [][]byte // buffers; bufs[0] and bufs[1] also serve replay and compare
 	have uint64   // bytes on disk, all of them written to tee
+	// flushed is where the file's writeback was last started: the bytes
+	// before it are on their way to the disk, so the sync at the end of
+	// the Download waits for the last few MiB, not for the whole file
+	// held dirty in memory.
+	flushed uint64
 
 	retryAfter time.Duration // from the last response, if it said so
 
@@ -461,7 +470,7 @@ func (s *session) fetch(ctx context.Context) error {
 
 // replay writes the first n bytes of the file to tee.
 func (s *session) replay(ctx context.Context, n uint64) error {
-	defer func() { s.onDisk = s.have }() // before the monitor starts
+	defer func() { s.onDisk, s.flushed = s.have, s.have }() // before the monitor starts
 	if s.tee == nil {
 		s.have = n
 		return nil
@@ -791,6 +800,10 @@ func (s *session) write(p []byte) error {
 		s.have += uint64(len(step))
 		p = p[len(step):]
 		s.advanced()
+		if s.have-s.flushed >= writebackBytes {
+			_ = startWriteback(s.f, s.flushed, s.have-s.flushed) // advice; the sync reports errors
+			s.flushed = s.have
+		}
 	}
 	return nil
 }

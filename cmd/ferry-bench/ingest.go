@@ -543,23 +543,26 @@ func (r *ingestResult) print(out io.Writer) {
 	fmt.Fprintf(out, "ingest:  %8.1f MiB/s of deal data (median round)\n", rate)
 	fmt.Fprintf(out, "limit:   %8.1f MiB/s = min(disk O_DIRECT write %.1f MiB/s / 2, CommP %.1f MiB/s)\n", limit, 2*diskHalf, commp)
 	fmt.Fprintf(out, "ratio:   %7.1f%% (target >= %.0f%%)\n", 100*rate/limit, 100*ingestTarget)
-	// Each byte is hashed twice (the transfer's CommP, AddPiece's), on
-	// the CPUs the plain CommP pass used.
+	// Each byte is hashed once (the transfer's CommP; AddPiece checks
+	// the transfer's CRC-32C instead), on the CPUs the plain CommP pass
+	// used. What 80% of the limit leaves for everything else is the
+	// budget the rest of the path must keep to.
 	cp := medianPass(r.commp)
 	hashCPU := cp.cpu.Seconds() / (float64(r.commpBytes) / (1 << 30))
-	twice := float64(runtime.NumCPU()) / (2 * hashCPU) * 1024
-	fmt.Fprintf(out, "ceiling: %8.1f MiB/s, %.0f%% of the limit: two CommP passes per byte (the transfer's, AddPiece's) at %.2f CPU-s/GiB each, on %d CPUs with nothing else to do\n",
-		twice, 100*min(1, twice/limit), hashCPU, runtime.NumCPU())
 	gib := float64(round.bytes) / (1 << 30)
 	cpuPerGiB := round.cpu.Seconds() / gib
+	ncpu := float64(runtime.NumCPU())
 	fmt.Fprintf(out, "CPU:     %.2f CPU-s per GiB of deal data (daemon, client and HTTP server; %.2f of it in the kernel), %.0f%% of %d CPUs busy; at that cost %d CPUs ingest at most %.1f MiB/s\n",
-		cpuPerGiB, round.kernel.Seconds()/gib, 100*round.cpu.Seconds()/round.polled.Seconds()/float64(runtime.NumCPU()), runtime.NumCPU(), runtime.NumCPU(), float64(runtime.NumCPU())/cpuPerGiB*1024)
+		cpuPerGiB, round.kernel.Seconds()/gib, 100*round.cpu.Seconds()/round.polled.Seconds()/ncpu, runtime.NumCPU(), runtime.NumCPU(), ncpu/cpuPerGiB*1024)
+	budget := ncpu * 1024 / (ingestTarget * limit)
+	fmt.Fprintf(out, "budget:  at %.0f%% of the limit %d CPUs have %.2f CPU-s per GiB; the one CommP pass takes %.2f, leaving %.2f for the rest (HTTP on both ends, staging, fr32, CRC, index), which costs %.2f here\n",
+		100*ingestTarget, runtime.NumCPU(), budget, hashCPU, max(0, budget-hashCPU), max(0, cpuPerGiB-hashCPU))
 	// Each byte also goes once into a new staging file through the page
 	// cache; the limit counts only the disk's side of it.
 	pageGiB := float64(r.pageBytes) / (1 << 30)
 	fresh, reused := r.pageNew.cpu.Seconds()/pageGiB, r.pageReuse.cpu.Seconds()/pageGiB
-	withPages := float64(runtime.NumCPU()) / (2*hashCPU + fresh) * 1024
-	fmt.Fprintf(out, "page cache: writing a new file costs %.2f kernel CPU-s/GiB here, rewriting its cached pages %.2f; with the staging write's new pages the ceiling is %.1f MiB/s, %.0f%% of the limit\n",
+	withPages := ncpu / (hashCPU + fresh) * 1024
+	fmt.Fprintf(out, "page cache: writing a new file costs %.2f kernel CPU-s/GiB here, rewriting its cached pages %.2f; CommP and the staging write's new pages alone cap ingest at %.1f MiB/s, %.0f%% of the limit\n",
 		fresh, reused, withPages, 100*min(1, withPages/limit))
 	// Where the median round's time went.
 	phase := func(name string, from, to func(dealTimes) time.Time) {

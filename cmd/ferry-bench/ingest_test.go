@@ -55,7 +55,7 @@ func TestIngest(t *testing.T) {
 	}
 	var out bytes.Buffer
 	res.print(&out)
-	for _, want := range []string{"ingest:", "limit:", "ratio:", "ceiling:", "CPU:", "page cache:", "PublishConfirmed -> AddedPiece", "peak RSS"} {
+	for _, want := range []string{"ingest:", "limit:", "ratio:", "CPU:", "budget:", "page cache:", "PublishConfirmed -> AddedPiece", "peak RSS"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
