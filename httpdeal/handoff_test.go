@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/filecoin-project/go-state-types/abi"
 	"github.com/oklog/ulid/v2"
 
+	"github.com/ferry-fil/ferry/client"
 	"github.com/ferry-fil/ferry/httpdeal/mk20"
 )
 
@@ -409,5 +411,59 @@ func TestMK20UploadOnOneNode(t *testing.T) {
 	}
 	if s := e.waitStarted(d.Identifier); !bytes.Equal(s.data, data) {
 		t.Fatal("the market got other bytes")
+	}
+}
+
+// TestMK20ForwardedRateLimit: a chunk another node forwards counts in the
+// upload node's limits under the client's address when the nodes share a
+// peer token, so a client is not refused because other requests came from
+// the forwarding node's address; a node without the token is counted as
+// itself. The client dials from 127.0.0.2, the nodes from 127.0.0.1.
+func TestMK20ForwardedRateLimit(t *testing.T) {
+	for _, peers := range []bool{true, false} {
+		t.Run(map[bool]string{true: "peers", false: "no peers"}[peers], func(t *testing.T) {
+			e := newEnv(t)
+			e.cfg.ChunkRateLimit = 2
+			if peers {
+				e.cfg.Peers = &PeerAuth{Token: "cluster", Verify: func(tok string) bool { return tok == "cluster" }}
+			}
+			_, ohttp := e.secondNode(func(_ context.Context, node string) (string, error) { return e.http.URL, nil })
+			ctx := context.Background()
+			c := e.client()
+			data := payload(4*1024, 31)
+			d := ddo(c, pieceCIDv2(t, data), "")
+			if err := c.MakeDeal(ctx, d); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.StartUpload(ctx, d.Identifier, uint64(len(data)), 1024); err != nil {
+				t.Fatal(err)
+			}
+			chunk := func(via *client.MK20Client, n int) error {
+				b := data[(n-1)*1024 : n*1024]
+				return via.PutChunk(ctx, d.Identifier, n, bytes.NewReader(b), int64(len(b)))
+			}
+			// 127.0.0.1 uses up its chunk limit on the upload node (the
+			// test's clock stands still, so the second never ends).
+			for n := 1; n <= 2; n++ {
+				if err := chunk(c, n); err != nil {
+					t.Fatalf("chunk %d: %v", n, err)
+				}
+			}
+			if err := chunk(c, 3); codeOf(err) != http.StatusTooManyRequests {
+				t.Fatalf("a third chunk from 127.0.0.1: %v", err)
+			}
+			// The client at 127.0.0.2 through the other node.
+			far := *c
+			far.BaseURL = ohttp.URL
+			far.HTTP = &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+				LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
+			err := chunk(&far, 3)
+			if peers && err != nil {
+				t.Fatalf("a chunk from 127.0.0.2 forwarded with the peer token: %v", err)
+			}
+			if !peers && codeOf(err) != http.StatusTooManyRequests {
+				t.Fatalf("a chunk forwarded without the peer token counts under the forwarding node: %v", err)
+			}
+		})
 	}
 }

@@ -205,3 +205,58 @@ func TestMK12OverLoopback(t *testing.T) {
 		t.Fatalf("%s %x", resp.Status, b)
 	}
 }
+
+// TestRateLimitForwarded: a request another node of the cluster forwarded
+// (its peer token verified) counts under the client's address, the last
+// X-Forwarded-For entry; without a verified token the header is ignored.
+func TestRateLimitForwarded(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := newRateLimiter(2, func() time.Time { return now })
+	l.peer = func(r *http.Request) bool { return r.Header.Get(peerToken) == "good" }
+	h := l.wrap(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
+	call := func(token string, forwarded ...string) int {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = "127.0.0.9:1234" // the forwarding node
+		for _, f := range forwarded {
+			r.Header.Add("X-Forwarded-For", f)
+		}
+		if token != "" {
+			r.Header.Set(peerToken, token)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	// Three clients through one node: each has its own limit.
+	for _, client := range []string{"127.0.0.1", "127.0.0.2", "::1"} {
+		for i := 0; i < 2; i++ {
+			if c := call("good", client); c != http.StatusOK {
+				t.Fatalf("client %s, request %d through a peer: %d", client, i, c)
+			}
+		}
+		if c := call("good", client); c != http.StatusTooManyRequests {
+			t.Fatalf("client %s, 3rd request: %d", client, c)
+		}
+	}
+	// The entry the peer added is the last one; the client's own go before it.
+	if c := call("good", "127.0.0.3, 127.0.0.1"); c != http.StatusTooManyRequests {
+		t.Fatalf("a client naming another address before its own: %d", c)
+	}
+	if c := call("good", "127.0.0.1", "127.0.0.4"); c != http.StatusOK {
+		t.Fatalf("the last of two headers: %d", c)
+	}
+	// Without the cluster's token the header is anyone's: the request
+	// counts under the address it came from.
+	for i := 0; i < 2; i++ {
+		if c := call("forged", "127.0.0.5"); c != http.StatusOK {
+			t.Fatalf("request %d with a forged token: %d", i, c)
+		}
+	}
+	if c := call("", "127.0.0.6"); c != http.StatusTooManyRequests {
+		t.Fatalf("a 3rd request from the forwarding node's address, no token: %d", c)
+	}
+	// A peer's request without the header counts under the peer.
+	if c := call("good"); c != http.StatusTooManyRequests {
+		t.Fatalf("a peer's own request: %d", c)
+	}
+}

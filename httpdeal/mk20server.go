@@ -137,6 +137,10 @@ type MK20Config struct {
 	// receives is then passed on to it rather than answered 421, so
 	// clients may send every request to any node.
 	NodeURL func(ctx context.Context, node string) (string, error)
+	// Peers, in a cluster, is how its nodes know the requests they pass
+	// on to each other; nil leaves forwarded requests counted in the rate
+	// limits under the forwarding node's address.
+	Peers *PeerAuth
 	// Sources are the data sources taken (GET /sources lists them; a deal
 	// with another gets ErrUnsupportedDataSource); nil takes every source
 	// mk20.SupportedSources names.
@@ -149,6 +153,28 @@ type MK20Config struct {
 	Now func() time.Time
 	// Logf receives operational lines; nil uses the standard logger.
 	Logf func(format string, args ...any)
+}
+
+// PeerAuth is how the nodes of a cluster know the requests they pass on to
+// each other: Token goes with each request this node forwards (header
+// X-Ferry-Peer-Token), and Verify accepts the tokens of the cluster's
+// nodes. A forwarded request whose token Verify accepts counts in this
+// node's rate limits under its client's address (the last X-Forwarded-For
+// entry, which the forwarding node set): the client is limited at the
+// node it reached and here as itself, and a node forwarding many clients'
+// requests does not use up one address's limit.
+type PeerAuth struct {
+	Token  string
+	Verify func(token string) bool
+}
+
+// peerToken is the header of PeerAuth.Token.
+const peerToken = "X-Ferry-Peer-Token"
+
+// fromPeer reports whether r was forwarded by another node of the cluster.
+func (m *MK20) fromPeer(r *http.Request) bool {
+	t := r.Header.Get(peerToken)
+	return m.cfg.Peers != nil && t != "" && m.cfg.Peers.Verify(t)
 }
 
 // MK20Deps are the parts the Market 2.0 routes work with.
@@ -243,7 +269,9 @@ func NewMK20(cfg MK20Config, d MK20Deps) (*MK20, error) {
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.mux = http.NewServeMux()
 	route := func(limit int, pattern string, h func(http.ResponseWriter, *http.Request, address.Address)) {
-		m.mux.Handle(pattern, newRateLimiter(limit, cfg.Now).wrap(m.auth(h)))
+		l := newRateLimiter(limit, cfg.Now)
+		l.peer = m.fromPeer
+		m.mux.Handle(pattern, l.wrap(m.auth(h)))
 	}
 	p := MK20Path
 	route(cfg.RateLimit, "POST "+p+"/deal", m.postDeal)

@@ -105,6 +105,10 @@ func (m *MK20) misdirected(w http.ResponseWriter, r *http.Request, up *uploadRow
 			pr.SetURL(target)
 			pr.SetXForwarded()
 			pr.Out.Header.Set(forwardedBy, m.cfg.NodeID)
+			pr.Out.Header.Del(peerToken)
+			if m.cfg.Peers != nil {
+				pr.Out.Header.Set(peerToken, m.cfg.Peers.Token)
+			}
 		},
 		Transport: m.peers,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -19,6 +20,10 @@ const DefaultRateLimit = 50
 type rateLimiter struct {
 	limit int
 	now   func() time.Time
+	// peer, when set, reports whether a request was forwarded by another
+	// node of the cluster (it carries the cluster's token): such a request
+	// counts under its client's address, not the forwarding node's.
+	peer func(*http.Request) bool
 
 	mu     sync.Mutex
 	second int64              // the Unix second counts is for; guarded by mu
@@ -55,7 +60,7 @@ func (l *rateLimiter) allow(ip netip.Addr) bool {
 // beyond the limit of its remote address.
 func (l *rateLimiter) wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !l.allow(remoteIP(r)) {
+		if !l.allow(l.clientIP(r)) {
 			http.Error(w, http.StatusText(http.StatusTooManyRequests), http.StatusTooManyRequests)
 			return
 		}
@@ -63,10 +68,24 @@ func (l *rateLimiter) wrap(h http.Handler) http.Handler {
 	})
 }
 
-// remoteIP is the address a request came from. Forwarding headers are not
-// trusted: anyone can set them. An unparsable RemoteAddr (not one net/http
-// produces) counts as the zero address.
-func remoteIP(r *http.Request) netip.Addr {
+// clientIP is the address a request came from: its remote address, or,
+// for a request another node of the cluster forwarded (l.peer), the last
+// address of its X-Forwarded-For, the one that node added. Forwarding
+// headers are trusted from nowhere else: anyone can set them, and the
+// addresses before the last are the client's own say. An unparsable
+// address (not one net/http produces) counts as the zero address.
+func (l *rateLimiter) clientIP(r *http.Request) netip.Addr {
+	if l.peer != nil && l.peer(r) {
+		if hops := r.Header.Values("X-Forwarded-For"); len(hops) > 0 {
+			last := hops[len(hops)-1]
+			if i := strings.LastIndexByte(last, ','); i >= 0 {
+				last = last[i+1:]
+			}
+			if ip, err := netip.ParseAddr(strings.TrimSpace(last)); err == nil {
+				return ip.Unmap()
+			}
+		}
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr

@@ -187,6 +187,13 @@ func (n *Node) marketAddrs(ctx context.Context) ([]ma.Multiaddr, error) {
 // remotePerm is the permission of the token nodes present to each other.
 const remotePerm = auth.Read
 
+// peerToken reports whether token is the cluster's: one the nodes present
+// to each other.
+func (n *Node) peerToken(token string) bool {
+	perms, err := auth.Verify(n.clusterSecret, token)
+	return err == nil && hasPerm(perms, remotePerm)
+}
+
 // remoteHandler serves this node's files to the other nodes of the
 // cluster, as Lotus' /remote does, with ranged reads:
 //
@@ -197,7 +204,7 @@ const remotePerm = auth.Read
 func (n *Node) remoteHandler(local index.PieceSource) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if perms, err := auth.Verify(n.clusterSecret, token); !ok || err != nil || !hasPerm(perms, remotePerm) {
+		if !ok || !n.peerToken(token) {
 			http.Error(w, "a cluster token is needed", http.StatusUnauthorized)
 			return
 		}

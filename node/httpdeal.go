@@ -50,6 +50,7 @@ func (n *Node) mountHTTPDeals(ctx context.Context, mux *http.ServeMux) error {
 	cfg.Logf, cfg.NodeID = n.logf, n.nodeID()
 	if n.Cluster != nil {
 		cfg.NodeURL = n.nodeURL // an upload's requests may come to any market node
+		cfg.Peers = &httpdeal.PeerAuth{Token: n.clusterToken, Verify: n.peerToken}
 	}
 	m := &mk20Market{p: n.Provider, verified: n.Config.Market.ConsiderVerifiedDeals}
 	srv, err := httpdeal.NewMK20(cfg, httpdeal.MK20Deps{DB: n.DB, Chain: n.Chain, Staging: mk20Staging{n.Provider}, Market: m})
