@@ -467,3 +467,53 @@ func TestMK20ForwardedRateLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestMK20ForwardedTakesNoSlot: a node passing a chunk or a serial upload
+// on to the upload's node takes none of its own upload slots (the
+// upload's node takes one), so uploads it forwards are not refused for
+// uploads it receives itself.
+func TestMK20ForwardedTakesNoSlot(t *testing.T) {
+	e := newEnv(t)
+	other, ohttp := e.secondNode(func(_ context.Context, node string) (string, error) { return e.http.URL, nil })
+	for range cap(other.slots) {
+		other.slots <- struct{}{} // every slot of the other node busy
+	}
+	ctx := context.Background()
+	c := e.client()
+	oc := *c
+	oc.BaseURL = ohttp.URL
+	data := payload(2*1024, 32)
+	d := ddo(c, pieceCIDv2(t, data), "")
+	if err := c.MakeDeal(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.StartUpload(ctx, d.Identifier, uint64(len(data)), 1024); err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 2; n++ {
+		if err := oc.PutChunk(ctx, d.Identifier, n, bytes.NewReader(data[(n-1)*1024:n*1024]), 1024); err != nil {
+			t.Fatalf("chunk %d through a node with no free slot: %v", n, err)
+		}
+	}
+	// A serial upload begun on its node, sent again through the other.
+	data2 := payload(1500, 33)
+	d2 := ddo(c, pieceCIDv2(t, data2), "")
+	if err := c.MakeDeal(ctx, d2); err != nil {
+		t.Fatal(err)
+	}
+	if code := e.signedRequestTo(t, e.http.URL, c, http.MethodPut, "/upload/"+d2.Identifier.String(), data2[:10], contentTypeBytes); code != http.StatusBadRequest {
+		t.Fatalf("a short serial upload on its node: %d", code)
+	}
+	if code := e.signedRequestTo(t, ohttp.URL, c, http.MethodPut, "/upload/"+d2.Identifier.String(), data2, contentTypeBytes); code != http.StatusOK {
+		t.Fatalf("the serial upload through a node with no free slot: %d", code)
+	}
+	// Its own uploads still find no slot there.
+	data3 := payload(1500, 34)
+	d3 := ddo(c, pieceCIDv2(t, data3), "")
+	if err := c.MakeDeal(ctx, d3); err != nil {
+		t.Fatal(err)
+	}
+	if code := e.signedRequestTo(t, ohttp.URL, c, http.MethodPut, "/upload/"+d3.Identifier.String(), data3, contentTypeBytes); code != http.StatusTooManyRequests {
+		t.Fatalf("a new serial upload on the node with no free slot: %d", code)
+	}
+}

@@ -291,11 +291,6 @@ func (m *MK20) uploadChunk(w http.ResponseWriter, r *http.Request, _ address.Add
 		http.Error(w, "chunk must be greater than 0", http.StatusBadRequest)
 		return
 	}
-	release, ok := m.slot(w)
-	if !ok {
-		return
-	}
-	defer release()
 	ctx := r.Context()
 	up, err := m.store.upload(ctx, id)
 	if errors.Is(err, errNotFound) || (err == nil && (!up.Chunked || up.Finalized)) {
@@ -307,9 +302,14 @@ func (m *MK20) uploadChunk(w http.ResponseWriter, r *http.Request, _ address.Add
 		return
 	}
 	if !m.here(up) {
-		m.misdirected(w, r, up)
+		m.misdirected(w, r, up) // the upload's node takes the slot
 		return
 	}
+	release, ok := m.slot(w)
+	if !ok {
+		return
+	}
+	defer release()
 	size, complete, err := m.store.chunk(ctx, id, n)
 	if errors.Is(err, errNotFound) {
 		http.Error(w, "chunk not found", http.StatusNotFound)
@@ -598,11 +598,6 @@ func (m *MK20) serialUpload(w http.ResponseWriter, r *http.Request, _ address.Ad
 	if !ok {
 		return
 	}
-	release, ok := m.slot(w)
-	if !ok {
-		return
-	}
-	defer release()
 	ctx := r.Context()
 	d, ok := m.uploadDeal(ctx, w, id)
 	if !ok {
@@ -619,13 +614,18 @@ func (m *MK20) serialUpload(w http.ResponseWriter, r *http.Request, _ address.Ad
 			return
 		}
 		if !m.here(prev) {
-			m.misdirected(w, r, prev)
+			m.misdirected(w, r, prev) // the upload's node takes the slot
 			return
 		}
 	} else if !errors.Is(err, errNotFound) {
 		m.serverError(w, "reading upload", err)
 		return
 	}
+	release, ok := m.slot(w)
+	if !ok {
+		return
+	}
+	defer release()
 	if err := createStaging(up.Path); err != nil {
 		m.serverError(w, "creating the staging file", err)
 		return
