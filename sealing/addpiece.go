@@ -470,14 +470,14 @@ func (pw *PieceWriter) WritePadded(ctx context.Context, w io.WriterAt, offset, s
 // otherwise (no checksum, or a file or piece that cannot take direct
 // writes) by computing their commitment as they are written.
 func writeChecked(ctx context.Context, bufs *bufferPool, f io.WriterAt, pl Placement, size abi.UnpaddedPieceSize, data io.Reader, d Deal) error {
-	if d.DataCRC32C != nil {
-		if direct, err := openDirectPiece(bufs, f, pl); err != nil {
-			return err
-		} else if direct != nil {
-			return writeCRC(ctx, direct, pl, size, data, *d.DataCRC32C)
-		}
+	direct, err := openDirectPiece(bufs, f, pl)
+	if err != nil {
+		return err
 	}
-	comm, err := writePadded(ctx, bufs, f, pl, size, data)
+	if d.DataCRC32C != nil && direct != nil {
+		return writeCRC(ctx, direct, pl, size, data, *d.DataCRC32C)
+	}
+	comm, err := writeHashed(ctx, direct, f, pl, size, data)
 	if err != nil {
 		return err
 	}
@@ -497,11 +497,11 @@ func writeCRC(ctx context.Context, direct *directWriter, pl Placement, size abi.
 	if err == nil && n > int64(size) {
 		err = fmt.Errorf("piece data is longer than the %d-byte unpadded piece size", size)
 	}
-	if cerr := pad.Close(pl.Size); err == nil && cerr != nil {
-		err = fmt.Errorf("writing piece data: %w", cerr)
+	if cerr := pad.Close(pl.Size); err == nil {
+		err = cerr
 	}
-	if cerr := direct.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("writing piece data: %w", cerr)
+	if cerr := direct.Close(); err == nil {
+		err = cerr
 	}
 	if err != nil {
 		return fmt.Errorf("writing piece data: %w", err)
@@ -546,12 +546,18 @@ func openDirectPiece(bufs *bufferPool, f io.WriterAt, pl Placement) (*directWrit
 // the payload) are skipped when w is a sector file: its piece range is made
 // a hole first, so they read as zeros and the file stays sparse.
 func writePadded(ctx context.Context, bufs *bufferPool, f io.WriterAt, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
-	hole := &holeWriter{w: f, off: int64(pl.Offset)}
 	// Large pieces of a real file go around the page cache.
 	direct, err := openDirectPiece(bufs, f, pl)
 	if err != nil {
 		return piece.Commitment{}, err
 	}
+	return writeHashed(ctx, direct, f, pl, size, data)
+}
+
+// writeHashed is writePadded once the piece's range is cleared: into
+// direct when it is not nil (and closing it), otherwise into f.
+func writeHashed(ctx context.Context, direct *directWriter, f io.WriterAt, pl Placement, size abi.UnpaddedPieceSize, data io.Reader) (piece.Commitment, error) {
+	hole := &holeWriter{w: f, off: int64(pl.Offset)}
 	if _, ok := f.(sectorFile); ok && direct == nil {
 		hole.zeros = make([]byte, 1<<20)
 	}
