@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/filecoin-project/go-state-types/abi"
@@ -64,6 +67,19 @@ type addPieceParams struct {
 // pass is one timed run of one of the three passes.
 type pass struct {
 	wall, cpu time.Duration
+	steal     time.Duration // machine-wide: time the hypervisor ran something else on our vCPUs
+}
+
+// meter times one pass: wall, this process's CPU and the machine's steal.
+type meter struct {
+	start        time.Time
+	cpu0, steal0 time.Duration
+}
+
+func startPass() meter { return meter{start: time.Now(), cpu0: cpuDuration(), steal0: stealTime()} }
+
+func (m meter) stop() pass {
+	return pass{wall: time.Since(m.start), cpu: cpuDuration() - m.cpu0, steal: stealTime() - m.steal0}
 }
 
 // addPieceResult holds every round's figures.
@@ -169,7 +185,7 @@ func runAddPieceBench(ctx context.Context, p addPieceParams) (*addPieceResult, e
 	bothPass := func() error {
 		runtime.GOMAXPROCS(res.ferrydProcs)
 		defer runtime.GOMAXPROCS(res.commpProcs)
-		start, cpu0 := time.Now(), cpuTime()
+		m := startPass()
 		diskErr := make(chan error, 1)
 		go func() {
 			_, err := timeDirectWrite(filepath.Join(tmp, "disk"), res.written)
@@ -182,7 +198,7 @@ func runAddPieceBench(ctx context.Context, p addPieceParams) (*addPieceResult, e
 		if err != nil {
 			return err
 		}
-		res.both = append(res.both, pass{wall: time.Since(start), cpu: seconds(cpuTime() - cpu0)})
+		res.both = append(res.both, m.stop())
 		return nil
 	}
 	passes := []func() error{diskPass, commpPass, addPiecePass, bothPass}
@@ -219,11 +235,11 @@ func timeDirectWrite(path string, size int64) (pass, error) {
 		rng.Read(b)
 	}
 	defer os.Remove(path)
-	start, cpu0 := time.Now(), cpuTime()
+	m := startPass()
 	if err := directWrite(path, size, bufs); err != nil {
 		return pass{}, err
 	}
-	return pass{wall: time.Since(start), cpu: seconds(cpuTime() - cpu0)}, nil
+	return m.stop(), nil
 }
 
 // timeCommP is the plain CommP pass over src, as `ferry commp` reads it.
@@ -233,7 +249,7 @@ func timeCommP(src string, ps abi.PaddedPieceSize) (pass, [32]byte, error) {
 		return pass{}, [32]byte{}, err
 	}
 	defer f.Close()
-	start, cpu0 := time.Now(), cpuTime()
+	m := startPass()
 	c := piece.NewCalc()
 	if _, err := io.CopyBuffer(c, f, make([]byte, 1<<20)); err != nil {
 		return pass{}, [32]byte{}, fmt.Errorf("commp pass: %w", err)
@@ -242,7 +258,7 @@ func timeCommP(src string, ps abi.PaddedPieceSize) (pass, [32]byte, error) {
 	if err != nil {
 		return pass{}, [32]byte{}, fmt.Errorf("commp pass: %w", err)
 	}
-	return pass{wall: time.Since(start), cpu: seconds(cpuTime() - cpu0)}, comm.Root, nil
+	return m.stop(), comm.Root, nil
 }
 
 // timeAddPiece is the fused pass into a new sparse sector file at dst (each
@@ -263,16 +279,16 @@ func timeAddPiece(ctx context.Context, pw *sealing.PieceWriter, src, dst string,
 	if err := out.Truncate(int64(ps)); err != nil {
 		return pass{}, 0, [32]byte{}, fmt.Errorf("sizing sector file: %w", err)
 	}
-	start, cpu0 := time.Now(), cpuTime()
+	m := startPass()
 	comm, err := pw.WritePadded(ctx, out, 0, ps, f)
 	if err != nil {
 		return pass{}, 0, [32]byte{}, fmt.Errorf("addpiece pass: %w", err)
 	}
-	pa := pass{wall: time.Since(start), cpu: seconds(cpuTime() - cpu0)}
+	pa := m.stop()
 	if err := out.Sync(); err != nil {
 		return pass{}, 0, [32]byte{}, fmt.Errorf("syncing sector file: %w", err)
 	}
-	return pa, time.Since(start) - pa.wall, comm.Root, nil
+	return pa, time.Since(m.start) - pa.wall, comm.Root, nil
 }
 
 // medianPass is the pass of median wall time; its CPU time goes with it.
@@ -292,23 +308,30 @@ func (r *addPieceResult) print(out io.Writer) {
 	writtenMiB := float64(r.written) / (1 << 20)
 	fmt.Fprintf(out, "payload %d bytes, piece %d bytes, %d rounds, %d CPUs, load average before %s, after %s\n",
 		r.payload, r.piece, len(r.addpiece), runtime.NumCPU(), r.loadBefore, r.loadAfter)
-	fmt.Fprintf(out, "disk (O_DIRECT, %d MiB per pwritev, %.0f MiB):          %8.1f MiB/s  (%v)\n",
-		sealing.DirectWriteMax>>20, writtenMiB, writtenMiB/disk.wall.Seconds(), disk.wall.Round(time.Millisecond))
-	fmt.Fprintf(out, "commp (plain piece.Calc pass, GOMAXPROCS %d):          %8.1f MiB/s  (%v, %.2f CPU-s/GiB)\n",
-		r.commpProcs, mib/commp.wall.Seconds(), commp.wall.Round(time.Millisecond), commp.cpu.Seconds()/gib)
-	fmt.Fprintf(out, "addpiece (fr32 + write + CommP fused, GOMAXPROCS %d):  %8.1f MiB/s  (%v, %.2f CPU-s/GiB, then fsync %v)\n",
-		r.ferrydProcs, mib/fused.wall.Seconds(), fused.wall.Round(time.Millisecond), fused.cpu.Seconds()/gib,
+	fmt.Fprintf(out, "disk (O_DIRECT, %d MiB per pwritev, %.0f MiB):          %8.1f MiB/s  (%v, steal %v)\n",
+		sealing.DirectWriteMax>>20, writtenMiB, writtenMiB/disk.wall.Seconds(), disk.wall.Round(time.Millisecond), disk.steal.Round(time.Millisecond))
+	fmt.Fprintf(out, "commp (plain piece.Calc pass, GOMAXPROCS %d):          %8.1f MiB/s  (%v, %.2f CPU-s/GiB, steal %v)\n",
+		r.commpProcs, mib/commp.wall.Seconds(), commp.wall.Round(time.Millisecond), commp.cpu.Seconds()/gib, commp.steal.Round(time.Millisecond))
+	fmt.Fprintf(out, "addpiece (fr32 + write + CommP fused, GOMAXPROCS %d):  %8.1f MiB/s  (%v, %.2f CPU-s/GiB, steal %v, then fsync %v)\n",
+		r.ferrydProcs, mib/fused.wall.Seconds(), fused.wall.Round(time.Millisecond), fused.cpu.Seconds()/gib, fused.steal.Round(time.Millisecond),
 		time.Duration(median(syncs)*float64(time.Second)).Round(time.Millisecond))
-	fmt.Fprintf(out, "disk and commp passes at once, apart (GOMAXPROCS %d):  %8.1f MiB/s  (%v, %.2f CPU-s/GiB)\n",
-		r.ferrydProcs, mib/both.wall.Seconds(), both.wall.Round(time.Millisecond), both.cpu.Seconds()/gib)
+	fmt.Fprintf(out, "disk and commp passes at once, apart (GOMAXPROCS %d):  %8.1f MiB/s  (%v, %.2f CPU-s/GiB, steal %v)\n",
+		r.ferrydProcs, mib/both.wall.Seconds(), both.wall.Round(time.Millisecond), both.cpu.Seconds()/gib, both.steal.Round(time.Millisecond))
+	if spare := float64(runtime.NumCPU())*fused.wall.Seconds() - fused.cpu.Seconds() - fused.steal.Seconds(); fused.steal > 0 {
+		// What the vCPUs did during the fused pass: ours, the host's
+		// (steal: a VM's hypervisor running its own I/O work or other
+		// guests on our vCPUs), and idle.
+		fmt.Fprintf(out, "vCPU time in the fused pass: ours %.2f s, stolen by the host %.2f s, idle %.2f s of %.2f s\n",
+			fused.cpu.Seconds(), fused.steal.Seconds(), max(spare, 0), float64(runtime.NumCPU())*fused.wall.Seconds())
+	}
 	ceiling, which := commp.wall, "CommP (the disk writes the piece faster than CommP hashes it)"
 	if disk.wall > commp.wall {
 		ceiling, which = disk.wall, "the disk (it writes the piece slower than CommP hashes it)"
 	}
 	fmt.Fprintf(out, "ceiling: %s\n", which)
-	fmt.Fprintf(out, "ratio addpiece/commp: %.1f%% (target >= %.0f%%); addpiece/ceiling: %.1f%%; both-at-once/commp: %.1f%%\n",
+	fmt.Fprintf(out, "ratio addpiece/commp: %.1f%% (target >= %.0f%%); addpiece/ceiling: %.1f%%; both-at-once/commp: %.1f%%; addpiece/both-at-once: %.1f%%\n",
 		100*commp.wall.Seconds()/fused.wall.Seconds(), 100*addPieceTarget, 100*ceiling.Seconds()/fused.wall.Seconds(),
-		100*commp.wall.Seconds()/both.wall.Seconds())
+		100*commp.wall.Seconds()/both.wall.Seconds(), 100*both.wall.Seconds()/fused.wall.Seconds())
 	fmt.Fprintf(out, "memory: Go runtime memory from the OS %d MiB, peak RSS %.0f MiB\n", r.maxSys>>20, peakRSS()/(1<<20))
 }
 
@@ -320,4 +343,19 @@ func medianDuration(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// parseSteal reads the steal field of /proc/stat's aggregate cpu line
+// ("cpu user nice system idle iowait irq softirq steal ..."), in 1/100 s.
+func parseSteal(stat []byte) time.Duration {
+	line, _, _ := bytes.Cut(stat, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	ticks, err := strconv.ParseInt(f[8], 10, 64)
+	if err != nil || ticks < 0 {
+		return 0
+	}
+	return time.Duration(ticks) * time.Second / 100
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,4 +50,15 @@ func directWrite(path string, size int64, bufs [][]byte) error {
 		off += int64(n)
 	}
 	return nil
+}
+
+// stealTime is the machine's steal time so far, summed over its CPUs: the
+// eighth number of /proc/stat's cpu line, in USER_HZ ticks (100 a second on
+// every Linux that Go runs on); 0 when it cannot be read.
+func stealTime() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	return parseSteal(b)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAddPieceBench runs the addpiece bench on an 8 MiB piece: every pass
@@ -30,7 +31,7 @@ func TestAddPieceBench(t *testing.T) {
 	}
 	var out bytes.Buffer
 	res.print(&out)
-	for _, want := range []string{"disk (O_DIRECT", "commp (plain", "addpiece (fr32", "ceiling:", "ratio addpiece/commp"} {
+	for _, want := range []string{"disk (O_DIRECT", "commp (plain", "addpiece (fr32", "ceiling:", "ratio addpiece/commp", "addpiece/both-at-once", "steal "} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
 		}
@@ -49,5 +50,19 @@ func BenchmarkAddPiece(b *testing.B) {
 		commp, fused, disk := res.commp[0].wall, res.addpiece[0].wall, res.disk[0].wall
 		b.ReportMetric(100*commp.Seconds()/fused.Seconds(), "%commp")
 		b.ReportMetric(100*max(commp, disk).Seconds()/fused.Seconds(), "%ceiling")
+	}
+}
+
+func TestParseSteal(t *testing.T) {
+	for in, want := range map[string]time.Duration{
+		"cpu  20150 0 4392 1458392 1686 0 109 582 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n": 5820 * time.Millisecond,
+		"cpu  1 2 3 4 5 6 7\n":       0, // a kernel without steal
+		"cpu0 1 2 3 4 5 6 7 8 0 0\n": 0, // not the aggregate line
+		"cpu  1 2 3 4 5 6 7 x 0 0\n": 0,
+		"":                           0,
+	} {
+		if got := parseSteal([]byte(in)); got != want {
+			t.Errorf("parseSteal(%q) = %v, want %v", in, got, want)
+		}
 	}
 }

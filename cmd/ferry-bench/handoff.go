@@ -128,13 +128,14 @@ func runHandoffBench(ctx context.Context, dir string, size int64, rounds int) er
 	return nil
 }
 
-// timePass runs f and appends its wall and process CPU time to ps.
+// timePass runs f and appends its wall, process CPU and machine steal time
+// to ps.
 func timePass(ps *[]pass, f func() error) error {
-	start, cpu0 := time.Now(), cpuTime()
+	m := startPass()
 	if err := f(); err != nil {
 		return err
 	}
-	*ps = append(*ps, pass{wall: time.Since(start), cpu: seconds(cpuTime() - cpu0)})
+	*ps = append(*ps, m.stop())
 	return nil
 }
 
